@@ -1,0 +1,87 @@
+"""Publishing assets: verdicts per commitment, evidence files, the compliance report and the run manifest."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from compliance.evidence import build_manifest, build_verdicts, combine_results, write_evidence, write_json
+from pipelines.resources import ReporterSettings, Warehouse
+from reports.compliance_report import ReportData, publish_atomically, render_compliance_report
+
+VIOLATIONS_SHOWN = 2_000
+
+
+@dg.asset(
+    group_name="publish",
+    kinds={"duckdb"},
+    deps=["ticket_sla", "privacy_findings", "security_findings", "status_findings", "retention_findings"],
+)
+def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Every commitment of the policy with its verdict (met / breached / no data / not assessed)."""
+    with warehouse.connect() as con:
+        combine_results(con)
+        build_verdicts(con, settings.load_policy())
+        counts = dict(con.execute("SELECT verdict, count(*) FROM verdicts GROUP BY verdict").fetchall())
+    return dg.MaterializeResult(metadata={verdict: int(count) for verdict, count in sorted(counts.items())})
+
+
+@dg.asset(group_name="publish", kinds={"csv", "parquet"}, deps=[verdicts])
+def evidence_files(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The evidence folder: ticket_sla, violations, metrics, quarantine, verdicts and at-risk files."""
+    with warehouse.connect() as con:
+        written = write_evidence(con, Path(settings.out_dir))
+    return dg.MaterializeResult(metadata={"files": [str(path) for path in written]})
+
+
+def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con, outputs: list[Path]) -> dict:
+    return build_manifest(
+        con,
+        run_id=context.run_id,
+        as_of=settings.as_of_instant(context),
+        policy=settings.load_policy(),
+        exports_dir=Path(settings.exports_dir),
+        out_dir=Path(settings.out_dir),
+        outputs=outputs,
+    )
+
+
+def _evidence_paths(out_dir: Path) -> list[Path]:
+    return sorted(path for path in (out_dir / "evidence").glob("*") if path.is_file() and not path.name.startswith("."))
+
+
+@dg.asset(group_name="publish", kinds={"html"}, deps=[evidence_files])
+def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    """compliance_report.html: verdicts, figures with denominators, violations, data coverage, provenance."""
+    out_dir = Path(settings.out_dir)
+    with warehouse.connect() as con:
+        data = ReportData(
+            policy=settings.load_policy(),
+            manifest=_manifest(context, settings, con, _evidence_paths(out_dir)),
+            verdicts=con.execute("SELECT * FROM verdicts ORDER BY position").pl(),
+            metrics=con.execute("SELECT * FROM metrics").pl(),
+            violations=con.execute(
+                f"SELECT * FROM violations ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT {VIOLATIONS_SHOWN}"
+            ).pl(),
+            violations_total=con.execute("SELECT count(*) FROM violations").fetchone()[0],
+            quarantine_summary=con.execute(
+                "SELECT source_file, reason_code AS reason, count(*) AS rows FROM quarantine "
+                "GROUP BY ALL ORDER BY source_file, rows DESC, reason"
+            ).pl(),
+            at_risk=con.execute("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
+            generated_at=datetime.now(timezone.utc),
+        )
+    path = out_dir / "compliance_report.html"
+    publish_atomically(render_compliance_report(data), path)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+
+
+@dg.asset(group_name="publish", kinds={"json"}, deps=[compliance_report])
+def run_manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    """manifest.json: run id, as-of, policy and input hashes, rows read/loaded/quarantined, output hashes."""
+    out_dir = Path(settings.out_dir)
+    outputs = _evidence_paths(out_dir) + [out_dir / "compliance_report.html"]
+    with warehouse.connect() as con:
+        manifest = _manifest(context, settings, con, outputs)
+    write_json(out_dir / "manifest.json", manifest)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out_dir / "manifest.json"))})

@@ -1,0 +1,19 @@
+"""SLA assets: every ticket clock with its due time, elapsed open time and verdict."""
+
+import dagster as dg
+
+from compliance.sla import evaluate_ticket_clocks
+from pipelines.resources import ReporterSettings, Warehouse
+
+
+@dg.asset(
+    group_name="sla",
+    kinds={"duckdb"},
+    deps=["staged_tickets", "staged_ticket_events"],
+)
+def ticket_sla(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    """One row per ticket × clock rule: due, stopped, elapsed open seconds, state."""
+    with warehouse.connect() as con:
+        evaluate_ticket_clocks(con, settings.load_policy(), settings.as_of_instant(context))
+        counts = dict(con.execute("SELECT state, count(*) FROM ticket_sla GROUP BY state").fetchall())
+    return dg.MaterializeResult(metadata={state: int(counts.get(state, 0)) for state in ("achieved", "breached", "active", "excluded")})

@@ -1,0 +1,277 @@
+"""Evidence: verdicts per commitment, and the files every run writes (CSV/Parquet evidence, manifest).
+
+Files are written next to their final name and moved into place with ``os.replace``, so an interrupted run
+never leaves a half-written file where the last good one was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from compliance.contract import SOURCES
+from compliance.policy import Policy
+from compliance.rules.common import METRIC_COLUMNS, VIOLATION_COLUMNS, lit, table_exists
+
+DOMAINS_WITH_RESULTS = ("tickets", "privacy", "security", "status", "retention")
+
+# The sources a rule kind needs; without them its verdict is "no data".
+RULE_SOURCES: dict[str, tuple[str, ...]] = {
+    "first_response": ("tickets",),
+    "senior_review": ("tickets",),
+    "resolution": ("tickets",),
+    "privacy_first_response": ("privacy_requests",),
+    "privacy_completion": ("privacy_requests",),
+    "privacy_extension": ("privacy_requests",),
+    "privacy_types": ("privacy_requests",),
+    "security_ack": ("security_reports",),
+    "security_timeline": ("security_reports",),
+    "security_embargo": ("security_reports",),
+    "maintenance_notice": ("incidents",),
+    "postmortem": ("incidents",),
+    "live_updates": ("incidents", "incident_updates"),
+    "incident_history": ("incidents",),
+    "retention_after_closure": ("retention_inventory",),
+    "retention_workspace_lifetime": ("retention_inventory",),
+    "retention_minimum": ("retention_inventory",),
+    "retention_maximum_age": ("retention_inventory",),
+}
+
+# Evidence files: table → (file stem, ORDER BY, also as Parquet).
+EVIDENCE_FILES = {
+    "verdicts": ("verdicts", "position", False),
+    "ticket_sla": ("ticket_sla", "rule_id, started_at, record_id", True),
+    "violations": ("violations", "domain, rule_id, due_at NULLS LAST, record_id", True),
+    "metrics": ("metrics", "domain, rule_id, period <> 'all', period, segment <> 'all', segment", False),
+    "quarantine": ("quarantine", "source_file, line, reason_code", False),
+    "at_risk": ("at_risk", "remaining_seconds, due_at, record_id", False),
+}
+VERDICT_COLUMNS = (
+    "position INTEGER, rule_id VARCHAR, domain VARCHAR, title VARCHAR, source_doc VARCHAR, source_quote VARCHAR, "
+    "calendar VARCHAR, target VARCHAR, verdict VARCHAR, reason VARCHAR, achieved BIGINT, breached BIGINT, "
+    "active BIGINT, excluded BIGINT, warnings BIGINT, denominator BIGINT, adherence_pct DOUBLE"
+)
+
+
+def combine_results(con: duckdb.DuckDBPyConnection) -> None:
+    """Union the per-domain violations and metrics tables into ``violations`` and ``metrics``."""
+    for kind, columns in (("violations", VIOLATION_COLUMNS), ("metrics", METRIC_COLUMNS)):
+        parts = [f"SELECT * FROM {kind}_{domain}" for domain in DOMAINS_WITH_RESULTS if table_exists(con, f"{kind}_{domain}")]
+        con.execute(f"CREATE OR REPLACE TABLE {kind} ({columns})")
+        if parts:
+            con.execute(f"INSERT INTO {kind} {' UNION ALL '.join(parts)}")
+
+
+def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str] | None = None) -> None:
+    """One row per policy rule: met / breached / no data / not assessed, with the figures behind it.
+
+    ``blocked`` maps a domain to the reason a blocking data-quality check failed: its rules are "not assessed".
+    """
+    blocked = blocked or {}
+    inputs = {row[0]: row[1:] for row in con.execute("SELECT source, status, file, problem FROM ingest_log").fetchall()}
+    con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
+    for position, rule in enumerate(policy.rules):
+        reason = _missing_input_reason(rule.kind, inputs) or blocked.get(rule.domain)
+        fallback = "no data" if rule.domain not in blocked else "not assessed"
+        if rule.kind not in RULE_SOURCES:
+            fallback, reason = "not assessed", f"rule kind {rule.kind} is not evaluated by this version"
+        con.execute(
+            f"""INSERT INTO verdicts
+                WITH m AS (SELECT * FROM metrics WHERE rule_id = $rule_id AND period = 'all' AND segment = 'all'),
+                v AS (SELECT count(*) FILTER (WHERE severity = 'warning') AS warnings,
+                             count(*) FILTER (WHERE severity = 'breach') AS breaches,
+                             first(explanation ORDER BY explanation) FILTER (WHERE severity = 'coverage') AS coverage
+                      FROM violations WHERE rule_id = $rule_id)
+                SELECT $position, $rule_id, $domain, $title, $source_doc, $source_quote, $calendar, $target,
+                       CASE WHEN $reason IS NOT NULL THEN $fallback
+                            WHEN v.coverage IS NOT NULL THEN 'not assessed'
+                            WHEN coalesce(m.denominator, 0) = 0 AND v.breaches > 0 THEN 'breached'
+                            WHEN m.rule_id IS NULL THEN 'not assessed'
+                            WHEN coalesce(m.denominator, 0) = 0 THEN 'no data'
+                            WHEN m.breached > 0 AND m.adherence_pct < $met_min THEN 'breached'
+                            ELSE 'met' END,
+                       CASE WHEN $reason IS NOT NULL THEN $reason
+                            WHEN v.coverage IS NOT NULL THEN v.coverage
+                            WHEN m.rule_id IS NULL THEN 'the rule produced no figures'
+                            WHEN m.rule_id IS NOT NULL AND coalesce(m.denominator, 0) = 0 AND v.breaches = 0
+                                THEN 'no item reached its deadline in the data (' || coalesce(m.active, 0) || ' still open)'
+                       END,
+                       m.achieved, m.breached, m.active, m.excluded, v.warnings, m.denominator, m.adherence_pct
+                FROM v LEFT JOIN m ON true""",
+            {
+                "position": position,
+                "rule_id": rule.id,
+                "domain": rule.domain,
+                "title": rule.title,
+                "source_doc": rule.source_doc,
+                "source_quote": rule.source_quote,
+                "calendar": rule.calendar,
+                "target": rule.target.describe(),
+                "reason": reason,
+                "fallback": fallback,
+                "met_min": policy.met_min_adherence_pct,
+            },
+        )
+
+
+def _missing_input_reason(kind: str, inputs: dict[str, tuple]) -> str | None:
+    for source in RULE_SOURCES.get(kind, ()):
+        status, file, problem = inputs.get(source, ("missing", None, "no export file"))
+        if status == "missing":
+            return f"no {source} export (looked for {source}.csv, .parquet, .jsonl)"
+        if status == "unusable":
+            return f"{file} is unusable: {problem}"
+    return None
+
+
+def _csv_select(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> str:
+    """SELECT that renders a table for CSV: UTC timestamps with Z, text that cannot run as a formula."""
+    columns = con.execute(f"SELECT column_name, data_type FROM (DESCRIBE {table})").fetchall()
+    rendered = []
+    for name, data_type in columns:
+        ref = f'"{name}"'
+        if data_type.startswith("TIMESTAMP"):
+            rendered.append(
+                f"CASE WHEN microsecond({ref}) = 0 THEN strftime({ref}, '%Y-%m-%dT%H:%M:%SZ') "
+                f"ELSE strftime({ref}, '%Y-%m-%dT%H:%M:%S.%fZ') END AS {ref}"
+            )
+        elif data_type == "VARCHAR":
+            # Spreadsheets run cells starting with = + - @ (and tab/CR) as formulas: prefix a quote.
+            rendered.append(f"CASE WHEN regexp_matches({ref}, '^[=+\\-@\\t\\r]') THEN '''' || {ref} ELSE {ref} END AS {ref}")
+        elif data_type == "DOUBLE":
+            rendered.append(f"round({ref}, 4) AS {ref}")
+        else:
+            rendered.append(ref)
+    return f"SELECT {', '.join(rendered)} FROM {table} ORDER BY {order_by}"
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it atomically replaces ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    os.unlink(temporary)  # DuckDB's COPY wants to create the file itself
+    try:
+        yield Path(temporary)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path]:
+    written = []
+    for table, (stem, order_by, parquet) in EVIDENCE_FILES.items():
+        target = out_dir / "evidence" / f"{stem}.csv"
+        with replacing(target) as temporary:
+            con.execute(f"COPY ({_csv_select(con, table, order_by)}) TO {lit(str(temporary))} (FORMAT csv, HEADER true)")
+        written.append(target)
+        if parquet:
+            target = out_dir / "evidence" / f"{stem}.parquet"
+            with replacing(target) as temporary:
+                con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO {lit(str(temporary))} (FORMAT parquet)")
+            written.append(target)
+    return written
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    names = ("compliance-reporter", "dagster", "duckdb", "polars", "great-expectations", "plotly", "holidays", "pyarrow")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_manifest(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    as_of: datetime,
+    policy: Policy,
+    exports_dir: Path,
+    out_dir: Path,
+    outputs: list[Path],
+) -> dict:
+    inputs = []
+    for source, file, file_format, status, problem, sha256, read, loaded, quarantined in con.execute(
+        "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined "
+        "FROM ingest_log ORDER BY source"
+    ).fetchall():
+        inputs.append(
+            {
+                "source": source,
+                "file": file,
+                "format": file_format,
+                "status": status,
+                "problem": problem,
+                "sha256": sha256,
+                "rows_read": read,
+                "rows_loaded": loaded,
+                "rows_quarantined": quarantined,
+            }
+        )
+    known = {entry["source"] for entry in inputs}
+    inputs += [
+        {"source": name, "file": None, "format": None, "status": "not ingested", "problem": None, "sha256": None,
+         "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0}
+        for name in SOURCES
+        if name not in known
+    ]
+    period = con.execute(
+        "SELECT min(started_at), max(started_at) FROM ticket_sla WHERE state <> 'excluded'"
+    ).fetchone()
+    return {
+        "run_id": run_id,
+        "as_of": iso_utc(as_of),
+        "policy": {"path": str(policy.path), "sha256": policy.sha256, "profile": policy.profile},
+        "source_timezone": policy.source_timezone,
+        "readings": {
+            "naive_timestamps": f"read in {policy.source_timezone}; wall times skipped by a DST change are quarantined",
+            "adherence": "achieved / (achieved + breached); active (open, not yet due) items are shown apart",
+            "reopened_tickets": "new cycle" if policy.ticket_settings.get("reopen_starts_new_cycle") else "one cycle",
+        },
+        "exports_dir": str(exports_dir),
+        "period": {
+            "first_ticket_clock": iso_utc(period[0]) if period and period[0] else None,
+            "last_ticket_clock": iso_utc(period[1]) if period and period[1] else None,
+        },
+        "inputs": inputs,
+        "versions": package_versions(),
+        "outputs": [
+            {"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)
+        ],
+    }
+
+
+def write_json(path: Path, document: dict) -> None:
+    with replacing(path) as temporary:
+        temporary.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def iso_utc(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,354 @@
+"""Policy model: a YAML profile of commitments, validated into plain dataclasses.
+
+A policy is data, never code: another organisation writes its own file. Every problem in a file is reported
+as ``PolicyError("<file>: <key path>: <problem>")`` so that a user can fix it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from compliance.calendars import CalendarError, CalendarSpec
+
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+
+DOMAINS = ("tickets", "privacy", "security", "status", "retention", "data_quality")
+
+# Rule kinds the engine knows how to evaluate, by domain. A policy may only use these.
+RULE_KINDS: dict[str, str] = {
+    "first_response": "tickets",
+    "senior_review": "tickets",
+    "resolution": "tickets",
+    "acknowledgment": "tickets",
+    "secrets_in_text": "data_quality",
+    "information_completeness": "data_quality",
+    "security_ack": "security",
+    "security_timeline": "security",
+    "security_embargo": "security",
+    "privacy_first_response": "privacy",
+    "privacy_completion": "privacy",
+    "privacy_extension": "privacy",
+    "privacy_types": "privacy",
+    "retention_after_closure": "retention",
+    "retention_workspace_lifetime": "retention",
+    "retention_minimum": "retention",
+    "retention_maximum_age": "retention",
+    "maintenance_notice": "status",
+    "postmortem": "status",
+    "live_updates": "status",
+    "incident_history": "status",
+}
+
+_TARGET_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file, the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A rule's deadline: open seconds on its calendar, or whole working days / calendar years."""
+
+    seconds: int | None = None
+    working_days: int | None = None
+    years: int | None = None
+    # The less strict end of a range target ("24-48 h": expectation 24 h, commitment 48 h).
+    expectation_seconds: int | None = None
+    expectation_working_days: int | None = None
+
+    def describe(self) -> str:
+        if self.working_days is not None:
+            text = f"{self.working_days} working days"
+            if self.expectation_working_days is not None:
+                text = f"{self.expectation_working_days}-{text} (expectation {self.expectation_working_days})"
+            return text
+        if self.years is not None:
+            return f"{self.years} years"
+        if self.seconds is None:
+            return "—"
+        text = _describe_seconds(self.seconds)
+        if self.expectation_seconds is not None:
+            text += f" (expectation {_describe_seconds(self.expectation_seconds)})"
+        return text
+
+
+def _describe_seconds(seconds: int) -> str:
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return f"{count} {unit[:-1] if count == 1 else unit}"
+    return f"{seconds} seconds"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    domain: str
+    kind: str
+    title: str
+    source_doc: str
+    source_quote: str
+    target: Target
+    calendar: str | None
+    applies_to: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        return self.settings.get(name, default)
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: Path
+    sha256: str
+    profile: str
+    title: str
+    source_timezone: str
+    met_min_adherence_pct: float
+    sources: Mapping[str, Mapping[str, str]]
+    calendars: Mapping[str, CalendarSpec]
+    channels: Mapping[str, tuple[str, ...]]
+    plans: tuple[str, ...]
+    tiers: tuple[str, ...]
+    priority_plans: tuple[str, ...]
+    default_tier: str
+    ticket_settings: Mapping[str, Any]
+    rules: tuple[Rule, ...]
+    categories: Mapping[str, Any] = field(default_factory=dict)
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def rules_of(self, *kinds: str) -> list[Rule]:
+        return [rule for rule in self.rules if rule.kind in kinds]
+
+    def channel_spellings(self) -> dict[str, str]:
+        """Every accepted spelling of a channel (lower-case) mapped to its key."""
+        spellings: dict[str, str] = {}
+        for key, aliases in self.channels.items():
+            spellings[key.lower()] = key
+            for alias in aliases:
+                spellings[alias.strip().lower()] = key
+        return spellings
+
+
+def resolve_policy_path(name_or_path: str | Path) -> Path:
+    """A profile name (``platform``) names a shipped file; anything else is a path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        return candidate
+    shipped = POLICY_DIR / f"{name_or_path}.yaml"
+    if shipped.exists():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in POLICY_DIR.glob("*.yaml")))
+    raise PolicyError(f"{name_or_path}: no such policy file or profile (shipped profiles: {known})")
+
+
+def load_policy(name_or_path: str | Path) -> Policy:
+    path = resolve_policy_path(name_or_path)
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot read the policy file ({error.strerror or error})") from None
+    try:
+        document = yaml.safe_load(raw_bytes.decode("utf-8-sig"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise PolicyError(f"{path}: not valid YAML{where}: {problem}") from None
+    try:
+        return _parse(path, hashlib.sha256(raw_bytes).hexdigest(), document)
+    except (_KeyProblem, CalendarError) as error:
+        raise PolicyError(f"{path}: {error}") from None
+
+
+class _KeyProblem(ValueError):
+    pass
+
+
+def _require(mapping: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...] = object) -> Any:
+    if key not in mapping or mapping[key] is None:
+        raise _KeyProblem(f"{where}{key}: missing")
+    value = mapping[key]
+    if not isinstance(value, kind):
+        raise _KeyProblem(f"{where}{key}: expected {_type_name(kind)}, got {type(value).__name__}")
+    return value
+
+
+def _optional(mapping: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    if mapping.get(key) is None:
+        return default
+    return _require(mapping, key, where, kind)
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _string_list(mapping: Mapping[str, Any], key: str, where: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    values = _optional(mapping, key, where, list, list(default))
+    for index, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            raise _KeyProblem(f"{where}{key}[{index}]: expected a non-empty string")
+    return tuple(values)
+
+
+def _parse(path: Path, sha256: str, document: Any) -> Policy:
+    if not isinstance(document, dict):
+        raise _KeyProblem("the file must contain a mapping with `profile`, `calendars` and `rules`")
+    profile = _require(document, "profile", "", str)
+    source_timezone = _optional(document, "source_timezone", "", str, "UTC")
+    if source_timezone not in zoneinfo.available_timezones() and source_timezone != "UTC":
+        raise _KeyProblem(f"source_timezone: unknown time zone {source_timezone!r}")
+    verdict = _optional(document, "verdict", "", dict, {})
+    met_min = _optional(verdict, "met_min_adherence_pct", "verdict.", (int, float), 100)
+    if not 0 <= met_min <= 100:
+        raise _KeyProblem(f"verdict.met_min_adherence_pct: must be between 0 and 100, got {met_min}")
+
+    sources = _optional(document, "sources", "", dict, {})
+    calendars_raw = _require(document, "calendars", "", dict)
+    calendars = {
+        str(cal_id): CalendarSpec.from_mapping(str(cal_id), _require(calendars_raw, cal_id, "calendars.", dict))
+        for cal_id in calendars_raw
+    }
+
+    channels_raw = _optional(document, "channels", "", dict, {})
+    channels: dict[str, tuple[str, ...]] = {}
+    for key, spec in channels_raw.items():
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            raise _KeyProblem(f"channels.{key}: expected a mapping with `aliases`")
+        channels[str(key)] = _string_list(spec, "aliases", f"channels.{key}.")
+
+    plans = _string_list(document, "plans", "")
+    tiers_raw = _optional(document, "tiers", "", dict, {})
+    tiers = _string_list(tiers_raw, "values", "tiers.")
+    priority_plans = _string_list(tiers_raw, "priority_plans", "tiers.")
+    for index, plan in enumerate(priority_plans):
+        if plans and plan not in plans:
+            raise _KeyProblem(f"tiers.priority_plans[{index}]: unknown plan {plan!r} (plans: {', '.join(plans)})")
+    default_tier = _optional(tiers_raw, "default", "tiers.", str, tiers[0] if tiers else "standard")
+    if tiers and default_tier not in tiers:
+        raise _KeyProblem(f"tiers.default: unknown tier {default_tier!r} (tiers: {', '.join(tiers)})")
+    ticket_settings = _optional(document, "tickets", "", dict, {})
+    categories = _optional(document, "categories", "", dict, {})
+
+    rules_raw = _require(document, "rules", "", list)
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(rules_raw):
+        rule = _parse_rule(raw, f"rules[{index}]", calendars, channels, tiers, sources)
+        if rule.id in seen:
+            raise _KeyProblem(f"rules[{index}].id: duplicate rule id {rule.id!r}")
+        seen.add(rule.id)
+        rules.append(rule)
+
+    return Policy(
+        path=path.resolve(),
+        sha256=sha256,
+        profile=profile,
+        title=_optional(document, "title", "", str, profile),
+        source_timezone=source_timezone,
+        met_min_adherence_pct=float(met_min),
+        sources=sources,
+        calendars=calendars,
+        channels=channels,
+        plans=plans,
+        tiers=tiers,
+        priority_plans=priority_plans,
+        default_tier=default_tier,
+        ticket_settings=ticket_settings,
+        rules=tuple(rules),
+        categories=categories,
+    )
+
+
+def _parse_rule(
+    raw: Any,
+    where: str,
+    calendars: Mapping[str, CalendarSpec],
+    channels: Mapping[str, tuple[str, ...]],
+    tiers: tuple[str, ...],
+    sources: Mapping[str, Any],
+) -> Rule:
+    if not isinstance(raw, dict):
+        raise _KeyProblem(f"{where}: expected a mapping")
+    rule_id = _require(raw, "id", f"{where}.", str)
+    where = f"rules.{rule_id}."
+    kind = _require(raw, "kind", where, str)
+    if kind not in RULE_KINDS:
+        raise _KeyProblem(f"{where}kind: unknown rule kind {kind!r} (known: {', '.join(sorted(RULE_KINDS))})")
+    domain = _optional(raw, "domain", where, str, RULE_KINDS[kind])
+    if domain != RULE_KINDS[kind]:
+        raise _KeyProblem(f"{where}domain: rule kind {kind!r} belongs to domain {RULE_KINDS[kind]!r}, not {domain!r}")
+    source = _require(raw, "source", where, dict)
+    source_doc = str(_require(source, "doc", f"{where}source.", (str, int)))
+    if sources and source_doc not in {str(k) for k in sources}:
+        raise _KeyProblem(f"{where}source.doc: unknown source {source_doc!r} (sources: {', '.join(map(str, sources))})")
+    calendar = _optional(raw, "calendar", where, str, None)
+    if calendar is not None and calendar not in calendars:
+        raise _KeyProblem(f"{where}calendar: unknown calendar {calendar!r} (calendars: {', '.join(calendars)})")
+    applies_to = _optional(raw, "applies_to", where, dict, {})
+    if "channel" in applies_to and channels and applies_to["channel"] not in channels:
+        raise _KeyProblem(f"{where}applies_to.channel: unknown channel {applies_to['channel']!r}")
+    if "tier" in applies_to and tiers and applies_to["tier"] not in tiers:
+        raise _KeyProblem(f"{where}applies_to.tier: unknown tier {applies_to['tier']!r}")
+    target = _parse_target(_optional(raw, "target", where, dict, {}), f"{where}target.", calendars.get(calendar or ""))
+    return Rule(
+        id=rule_id,
+        domain=domain,
+        kind=kind,
+        title=_optional(raw, "title", where, str, rule_id),
+        source_doc=source_doc,
+        source_quote=str(_optional(source, "quote", f"{where}source.", str, "")),
+        target=target,
+        calendar=calendar,
+        applies_to=applies_to,
+        settings=_optional(raw, "settings", where, dict, {}),
+    )
+
+
+def _parse_target(raw: Mapping[str, Any], where: str, calendar: CalendarSpec | None) -> Target:
+    if not raw:
+        return Target()
+    unknown = set(raw) - set(_TARGET_UNITS) - {"working_days", "years", "expectation"}
+    if unknown:
+        raise _KeyProblem(f"{where}{sorted(unknown)[0]}: unknown target unit (use seconds, minutes, hours, days, working_days or years)")
+    for key, value in raw.items():
+        if key == "expectation":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise _KeyProblem(f"{where}{key}: must be a positive number, got {value!r}")
+    if "working_days" in raw:
+        if calendar is None or calendar.kind != "working_days":
+            raise _KeyProblem(f"{where}working_days: needs a calendar of kind working_days")
+        expectation = raw.get("expectation", {}) or {}
+        return Target(
+            working_days=int(raw["working_days"]),
+            expectation_working_days=int(expectation["working_days"]) if "working_days" in expectation else None,
+        )
+    if "years" in raw:
+        return Target(years=int(raw["years"]))
+    seconds = sum(int(round(float(raw[unit]) * size)) for unit, size in _TARGET_UNITS.items() if unit in raw)
+    expectation = raw.get("expectation") or {}
+    if expectation and not isinstance(expectation, dict):
+        raise _KeyProblem(f"{where}expectation: expected a mapping such as {{hours: 24}}")
+    expectation_seconds = sum(
+        int(round(float(expectation[unit]) * size)) for unit, size in _TARGET_UNITS.items() if unit in expectation
+    )
+    if expectation_seconds and expectation_seconds > seconds:
+        raise _KeyProblem(f"{where}expectation: the expectation must not be longer than the commitment")
+    return Target(seconds=seconds, expectation_seconds=expectation_seconds or None)

@@ -1,0 +1,261 @@
+"""Shared helpers of the rule modules (privacy, security, status, retention).
+
+Every rule module follows the same pattern, all in set-based DuckDB SQL:
+
+1. Each rule turns the staged rows into *items* (one row per record the rule judges) in a temporary table with
+   the columns of ``ITEM_COLUMNS``: the record, the month it counts in, its segment, its ``state``
+   (``achieved`` | ``breached`` | ``active`` | ``excluded``), the measured duration, and — for the rows that are
+   findings — the violation fields (``due_at``, ``actual_at``, ``overdue_seconds``, ``severity``,
+   ``explanation``).  Most rules are "an event must happen by a deadline" and use :func:`deadline_items`.
+2. :func:`write_violations` and :func:`write_metrics` turn the items into ``violations_<domain>`` and
+   ``metrics_<domain>`` with exactly the evidence columns of the data contract.
+
+Timestamps in explanations are formatted by the SQL macro ``cr_ts`` (``2026-04-01 10:00 UTC``, seconds shown only
+when not zero) and durations by ``cr_dur`` (``3 days 23 h 12 min``); both are installed as temporary macros on the
+connection by :func:`install_macros`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import duckdb
+
+VIOLATION_COLUMNS = (
+    "rule_id VARCHAR, domain VARCHAR, record_id VARCHAR, due_at TIMESTAMPTZ, actual_at TIMESTAMPTZ, "
+    "overdue_seconds BIGINT, severity VARCHAR, explanation VARCHAR"
+)
+METRIC_COLUMNS = (
+    "rule_id VARCHAR, domain VARCHAR, period VARCHAR, segment VARCHAR, achieved BIGINT, breached BIGINT, "
+    "active BIGINT, excluded BIGINT, denominator BIGINT, adherence_pct DOUBLE, median_seconds DOUBLE, "
+    "p90_seconds DOUBLE, p95_seconds DOUBLE, max_seconds DOUBLE"
+)
+# Working shape shared by every rule: one row per judged record.
+ITEM_COLUMNS = (
+    "rule_id VARCHAR, record_id VARCHAR, period_at TIMESTAMPTZ, segment VARCHAR, state VARCHAR, "
+    "duration_seconds DOUBLE, due_at TIMESTAMPTZ, actual_at TIMESTAMPTZ, overdue_seconds BIGINT, "
+    "severity VARCHAR, explanation VARCHAR"
+)
+ITEM_NAMES = [part.split()[0] for part in ITEM_COLUMNS.split(", ")]
+
+_MACROS = [
+    # A timestamp as a compliance officer reads it, always in UTC; seconds only when they matter.
+    """CREATE OR REPLACE TEMP MACRO cr_ts(t) AS CASE
+           WHEN t IS NULL THEN 'never'
+           WHEN date_part('second', timezone('UTC', t)) = 0 AND date_part('microsecond', timezone('UTC', t)) = 0
+               THEN strftime(timezone('UTC', t), '%Y-%m-%d %H:%M UTC')
+           ELSE strftime(timezone('UTC', t), '%Y-%m-%d %H:%M:%S UTC') END""",
+    # A non-negative number of seconds in words: "3 days 23 h 12 min", "1 s", "0 s".
+    """CREATE OR REPLACE TEMP MACRO cr_dur(s) AS CASE
+           WHEN s IS NULL THEN 'an unknown time'
+           WHEN CAST(abs(s) AS BIGINT) = 0 THEN '0 s'
+           ELSE concat_ws(' ',
+               CASE WHEN CAST(abs(s) AS BIGINT) // 86400 = 1 THEN '1 day'
+                    WHEN CAST(abs(s) AS BIGINT) // 86400 > 1 THEN (CAST(abs(s) AS BIGINT) // 86400) || ' days' END,
+               CASE WHEN CAST(abs(s) AS BIGINT) % 86400 // 3600 > 0 THEN (CAST(abs(s) AS BIGINT) % 86400 // 3600) || ' h' END,
+               CASE WHEN CAST(abs(s) AS BIGINT) % 3600 // 60 > 0 THEN (CAST(abs(s) AS BIGINT) % 3600 // 60) || ' min' END,
+               CASE WHEN CAST(abs(s) AS BIGINT) % 60 > 0 THEN (CAST(abs(s) AS BIGINT) % 60) || ' s' END)
+           END""",
+    # Whole seconds from a to b, rounded up so that a breach by a fraction of a second never shows as 0.
+    "CREATE OR REPLACE TEMP MACRO cr_secs(a, b) AS CAST(ceil((epoch_us(b) - epoch_us(a)) / 1e6) AS BIGINT)",
+    # Exact duration from a to b in seconds (DOUBLE), for the duration statistics.
+    "CREATE OR REPLACE TEMP MACRO cr_span(a, b) AS (epoch_us(b) - epoch_us(a)) / 1e6",
+]
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in _MACROS:
+        con.execute(statement)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def lit(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def ts_lit(moment: datetime) -> str:
+    """A TIMESTAMPTZ literal for a tz-aware datetime (a naive one is read as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return f"TIMESTAMPTZ '{moment.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M:%S.%f')}+00'"
+
+
+def seconds_interval(seconds: int | float) -> str:
+    return f"to_microseconds(CAST({int(round(seconds * 1_000_000))} AS BIGINT))"
+
+
+def target_phrase(seconds: int) -> str:
+    """``604800`` -> ``7-day``, ``86400`` -> ``24-hour`` (hours below 48), ``3600`` -> ``60-minute``."""
+    if seconds % 86400 == 0 and seconds >= 2 * 86400:
+        return f"{seconds // 86400}-day"
+    if seconds % 3600 == 0 and seconds >= 2 * 3600:
+        return f"{seconds // 3600}-hour"
+    if seconds % 60 == 0 and seconds >= 60:
+        return f"{seconds // 60}-minute"
+    return f"{seconds}-second"
+
+
+def require_seconds(rule) -> int:
+    if rule.target.seconds is None:
+        raise ValueError(f"rule {rule.id}: needs a target in seconds/minutes/hours/days")
+    return int(rule.target.seconds)
+
+
+def create_items(con: duckdb.DuckDBPyConnection, domain: str) -> str:
+    name = f"_items_{domain}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({ITEM_COLUMNS})")
+    return name
+
+
+def insert_items(con: duckdb.DuckDBPyConnection, items: str, select_sql: str) -> None:
+    con.execute(f"INSERT INTO {items} ({', '.join(ITEM_NAMES)}) {select_sql}")
+
+
+def create_empty_results(con: duckdb.DuckDBPyConnection, domain: str) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE violations_{domain} ({VIOLATION_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE metrics_{domain} ({METRIC_COLUMNS})")
+
+
+# Columns deadline_items computes; same-named source columns are hidden so that they cannot shadow them.
+_COMPUTED = "'record_id', 'period_at', 'due_at', 'actual_at', 'segment', 'state', 'overdue_seconds'"
+
+
+def deadline_items(
+    *,
+    rule_id: str,
+    as_of: str,
+    source: str,
+    record_id: str,
+    period_at: str,
+    due: str,
+    actual: str,
+    duration: str,
+    late_explanation: str,
+    open_explanation: str,
+    segment: str = "NULL",
+    where: str = "TRUE",
+    excluded: str | None = None,
+) -> str:
+    """SELECT producing items for "``actual`` must happen no later than ``due``".
+
+    Expressions are SQL over the source row ``s`` (all its columns are visible). ``actual`` happening after
+    ``as_of`` counts as not happened yet. States: ``excluded`` when ``excluded`` holds (default: the clock start
+    ``period_at`` is unknown or after as_of, or the deadline is unknown); ``achieved`` when actual <= due (the
+    due instant itself is on time); ``breached`` when actual > due, or when nothing happened and as_of > due;
+    ``active`` otherwise. ``duration``, ``late_explanation`` and ``open_explanation`` may use the computed
+    columns ``due_at``, ``actual_at``, ``overdue_seconds`` and the source columns.
+    """
+    excluded = excluded or f"period_at IS NULL OR period_at > {as_of}"
+    return f"""
+        WITH b AS (
+            SELECT COLUMNS(lambda c: c NOT IN ({_COMPUTED})), {record_id} AS record_id, {period_at} AS period_at, {due} AS due_at,
+                   CASE WHEN ({actual}) <= {as_of} THEN ({actual}) END AS actual_at, {segment} AS segment
+            FROM {source} s WHERE {where}
+        ), j AS (
+            SELECT *, CASE
+                WHEN ({excluded}) OR due_at IS NULL THEN 'excluded'
+                WHEN actual_at IS NOT NULL THEN CASE WHEN actual_at <= due_at THEN 'achieved' ELSE 'breached' END
+                WHEN {as_of} > due_at THEN 'breached'
+                ELSE 'active' END AS state
+            FROM b
+        ), k AS (
+            SELECT *, CASE WHEN state = 'breached' THEN cr_secs(due_at, coalesce(actual_at, {as_of})) END
+                AS overdue_seconds
+            FROM j
+        )
+        SELECT {lit(rule_id)}, record_id, period_at, segment, state,
+               CASE WHEN state <> 'excluded' THEN {duration} END,
+               due_at, actual_at, overdue_seconds,
+               CASE WHEN state = 'breached' THEN 'breach' END,
+               CASE WHEN state = 'breached' AND actual_at IS NOT NULL THEN {late_explanation}
+                    WHEN state = 'breached' THEN {open_explanation} END
+        FROM k
+    """
+
+
+def write_violations(con: duckdb.DuckDBPyConnection, domain: str, items: str) -> None:
+    con.execute(
+        f"""CREATE OR REPLACE TABLE violations_{domain} AS
+            SELECT CAST(rule_id AS VARCHAR) AS rule_id, CAST({lit(domain)} AS VARCHAR) AS domain,
+                   CAST(record_id AS VARCHAR) AS record_id, CAST(due_at AS TIMESTAMPTZ) AS due_at,
+                   CAST(actual_at AS TIMESTAMPTZ) AS actual_at, CAST(overdue_seconds AS BIGINT) AS overdue_seconds,
+                   CAST(severity AS VARCHAR) AS severity, CAST(explanation AS VARCHAR) AS explanation
+            FROM {items} WHERE severity IS NOT NULL
+            ORDER BY rule_id, due_at NULLS LAST, record_id"""
+    )
+
+
+def write_metrics(
+    con: duckdb.DuckDBPyConnection,
+    domain: str,
+    items: str,
+    rule_ids: list[str],
+    extra_segments: dict[str, list[str]] | None = None,
+) -> None:
+    """Aggregate items into ``metrics_<domain>``: per rule, rows for all/all, every month, every segment and
+    every month x segment. Rules in ``rule_ids`` without any item still get an all/all row of zeros.
+    ``extra_segments`` (rule_id -> segment values) adds all-period zero rows for segments without items.
+    Duration statistics are over the non-excluded items whose measured interval ended (``duration_seconds``)."""
+    con.execute(
+        f"""CREATE OR REPLACE TABLE metrics_{domain} AS
+        WITH base AS (
+            SELECT rule_id, strftime(timezone('UTC', period_at), '%Y-%m') AS period, segment, state,
+                   CASE WHEN state <> 'excluded' THEN duration_seconds END AS d
+            FROM {items}
+        ), agg AS (
+            SELECT rule_id,
+                   CASE WHEN grouping(period) = 1 THEN 'all' ELSE period END AS period,
+                   CASE WHEN grouping(segment) = 1 THEN 'all' ELSE segment END AS segment,
+                   count(*) FILTER (WHERE state = 'achieved') AS achieved,
+                   count(*) FILTER (WHERE state = 'breached') AS breached,
+                   count(*) FILTER (WHERE state = 'active') AS active,
+                   count(*) FILTER (WHERE state = 'excluded') AS excluded,
+                   quantile_cont(d, 0.5) AS median_seconds, quantile_cont(d, 0.9) AS p90_seconds,
+                   quantile_cont(d, 0.95) AS p95_seconds, max(d) AS max_seconds
+            FROM base
+            GROUP BY GROUPING SETS ((rule_id), (rule_id, period), (rule_id, segment), (rule_id, period, segment))
+            HAVING NOT (grouping(period) = 0 AND period IS NULL) AND NOT (grouping(segment) = 0 AND segment IS NULL)
+        )
+        SELECT CAST(rule_id AS VARCHAR) AS rule_id, CAST({lit(domain)} AS VARCHAR) AS domain,
+               CAST(period AS VARCHAR) AS period, CAST(segment AS VARCHAR) AS segment,
+               CAST(achieved AS BIGINT) AS achieved, CAST(breached AS BIGINT) AS breached,
+               CAST(active AS BIGINT) AS active, CAST(excluded AS BIGINT) AS excluded,
+               CAST(achieved + breached AS BIGINT) AS denominator,
+               CAST(CASE WHEN achieved + breached > 0 THEN 100.0 * achieved / (achieved + breached) END AS DOUBLE)
+                   AS adherence_pct,
+               CAST(median_seconds AS DOUBLE) AS median_seconds, CAST(p90_seconds AS DOUBLE) AS p90_seconds,
+               CAST(p95_seconds AS DOUBLE) AS p95_seconds, CAST(max_seconds AS DOUBLE) AS max_seconds
+        FROM agg"""
+    )
+    zero = "0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL"
+    for rule_id in rule_ids:
+        con.execute(
+            f"""INSERT INTO metrics_{domain}
+                SELECT {lit(rule_id)}, {lit(domain)}, 'all', 'all', {zero}
+                WHERE NOT EXISTS (SELECT 1 FROM metrics_{domain}
+                                  WHERE rule_id = {lit(rule_id)} AND period = 'all' AND segment = 'all')"""
+        )
+    for rule_id, segments in (extra_segments or {}).items():
+        for segment in segments:
+            con.execute(
+                f"""INSERT INTO metrics_{domain}
+                    SELECT {lit(rule_id)}, {lit(domain)}, 'all', {lit(segment)}, {zero}
+                    WHERE NOT EXISTS (SELECT 1 FROM metrics_{domain} WHERE rule_id = {lit(rule_id)}
+                                      AND period = 'all' AND segment = {lit(segment)})"""
+            )
+    # A stable order for readers and tests: all/all first, then months, then segments.
+    con.execute(
+        f"""CREATE OR REPLACE TABLE metrics_{domain} AS SELECT * FROM metrics_{domain}
+            ORDER BY rule_id, period <> 'all', period, segment <> 'all', segment"""
+    )
+
+
+def drop_items(con: duckdb.DuckDBPyConnection, items: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {items}")

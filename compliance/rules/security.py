@@ -1,0 +1,94 @@
+"""Security disclosures: SEC-ACK, SEC-TIMELINE, SEC-EMBARGO.
+
+Input: ``staged_security_reports`` (report_id, received_at, acknowledged_at, timeline_sent_at, fixed_at,
+disclosed_at, embargo_extended_until). Output: ``violations_security``, ``metrics_security`` (segments: none).
+
+Readings:
+- SEC-ACK (kind ``security_ack``): acknowledged_at <= received_at + target (24 h, UTC timeline).
+- SEC-TIMELINE (kind ``security_timeline``): timeline_sent_at <= received_at + target (7 days).
+- SEC-EMBARGO (kind ``security_embargo``): disclosed_at <= the later of received_at + target (90 days) and
+  ``embargo_extended_until`` (an agreed extension can only lengthen the embargo). A report still undisclosed past
+  its deadline at as_of is a breach; one undisclosed before it is active. Measured interval: receipt -> disclosure.
+- Events after as_of count as not happened yet; reports received after as_of are excluded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+
+from compliance.policy import Policy
+from compliance.rules.common import (
+    create_empty_results,
+    create_items,
+    deadline_items,
+    drop_items,
+    insert_items,
+    install_macros,
+    require_seconds,
+    seconds_interval,
+    table_exists,
+    target_phrase,
+    ts_lit,
+    write_metrics,
+    write_violations,
+)
+
+DOMAIN = "security"
+SOURCE = "staged_security_reports"
+
+_EVENTS = {
+    # kind: (column, what happened, what was missing)
+    "security_ack": ("acknowledged_at", "was acknowledged", "had no acknowledgment"),
+    "security_timeline": (
+        "timeline_sent_at",
+        "got its initial fix timeline and impact assessment",
+        "had no initial fix timeline and impact assessment",
+    ),
+}
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
+    install_macros(con)
+    if not table_exists(con, SOURCE):
+        create_empty_results(con, DOMAIN)
+        return
+    asof = ts_lit(as_of)
+    items = create_items(con, DOMAIN)
+    who = "'Security report ' || CAST(report_id AS VARCHAR) || ' received ' || cr_ts(received_at)"
+
+    for rule in policy.rules_of(*_EVENTS):
+        column, done, missing = _EVENTS[rule.kind]
+        seconds = require_seconds(rule)
+        phrase = target_phrase(seconds)
+        insert_items(con, items, deadline_items(
+            rule_id=rule.id, as_of=asof, source=SOURCE, record_id="CAST(report_id AS VARCHAR)",
+            period_at="received_at", due=f"received_at + {seconds_interval(seconds)}", actual=column,
+            duration="cr_span(received_at, actual_at)",
+            late_explanation=f"""{who} || ' {done} ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
+                || ' after the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
+            open_explanation=f"""{who} || ' {missing} by ' || cr_ts({asof}) || ' (report as-of time), '
+                || cr_dur(overdue_seconds) || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
+        ))
+
+    for rule in policy.rules_of("security_embargo"):
+        seconds = require_seconds(rule)
+        phrase = target_phrase(seconds)
+        standard = f"(received_at + {seconds_interval(seconds)})"
+        deadline = f"""CASE WHEN embargo_extended_until > {standard}
+                THEN 'agreed extended embargo deadline of ' || cr_ts(due_at)
+                ELSE '{phrase} embargo deadline of ' || cr_ts(due_at) END"""
+        insert_items(con, items, deadline_items(
+            rule_id=rule.id, as_of=asof, source=SOURCE, record_id="CAST(report_id AS VARCHAR)",
+            period_at="received_at", due=f"greatest({standard}, embargo_extended_until)", actual="disclosed_at",
+            duration="cr_span(received_at, actual_at)",
+            late_explanation=f"""{who} || ' was publicly disclosed ' || cr_ts(actual_at) || ', '
+                || cr_dur(overdue_seconds) || ' after the ' || {deadline} || '.'""",
+            open_explanation=f"""{who} || ' was still not publicly disclosed at ' || cr_ts({asof})
+                || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the ' || {deadline} || '.'""",
+        ))
+
+    write_violations(con, DOMAIN, items)
+    write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN])
+    drop_items(con, items)

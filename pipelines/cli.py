@@ -1,0 +1,220 @@
+"""`compliance-report`: run the Dagster asset graph in-process, or generate sample exports.
+
+Exit codes: 0 done; 1 the run failed; 2 the command line, the policy or an input folder is not usable.
+A user never sees a traceback: every problem is one line naming the file or option and what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from compliance.policy import PolicyError, load_policy
+from pipelines.resources import ReporterSettings, Warehouse, parse_as_of
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
+    """A Dagster logger that prints one line per finished step and every warning, for long runs."""
+
+    class _Handler(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.done = 0
+            self.started: dict[str, float] = {}
+
+        def emit(self, record: logging.LogRecord) -> None:
+            meta = getattr(record, "dagster_meta", None) or {}
+            event = meta.get("dagster_event")
+            step = meta.get("step_key") or ""
+            if event is None:
+                if record.levelno >= logging.WARNING:
+                    print(f"  ! {step}: {meta.get('orig_message', record.getMessage())}", file=stream, flush=True)
+                return
+            kind = event.event_type_value
+            if kind == "STEP_START":
+                self.started[step] = time.monotonic()
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+                self.done += 1
+                seconds = time.monotonic() - self.started.get(step, time.monotonic())
+                status = "done" if kind == "STEP_SUCCESS" else "FAILED"
+                width = len(str(total_steps))
+                print(f"  [{self.done:>{width}}/{total_steps}] {step:<28} {status} in {seconds:.1f}s", file=stream, flush=True)
+
+    @dg.logger(description="One line per finished step.")
+    def progress(_init_context) -> logging.Logger:
+        log = logging.getLogger("compliance_report.progress")
+        log.handlers = [_Handler()]
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        return log
+
+    return progress
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions  # dagster imports are slow: only when running
+
+    exports_dir = Path(args.exports)
+    if not exports_dir.is_dir():
+        raise UsageError(f"--exports {exports_dir}: no such folder")
+    try:
+        as_of = parse_as_of(args.as_of) if args.as_of else datetime.now(timezone.utc).replace(microsecond=0)
+    except ValueError:
+        raise UsageError(f"--as-of {args.as_of!r}: not an ISO-8601 timestamp (e.g. 2026-11-01T00:00:00Z)") from None
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as error:
+        raise UsageError(str(error)) from None
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    warehouse = Path(args.warehouse) if args.warehouse else out_dir / "warehouse.duckdb"
+
+    resources = {
+        "settings": ReporterSettings(
+            exports_dir=str(exports_dir.resolve()),
+            out_dir=str(out_dir.resolve()),
+            policy=str(policy.path),
+            as_of=as_of.isoformat(),
+        ),
+        "warehouse": Warehouse(path=str(warehouse.resolve())),
+    }
+    definitions = build_definitions(resources)
+    job = definitions.resolve_job_def("compliance_run")
+    print(f"compliance-report: policy {policy.profile} ({policy.path.name}), as of {as_of:%Y-%m-%dT%H:%M:%SZ}")
+    print(f"  exports {exports_dir} -> {out_dir}")
+    started = time.monotonic()
+    progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.with_logger_defs({"progress": progress}).execute_in_process(instance=instance, raise_on_error=False)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+                message = event.step_failure_data.error.message.strip().splitlines()[-1]
+                print(f"compliance-report: step {event.step_key} failed: {message}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_summary(warehouse, out_dir, time.monotonic() - started)
+    return EXIT_OK
+
+
+def _print_summary(warehouse: Path, out_dir: Path, seconds: float) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        print(f"\nInputs (rows read = loaded + quarantined):")
+        for source, file, status, problem, read, loaded, quarantined in con.execute(
+            "SELECT source, file, status, problem, rows_read, rows_loaded, rows_quarantined FROM ingest_log ORDER BY source"
+        ).fetchall():
+            if status == "loaded":
+                print(f"  {file:<28} {read:>10,} read {loaded:>10,} loaded {quarantined:>8,} quarantined")
+            else:
+                print(f"  {(file or source):<28} {status.upper()}: {problem}")
+        print("\nVerdicts by domain:")
+        for domain, met, breached, no_data, not_assessed, violations in con.execute(
+            """SELECT v.domain, count(*) FILTER (WHERE verdict = 'met'), count(*) FILTER (WHERE verdict = 'breached'),
+                      count(*) FILTER (WHERE verdict = 'no data'), count(*) FILTER (WHERE verdict = 'not assessed'),
+                      (SELECT count(*) FROM violations x WHERE x.domain = v.domain AND x.severity = 'breach')
+               FROM verdicts v GROUP BY v.domain ORDER BY min(position)"""
+        ).fetchall():
+            print(
+                f"  {domain:<12} {met} met, {breached} breached, {no_data} no data, {not_assessed} not assessed"
+                f" — {violations:,} violations"
+            )
+    finally:
+        con.close()
+    print(f"\nReport:   {(out_dir / 'compliance_report.html').resolve()}")
+    print(f"Evidence: {(out_dir / 'evidence').resolve()}")
+    print(f"Finished in {seconds:.1f}s")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from compliance.generate import GenerateOptions, generate
+
+    try:
+        as_of = parse_as_of(args.as_of)
+    except ValueError:
+        raise UsageError(f"--as-of {args.as_of!r}: not an ISO-8601 timestamp") from None
+    for name in ("tickets", "privacy_requests", "security_reports", "incidents", "retention_records"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')}: must not be negative")
+    if not 0 <= args.messy_fraction <= 0.5:
+        raise UsageError("--messy-fraction: must be between 0 and 0.5")
+    started = time.monotonic()
+    written = generate(
+        GenerateOptions(
+            out_dir=Path(args.out),
+            seed=args.seed,
+            tickets=args.tickets,
+            privacy_requests=args.privacy_requests,
+            security_reports=args.security_reports,
+            incidents=args.incidents,
+            retention_records=args.retention_records,
+            as_of=as_of,
+            file_format=args.format,
+            messy_fraction=args.messy_fraction,
+            with_events=not args.no_events,
+        )
+    )
+    for name, rows in written.items():
+        print(f"  {name:<32} {rows:>12,} rows")
+    print(f"Sample exports in {Path(args.out).resolve()} ({time.monotonic() - started:.1f}s)")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="compliance-report", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="evaluate every commitment on a folder of exports")
+    run.add_argument("--exports", required=True, help="folder with the canonical export files")
+    run.add_argument("--out", required=True, help="folder for the report, evidence and manifest")
+    run.add_argument("--policy", default="platform", help="profile name (platform, email-support) or a policy YAML path")
+    run.add_argument("--as-of", default="", help="ISO-8601 instant the report judges at (default: now)")
+    run.add_argument("--warehouse", default="", help="DuckDB file (default: OUT/warehouse.duckdb)")
+    run.set_defaults(handler=_run)
+
+    gen = commands.add_parser("generate", help="write deterministic sample exports")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--tickets", type=int, default=20_000)
+    gen.add_argument("--privacy-requests", type=int, default=600)
+    gen.add_argument("--security-reports", type=int, default=80)
+    gen.add_argument("--incidents", type=int, default=120)
+    gen.add_argument("--retention-records", type=int, default=5_000)
+    gen.add_argument("--as-of", default="2026-11-01T00:00:00Z", help="the data covers the 12 months before it")
+    gen.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="csv")
+    gen.add_argument("--messy-fraction", type=float, default=0.02)
+    gen.add_argument("--no-events", action="store_true", help="do not write ticket_events")
+    gen.set_defaults(handler=_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        print(f"compliance-report: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("compliance-report: interrupted; the last published report is unchanged", file=sys.stderr)
+        return 130
+    except Exception as error:  # a user never sees a traceback
+        print(f"compliance-report: unexpected error: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

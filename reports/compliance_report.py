@@ -1,0 +1,635 @@
+"""The compliance report: one self-contained HTML page for the compliance officer who signs it.
+
+The page names every commitment of the policy with its verdict and the figures behind it (always with their
+denominators), the data coverage of the run, one section per domain, the open clocks closest to their deadline,
+the violations with their evidence, and the provenance of the run (input hashes, package versions).
+
+Rules of the page:
+- self-contained: plotly.js is inlined once in ``<head>``; charts are rendered with ``include_plotlyjs=False``; no
+  external script, style sheet or font;
+- every piece of input text is escaped (Jinja2 autoescape; chart data goes through plotly's JSON encoder, which
+  escapes ``<``, ``>`` and ``/`` so that a value cannot close the ``<script>`` element);
+- deterministic: the same data renders the same page (chart div ids are stable), apart from the run id and the
+  generation time which are part of the data;
+- every timestamp is shown in UTC as ``YYYY-MM-DD HH:MM:SS UTC``.
+
+No Dagster imports here: the publish assets call :func:`render_compliance_report` and :func:`publish_atomically`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jinja2
+import plotly.graph_objects as go
+import polars as pl
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from compliance.policy import Policy, Rule
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATE_NAME = "compliance_report.html"
+
+# Domains that always get a section (a domain without data says so); others appear when the policy uses them.
+CORE_DOMAINS = ("tickets", "privacy", "security", "status", "retention")
+DOMAIN_ORDER = ("tickets", "privacy", "security", "status", "retention", "data_quality")
+DOMAIN_TITLES = {
+    "tickets": "Tickets: support response times",
+    "privacy": "Privacy (data-subject) requests",
+    "security": "Security disclosures",
+    "status": "Platform status and incidents",
+    "retention": "Data retention",
+    "data_quality": "Ticket data quality",
+}
+# Which export feeds which domain (by file stem), to name the missing input when a domain has no data.
+DOMAIN_INPUTS = {
+    "tickets": ("tickets", "ticket_events"),
+    "privacy": ("privacy_requests",),
+    "security": ("security_reports",),
+    "status": ("incidents", "incident_updates"),
+    "retention": ("retention_inventory",),
+    "data_quality": ("tickets",),
+}
+VERDICT_CLASSES = {"met": "met", "breached": "breached", "no data": "nodata", "not assessed": "notassessed"}
+SEVERITY_CLASSES = {"breach": "breached", "warning": "notassessed", "coverage": "nodata"}
+STATUS_CLASSES = {"loaded": "met", "missing": "breached", "unusable": "breached"}
+AT_RISK_LIMIT = 50
+QUOTE_MAX_CHARS = 160
+
+CHART_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
+CHART_COLORS = {"achieved": "#2e7d32", "breached": "#c62828", "active": "#9e9e9e"}
+
+
+@dataclass
+class ReportData:
+    policy: Policy
+    # run_id, as_of, policy {path, sha256}, inputs [{file, sha256, rows_read, rows_loaded, rows_quarantined,
+    # status ('loaded'|'missing'|'unusable'), problem}], versions {pkg: ver}, period {start, end}
+    manifest: dict
+    # one row per policy rule: rule_id, domain, title, source_doc, source_quote, calendar, target, verdict,
+    # reason, achieved, breached, active, excluded, denominator, adherence_pct
+    verdicts: pl.DataFrame
+    # rule_id, domain, period, segment, achieved, breached, active, excluded, denominator, adherence_pct,
+    # median_seconds, p90_seconds, p95_seconds, max_seconds
+    metrics: pl.DataFrame
+    # rule_id, domain, record_id, due_at, actual_at, overdue_seconds, severity, explanation (already truncated)
+    violations: pl.DataFrame
+    violations_total: int
+    quarantine_summary: pl.DataFrame  # source_file, reason, rows
+    at_risk: pl.DataFrame  # record_id, rule_id, due_at, remaining_seconds
+    generated_at: datetime
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Formatting helpers (pure; also used by the tests)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def format_timestamp(value: Any) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM:SS UTC``; naive datetimes are UTC; a plain date stays a date."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) == 10:
+            try:
+                return date.fromisoformat(text).strftime("%Y-%m-%d")
+            except ValueError:
+                return text
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return text  # not a timestamp: shown as given (escaped by the template)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def _timestamp_sort_key(value: Any) -> str:
+    """A sortable text for a timestamp cell (ISO in UTC); empty for a missing value."""
+    text = format_timestamp(value)
+    return "" if text == "—" else text
+
+
+def human_duration(seconds: Any) -> str:
+    """``3 h 12 min``, ``2 d 4 h``, ``45 s``; a negative duration reads ``-3 h 12 min``."""
+    if seconds is None:
+        return "—"
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(value):
+        return "—"
+    sign = "-" if value < 0 else ""
+    total = int(round(abs(value)))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        text = f"{days} d {hours} h" if hours else f"{days} d"
+    elif hours:
+        text = f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    elif minutes:
+        text = f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    else:
+        text = f"{secs} s"
+    return sign + text
+
+
+def format_count(value: Any) -> str:
+    if value is None:
+        return "—"
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "—"
+
+
+def format_adherence(adherence_pct: Any, achieved: Any, denominator: Any) -> str:
+    """``97.8% (4,402 / 4,501)``, computed exactly from the counts (``adherence_pct`` is accepted for the call
+    shape only). The percentage is cut, never rounded up: 99.96% reads 99.9%, not 100.0%."""
+    if denominator is None or achieved is None:
+        return "—"
+    denominator = int(denominator)
+    achieved = int(achieved)
+    if denominator <= 0:
+        return "— (0 / 0)"
+    tenths = (achieved * 1000) // denominator
+    return f"{tenths // 10}.{tenths % 10}% ({achieved:,} / {denominator:,})"
+
+
+def _adherence_sort_value(row: Mapping[str, Any]) -> float:
+    denominator = row.get("denominator")
+    if not denominator:
+        return -1.0
+    return 100.0 * int(row.get("achieved") or 0) / int(denominator)
+
+
+def _shorten(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Page model
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _rows(frame: pl.DataFrame | None) -> list[dict[str, Any]]:
+    if frame is None or frame.height == 0:
+        return []
+    return frame.to_dicts()
+
+
+def _verdict_rows(policy: Policy, verdicts: pl.DataFrame) -> list[dict[str, Any]]:
+    """One row per policy rule, in policy order; a rule the run produced no verdict for is 'not assessed'."""
+    by_rule: dict[str, dict[str, Any]] = {}
+    for row in _rows(verdicts):
+        by_rule.setdefault(_text(row.get("rule_id")), row)
+    rows: list[dict[str, Any]] = []
+    for rule in policy.rules:
+        row = by_rule.pop(rule.id, None)
+        rows.append(_verdict_row(policy, rule, row))
+    # Verdicts for IDs the policy does not know are shown, never dropped (they point at a mismatch).
+    for rule_id in sorted(by_rule):
+        rows.append(_verdict_row(policy, None, by_rule[rule_id]))
+    return rows
+
+
+def _verdict_row(policy: Policy, rule: Rule | None, row: dict[str, Any] | None) -> dict[str, Any]:
+    row = row or {}
+
+    def pick(column: str, fallback: Any) -> Any:
+        value = row.get(column)
+        return fallback if value is None or value == "" else value
+
+    verdict = _text(row.get("verdict")) or "not assessed"
+    reason = _text(row.get("reason"))
+    if not row:
+        reason = "the run produced no result for this rule"
+    elif rule is None:
+        reason = (reason + "; " if reason else "") + "rule ID not in the policy file"
+    source_doc = _text(pick("source_doc", rule.source_doc if rule else ""))
+    source_title = ""
+    source_info = policy.sources.get(source_doc) if isinstance(policy.sources, Mapping) else None
+    if isinstance(source_info, Mapping):
+        source_title = _text(source_info.get("title"))
+    calendar = _text(pick("calendar", rule.calendar if rule else "")) or "—"
+    calendar_description = ""
+    calendar_spec = policy.calendars.get(calendar) if calendar != "—" else None
+    if calendar_spec is not None:
+        calendar_description = _text(getattr(calendar_spec, "description", "") or "")
+    quote = _text(pick("source_quote", rule.source_quote if rule else ""))
+    achieved, denominator = row.get("achieved"), row.get("denominator")
+    return {
+        "rule_id": _text(pick("rule_id", rule.id if rule else "")),
+        "title": _text(pick("title", rule.title if rule else "")),
+        "domain": _text(pick("domain", rule.domain if rule else "")),
+        "verdict": verdict,
+        "verdict_class": VERDICT_CLASSES.get(verdict, "notassessed"),
+        "reason": reason,
+        "adherence": format_adherence(row.get("adherence_pct"), achieved, denominator),
+        "adherence_sort": _adherence_sort_value(row),
+        "achieved": format_count(achieved),
+        "breached": format_count(row.get("breached")),
+        "breached_raw": int(row.get("breached") or 0),
+        "achieved_raw": int(achieved or 0),
+        "active": format_count(row.get("active")),
+        "excluded": format_count(row.get("excluded")),
+        "target": _text(pick("target", rule.target.describe() if rule else "")) or "—",
+        "calendar": calendar,
+        "calendar_description": calendar_description,
+        "source_doc": source_doc or "—",
+        "source_title": source_title,
+        "quote_short": _shorten(quote),
+        "quote_full": " ".join(quote.split()),
+    }
+
+
+def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for item in manifest.get("inputs") or []:
+        status = _text(item.get("status")) or "loaded"
+        read, loaded, quarantined = item.get("rows_read"), item.get("rows_loaded"), item.get("rows_quarantined")
+        balanced = None
+        if read is not None and loaded is not None and quarantined is not None:
+            balanced = int(read) == int(loaded) + int(quarantined)
+        sha = _text(item.get("sha256"))
+        rows.append(
+            {
+                "file": _text(item.get("file")),
+                "stem": Path(_text(item.get("file"))).name.split(".")[0],
+                "status": status,
+                "status_class": STATUS_CLASSES.get(status, "notassessed"),
+                "problem": _text(item.get("problem")),
+                "rows_read": format_count(read),
+                "rows_loaded": format_count(loaded),
+                "rows_quarantined": format_count(quarantined),
+                "balanced": balanced,
+                "sha256": sha,
+                "sha256_short": sha[:12] if sha else "—",
+            }
+        )
+    return rows
+
+
+def _metric_rows_for(metrics: pl.DataFrame, rule_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The headline (period 'all', segment 'all') metrics row of each rule."""
+    wanted = set(rule_ids)
+    found: dict[str, dict[str, Any]] = {}
+    for row in _rows(metrics):
+        if row.get("period") == "all" and row.get("segment") == "all" and row.get("rule_id") in wanted:
+            found.setdefault(row["rule_id"], row)
+    return found
+
+
+def _segment_rows(metrics: pl.DataFrame, rule_order: list[str]) -> list[dict[str, Any]]:
+    order = {rule_id: index for index, rule_id in enumerate(rule_order)}
+    rows = [
+        row
+        for row in _rows(metrics)
+        if row.get("period") == "all" and row.get("segment") not in (None, "all") and row.get("rule_id") in order
+    ]
+    rows.sort(key=lambda row: (order[row["rule_id"]], _text(row.get("segment"))))
+    return [_metric_view(row) for row in rows]
+
+
+def _metric_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "rule_id": _text(row.get("rule_id")),
+        "segment": _text(row.get("segment")),
+        "achieved": format_count(row.get("achieved")),
+        "breached": format_count(row.get("breached")),
+        "active": format_count(row.get("active")),
+        "excluded": format_count(row.get("excluded")),
+        "adherence": format_adherence(row.get("adherence_pct"), row.get("achieved"), row.get("denominator")),
+        "median": human_duration(row.get("median_seconds")),
+        "p90": human_duration(row.get("p90_seconds")),
+        "p95": human_duration(row.get("p95_seconds")),
+        "max": human_duration(row.get("max_seconds")),
+    }
+
+
+def _chart_text(value: Any) -> str:
+    """Text for a chart label or hover text. plotly.js reads a subset of HTML in labels, so input text is
+    HTML-escaped (plotly shows the entities as characters); a ``%{`` is broken up so that a hovertemplate does not
+    read it as a placeholder."""
+    return html.escape(_text(value), quote=True).replace("%{", "%\u200b{")
+
+
+def _chart_html(fig: go.Figure, div_id: str) -> Markup:
+    # plotly's JSON encoder escapes <, > and / inside the figure data, so no value can end the <script> element.
+    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=CHART_CONFIG)
+    return Markup(div)
+
+
+def _base_layout(fig: go.Figure, title: str, y_title: str) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "font": {"size": 14}},
+        height=360,
+        margin={"l": 60, "r": 20, "t": 50, "b": 60},
+        yaxis_title=y_title,
+        legend={"orientation": "h", "y": -0.2},
+        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+    )
+
+
+def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: float) -> Markup | None:
+    """Monthly adherence per rule (segment 'all', period YYYY-MM)."""
+    rule_ids = [row["rule_id"] for row in rules]
+    titles = {row["rule_id"]: row["title"] for row in rules}
+    monthly: dict[str, list[dict[str, Any]]] = {rule_id: [] for rule_id in rule_ids}
+    for row in _rows(metrics):
+        period = _text(row.get("period"))
+        if row.get("segment") == "all" and period != "all" and row.get("rule_id") in monthly:
+            monthly[row["rule_id"]].append(row)
+    if not any(monthly.values()):
+        return None
+    fig = go.Figure()
+    for rule_id in rule_ids:
+        points = sorted(monthly[rule_id], key=lambda row: _text(row.get("period")))
+        if not points:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[_text(row.get("period")) for row in points],
+                y=[
+                    None if not row.get("denominator") else 100.0 * int(row.get("achieved") or 0) / int(row["denominator"])
+                    for row in points
+                ],
+                customdata=[
+                    [format_count(row.get("achieved")), format_count(row.get("denominator")), format_count(row.get("active"))]
+                    for row in points
+                ],
+                name=_chart_text(rule_id),
+                mode="lines+markers",
+                hovertemplate=(
+                    f"{_chart_text(rule_id)}: {_chart_text(_shorten(titles.get(rule_id, ''), 80))}"
+                    "<br>%{x}: %{y:.1f}% (%{customdata[0]} / %{customdata[1]}; active %{customdata[2]})"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    _base_layout(fig, "Monthly adherence per rule (achieved / (achieved + breached))", "adherence %")
+    fig.update_yaxes(range=[0, 102])
+    fig.update_xaxes(type="category", title="month of clock start (UTC)")
+    fig.add_hline(y=met_min, line_dash="dot", line_color="#555", annotation_text=f"met at ≥ {met_min:g}%")
+    return _chart_html(fig, "chart-tickets")
+
+
+def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
+    """Achieved / breached per rule, as stacked bars."""
+    measured = [row for row in rules if row["achieved_raw"] or row["breached_raw"]]
+    if not measured:
+        return None
+    fig = go.Figure()
+    x = [_chart_text(row["rule_id"]) for row in measured]
+    hover = [_chart_text(_shorten(row["title"], 80)) for row in measured]
+    for key, label in (("achieved_raw", "achieved"), ("breached_raw", "breached")):
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=[row[key] for row in measured],
+                name=label,
+                marker_color=CHART_COLORS[label],
+                customdata=hover,
+                hovertemplate=f"%{{x}}: %{{customdata}}<br>{label}: %{{y:,}}<extra></extra>",
+            )
+        )
+    _base_layout(fig, "Items achieved and breached per rule", "items")
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(type="category")
+    return _chart_html(fig, f"chart-{domain}")
+
+
+def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    used = {row["domain"] for row in verdict_rows}
+    domains = [d for d in DOMAIN_ORDER if d in CORE_DOMAINS or d in used]
+    domains += sorted(d for d in used if d and d not in DOMAIN_ORDER)
+    inputs_by_stem = {row["stem"]: row for row in inputs}
+    sections = []
+    for domain in domains:
+        rules = [row for row in verdict_rows if row["domain"] == domain]
+        rule_ids = [row["rule_id"] for row in rules]
+        headline = _metric_rows_for(data.metrics, rule_ids)
+        figures = []
+        for row in rules:
+            metric = headline.get(row["rule_id"])
+            figures.append({**row, "metric": _metric_view(metric) if metric else None})
+        feeding = [inputs_by_stem[stem] for stem in DOMAIN_INPUTS.get(domain, ()) if stem in inputs_by_stem]
+        missing_inputs = [row for row in feeding if row["status"] != "loaded"]
+        measured = any(row["verdict"] in ("met", "breached") for row in rules)
+        has_metrics = bool(headline)
+        no_data = bool(rules) and not measured and not has_metrics
+        if no_data:
+            names = ", ".join(f"{row['file']} ({row['status']})" for row in missing_inputs)
+            no_data_text = (
+                "No data: none of this domain's commitments could be measured in this run"
+                + (f"; input {names}." if names else ".")
+                + " This is not a finding of compliance."
+            )
+        else:
+            no_data_text = ""
+        chart = None
+        if not no_data:
+            if domain == "tickets":
+                chart = _tickets_chart(data.metrics, rules, data.policy.met_min_adherence_pct)
+            else:
+                chart = _counts_chart(domain, rules)
+        sections.append(
+            {
+                "domain": domain,
+                "title": DOMAIN_TITLES.get(domain, domain),
+                "rules": figures,
+                "no_rules": not rules,
+                "no_data": no_data,
+                "no_data_text": no_data_text,
+                "missing_inputs": missing_inputs,
+                "chart": chart,
+                "segments": _segment_rows(data.metrics, rule_ids),
+            }
+        )
+    return sections
+
+
+def _at_risk_rows(at_risk: pl.DataFrame) -> tuple[list[dict[str, Any]], int]:
+    rows = _rows(at_risk)
+    rows.sort(
+        key=lambda row: (
+            row.get("remaining_seconds") is None,
+            float(row.get("remaining_seconds") or 0),
+            _text(row.get("rule_id")),
+            _text(row.get("record_id")),
+        )
+    )
+    shown = [
+        {
+            "record_id": _text(row.get("record_id")),
+            "rule_id": _text(row.get("rule_id")),
+            "due_at": format_timestamp(row.get("due_at")),
+            "remaining": human_duration(row.get("remaining_seconds")),
+        }
+        for row in rows[:AT_RISK_LIMIT]
+    ]
+    return shown, len(rows)
+
+
+def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for row in _rows(violations):
+        severity = _text(row.get("severity"))
+        overdue = row.get("overdue_seconds")
+        actual = row.get("actual_at")
+        rows.append(
+            {
+                "rule_id": _text(row.get("rule_id")),
+                "domain": _text(row.get("domain")),
+                "record_id": _text(row.get("record_id")),
+                "due_at": format_timestamp(row.get("due_at")),
+                "due_sort": _timestamp_sort_key(row.get("due_at")),
+                "actual_at": format_timestamp(actual) if actual is not None else "still open",
+                "actual_sort": _timestamp_sort_key(actual) if actual is not None else "9999",
+                "overdue": human_duration(overdue),
+                "overdue_sort": "" if overdue is None else repr(float(overdue)),
+                "severity": severity,
+                "severity_class": SEVERITY_CLASSES.get(severity, "notassessed"),
+                "explanation": _text(row.get("explanation")),
+            }
+        )
+    return rows
+
+
+def _quarantine_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
+    rows = _rows(summary)
+    rows.sort(key=lambda row: (_text(row.get("source_file")), -int(row.get("rows") or 0), _text(row.get("reason"))))
+    return [
+        {"source_file": _text(row.get("source_file")), "reason": _text(row.get("reason")), "rows": format_count(row.get("rows"))}
+        for row in rows
+    ]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["ts"] = format_timestamp
+    env.filters["count"] = format_count
+    env.filters["duration"] = human_duration
+    return env
+
+
+def build_context(data: ReportData) -> dict[str, Any]:
+    """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
+    policy, manifest = data.policy, data.manifest or {}
+    verdict_rows = _verdict_rows(policy, data.verdicts)
+    inputs = _input_rows(manifest)
+    at_risk, at_risk_total = _at_risk_rows(data.at_risk)
+    violations = _violation_rows(data.violations)
+    manifest_policy = manifest.get("policy") or {}
+    period = manifest.get("period") or {}
+    counts = {key: 0 for key in VERDICT_CLASSES}
+    for row in verdict_rows:
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    versions = manifest.get("versions") or {}
+    outputs = [
+        {"file": _text(item.get("file")), "sha256": _text(item.get("sha256"))}
+        for item in (manifest.get("outputs") or [])
+        if isinstance(item, Mapping)
+    ]
+    return {
+        "policy_title": policy.title,
+        "profile": policy.profile,
+        "met_min": f"{policy.met_min_adherence_pct:g}",
+        "source_timezone": policy.source_timezone,
+        "run_id": _text(manifest.get("run_id")) or "—",
+        "as_of": format_timestamp(manifest.get("as_of")),
+        "period_start": format_timestamp(period.get("start")),
+        "period_end": format_timestamp(period.get("end")),
+        "policy_path": _text(manifest_policy.get("path")) or str(policy.path),
+        "policy_sha256": _text(manifest_policy.get("sha256")) or policy.sha256,
+        "policy_sha_matches": not manifest_policy.get("sha256") or manifest_policy.get("sha256") == policy.sha256,
+        "generated_at": format_timestamp(data.generated_at),
+        "verdict_rows": verdict_rows,
+        "verdict_counts": counts,
+        "inputs": inputs,
+        "problem_inputs": [row for row in inputs if row["status"] != "loaded" or row["problem"]],
+        "quarantine": _quarantine_rows(data.quarantine_summary),
+        "sections": _domain_sections(data, verdict_rows, inputs),
+        "at_risk": at_risk,
+        "at_risk_total": at_risk_total,
+        "violations": violations,
+        "violations_shown": len(violations),
+        "violations_total": max(int(data.violations_total or 0), len(violations)),
+        "violation_domains": sorted({row["domain"] for row in violations if row["domain"]}),
+        "versions": [{"package": _text(k), "version": _text(v)} for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))],
+        "outputs": outputs,
+        "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
+    }
+
+
+def render_compliance_report(data: ReportData) -> str:
+    """The whole HTML document."""
+    return _environment().get_template(TEMPLATE_NAME).render(**build_context(data))
+
+
+def publish_atomically(html: str, path: Path) -> None:
+    """Write ``html`` to ``path`` so that readers see the old file or the new one, never a partial one.
+
+    The text goes to a temporary file in the same folder, is flushed and fsynced, then ``os.replace``-d over the
+    target. On any error the temporary file is removed and the old file is left as it was.
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(html.encode("utf-8"))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable where the platform allows it (POSIX); best effort elsewhere."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
