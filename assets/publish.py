@@ -58,17 +58,17 @@ def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSetti
         data = ReportData(
             policy=settings.load_policy(),
             manifest=_manifest(context, settings, con, _evidence_paths(out_dir)),
-            verdicts=con.execute("SELECT * FROM verdicts ORDER BY position").pl(),
-            metrics=con.execute("SELECT * FROM metrics").pl(),
-            violations=con.execute(
+            verdicts=con.sql("SELECT * FROM verdicts ORDER BY position").pl(),
+            metrics=con.sql("SELECT * FROM metrics").pl(),
+            violations=con.sql(
                 f"SELECT * FROM violations ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT {VIOLATIONS_SHOWN}"
             ).pl(),
-            violations_total=con.execute("SELECT count(*) FROM violations").fetchone()[0],
-            quarantine_summary=con.execute(
+            violations_total=con.execute("SELECT count(*) FROM violations").fetchall()[0][0],
+            quarantine_summary=con.sql(
                 "SELECT source_file, reason_code AS reason, count(*) AS rows FROM quarantine "
                 "GROUP BY ALL ORDER BY source_file, rows DESC, reason"
             ).pl(),
-            at_risk=con.execute("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
+            at_risk=con.sql("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
             generated_at=datetime.now(timezone.utc),
         )
     path = out_dir / "compliance_report.html"

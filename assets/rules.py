@@ -26,7 +26,7 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
     def _asset(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as con:
             module.evaluate(con, settings.load_policy(), settings.as_of_instant(context))
-            violations = con.execute(f"SELECT count(*) FROM violations_{domain}").fetchone()[0]
+            violations = con.execute(f"SELECT count(*) FROM violations_{domain}").fetchall()[0][0]
         return dg.MaterializeResult(metadata={"violations": int(violations)})
 
     return _asset

@@ -12,10 +12,10 @@ def _accounting_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=asset, name="rows_accounted_for", blocking=True, description="rows read = loaded + quarantined")
     def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
-            row = con.execute(
+            rows = con.execute(
                 "SELECT rows_read, rows_loaded, rows_quarantined, status FROM ingest_log WHERE source = ?", [source]
-            ).fetchone()
-        read, loaded, quarantined, status = row if row else (0, 0, 0, "missing")
+            ).fetchall()
+        read, loaded, quarantined, status = rows[0] if rows else (0, 0, 0, "missing")
         return dg.AssetCheckResult(
             passed=read == loaded + quarantined,
             metadata={"status": status, "rows_read": read, "rows_loaded": loaded, "rows_quarantined": quarantined},

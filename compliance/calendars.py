@@ -787,7 +787,8 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
         return f"(({t}) // {_DAY_US} + CASE WHEN ({t}) < 0 AND ({t}) % {_DAY_US} <> 0 THEN -1 ELSE 0 END + {_DAY0})"
 
     out = output_table if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", output_table) else _quote_ident(output_table)
-    T = f"c0.__k_target"
+    tsec_c = "c.target_seconds" if tsec == "target_seconds" else tsec
+    tdays_c = "c.target_days" if tdays == "target_days" else tdays
     return f"""
     CREATE OR REPLACE TABLE {out} AS
     WITH c0 AS (
@@ -795,10 +796,10 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
                k.cal_no AS __k_cal, k.kind AS __k_kind, k.q AS __k_q,
                epoch_us(c.started_at) AS __k_s,
                coalesce(epoch_us(c.stopped_at), {as_of_us}::BIGINT) AS __k_e,
-               CASE WHEN k.kind = 'working_days' THEN coalesce(c.{tdays}, c.{tsec})
-                    ELSE coalesce(c.{tsec}, c.{tdays}) END AS __k_target,
-               CASE WHEN k.kind = 'working_days' THEN c.{tdays} IS NOT NULL
-                    ELSE c.{tsec} IS NULL AND c.{tdays} IS NOT NULL END AS __k_by_days
+               CASE WHEN k.kind = 'working_days' THEN coalesce({tdays_c}, {tsec_c})
+                    ELSE coalesce({tsec_c}, {tdays_c}) END AS __k_target,
+               CASE WHEN k.kind = 'working_days' THEN {tdays_c} IS NOT NULL
+                    ELSE {tsec_c} IS NULL AND {tdays_c} IS NOT NULL END AS __k_by_days
         FROM {clocks_table} AS c LEFT JOIN {t_cal} AS k ON c.calendar_id = k.calendar_id
     ),
     c1 AS (   -- F(start), effective start and its working-day index; F(end)

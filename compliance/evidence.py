@@ -135,7 +135,7 @@ def _missing_input_reason(kind: str, inputs: dict[str, tuple]) -> str | None:
 
 def _csv_select(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> str:
     """SELECT that renders a table for CSV: UTC timestamps with Z, text that cannot run as a formula."""
-    columns = con.execute(f"SELECT column_name, data_type FROM (DESCRIBE {table})").fetchall()
+    columns = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
     rendered = []
     for name, data_type in columns:
         ref = f'"{name}"'
@@ -242,7 +242,7 @@ def build_manifest(
     ]
     period = con.execute(
         "SELECT min(started_at), max(started_at) FROM ticket_sla WHERE state <> 'excluded'"
-    ).fetchone()
+    ).fetchall()[0]
     return {
         "run_id": run_id,
         "as_of": iso_utc(as_of),

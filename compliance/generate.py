@@ -530,6 +530,17 @@ _FR_SIGMA = {"technical_support": 1.0, "account_billing": 1.1, "abuse": 1.1, "sa
 _BUSINESS_CHANNELS = ("technical_support", "sales")
 
 
+def _plant(rng: np.random.Generator, col: pl.Series, pool: list[str], share: float) -> pl.Series:
+    """Replace a small share of cells with strings of ``pool`` (each one at least once when there is room)."""
+    n = col.len()
+    k = min(max(int(round(share * n)), len(pool)), n // 20)
+    if k <= 0:
+        return col
+    rows = np.sort(rng.choice(n, size=k, replace=False))
+    vals = pl.Series(pool, dtype=pl.String).gather(pl.Series((np.arange(k) + int(rng.integers(0, len(pool)))) % len(pool)))
+    return col.scatter(rows, vals)
+
+
 def _ticket_chunk(rng, clock: _Clock, created: np.ndarray, as_of: int, start_index: int, width: int,
                   pools, messy_fraction: float, want_events: bool):
     n = len(created)
@@ -619,12 +630,8 @@ def _ticket_chunk(rng, clock: _Clock, created: np.ndarray, as_of: int, start_ind
     subj_pool, sub_off, sub_size, desc_pool, desc_off, desc_size = pools
     subj = subj_pool.gather(pl.Series(sub_off[ch] + (rng.random(n) * sub_size[ch]).astype(np.int64)))
     desc = desc_pool.gather(pl.Series(desc_off[ch] + rng.integers(0, desc_size, n)))
-    sens = np.flatnonzero(rng.random(n) < 0.03)
-    if len(sens):
-        desc = desc.scatter(sens, pl.Series(_SENSITIVE).gather(pl.Series(rng.integers(0, len(_SENSITIVE), len(sens)))))
-    host = np.flatnonzero(rng.random(n) < 0.002)
-    if len(host):
-        subj = subj.scatter(host, pl.Series(_HOSTILE).gather(pl.Series(rng.integers(0, len(_HOSTILE), len(host)))))
+    desc = _plant(rng, desc, _SENSITIVE, 0.03)  # secrets, e-mail addresses, phone numbers
+    subj = _plant(rng, subj, _HOSTILE, 0.002)  # markup / formula injection
 
     ids = _ids("T", start_index, n, width)
     plan_codes = np.where(plan_ok, plan, len(PLANS))
@@ -920,7 +927,8 @@ def _write_retention(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
     ws_del_ok = rng.random(n_ws) < 0.15
     # accounts, each in one workspace
     acc_ws = rng.integers(0, n_ws, n_acc)
-    acc_created = ws_created[acc_ws] + (rng.random(n_acc) * (as_of - 30 * DAY - ws_created[acc_ws])).astype(np.int64)
+    ws_end = np.where(ws_del_ok, ws_deleted - DAY, as_of - 30 * DAY)[acc_ws]
+    acc_created = ws_created[acc_ws] + (rng.random(n_acc) * np.maximum(ws_end - ws_created[acc_ws], HOUR)).astype(np.int64)
     acc_created = np.minimum(acc_created, as_of - 2 * DAY)
     acc_closed = acc_created + (rng.random(n_acc) * (as_of - acc_created)).astype(np.int64)
     acc_closed_ok = (rng.random(n_acc) < 0.25) | ws_del_ok[acc_ws]
@@ -955,9 +963,11 @@ def _write_retention(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
 
     # billing records: up to 9 years old; most deleted soon after 7 years, a few before, some kept past 7
     m = cls == 2
+    life = np.maximum(np.where(acc_closed_ok, acc_closed, as_of) - acc_created, HOUR)  # invoices accrue over an account's life
+    acc[m] = rng.choice(n_acc, size=m.sum(), p=life / life.sum())
+    ws[m] = acc_ws[acc[m]]
     a = acc[m]
-    acc_end = np.where(acc_closed_ok[a], acc_closed[a], as_of)
-    created[m] = acc_created[a] + (rng.random(m.sum()) * (acc_end - acc_created[a])).astype(np.int64)
+    created[m] = np.maximum(acc_created[a] + (rng.random(m.sum()) * life[a]).astype(np.int64), as_of - 9 * year)
     seven = created[m] + 7 * year + 2 * DAY  # 7 years incl. leap days
     old = seven <= as_of
     early = created[m] + (rng.uniform(1.0, 6.9, m.sum()) * year).astype(np.int64)

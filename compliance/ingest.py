@@ -124,11 +124,11 @@ def _load(con: duckdb.DuckDBPyConnection, source: Source, path: Path, policy: Po
         raise UnusableFile(f"missing required column{plural} {', '.join(missing)}")
 
     _parse_and_check(con, source, path.name, raw, present, policy)
-    rows_loaded = con.execute(f"SELECT count(*) FROM staged_{source.name}").fetchone()[0]
+    rows_loaded = con.execute(f"SELECT count(*) FROM staged_{source.name}").fetchall()[0][0]
     rows_quarantined = con.execute(
         "SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]
-    ).fetchone()[0]
-    rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0] + rejected
+    ).fetchall()[0][0]
+    rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] + rejected
     return IngestResult(
         source.name, path.name, file_format, "loaded", None, _sha256(path), rows_read, rows_loaded, rows_quarantined
     )
@@ -187,7 +187,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, raw: s
             SELECT {_quote(path.name)}, line, NULL, 'malformed_row', 'malformed CSV row: ' || error_message
             FROM {rejects}_lines"""
     )
-    rejected = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchone()[0]
+    rejected = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchall()[0][0]
     for table in (rejects, scans, f"{rejects}_lines"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return rejected
@@ -209,7 +209,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, raw:
             FROM {lines}
             WHERE NOT json_valid(json_line) OR json_type(json_line) <> 'OBJECT'"""
     )
-    rejected = con.execute(f"SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]).fetchone()[0]
+    rejected = con.execute(f"SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]).fetchall()[0][0]
     keys = [
         row[0]
         for row in con.execute(
@@ -306,7 +306,7 @@ def _parse_and_check(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {parsed_table} AS
             SELECT source_line, {', '.join(selects)},
-                   list_filter([{', '.join(problems)}], p -> p IS NOT NULL) AS problems,
+                   list_filter([{', '.join(problems)}], lambda p: p IS NOT NULL) AS problems,
                    hash({', '.join(_ident(present[c.name]) for c in source.columns if c.name in present)}) AS content_hash,
                    {_ident(present[source.record_id])} AS raw_record_id
             FROM {raw}"""
@@ -320,7 +320,7 @@ def _parse_and_check(
     if order_checks:
         con.execute(
             f"UPDATE {parsed_table} SET problems = list_concat(problems, "
-            f"list_filter([{', '.join(order_checks)}], p -> p IS NOT NULL))"
+            f"list_filter([{', '.join(order_checks)}], lambda p: p IS NOT NULL))"
         )
     if source.unique:
         # Among otherwise valid rows the first occurrence of an ID is kept; later ones are quarantined.
@@ -340,7 +340,7 @@ def _parse_and_check(
     con.execute(
         f"""INSERT INTO quarantine
             SELECT {_quote(file_name)}, source_line, raw_record_id, problems[1].code,
-                   array_to_string(list_transform(problems, p -> p.message), '; ')
+                   array_to_string(list_transform(problems, lambda p: p.message), '; ')
             FROM {parsed_table} WHERE len(problems) > 0 ORDER BY source_line"""
     )
     columns = ", ".join(column.name for column in source.columns)

@@ -30,7 +30,7 @@ def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
 
     class _Handler(logging.Handler):
         def __init__(self) -> None:
-            super().__init__(logging.INFO)
+            super().__init__(logging.DEBUG)
             self.done = 0
             self.started: dict[str, float] = {}
 
@@ -50,13 +50,13 @@ def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
                 seconds = time.monotonic() - self.started.get(step, time.monotonic())
                 status = "done" if kind == "STEP_SUCCESS" else "FAILED"
                 width = len(str(total_steps))
-                print(f"  [{self.done:>{width}}/{total_steps}] {step:<28} {status} in {seconds:.1f}s", file=stream, flush=True)
+                print(f"  [{self.done:>{width}}/{total_steps}] {step:<46} {status} in {seconds:.1f}s", file=stream, flush=True)
 
     @dg.logger(description="One line per finished step.")
     def progress(_init_context) -> logging.Logger:
         log = logging.getLogger("compliance_report.progress")
         log.handlers = [_Handler()]
-        log.setLevel(logging.INFO)
+        log.setLevel(logging.DEBUG)
         log.propagate = False
         return log
 
@@ -97,11 +97,16 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
     with dg.DagsterInstance.ephemeral() as instance:
-        result = job.with_logger_defs({"progress": progress}).execute_in_process(instance=instance, raise_on_error=False)
+        result = job.with_logger_defs({"progress": progress}).execute_in_process(
+            instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
+        )
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                message = event.step_failure_data.error.message.strip().splitlines()[-1]
+                error = event.step_failure_data.error
+                while error.cause is not None:  # the user's error, not Dagster's wrapper around it
+                    error = error.cause
+                message = error.message.strip().splitlines()[0]
                 print(f"compliance-report: step {event.step_key} failed: {message}", file=sys.stderr)
         return EXIT_FAILED
     _print_summary(warehouse, out_dir, time.monotonic() - started)
