@@ -7,16 +7,25 @@ Calendars (commitments catalog, "Calendars"; policies/*.yaml ``calendars:``) com
 * ``working_days``   -- whole local days (00:00-24:00) on the listed weekdays, minus holidays; deadlines are
   counted in working days (TG-GENERAL, TG-COMPLEX).
 
-The clock engine (:func:`compute_clocks`) never loops per clock in Python: the calendar is expanded once into a
-table of open windows (one row per window per local day, a few thousand rows), and every clock is mapped onto it
-with DuckDB ASOF joins.  With ``F(t)`` = open time before instant ``t``:
+The clock engine (:func:`compute_clocks`) never loops per clock in Python: the calendar is expanded once into
+open windows (one row per window per local day, a few thousand rows), and every clock is mapped onto them with
+set-based DuckDB joins.  With ``F(t)`` = open time before instant ``t``:
 
     F(t)    = open_seconds_before(w) + clamp(t - w.window_start, 0, length(w)),  w = last window starting <= t
     elapsed = F(coalesce(stopped_at, as_of)) - F(started_at)
-    due     = the instant where F reaches F(started_at) + target (ASOF join on open_seconds_before)
+    due     = w.window_start + (F(started_at) + target - open_seconds_before(w)) for the window w with
+              open_seconds_before(w) < F(started_at) + target <= open_seconds_before(w) + length(w)
 
-All arithmetic is done on integer epoch microseconds, so the results are exact (to the microsecond; second
-columns are integer seconds, see ``compute_clocks``).
+Instead of ASOF joins (a first version used them; same results, but ~5x slower because they sort the wide
+probe side) the "last window starting <= t" lookup is a hash join on (calendar, UTC day of t) against a small
+table holding, per UTC day, F at the day's start and the day's windows clipped to it; the inverse lookup is a
+hash join on (calendar, bucket of cumulative open time).  All arithmetic is on integer epoch microseconds, so
+results are exact.
+
+Performance, measured once (2 cores, DuckDB 2.0, ``SET threads=2``): 10,000,000 clocks over two years on four
+calendars (always_open, business_hours America/New_York x2, working_days Europe/Berlin; 1/3 still open; two
+extra pass-through columns) in 15.5 s wall time for ``compute_clocks``; peak RSS of the whole process 2.3 GB,
+including the 10M-row input and output tables (1,000,000 clocks: 0.8 s).
 
 Reading decisions (signed by compliance officers, so written down here):
 
@@ -29,6 +38,11 @@ Reading decisions (signed by compliance officers, so written down here):
 * A clock started in a closed period (night, weekend, holiday) starts at the calendar's next opening
   (``clock_started_at``).
 * ``due_at`` for a target of 0 (or less) is ``clock_started_at``.
+* Closed time never counts: a clock due at 17:00 closing and stopped at 17:00:01 has ``elapsed_seconds`` equal
+  to its target.  The verdict ("one second later is a breach") must compare ``stopped_at > due_at``, not
+  elapsed against target.
+* An unknown ``calendar_id`` in the clocks raises :class:`CalendarError` (a configuration error, not a data
+  row to skip); rows with NULL ``started_at`` or ``calendar_id`` get NULL computed columns.
 * ``elapsed_seconds`` is ``F(end) - F(started_at)`` truncated to whole seconds; it is negative when the end
   precedes the start (bad data, left visible on purpose).  ``remaining_seconds`` is rounded up to whole seconds
   (an active clock with 0.4 s left shows 1 s, never 0).
@@ -39,9 +53,6 @@ Reading decisions (signed by compliance officers, so written down here):
   and its observed weekday are closed, e.g. 2026-07-03 and 2026-07-04 for the US), plus ``extra`` dates, minus
   ``removed`` dates.
 
-Performance (measured once, 2 cores, DuckDB 2.0, synthetic table of 10,000,000 clocks over two years, mixed
-calendars: always_open, business_hours America/New_York, working_days; two extra pass-through columns):
-see ``_PERF_NOTE`` below.
 """
 
 from __future__ import annotations
@@ -58,8 +69,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import duckdb
 import holidays as holidays_lib
 import polars as pl
-
-_PERF_NOTE = "compute_clocks on 10,000,000 clocks: see module docstring"
 
 __all__ = [
     "CalendarError",
@@ -392,11 +401,6 @@ def _day_info(tz: ZoneInfo, d: date) -> _DayInfo:
             hi = m
     t_us = hi * _US
     return _DayInfo(mid_us, o_start, o_end, t_us, t_us + o_start - mid_us, t_us + o_end - mid_us)
-
-
-def _local_to_utc(tz: ZoneInfo, d: date, wall_seconds: int) -> datetime:
-    us = _day_info(tz, d).to_utc(wall_seconds * _US)
-    return datetime(1970, 1, 1, tzinfo=_UTC) + timedelta(microseconds=us)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def _csv_select(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> st
         ref = f'"{name}"'
         if data_type.startswith("TIMESTAMP"):
             rendered.append(
-                f"CASE WHEN microsecond({ref}) = 0 THEN strftime({ref}, '%Y-%m-%dT%H:%M:%SZ') "
+                f"CASE WHEN epoch_us({ref}) % 1000000 = 0 THEN strftime({ref}, '%Y-%m-%dT%H:%M:%SZ') "
                 f"ELSE strftime({ref}, '%Y-%m-%dT%H:%M:%S.%fZ') END AS {ref}"
             )
         elif data_type == "VARCHAR":

@@ -26,6 +26,7 @@ RULE_KINDS: dict[str, str] = {
     "senior_review": "tickets",
     "resolution": "tickets",
     "acknowledgment": "tickets",
+    "categorisation": "tickets",
     "secrets_in_text": "data_quality",
     "information_completeness": "data_quality",
     "security_ack": "security",
@@ -80,8 +81,9 @@ class Target:
 
 
 def _describe_seconds(seconds: int) -> str:
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds % size == 0 and seconds >= size:
+    # Days from three days up ("7 days"); below that hours, as the sources write them ("48 hours").
+    for unit, size, smallest in (("days", 86400, 3 * 86400), ("hours", 3600, 3600), ("minutes", 60, 60)):
+        if seconds % size == 0 and seconds >= smallest:
             count = seconds // size
             return f"{count} {unit[:-1] if count == 1 else unit}"
     return f"{seconds} seconds"

@@ -11,6 +11,9 @@ import duckdb
 import holidays
 import polars as pl
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from compliance.calendars import (
     CalendarError,
@@ -511,3 +514,25 @@ def test_from_mapping_errors(mapping, message):
         CalendarSpec.from_mapping("X", mapping)
     assert str(exc.value).startswith(message), str(exc.value)
     assert isinstance(exc.value, ValueError)
+
+
+def test_shipped_policy_calendars_parse():
+    from pathlib import Path
+    for path in sorted((Path(__file__).resolve().parent.parent / "policies").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for cal_id, mapping in (doc.get("calendars") or {}).items():
+            CalendarSpec.from_mapping(cal_id, mapping)
+
+
+_NIGHT_REF = RefCalendar(CAL_MAPPINGS["CAL-NIGHT"], date(2026, 1, 1), date(2026, 12, 31))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(
+    st.integers(min_value=0, max_value=330 * 86400 - 1).map(lambda s: utc(2026, 1, 10) + timedelta(seconds=s)),
+    st.tuples(st.sampled_from([w[i] for w in _NIGHT_REF.windows[5:-5] for i in (0, 1)]),
+              st.integers(min_value=-2, max_value=2)).map(lambda p: p[0] + timedelta(seconds=p[1])),
+))
+def test_is_open_agrees_with_reference_windows(t):
+    expected = any(ws <= t < we for ws, we, _ in _NIGHT_REF.windows)
+    assert is_open(SPECS["CAL-NIGHT"], t) == expected
