@@ -101,7 +101,8 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
     con.execute(
         f"""INSERT INTO ticket_sla
             SELECT record_id, rule_id, metric, calendar_id, target_seconds,
-                   started_at, due_at, stopped_at, elapsed_seconds, state, state = 'breached',
+                   started_at, due_at, stopped_at, CASE WHEN started_at <= {as_of_sql} THEN elapsed_seconds END,
+                   state, state = 'breached',
                    CASE WHEN state = 'active' THEN remaining_seconds END, exclusion_reason, channel, tier, plan
             FROM (
                 SELECT *,
@@ -137,7 +138,7 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
                    state,
                    CASE WHEN stopped_at IS NOT NULL THEN elapsed_seconds END,
                    due_at, stopped_at,
-                   CASE WHEN state = 'breached' THEN elapsed_seconds - target_seconds END,
+                   CASE WHEN state = 'breached' THEN cr_secs(due_at, coalesce(stopped_at, {as_of_sql})) END,
                    CASE WHEN state = 'breached' THEN 'breach' END,
                    CASE WHEN state = 'breached' THEN
                        'Ticket ' || record_id || ' (' || coalesce(channel, '?') || ', ' || coalesce(tier, '?') || ', '
@@ -146,7 +147,9 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
                        || '), '
                        || CASE WHEN stopped_at IS NOT NULL THEN 'given ' || cr_ts(stopped_at) || ', '
                                ELSE 'still missing at the as-of time ' || cr_ts({as_of_sql}) || ', ' END
-                       || cr_dur(elapsed_seconds - target_seconds) || {calendar_words} || ' late.'
+                       || cr_dur(cr_secs(due_at, coalesce(stopped_at, {as_of_sql}))) || ' late'
+                       || CASE WHEN {calendar_words} <> '' THEN ' (' || cr_dur(greatest(elapsed_seconds - target_seconds, 0))
+                               || {calendar_words} || ')' ELSE '' END || '.'
                    END
             FROM ticket_sla""",
     )
