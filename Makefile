@@ -33,7 +33,7 @@ dev: $(STAMP)
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home CR_EXPORTS_DIR=$(CURDIR)/$(EXPORTS) CR_OUT_DIR=$(CURDIR)/$(OUT) $(BIN)/dagster dev -m pipelines.definitions
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py --tickets $${TICKETS:-1000000}
 
 clean:
 	rm -rf $(VENV) var

@@ -1,8 +1,56 @@
-"""Ticket clocks: one row per ticket × rule (first response, senior review, resolution), with its verdict.
+"""Ticket clocks: one row per ticket × rule (× resolution cycle), with its verdict.
 
 Which rules apply to a ticket is policy data (`applies_to` channel / tier, `binding_plans`); the clock
 arithmetic on 24/7, business-hours and working-day calendars is ``compliance.calendars.compute_clocks``.
-Everything is set-based SQL over ``staged_tickets``.
+Everything is set-based SQL over ``staged_tickets`` and, when present, ``staged_ticket_events`` (window
+functions over the events; never a Python loop per ticket).
+
+Readings (compliance officers: these are the choices, each one is a setting or written here):
+
+* **Source of truth.**  When ``staged_ticket_events`` exists, a ticket with at least one event row (at any
+  time) takes its first-response and resolution clocks from its events (``clock_source = 'events'``); other
+  tickets fall back to the ``first_response_at`` / ``resolved_at`` columns (``clock_source = 'tickets'``).
+  The clock always starts at ``tickets.created_at``.  Events after the as-of instant are ignored; events at the
+  same instant are ordered by ``source_line``.
+* **First response** stops at the first event whose ``event_type`` is in ``tickets.first_response_event_types``
+  (default ``[public_reply]``); internal notes and auto-acks never stop it unless listed.  The actor is not
+  checked (the event type is the policy's criterion).
+* **Status timeline.**  Only ``status_change`` events with a ``new_status`` change the status; before the
+  first one the ticket is ``new``.  Terminal statuses are ``tickets.solved_statuses`` (default
+  ``[solved, closed]``).  A *solve* is a change into a terminal status from a non-terminal one (solved ->
+  closed is not a second solve); a *reopen* is a change from a terminal status to any non-terminal one.
+* **Pauses.**  Time in ``tickets.pausing_statuses`` (default ``pending``, ``on_hold``) does not count toward a
+  resolution clock; ``pause_seconds`` is the *open time of the rule's calendar* while paused (so a weekend in
+  ``pending`` pauses 0 s on a business-hours calendar).  ``elapsed_seconds`` of a resolution clock is the open
+  time from start to stop (or as-of) minus ``pause_seconds``.  ``due_at`` is the first instant at which that
+  active open time reaches the target, i.e. the unpaused due shifted by the open time of the pauses that
+  began before it.  A ticket still paused at the as-of time is projected as if it resumed at as-of (no
+  future pause is assumed), so a paused ticket is never breached by time spent paused.  A first-response or
+  senior-review clock never pauses (``pause_seconds = 0``); a resolution clock without an event history has
+  ``pause_seconds`` NULL (unknown).
+* **Reopened tickets**, ``tickets.reopen_starts_new_cycle``:
+  - ``false`` (default): one cycle (``cycle = 1``) from creation to the *last* solve; it is stopped only when
+    the ticket is in a terminal status at the as-of time.  Time between a solve and the following reopen does
+    not count (the ticket was not with the team): it is treated exactly like a pause (included in
+    ``pause_seconds``).
+  - ``true``: cycle 1 runs from creation to the first solve; every reopen starts cycle 2, 3, ... whose clock
+    starts at the reopen and stops at the next solve.  Each cycle is its own ``ticket_sla`` row (same
+    ``record_id``, its own verdict, counted as its own item in the metrics).
+* **Working-day targets** (``target.working_days``): ``due_at`` is ``compute_clocks``' working-day deadline;
+  ``target_seconds`` in the evidence is the open time of the calendar from the clock start to that deadline
+  (computed with ``compute_clocks`` elapsed), so that ``elapsed_seconds`` and ``target_seconds`` are in the
+  same unit.  A pause on such a rule shifts the deadline by the paused open time like any other.
+* **Range targets** (profile email-support, "24-48 h", "3-7 working days"): the commitment (slow end) decides
+  ``state``, ``breached`` and the metrics; ``expectation_due_at`` is the quick end's deadline (not shifted by
+  pauses) and ``met_expectation`` is true when the clock stopped at or before it, false when it stopped later
+  or is still running past it, NULL while running before it or when excluded.  ``expectation_metrics`` has the
+  per-rule adherence to the expectation.
+* **Response times** (``response_times``, "always shown", no target): wall-clock seconds from creation to the
+  first response and to the resolution (events: the start of the final terminal run; else ``resolved_at``),
+  stops after as-of ignored, tickets created after as-of left out; per channel/tier/plan (``all`` where rolled
+  up, ``unknown`` for a missing plan) and per period (``all`` or the creation month, UTC).
+* Timestamps are taken to the second: pause and elapsed open times are whole seconds (``compute_clocks``
+  truncates), so sub-second inputs can shift a shifted due by less than a second per pause.
 """
 
 from __future__ import annotations
@@ -12,7 +60,7 @@ from datetime import datetime
 import duckdb
 
 from compliance.calendars import compute_clocks
-from compliance.policy import Policy, Rule
+from compliance.policy import Policy
 from compliance.rules.common import (
     create_empty_results,
     create_items,
@@ -29,13 +77,27 @@ from compliance.rules.common import (
 TICKET_SLA_COLUMNS = (
     "record_id VARCHAR, rule_id VARCHAR, metric VARCHAR, calendar VARCHAR, target_seconds BIGINT, "
     "started_at TIMESTAMPTZ, due_at TIMESTAMPTZ, stopped_at TIMESTAMPTZ, elapsed_seconds BIGINT, state VARCHAR, "
-    "breached BOOLEAN, remaining_seconds BIGINT, exclusion_reason VARCHAR, channel VARCHAR, tier VARCHAR, plan VARCHAR"
+    "breached BOOLEAN, remaining_seconds BIGINT, exclusion_reason VARCHAR, channel VARCHAR, tier VARCHAR, plan VARCHAR, "
+    "pause_seconds BIGINT, cycle INTEGER, expectation_due_at TIMESTAMPTZ, met_expectation BOOLEAN, clock_source VARCHAR"
+)
+RESPONSE_TIME_COLUMNS = (
+    "metric VARCHAR, channel VARCHAR, tier VARCHAR, plan VARCHAR, period VARCHAR, count BIGINT, "
+    "median_seconds DOUBLE, p90_seconds DOUBLE, p95_seconds DOUBLE, max_seconds DOUBLE"
+)
+EXPECTATION_METRIC_COLUMNS = (
+    "rule_id VARCHAR, achieved_expectation BIGINT, missed_expectation BIGINT, adherence_pct DOUBLE"
 )
 # metric name and the (start, stop) columns of staged_tickets for each clock kind.
 CLOCK_KINDS = {
     "first_response": ("created_at", "first_response_at"),
     "senior_review": ("escalated_at", "senior_reviewed_at"),
     "resolution": ("created_at", "resolved_at"),
+}
+DEFAULT_TICKET_SETTINGS = {
+    "first_response_event_types": ["public_reply"],
+    "pausing_statuses": ["pending", "on_hold"],
+    "solved_statuses": ["solved", "closed"],
+    "reopen_starts_new_cycle": False,
 }
 
 
@@ -52,70 +114,304 @@ def _rule_rows(policy: Policy) -> list[tuple]:
                 rule.calendar,
                 rule.target.seconds,
                 rule.target.working_days,
+                rule.target.expectation_seconds,
+                rule.target.expectation_working_days,
                 list(binding) if binding is not None else None,
             )
         )
     return rows
 
 
+def _settings(policy: Policy) -> dict:
+    out = dict(DEFAULT_TICKET_SETTINGS)
+    out.update({k: v for k, v in (policy.ticket_settings or {}).items() if v is not None})
+    return out
+
+
+def _in_list(values) -> str:
+    return "(" + (", ".join(lit(v) for v in values) or "NULL") + ")"
+
+
 def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
-    """Create ``ticket_sla`` (evidence), ``violations_tickets``, ``metrics_tickets`` and ``at_risk``."""
+    """Create ``ticket_sla`` (evidence), ``violations_tickets``, ``metrics_tickets``, ``at_risk``,
+    ``expectation_metrics`` and ``response_times``."""
     install_macros(con)
     con.execute(f"CREATE OR REPLACE TABLE ticket_sla ({TICKET_SLA_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE expectation_metrics ({EXPECTATION_METRIC_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE response_times ({RESPONSE_TIME_COLUMNS})")
     rules = _rule_rows(policy)
-    if not table_exists(con, "staged_tickets") or not rules:
+    if not table_exists(con, "staged_tickets"):
         create_empty_results(con, "tickets")
         con.execute("CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla")
         return
     as_of_sql = ts_lit(as_of)
+    settings = _settings(policy)
+    _prepare_tickets(con, policy, settings, as_of_sql)
+    _write_response_times(con, as_of_sql)
+    if not rules:
+        create_empty_results(con, "tickets")
+        con.execute("CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla")
+        _drop(con, "_sla_tk", "_sla_cyc", "_sla_segs")
+        return
     con.execute(
         "CREATE OR REPLACE TEMP TABLE clock_rules (rule_id VARCHAR, kind VARCHAR, channel VARCHAR, tier VARCHAR, "
-        "calendar_id VARCHAR, target_seconds BIGINT, target_days BIGINT, binding_plans VARCHAR[])"
+        "calendar_id VARCHAR, target_seconds BIGINT, target_days BIGINT, exp_seconds BIGINT, exp_days BIGINT, "
+        "binding_plans VARCHAR[])"
     )
-    con.executemany("INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rules)
-    priority_plans = ", ".join(map(lit, policy.priority_plans)) or "NULL"
+    con.executemany("INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rules)
     starts = " ".join(f"WHEN {lit(kind)} THEN t.{start}" for kind, (start, _) in CLOCK_KINDS.items())
     stops = " ".join(f"WHEN {lit(kind)} THEN t.{stop}" for kind, (_, stop) in CLOCK_KINDS.items())
+    # one row per clock: ticket x rule, and x cycle for resolution clocks from events
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE ticket_clocks_in AS
-            WITH t AS (
-                SELECT *, coalesce(tier, CASE WHEN plan IN ({priority_plans}) THEN 'priority'
-                                         ELSE {lit(policy.default_tier)} END) AS effective_tier
-                FROM staged_tickets
+            WITH j AS (
+                SELECT t.ticket_id AS record_id, r.rule_id, r.kind AS metric, r.calendar_id, r.target_seconds,
+                       r.target_days, r.exp_seconds, r.exp_days,
+                       coalesce(c.cycle, 1) AS cycle,
+                       CASE WHEN c.cycle IS NOT NULL THEN c.c_start ELSE CASE r.kind {starts} END END AS started_at,
+                       CASE WHEN c.cycle IS NOT NULL THEN c.c_stop
+                            WHEN r.kind = 'first_response' AND t.has_events THEN t.ev_first_response
+                            ELSE CASE r.kind {stops} END END AS stop_raw,
+                       CASE WHEN r.kind IN ('first_response', 'resolution') AND t.has_events THEN 'events'
+                            ELSE 'tickets' END AS clock_source,
+                       t.channel, t.effective_tier AS tier, t.plan, r.binding_plans
+                FROM _sla_tk t JOIN clock_rules r
+                  ON (r.channel IS NULL OR r.channel = t.channel) AND (r.tier IS NULL OR r.tier = t.effective_tier)
+                LEFT JOIN _sla_cyc c ON r.kind = 'resolution' AND t.has_events AND c.ticket_id = t.ticket_id
             )
-            SELECT t.ticket_id || '|' || r.rule_id AS clock_key, t.ticket_id AS record_id, r.rule_id,
-                   r.kind AS metric, r.calendar_id, r.target_seconds, r.target_days,
-                   CASE r.kind {starts} END AS started_at,
+            SELECT record_id || '|' || rule_id || '|' || cycle AS clock_key, record_id, rule_id, metric,
+                   calendar_id, target_seconds, target_days, exp_seconds, exp_days, cycle, started_at,
                    -- a stop after the as-of instant had not happened yet at as-of
-                   CASE WHEN (CASE r.kind {stops} END) <= {as_of_sql} THEN CASE r.kind {stops} END END AS stopped_at,
-                   t.channel, t.effective_tier AS tier, t.plan,
-                   CASE WHEN (CASE r.kind {starts} END) > {as_of_sql} THEN 'started after the as-of time'
-                        WHEN r.binding_plans IS NOT NULL AND (t.plan IS NULL OR NOT list_contains(r.binding_plans, t.plan))
-                            THEN 'plan ' || coalesce(t.plan, 'unknown') || ' is reported but not bound by ' || r.rule_id
+                   CASE WHEN stop_raw <= {as_of_sql} THEN stop_raw END AS stopped_at,
+                   clock_source, channel, tier, plan,
+                   CASE WHEN started_at > {as_of_sql} THEN 'started after the as-of time'
+                        WHEN binding_plans IS NOT NULL AND (plan IS NULL OR NOT list_contains(binding_plans, plan))
+                            THEN 'plan ' || coalesce(plan, 'unknown') || ' is reported but not bound by ' || rule_id
                    END AS exclusion_reason
-            FROM t JOIN clock_rules r
-              ON (r.channel IS NULL OR r.channel = t.channel) AND (r.tier IS NULL OR r.tier = t.effective_tier)
-            WHERE CASE r.kind {starts} END IS NOT NULL"""
+            FROM j WHERE started_at IS NOT NULL"""
     )
-    compute_clocks(con, policy.calendars, "ticket_clocks_in", "ticket_clocks_out", as_of)
+    # pass 1: the unpaused clocks (due on the commitment target, open time from start to stop / as-of)
+    compute_clocks(con, policy.calendars, "ticket_clocks_in", "_sla_p1", as_of)
+    # pass 2: expectation deadlines, open time to working-day deadlines, paused open time, open time to pauses
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sla_aux_in AS
+            SELECT 'x|' || clock_key AS clock_key, 'x' AS k, clock_key AS ck, 0 AS n, calendar_id,
+                   started_at, NULL::TIMESTAMPTZ AS stopped_at,
+                   CASE WHEN exp_days IS NULL THEN exp_seconds END AS target_seconds, exp_days AS target_days
+            FROM _sla_p1 WHERE exp_seconds IS NOT NULL OR exp_days IS NOT NULL
+            UNION ALL
+            SELECT 'w|' || clock_key, 'w', clock_key, 0, calendar_id, started_at, due_at, NULL, NULL
+            FROM _sla_p1 WHERE target_seconds IS NULL AND target_days IS NOT NULL AND due_at IS NOT NULL
+            UNION ALL
+            SELECT k || '|' || clock_key || '|' || n, k, clock_key, n, calendar_id,
+                   CASE k WHEN 'p' THEN p_start ELSE started_at END, CASE k WHEN 'p' THEN p_end ELSE p_start END,
+                   NULL, NULL
+            FROM (
+                SELECT c.clock_key, c.calendar_id, c.started_at,
+                       greatest(s.s_start, c.started_at) AS p_start,
+                       least(coalesce(s.s_end, {as_of_sql}), coalesce(c.stopped_at, {as_of_sql})) AS p_end,
+                       row_number() OVER (PARTITION BY c.clock_key ORDER BY s.s_start) AS n
+                FROM ticket_clocks_in c JOIN _sla_segs s ON s.ticket_id = c.record_id
+                WHERE c.metric = 'resolution' AND c.clock_source = 'events' AND c.started_at <= {as_of_sql}
+                  AND s.s_start < coalesce(c.stopped_at, {as_of_sql})
+                  AND (s.s_end IS NULL OR s.s_end > c.started_at)
+            ) p, (VALUES ('p'), ('q')) kinds(k)"""
+    )
+    compute_clocks(con, policy.calendars, "_sla_aux_in", "_sla_aux", as_of)
+    # per clock: target in open seconds, total pause, and the pause open time before the due instant
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _sla_pz AS
+           WITH p AS (
+               SELECT p.ck, p.n, p.elapsed_seconds AS pause_s, q.elapsed_seconds AS to_pause_s,
+                      coalesce(sum(p.elapsed_seconds) OVER (PARTITION BY p.ck ORDER BY p.n
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before_s
+               FROM _sla_aux p JOIN _sla_aux q ON q.k = 'q' AND q.ck = p.ck AND q.n = p.n
+               WHERE p.k = 'p'
+           )
+           SELECT p.ck, sum(pause_s) AS pause_total,
+                  min(before_s) FILTER (WHERE to_pause_s - before_s >= coalesce(c.target_seconds, w.elapsed_seconds))
+                      AS before_due
+           FROM p JOIN _sla_p1 c ON c.clock_key = p.ck
+           LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = p.ck
+           GROUP BY p.ck"""
+    )
+    # pass 3: paused clocks whose due instant moves (pause open time before the due > 0)
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _sla_shift_in AS
+           SELECT c.clock_key, c.calendar_id, c.started_at, c.stopped_at,
+                  coalesce(c.target_seconds, w.elapsed_seconds) + coalesce(z.before_due, z.pause_total) AS target_seconds
+           FROM _sla_p1 c JOIN _sla_pz z ON z.ck = c.clock_key
+           LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = c.clock_key
+           WHERE coalesce(z.before_due, z.pause_total) > 0 AND c.due_at IS NOT NULL"""
+    )
+    compute_clocks(con, policy.calendars, "_sla_shift_in", "_sla_shift", as_of)
     con.execute(
         f"""INSERT INTO ticket_sla
             SELECT record_id, rule_id, metric, calendar_id, target_seconds,
                    started_at, due_at, stopped_at, CASE WHEN started_at <= {as_of_sql} THEN elapsed_seconds END,
                    state, state = 'breached',
-                   CASE WHEN state = 'active' THEN remaining_seconds END, exclusion_reason, channel, tier, plan
+                   CASE WHEN state = 'active' THEN remaining_seconds END, exclusion_reason, channel, tier, plan,
+                   pause_seconds, cycle, expectation_due_at,
+                   CASE WHEN state = 'excluded' OR expectation_due_at IS NULL THEN NULL
+                        WHEN stopped_at IS NOT NULL THEN stopped_at <= expectation_due_at
+                        WHEN {as_of_sql} > expectation_due_at THEN FALSE END,
+                   clock_source
             FROM (
-                SELECT *,
-                       CASE WHEN exclusion_reason IS NOT NULL THEN 'excluded'
-                            WHEN stopped_at IS NOT NULL THEN CASE WHEN stopped_at <= due_at THEN 'achieved' ELSE 'breached' END
-                            WHEN {as_of_sql} > due_at THEN 'breached'
+                SELECT c.record_id, c.rule_id, c.metric, c.calendar_id,
+                       coalesce(c.target_seconds, w.elapsed_seconds) AS target_seconds,
+                       c.started_at, coalesce(s.due_at, c.due_at) AS due_at, c.stopped_at,
+                       c.elapsed_seconds - coalesce(z.pause_total, 0) AS elapsed_seconds,
+                       coalesce(s.remaining_seconds, c.remaining_seconds) AS remaining_seconds,
+                       c.exclusion_reason, c.channel, c.tier, c.plan,
+                       CASE WHEN c.metric <> 'resolution' THEN 0
+                            WHEN c.clock_source = 'events' THEN coalesce(z.pause_total, 0) END AS pause_seconds,
+                       c.cycle, x.due_at AS expectation_due_at, c.clock_source,
+                       CASE WHEN c.exclusion_reason IS NOT NULL THEN 'excluded'
+                            WHEN c.stopped_at IS NOT NULL
+                                THEN CASE WHEN c.stopped_at <= coalesce(s.due_at, c.due_at) THEN 'achieved' ELSE 'breached' END
+                            WHEN {as_of_sql} > coalesce(s.due_at, c.due_at) THEN 'breached'
                             ELSE 'active' END AS state
-                FROM ticket_clocks_out)
-            ORDER BY rule_id, started_at, record_id"""
+                FROM _sla_p1 c
+                LEFT JOIN _sla_pz z ON z.ck = c.clock_key
+                LEFT JOIN _sla_shift s ON s.clock_key = c.clock_key
+                LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = c.clock_key
+                LEFT JOIN _sla_aux x ON x.k = 'x' AND x.ck = c.clock_key)
+            ORDER BY rule_id, started_at, record_id, cycle"""
     )
-    con.execute("DROP TABLE ticket_clocks_in")
-    con.execute("DROP TABLE ticket_clocks_out")
+    _drop(con, "ticket_clocks_in", "_sla_p1", "_sla_aux_in", "_sla_aux", "_sla_pz", "_sla_shift_in", "_sla_shift",
+          "_sla_tk", "_sla_cyc", "_sla_segs")
+    con.execute(
+        """INSERT INTO expectation_metrics
+           SELECT r.rule_id, count(*) FILTER (WHERE s.met_expectation),
+                  count(*) FILTER (WHERE NOT s.met_expectation),
+                  CASE WHEN count(s.met_expectation) > 0
+                       THEN 100.0 * count(*) FILTER (WHERE s.met_expectation) / count(s.met_expectation) END
+           FROM clock_rules r LEFT JOIN ticket_sla s ON s.rule_id = r.rule_id
+           WHERE r.exp_seconds IS NOT NULL OR r.exp_days IS NOT NULL
+           GROUP BY r.rule_id ORDER BY r.rule_id"""
+    )
     _write_ticket_results(con, policy, as_of_sql)
+
+
+def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    for name in names:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: dict, as_of_sql: str) -> None:
+    """``_sla_tk`` (tickets + effective tier + event-derived stops), ``_sla_cyc`` (resolution cycles from
+    events: ticket_id, cycle, c_start, c_stop) and ``_sla_segs`` (non-counting status segments)."""
+    priority_plans = _in_list(policy.priority_plans)
+    terminal = _in_list(settings["solved_statuses"])
+    pausing = _in_list(settings["pausing_statuses"])
+    fr_types = _in_list(settings["first_response_event_types"])
+    new_cycle = bool(settings["reopen_starts_new_cycle"])
+    tier_sql = (f"coalesce(t.tier, CASE WHEN t.plan IN {priority_plans} THEN 'priority' "
+                f"ELSE {lit(policy.default_tier)} END)")
+    if not table_exists(con, "staged_ticket_events"):
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _sla_tk AS
+                SELECT t.*, {tier_sql} AS effective_tier, FALSE AS has_events,
+                       NULL::TIMESTAMPTZ AS ev_first_response, t.resolved_at AS final_resolution
+                FROM staged_tickets t"""
+        )
+        con.execute("CREATE OR REPLACE TEMP TABLE _sla_cyc (ticket_id VARCHAR, cycle INTEGER, "
+                    "c_start TIMESTAMPTZ, c_stop TIMESTAMPTZ)")
+        con.execute("CREATE OR REPLACE TEMP TABLE _sla_segs (ticket_id VARCHAR, s_start TIMESTAMPTZ, "
+                    "s_end TIMESTAMPTZ)")
+        return
+    order = "occurred_at, coalesce(source_line, 0)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sla_st AS
+            WITH s AS (
+                SELECT ticket_id, occurred_at, source_line, new_status, new_status IN {terminal} AS term,
+                       coalesce(lag(new_status IN {terminal}) OVER w, FALSE) AS prev_term,
+                       lead(occurred_at) OVER w AS next_at,
+                       row_number() OVER (PARTITION BY ticket_id ORDER BY {order} DESC) = 1 AS is_last
+                FROM staged_ticket_events
+                WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {as_of_sql}
+                WINDOW w AS (PARTITION BY ticket_id ORDER BY {order})
+            )
+            SELECT *, term AND NOT prev_term AS is_solve, prev_term AND NOT term AS is_reopen,
+                   1 + sum(CASE WHEN prev_term AND NOT term THEN 1 ELSE 0 END)
+                         OVER (PARTITION BY ticket_id ORDER BY {order}
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cyc
+            FROM s"""
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sla_tk AS
+            WITH e AS (
+                SELECT ticket_id,
+                       min(occurred_at) FILTER (WHERE event_type IN {fr_types} AND occurred_at <= {as_of_sql})
+                           AS ev_first_response
+                FROM staged_ticket_events GROUP BY ticket_id
+            ), r AS (
+                SELECT ticket_id, max(occurred_at) FILTER (WHERE is_solve) AS last_solve,
+                       bool_or(is_last AND term) AS ends_terminal
+                FROM _sla_st GROUP BY ticket_id
+            )
+            SELECT t.*, {tier_sql} AS effective_tier, e.ticket_id IS NOT NULL AS has_events,
+                   e.ev_first_response,
+                   CASE WHEN e.ticket_id IS NULL THEN t.resolved_at
+                        WHEN r.ends_terminal THEN r.last_solve END AS final_resolution
+            FROM staged_tickets t
+            LEFT JOIN e ON e.ticket_id = t.ticket_id
+            LEFT JOIN r ON r.ticket_id = t.ticket_id"""
+    )
+    if new_cycle:
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _sla_cyc AS
+               WITH c AS (
+                   SELECT ticket_id, 1 AS cycle, created_at AS c_start FROM _sla_tk WHERE has_events
+                   UNION ALL
+                   SELECT ticket_id, cyc, occurred_at FROM _sla_st WHERE is_reopen
+               ), s AS (
+                   SELECT ticket_id, cyc, min(occurred_at) AS c_stop FROM _sla_st WHERE is_solve GROUP BY ALL
+               )
+               SELECT c.ticket_id, c.cycle::INTEGER AS cycle, c.c_start, s.c_stop
+               FROM c LEFT JOIN s ON s.ticket_id = c.ticket_id AND s.cyc = c.cycle"""
+        )
+    else:
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _sla_cyc AS
+               SELECT ticket_id, 1::INTEGER AS cycle, created_at AS c_start, final_resolution AS c_stop
+               FROM _sla_tk WHERE has_events"""
+        )
+    # segments that do not count: pausing statuses, and (one cycle) the time between a solve and a reopen
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sla_segs AS
+            SELECT ticket_id, occurred_at AS s_start, next_at AS s_end FROM _sla_st
+            WHERE (new_status IN {pausing} OR term) AND (next_at IS NULL OR next_at > occurred_at)"""
+    )
+    con.execute("DROP TABLE _sla_st")
+
+
+def _write_response_times(con: duckdb.DuckDBPyConnection, as_of_sql: str) -> None:
+    con.execute(
+        f"""INSERT INTO response_times
+           WITH d AS (
+               SELECT 'first_response' AS metric, channel, effective_tier AS tier, coalesce(plan, 'unknown') AS plan,
+                      strftime(timezone('UTC', created_at), '%Y-%m') AS period,
+                      cr_span(created_at, coalesce(ev_first_response,
+                                                   CASE WHEN NOT has_events THEN first_response_at END)) AS s,
+                      created_at, coalesce(ev_first_response, CASE WHEN NOT has_events THEN first_response_at END) AS stop
+               FROM _sla_tk
+               UNION ALL
+               SELECT 'resolution', channel, effective_tier, coalesce(plan, 'unknown'),
+                      strftime(timezone('UTC', created_at), '%Y-%m'),
+                      cr_span(created_at, final_resolution), created_at, final_resolution
+               FROM _sla_tk
+           )
+           SELECT metric,
+                  CASE WHEN grouping(channel) = 1 THEN 'all' ELSE coalesce(channel, 'unknown') END,
+                  CASE WHEN grouping(tier) = 1 THEN 'all' ELSE coalesce(tier, 'unknown') END,
+                  CASE WHEN grouping(plan) = 1 THEN 'all' ELSE plan END,
+                  CASE WHEN grouping(period) = 1 THEN 'all' ELSE period END,
+                  count(s), quantile_cont(s, 0.5), quantile_cont(s, 0.9), quantile_cont(s, 0.95), max(s)
+           FROM d WHERE stop IS NOT NULL AND stop <= {as_of_sql} AND created_at <= {as_of_sql}
+           GROUP BY metric, CUBE (channel, tier, plan, period)
+           ORDER BY ALL"""
+    )
 
 
 def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_sql: str) -> None:
@@ -143,7 +439,10 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
                    CASE WHEN state = 'breached' THEN
                        'Ticket ' || record_id || ' (' || coalesce(channel, '?') || ', ' || coalesce(tier, '?') || ', '
                        || coalesce(plan, 'plan unknown') || '), started ' || cr_ts(started_at) || ': '
+                       || CASE WHEN cycle > 1 THEN '(cycle ' || cycle || ' from the reopen) ' ELSE '' END
                        || {metric_phrase} || ' due ' || cr_ts(due_at) || ' (' || cr_dur(target_seconds) || {calendar_words}
+                       || CASE WHEN coalesce(pause_seconds, 0) > 0
+                               THEN ' not counting ' || cr_dur(pause_seconds) || ' paused' ELSE '' END
                        || '), '
                        || CASE WHEN stopped_at IS NOT NULL THEN 'given ' || cr_ts(stopped_at) || ', '
                                ELSE 'still missing at the as-of time ' || cr_ts({as_of_sql}) || ', ' END

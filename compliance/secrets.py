@@ -1,0 +1,233 @@
+"""Secrets and personal data in free text (commitment TG-NO-SECRETS; personal data for TG-COMPLETE-INFO).
+
+One pattern table, :data:`PATTERNS`, drives everything:
+
+* :func:`scan_secrets` — set-based over a DuckDB table: one ``CREATE TABLE secret_findings AS ...`` statement
+  built from DuckDB's regex and list functions (no Python loop over rows). A finding names the record, the
+  column, the kind and where the secret sits (``start``, ``length``), never the secret itself.
+* :func:`redact_sql` — a SQL expression that returns the text with every match replaced by
+  ``[REDACTED:<kind>]``, so any export can ``SELECT {redact_sql('subject')} AS subject``.
+* :func:`redact` — the same for a Python string (small strings in reports).
+
+Every regex has exactly two groups: ``(label)(value)``. The label ("password is ", "PIN码 ", "验证码 ") is
+kept, only the value is reported and redacted. Regexes use only syntax on which RE2 (DuckDB) and Python's
+``re`` in ASCII mode agree: ``\\b``, ``\\d``, ``\\s`` are ASCII in both. Card numbers are candidates by regex
+and must also pass the Luhn check (in SQL and in Python), start with an issuer digit 2–6 and not be one
+repeated digit, so long order numbers are not flagged.
+
+``start`` is a 0-based character offset (``text[start:start + length]`` in Python,
+``substr(text, start + 1, length)`` in SQL).
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+SECRET_KINDS = ("password", "pin", "one_time_code", "card_number", "api_key_or_token")
+PERSONAL_DATA_KINDS = ("email", "phone")
+
+# A separator after a label: "is", "was", ":", "=", "#", "是", "为" (and full-width colon).
+_SEP = r"(?:\s+(?:is|was)\s*[:：]?\s*|\s*[:：=#]\s*|\s*(?:是|为)\s*|\s+)"
+# A password value: printable ASCII without space or comma.
+_TOKEN = r"[!-+\--~]+"
+
+# (kind, regex) — ordered: the redaction chain applies them in this order (tokens and e-mail addresses first,
+# so that a labelled secret never swallows part of them; phone numbers last).
+PATTERNS: tuple[tuple[str, str], ...] = (
+    # Well-known key formats (case-sensitive): Stripe, GitHub, AWS, Slack, Google, JWT.
+    ("api_key_or_token", r"()(\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}\b)"),
+    ("api_key_or_token", r"()(\bgh[pousr]_[A-Za-z0-9]{30,}\b)"),
+    ("api_key_or_token", r"()(\b(?:AKIA|ASIA)[0-9A-Z]{16}\b)"),
+    ("api_key_or_token", r"()(\bxox[abprs]-[A-Za-z0-9-]{10,})"),
+    ("api_key_or_token", r"()(\bAIza[0-9A-Za-z_-]{35})"),
+    ("api_key_or_token", r"()(\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"),
+    # A labelled long token: "api key: ...", "token=...", "Bearer ...", "secret: ..." (20+ characters).
+    (
+        "api_key_or_token",
+        r"(?i)(\b(?:api[ _-]?key|access[ _-]?key|secret[ _-]?key|token|secret|bearer)" + _SEP + r")"
+        r"([A-Za-z0-9_\-\.=/+]{20,})",
+    ),
+    ("email", r"()(\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b)"),
+    # "password: x", "pwd=x", "密码：x", "密码是x", "口令 x" — any value after an explicit separator.
+    ("password", r"(?i)((?:\bpass(?:word|wd)|\bpwd|密码|口令)\s*(?:[:：=]|是|为)\s*)(" + _TOKEN + ")"),
+    # "my password is hunter2" — after is/was the value must contain a digit or a symbol, so that
+    # "my password is not working" is not a finding.
+    (
+        "password",
+        r"(?i)((?:\bpass(?:word|wd)|\bpwd)\s+(?:is|was)\s+)"
+        r"([!-+\--~]*[0-9!@#$%^&*_+=~][!-+\--~]*)",
+    ),
+    # "PIN 4821", "PIN: 4821", "PIN码 1234", "pin code is 1234" — a PIN needs digits.
+    ("pin", r"(?i)(\bpin(?:\s*码|\s*code|\s*number)?" + _SEP + r"?)([0-9]{4,8})\b"),
+    # Qualified one-time codes: "verification code: 1234", "one-time code was 908172", "验证码 123456", "OTP 1234".
+    (
+        "one_time_code",
+        r"(?i)((?:\b(?:verification|security|confirmation|login|sign[ -]?in|one[ -]?time|sms|2fa|auth|"
+        r"authentication|access)\s+code|\botp|\b2fa|验证码|动态码|校验码|短信码)" + _SEP + r"?)([0-9]{4,8})\b",
+    ),
+    # A bare "code 123456": six to eight digits, so that "error code 500" or "code 1001" are not findings.
+    ("one_time_code", r"(?i)(\bcode" + _SEP + r")([0-9]{6,8})\b"),
+    # 13–19 digits with optional single spaces or dashes, issuer digit 2–6, not preceded by + or a digit;
+    # must also pass the Luhn check (see _luhn_sql / _luhn_ok).
+    ("card_number", r"(^|[^+0-9])([2-6](?:[ -]?[0-9]){12,18})\b"),
+    # International phone numbers: +CC followed by two to five digit groups.
+    ("phone", r"()(\+[1-9][0-9]{0,3}(?:[ .-]?\(?[0-9]{1,6}\)?){2,6}\b)"),
+)
+
+_PYTHON_PATTERNS = tuple((kind, re.compile(regex, re.ASCII)) for kind, regex in PATTERNS)
+
+FINDINGS_COLUMNS = "record_id VARCHAR, column_name VARCHAR, kind VARCHAR, start BIGINT, length BIGINT"
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --------------------------------------------------------------------------------------------------------
+# Luhn
+# --------------------------------------------------------------------------------------------------------
+def _luhn_ok(candidate: str) -> bool:
+    digits = [int(ch) for ch in candidate if ch.isdigit()]
+    if not 13 <= len(digits) <= 19 or len(set(digits)) == 1:
+        return False
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        if position % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def _luhn_sql(candidate: str, var: str = "i") -> str:
+    """SQL boolean: the digits of ``candidate`` (an expression) pass the Luhn check (13–19 digits, not all equal)."""
+    digits = f"regexp_replace({candidate}, '[^0-9]', '', 'g')"
+    reversed_digits = f"reverse({digits})"
+    digit = f"CAST({reversed_digits}[{var}] AS INTEGER)"
+    luhn_sum = (
+        f"list_sum(list_transform(range(1, length({digits}) + 1), lambda {var}: "
+        f"CASE WHEN {var} % 2 = 0 THEN [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][{digit} + 1] ELSE {digit} END))"
+    )
+    return (
+        f"(length({digits}) BETWEEN 13 AND 19 AND NOT regexp_matches({digits}, '^(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)$') "
+        f"AND {luhn_sum} % 10 = 0)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Redaction
+# --------------------------------------------------------------------------------------------------------
+def _marker(kind: str) -> str:
+    return f"[REDACTED:{kind}]"
+
+
+def redact_sql(expr: str) -> str:
+    """A SQL expression returning ``expr`` with every secret and personal-data match replaced by
+    ``[REDACTED:<kind>]`` (labels such as "password is " are kept). NULL stays NULL."""
+    sql = expr
+    for kind, regex in PATTERNS:
+        if kind == "card_number":
+            # Luhn decides, so the card step replaces only the candidates that pass it.
+            sql = (
+                f"list_reduce(list_filter(regexp_extract_all({sql}, {_quote(regex)}, 2), "
+                f"lambda c: {_luhn_sql('c', 'j')}), "
+                f"lambda acc, c: replace(acc, c, {_quote(_marker(kind))}), {sql})"
+            )
+        else:
+            sql = f"regexp_replace({sql}, {_quote(regex)}, {_quote(chr(92) + '1' + _marker(kind))}, 'g')"
+    return sql
+
+
+def redact(text: str | None) -> str | None:
+    """The Python twin of :func:`redact_sql` (same pattern table, same order)."""
+    if text is None:
+        return None
+    for kind, pattern in _PYTHON_PATTERNS:
+        marker = _marker(kind)
+        if kind == "card_number":
+            text = pattern.sub(lambda m: m.group(1) + (marker if _luhn_ok(m.group(2)) else m.group(2)), text)
+        else:
+            text = pattern.sub(lambda m, marker=marker: m.group(1) + marker, text)
+    return text
+
+
+def find_secrets(text: str) -> list[tuple[str, int, int]]:
+    """(kind, start, length) of every match in one Python string (for tests and small reports)."""
+    found: set[tuple[str, int, int]] = set()
+    for kind, pattern in _PYTHON_PATTERNS:
+        for match in pattern.finditer(text):
+            if kind == "card_number" and not _luhn_ok(match.group(2)):
+                continue
+            found.add((kind, match.start(2), len(match.group(2))))
+    return sorted(found, key=lambda item: (item[1], item[0]))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Scanning a table
+# --------------------------------------------------------------------------------------------------------
+def _scan_select(table: str, id_column: str, column: str, kind: str, regex: str) -> str:
+    """One SELECT: every match of ``regex`` in ``column`` with its position, computed from the pieces between
+    matches (regexp_split_to_array) and the matches themselves (regexp_extract_all)."""
+    pattern = _quote(regex)
+    keep = f"AND {_luhn_sql('value')}" if kind == "card_number" else ""
+    return f"""
+        SELECT record_id, {_quote(column)} AS column_name, {_quote(kind)} AS kind,
+               start - 1 + length(regexp_extract(match, {pattern}, 1)) AS start,
+               length(regexp_extract(match, {pattern}, 2)) AS length
+        FROM (
+            SELECT record_id, match, regexp_extract(match, {pattern}, 2) AS value,
+                   1 + list_sum(list_transform(range(1, n + 1),
+                                               lambda k: length(pieces[k]) + CASE WHEN k < n THEN length(matches[k]) ELSE 0 END)) AS start
+            FROM (
+                SELECT record_id, pieces, matches, unnest(matches) AS match,
+                       generate_subscripts(matches, 1) AS n
+                FROM (
+                    SELECT CAST({_ident(id_column)} AS VARCHAR) AS record_id,
+                           regexp_extract_all(CAST({_ident(column)} AS VARCHAR), {pattern}) AS matches,
+                           regexp_split_to_array(CAST({_ident(column)} AS VARCHAR), {pattern}) AS pieces
+                    FROM {table}
+                    WHERE regexp_matches(CAST({_ident(column)} AS VARCHAR), {pattern})
+                )
+            )
+        )
+        WHERE true {keep}"""
+
+
+def scan_secrets(con: duckdb.DuckDBPyConnection, table: str, id_column: str, text_columns: list[str]) -> None:
+    """(Re)create ``secret_findings (record_id, column_name, kind, start, length)`` for ``table``.
+
+    ``start`` is the 0-based character offset of the secret value in the text and ``length`` its length in
+    characters; the secret itself is never stored. Overlapping candidates of one kind are reported once.
+    """
+    selects = [
+        _scan_select(table, id_column, column, kind, regex)
+        for column in text_columns
+        for kind, regex in PATTERNS
+    ]
+    if not selects:
+        con.execute(f"CREATE OR REPLACE TABLE secret_findings ({FINDINGS_COLUMNS})")
+        return
+    union = "\nUNION ALL\n".join(selects)
+    con.execute(
+        f"""CREATE OR REPLACE TABLE secret_findings AS
+            SELECT DISTINCT CAST(record_id AS VARCHAR) AS record_id, CAST(column_name AS VARCHAR) AS column_name,
+                   CAST(kind AS VARCHAR) AS kind, CAST(start AS BIGINT) AS start, CAST(length AS BIGINT) AS length
+            FROM ({union})
+            ORDER BY record_id, column_name, start, kind"""
+    )
+
+
+def summarise(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]:
+    """(kind, findings, records) per kind, most frequent first; kinds without findings are left out."""
+    return [
+        (kind, int(count), int(records))
+        for kind, count, records in con.execute(
+            """SELECT kind, count(*), count(DISTINCT record_id) FROM secret_findings
+               GROUP BY kind ORDER BY count(*) DESC, kind"""
+        ).fetchall()
+    ]

@@ -1,0 +1,546 @@
+"""The SLA dashboard: one self-contained HTML page for leadership, readable at a glance.
+
+The page shows
+- one KPI tile per commitment with figures: adherence (achieved / denominator) and a red / amber / green status
+  against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: less than 5 points below it;
+  red: further below; grey: no measured item);
+- monthly adherence per rule (line chart; a dropdown shows one rule split by channel / tier / plan segment);
+- median and p90 response time per rule against its target (bars as % of the target; a dropdown picks the period);
+- breached ticket clocks by weekday x hour of the clock start (UTC heatmap);
+- the open ticket clocks closest to their deadline (top 20);
+- incidents: mean time to acknowledge / resolve per severity;
+- privacy requests answered / completed on time per month.
+
+It follows the rules of the compliance report and reuses its helpers (formatting, chart embedding, Jinja2
+environment, atomic publishing): plotly.js is inlined exactly once, charts are rendered without the library and
+with stable div ids, every input string is escaped (Jinja2 autoescape; chart text through ``_chart_text`` and
+plotly's JSON encoder), no external resource, and an empty input renders a "no data" panel.
+
+No Dagster imports here: the publish asset calls :func:`render_sla_dashboard` and
+:func:`reports.compliance_report.publish_atomically`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Mapping
+
+import plotly.graph_objects as go
+import polars as pl
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from compliance.policy import Policy
+from reports.compliance_report import (
+    CHART_COLORS,
+    _base_layout,
+    _chart_html,
+    _chart_text,
+    _environment,
+    _rows,
+    _shorten,
+    _text,
+    format_adherence,
+    format_count,
+    format_timestamp,
+    human_duration,
+    publish_atomically,  # re-exported for the publish asset
+)
+
+__all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard", "publish_atomically"]
+
+TEMPLATE_NAME = "sla_dashboard.html"
+AT_RISK_LIMIT = 20
+AMBER_BAND_POINTS = 5
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+RAG_LABELS = {"green": "on target", "amber": "just below target", "red": "below target", "grey": "no data"}
+SERIES_COLORS = ("#2a5db0", "#e07b00", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#546e7a")
+THRESHOLD_COLOR = "#555"
+
+
+@dataclass
+class DashboardData:
+    policy: Policy
+    as_of: datetime
+    run_id: str
+    # rule_id, title, domain, achieved, breached, active, denominator, adherence_pct (one row per rule with figures)
+    kpis: pl.DataFrame
+    # metrics rows: rule_id, period (YYYY-MM; 'all' rows are used by the response-time chart when present),
+    # segment ('all' or 'channel=..;tier=..;plan=..'), achieved, breached, denominator, adherence_pct,
+    # median_seconds, p90_seconds
+    monthly: pl.DataFrame
+    # weekday (1=Mon..7), hour (0-23, UTC), breaches: breached ticket clocks by their UTC start time
+    breaches_by_hour: pl.DataFrame
+    # open ticket clocks: record_id, rule_id, due_at, remaining_seconds (sorted, <= 50 rows)
+    at_risk: pl.DataFrame
+    # compliance.rules.status incident_response table (may be empty)
+    incident_response: pl.DataFrame
+    # rule_id, period, achieved, breached, adherence_pct for PRIV-RESP / PRIV-COMPLETE (may be empty)
+    privacy_on_time: pl.DataFrame
+    # rule_id -> target seconds
+    targets: dict[str, int]
+    generated_at: datetime
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Status and small helpers
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _exact(value: Any) -> Fraction:
+    """A threshold as an exact fraction (99.9 means 999/10, not the nearest binary float)."""
+    return Fraction(Decimal(str(value)))
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def rag_status(achieved: Any, denominator: Any, met_min_pct: float) -> str:
+    """``green`` when adherence >= the policy threshold, ``amber`` when less than 5 points below it, ``red``
+    otherwise, ``grey`` without a measured item. Computed exactly from the counts."""
+    achieved_n, denominator_n = _int_or_none(achieved), _int_or_none(denominator)
+    if not denominator_n or denominator_n <= 0 or achieved_n is None:
+        return "grey"
+    adherence = Fraction(100 * achieved_n, denominator_n)
+    threshold = _exact(met_min_pct)
+    if adherence >= threshold:
+        return "green"
+    if adherence >= threshold - AMBER_BAND_POINTS:
+        return "amber"
+    return "red"
+
+
+def _adherence(row: Mapping[str, Any]) -> float | None:
+    denominator = _int_or_none(row.get("denominator"))
+    if denominator is None:
+        achieved, breached = _int_or_none(row.get("achieved")), _int_or_none(row.get("breached"))
+        if achieved is not None and breached is not None:
+            denominator = achieved + breached
+    if not denominator:
+        return None
+    return 100.0 * int(row.get("achieved") or 0) / denominator
+
+
+def _denominator(row: Mapping[str, Any]) -> int | None:
+    denominator = _int_or_none(row.get("denominator"))
+    if denominator is None:
+        achieved, breached = _int_or_none(row.get("achieved")), _int_or_none(row.get("breached"))
+        if achieved is not None and breached is not None:
+            denominator = achieved + breached
+    return denominator
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number  # NaN -> None
+
+
+def _segment_label(segment: str) -> str:
+    """``channel=technical_support;tier=priority`` -> ``technical_support · priority``."""
+    parts = [part.split("=", 1)[-1] for part in segment.split(";") if part]
+    return " · ".join(parts) or segment
+
+
+def _duration_unit(max_seconds: float) -> tuple[str, float]:
+    if max_seconds >= 3 * 86400:
+        return "days", 86400.0
+    if max_seconds >= 2 * 3600:
+        return "hours", 3600.0
+    return "minutes", 60.0
+
+
+def _rule_order(policy: Policy, rule_ids: list[str]) -> list[str]:
+    """Policy order first, then IDs the policy does not know, sorted."""
+    position = {rule.id: index for index, rule in enumerate(policy.rules)}
+    return sorted(set(rule_ids), key=lambda rule_id: (rule_id not in position, position.get(rule_id, 0), rule_id))
+
+
+def _color(index: int) -> str:
+    return SERIES_COLORS[index % len(SERIES_COLORS)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# KPI tiles and table
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
+    policy, targets = data.policy, data.targets or {}
+    rows_by_rule: dict[str, dict[str, Any]] = {}
+    for row in _rows(data.kpis):
+        rows_by_rule.setdefault(_text(row.get("rule_id")), row)
+    tiles = []
+    for rule_id in _rule_order(policy, list(rows_by_rule)):
+        row = rows_by_rule[rule_id]
+        denominator = _denominator(row)
+        achieved = row.get("achieved")
+        status = rag_status(achieved, denominator, policy.met_min_adherence_pct)
+        title = _text(row.get("title"))
+        if not title:
+            try:
+                title = policy.rule(rule_id).title
+            except KeyError:
+                title = ""
+        adherence = _adherence({"achieved": achieved, "denominator": denominator})
+        if adherence is None:
+            headline = "—"
+        else:
+            tenths = (int(achieved or 0) * 1000) // int(denominator)  # cut, never rounded up (as the report)
+            headline = f"{tenths // 10}.{tenths % 10}%"
+        tiles.append(
+            {
+                "rule_id": rule_id,
+                "title": _shorten(title, 90),
+                "title_full": title,
+                "domain": _text(row.get("domain")),
+                "status": status,
+                "status_label": RAG_LABELS[status],
+                "headline": headline,
+                "adherence": format_adherence(row.get("adherence_pct"), achieved, denominator),
+                "achieved": format_count(achieved),
+                "breached": format_count(row.get("breached")),
+                "active": format_count(row.get("active")),
+                "denominator": format_count(denominator),
+                "target": human_duration(targets[rule_id]) if targets.get(rule_id) else "",
+            }
+        )
+    return tiles
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Charts (each returns Markup or None for "no data")
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _trend_chart(data: DashboardData) -> Markup | None:
+    """Monthly adherence per rule; a dropdown shows one rule split by segment."""
+    met_min = data.policy.met_min_adherence_pct
+    series: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for row in _rows(data.monthly):
+        period = _text(row.get("period"))
+        if not period or period == "all":
+            continue
+        rule_id, segment = _text(row.get("rule_id")), _text(row.get("segment")) or "all"
+        series.setdefault(rule_id, {}).setdefault(segment, []).append(row)
+    rules = _rule_order(data.policy, list(series))
+    if not rules:
+        return None
+    fig = go.Figure()
+    groups: list[tuple[str, str]] = []  # (rule_id, segment) per trace, in trace order
+    for index, rule_id in enumerate(rules):
+        segments = sorted(series[rule_id], key=lambda segment: (segment != "all", segment))
+        for position, segment in enumerate(segments):
+            points = sorted(series[rule_id][segment], key=lambda row: _text(row.get("period")))
+            name = rule_id if segment == "all" else f"{rule_id} {_segment_label(segment)}"
+            fig.add_trace(
+                go.Scatter(
+                    x=[_chart_text(row.get("period")) for row in points],
+                    y=[_adherence(row) for row in points],
+                    customdata=[[format_count(row.get("achieved")), format_count(_denominator(row))] for row in points],
+                    name=_chart_text(name),
+                    mode="lines+markers",
+                    # the overall line in the rule's colour; its segments in further colours, dotted
+                    line={"color": _color(index + position), "dash": "solid" if segment == "all" else "dot"},
+                    visible=segment == "all",
+                    hovertemplate=(
+                        f"{_chart_text(name)}<br>%{{x}}: %{{y:.1f}}% (%{{customdata[0]}} / %{{customdata[1]}})"
+                        "<extra></extra>"
+                    ),
+                )
+            )
+            groups.append((rule_id, segment))
+    _base_layout(fig, "Monthly adherence per rule (achieved / (achieved + breached))", "adherence %")
+    fig.update_yaxes(range=[0, 102])
+    fig.update_xaxes(type="category", title="month of clock start (UTC)")
+    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%")
+    split_rules = [rule_id for rule_id in rules if any(seg != "all" for seg in series[rule_id])]
+    if split_rules:
+        buttons = [
+            {
+                "label": "All rules (overall)",
+                "method": "update",
+                "args": [{"visible": [segment == "all" for _, segment in groups]}],
+            }
+        ]
+        for rule_id in split_rules:
+            buttons.append(
+                {
+                    "label": _chart_text(f"{rule_id} by segment"),
+                    "method": "update",
+                    "args": [{"visible": [owner == rule_id for owner, _ in groups]}],
+                }
+            )
+        fig.update_layout(
+            updatemenus=[
+                {"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.16, "yanchor": "top",
+                 "showactive": True, "active": 0}
+            ],
+            margin={"t": 70},
+        )
+    return _chart_html(fig, "chart-trend")
+
+
+def _response_chart(data: DashboardData) -> Markup | None:
+    """Median and p90 per rule as % of the rule's target (100% = target); a dropdown picks the period."""
+    targets_by_rule = data.targets or {}
+    by_period: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in _rows(data.monthly):
+        if (_text(row.get("segment")) or "all") != "all":
+            continue
+        rule_id, period = _text(row.get("rule_id")), _text(row.get("period"))
+        target = _float(targets_by_rule.get(rule_id))
+        if not period or not target or target <= 0:
+            continue
+        if _float(row.get("median_seconds")) is None and _float(row.get("p90_seconds")) is None:
+            continue
+        by_period.setdefault(period, {}).setdefault(rule_id, row)
+    if not by_period:
+        return None
+    periods = sorted(by_period, key=lambda period: (period != "all", period))
+    default = "all" if "all" in by_period else periods[-1]
+    fig = go.Figure()
+    owners: list[str] = []
+    for period in periods:
+        rules = _rule_order(data.policy, list(by_period[period]))
+        for key, label, color in (("median_seconds", "median", "#2a5db0"), ("p90_seconds", "p90", "#e07b00")):
+            values = [_float(by_period[period][rule_id].get(key)) for rule_id in rules]
+            targets = [float(targets_by_rule[rule_id]) for rule_id in rules]
+            fig.add_trace(
+                go.Bar(
+                    x=[_chart_text(rule_id) for rule_id in rules],
+                    y=[None if value is None else round(100.0 * value / target, 2) for value, target in zip(values, targets)],
+                    text=[human_duration(value) for value in values],
+                    textposition="outside",
+                    customdata=[[human_duration(value), human_duration(target)] for value, target in zip(values, targets)],
+                    name=label,
+                    marker_color=color,
+                    visible=period == default,
+                    hovertemplate=(
+                        f"%{{x}} ({_chart_text(period if period != 'all' else 'whole period')})<br>"
+                        f"{label}: %{{customdata[0]}} = %{{y:.0f}}% of the target %{{customdata[1]}}<extra></extra>"
+                    ),
+                )
+            )
+            owners.append(period)
+    title = "Median and p90 response time per rule, as % of its target (100% = target)"
+    _base_layout(fig, title, "% of target")
+    fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
+    fig.update_xaxes(type="category")
+    fig.add_hline(y=100, line_dash="dash", line_color=CHART_COLORS["breached"], annotation_text="target")
+    if len(periods) > 1:
+        buttons = [
+            {
+                "label": _chart_text("whole period" if period == "all" else period),
+                "method": "update",
+                "args": [{"visible": [owner == period for owner in owners]}],
+            }
+            for period in periods
+        ]
+        fig.update_layout(
+            updatemenus=[
+                {"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.16, "yanchor": "top",
+                 "showactive": True, "active": periods.index(default)}
+            ],
+            margin={"t": 70},
+        )
+    return _chart_html(fig, "chart-response")
+
+
+def _heatmap_chart(data: DashboardData) -> Markup | None:
+    grid = [[0 for _ in range(24)] for _ in range(7)]
+    seen = False
+    for row in _rows(data.breaches_by_hour):
+        weekday, hour, count = _int_or_none(row.get("weekday")), _int_or_none(row.get("hour")), _int_or_none(row.get("breaches"))
+        if weekday is None or hour is None or count is None or not 1 <= weekday <= 7 or not 0 <= hour <= 23:
+            continue
+        grid[weekday - 1][hour] += count
+        seen = True
+    if not seen:
+        return None
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            x=[f"{hour:02d}:00" for hour in range(24)],
+            y=list(WEEKDAYS),
+            colorscale=[[0.0, "#ffffff"], [0.15, "#fde0dd"], [1.0, "#b71c1c"]],
+            zmin=0,
+            colorbar={"title": {"text": "breaches"}},
+            hovertemplate="%{y} %{x} UTC: %{z:,} breached<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    _base_layout(fig, "Breached ticket clocks by weekday and hour of the clock start (UTC)", "")
+    fig.update_layout(height=320)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category", title="hour of day (UTC)")
+    return _chart_html(fig, "chart-heatmap")
+
+
+def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str, Any]]]:
+    rows = [
+        row
+        for row in _rows(data.incident_response)
+        if _text(row.get("period")) == "all" and _text(row.get("severity")) not in ("", "all")
+    ]
+    rows.sort(key=lambda row: _text(row.get("severity")))
+    table = [
+        {
+            "severity": _text(row.get("severity")),
+            "incidents": format_count(row.get("incidents")),
+            "acknowledged": format_count(row.get("acknowledged")),
+            "resolved": format_count(row.get("resolved")),
+            "mtta": human_duration(row.get("mtta_mean_seconds")),
+            "mttr": human_duration(row.get("mttr_mean_seconds")),
+        }
+        for row in rows
+    ]
+    values = [_float(row.get(key)) for row in rows for key in ("mtta_mean_seconds", "mttr_mean_seconds")]
+    measured = [value for value in values if value is not None]
+    if not measured:
+        return None, table
+    unit, size = _duration_unit(max(measured))
+    fig = go.Figure()
+    severities = [_chart_text(row.get("severity")) for row in rows]
+    for key, count_key, label, color in (
+        ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", "#2a5db0"),
+        ("mttr_mean_seconds", "resolved", "MTTR (mean time to resolve)", "#8e24aa"),
+    ):
+        seconds = [_float(row.get(key)) for row in rows]
+        fig.add_trace(
+            go.Bar(
+                x=severities,
+                y=[None if value is None else round(value / size, 3) for value in seconds],
+                text=[human_duration(value) for value in seconds],
+                textposition="outside",
+                customdata=[[human_duration(value), format_count(row.get(count_key)), format_count(row.get("incidents"))]
+                            for value, row in zip(seconds, rows)],
+                name=label,
+                marker_color=color,
+                hovertemplate=(
+                    f"severity %{{x}}<br>{label.split(' ')[0]}: %{{customdata[0]}} "
+                    "(%{customdata[1]} of %{customdata[2]} incidents)<extra></extra>"
+                ),
+            )
+        )
+    _base_layout(fig, "Incidents: mean time to acknowledge and to resolve, per severity", unit)
+    fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
+    fig.update_xaxes(type="category", title="severity")
+    return _chart_html(fig, "chart-incidents"), table
+
+
+def _privacy_chart(data: DashboardData) -> Markup | None:
+    met_min = data.policy.met_min_adherence_pct
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in _rows(data.privacy_on_time):
+        period = _text(row.get("period"))
+        if not period or period == "all":
+            continue
+        series.setdefault(_text(row.get("rule_id")), []).append(row)
+    rules = _rule_order(data.policy, list(series))
+    if not rules:
+        return None
+    fig = go.Figure()
+    for index, rule_id in enumerate(rules):
+        points = sorted(series[rule_id], key=lambda row: _text(row.get("period")))
+        fig.add_trace(
+            go.Bar(
+                x=[_chart_text(row.get("period")) for row in points],
+                y=[_adherence(row) for row in points],
+                text=[f"{format_count(row.get('achieved'))} / {format_count(_denominator(row))}" for row in points],
+                textposition="outside",
+                name=_chart_text(rule_id),
+                marker_color=_color(index),
+                hovertemplate=f"{_chart_text(rule_id)} %{{x}}: %{{y:.1f}}% on time (%{{text}})<extra></extra>",
+            )
+        )
+    _base_layout(fig, "Privacy requests handled on time per month (on time / (on time + late))", "on time %")
+    fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
+    fig.update_yaxes(range=[0, 112])
+    fig.update_xaxes(type="category", title="month of receipt (UTC)")
+    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%")
+    return _chart_html(fig, "chart-privacy")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _at_risk_rows(at_risk: pl.DataFrame) -> tuple[list[dict[str, Any]], int]:
+    rows = _rows(at_risk)
+    rows.sort(
+        key=lambda row: (
+            _float(row.get("remaining_seconds")) is None,
+            _float(row.get("remaining_seconds")) or 0.0,
+            _text(row.get("rule_id")),
+            _text(row.get("record_id")),
+        )
+    )
+    shown = [
+        {
+            "record_id": _text(row.get("record_id")),
+            "rule_id": _text(row.get("rule_id")),
+            "due_at": format_timestamp(row.get("due_at")),
+            "remaining": human_duration(row.get("remaining_seconds")),
+        }
+        for row in rows[:AT_RISK_LIMIT]
+    ]
+    return shown, len(rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Page
+# --------------------------------------------------------------------------------------------------------------
+
+
+def build_context(data: DashboardData) -> dict[str, Any]:
+    """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
+    policy = data.policy
+    tiles = _kpi_tiles(data)
+    counts = {status: 0 for status in RAG_LABELS}
+    for tile in tiles:
+        counts[tile["status"]] += 1
+    at_risk, at_risk_total = _at_risk_rows(data.at_risk)
+    incidents_chart, incidents_table = _incidents_chart(data)
+    met_min = policy.met_min_adherence_pct
+    return {
+        "policy_title": policy.title,
+        "profile": policy.profile,
+        "met_min": f"{met_min:g}",
+        "amber_min": f"{max(0.0, met_min - AMBER_BAND_POINTS):g}",
+        "run_id": _text(data.run_id) or "—",
+        "as_of": format_timestamp(data.as_of),
+        "generated_at": format_timestamp(data.generated_at),
+        "tiles": tiles,
+        "status_counts": counts,
+        "status_labels": RAG_LABELS,
+        "trend_chart": _trend_chart(data),
+        "response_chart": _response_chart(data),
+        "heatmap_chart": _heatmap_chart(data),
+        "at_risk": at_risk,
+        "at_risk_total": at_risk_total,
+        "incidents_chart": incidents_chart,
+        "incidents": incidents_table,
+        "privacy_chart": _privacy_chart(data),
+        "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
+    }
+
+
+def render_sla_dashboard(data: DashboardData) -> str:
+    """The whole HTML document."""
+    return _environment().get_template(TEMPLATE_NAME).render(**build_context(data))

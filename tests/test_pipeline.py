@@ -1,0 +1,162 @@
+"""The whole asset graph: materialize() on a temporary warehouse, evidence layout, determinism, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from compliance.generate import GenerateOptions, generate
+from pipelines.cli import main
+from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
+from pipelines.resources import ReporterSettings, Warehouse
+
+AS_OF = "2026-11-01T00:00:00+00:00"
+CONTRACT_COLUMNS = {
+    "ticket_sla.csv": "record_id,rule_id,metric,calendar,target_seconds,started_at,due_at,stopped_at,elapsed_seconds,state,breached",
+    "violations.csv": "rule_id,domain,record_id,due_at,actual_at,overdue_seconds,severity,explanation",
+    "quarantine.csv": "source_file,line,record_id,reason",
+}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("exports")
+    generate(GenerateOptions(out_dir=folder, tickets=1500, privacy_requests=120, security_reports=30, incidents=40, retention_records=600))
+    return folder
+
+
+def materialize(exports: Path, out: Path, policy: str = "platform") -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        resources={
+            "settings": ReporterSettings(exports_dir=str(exports), out_dir=str(out), policy=policy, as_of=AS_OF),
+            "warehouse": Warehouse(path=str(out / "warehouse.duckdb")),
+        },
+    )
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_materialize_writes_the_data_contract(exports, tmp_path, platform_policy):
+    result = materialize(exports, tmp_path)
+    assert result.success
+    for name, columns in CONTRACT_COLUMNS.items():
+        header = (tmp_path / "evidence" / name).read_text(encoding="utf-8").splitlines()[0]
+        assert header.startswith(columns), name
+    metrics_header = (tmp_path / "evidence" / "metrics.csv").read_text(encoding="utf-8").splitlines()[0]
+    for column in ("rule_id", "period", "achieved", "breached", "active", "adherence_pct", "median_seconds", "p90_seconds", "p95_seconds"):
+        assert column in metrics_header.split(",")
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"] == "2026-11-01T00:00:00Z"
+    assert manifest["policy"]["sha256"] == platform_policy.sha256
+    for entry in manifest["inputs"]:
+        assert entry["rows_read"] == entry["rows_loaded"] + entry["rows_quarantined"], entry
+    assert {entry["file"] for entry in manifest["outputs"]} >= {"compliance_report.html", "evidence/ticket_sla.csv", "evidence/violations.csv"}
+    report = (tmp_path / "compliance_report.html").read_text(encoding="utf-8")
+    for rule in platform_policy.rules:
+        assert rule.id in report
+    assert report.count("Plotly.newPlot") >= 1 and "<script src=" not in report
+    # Every timestamp in the evidence is UTC with Z.
+    for row in read_csv(tmp_path / "evidence" / "ticket_sla.csv")[:200]:
+        assert row["started_at"].endswith("Z") and row["state"] in {"achieved", "breached", "active", "excluded"}
+    # Every ticket violation is a breached clock, traceable to its record.
+    breached = {(r["rule_id"], r["record_id"]) for r in read_csv(tmp_path / "evidence" / "ticket_sla.csv") if r["state"] == "breached"}
+    ticket_violations = {(r["rule_id"], r["record_id"]) for r in read_csv(tmp_path / "evidence" / "violations.csv") if r["domain"] == "tickets"}
+    assert breached == ticket_violations
+
+
+def test_same_inputs_give_the_same_evidence(exports, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert materialize(exports, first).success
+    assert materialize(exports, second).success
+    assert materialize(exports, second).success  # a rerun on the same warehouse changes nothing
+    for path in sorted((first / "evidence").iterdir()):
+        assert path.read_bytes() == (second / "evidence" / path.name).read_bytes(), path.name
+    manifests = [json.loads((folder / "manifest.json").read_text()) for folder in (first, second)]
+    for manifest in manifests:
+        manifest.pop("run_id")
+    assert manifests[0]["inputs"] == manifests[1]["inputs"]
+    assert [o for o in manifests[0]["outputs"] if o["file"] != "compliance_report.html"] == [
+        o for o in manifests[1]["outputs"] if o["file"] != "compliance_report.html"
+    ]
+
+
+def test_missing_and_unusable_files_leave_other_domains_reported(exports, tmp_path):
+    partial = tmp_path / "exports"
+    shutil.copytree(exports, partial)
+    (partial / "privacy_requests.csv").unlink()
+    (partial / "security_reports.csv").write_text("report_id,acknowledged_at\nS1,2026-01-01T00:00:00Z\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert materialize(partial, out).success
+    verdicts = {row["rule_id"]: row for row in read_csv(out / "evidence" / "verdicts.csv")}
+    assert verdicts["PRIV-COMPLETE"]["verdict"] == "no data"
+    assert "no privacy_requests export" in verdicts["PRIV-COMPLETE"]["reason"]
+    assert verdicts["SEC-ACK"]["verdict"] == "no data"
+    assert verdicts["SEC-ACK"]["reason"] == "security_reports.csv is unusable: missing required column received_at"
+    assert verdicts["SUP-TECH-PRIO"]["verdict"] in {"met", "breached"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    security = next(entry for entry in manifest["inputs"] if entry["source"] == "security_reports")
+    assert (security["status"], security["problem"]) == ("unusable", "missing required column received_at")
+    report = (out / "compliance_report.html").read_text(encoding="utf-8")
+    assert "missing required column received_at" in report
+
+
+def test_csv_cells_cannot_run_as_formulas(tmp_path):
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "tickets.csv").write_text(
+        "ticket_id,channel,plan,created_at,first_response_at\n"
+        "=HYPERLINK(\"http://x\"),abuse,free,2026-03-01T00:00:00Z,2026-03-05T00:00:00Z\n"
+        "@SUM(A1),nonsense,free,2026-03-01T00:00:00Z,\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    assert materialize(exports, out).success
+    violations = (out / "evidence" / "violations.csv").read_text(encoding="utf-8")
+    quarantine = (out / "evidence" / "quarantine.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in violations and "\n=HYPERLINK" not in violations and ",=HYPERLINK" not in violations
+    assert "'@SUM(A1)" in quarantine
+    report = (out / "compliance_report.html").read_text(encoding="utf-8")
+    assert "<script>alert" not in report
+
+
+def test_cli_run_and_exit_codes(exports, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", "2026-11-01T00:00:00Z"]) == 0
+    printed = capsys.readouterr().out
+    assert "Inputs (rows read = loaded + quarantined)" in printed and "Verdicts by domain" in printed
+    assert str((out / "compliance_report.html").resolve()) in printed
+    assert "Traceback" not in printed
+
+    assert main(["run", "--exports", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert "--exports" in capsys.readouterr().err
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", "last tuesday"]) == 2
+    assert "not an ISO-8601 timestamp" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("profile: x\ncalendars: {}\nrules:\n  - {id: A, kind: nope, source: {doc: '1'}}\n", encoding="utf-8")
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--policy", str(broken)]) == 2
+    error = capsys.readouterr().err
+    assert "broken.yaml: rules.A.kind: unknown rule kind 'nope'" in error and "Traceback" not in error
+    assert main(["generate", "--out", str(tmp_path / "gen"), "--tickets", "-5"]) == 2
+
+
+def test_cli_generate_is_deterministic(tmp_path):
+    for name in ("a", "b"):
+        assert main(["generate", "--out", str(tmp_path / name), "--tickets", "300", "--seed", "3"]) == 0
+    for path in (tmp_path / "a").iterdir():
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes()
+
+
+def test_email_support_profile_runs(exports, tmp_path):
+    result = materialize(exports, tmp_path, policy="email-support")
+    assert result.success
+    verdicts = {row["rule_id"]: row for row in read_csv(tmp_path / "evidence" / "verdicts.csv")}
+    assert set(verdicts) >= {"TG-URGENT", "TG-GENERAL", "TG-COMPLEX", "TG-NO-SECRETS"}
