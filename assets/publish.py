@@ -8,6 +8,7 @@ import dagster as dg
 from compliance.evidence import build_manifest, build_verdicts, combine_results, write_evidence, write_json
 from pipelines.resources import ReporterSettings, Warehouse
 from reports.compliance_report import ReportData, publish_atomically, render_compliance_report
+from reports.sla_dashboard import DashboardData, render_sla_dashboard
 
 VIOLATIONS_SHOWN = 2_000
 
@@ -76,11 +77,47 @@ def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSetti
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 
 
-@dg.asset(group_name="publish", kinds={"json"}, deps=[compliance_report])
+@dg.asset(group_name="publish", kinds={"html"}, deps=[evidence_files])
+def sla_dashboard(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    """sla_dashboard.html: KPIs with red/amber/green status, trends, breaches by hour, at-risk items, incidents."""
+    policy = settings.load_policy()
+    with warehouse.connect() as con:
+        data = DashboardData(
+            policy=policy,
+            as_of=settings.as_of_instant(context),
+            run_id=context.run_id,
+            kpis=con.sql(
+                "SELECT rule_id, title, domain, achieved, breached, active, denominator, adherence_pct FROM verdicts "
+                "WHERE verdict IN ('met', 'breached') ORDER BY position"
+            ).pl(),
+            monthly=con.sql(
+                "SELECT rule_id, period, segment, achieved, breached, denominator, adherence_pct, median_seconds, p90_seconds "
+                "FROM metrics ORDER BY rule_id, period, segment"
+            ).pl(),
+            breaches_by_hour=con.sql(
+                "SELECT isodow(started_at) AS weekday, hour(started_at) AS hour, count(*) AS breaches FROM ticket_sla "
+                "WHERE state = 'breached' GROUP BY ALL ORDER BY ALL"
+            ).pl(),
+            at_risk=con.sql("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
+            incident_response=con.sql("SELECT * FROM incident_response").pl(),
+            privacy_on_time=con.sql(
+                "SELECT rule_id, period, achieved, breached, adherence_pct FROM metrics "
+                "WHERE domain = 'privacy' AND rule_id IN ('PRIV-RESP', 'PRIV-COMPLETE') AND segment = 'all' AND period <> 'all' "
+                "ORDER BY rule_id, period"
+            ).pl(),
+            targets={rule.id: rule.target.seconds for rule in policy.rules if rule.target.seconds},
+            generated_at=datetime.now(timezone.utc),
+        )
+    path = Path(settings.out_dir) / "sla_dashboard.html"
+    publish_atomically(render_sla_dashboard(data), path)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+
+
+@dg.asset(group_name="publish", kinds={"json"}, deps=[compliance_report, sla_dashboard])
 def run_manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """manifest.json: run id, as-of, policy and input hashes, rows read/loaded/quarantined, output hashes."""
     out_dir = Path(settings.out_dir)
-    outputs = _evidence_paths(out_dir) + [out_dir / "compliance_report.html"]
+    outputs = _evidence_paths(out_dir) + [out_dir / "compliance_report.html", out_dir / "sla_dashboard.html"]
     with warehouse.connect() as con:
         manifest = _manifest(context, settings, con, outputs)
     write_json(out_dir / "manifest.json", manifest)
