@@ -327,7 +327,8 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
                 SELECT ticket_id, occurred_at, source_line, new_status, new_status IN {terminal} AS term,
                        coalesce(lag(new_status IN {terminal}) OVER w, FALSE) AS prev_term,
                        lead(occurred_at) OVER w AS next_at,
-                       row_number() OVER (PARTITION BY ticket_id ORDER BY {order} DESC) = 1 AS is_last
+                       row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, coalesce(source_line, 0) DESC) = 1
+                           AS is_last
                 FROM staged_ticket_events
                 WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {as_of_sql}
                 WINDOW w AS (PARTITION BY ticket_id ORDER BY {order})

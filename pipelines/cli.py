@@ -139,9 +139,9 @@ def _print_summary(warehouse: Path, out_dir: Path, seconds: float) -> None:
             )
     finally:
         con.close()
-    print(f"\nReport:   {(out_dir / 'compliance_report.html').resolve()}")
+    print(f"\nReport:    {(out_dir / 'compliance_report.html').resolve()}")
     print(f"Dashboard: {(out_dir / 'sla_dashboard.html').resolve()}")
-    print(f"Evidence: {(out_dir / 'evidence').resolve()}")
+    print(f"Evidence:  {(out_dir / 'evidence').resolve()}")
     print(f"Finished in {seconds:.1f}s")
 
 
