@@ -90,9 +90,12 @@ def sla_dashboard(context: dg.AssetExecutionContext, settings: ReporterSettings,
                 "SELECT rule_id, title, domain, achieved, breached, active, denominator, adherence_pct FROM verdicts "
                 "WHERE verdict IN ('met', 'breached') ORDER BY position"
             ).pl(),
+            # Trends over the twelve months before as-of (retention months reach back years).
             monthly=con.sql(
                 "SELECT rule_id, period, segment, achieved, breached, denominator, adherence_pct, median_seconds, p90_seconds "
-                "FROM metrics ORDER BY rule_id, period, segment"
+                "FROM metrics WHERE period = 'all' OR period >= strftime($as_of::TIMESTAMPTZ - INTERVAL 12 MONTH, '%Y-%m') "
+                "ORDER BY period, rule_id, segment",
+                params={"as_of": settings.as_of_instant(context)},
             ).pl(),
             breaches_by_hour=con.sql(
                 "SELECT isodow(started_at) AS weekday, hour(started_at) AS hour, count(*) AS breaches FROM ticket_sla "

@@ -241,7 +241,7 @@ def build_manifest(
         if name not in known
     ]
     period = con.execute(
-        "SELECT min(started_at), max(started_at) FROM ticket_sla WHERE state <> 'excluded'"
+        "SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'"
     ).fetchall()[0]
     return {
         "run_id": run_id,
@@ -254,10 +254,8 @@ def build_manifest(
             "reopened_tickets": "new cycle" if policy.ticket_settings.get("reopen_starts_new_cycle") else "one cycle",
         },
         "exports_dir": str(exports_dir),
-        "period": {
-            "first_ticket_clock": iso_utc(period[0]) if period and period[0] else None,
-            "last_ticket_clock": iso_utc(period[1]) if period and period[1] else None,
-        },
+        # The report period: from the first ticket clock to the as-of instant.
+        "period": {"start": iso_utc(period[0]) if period[0] else None, "end": iso_utc(as_of)},
         "inputs": inputs,
         "versions": package_versions(),
         "outputs": [

@@ -1,0 +1,200 @@
+"""Great Expectations suites over staged tables: each failure kind is caught with a useful, correctly-flagged outcome."""
+
+from __future__ import annotations
+
+import great_expectations as gx
+import pytest
+
+from compliance.quality import ExpectationOutcome, suite_for, validate_table, write_data_quality
+
+AS_OF = "2026-11-01T00:00:00Z"
+COLUMNS = (
+    "ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, created_at TIMESTAMPTZ, "
+    "first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, escalated_at TIMESTAMPTZ, "
+    "senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, source_file VARCHAR, source_line BIGINT"
+)
+
+
+def _clean_rows(n: int = 10) -> list[tuple]:
+    rows = []
+    for i in range(n):
+        day = 1 + i % 27
+        rows.append(
+            (
+                f"T{i:05d}", ("sales", "technical_support", "account_billing")[i % 3], ("free", "plan_2")[i % 2],
+                ("standard", "priority")[i % 2], f"2026-03-{day:02d} 10:00:00Z", f"2026-03-{day:02d} 11:00:00Z",
+                f"2026-03-{day:02d} 15:00:00Z", "solved", None, None, "subject", "text", "tickets.csv", i + 2,
+            )
+        )
+    return rows
+
+
+def _staged(con, rows: list[tuple]) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE staged_tickets ({COLUMNS})")
+    con.executemany(f"INSERT INTO staged_tickets VALUES ({', '.join('?' * 14)})", rows)
+
+
+def _failed(outcomes: list[ExpectationOutcome]) -> list[ExpectationOutcome]:
+    return [outcome for outcome in outcomes if not outcome.success]
+
+
+def _one_failure(con, policy, rows, previous_rows=None) -> ExpectationOutcome:
+    _staged(con, rows)
+    failed = _failed(validate_table(con, "staged_tickets", "tickets", policy, AS_OF, previous_rows))
+    assert len(failed) == 1, failed
+    return failed[0]
+
+
+def test_suite_is_built_from_the_contract(platform_policy):
+    suite = suite_for("tickets", platform_policy, as_of=AS_OF, previous_rows=100)
+    assert isinstance(suite, gx.ExpectationSuite)
+    types = [expectation.expectation_type for expectation in suite.expectations]
+    assert types.count("expect_column_values_to_not_be_null") == 3  # ticket_id, channel, created_at
+    assert types.count("expect_column_pair_values_a_to_be_greater_than_b") == 4
+    assert "expect_column_values_to_be_unique" in types
+    assert "expect_table_row_count_to_be_between" in types
+    channel = next(
+        e for e in suite.expectations
+        if e.expectation_type == "expect_column_values_to_be_in_set" and e.configuration.kwargs["column"] == "channel"
+    )
+    assert set(channel.configuration.kwargs["value_set"]) == set(platform_policy.channels)
+    # ticket_events: IDs repeat by design; security_reports: embargo dates may lie in the future.
+    assert "expect_column_values_to_be_unique" not in [
+        e.expectation_type for e in suite_for("ticket_events", platform_policy).expectations
+    ]
+    security = suite_for("security_reports", platform_policy, as_of=AS_OF)
+    max_columns = {
+        e.configuration.kwargs["column"] for e in security.expectations
+        if e.expectation_type == "expect_column_max_to_be_between"
+    }
+    assert "received_at" in max_columns and "embargo_extended_until" not in max_columns
+
+
+def test_clean_table_passes_everything(con, platform_policy):
+    _staged(con, _clean_rows())
+    outcomes = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, previous_rows=10)
+    assert outcomes and all(outcome.success for outcome in outcomes), _failed(outcomes)
+    assert {outcome.source for outcome in outcomes} == {"tickets"}
+
+
+def test_missing_required_value(con, platform_policy):
+    rows = _clean_rows()
+    rows[3] = rows[3][:4] + (None,) + rows[3][5:]
+    rows[3] = rows[3][:5] + (None, None) + rows[3][7:]  # no timestamps at all on that row
+    failure = _one_failure(con, platform_policy, rows)
+    assert failure.expectation == "expect_column_values_to_not_be_null"
+    assert failure.column == "created_at" and failure.unexpected_count == 1 and failure.blocking
+    assert failure.message == "tickets: 1 row has no created_at (a required value)"
+
+
+def test_missing_required_column(con, platform_policy):
+    _staged(con, _clean_rows())
+    con.execute("ALTER TABLE staged_tickets DROP COLUMN channel")
+    failed = _failed(validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, None))
+    # One blocking outcome for the missing column; the checks on its values cannot run and are left out.
+    assert [(f.expectation, f.column, f.blocking) for f in failed] == [("expect_column_to_exist", "channel", True)]
+    assert failed[0].message == "tickets: required column channel is missing"
+
+
+def test_duplicate_id(con, platform_policy):
+    rows = _clean_rows()
+    rows[7] = ("T00002",) + rows[7][1:]
+    failure = _one_failure(con, platform_policy, rows)
+    assert failure.expectation == "expect_column_values_to_be_unique"
+    assert failure.unexpected_count == 2 and failure.blocking
+    assert "2 rows share a ticket_id" in failure.message and "T00002" in failure.message
+
+
+def test_unknown_value(con, platform_policy):
+    rows = _clean_rows()
+    rows[1] = rows[1][:1] + ("carrier_pigeon",) + rows[1][2:]
+    failure = _one_failure(con, platform_policy, rows)
+    assert failure.expectation == "expect_column_values_to_be_in_set" and failure.column == "channel"
+    assert failure.unexpected_count == 1 and failure.blocking  # channel is required
+    assert failure.message.startswith("tickets: 1 row has an unknown channel (e.g. carrier_pigeon; allowed: ")
+
+    rows = _clean_rows()
+    rows[1] = rows[1][:7] + ("archived",) + rows[1][8:]
+    failure = _one_failure(con, platform_policy, rows)
+    assert failure.column == "status" and not failure.blocking  # optional column
+
+
+def test_order_violation(con, platform_policy):
+    rows = _clean_rows()
+    for i in (2, 4, 6):
+        rows[i] = rows[i][:5] + ("2026-02-01 09:00:00Z",) + rows[i][6:]
+    failure = _one_failure(con, platform_policy, rows)
+    assert failure.expectation == "expect_column_pair_values_a_to_be_greater_than_b"
+    assert failure.column == "created_at,first_response_at" and failure.unexpected_count == 3 and failure.blocking
+    assert failure.message == "tickets: 3 rows have first_response_at before created_at"
+
+
+def test_after_as_of(con, platform_policy):
+    rows = _clean_rows()
+    rows[5] = rows[5][:6] + ("2027-01-02 00:00:00Z",) + rows[5][7:]
+    failure = _one_failure(con, platform_policy, rows)
+    assert failure.expectation == "expect_column_max_to_be_between" and failure.column == "resolved_at"
+    assert failure.unexpected_count == 1 and failure.blocking
+    assert failure.message == (
+        "tickets: 1 row has resolved_at after the as-of instant 2026-11-01T00:00:00Z (latest 2027-01-02T00:00:00Z)"
+    )
+
+
+def test_implausible_row_count(con, platform_policy):
+    failure = _one_failure(con, platform_policy, _clean_rows(), previous_rows=100)
+    assert failure.expectation == "expect_table_row_count_to_be_between"
+    assert not failure.blocking
+    assert "10 rows, but the previous run had 100 (expected 50–150" in failure.message
+    _staged(con, _clean_rows())
+    ok = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, previous_rows=14)
+    assert all(outcome.success for outcome in ok)
+
+
+def test_chunked_validation_equals_unchunked(con, platform_policy):
+    rows = _clean_rows(40)
+    rows[30] = ("T00003",) + rows[30][1:]  # duplicate ID in another chunk
+    rows[35] = ("T00003",) + rows[35][1:]
+    rows[12] = rows[12][:1] + ("fax",) + rows[12][2:]
+    rows[22] = rows[22][:5] + ("2026-01-01 00:00:00Z",) + rows[22][6:]
+    rows[39] = rows[39][:6] + ("2027-05-01 00:00:00Z",) + rows[39][7:]
+    rows[1] = rows[1][:4] + (None, None, None) + rows[1][7:]
+    _staged(con, rows)
+    whole = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, 100)
+    chunked = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, 100, chunk_rows=7)
+    assert whole == chunked
+    failed = {(o.expectation, o.column): o.unexpected_count for o in _failed(whole)}
+    assert failed == {
+        ("expect_column_values_to_not_be_null", "created_at"): 1,
+        ("expect_column_values_to_be_unique", "ticket_id"): 3,
+        ("expect_column_values_to_be_in_set", "channel"): 1,
+        ("expect_column_pair_values_a_to_be_greater_than_b", "created_at,first_response_at"): 1,
+        ("expect_column_max_to_be_between", "resolved_at"): 1,
+        ("expect_table_row_count_to_be_between", None): None,
+    }
+
+
+def test_missing_table_gives_no_outcomes(con, platform_policy):
+    assert validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, None) == []
+
+
+def test_write_data_quality(con, platform_policy):
+    rows = _clean_rows()
+    rows[7] = ("T00002",) + rows[7][1:]
+    _staged(con, rows)
+    outcomes = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, None)
+    write_data_quality(con, outcomes)
+    write_data_quality(con, outcomes)  # rerun replaces the source's rows
+    assert con.execute("SELECT count(*) FROM data_quality").fetchall()[0][0] == len(outcomes)
+    assert con.execute(
+        "SELECT column_name, unexpected_count, blocking FROM data_quality WHERE NOT success"
+    ).fetchall() == [("ticket_id", 2, True)]
+    columns = [row[0] for row in con.execute("DESCRIBE data_quality").fetchall()]
+    assert columns == [
+        "source", "expectation", "column_name", "success", "unexpected_count", "observed", "blocking", "message"
+    ]
+
+
+@pytest.mark.parametrize("source_name", ["privacy_requests", "security_reports", "incidents", "retention_inventory"])
+def test_every_source_has_a_suite(source_name, platform_policy):
+    suite = suite_for(source_name, platform_policy, as_of=AS_OF)
+    assert any(e.expectation_type == "expect_column_values_to_not_be_null" for e in suite.expectations)
