@@ -5,7 +5,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from compliance.evidence import build_manifest, build_verdicts, combine_results, write_evidence, write_json
+from compliance.evidence import (
+    blocked_domains,
+    build_manifest,
+    build_verdicts,
+    combine_results,
+    write_evidence,
+    write_json,
+)
 from pipelines.resources import ReporterSettings, Warehouse
 from reports.compliance_report import ReportData, publish_atomically, render_compliance_report
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
@@ -16,13 +23,13 @@ VIOLATIONS_SHOWN = 2_000
 @dg.asset(
     group_name="publish",
     kinds={"duckdb"},
-    deps=["ticket_sla", "privacy_findings", "security_findings", "status_findings", "retention_findings"],
+    deps=["ticket_sla", "privacy_findings", "security_findings", "status_findings", "retention_findings", "data_quality_findings"],
 )
 def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every commitment of the policy with its verdict (met / breached / no data / not assessed)."""
     with warehouse.connect() as con:
         combine_results(con)
-        build_verdicts(con, settings.load_policy())
+        build_verdicts(con, settings.load_policy(), blocked_domains(con))
         counts = dict(con.execute("SELECT verdict, count(*) FROM verdicts GROUP BY verdict").fetchall())
     return dg.MaterializeResult(metadata={verdict: int(count) for verdict, count in sorted(counts.items())})
 

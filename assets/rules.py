@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from compliance.rules import privacy, retention, security, status
+from compliance.rules import data_quality, privacy, retention, security, status
 from pipelines.resources import ReporterSettings, Warehouse
 
 _DOMAINS = {
@@ -10,6 +10,7 @@ _DOMAINS = {
     "security": (security, ["staged_security_reports"]),
     "status": (status, ["staged_incidents", "staged_incident_updates"]),
     "retention": (retention, ["staged_retention_inventory"]),
+    "data_quality": (data_quality, ["staged_tickets"]),
 }
 
 

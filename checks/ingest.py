@@ -1,27 +1,68 @@
-"""Ingest checks: every row read is either loaded or quarantined, for every export file."""
+"""Data-quality checks run right after each export is loaded, as Dagster asset checks of its staged table.
+
+Two checks per source: rows read = loaded + quarantined, and its Great Expectations 1.x suite (run on pandas
+frames taken from DuckDB, chunk by chunk). They run in the ingest step itself (``check_specs``) so that every
+result is recorded before any rule reads the table; a failed *blocking* expectation makes that domain's
+verdicts "not assessed" instead of stopping the run.
+"""
+
+from datetime import datetime
 
 import dagster as dg
+import duckdb
 
-from assets.ingest import ingest_assets
-from pipelines.resources import Warehouse
+from compliance.policy import Policy
+from compliance.quality import DATA_QUALITY_COLUMNS, validate_table, write_data_quality
+from compliance.rules.common import table_exists
 
-
-def _accounting_check(asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    source = asset.key.path[-1].removeprefix("staged_")
-
-    @dg.asset_check(asset=asset, name="rows_accounted_for", blocking=True, description="rows read = loaded + quarantined")
-    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
-        with warehouse.connect() as con:
-            rows = con.execute(
-                "SELECT rows_read, rows_loaded, rows_quarantined, status FROM ingest_log WHERE source = ?", [source]
-            ).fetchall()
-        read, loaded, quarantined, status = rows[0] if rows else (0, 0, 0, "missing")
-        return dg.AssetCheckResult(
-            passed=read == loaded + quarantined,
-            metadata={"status": status, "rows_read": read, "rows_loaded": loaded, "rows_quarantined": quarantined},
-        )
-
-    return _check
+ACCOUNTING = "rows_accounted_for"
+EXPECTATIONS = "expectations"
 
 
-ingest_checks = [_accounting_check(asset) for asset in ingest_assets]
+def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(ACCOUNTING, asset=asset_name, description="rows read = rows loaded + rows quarantined"),
+        dg.AssetCheckSpec(EXPECTATIONS, asset=asset_name, description="Great Expectations suite of the staged table"),
+    ]
+
+
+def accounting_result(asset_name: str, rows_read: int, rows_loaded: int, rows_quarantined: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=asset_name,
+        check_name=ACCOUNTING,
+        passed=rows_read == rows_loaded + rows_quarantined,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"rows_read": rows_read, "rows_loaded": rows_loaded, "rows_quarantined": rows_quarantined},
+    )
+
+
+def expectations_result(
+    con: duckdb.DuckDBPyConnection, asset_name: str, source: str, policy: Policy, as_of: datetime
+) -> dg.AssetCheckResult:
+    """Validate the staged table, record outcomes in ``data_quality`` and the row count for the next run."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS data_quality ({DATA_QUALITY_COLUMNS})")
+    con.execute("DELETE FROM data_quality WHERE source = ?", [source])
+    con.execute("CREATE TABLE IF NOT EXISTS row_count_history (source VARCHAR, as_of TIMESTAMPTZ, rows_loaded BIGINT)")
+    previous = con.execute(
+        "SELECT rows_loaded FROM row_count_history WHERE source = ? AND as_of < ? ORDER BY as_of DESC LIMIT 1",
+        [source, as_of],
+    ).fetchall()
+    outcomes = validate_table(con, asset_name, source, policy, as_of, previous[0][0] if previous else None)
+    write_data_quality(con, outcomes)
+    if table_exists(con, asset_name):
+        con.execute("DELETE FROM row_count_history WHERE source = ? AND as_of = ?", [source, as_of])
+        con.execute(f"INSERT INTO row_count_history SELECT ?, ?, count(*) FROM {asset_name}", [source, as_of])
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    blocking = [outcome for outcome in failed if outcome.blocking]
+    return dg.AssetCheckResult(
+        asset_key=asset_name,
+        check_name=EXPECTATIONS,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        description="; ".join(outcome.message for outcome in failed[:5]) or "all expectations met",
+        metadata={
+            "expectations": len(outcomes),
+            "failed": len(failed),
+            "blocking_failed": len(blocking),
+        },
+    )

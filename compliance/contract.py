@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FILE_FORMATS = ("csv", "parquet", "jsonl")
+# The data contract's request types; a policy with a PRIV-TYPES rule (kind privacy_types) may narrow or extend them.
+REQUEST_TYPES = ("erasure", "access", "portability", "rectification", "restriction", "objection")
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from compliance.contract import SOURCES
 from compliance.policy import Policy
 from compliance.rules.common import METRIC_COLUMNS, VIOLATION_COLUMNS, lit, table_exists
 
-DOMAINS_WITH_RESULTS = ("tickets", "privacy", "security", "status", "retention")
+DOMAINS_WITH_RESULTS = ("tickets", "privacy", "security", "status", "retention", "data_quality")
 
 # The sources a rule kind needs; without them its verdict is "no data".
 RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "first_response": ("tickets",),
+    "secrets_in_text": ("tickets",),
     "senior_review": ("tickets",),
     "resolution": ("tickets",),
     "privacy_first_response": ("privacy_requests",),
@@ -54,6 +55,8 @@ EVIDENCE_FILES = {
     "metrics": ("metrics", "domain, rule_id, period <> 'all', period, segment <> 'all', segment", False),
     "quarantine": ("quarantine", "source_file, line, reason_code", False),
     "at_risk": ("at_risk", "remaining_seconds, due_at, record_id", False),
+    "data_quality": ("data_quality", "source, expectation, column_name", False),
+    "secret_findings": ("secret_findings", "record_id, column_name, start, kind", False),
 }
 VERDICT_COLUMNS = (
     "position INTEGER, rule_id VARCHAR, domain VARCHAR, title VARCHAR, source_doc VARCHAR, source_quote VARCHAR, "
@@ -69,6 +72,18 @@ def combine_results(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE OR REPLACE TABLE {kind} ({columns})")
         if parts:
             con.execute(f"INSERT INTO {kind} {' UNION ALL '.join(parts)}")
+
+
+def blocked_domains(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Domains whose data failed a blocking expectation, with the reason (their verdicts are "not assessed")."""
+    if not table_exists(con, "data_quality"):
+        return {}
+    blocked: dict[str, list[str]] = {}
+    for source, message in con.execute(
+        "SELECT source, message FROM data_quality WHERE blocking AND NOT success ORDER BY source, message"
+    ).fetchall():
+        blocked.setdefault(SOURCES[source].domain, []).append(message)
+    return {domain: "blocking data-quality check failed: " + "; ".join(messages) for domain, messages in blocked.items()}
 
 
 def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str] | None = None) -> None:

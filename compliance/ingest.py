@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.contract import FILE_FORMATS, SOURCES, Column, Source
+from compliance.contract import FILE_FORMATS, REQUEST_TYPES, SOURCES, Column, Source
 from compliance.policy import Policy
 
 QUARANTINE_COLUMNS = "source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR"
@@ -239,7 +239,7 @@ def _allowed_values(column: Column, policy: Policy) -> dict[str, str]:
         values = policy.tiers
     elif column.values == "request_types":
         types_rule = next(iter(policy.rules_of("privacy_types")), None)
-        values = tuple(types_rule.setting("request_types", ())) if types_rule else ()
+        values = tuple(types_rule.setting("request_types", REQUEST_TYPES)) if types_rule else REQUEST_TYPES
     else:
         values = tuple(column.values)
     return {value.lower(): value for value in values}

@@ -8,8 +8,9 @@ Record-ID uniqueness must hold across chunks, so with more than one chunk it is 
 table, with the same meaning as GX's (rows whose ID occurs more than once).
 
 Every expectation carries ``meta = {"blocking": bool, "check": ...}``: failures that make a verdict meaningless
-(missing required column or value, duplicate IDs, timestamps out of order or after the as-of instant, unknown
-values in a required column) are blocking; row-count plausibility and unknown values in optional columns are not.
+(missing required column or value, duplicate IDs, timestamps out of order, unknown values in a required column)
+are blocking; row-count plausibility, unknown values in optional columns and timestamps after the as-of instant
+(which the rules read as "not happened yet") are not.
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ def _expectations(
         for column in source.columns:
             if column.kind == "timestamp" and column.name not in MAY_BE_FUTURE:
                 found.append(
+                    # Not blocking: the rules read anything dated after as-of as "not happened yet".
                     E.ExpectColumnMaxToBeBetween(
-                        column=column.name, max_value=limit, meta={"blocking": True, "check": "after_as_of"}
+                        column=column.name, max_value=limit, meta={"blocking": False, "check": "after_as_of"}
                     )
                 )
     if previous_rows:

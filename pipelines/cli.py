@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -222,5 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def entry_point() -> None:
+    """Console script: exit without interpreter teardown, where native extensions print reference-leak noise."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()
