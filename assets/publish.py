@@ -78,6 +78,17 @@ def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSetti
             ).pl(),
             at_risk=con.sql("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
             generated_at=datetime.now(timezone.utc),
+            expectations=con.sql(
+                """SELECT source, count(*) AS expectations, count(*) FILTER (WHERE success) AS passed,
+                          count(*) FILTER (WHERE NOT success) AS failed,
+                          count(*) FILTER (WHERE NOT success AND blocking) AS blocking_failed,
+                          string_agg(message, '; ' ORDER BY message) FILTER (WHERE NOT success) AS failures
+                   FROM data_quality GROUP BY source ORDER BY source"""
+            ).pl(),
+            secret_summary=con.sql(
+                "SELECT kind, count(*) AS findings, count(DISTINCT record_id) AS records FROM secret_findings "
+                "GROUP BY kind ORDER BY findings DESC, kind"
+            ).pl(),
         )
     path = out_dir / "compliance_report.html"
     publish_atomically(render_compliance_report(data), path)

@@ -22,7 +22,7 @@ import html
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -86,6 +86,10 @@ class ReportData:
     quarantine_summary: pl.DataFrame  # source_file, reason, rows
     at_risk: pl.DataFrame  # record_id, rule_id, due_at, remaining_seconds
     generated_at: datetime
+    # per source: source, expectations, passed, failed, blocking_failed, failures (text of the failed ones)
+    expectations: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # per kind of secret or personal data found in free text: kind, findings, records
+    secret_summary: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -577,6 +581,8 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "inputs": inputs,
         "problem_inputs": [row for row in inputs if row["status"] != "loaded" or row["problem"]],
         "quarantine": _quarantine_rows(data.quarantine_summary),
+        "expectations": _rows(data.expectations),
+        "secret_summary": _rows(data.secret_summary),
         "sections": _domain_sections(data, verdict_rows, inputs),
         "at_risk": at_risk,
         "at_risk_total": at_risk_total,

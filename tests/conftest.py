@@ -29,3 +29,22 @@ def write(path: Path, text: str, *, bom: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
     return path
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """Leave without interpreter teardown, where DuckDB's native bindings print reference-leak noise after the
+    summary line (the same reason as ``pipelines.cli.entry_point``)."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -161,3 +161,32 @@ def test_email_support_profile_runs(exports, tmp_path):
     assert result.success
     verdicts = {row["rule_id"]: row for row in read_csv(tmp_path / "evidence" / "verdicts.csv")}
     assert set(verdicts) >= {"TG-URGENT", "TG-GENERAL", "TG-COMPLEX", "TG-NO-SECRETS"}
+
+
+def test_blocking_expectation_makes_the_domain_not_assessed(exports, tmp_path, platform_policy):
+    import duckdb
+
+    from compliance.evidence import blocked_domains, build_verdicts
+
+    assert materialize(exports, tmp_path).success
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    assert blocked_domains(con) == {}
+    con.execute(
+        "INSERT INTO data_quality VALUES ('privacy_requests', 'expect_column_values_to_be_unique', 'request_id', "
+        "false, 2, '2 duplicates', true, 'privacy_requests: 2 rows share a request_id')"
+    )
+    build_verdicts(con, platform_policy, blocked_domains(con))
+    verdicts = dict(con.execute("SELECT rule_id, verdict || ': ' || coalesce(reason, '') FROM verdicts").fetchall())
+    con.close()
+    assert verdicts["PRIV-COMPLETE"] == "not assessed: blocking data-quality check failed: privacy_requests: 2 rows share a request_id"
+    assert verdicts["SEC-ACK"].startswith(("met", "breached"))
+
+
+def test_report_shows_data_coverage_without_secrets(exports, tmp_path):
+    assert materialize(exports, tmp_path).success
+    report = (tmp_path / "compliance_report.html").read_text(encoding="utf-8")
+    assert "Data-quality expectations" in report and "Secrets and personal data in free text" in report
+    for planted in ("hunter2", "4111 1111 1111 1111"):
+        assert planted not in report
+        assert planted not in "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "evidence").glob("*.csv"))
