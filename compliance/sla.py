@@ -49,6 +49,10 @@ Readings (compliance officers: these are the choices, each one is a setting or w
   first response and to the resolution (events: the start of the final terminal run; else ``resolved_at``),
   stops after as-of ignored, tickets created after as-of left out; per channel/tier/plan (``all`` where rolled
   up, ``unknown`` for a missing plan) and per period (``all`` or the creation month, UTC).
+* Performance, measured once (2 cores, DuckDB 2.0): 1,000,000 generated tickets (988,062 loaded) with
+  7,382,379 events, platform policy: 10.7 s for ``evaluate_ticket_clocks`` (events 3.5 s, response_times 2.7 s,
+  compute_clocks 1.5 s, results 0.9 s); with two extra resolution rules (24/7 on every ticket, business hours on
+  technical support; 2.4M clocks, pauses and their shifted dues): 22.3 s.
 * Timestamps are taken to the second: pause and elapsed open times are whole seconds (``compute_clocks``
   truncates), so sub-second inputs can shift a shifted due by less than a second per pause.
 """

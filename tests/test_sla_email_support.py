@@ -1,0 +1,116 @@
+"""Profile email-support: range targets (expectation = quick end, commitment = slow end) at the edges."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from compliance.policy import load_policy
+from compliance.sla import evaluate_ticket_clocks
+
+UTC = timezone.utc
+AS_OF = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+S = timedelta(seconds=1)
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def email_policy():
+    return load_policy("email-support")
+
+
+def load(con, rows):
+    con.execute(
+        "CREATE OR REPLACE TABLE staged_tickets (ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, "
+        "created_at TIMESTAMPTZ, first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, "
+        "escalated_at TIMESTAMPTZ, senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, "
+        "source_file VARCHAR, source_line BIGINT)"
+    )
+    con.executemany(
+        "INSERT INTO staged_tickets VALUES (?, 'technical', NULL, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, 't.csv', ?)",
+        [(tid, tier, created, response, i) for i, (tid, tier, created, response) in enumerate(rows)],
+    )
+
+
+MON = utc(2026, 11, 23, 10)       # Monday
+FRI = utc(2026, 11, 13, 10)       # Friday
+SAT = utc(2026, 11, 14, 15)       # Saturday
+WED = utc(2026, 11, 4, 9)         # Wednesday
+CASES = [
+    # id, tier, created, response, expected (rule, due, expectation due, state, met_expectation, target_seconds)
+    ("U-24", "urgent", MON, MON + 24 * H, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "achieved", True, 172800)),
+    ("U-24+1", "urgent", MON, MON + 24 * H + S, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "achieved", False, 172800)),
+    ("U-48", "urgent", MON, MON + 48 * H, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "achieved", False, 172800)),
+    ("U-48+1", "urgent", MON, MON + 48 * H + S, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "breached", False, 172800)),
+    # open at as-of: before the expectation (NULL), and past it but before the commitment (false)
+    ("U-open-early", "urgent", AS_OF - 23 * H, None, ("TG-URGENT", AS_OF + 25 * H, AS_OF + H, "active", None, 172800)),
+    ("U-open-late", "urgent", AS_OF - 30 * H, None, ("TG-URGENT", AS_OF + 18 * H, AS_OF - 6 * H, "active", False, 172800)),
+    # Friday 10:00: 3 working days -> Wednesday 10:00, 7 working days -> Tuesday 10:00 (a weekend in between)
+    ("G-FRI-3", "general", FRI, utc(2026, 11, 18, 10), ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400)),
+    ("G-FRI-3+1", "general", FRI, utc(2026, 11, 18, 10) + S, ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400)),
+    ("G-FRI-7", "general", FRI, utc(2026, 11, 24, 10), ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400)),
+    ("G-FRI-7+1", "general", FRI, utc(2026, 11, 24, 10) + S, ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "breached", False, 7 * 86400)),
+    # Saturday: the clock starts Monday 00:00; 3 working days -> Thursday 00:00, 7 -> Wednesday 25th 00:00
+    ("G-SAT", "general", SAT, utc(2026, 11, 19, 0), ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "achieved", True, 7 * 86400)),
+    ("G-SAT-open", "general", SAT, None, ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "breached", False, 7 * 86400)),
+    # no explicit tier: a general issue
+    ("G-DEFAULT", None, FRI, utc(2026, 11, 18, 10), ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400)),
+    # Wednesday 09:00: 7 working days -> Friday 13th 09:00, 14 -> Tuesday 24th 09:00 (14 x 24 h of open time)
+    ("C-7", "complex", WED, utc(2026, 11, 13, 9), ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "achieved", True, 14 * 86400)),
+    ("C-14+1", "complex", WED, utc(2026, 11, 24, 9) + S, ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "breached", False, 14 * 86400)),
+]
+
+
+def test_expectation_and_commitment_at_the_edges(con, email_policy):
+    load(con, [case[:4] for case in CASES])
+    evaluate_ticket_clocks(con, email_policy, AS_OF)
+    got = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT record_id, rule_id, due_at, expectation_due_at, state, met_expectation, target_seconds "
+            "FROM ticket_sla"
+        ).fetchall()
+    }
+    assert len(got) == len(CASES)
+    for tid, _tier, _created, _response, expected in CASES:
+        assert got[tid] == expected, tid
+
+
+def test_working_day_target_seconds_and_elapsed_share_a_unit(con, email_policy):
+    # From Saturday, the 7 working days are 7 x 24 h of open time; the elapsed open time of a response at the
+    # due instant equals it.
+    load(con, [("G-SAT-DUE", "general", SAT, utc(2026, 11, 25, 0))])
+    evaluate_ticket_clocks(con, email_policy, AS_OF)
+    assert con.execute("SELECT target_seconds, elapsed_seconds, state FROM ticket_sla").fetchall() == [
+        (7 * 86400, 7 * 86400, "achieved")
+    ]
+
+
+def test_expectation_metrics(con, email_policy):
+    load(con, [case[:4] for case in CASES])
+    evaluate_ticket_clocks(con, email_policy, AS_OF)
+    rows = {r[0]: r[1:] for r in con.execute("SELECT * FROM expectation_metrics").fetchall()}
+    assert rows["TG-URGENT"] == (1, 4, 20.0)         # U-open-early is still before its expectation
+    assert rows["TG-GENERAL"] == (3, 4, pytest.approx(300 / 7))
+    assert rows["TG-COMPLEX"] == (1, 1, 50.0)
+    # the commitment still decides the metrics
+    urgent = con.execute(
+        "SELECT achieved, breached, active FROM metrics_tickets WHERE rule_id = 'TG-URGENT' AND period = 'all' "
+        "AND segment = 'all'"
+    ).fetchall()
+    assert urgent == [(3, 1, 2)]
+
+
+def test_response_times_table(con, email_policy):
+    load(con, [case[:4] for case in CASES])
+    evaluate_ticket_clocks(con, email_policy, AS_OF)
+    rows = con.execute(
+        "SELECT count, max_seconds FROM response_times WHERE metric = 'first_response' AND channel = 'all' "
+        "AND tier = 'urgent' AND plan = 'all' AND period = 'all'"
+    ).fetchall()
+    assert rows == [(4, 48 * 3600 + 1)]
