@@ -245,83 +245,81 @@ def _allowed_values(column: Column, policy: Policy) -> dict[str, str]:
     return {value.lower(): value for value in values}
 
 
-def _timestamp_sql(raw: str, source_timezone: str) -> tuple[str, str]:
-    """SQL for (parsed TIMESTAMPTZ, naive-local-time-does-not-exist flag) from a text column."""
-    text = f"nullif(trim({raw}), '')"
-    naive = f"TRY_CAST({text} AS TIMESTAMP)"
+def _timestamp_sql(text: str, source_timezone: str) -> str:
+    """SQL parsing a trimmed text value into TIMESTAMPTZ: its own offset if it has one, else the source zone."""
     has_offset = f"regexp_matches({text}, {_quote(_OFFSET_PATTERN)})"
-    parsed = f"CASE WHEN {has_offset} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE timezone({_quote(source_timezone)}, {naive}) END"
-    # A naive wall time inside a spring-forward gap never happened; round-tripping it shows the shift.
-    gap = (
-        f"(NOT {has_offset} AND {naive} IS NOT NULL "
-        f"AND timezone({_quote(source_timezone)}, timezone({_quote(source_timezone)}, {naive})) <> {naive})"
-    )
-    return parsed, gap
+    naive = f"TRY_CAST({text} AS TIMESTAMP)"
+    return f"CASE WHEN {has_offset} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE timezone({_quote(source_timezone)}, {naive}) END"
 
 
 def _parse_and_check(
     con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], policy: Policy
 ) -> None:
-    selects: list[str] = []
+    # Two passes: parse every value once (typed column + its trimmed text), then check the parsed values.
+    parses: list[str] = []
     problems: list[str] = []
+    zone = policy.source_timezone
     for column in source.columns:
-        raw_ref = _ident(present[column.name]) if column.name in present else "NULL::VARCHAR"
-        text = f"nullif(trim({raw_ref}), '')"
         name = column.name
+        raw_ref = _ident(present[name]) if name in present else "NULL::VARCHAR"
+        trimmed = f"nullif(trim({raw_ref}), '')"
+        text = name  # ids and free text are kept as trimmed text: nothing to parse
+        if column.kind in ("timestamp", "boolean", "enum"):
+            text = f"{name}__text"  # the trimmed text of a parsed value, kept for messages
+            parses.append(f"{trimmed} AS {text}")
         if column.kind == "timestamp":
-            parsed, gap = _timestamp_sql(raw_ref, policy.source_timezone)
-            selects.append(f"{parsed} AS {name}")
+            parses.append(f"{_timestamp_sql(trimmed, zone)} AS {name}")
             problems.append(
-                f"CASE WHEN {text} IS NOT NULL AND ({parsed}) IS NULL THEN "
-                f"{{'code': 'bad_timestamp', 'message': '{name}: not an ISO-8601 timestamp: ' || {text}}} "
-                f"WHEN {gap} THEN {{'code': 'nonexistent_local_time', 'message': '{name}: ' || {text} || "
-                f"' does not exist in {policy.source_timezone} (skipped by a daylight-saving change)'}} END"
+                f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
+                f"{{'code': 'bad_timestamp', 'message': '{name}: not an ISO-8601 timestamp: ' || {text}}} END"
             )
+            if zone != "UTC":
+                # A naive wall time inside a spring-forward gap never happened; reading it back shows the shift.
+                problems.append(
+                    f"CASE WHEN NOT regexp_matches({text}, {_quote(_OFFSET_PATTERN)}) AND {name} IS NOT NULL "
+                    f"AND timezone({_quote(zone)}, {name}) <> TRY_CAST({text} AS TIMESTAMP) THEN "
+                    f"{{'code': 'nonexistent_local_time', 'message': '{name}: ' || {text} || "
+                    f"' does not exist in {zone} (skipped by a daylight-saving change)'}} END"
+                )
         elif column.kind == "boolean":
-            parsed = (
-                f"CASE WHEN lower({text}) IN ({', '.join(map(_quote, _TRUE))}) THEN true "
-                f"WHEN lower({text}) IN ({', '.join(map(_quote, _FALSE))}) THEN false END"
+            lowered = f"lower({trimmed})"
+            parses.append(
+                f"CASE WHEN {lowered} IN ({', '.join(map(_quote, _TRUE))}) THEN true "
+                f"WHEN {lowered} IN ({', '.join(map(_quote, _FALSE))}) THEN false END AS {name}"
             )
-            selects.append(f"{parsed} AS {name}")
             problems.append(
-                f"CASE WHEN {text} IS NOT NULL AND ({parsed}) IS NULL THEN "
+                f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
                 f"{{'code': 'bad_boolean', 'message': '{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}}} END"
             )
         elif column.kind == "enum":
             allowed = _allowed_values(column, policy)
             cases = " ".join(f"WHEN {_quote(spelling)} THEN {_quote(value)}" for spelling, value in sorted(allowed.items()))
-            parsed = f"CASE lower({text}) {cases} END" if allowed else "NULL::VARCHAR"
-            selects.append(f"{parsed} AS {name}")
+            parses.append(f"CASE lower({trimmed}) {cases} END AS {name}" if allowed else f"NULL::VARCHAR AS {name}")
             problems.append(
-                f"CASE WHEN {text} IS NOT NULL AND ({parsed}) IS NULL THEN "
+                f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
                 f"{{'code': 'unknown_value', 'message': '{name}: unknown value ' || {text}}} END"
             )
         else:
-            selects.append(f"{text} AS {name}")
+            parses.append(f"{trimmed} AS {name}")
         if column.required:
             problems.append(
                 f"CASE WHEN {text} IS NULL THEN {{'code': 'missing_value', 'message': '{name}: missing required value'}} END"
             )
-    parsed_table = f"parsed_{source.name}"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {parsed_table} AS
-            SELECT source_line, {', '.join(selects)},
-                   list_filter([{', '.join(problems)}], lambda p: p IS NOT NULL) AS problems,
-                   hash({', '.join(_ident(present[c.name]) for c in source.columns if c.name in present)}) AS content_hash,
-                   {_ident(present[source.record_id])} AS raw_record_id
-            FROM {raw}"""
-    )
-    order_checks = [
+    problems += [
         f"CASE WHEN {later} < {earlier} THEN {{'code': 'out_of_order', 'message': "
         f"'{later} ' || strftime({later}, '%Y-%m-%dT%H:%M:%SZ') || ' is before {earlier} ' || "
         f"strftime({earlier}, '%Y-%m-%dT%H:%M:%SZ')}} END"
         for earlier, later in source.ordered
     ]
-    if order_checks:
-        con.execute(
-            f"UPDATE {parsed_table} SET problems = list_concat(problems, "
-            f"list_filter([{', '.join(order_checks)}], lambda p: p IS NOT NULL))"
-        )
+    parsed_table = f"parsed_{source.name}"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {parsed_table} AS
+            SELECT *, list_filter([{', '.join(problems)}], lambda p: p IS NOT NULL) AS problems
+            FROM (SELECT source_line, {', '.join(parses)},
+                         hash({', '.join(_ident(present[c.name]) for c in source.columns if c.name in present)}) AS content_hash,
+                         {_ident(present[source.record_id])} AS raw_record_id
+                  FROM {raw})"""
+    )
     if source.unique:
         # Among otherwise valid rows the first occurrence of an ID is kept; later ones are quarantined.
         con.execute(

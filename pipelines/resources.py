@@ -44,6 +44,8 @@ class Warehouse(dg.ConfigurableResource):
     """The embedded DuckDB warehouse file (one writer at a time: runs execute in one process)."""
 
     path: str
+    # DuckDB spills to disk past this, so that ten million tickets fit a laptop (DuckDB's default is 80 % of RAM).
+    memory_limit: str = "4GB"
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -51,6 +53,7 @@ class Warehouse(dg.ConfigurableResource):
         con = duckdb.connect(self.path)
         try:
             con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
             yield con
         finally:
             con.close()
