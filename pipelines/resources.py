@@ -44,8 +44,9 @@ class Warehouse(dg.ConfigurableResource):
     """The embedded DuckDB warehouse file (one writer at a time: runs execute in one process)."""
 
     path: str
-    # DuckDB spills to disk past this, so that ten million tickets fit a laptop (DuckDB's default is 80 % of RAM).
-    memory_limit: str = "4GB"
+    # DuckDB memory limit, e.g. "8GB" (empty: DuckDB's default, 80 % of RAM). Past it DuckDB spills to disk
+    # where it can; some steps of the ticket clocks cannot, so ten million tickets need about 12 GB today.
+    memory_limit: str = ""
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -53,7 +54,8 @@ class Warehouse(dg.ConfigurableResource):
         con = duckdb.connect(self.path)
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            if self.memory_limit:
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")
             yield con
         finally:
             con.close()

@@ -13,7 +13,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 @pytest.fixture(scope="session")
-def platform_policy() -> Policy:
+def policy() -> Policy:
     return load_policy("platform")
 
 
@@ -48,3 +48,39 @@ def pytest_unconfigure(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
+
+
+# --- helpers of the rule tests (tests/test_rules_*.py) ---------------------------------------------------------
+
+def ts(text: str):
+    """A UTC instant from 'YYYY-MM-DD HH:MM[:SS]'."""
+    from datetime import datetime, timezone
+
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def violations_of(con, rule_id: str | None = None, *, domain: str) -> dict[str, dict]:
+    """The domain's violations (of one rule, or all) by record id."""
+    where, params = ("WHERE rule_id = ?", [rule_id]) if rule_id else ("", [])
+    cursor = con.execute(f"SELECT * FROM violations_{domain} {where}", params)
+    names = [d[0] for d in cursor.description]
+    return {row[2]: dict(zip(names, row)) for row in cursor.fetchall()}
+
+
+def metric_of(con, rule_id: str, period: str = "all", segment: str = "all", *, domain: str) -> dict:
+    """The one metrics row of a rule, period and segment."""
+    cursor = con.execute(
+        f"SELECT * FROM metrics_{domain} WHERE rule_id = ? AND period = ? AND segment = ?", [rule_id, period, segment]
+    )
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    assert len(rows) == 1, rows
+    return dict(zip(names, rows[0]))
+
+
+@pytest.fixture
+def memory_con():
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    yield connection
+    connection.close()

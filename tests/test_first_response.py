@@ -110,11 +110,11 @@ def load_tickets(con, tickets: list[dict]) -> None:
     )
 
 
-def test_engine_matches_reference_on_random_tickets(con, platform_policy):
+def test_engine_matches_reference_on_random_tickets(con, policy):
     rng = random.Random(20261120)
-    tickets = [random_ticket(rng, index, platform_policy) for index in range(3000)]
+    tickets = [random_ticket(rng, index, policy) for index in range(3000)]
     load_tickets(con, tickets)
-    evaluate_ticket_clocks(con, platform_policy, AS_OF)
+    evaluate_ticket_clocks(con, policy, AS_OF)
     rows = {
         record: (rule_id, due, elapsed, state)
         for record, rule_id, due, elapsed, state in con.execute(
@@ -132,7 +132,7 @@ def test_engine_matches_reference_on_random_tickets(con, platform_policy):
     assert not mismatches[:5], f"{len(mismatches)} mismatches"
 
 
-def test_edges_by_hand(con, platform_policy):
+def test_edges_by_hand(con, policy):
     ny = lambda *args: datetime(*args, tzinfo=NEW_YORK).astimezone(UTC)  # noqa: E731
     tickets = [
         # Friday 16:00 New York, priority technical (4 business hours): due Monday 12:00.
@@ -149,7 +149,7 @@ def test_edges_by_hand(con, platform_policy):
         {"ticket_id": "FUTURE", "channel": "abuse", "plan": "free", "created_at": AS_OF + timedelta(hours=1), "first_response_at": None},
     ]
     load_tickets(con, tickets)
-    evaluate_ticket_clocks(con, platform_policy, AS_OF)
+    evaluate_ticket_clocks(con, policy, AS_OF)
     got = {r[0]: r[1:] for r in con.execute("SELECT record_id, due_at, state, elapsed_seconds FROM ticket_sla").fetchall()}
     assert got["FRI"][:2] == (ny(2026, 3, 9, 12), "achieved")
     assert got["LATE"][:2] == (ny(2026, 3, 9, 12), "breached")

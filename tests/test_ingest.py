@@ -25,7 +25,7 @@ def staged(con, columns: str = "ticket_id") -> list[tuple]:
     return con.execute(f"SELECT {columns} FROM staged_tickets ORDER BY source_line").fetchall()
 
 
-def test_each_quarantine_reason_and_accounting(con, tmp_path, platform_policy):
+def test_each_quarantine_reason_and_accounting(con, tmp_path, policy):
     rows = [
         "T1,technical_support,plan_2,,2026-03-02T10:00:00Z,2026-03-02T11:00:00Z,,open,,,ok,fine",  # line 2 ok
         "T2,fax,free,,2026-03-02T10:00:00Z,,,open,,,,",  # unknown channel
@@ -41,7 +41,7 @@ def test_each_quarantine_reason_and_accounting(con, tmp_path, platform_policy):
         "T12,Tech,free,,2026-03-02 10:00:00,,,open,,,,",  # alias + naive timestamp: fine
     ]
     write(tmp_path / "tickets.csv", HEADER + "\n".join(rows) + "\n")
-    result = ingest_source(con, "tickets", tmp_path, platform_policy)
+    result = ingest_source(con, "tickets", tmp_path, policy)
     assert (result.status, result.rows_read, result.rows_loaded, result.rows_quarantined) == ("loaded", 12, 2, 10)
     assert result.rows_read == result.rows_loaded + result.rows_quarantined
     reasons = {line: (record, code, reason) for line, record, code, reason in quarantine(con)}
@@ -60,25 +60,25 @@ def test_each_quarantine_reason_and_accounting(con, tmp_path, platform_policy):
     assert log == [(12, 2, 10)]
 
 
-def test_rerun_replaces_previous_load(con, tmp_path, platform_policy):
+def test_rerun_replaces_previous_load(con, tmp_path, policy):
     write(tmp_path / "tickets.csv", HEADER + "T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,,\nT2,fax,free,,2026-03-02T10:00:00Z,,,open,,,,\n")
     for _ in range(2):
-        ingest_source(con, "tickets", tmp_path, platform_policy)
+        ingest_source(con, "tickets", tmp_path, policy)
     assert con.execute("SELECT count(*) FROM quarantine").fetchall() == [(1,)]
     assert con.execute("SELECT count(*) FROM ingest_log").fetchall() == [(1,)]
     assert staged(con) == [("T1",)]
 
 
-def test_bom_multiline_and_extra_columns(con, tmp_path, platform_policy):
+def test_bom_multiline_and_extra_columns(con, tmp_path, policy):
     text = HEADER.rstrip("\n") + ",vendor_field\n" + 'T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,"two\nlines","d",x\n'
     write(tmp_path / "tickets.csv", text, bom=True)
-    result = ingest_source(con, "tickets", tmp_path, platform_policy)
+    result = ingest_source(con, "tickets", tmp_path, policy)
     assert (result.rows_read, result.rows_loaded) == (1, 1)
     assert staged(con, "ticket_id, subject") == [("T1", "two\nlines")]
 
 
-def test_naive_timestamps_read_in_source_timezone_and_dst_gap_quarantined(con, tmp_path, platform_policy):
-    policy = dataclasses.replace(platform_policy, source_timezone="America/New_York")
+def test_naive_timestamps_read_in_source_timezone_and_dst_gap_quarantined(con, tmp_path, policy):
+    policy = dataclasses.replace(policy, source_timezone="America/New_York")
     rows = [
         "T1,sales,free,,2026-07-01T09:00:00,,,open,,,,",  # EDT: 13:00Z
         "T2,sales,free,,2026-01-15 09:00:00,,,open,,,,",  # EST: 14:00Z
@@ -100,7 +100,7 @@ def test_naive_timestamps_read_in_source_timezone_and_dst_gap_quarantined(con, t
 
 
 @pytest.mark.parametrize("file_format", ["parquet", "jsonl"])
-def test_parquet_and_jsonl(con, tmp_path, platform_policy, file_format):
+def test_parquet_and_jsonl(con, tmp_path, policy, file_format):
     records = [
         {"ticket_id": "T1", "channel": "sales", "created_at": "2026-03-02T10:00:00Z", "first_response_at": None},
         {"ticket_id": "T2", "channel": "sales", "created_at": "not a date", "first_response_at": None},
@@ -116,49 +116,49 @@ def test_parquet_and_jsonl(con, tmp_path, platform_policy, file_format):
         lines = [json.dumps(records[0]), "{broken", "", json.dumps(records[1]), "[1, 2]"]
         write(path, "\n".join(lines) + "\n")
         expected_lines = [2, 4, 5]
-    result = ingest_source(con, "tickets", tmp_path, platform_policy)
+    result = ingest_source(con, "tickets", tmp_path, policy)
     assert result.rows_loaded == 1
     assert result.rows_read == result.rows_loaded + result.rows_quarantined
     assert [row[0] for row in quarantine(con)] == expected_lines
     assert staged(con) == [("T1",)]
 
 
-def test_unusable_files_are_named_with_the_problem(con, tmp_path, platform_policy):
+def test_unusable_files_are_named_with_the_problem(con, tmp_path, policy):
     write(tmp_path / "tickets.csv", "ticket_id,channel\nT1,sales\n")
-    result = ingest_source(con, "tickets", tmp_path, platform_policy)
+    result = ingest_source(con, "tickets", tmp_path, policy)
     assert (result.status, result.problem) == ("unusable", "missing required column created_at")
     assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'staged_tickets'").fetchall() == [(0,)]
 
     write(tmp_path / "tickets.csv", "")
-    assert ingest_source(con, "tickets", tmp_path, platform_policy).problem == "the file is empty"
+    assert ingest_source(con, "tickets", tmp_path, policy).problem == "the file is empty"
 
     (tmp_path / "tickets.csv").unlink()
     write(tmp_path / "tickets.parquet", "this is not parquet")
-    result = ingest_source(con, "tickets", tmp_path, platform_policy)
+    result = ingest_source(con, "tickets", tmp_path, policy)
     assert result.status == "unusable" and result.problem.startswith("cannot be read as PARQUET")
 
     write(tmp_path / "tickets.jsonl", "{}\n")
-    result = ingest_source(con, "tickets", tmp_path, platform_policy)
+    result = ingest_source(con, "tickets", tmp_path, policy)
     assert result.problem == "tickets.parquet and tickets.jsonl are both present; keep one file per source"
 
-    result = ingest_source(con, "privacy_requests", tmp_path, platform_policy)
+    result = ingest_source(con, "privacy_requests", tmp_path, policy)
     assert (result.status, result.problem) == ("missing", "no export file")
 
 
-def test_invalid_utf8_row_is_quarantined(con, tmp_path, platform_policy):
+def test_invalid_utf8_row_is_quarantined(con, tmp_path, policy):
     path = tmp_path / "tickets.csv"
     path.write_bytes(HEADER.encode() + b"T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,\xff\xfe bad,\nT2,sales,free,,2026-03-02T10:00:00Z,,,open,,,,\n")
-    result = ingest_source(con, "tickets", tmp_path, platform_policy)
+    result = ingest_source(con, "tickets", tmp_path, policy)
     assert result.rows_read == result.rows_loaded + result.rows_quarantined == 2
     assert staged(con) == [("T2",)]
 
 
-def test_every_source_ingests_generated_exports(con, tmp_path, platform_policy):
+def test_every_source_ingests_generated_exports(con, tmp_path, policy):
     from compliance.contract import SOURCES
     from compliance.generate import GenerateOptions, generate
 
     generate(GenerateOptions(out_dir=tmp_path, tickets=400, privacy_requests=60, security_reports=20, incidents=20, retention_records=200))
     for name in SOURCES:
-        result = ingest_source(con, name, tmp_path, platform_policy)
+        result = ingest_source(con, name, tmp_path, policy)
         assert result.status == "loaded", (name, result.problem)
         assert result.rows_read == result.rows_loaded + result.rows_quarantined > 0, name

@@ -45,7 +45,7 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def test_materialize_writes_the_data_contract(exports, tmp_path, platform_policy):
+def test_materialize_writes_the_data_contract(exports, tmp_path, policy):
     result = materialize(exports, tmp_path)
     assert result.success
     for name, columns in CONTRACT_COLUMNS.items():
@@ -56,12 +56,12 @@ def test_materialize_writes_the_data_contract(exports, tmp_path, platform_policy
         assert column in metrics_header.split(",")
     manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["as_of"] == "2026-11-01T00:00:00Z"
-    assert manifest["policy"]["sha256"] == platform_policy.sha256
+    assert manifest["policy"]["sha256"] == policy.sha256
     for entry in manifest["inputs"]:
         assert entry["rows_read"] == entry["rows_loaded"] + entry["rows_quarantined"], entry
     assert {entry["file"] for entry in manifest["outputs"]} >= {"compliance_report.html", "evidence/ticket_sla.csv", "evidence/violations.csv"}
     report = (tmp_path / "compliance_report.html").read_text(encoding="utf-8")
-    for rule in platform_policy.rules:
+    for rule in policy.rules:
         assert rule.id in report
     assert report.count("Plotly.newPlot") >= 1 and "<script src=" not in report
     # Every timestamp in the evidence is UTC with Z.
@@ -163,7 +163,7 @@ def test_email_support_profile_runs(exports, tmp_path):
     assert set(verdicts) >= {"TG-URGENT", "TG-GENERAL", "TG-COMPLEX", "TG-NO-SECRETS"}
 
 
-def test_blocking_expectation_makes_the_domain_not_assessed(exports, tmp_path, platform_policy):
+def test_blocking_expectation_makes_the_domain_not_assessed(exports, tmp_path, policy):
     import duckdb
 
     from compliance.evidence import blocked_domains, build_verdicts
@@ -176,7 +176,7 @@ def test_blocking_expectation_makes_the_domain_not_assessed(exports, tmp_path, p
         "INSERT INTO data_quality VALUES ('privacy_requests', 'expect_column_values_to_be_unique', 'request_id', "
         "false, 2, '2 duplicates', true, 'privacy_requests: 2 rows share a request_id')"
     )
-    build_verdicts(con, platform_policy, blocked_domains(con))
+    build_verdicts(con, policy, blocked_domains(con))
     verdicts = dict(con.execute("SELECT rule_id, verdict || ': ' || coalesce(reason, '') FROM verdicts").fetchall())
     con.close()
     assert verdicts["PRIV-COMPLETE"] == "not assessed: blocking data-quality check failed: privacy_requests: 2 rows share a request_id"

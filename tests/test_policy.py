@@ -44,12 +44,12 @@ def test_quotes_come_from_the_cited_source(profile):
             assert fragment in source, f"{rule.id}: {fragment!r} not in source {rule.source_doc}"
 
 
-def test_platform_readings(platform_policy):
-    assert platform_policy.rule("SUP-TECH-PRIO").calendar == "CAL-BH-EST"
-    assert platform_policy.rule("SUP-TECH-PRIO").target.seconds == 4 * 3600
-    assert platform_policy.rule("PRIV-COMPLETE").setting("day_counting") == "days"
-    assert platform_policy.calendars["CAL-BH-EST"].timezone == "America/New_York"
-    assert platform_policy.priority_plans == ("plan_2", "plan_3")
+def test_platform_readings(policy):
+    assert policy.rule("SUP-TECH-PRIO").calendar == "CAL-BH-EST"
+    assert policy.rule("SUP-TECH-PRIO").target.seconds == 4 * 3600
+    assert policy.rule("PRIV-COMPLETE").setting("day_counting") == "days"
+    assert policy.calendars["CAL-BH-EST"].timezone == "America/New_York"
+    assert policy.priority_plans == ("plan_2", "plan_3")
 
 
 def test_email_support_range_targets():

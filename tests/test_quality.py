@@ -45,8 +45,8 @@ def _one_failure(con, policy, rows, previous_rows=None) -> ExpectationOutcome:
     return failed[0]
 
 
-def test_suite_is_built_from_the_contract(platform_policy):
-    suite = suite_for("tickets", platform_policy, as_of=AS_OF, previous_rows=100)
+def test_suite_is_built_from_the_contract(policy):
+    suite = suite_for("tickets", policy, as_of=AS_OF, previous_rows=100)
     assert isinstance(suite, gx.ExpectationSuite)
     types = [expectation.expectation_type for expectation in suite.expectations]
     assert types.count("expect_column_values_to_not_be_null") == 3  # ticket_id, channel, created_at
@@ -57,12 +57,12 @@ def test_suite_is_built_from_the_contract(platform_policy):
         e for e in suite.expectations
         if e.expectation_type == "expect_column_values_to_be_in_set" and e.configuration.kwargs["column"] == "channel"
     )
-    assert set(channel.configuration.kwargs["value_set"]) == set(platform_policy.channels)
+    assert set(channel.configuration.kwargs["value_set"]) == set(policy.channels)
     # ticket_events: IDs repeat by design; security_reports: embargo dates may lie in the future.
     assert "expect_column_values_to_be_unique" not in [
-        e.expectation_type for e in suite_for("ticket_events", platform_policy).expectations
+        e.expectation_type for e in suite_for("ticket_events", policy).expectations
     ]
-    security = suite_for("security_reports", platform_policy, as_of=AS_OF)
+    security = suite_for("security_reports", policy, as_of=AS_OF)
     max_columns = {
         e.configuration.kwargs["column"] for e in security.expectations
         if e.expectation_type == "expect_column_max_to_be_between"
@@ -70,69 +70,69 @@ def test_suite_is_built_from_the_contract(platform_policy):
     assert "received_at" in max_columns and "embargo_extended_until" not in max_columns
 
 
-def test_clean_table_passes_everything(con, platform_policy):
+def test_clean_table_passes_everything(con, policy):
     _staged(con, _clean_rows())
-    outcomes = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, previous_rows=10)
+    outcomes = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, previous_rows=10)
     assert outcomes and all(outcome.success for outcome in outcomes), _failed(outcomes)
     assert {outcome.source for outcome in outcomes} == {"tickets"}
 
 
-def test_missing_required_value(con, platform_policy):
+def test_missing_required_value(con, policy):
     rows = _clean_rows()
     rows[3] = rows[3][:4] + (None,) + rows[3][5:]
     rows[3] = rows[3][:5] + (None, None) + rows[3][7:]  # no timestamps at all on that row
-    failure = _one_failure(con, platform_policy, rows)
+    failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_values_to_not_be_null"
     assert failure.column == "created_at" and failure.unexpected_count == 1 and failure.blocking
     assert failure.message == "tickets: 1 row has no created_at (a required value)"
 
 
-def test_missing_required_column(con, platform_policy):
+def test_missing_required_column(con, policy):
     _staged(con, _clean_rows())
     con.execute("ALTER TABLE staged_tickets DROP COLUMN channel")
-    failed = _failed(validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, None))
+    failed = _failed(validate_table(con, "staged_tickets", "tickets", policy, AS_OF, None))
     # One blocking outcome for the missing column; the checks on its values cannot run and are left out.
     assert [(f.expectation, f.column, f.blocking) for f in failed] == [("expect_column_to_exist", "channel", True)]
     assert failed[0].message == "tickets: required column channel is missing"
 
 
-def test_duplicate_id(con, platform_policy):
+def test_duplicate_id(con, policy):
     rows = _clean_rows()
     rows[7] = ("T00002",) + rows[7][1:]
-    failure = _one_failure(con, platform_policy, rows)
+    failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_values_to_be_unique"
     assert failure.unexpected_count == 2 and failure.blocking
     assert "2 rows share a ticket_id" in failure.message and "T00002" in failure.message
 
 
-def test_unknown_value(con, platform_policy):
+def test_unknown_value(con, policy):
     rows = _clean_rows()
     rows[1] = rows[1][:1] + ("carrier_pigeon",) + rows[1][2:]
-    failure = _one_failure(con, platform_policy, rows)
+    failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_values_to_be_in_set" and failure.column == "channel"
     assert failure.unexpected_count == 1 and failure.blocking  # channel is required
     assert failure.message.startswith("tickets: 1 row has an unknown channel (e.g. carrier_pigeon; allowed: ")
 
     rows = _clean_rows()
     rows[1] = rows[1][:7] + ("archived",) + rows[1][8:]
-    failure = _one_failure(con, platform_policy, rows)
+    failure = _one_failure(con, policy, rows)
     assert failure.column == "status" and not failure.blocking  # optional column
 
 
-def test_order_violation(con, platform_policy):
+def test_order_violation(con, policy):
     rows = _clean_rows()
     for i in (2, 4, 6):
         rows[i] = rows[i][:5] + ("2026-02-01 09:00:00Z",) + rows[i][6:]
-    failure = _one_failure(con, platform_policy, rows)
+    failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_pair_values_a_to_be_greater_than_b"
     assert failure.column == "created_at,first_response_at" and failure.unexpected_count == 3 and failure.blocking
     assert failure.message == "tickets: 3 rows have first_response_at before created_at"
 
 
-def test_after_as_of(con, platform_policy):
+def test_after_as_of(con, policy):
     rows = _clean_rows()
     rows[5] = rows[5][:6] + ("2027-01-02 00:00:00Z",) + rows[5][7:]
-    failure = _one_failure(con, platform_policy, rows)
+    failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_max_to_be_between" and failure.column == "resolved_at"
     assert failure.unexpected_count == 1 and not failure.blocking  # the rules read it as "not happened yet"
     assert failure.message == (
@@ -140,17 +140,17 @@ def test_after_as_of(con, platform_policy):
     )
 
 
-def test_implausible_row_count(con, platform_policy):
-    failure = _one_failure(con, platform_policy, _clean_rows(), previous_rows=100)
+def test_implausible_row_count(con, policy):
+    failure = _one_failure(con, policy, _clean_rows(), previous_rows=100)
     assert failure.expectation == "expect_table_row_count_to_be_between"
     assert not failure.blocking
     assert "10 rows, but the previous run had 100 (expected 50–150" in failure.message
     _staged(con, _clean_rows())
-    ok = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, previous_rows=14)
+    ok = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, previous_rows=14)
     assert all(outcome.success for outcome in ok)
 
 
-def test_chunked_validation_equals_unchunked(con, platform_policy):
+def test_chunked_validation_equals_unchunked(con, policy):
     rows = _clean_rows(40)
     rows[30] = ("T00003",) + rows[30][1:]  # duplicate ID in another chunk
     rows[35] = ("T00003",) + rows[35][1:]
@@ -159,8 +159,8 @@ def test_chunked_validation_equals_unchunked(con, platform_policy):
     rows[39] = rows[39][:6] + ("2027-05-01 00:00:00Z",) + rows[39][7:]
     rows[1] = rows[1][:4] + (None, None, None) + rows[1][7:]
     _staged(con, rows)
-    whole = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, 100)
-    chunked = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, 100, chunk_rows=7)
+    whole = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, 100)
+    chunked = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, 100, chunk_rows=7)
     assert whole == chunked
     failed = {(o.expectation, o.column): o.unexpected_count for o in _failed(whole)}
     assert failed == {
@@ -173,15 +173,15 @@ def test_chunked_validation_equals_unchunked(con, platform_policy):
     }
 
 
-def test_missing_table_gives_no_outcomes(con, platform_policy):
-    assert validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, None) == []
+def test_missing_table_gives_no_outcomes(con, policy):
+    assert validate_table(con, "staged_tickets", "tickets", policy, AS_OF, None) == []
 
 
-def test_write_data_quality(con, platform_policy):
+def test_write_data_quality(con, policy):
     rows = _clean_rows()
     rows[7] = ("T00002",) + rows[7][1:]
     _staged(con, rows)
-    outcomes = validate_table(con, "staged_tickets", "tickets", platform_policy, AS_OF, None)
+    outcomes = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, None)
     write_data_quality(con, outcomes)
     write_data_quality(con, outcomes)  # rerun replaces the source's rows
     assert con.execute("SELECT count(*) FROM data_quality").fetchall()[0][0] == len(outcomes)
@@ -195,6 +195,6 @@ def test_write_data_quality(con, platform_policy):
 
 
 @pytest.mark.parametrize("source_name", ["privacy_requests", "security_reports", "incidents", "retention_inventory"])
-def test_every_source_has_a_suite(source_name, platform_policy):
-    suite = suite_for(source_name, platform_policy, as_of=AS_OF)
+def test_every_source_has_a_suite(source_name, policy):
+    suite = suite_for(source_name, policy, as_of=AS_OF)
     assert any(e.expectation_type == "expect_column_values_to_not_be_null" for e in suite.expectations)

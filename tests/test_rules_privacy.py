@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -12,7 +13,11 @@ import pytest
 from compliance.policy import Policy, load_policy
 from compliance.rules import privacy
 
+from conftest import metric_of, ts, violations_of
+
 UTC = timezone.utc
+violations = partial(violations_of, domain="privacy")
+metric = partial(metric_of, domain="privacy")
 COLUMNS = (
     "request_id VARCHAR, request_type VARCHAR, received_at TIMESTAMPTZ, first_response_at TIMESTAMPTZ, "
     "completed_at TIMESTAMPTZ, extended BOOLEAN, extension_notified_at TIMESTAMPTZ, status VARCHAR, "
@@ -32,21 +37,7 @@ METRIC_SCHEMA = [
 DAY = timedelta(days=1)
 
 
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return load_policy("platform")
-
-
-@pytest.fixture
-def con():
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    yield connection
-    connection.close()
 
 
 def with_settings(policy: Policy, rule_id: str, **settings) -> Policy:
@@ -66,21 +57,6 @@ def load(con, rows) -> None:
     )
 
 
-def violations(con, rule_id: str | None = None) -> dict[str, dict]:
-    where = f"WHERE rule_id = '{rule_id}'" if rule_id else ""
-    cursor = con.execute(f"SELECT * FROM violations_privacy {where}")
-    names = [d[0] for d in cursor.description]
-    return {row[2]: dict(zip(names, row)) for row in cursor.fetchall()}
-
-
-def metric(con, rule_id: str, period: str = "all", segment: str = "all") -> dict:
-    cursor = con.execute(
-        "SELECT * FROM metrics_privacy WHERE rule_id = ? AND period = ? AND segment = ?", [rule_id, period, segment]
-    )
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchall()
-    assert len(rows) == 1, (rule_id, period, segment, rows)
-    return dict(zip(names, rows[0]))
 
 
 def schema(con, table: str) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -12,7 +13,11 @@ import pytest
 from compliance.policy import Policy, load_policy
 from compliance.rules import retention
 
+from conftest import metric_of, ts, violations_of
+
 UTC = timezone.utc
+violations = partial(violations_of, domain="retention")
+metric = partial(metric_of, domain="retention")
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
 COLUMNS = (
@@ -23,21 +28,7 @@ COLUMNS = (
 AS_OF = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return load_policy("platform")
-
-
-@pytest.fixture
-def con():
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    yield connection
-    connection.close()
 
 
 def load(con, rows) -> None:
@@ -49,20 +40,6 @@ def load(con, rows) -> None:
     )
 
 
-def violations(con, rule_id: str) -> dict[str, dict]:
-    cursor = con.execute("SELECT * FROM violations_retention WHERE rule_id = ?", [rule_id])
-    names = [d[0] for d in cursor.description]
-    return {row[2]: dict(zip(names, row)) for row in cursor.fetchall()}
-
-
-def metric(con, rule_id: str, period: str = "all", segment: str = "all") -> dict:
-    cursor = con.execute(
-        "SELECT * FROM metrics_retention WHERE rule_id = ? AND period = ? AND segment = ?", [rule_id, period, segment]
-    )
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchall()
-    assert len(rows) == 1, rows
-    return dict(zip(names, rows[0]))
 
 
 def test_missing_table_gives_empty_results(con, policy):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 import duckdb
@@ -11,7 +12,11 @@ import pytest
 from compliance.policy import Policy, load_policy
 from compliance.rules import status
 
+from conftest import metric_of, ts, violations_of
+
 UTC = timezone.utc
+violations = partial(violations_of, domain="status")
+metric = partial(metric_of, domain="status")
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
@@ -23,21 +28,7 @@ COLUMNS = (
 UPDATE_COLUMNS = "incident_id VARCHAR, posted_at TIMESTAMPTZ, source_file VARCHAR, source_line BIGINT"
 
 
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return load_policy("platform")
-
-
-@pytest.fixture
-def con():
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    yield connection
-    connection.close()
 
 
 def incident(iid, severity, started, acknowledged=None, resolved=None, postmortem=None):
@@ -64,20 +55,6 @@ def load(con, rows, updates=None) -> None:
             )
 
 
-def violations(con, rule_id: str) -> dict[str, dict]:
-    cursor = con.execute("SELECT * FROM violations_status WHERE rule_id = ?", [rule_id])
-    names = [d[0] for d in cursor.description]
-    return {row[2]: dict(zip(names, row)) for row in cursor.fetchall()}
-
-
-def metric(con, rule_id: str, period: str = "all", segment: str = "all") -> dict:
-    cursor = con.execute(
-        "SELECT * FROM metrics_status WHERE rule_id = ? AND period = ? AND segment = ?", [rule_id, period, segment]
-    )
-    names = [d[0] for d in cursor.description]
-    rows = cursor.fetchall()
-    assert len(rows) == 1, rows
-    return dict(zip(names, rows[0]))
 
 
 def test_missing_tables_give_empty_results(con, policy):

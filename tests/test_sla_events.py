@@ -31,16 +31,16 @@ DAYS = [
 ]
 
 
-def policy_with_resolution(platform_policy, reopen_new_cycle: bool):
-    base = platform_policy.rule("SUP-ACCT-STD")
+def policy_with_resolution(policy, reopen_new_cycle: bool):
+    base = policy.rule("SUP-ACCT-STD")
     resolution = [
         dataclasses.replace(base, id="RES-ACCT", kind="resolution", applies_to={"channel": "account_billing"},
                             target=Target(seconds=36 * 3600), calendar="CAL-247"),
         dataclasses.replace(base, id="RES-TECH", kind="resolution", applies_to={"channel": "technical_support"},
                             target=Target(seconds=16 * 3600), calendar="CAL-BH-EST"),
     ]
-    settings = dict(platform_policy.ticket_settings, reopen_starts_new_cycle=reopen_new_cycle)
-    return dataclasses.replace(platform_policy, rules=tuple(platform_policy.rules) + tuple(resolution),
+    settings = dict(policy.ticket_settings, reopen_starts_new_cycle=reopen_new_cycle)
+    return dataclasses.replace(policy, rules=tuple(policy.rules) + tuple(resolution),
                                ticket_settings=settings)
 
 
@@ -282,10 +282,10 @@ def run_and_compare(con, policy, tickets, reopen_new_cycle):
 
 
 @pytest.mark.parametrize("reopen_new_cycle", [False, True])
-def test_engine_matches_reference_on_random_event_histories(con, platform_policy, reopen_new_cycle):
+def test_engine_matches_reference_on_random_event_histories(con, policy, reopen_new_cycle):
     rng = random.Random(4242 + reopen_new_cycle)
     tickets = [random_ticket(rng, i) for i in range(1000)]
-    policy = policy_with_resolution(platform_policy, reopen_new_cycle)
+    policy = policy_with_resolution(policy, reopen_new_cycle)
     got = run_and_compare(con, policy, tickets, reopen_new_cycle)
     states = {row["state"] for row in got.values()}
     assert states == {"achieved", "breached", "active", "excluded"} or states >= {"achieved", "breached", "active"}
@@ -294,7 +294,7 @@ def test_engine_matches_reference_on_random_event_histories(con, platform_policy
         assert max(key[2] for key in got) >= 2
 
 
-def test_internal_notes_and_auto_acks_do_not_stop_first_response(con, platform_policy):
+def test_internal_notes_and_auto_acks_do_not_stop_first_response(con, policy):
     created = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
     ticket = {"ticket_id": "N1", "channel": "account_billing", "plan": "free", "created_at": created,
               "first_response_at": created + timedelta(minutes=1), "resolved_at": None,
@@ -302,17 +302,17 @@ def test_internal_notes_and_auto_acks_do_not_stop_first_response(con, platform_p
                          (created + timedelta(minutes=1), "internal_note", "agent", None),
                          (created + timedelta(hours=30), "public_reply", "agent", None)]}
     load(con, [ticket])
-    evaluate_ticket_clocks(con, platform_policy, AS_OF)
+    evaluate_ticket_clocks(con, policy, AS_OF)
     row = con.execute("SELECT stopped_at, state, clock_source FROM ticket_sla WHERE record_id = 'N1'").fetchall()
     assert row == [(created + timedelta(hours=30), "breached", "events")]
     # a policy that lists internal notes lets them stop the clock
-    settings = dict(platform_policy.ticket_settings, first_response_event_types=["public_reply", "internal_note"])
-    evaluate_ticket_clocks(con, dataclasses.replace(platform_policy, ticket_settings=settings), AS_OF)
+    settings = dict(policy.ticket_settings, first_response_event_types=["public_reply", "internal_note"])
+    evaluate_ticket_clocks(con, dataclasses.replace(policy, ticket_settings=settings), AS_OF)
     row = con.execute("SELECT stopped_at, state FROM ticket_sla WHERE record_id = 'N1'").fetchall()
     assert row == [(created + timedelta(minutes=1), "achieved")]
 
 
-def test_pause_on_business_hours_by_hand(con, platform_policy):
+def test_pause_on_business_hours_by_hand(con, policy):
     ny = lambda *a: datetime(*a, tzinfo=NEW_YORK).astimezone(UTC)  # noqa: E731
     created = ny(2026, 11, 16, 9)  # Monday 09:00; 16 business hours: due Tuesday 17:00 without pauses
     ticket = {"ticket_id": "P1", "channel": "technical_support", "plan": "free", "created_at": created,
@@ -323,7 +323,7 @@ def test_pause_on_business_hours_by_hand(con, platform_policy):
                          (ny(2026, 11, 17, 11), "status_change", "requester", "open"),     # 11:00 Tue: 9 h paused
                          (ny(2026, 11, 18, 16), "status_change", "agent", "solved")]}
     load(con, [ticket])
-    policy = policy_with_resolution(platform_policy, False)
+    policy = policy_with_resolution(policy, False)
     evaluate_ticket_clocks(con, policy, AS_OF)
     due, elapsed, pause, state = con.execute(
         "SELECT due_at, elapsed_seconds, pause_seconds, state FROM ticket_sla WHERE rule_id = 'RES-TECH'"
