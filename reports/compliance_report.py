@@ -474,7 +474,8 @@ def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], input
     return sections
 
 
-def _at_risk_rows(at_risk: pl.DataFrame) -> tuple[list[dict[str, Any]], int]:
+def _at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[list[dict[str, Any]], int]:
+    """Open clocks by time remaining (fewest first), the first ``limit`` formatted, and how many there are."""
     rows = _rows(at_risk)
     rows.sort(
         key=lambda row: (
@@ -491,7 +492,7 @@ def _at_risk_rows(at_risk: pl.DataFrame) -> tuple[list[dict[str, Any]], int]:
             "due_at": format_timestamp(row.get("due_at")),
             "remaining": human_duration(row.get("remaining_seconds")),
         }
-        for row in rows[:AT_RISK_LIMIT]
+        for row in rows[:limit]
     ]
     return shown, len(rows)
 

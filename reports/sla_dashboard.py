@@ -36,6 +36,7 @@ from plotly.offline import get_plotlyjs
 from compliance.policy import Policy
 from reports.compliance_report import (
     CHART_COLORS,
+    _at_risk_rows,
     _base_layout,
     _chart_html,
     _chart_text,
@@ -481,26 +482,6 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _at_risk_rows(at_risk: pl.DataFrame) -> tuple[list[dict[str, Any]], int]:
-    rows = _rows(at_risk)
-    rows.sort(
-        key=lambda row: (
-            _float(row.get("remaining_seconds")) is None,
-            _float(row.get("remaining_seconds")) or 0.0,
-            _text(row.get("rule_id")),
-            _text(row.get("record_id")),
-        )
-    )
-    shown = [
-        {
-            "record_id": _text(row.get("record_id")),
-            "rule_id": _text(row.get("rule_id")),
-            "due_at": format_timestamp(row.get("due_at")),
-            "remaining": human_duration(row.get("remaining_seconds")),
-        }
-        for row in rows[:AT_RISK_LIMIT]
-    ]
-    return shown, len(rows)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -515,7 +496,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
     counts = {status: 0 for status in RAG_LABELS}
     for tile in tiles:
         counts[tile["status"]] += 1
-    at_risk, at_risk_total = _at_risk_rows(data.at_risk)
+    at_risk, at_risk_total = _at_risk_rows(data.at_risk, AT_RISK_LIMIT)
     incidents_chart, incidents_table = _incidents_chart(data)
     met_min = policy.met_min_adherence_pct
     return {
