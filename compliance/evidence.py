@@ -6,7 +6,6 @@ never leaves a half-written file where the last good one was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -19,6 +18,7 @@ from typing import Iterator
 import duckdb
 
 from compliance.contract import SOURCES
+from compliance.ingest import file_sha256
 from compliance.policy import Policy
 from compliance.rules.common import METRIC_COLUMNS, VIOLATION_COLUMNS, lit, table_exists
 
@@ -199,14 +199,6 @@ def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path]:
                 con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO {lit(str(temporary))} (FORMAT parquet)")
             written.append(target)
     return written
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str]:

@@ -82,7 +82,7 @@ def ingest_source(
             path.suffix.lstrip(".") if path else None,
             "unusable",
             str(problem),
-            _sha256(path) if path else None,
+            file_sha256(path) if path else None,
             0,
             0,
             0,
@@ -95,7 +95,7 @@ def ingest_source(
     return result
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -130,7 +130,7 @@ def _load(con: duckdb.DuckDBPyConnection, source: Source, path: Path, policy: Po
     ).fetchall()[0][0]
     rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] + rejected
     return IngestResult(
-        source.name, path.name, file_format, "loaded", None, _sha256(path), rows_read, rows_loaded, rows_quarantined
+        source.name, path.name, file_format, "loaded", None, file_sha256(path), rows_read, rows_loaded, rows_quarantined
     )
 
 

@@ -84,3 +84,36 @@ def memory_con():
     connection.execute("SET TimeZone = 'UTC'")
     yield connection
     connection.close()
+
+
+# --- helpers of the ticket-clock tests -----------------------------------------------------------------------------
+
+def load_staged_tickets(con, tickets: list[dict]) -> None:
+    """Create ``staged_tickets`` with the contract's typed columns from dicts (absent keys are NULL)."""
+    from compliance.contract import SOURCES
+
+    columns = SOURCES["tickets"].columns
+    types = {"timestamp": "TIMESTAMPTZ", "boolean": "BOOLEAN"}
+    definition = ", ".join(f"{c.name} {types.get(c.kind, 'VARCHAR')}" for c in columns)
+    con.execute(f"CREATE OR REPLACE TABLE staged_tickets ({definition}, source_file VARCHAR, source_line BIGINT)")
+    con.executemany(
+        f"INSERT INTO staged_tickets VALUES ({', '.join('?' for _ in columns)}, 'tickets.csv', ?)",
+        [[ticket.get(c.name) for c in columns] + [line] for line, ticket in enumerate(tickets, start=2)],
+    )
+
+
+# --- helpers of the HTML tests -------------------------------------------------------------------------------------
+
+def html_section(html: str, section_id: str) -> str:
+    import re
+
+    match = re.search(rf'<section id="{re.escape(section_id)}"[^>]*>(.*?)</section>', html, re.S)
+    assert match, f"section {section_id} missing"
+    return match.group(1)
+
+
+def without_plotlyjs(html: str) -> str:
+    """The page with the inlined library removed (the library's own source mentions URLs in strings)."""
+    import re
+
+    return re.sub(r'<script id="plotlyjs">.*?</script>', '<script id="plotlyjs"></script>', html, count=1, flags=re.S)

@@ -16,6 +16,8 @@ import pytest
 
 from compliance.sla import evaluate_ticket_clocks
 
+from conftest import load_staged_tickets
+
 UTC = timezone.utc
 NEW_YORK = ZoneInfo("America/New_York")
 US_HOLIDAYS = holidays.country_holidays("US", years=range(2025, 2028), observed=True)
@@ -97,23 +99,11 @@ def random_ticket(rng: random.Random, index: int, policy) -> dict:
             "first_response_at": response, "rule": rule}
 
 
-def load_tickets(con, tickets: list[dict]) -> None:
-    con.execute(
-        "CREATE OR REPLACE TABLE staged_tickets (ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, "
-        "created_at TIMESTAMPTZ, first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, "
-        "escalated_at TIMESTAMPTZ, senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, "
-        "source_file VARCHAR, source_line BIGINT)"
-    )
-    con.executemany(
-        "INSERT INTO staged_tickets VALUES (?, ?, ?, NULL, ?, ?, NULL, 'open', NULL, NULL, NULL, NULL, 'tickets.csv', ?)",
-        [(t["ticket_id"], t["channel"], t["plan"], t["created_at"], t["first_response_at"], i) for i, t in enumerate(tickets)],
-    )
-
 
 def test_engine_matches_reference_on_random_tickets(con, policy):
     rng = random.Random(20261120)
     tickets = [random_ticket(rng, index, policy) for index in range(3000)]
-    load_tickets(con, tickets)
+    load_staged_tickets(con, [{**t, 'status': 'open'} for t in tickets])
     evaluate_ticket_clocks(con, policy, AS_OF)
     rows = {
         record: (rule_id, due, elapsed, state)
@@ -148,7 +138,7 @@ def test_edges_by_hand(con, policy):
         # Created after as-of: excluded.
         {"ticket_id": "FUTURE", "channel": "abuse", "plan": "free", "created_at": AS_OF + timedelta(hours=1), "first_response_at": None},
     ]
-    load_tickets(con, tickets)
+    load_staged_tickets(con, [{**t, 'status': 'open'} for t in tickets])
     evaluate_ticket_clocks(con, policy, AS_OF)
     got = {r[0]: r[1:] for r in con.execute("SELECT record_id, due_at, state, elapsed_seconds FROM ticket_sla").fetchall()}
     assert got["FRI"][:2] == (ny(2026, 3, 9, 12), "achieved")

@@ -21,6 +21,8 @@ from reports.compliance_report import (
     render_compliance_report,
 )
 
+from conftest import html_section, without_plotlyjs
+
 HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
 HOSTILE_IMG = "<img src=x onerror=alert(1)>"
 UTC = timezone.utc
@@ -189,26 +191,17 @@ def page(policy) -> str:
     return render_compliance_report(_data(policy))
 
 
-def _section(html: str, section_id: str) -> str:
-    match = re.search(rf'<section id="{re.escape(section_id)}"[^>]*>(.*?)</section>', html, re.S)
-    assert match, f"section {section_id} missing"
-    return match.group(1)
-
-
-def _without_plotlyjs(html: str) -> str:
-    """The page with the inlined library removed (the library's own source mentions URLs in strings)."""
-    return re.sub(r'<script id="plotlyjs">.*?</script>', '<script id="plotlyjs"></script>', html, count=1, flags=re.S)
 
 
 def test_every_rule_appears_in_the_verdict_table_in_policy_order(policy, page):
-    table = _section(page, "verdicts")
+    table = html_section(page, "verdicts")
     ids = re.findall(r'<tr id="rule-([^"]+)">', table)
     assert ids == [rule.id for rule in policy.rules]
     assert len(ids) == len(policy.rules) > 0
 
 
 def test_verdict_table_shows_badges_figures_and_denominator_rule(page):
-    table = _section(page, "verdicts")
+    table = html_section(page, "verdicts")
     assert "denominator = achieved + breached" in table
     assert "97.8% (4,402 / 4,501)" in table
     for badge in ('badge met">met', 'badge breached">breached', 'badge nodata">no data', 'badge notassessed">not assessed'):
@@ -218,7 +211,7 @@ def test_verdict_table_shows_badges_figures_and_denominator_rule(page):
 
 
 def test_hostile_strings_are_escaped_everywhere(page):
-    body = _without_plotlyjs(page)
+    body = without_plotlyjs(page)
     assert "<script>alert(1)" not in body
     assert "<img src=x" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
@@ -230,7 +223,7 @@ def test_hostile_strings_are_escaped_everywhere(page):
 
 
 def test_chart_json_cannot_close_the_script_element(page):
-    body = _without_plotlyjs(page)
+    body = without_plotlyjs(page)
     chart_scripts = [s for s in re.findall(r"<script>(.*?)</script>", body, re.S) if "Plotly.newPlot" in s]
     assert chart_scripts, "expected at least one chart"
     tickets_chart = next(s for s in chart_scripts if '"chart-tickets"' in s)
@@ -250,7 +243,7 @@ def test_plotlyjs_is_inlined_exactly_once_in_the_head(page):
 
 
 def test_no_external_resources(page):
-    body = _without_plotlyjs(page)
+    body = without_plotlyjs(page)
     assert not re.search(r"""\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", body, re.I)
     assert not re.search(r"<script\b[^>]*\bsrc\s*=", body, re.I)
     assert not re.search(r"<link\b", body, re.I)
@@ -260,7 +253,7 @@ def test_no_external_resources(page):
 
 
 def test_no_data_domain_is_stated_plainly(page):
-    privacy = _section(page, "domain-privacy")
+    privacy = html_section(page, "domain-privacy")
     assert "No data" in privacy
     assert "privacy_requests.csv (missing)" in privacy
     assert "not a finding of compliance" in privacy
@@ -270,15 +263,15 @@ def test_no_data_domain_is_stated_plainly(page):
 
 
 def test_tickets_section_has_monthly_chart_and_other_domains_bars(page):
-    tickets = _section(page, "domain-tickets")
+    tickets = html_section(page, "domain-tickets")
     assert 'id="chart-tickets"' in tickets
     assert "2024-01" in tickets and "2024-02" in tickets
-    assert 'id="chart-security"' in _section(page, "domain-security")
+    assert 'id="chart-security"' in html_section(page, "domain-security")
     assert "3 h 12 min" in tickets  # the headline median of SUP-ACCT-STD
 
 
 def test_inputs_section_names_unusable_and_missing_files(page):
-    coverage = _section(page, "coverage")
+    coverage = html_section(page, "coverage")
     alert = re.search(r'<div class="alert">(.*?)</div>', coverage, re.S).group(1)
     assert "privacy_requests.csv" in alert and "file not found in the export folder" in alert
     assert "incidents.jsonl" in alert and "required column started_at absent" in alert
@@ -288,7 +281,7 @@ def test_inputs_section_names_unusable_and_missing_files(page):
 
 
 def test_at_risk_lists_top_50_by_time_remaining(page):
-    section = _section(page, "at-risk")
+    section = html_section(page, "at-risk")
     records = re.findall(r"<code>(T-\d+)</code>", section)
     assert len(records) == 50
     assert records[0] == "T-1059" and records[-1] == "T-1010"
@@ -297,7 +290,7 @@ def test_at_risk_lists_top_50_by_time_remaining(page):
 
 
 def test_violations_table_and_counts(page):
-    section = _section(page, "violations")
+    section = html_section(page, "violations")
     assert "Showing 3 of 1,234 violations" in section
     assert "evidence/violations.csv" in section
     assert "still open" in section
@@ -312,7 +305,7 @@ def test_header_and_provenance(policy, page):
     for text in ("run-2024-03-01-abc", "2024-03-01 00:00:00 UTC", "2024-01-01 00:00:00 UTC", "2024-02-29 23:59:59 UTC",
                  "policies/platform.yaml", policy.sha256, "2024-03-01 06:30:00 UTC", policy.title):
         assert text in header
-    provenance = _section(page, "provenance")
+    provenance = html_section(page, "provenance")
     assert "b" * 64 in provenance
     assert "2.1.0" in provenance and "plotly" in provenance
 
@@ -399,16 +392,16 @@ def test_empty_run_renders_every_domain_as_no_data(policy):
         generated_at=_ts(2024, 3, 1),
     )
     page = render_compliance_report(data)
-    table = _section(page, "verdicts")
+    table = html_section(page, "verdicts")
     assert re.findall(r'<tr id="rule-([^"]+)">', table) == [rule.id for rule in policy.rules]
     assert table.count('badge notassessed">not assessed') == len(policy.rules)
     for domain in ("tickets", "privacy", "security", "status", "retention"):
-        assert "No data" in _section(page, f"domain-{domain}")
-    assert "Plotly.newPlot" not in _without_plotlyjs(page)
+        assert "No data" in html_section(page, f"domain-{domain}")
+    assert "Plotly.newPlot" not in without_plotlyjs(page)
     assert "Showing 0 of 0 violations" in page
 
 
-def test_a_further_domain_used_by_the_policy_gets_its_own_section(policy):
+def test_a_further_domain_used_by_the_policy_gets_its_ownhtml_section(policy):
     extra = Rule(
         id="TG-NO-SECRETS",
         domain="data_quality",
@@ -421,7 +414,7 @@ def test_a_further_domain_used_by_the_policy_gets_its_own_section(policy):
     )
     extended = dataclasses.replace(policy, rules=policy.rules + (extra,))
     page = render_compliance_report(_data(extended, hostile=False))
-    ids = re.findall(r'<tr id="rule-([^"]+)">', _section(page, "verdicts"))
+    ids = re.findall(r'<tr id="rule-([^"]+)">', html_section(page, "verdicts"))
     assert ids[-1] == "TG-NO-SECRETS" and len(ids) == len(extended.rules)
-    section = _section(page, "domain-data_quality")
+    section = html_section(page, "domain-data_quality")
     assert "TG-NO-SECRETS" in section and "No data" in section

@@ -12,6 +12,8 @@ import pytest
 from compliance.policy import load_policy
 from reports.sla_dashboard import DashboardData, rag_status, render_sla_dashboard
 
+from conftest import html_section, without_plotlyjs
+
 HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
 HOSTILE_IMG = "<img src=x onerror=alert(1)>"
 UTC = timezone.utc
@@ -177,25 +179,20 @@ def page(policy) -> str:
     return render_sla_dashboard(_data(policy))
 
 
-def _section(html: str, section_id: str) -> str:
-    match = re.search(rf'<section id="{re.escape(section_id)}"[^>]*>(.*?)</section>', html, re.S)
-    assert match, f"section {section_id} missing"
-    return match.group(1)
 
-
-def _without_plotlyjs(html: str) -> str:
+def without_plotlyjs(html: str) -> str:
     return re.sub(r'<script id="plotlyjs">.*?</script>', '<script id="plotlyjs"></script>', html, count=1, flags=re.S)
 
 
 def _chart_scripts(html: str) -> list[str]:
-    return [s for s in re.findall(r"<script[^>]*>(.*?)</script>", _without_plotlyjs(html), re.S) if "Plotly.newPlot" in s]
+    return [s for s in re.findall(r"<script[^>]*>(.*?)</script>", without_plotlyjs(html), re.S) if "Plotly.newPlot" in s]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 
 
 def test_every_kpi_tile_has_its_status_id_and_denominator(page):
-    section = _section(page, "kpis")
+    section = html_section(page, "kpis")
     tiles = re.findall(r'<article class="kpi rag-(\w+)" id="kpi-([^"]+)" data-status="(\w+)">(.*?)</article>', section, re.S)
     assert [rule_id for _, rule_id, _, _ in tiles] == list(KPI_FIGURES)  # policy order
     for status, rule_id, data_status, body in tiles:
@@ -249,7 +246,7 @@ def test_every_chart_is_present_with_a_stable_id(page):
         ("incidents", "chart-incidents"),
         ("privacy", "chart-privacy"),
     ):
-        assert f'id="{div_id}"' in _section(page, section)
+        assert f'id="{div_id}"' in html_section(page, section)
     assert len(_chart_scripts(page)) == 5
 
 
@@ -282,7 +279,7 @@ def test_heatmap_places_breaches_by_weekday_and_hour(page):
 
 
 def test_at_risk_lists_top_20_with_human_durations(page):
-    section = _section(page, "at-risk")
+    section = html_section(page, "at-risk")
     rows = re.findall(r"<tr><td class=\"nowrap\"><code>SUP-ACCT-STD</code></td><td><code>(.*?)</code>", section)
     assert len(rows) == 20
     assert rows[0].startswith("T-X ") and rows[1] == "T-1028" and rows[-1] == "T-1010"
@@ -291,7 +288,7 @@ def test_at_risk_lists_top_20_with_human_durations(page):
 
 
 def test_incidents_per_severity(page):
-    section = _section(page, "incidents")
+    section = html_section(page, "incidents")
     assert "sev1" in section and "sev2" in section
     assert "5 min" in section and "1 h 30 min" in section  # sev1 MTTA 300 s, MTTR 5400 s
     chart = next(s for s in _chart_scripts(page) if '"chart-incidents"' in s)
@@ -307,12 +304,12 @@ def test_privacy_on_time_per_month(page):
 
 
 def test_hostile_strings_are_escaped_everywhere(page):
-    body = _without_plotlyjs(page)
+    body = without_plotlyjs(page)
     assert "<script>alert(1)" not in body
     assert "<img src=x" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
-    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in _section(page, "at-risk")
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html_section(page, "at-risk")
     assert len(re.findall(r"<script\b", body)) == len(re.findall(r"</script>", body))
 
 
@@ -327,7 +324,7 @@ def test_hostile_strings_never_raw_in_chart_json(page):
 
 
 def test_no_external_resources(page):
-    body = _without_plotlyjs(page)
+    body = without_plotlyjs(page)
     assert not re.search(r"""\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", body, re.I)
     assert not re.search(r"<script\b[^>]*\bsrc\s*=", body, re.I)
     assert not re.search(r"<link\b", body, re.I)
@@ -354,8 +351,8 @@ def test_rendering_is_deterministic(policy):
 def test_empty_inputs_render_no_data_panels(policy):
     page = render_sla_dashboard(_empty_data(policy))
     for section in ("kpis", "trend", "response-times", "breach-heatmap", "at-risk", "incidents", "privacy"):
-        assert "No data" in _section(page, section), section
-    assert "Plotly.newPlot" not in _without_plotlyjs(page)
+        assert "No data" in html_section(page, section), section
+    assert "Plotly.newPlot" not in without_plotlyjs(page)
     assert page.count("* plotly.js v") == 1
 
 
@@ -368,7 +365,7 @@ def test_empty_frames_with_columns_render_no_data_panels(policy):
     data.at_risk = _at_risk().clear()
     page = render_sla_dashboard(data)
     for section in ("trend", "response-times", "breach-heatmap", "at-risk", "incidents", "privacy"):
-        assert "No data" in _section(page, section), section
+        assert "No data" in html_section(page, section), section
     assert len(re.findall(r'<article class="kpi ', page)) == len(KPI_FIGURES)
 
 

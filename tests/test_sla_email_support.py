@@ -9,6 +9,8 @@ import pytest
 from compliance.policy import load_policy
 from compliance.sla import evaluate_ticket_clocks
 
+from conftest import load_staged_tickets
+
 UTC = timezone.utc
 AS_OF = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -25,16 +27,10 @@ def email_policy():
 
 
 def load(con, rows):
-    con.execute(
-        "CREATE OR REPLACE TABLE staged_tickets (ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, "
-        "created_at TIMESTAMPTZ, first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, "
-        "escalated_at TIMESTAMPTZ, senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, "
-        "source_file VARCHAR, source_line BIGINT)"
-    )
-    con.executemany(
-        "INSERT INTO staged_tickets VALUES (?, 'technical', NULL, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, 't.csv', ?)",
-        [(tid, tier, created, response, i) for i, (tid, tier, created, response) in enumerate(rows)],
-    )
+    load_staged_tickets(con, [
+        {"ticket_id": tid, "channel": "technical", "tier": tier, "created_at": created, "first_response_at": response}
+        for tid, tier, created, response in rows
+    ])
 
 
 MON = utc(2026, 11, 23, 10)       # Monday

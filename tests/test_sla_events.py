@@ -16,6 +16,8 @@ import pytest
 
 from compliance.policy import Target
 from compliance.sla import evaluate_ticket_clocks
+
+from conftest import load_staged_tickets
 from tests.test_first_response import NEW_YORK, open_intervals, reference_due
 
 UTC = timezone.utc
@@ -125,17 +127,8 @@ def random_ticket(rng: random.Random, index: int) -> dict:
 
 
 def load(con, tickets: list[dict]) -> None:
-    con.execute(
-        "CREATE OR REPLACE TABLE staged_tickets (ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, "
-        "created_at TIMESTAMPTZ, first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, "
-        "escalated_at TIMESTAMPTZ, senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, "
-        "source_file VARCHAR, source_line BIGINT)"
-    )
-    con.executemany(
-        "INSERT INTO staged_tickets VALUES (?, ?, ?, NULL, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, 'tickets.csv', ?)",
-        [(t["ticket_id"], t["channel"], t["plan"], t["created_at"], t["first_response_at"], t["resolved_at"], i)
-         for i, t in enumerate(tickets)],
-    )
+    columns = ("ticket_id", "channel", "plan", "created_at", "first_response_at", "resolved_at")
+    load_staged_tickets(con, [{key: ticket[key] for key in columns} for ticket in tickets])
     con.execute(
         "CREATE OR REPLACE TABLE staged_ticket_events (ticket_id VARCHAR, occurred_at TIMESTAMPTZ, event_type VARCHAR, "
         "actor VARCHAR, new_status VARCHAR, source_file VARCHAR, source_line BIGINT)"
