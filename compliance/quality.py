@@ -29,6 +29,7 @@ from compliance.contract import SOURCES, Column, Source
 from compliance.ingest import _allowed_values
 from compliance.policy import Policy
 from compliance.secrets import redact
+from compliance.timings import timed
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -242,6 +243,19 @@ def validate_table(
 
     A table that does not exist gives no outcomes (ingest reports the source as "no data").
     """
+    with timed(con, f"expectations:{source_name}"):
+        return _validate_table(con, table, source_name, policy, as_of, previous_rows, chunk_rows)
+
+
+def _validate_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source_name: str,
+    policy: Policy,
+    as_of: Any,
+    previous_rows: int | None,
+    chunk_rows: int,
+) -> list[ExpectationOutcome]:
     source = SOURCES[source_name]
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]

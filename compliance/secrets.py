@@ -25,6 +25,8 @@ import re
 
 import duckdb
 
+from compliance.timings import timed
+
 SECRET_KINDS = ("password", "pin", "one_time_code", "card_number", "api_key_or_token")
 PERSONAL_DATA_KINDS = ("email", "phone")
 
@@ -213,13 +215,14 @@ def scan_secrets(con: duckdb.DuckDBPyConnection, table: str, id_column: str, tex
         con.execute(f"CREATE OR REPLACE TABLE secret_findings ({FINDINGS_COLUMNS})")
         return
     union = "\nUNION ALL\n".join(selects)
-    con.execute(
-        f"""CREATE OR REPLACE TABLE secret_findings AS
+    with timed(con, "secret_scan"):
+        con.execute(
+            f"""CREATE OR REPLACE TABLE secret_findings AS
             SELECT DISTINCT CAST(record_id AS VARCHAR) AS record_id, CAST(column_name AS VARCHAR) AS column_name,
                    CAST(kind AS VARCHAR) AS kind, CAST(start AS BIGINT) AS start, CAST(length AS BIGINT) AS length
             FROM ({union})
             ORDER BY record_id, column_name, start, kind"""
-    )
+        )
 
 
 def summarise(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]:

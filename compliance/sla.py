@@ -77,6 +77,7 @@ from compliance.rules.common import (
     write_metrics,
     write_violations,
 )
+from compliance.timings import timed
 
 TICKET_SLA_COLUMNS = (
     "record_id VARCHAR, rule_id VARCHAR, metric VARCHAR, calendar VARCHAR, target_seconds BIGINT, "
@@ -195,7 +196,8 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
             FROM j WHERE started_at IS NOT NULL"""
     )
     # pass 1: the unpaused clocks (due on the commitment target, open time from start to stop / as-of)
-    compute_clocks(con, policy.calendars, "ticket_clocks_in", "_sla_p1", as_of)
+    with timed(con, "clock_engine:unpaused"):
+        compute_clocks(con, policy.calendars, "ticket_clocks_in", "_sla_p1", as_of)
     # pass 2: expectation deadlines, open time to working-day deadlines, paused open time, open time to pauses
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sla_aux_in AS
@@ -221,7 +223,8 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                   AND (s.s_end IS NULL OR s.s_end > c.started_at)
             ) p, (VALUES ('p'), ('q')) kinds(k)"""
     )
-    compute_clocks(con, policy.calendars, "_sla_aux_in", "_sla_aux", as_of)
+    with timed(con, "clock_engine:auxiliary"):
+        compute_clocks(con, policy.calendars, "_sla_aux_in", "_sla_aux", as_of)
     # per clock: target in open seconds, total pause, and the pause open time before the due instant
     con.execute(
         """CREATE OR REPLACE TEMP TABLE _sla_pz AS
@@ -248,7 +251,8 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
            LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = c.clock_key
            WHERE coalesce(z.before_due, z.pause_total) > 0 AND c.due_at IS NOT NULL"""
     )
-    compute_clocks(con, policy.calendars, "_sla_shift_in", "_sla_shift", as_of)
+    with timed(con, "clock_engine:shifted"):
+        compute_clocks(con, policy.calendars, "_sla_shift_in", "_sla_shift", as_of)
     con.execute(
         f"""INSERT INTO ticket_sla
             SELECT record_id, rule_id, metric, calendar_id, target_seconds,

@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
@@ -64,10 +65,65 @@ def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
     return progress
 
 
+def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: argparse.Namespace) -> None:
+    """Run one vendor adapter over ``inputs`` (files, or folders whose files are all read) into ``out_dir``."""
+    from compliance.adapters import adapter_for
+    from compliance.adapters.base import AdapterOptions, ConversionError, write_conversion
+
+    try:
+        adapter = adapter_for(format_name)
+    except KeyError as error:
+        raise UsageError(f"--format: {error.args[0]}") from None
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files += sorted(child for child in path.iterdir() if child.is_file() and not child.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    if not files:
+        raise UsageError(f"--format {format_name}: no input files")
+    mapping = Path(args.mapping) if getattr(args, "mapping", "") else None
+    if format_name == "mapping" and mapping is None:
+        raise UsageError("--format mapping needs --mapping FILE.yaml")
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as error:
+        raise UsageError(str(error)) from None
+    if args.timezone:
+        try:
+            ZoneInfo(args.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise UsageError(f"--timezone {args.timezone!r}: not an IANA time zone (e.g. America/New_York)") from None
+    options = AdapterOptions(timezone=args.timezone or None, mapping=mapping, policy=policy)
+    try:
+        conversion = adapter.convert(files, options)
+    except ConversionError as error:
+        raise UsageError(str(error)) from None
+    written = write_conversion(conversion, out_dir)
+    print(f"compliance-report: converted {format_name} ({conversion.format_version}) into {out_dir}")
+    for record in conversion.inputs:
+        print(
+            f"  {record.file:<40} {record.rows_read:>9,} read {record.rows_converted:>9,} converted"
+            f" {record.rows_quarantined:>7,} quarantined"
+        )
+    print("  wrote " + ", ".join(path.name for path in written))
+
+
+def _convert(args: argparse.Namespace) -> int:
+    _convert_inputs(args.format, [Path(name) for name in args.inputs], Path(args.out), args)
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions  # dagster imports are slow: only when running
 
     exports_dir = Path(args.exports)
+    if args.format:  # a vendor export: convert it into canonical files beside the report first
+        converted = Path(args.out) / "converted"
+        _convert_inputs(args.format, [exports_dir], converted, args)
+        exports_dir = converted
     if not exports_dir.is_dir():
         raise UsageError(f"--exports {exports_dir}: no such folder")
     try:
@@ -190,7 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", default="platform", help="profile name (platform, email-support) or a policy YAML path")
     run.add_argument("--as-of", default="", help="ISO-8601 instant the report judges at (default: now)")
     run.add_argument("--warehouse", default="", help="DuckDB file (default: OUT/warehouse.duckdb)")
+    _add_adapter_options(run, required=False)
     run.set_defaults(handler=_run)
+
+    convert = commands.add_parser("convert", help="turn a vendor export into the canonical export files")
+    convert.add_argument("inputs", nargs="+", metavar="INPUT", help="vendor export files or folders")
+    convert.add_argument("--out", required=True, help="folder for the canonical files")
+    convert.add_argument("--policy", default="platform", help="profile name or policy YAML (its vocabulary is used)")
+    _add_adapter_options(convert, required=True)
+    convert.set_defaults(handler=_convert)
 
     gen = commands.add_parser("generate", help="write deterministic sample exports")
     gen.add_argument("--out", required=True)
@@ -206,6 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-events", action="store_true", help="do not write ticket_events")
     gen.set_defaults(handler=_generate)
     return parser
+
+
+def _add_adapter_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    from compliance.adapters import FORMATS
+
+    parser.add_argument(
+        "--format", required=required, default="", choices=sorted(FORMATS) if required else None,
+        help="vendor export format: " + ", ".join(FORMATS) + ("" if required else " (the exports are converted first)"),
+    )
+    parser.add_argument("--mapping", default="", help="column and value mapping YAML for --format mapping")
+    parser.add_argument("--timezone", default="", help="IANA zone of vendor timestamps without an offset")
 
 
 def main(argv: list[str] | None = None) -> int:

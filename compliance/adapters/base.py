@@ -1,0 +1,211 @@
+"""What every adapter shares: the conversion result, vendor files read as text, timestamps, canonical files written.
+
+An adapter reads vendor files and returns a :class:`Conversion`: canonical tables (the data contract's columns as
+text, unknown vendor columns kept after them), the vendor's own SLA verdicts where the export carries them, and
+every vendor record it could not convert, with a reason. For each input file, records read = records converted +
+records quarantined. :func:`write_conversion` writes it all as a canonical exports folder that ``run`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from compliance.contract import SOURCES
+from compliance.evidence import replacing
+from compliance.ingest import file_sha256
+from compliance.policy import Policy
+
+CONVERSION_LOG = "conversion.json"
+CONVERSION_QUARANTINE = "conversion_quarantine.csv"
+VENDOR_SLA = "vendor_sla.csv"
+# One row per record × metric where the vendor states its own verdict or due time.
+#   source: the canonical source of the record (tickets, incidents, privacy_requests);
+#   metric: first_response | resolution | acknowledgement;
+#   vendor_due_at: the vendor's due instant (ISO-8601), when it states one;
+#   vendor_met: true / false / empty (the vendor gives no verdict);
+#   vendor_status: the vendor's own words (e.g. "Within SLA", "OVERDUE", "-1:30");
+#   vendor_field: the vendor column(s) it came from.
+VENDOR_SLA_COLUMNS = ("record_id", "source", "metric", "vendor_due_at", "vendor_met", "vendor_status", "vendor_field")
+QUARANTINE_COLUMNS = ("source_file", "line", "record_id", "reason_code", "reason")
+_UTC_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
+_UTC_MICROSECONDS = "%Y-%m-%dT%H:%M:%S%.6fZ"
+
+
+class ConversionError(Exception):
+    """A whole input file cannot be converted; the message is one line naming the problem (not the file)."""
+
+
+@dataclass(frozen=True)
+class AdapterOptions:
+    # IANA zone of vendor timestamps written without an offset. None keeps them without an offset, so that the
+    # run reads them in the policy's ``source_timezone`` (recorded in the manifest).
+    timezone: str | None = None
+    mapping: Path | None = None  # the --mapping FILE.yaml of the ``mapping`` format
+    policy: Policy | None = None  # for adapters that need the policy's vocabulary (mailboxes, keyword rules)
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """Accounting of one vendor input file."""
+
+    file: str
+    sha256: str
+    rows_read: int
+    rows_converted: int
+    rows_quarantined: int
+    variant: str = ""  # which layout of the format was recognised, e.g. "csv export" or "api json"
+
+
+@dataclass
+class Conversion:
+    format: str
+    format_version: str  # the vendor layout and its version, e.g. "statuspage v2 incidents.json"
+    tables: dict[str, pl.DataFrame]  # canonical source name -> rows (text columns)
+    quarantine: pl.DataFrame  # QUARANTINE_COLUMNS
+    inputs: list[InputRecord]
+    vendor_sla: pl.DataFrame | None = None  # VENDOR_SLA_COLUMNS
+    notes: list[str] = field(default_factory=list)  # readings the adapter applied, for the manifest
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str
+    description: str  # one line for `compliance-report convert --help` and the README
+    convert: Callable[[list[Path], AdapterOptions], Conversion]
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"source_file": pl.Utf8, "line": pl.Int64, "record_id": pl.Utf8, "reason_code": pl.Utf8, "reason": pl.Utf8}
+    )
+
+
+def read_csv_text(path: Path, **options) -> pl.DataFrame:
+    """A vendor CSV with every column as text and ``source_line`` (the header is line 1, each record one line).
+
+    Header names are stripped of surrounding blanks; a file polars cannot read raises ConversionError.
+    """
+    try:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", missing_utf8_is_empty_string=False, **options)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
+        raise ConversionError(f"not a readable CSV file: {str(error).splitlines()[0]}") from None
+    frame = frame.rename({name: name.strip().lstrip("\ufeff") for name in frame.columns})
+    return frame.with_row_index("source_line", offset=2).with_columns(pl.col("source_line").cast(pl.Int64))
+
+
+def timestamp_text(expr: pl.Expr, formats: Sequence[str], timezone: str | None) -> pl.Expr:
+    """Vendor timestamp text → canonical ISO-8601 text; null when the text is empty or matches no format.
+
+    ``formats`` are chrono formats tried in order. A format with ``%z``/``%#z`` reads an offset (a trailing ``Z``
+    is accepted as +00:00) and yields UTC with ``Z``. A format without one yields wall time: converted to UTC in
+    ``timezone`` when given (a wall time skipped by a DST change gives null; an ambiguous one, the earlier
+    instant), else written without an offset for the run to read in the policy's ``source_timezone``.
+    """
+    text = expr.str.strip_chars().str.replace(r"[zZ]$", "+00:00")
+    with_offset = [text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False) for f in formats if "%z" in f or "%#z" in f]
+    wall = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats if "%z" not in f and "%#z" not in f]
+    candidates: list[pl.Expr] = [_utc_text(pl.coalesce(with_offset))] if with_offset else []
+    if wall:
+        local = pl.coalesce(wall)
+        if timezone:
+            utc = local.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+            candidates.append(_utc_text(utc))
+        else:
+            candidates.append(local.dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    return pl.coalesce(candidates)
+
+
+def _utc_text(moment: pl.Expr) -> pl.Expr:
+    return pl.when(moment.dt.microsecond() == 0).then(moment.dt.strftime(_UTC_SECONDS)).otherwise(moment.dt.strftime(_UTC_MICROSECONDS))
+
+
+# ISO-8601 with or without an offset, "T" or a blank between date and time, optional fractional seconds.
+ISO_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A row is quarantined when ``bad`` is true; ``message`` is a text expression naming the column and value."""
+
+    bad: pl.Expr
+    reason_code: str  # the ingest's codes: bad_timestamp, missing_value, unknown_value, bad_number, duplicate_id, …
+    message: pl.Expr
+
+
+def split_checked(
+    frame: pl.DataFrame, checks: Sequence[Check], source_file: str, record_id: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows passing every check, quarantine rows with the first failing check's reason), set-based."""
+    if not checks:
+        return frame, empty_quarantine()
+    code = pl.coalesce([pl.when(check.bad.fill_null(False)).then(pl.lit(check.reason_code)) for check in checks])
+    message = pl.coalesce([pl.when(check.bad.fill_null(False)).then(check.message) for check in checks])
+    marked = frame.with_columns(code.alias("_reason_code"), message.alias("_reason"))
+    failed = marked.filter(pl.col("_reason_code").is_not_null())
+    quarantine = failed.select(
+        pl.lit(source_file).alias("source_file"),
+        pl.col("source_line").cast(pl.Int64).alias("line"),
+        pl.col(record_id).cast(pl.Utf8).alias("record_id"),
+        pl.col("_reason_code").alias("reason_code"),
+        pl.col("_reason").cast(pl.Utf8).alias("reason"),
+    )
+    passed = marked.filter(pl.col("_reason_code").is_null()).drop("_reason_code", "_reason")
+    return passed, quarantine
+
+
+def bad_timestamp(column: str, parsed: pl.Expr, label: str | None = None) -> Check:
+    """A non-empty vendor value in ``column`` that ``parsed`` (its timestamp_text) could not read."""
+    raw = pl.col(column).str.strip_chars()
+    return Check(
+        bad=(raw.str.len_chars() > 0) & parsed.is_null(),
+        reason_code="bad_timestamp",
+        message=pl.format("{}: not a timestamp this format knows: {}", pl.lit(label or column), raw),
+    )
+
+
+def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
+    """Write the canonical exports folder: ``<source>.csv`` per table, vendor verdicts, quarantine, conversion log."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for source_name, frame in sorted(conversion.tables.items()):
+        contract = [column.name for column in SOURCES[source_name].columns]
+        ordered = [name for name in contract if name in frame.columns] + [
+            name for name in frame.columns if name not in contract and name != "source_line"
+        ]
+        written.append(_write_csv(frame.select(ordered), out_dir / f"{source_name}.csv"))
+    if conversion.vendor_sla is not None:
+        written.append(_write_csv(conversion.vendor_sla.select(VENDOR_SLA_COLUMNS), out_dir / VENDOR_SLA))
+    written.append(_write_csv(conversion.quarantine.select(QUARANTINE_COLUMNS), out_dir / CONVERSION_QUARANTINE))
+    log = {
+        "format": conversion.format,
+        "format_version": conversion.format_version,
+        "inputs": [asdict(record) for record in conversion.inputs],
+        "outputs": [path.name for path in written],
+        "notes": conversion.notes,
+    }
+    with replacing(out_dir / CONVERSION_LOG) as temporary:
+        temporary.write_text(json.dumps(log, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return [*written, out_dir / CONVERSION_LOG]
+
+
+def input_record(path: Path, rows_read: int, rows_quarantined: int, variant: str = "") -> InputRecord:
+    return InputRecord(path.name, file_sha256(path), rows_read, rows_read - rows_quarantined, rows_quarantined, variant)
+
+
+def _write_csv(frame: pl.DataFrame, path: Path) -> Path:
+    with replacing(path) as temporary:
+        frame.write_csv(temporary)
+    return path
