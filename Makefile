@@ -8,7 +8,7 @@ EXPORTS := $(DEMO_DIR)/exports
 OUT := $(DEMO_DIR)/out
 AS_OF ?= 2026-11-01T00:00:00Z
 
-.PHONY: demo test test-slow dev bench install clean
+.PHONY: demo demo-real real-data test test-slow dev bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,24 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/compliance-report generate --out $(EXPORTS) --seed 7 --as-of $(AS_OF)
 	$(BIN)/compliance-report run --exports $(EXPORTS) --out $(OUT) --as-of $(AS_OF)
+
+# Real exports written by others (../shared/data/real beside this repository): the GitHub status history through
+# the statuspage adapter, and two Boston 311 case exports through the open311 adapter (times in Boston's zone).
+# As-of times: just after the status history's last incident; for Boston, the evening before the export was taken
+# (its open cases were then all still ONTIME or already OVERDUE, as the CRM says).
+REAL ?= ../shared/data/real
+REAL_OUT := var/demo-real
+
+real-data:  # checked before installing anything
+	@test -d "$(REAL)" || { echo "make demo-real: $(REAL) is absent; the real sample exports are expected in ../shared/data/real beside this repository (or pass REAL=folder)" >&2; exit 2; }
+
+demo-real: real-data $(STAMP)
+	$(BIN)/compliance-report convert --format statuspage --policy status-feed $(REAL)/incidents/github_status_incidents.jsonl --out $(REAL_OUT)/github-status/exports
+	$(BIN)/compliance-report run --policy status-feed --exports $(REAL_OUT)/github-status/exports --out $(REAL_OUT)/github-status/out --as-of 2026-09-01T00:00:00Z
+	$(BIN)/compliance-report convert --format open311 --policy city-311 --timezone America/New_York $(REAL)/tickets/boston311_2015_heat.csv $(REAL)/tickets/boston311_2015_bed_bugs.csv --out $(REAL_OUT)/boston311/exports
+	$(BIN)/compliance-report run --policy city-311 --exports $(REAL_OUT)/boston311/exports --out $(REAL_OUT)/boston311/out --as-of 2016-01-13T00:00:00Z
+	@$(BIN)/python scripts/print_verdicts.py $(REAL_OUT)/github-status/out
+	@$(BIN)/python scripts/print_verdicts.py $(REAL_OUT)/boston311/out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,5 +1,7 @@
-"""Ingest assets: each canonical export file loaded into a typed warehouse table, bad rows quarantined."""
+"""Ingest assets: each source's new export files merged into a typed warehouse table, bad rows quarantined."""
 
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
@@ -7,7 +9,7 @@ import dagster as dg
 from checks.ingest import accounting_result, check_specs, expectations_result
 from compliance.contract import SOURCES, Source
 from compliance.ingest import ingest_source
-from pipelines.resources import ReporterSettings, Warehouse
+from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
 
 def _ingest_asset(source: Source) -> dg.AssetsDefinition:
@@ -17,28 +19,41 @@ def _ingest_asset(source: Source) -> dg.AssetsDefinition:
         name=name,
         group_name="ingest",
         kinds={"duckdb"},
-        description=f"The {source.name} export, typed and validated; rejected rows are in quarantine.",
+        pool=WAREHOUSE_POOL,
+        description=f"The {source.name} exports, typed and validated, newer versions replacing older ones; rejected rows are in quarantine.",
         check_specs=check_specs(name),
     )
     def _asset(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse):
+        started = time.monotonic()
         policy = settings.load_policy()
-        with warehouse.connect() as con:
+        with warehouse.connect() as con:  # one transaction: the load, its checks and their records
             result = ingest_source(con, source.name, Path(settings.exports_dir), policy)
-            if result.status != "loaded":
-                context.log.warning(f"{source.name}: {result.file or 'no file'}: {result.problem}")
-            yield dg.MaterializeResult(
-                metadata={
-                    "file": result.file or "",
-                    "status": result.status,
-                    "problem": result.problem or "",
-                    "rows_read": result.rows_read,
-                    "rows_loaded": result.rows_loaded,
-                    "rows_quarantined": result.rows_quarantined,
-                    "sha256": result.sha256 or "",
-                }
-            )
-            yield accounting_result(name, result.rows_read, result.rows_loaded, result.rows_quarantined)
-            yield expectations_result(con, name, source.name, policy, settings.as_of_instant(context))
+            accounting = accounting_result(con, name, result)
+            expectations = expectations_result(con, name, source.name, policy, settings.as_of_instant(context))
+        for entry in result.files:
+            if entry.status != "loaded":
+                context.log.warning(f"{source.name}: {entry.file or 'no file'}: {entry.problem}")
+        changes = [entry.change for entry in result.files]
+        yield dg.MaterializeResult(
+            metadata={
+                "status": result.status,
+                "problem": result.problem or "",
+                "rows_read": result.rows_read,
+                "rows_loaded": result.rows_loaded,
+                "rows_quarantined": result.rows_quarantined,
+                "rows_inserted": result.merged.inserted,
+                "rows_replaced": result.merged.replaced,
+                "rows_unchanged": result.merged.unchanged,
+                "rows_withdrawn": result.merged.withdrawn,
+                "files_new": changes.count("new"),
+                "files_unchanged": changes.count("unchanged"),
+                "files_superseded": changes.count("superseded"),
+                "files": dg.MetadataValue.json([asdict(entry) for entry in result.files]),
+                "duration_seconds": round(time.monotonic() - started, 3),
+            }
+        )
+        yield accounting
+        yield expectations
 
     return _asset
 

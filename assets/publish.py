@@ -15,6 +15,7 @@ from compliance.evidence import (
 )
 from pipelines.resources import ReporterSettings, Warehouse
 from reports.compliance_report import ReportData, publish_atomically, render_compliance_report
+from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
 
 VIOLATIONS_SHOWN = 2_000
@@ -23,7 +24,8 @@ VIOLATIONS_SHOWN = 2_000
 @dg.asset(
     group_name="publish",
     kinds={"duckdb"},
-    deps=["ticket_sla", "privacy_findings", "security_findings", "status_findings", "retention_findings", "data_quality_findings"],
+    deps=["ticket_sla", "privacy_findings", "security_findings", "status_findings", "retention_findings", "data_quality_findings",
+          "vendor_reconciliation"],
 )
 def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every commitment of the policy with its verdict (met / breached / no data / not assessed)."""
@@ -85,9 +87,14 @@ def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSetti
                           string_agg(message, '; ' ORDER BY message) FILTER (WHERE NOT success) AS failures
                    FROM data_quality GROUP BY source ORDER BY source"""
             ).pl(),
+            reconciliation=ReconciliationData.from_warehouse(con),
             secret_summary=con.sql(
                 "SELECT kind, count(*) AS findings, count(DISTINCT record_id) AS records FROM secret_findings "
                 "GROUP BY kind ORDER BY findings DESC, kind"
+            ).pl(),
+            privacy_backlog=con.sql("SELECT request_type, age_days, days_left FROM privacy_backlog ORDER BY request_id").pl(),
+            finding_counts=con.sql(
+                "SELECT rule_id, severity, count(*) AS findings FROM violations GROUP BY ALL ORDER BY ALL"
             ).pl(),
         )
     path = out_dir / "compliance_report.html"

@@ -1,21 +1,26 @@
-"""Rule assets: privacy, security, status-page and retention commitments evaluated on the staged exports."""
+"""Rule assets: privacy, security, status-page and retention commitments evaluated on the staged exports, and the
+reconciliation of the vendor's own SLA verdicts with ours."""
+
+from pathlib import Path
 
 import dagster as dg
 
-from compliance.rules import data_quality, privacy, retention, security, status
+from compliance.rules import completeness, data_quality, privacy, reconciliation, retention, security, status
 from pipelines.resources import ReporterSettings, Warehouse
 
+# domain -> (rule modules evaluated in this order, upstream assets). Completeness appends to the secret scan's
+# data_quality results and reads the first-response clocks of ticket_sla.
 _DOMAINS = {
-    "privacy": (privacy, ["staged_privacy_requests"]),
-    "security": (security, ["staged_security_reports"]),
-    "status": (status, ["staged_incidents", "staged_incident_updates"]),
-    "retention": (retention, ["staged_retention_inventory"]),
-    "data_quality": (data_quality, ["staged_tickets"]),
+    "privacy": ((privacy,), ["staged_privacy_requests"]),
+    "security": ((security,), ["staged_security_reports"]),
+    "status": ((status,), ["staged_incidents", "staged_incident_updates"]),
+    "retention": ((retention,), ["staged_retention_inventory"]),
+    "data_quality": ((data_quality, completeness), ["staged_tickets", "ticket_sla"]),
 }
 
 
 def _rules_asset(domain: str) -> dg.AssetsDefinition:
-    module, deps = _DOMAINS[domain]
+    modules, deps = _DOMAINS[domain]
 
     @dg.asset(
         name=f"{domain}_findings",
@@ -26,11 +31,33 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as con:
-            module.evaluate(con, settings.load_policy(), settings.as_of_instant(context))
+            for module in modules:
+                module.evaluate(con, settings.load_policy(), settings.as_of_instant(context))
             violations = con.execute(f"SELECT count(*) FROM violations_{domain}").fetchall()[0][0]
         return dg.MaterializeResult(metadata={"violations": int(violations)})
 
     return _asset
 
 
-rule_assets = [_rules_asset(domain) for domain in _DOMAINS]
+@dg.asset(
+    group_name="rules",
+    kinds={"duckdb"},
+    deps=["staged_vendor_sla", "ticket_sla", "staged_incidents", "staged_privacy_requests", "staged_security_reports"],
+)
+def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    """The vendor's own SLA verdicts beside our recomputation and our policy's verdicts; conversion quarantine."""
+    exports_dir = Path(settings.exports_dir)
+    conversion = reconciliation.conversion_record(exports_dir) or {}
+    vendor = f"the {conversion['format']} export" if conversion.get("format") else "the vendor export"
+    with warehouse.connect() as con:
+        quarantined = reconciliation.load_conversion_quarantine(con, exports_dir)
+        reconciliation.evaluate(con, settings.as_of_instant(context), vendor)
+        rows, compared, agreeing = con.execute(
+            "SELECT count(*), count(agrees), count(*) FILTER (WHERE agrees) FROM vendor_reconciliation"
+        ).fetchall()[0]
+    return dg.MaterializeResult(
+        metadata={"vendor_rows": rows, "compared": compared, "agreeing": agreeing, "conversion_quarantined": quarantined}
+    )
+
+
+rule_assets = [*(_rules_asset(domain) for domain in _DOMAINS), vendor_reconciliation]

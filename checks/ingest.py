@@ -11,6 +11,7 @@ from datetime import datetime
 import dagster as dg
 import duckdb
 
+from compliance.ingest import IngestResult, accounting_problems
 from compliance.policy import Policy
 from compliance.quality import DATA_QUALITY_COLUMNS, validate_table, write_data_quality
 from compliance.rules.common import table_exists
@@ -21,18 +22,21 @@ EXPECTATIONS = "expectations"
 
 def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(ACCOUNTING, asset=asset_name, description="rows read = rows loaded + rows quarantined"),
+        dg.AssetCheckSpec(ACCOUNTING, asset=asset_name, description="rows read = rows loaded + rows quarantined, per file"),
         dg.AssetCheckSpec(EXPECTATIONS, asset=asset_name, description="Great Expectations suite of the staged table"),
     ]
 
 
-def accounting_result(asset_name: str, rows_read: int, rows_loaded: int, rows_quarantined: int) -> dg.AssetCheckResult:
+def accounting_result(con: duckdb.DuckDBPyConnection, asset_name: str, result: IngestResult) -> dg.AssetCheckResult:
+    """Per input file: rows read = loaded + quarantined, and the quarantine table holds its quarantined rows."""
+    problems = accounting_problems(con, result)
     return dg.AssetCheckResult(
         asset_key=asset_name,
         check_name=ACCOUNTING,
-        passed=rows_read == rows_loaded + rows_quarantined,
+        passed=not problems,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"rows_read": rows_read, "rows_loaded": rows_loaded, "rows_quarantined": rows_quarantined},
+        description="; ".join(problems[:5]) or "every row of every file accounted for",
+        metadata={"rows_read": result.rows_read, "rows_loaded": result.rows_loaded, "rows_quarantined": result.rows_quarantined},
     )
 
 

@@ -161,5 +161,23 @@ SOURCES: dict[str, Source] = {
             record_id="record_id",
             ordered=(("created_at", "deleted_at"),),
         ),
+        # Optional: the vendor's own SLA verdicts and due times, as the adapters write them (vendor_sla.csv); the
+        # run reconciles them with its own verdicts (compliance/rules/reconciliation.py). A record may have one
+        # row per metric, so record_id is not unique.
+        Source(
+            "vendor_sla",
+            "reconciliation",
+            (
+                Column("record_id", "id", True),
+                Column("source", "enum", True, ("tickets", "incidents", "privacy_requests", "security_reports")),
+                Column("metric", "enum", True, ("first_response", "resolution", "acknowledgement")),
+                _ts("vendor_due_at"),
+                Column("vendor_met", "boolean"),
+                Column("vendor_status", "text"),
+                Column("vendor_field", "text"),
+            ),
+            record_id="record_id",
+            unique=False,
+        ),
     )
 }

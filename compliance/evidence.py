@@ -28,6 +28,7 @@ DOMAINS_WITH_RESULTS = ("tickets", "privacy", "security", "status", "retention",
 RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "first_response": ("tickets",),
     "secrets_in_text": ("tickets",),
+    "information_completeness": ("tickets",),
     "senior_review": ("tickets",),
     "resolution": ("tickets",),
     "privacy_first_response": ("privacy_requests",),
@@ -57,6 +58,8 @@ EVIDENCE_FILES = {
     "at_risk": ("at_risk", "remaining_seconds, due_at, record_id", False),
     "data_quality": ("data_quality", "source, expectation, column_name", False),
     "secret_findings": ("secret_findings", "record_id, column_name, start, kind", False),
+    "vendor_reconciliation": ("vendor_reconciliation", "source, metric, record_id, source_line", False),
+    "vendor_reconciliation_metrics": ("vendor_reconciliation_metrics", "source, metric", False),
 }
 VERDICT_COLUMNS = (
     "position INTEGER, rule_id VARCHAR, domain VARCHAR, title VARCHAR, source_doc VARCHAR, source_quote VARCHAR, "
@@ -133,7 +136,7 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
                 "target": rule.target.describe(),
                 "reason": reason,
                 "fallback": fallback,
-                "met_min": policy.met_min_adherence_pct,
+                "met_min": rule.setting("met_min_adherence_pct", policy.met_min_adherence_pct),
             },
         )
 
@@ -160,13 +163,17 @@ def _csv_select(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> st
                 f"ELSE strftime({ref}, '%Y-%m-%dT%H:%M:%S.%fZ') END AS {ref}"
             )
         elif data_type == "VARCHAR":
-            # Spreadsheets run cells starting with = + - @ (and tab/CR) as formulas: prefix a quote.
-            rendered.append(f"CASE WHEN regexp_matches({ref}, '^[=+\\-@\\t\\r]') THEN '''' || {ref} ELSE {ref} END AS {ref}")
+            # Spreadsheets run cells starting with = + - @ (and tab/CR) as formulas: prefix a quote. (A test of
+            # the first character, not a regex: this runs on every text cell of every evidence row.)
+            rendered.append(
+                f"CASE WHEN left({ref}, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) THEN '''' || {ref} ELSE {ref} END "
+                f"AS {ref}"
+            )
         elif data_type == "DOUBLE":
             rendered.append(f"round({ref}, 4) AS {ref}")
         else:
             rendered.append(ref)
-    return f"SELECT {', '.join(rendered)} FROM {table} ORDER BY {order_by}"
+    return f"SELECT {', '.join(rendered)} FROM {table}" + (f" ORDER BY {order_by}" if order_by else "")
 
 
 @contextmanager
@@ -189,15 +196,21 @@ def replacing(path: Path) -> Iterator[Path]:
 def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path]:
     written = []
     for table, (stem, order_by, parquet) in EVIDENCE_FILES.items():
+        source, order = table, order_by
+        if parquet:
+            # Sorted once for both files; a table scan keeps insertion order (preserve_insertion_order is on).
+            source, order = f"_sorted_{table}", ""
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {source} AS SELECT * FROM {table} ORDER BY {order_by}")
         target = out_dir / "evidence" / f"{stem}.csv"
         with replacing(target) as temporary:
-            con.execute(f"COPY ({_csv_select(con, table, order_by)}) TO {lit(str(temporary))} (FORMAT csv, HEADER true)")
+            con.execute(f"COPY ({_csv_select(con, source, order)}) TO {lit(str(temporary))} (FORMAT csv, HEADER true)")
         written.append(target)
         if parquet:
             target = out_dir / "evidence" / f"{stem}.parquet"
             with replacing(target) as temporary:
-                con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO {lit(str(temporary))} (FORMAT parquet)")
+                con.execute(f"COPY (SELECT * FROM {source}) TO {lit(str(temporary))} (FORMAT parquet)")
             written.append(target)
+            con.execute(f"DROP TABLE {source}")
     return written
 
 
@@ -223,10 +236,15 @@ def build_manifest(
     outputs: list[Path],
 ) -> dict:
     inputs = []
-    for source, file, file_format, status, problem, sha256, read, loaded, quarantined in con.execute(
-        "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined "
-        "FROM ingest_log ORDER BY source"
+    # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
+    # data behind the evidence and are the same for every run on the same data.
+    changes: dict[str, list[dict]] = {"new": [], "unchanged": [], "superseded": []}
+    for source, file, file_format, status, problem, sha256, read, loaded, quarantined, change in con.execute(
+        "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined, change "
+        "FROM ingest_log ORDER BY source, file, status, sha256"
     ).fetchall():
+        if change:
+            changes[change].append({"file": file, "sha256": sha256})
         inputs.append(
             {
                 "source": source,
@@ -264,11 +282,21 @@ def build_manifest(
         # The report period: from the first ticket clock to the as-of instant.
         "period": {"start": iso_utc(period[0]) if period[0] else None, "end": iso_utc(as_of)},
         "inputs": inputs,
+        # the vendor export's format, version and per-file accounting when `convert` wrote the exports folder
+        "conversion": _conversion_record(exports_dir),
+        "changes": changes,
         "versions": package_versions(),
         "outputs": [
             {"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)
         ],
     }
+
+
+def _conversion_record(exports_dir: Path) -> dict | None:
+    # imported here: the reconciliation module imports the adapters, which import this module
+    from compliance.rules.reconciliation import conversion_record
+
+    return conversion_record(exports_dir)
 
 
 def write_json(path: Path, document: dict) -> None:

@@ -1,25 +1,42 @@
-"""Ingest: one canonical export file → a typed DuckDB table, every bad row quarantined with a reason.
+"""Ingest: the export files of a source → one typed DuckDB table, every bad row quarantined with a reason.
 
-Set-based throughout: the file is read as text by DuckDB, every value is parsed and checked by one SQL
-statement, and rows with problems go to the ``quarantine`` table instead of ``staged_<source>``. For each file,
-rows read = rows loaded + rows quarantined, and the ``ingest_log`` table says so.
+Set-based throughout: a file is read as text by DuckDB, every value is parsed and checked by one SQL statement,
+and rows with problems go to the ``quarantine`` table instead of ``staged_<source>``. For each file, rows read =
+rows loaded + rows quarantined, and the ``ingest_log`` table says so.
+
+Loads are incremental and idempotent. The ``loaded_files`` registry remembers every file version loaded (name +
+sha256): a file already loaded is not read again. A new file's accepted records are merged into
+``staged_<source>`` by record ID and content hash: an identical record stays as it is, a changed one replaces the
+older version, a new one is added (for ``ticket_events`` and ``incident_updates``, whose IDs repeat, the file's
+rows for an ID replace all rows of that ID). A new version of an already loaded file name replaces that file's
+contribution: its records absent from the new version are withdrawn. Files are merged in name order.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import duckdb
 
-from compliance.contract import FILE_FORMATS, REQUEST_TYPES, SOURCES, Column, Source
+from compliance.contract import REQUEST_TYPES, SOURCES, Column, Source
+from compliance.landing import export_files, file_pattern, file_sha256, format_conflicts
 from compliance.policy import Policy
+from compliance.rules.common import table_exists
+from compliance.secrets import redact_sql
 
+_REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
 QUARANTINE_COLUMNS = "source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR"
 INGEST_LOG_COLUMNS = (
     "source VARCHAR, file VARCHAR, file_format VARCHAR, status VARCHAR, problem VARCHAR, sha256 VARCHAR, "
-    "rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT"
+    "rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, change VARCHAR"
+)
+# One row per file version ever loaded; state 'current', or 'superseded' once a newer version of the name loads.
+LOADED_FILES_COLUMNS = (
+    "source VARCHAR, file VARCHAR, sha256 VARCHAR, file_format VARCHAR, settings_sha256 VARCHAR, "
+    "loaded_at TIMESTAMPTZ, state VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, "
+    "rows_inserted BIGINT, rows_replaced BIGINT, rows_unchanged BIGINT, rows_withdrawn BIGINT"
 )
 _SQL_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ", "boolean": "BOOLEAN"}
 _TRUE = ("true", "yes", "1", "y", "t")
@@ -29,7 +46,9 @@ _OFFSET_PATTERN = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2}
 
 
 @dataclass(frozen=True)
-class IngestResult:
+class FileEntry:
+    """One input file of a run, as the ``ingest_log`` and the manifest show it."""
+
     source: str
     file: str | None
     file_format: str | None
@@ -39,6 +58,38 @@ class IngestResult:
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
+    change: str | None  # new (loaded by this run) | unchanged (loaded before) | superseded (newer exports replaced it)
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """What a file's accepted rows did to the staged table."""
+
+    inserted: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    withdrawn: int = 0  # rows of an older version of the same file name that the new version no longer has
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    source: str
+    status: str  # loaded | missing | unusable
+    problem: str | None
+    files: tuple[FileEntry, ...]
+    merged: MergeCounts  # summed over the files this run loaded
+
+    @property
+    def rows_read(self) -> int:
+        return sum(entry.rows_read for entry in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(entry.rows_loaded for entry in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(entry.rows_quarantined for entry in self.files)
 
 
 class UnusableFile(Exception):
@@ -49,58 +100,126 @@ def prepare_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE TABLE IF NOT EXISTS quarantine ({QUARANTINE_COLUMNS})")
     con.execute(f"CREATE TABLE IF NOT EXISTS ingest_log ({INGEST_LOG_COLUMNS})")
-
-
-def find_export(exports_dir: Path, source: Source) -> Path | None:
-    found = [exports_dir / f"{source.name}.{ext}" for ext in FILE_FORMATS if (exports_dir / f"{source.name}.{ext}").is_file()]
-    if len(found) > 1:
-        names = " and ".join(path.name for path in found)
-        raise UnusableFile(f"{names} are both present; keep one file per source")
-    return found[0] if found else None
+    con.execute("ALTER TABLE ingest_log ADD COLUMN IF NOT EXISTS change VARCHAR")  # warehouses from before
+    con.execute(f"CREATE TABLE IF NOT EXISTS loaded_files ({LOADED_FILES_COLUMNS})")
 
 
 def ingest_source(
     con: duckdb.DuckDBPyConnection, source_name: str, exports_dir: Path, policy: Policy
 ) -> IngestResult:
-    """Load one source into ``staged_<source>``; rerunning replaces the previous load of that source."""
+    """Load the source's new or changed export files into ``staged_<source>``; files already loaded are skipped."""
     source = SOURCES[source_name]
     prepare_warehouse(con)
-    con.execute("DELETE FROM quarantine WHERE source_file LIKE ?", [f"{source.name}.%"])
+    settings = _settings_sha256(source, policy)
+    if _needs_rebuild(con, source, settings):
+        _forget(con, source)
     con.execute("DELETE FROM ingest_log WHERE source = ?", [source.name])
-    con.execute(f"DROP TABLE IF EXISTS staged_{source.name}")
-    path: Path | None = None
-    try:
-        path = find_export(exports_dir, source)
-        if path is None:
-            result = IngestResult(source.name, None, None, "missing", "no export file", None, 0, 0, 0)
-        else:
-            result = _load(con, source, path, policy)
-    except UnusableFile as problem:
-        result = IngestResult(
-            source.name,
-            path.name if path else None,
-            path.suffix.lstrip(".") if path else None,
-            "unusable",
-            str(problem),
-            file_sha256(path) if path else None,
-            0,
-            0,
-            0,
-        )
-    con.execute(
-        "INSERT INTO ingest_log VALUES ($source, $file, $file_format, $status, $problem, $sha256, "
-        "$rows_read, $rows_loaded, $rows_quarantined)",
-        asdict(result),
+    files = export_files(exports_dir, source.name)
+    conflicts = format_conflicts(files)
+    unusable: list[FileEntry] = []
+    superseded: list[FileEntry] = []
+    loaded_now: set[str] = set()
+    merges: list[MergeCounts] = []
+    for path in files:
+        sha256 = file_sha256(path)
+        try:
+            if path.name in conflicts:
+                raise UnusableFile(conflicts[path.name])
+            previous = _current_version(con, source, path.name)
+            if previous is not None and previous.sha256 == sha256:
+                continue  # this exact file is loaded already
+            counts = _load_version(con, source, path, sha256, settings, policy)
+        except UnusableFile as problem:
+            unusable.append(FileEntry(source.name, path.name, path.suffix.lstrip("."), "unusable", str(problem), sha256, 0, 0, 0, None))
+            continue
+        if previous is not None:
+            superseded.append(previous)
+        loaded_now.add(path.name)
+        merges.append(counts)
+    current = _current_entries(con, source, {path.name for path in files}, loaded_now)
+    entries = unusable + superseded + current
+    if not entries:
+        entries = [FileEntry(source.name, None, None, "missing", "no export file", None, 0, 0, 0, None)]
+    # Insertion order matters to readers that keep one row per source: a usable file is written last.
+    con.executemany(
+        f"INSERT INTO ingest_log VALUES ({', '.join('?' * len(astuple(entries[0])))})", [astuple(entry) for entry in entries]
     )
-    return result
+    merged = MergeCounts(*(sum(column) for column in zip(*map(astuple, merges)))) if merges else MergeCounts()
+    return IngestResult(source.name, *_source_status(entries), tuple(entries), merged)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def accounting_problems(con: duckdb.DuckDBPyConnection, result: IngestResult) -> list[str]:
+    """Files whose rows read ≠ loaded + quarantined, or whose quarantine rows do not match their count."""
+    problems = []
+    quarantined = dict(con.execute("SELECT source_file, count(*) FROM quarantine GROUP BY ALL").fetchall())
+    for entry in result.files:
+        if entry.rows_read != entry.rows_loaded + entry.rows_quarantined:
+            problems.append(f"{entry.file}: {entry.rows_read} read ≠ {entry.rows_loaded} loaded + {entry.rows_quarantined} quarantined")
+        elif entry.status == "loaded" and entry.change != "superseded" and quarantined.get(entry.file, 0) != entry.rows_quarantined:
+            problems.append(f"{entry.file}: {quarantined.get(entry.file, 0)} rows in quarantine, {entry.rows_quarantined} expected")
+    return problems
+
+
+def _settings_sha256(source: Source, policy: Policy) -> str:
+    """Fingerprint of everything that decides how a file is parsed: a change means every file is read again."""
+    columns = [(c.name, c.kind, c.required, sorted(_allowed_values(c, policy).items()) if c.kind == "enum" else None) for c in source.columns]
+    reading = repr((policy.source_timezone, columns, source.record_id, source.unique, source.ordered))
+    return hashlib.sha256(reading.encode()).hexdigest()
+
+
+def _needs_rebuild(con: duckdb.DuckDBPyConnection, source: Source, settings: str) -> bool:
+    """Whether the staged table cannot be trusted to match the registry and today's parse settings."""
+    registered = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE settings_sha256 <> ?) FROM loaded_files WHERE source = ?", [settings, source.name]
+    ).fetchall()[0]
+    return registered[1] > 0 or (registered[0] > 0) != table_exists(con, f"staged_{source.name}")
+
+
+def _forget(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    """Drop everything loaded from the source, so that the files in the landing folder are read again."""
+    con.execute(f"DROP TABLE IF EXISTS staged_{source.name}")
+    con.execute("DELETE FROM quarantine WHERE regexp_matches(source_file, ?)", [file_pattern(source.name)])
+    con.execute("DELETE FROM loaded_files WHERE source = ?", [source.name])
+
+
+def _current_version(con: duckdb.DuckDBPyConnection, source: Source, file_name: str) -> FileEntry | None:
+    rows = con.execute(
+        "SELECT file_format, sha256, rows_read, rows_loaded, rows_quarantined FROM loaded_files "
+        "WHERE source = ? AND file = ? AND state = 'current'",
+        [source.name, file_name],
+    ).fetchall()
+    if not rows:
+        return None
+    file_format, sha256, read, loaded, quarantined = rows[0]
+    return FileEntry(source.name, file_name, file_format, "loaded", None, sha256, read, loaded, quarantined, "superseded")
+
+
+def _current_entries(
+    con: duckdb.DuckDBPyConnection, source: Source, present: set[str], loaded_now: set[str]
+) -> list[FileEntry]:
+    """Registered files still in the landing folder or still behind staged rows, in load order."""
+    staged = f"staged_{source.name}"
+    in_use = dict(con.execute(f"SELECT source_file, count(*) FROM {staged} GROUP BY ALL").fetchall()) if table_exists(con, staged) else {}
+    entries = []
+    for file, file_format, sha256, read, loaded, quarantined in con.execute(
+        "SELECT file, file_format, sha256, rows_read, rows_loaded, rows_quarantined FROM loaded_files "
+        "WHERE source = ? AND state = 'current' ORDER BY loaded_at, file",
+        [source.name],
+    ).fetchall():
+        if file not in present and not in_use.get(file):
+            continue
+        change = "superseded" if loaded and not in_use.get(file) else "new" if file in loaded_now else "unchanged"
+        entries.append(FileEntry(source.name, file, file_format, "loaded", None, sha256, read, loaded, quarantined, change))
+    return entries
+
+
+def _source_status(entries: list[FileEntry]) -> tuple[str, str | None]:
+    if any(entry.status == "loaded" for entry in entries):
+        return "loaded", None
+    problems = {entry.problem: entry.file for entry in entries}
+    if len(problems) == 1:
+        return entries[0].status, entries[0].problem
+    return "unusable", "; ".join(f"{file}: {problem}" for problem, file in problems.items())
 
 
 def _quote(value: str) -> str:
@@ -111,7 +230,70 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _load(con: duckdb.DuckDBPyConnection, source: Source, path: Path, policy: Policy) -> IngestResult:
+def _load_version(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, sha256: str, settings: str, policy: Policy
+) -> MergeCounts:
+    """Parse one new file version, merge its accepted rows into the staged table and register it."""
+    batch = f"batch_{source.name}"
+    # The quarantine rows of an older version of this name are replaced, unless the new version is unusable.
+    con.execute("CREATE OR REPLACE TEMP TABLE previous_quarantine AS SELECT * FROM quarantine WHERE source_file = ?", [path.name])
+    con.execute("DELETE FROM quarantine WHERE source_file = ?", [path.name])
+    try:
+        read, loaded, quarantined = _load(con, source, path, policy, batch)
+    except UnusableFile:
+        con.execute("DELETE FROM quarantine WHERE source_file = ?", [path.name])
+        con.execute("INSERT INTO quarantine SELECT * FROM previous_quarantine")
+        con.execute(f"DROP TABLE IF EXISTS {batch}")
+        raise
+    finally:
+        con.execute("DROP TABLE IF EXISTS previous_quarantine")
+    counts = _merge(con, source, batch, path.name)
+    con.execute("UPDATE loaded_files SET state = 'superseded' WHERE source = ? AND file = ? AND state = 'current'", [source.name, path.name])
+    con.execute(
+        "INSERT INTO loaded_files VALUES (?, ?, ?, ?, ?, now(), 'current', ?, ?, ?, ?, ?, ?, ?)",
+        [source.name, path.name, sha256, path.suffix.lstrip("."), settings, read, loaded, quarantined, *astuple(counts)],
+    )
+    return counts
+
+
+def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name: str) -> MergeCounts:
+    """Merge a file's accepted rows (``batch``) into ``staged_<source>`` by record ID and content hash."""
+    staged = f"staged_{source.name}"
+    if not table_exists(con, staged):
+        rows = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
+        con.execute(f"ALTER TABLE {batch} RENAME TO {staged}")
+        return MergeCounts(inserted=rows)
+    key = source.record_id
+    # Per ID: an order-independent fingerprint of its rows (one row, or several for events) and their count.
+    fingerprint = f"sum(hash({', '.join(column.name for column in source.columns)})::HUGEINT) AS fingerprint, count(*) AS rows"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {key} AS id, {fingerprint} FROM {batch} GROUP BY ALL")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE matched AS
+            SELECT i.id, i.rows, s.fingerprint = i.fingerprint AND s.rows = i.rows AS same, s.from_this_file
+            FROM incoming i
+            JOIN (SELECT {key} AS id, {fingerprint}, bool_or(source_file = $file) AS from_this_file
+                  FROM {staged} WHERE {key} IN (SELECT id FROM incoming) GROUP BY ALL) s USING (id)""",
+        {"file": file_name},
+    )
+    inserted, replaced, unchanged = con.execute(
+        """SELECT (SELECT sum(rows) FROM incoming) - coalesce(sum(rows), 0),
+                  coalesce(sum(rows) FILTER (WHERE NOT same), 0), coalesce(sum(rows) FILTER (WHERE same), 0)
+           FROM matched"""
+    ).fetchall()[0]
+    # An identical record keeps its place; one re-delivered by a new version of its own file takes the new line.
+    con.execute(f"DELETE FROM {batch} WHERE {key} IN (SELECT id FROM matched WHERE same AND NOT from_this_file)")
+    con.execute(f"DELETE FROM {staged} WHERE {key} IN (SELECT id FROM matched WHERE NOT same OR from_this_file)")
+    withdrawn = con.execute(
+        f"DELETE FROM {staged} WHERE source_file = ? AND {key} NOT IN (SELECT id FROM incoming)", [file_name]
+    ).fetchall()[0][0]
+    con.execute(f"INSERT INTO {staged} SELECT * FROM {batch}")
+    for table in (batch, "incoming", "matched"):
+        con.execute(f"DROP TABLE {table}")
+    return MergeCounts(int(inserted or 0), int(replaced), int(unchanged), int(withdrawn))
+
+
+def _load(con: duckdb.DuckDBPyConnection, source: Source, path: Path, policy: Policy, batch: str) -> tuple[int, int, int]:
+    """Parse one file into ``batch``; returns rows read, loaded and quarantined."""
     if path.stat().st_size == 0:
         raise UnusableFile("the file is empty")
     file_format = path.suffix.lstrip(".")
@@ -123,15 +305,13 @@ def _load(con: duckdb.DuckDBPyConnection, source: Source, path: Path, policy: Po
         plural = "s" if len(missing) > 1 else ""
         raise UnusableFile(f"missing required column{plural} {', '.join(missing)}")
 
-    _parse_and_check(con, source, path.name, raw, present, policy)
-    rows_loaded = con.execute(f"SELECT count(*) FROM staged_{source.name}").fetchall()[0][0]
+    _parse_and_check(con, source, path.name, raw, present, policy, batch)
+    rows_loaded = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
     rows_quarantined = con.execute(
         "SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]
     ).fetchall()[0][0]
     rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] + rejected
-    return IngestResult(
-        source.name, path.name, file_format, "loaded", None, file_sha256(path), rows_read, rows_loaded, rows_quarantined
-    )
+    return rows_read, rows_loaded, rows_quarantined
 
 
 def _read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_format: str, raw: str) -> int:
@@ -253,7 +433,8 @@ def _timestamp_sql(text: str, source_timezone: str) -> str:
 
 
 def _parse_and_check(
-    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], policy: Policy
+    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], policy: Policy,
+    target: str,
 ) -> None:
     # Two passes: parse every value once (typed column + its trimmed text), then check the parsed values.
     parses: list[str] = []
@@ -338,12 +519,16 @@ def _parse_and_check(
     con.execute(
         f"""INSERT INTO quarantine
             SELECT {_quote(file_name)}, source_line, raw_record_id, problems[1].code,
-                   array_to_string(list_transform(problems, lambda p: p.message), '; ')
+                   -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
+                   -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
+                   array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql('p.message')}),
+                       lambda m: CASE WHEN length(m) > {_REASON_MAX_CHARS} THEN left(m, {_REASON_MAX_CHARS - 1}) || '…'
+                                      ELSE m END), '; ')
             FROM {parsed_table} WHERE len(problems) > 0 ORDER BY source_line"""
     )
     columns = ", ".join(column.name for column in source.columns)
     con.execute(
-        f"""CREATE OR REPLACE TABLE staged_{source.name} AS
+        f"""CREATE OR REPLACE TABLE {target} AS
             SELECT {columns}, {_quote(file_name)} AS source_file, source_line
             FROM {parsed_table} WHERE len(problems) = 0 ORDER BY source_line"""
     )

@@ -7,6 +7,7 @@ as ``PolicyError("<file>: <key path>: <problem>")`` so that a user can fix it wi
 from __future__ import annotations
 
 import hashlib
+import re
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ RULE_KINDS: dict[str, str] = {
 }
 
 _TARGET_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+# Regex syntax that Python accepts but DuckDB (RE2) and polars (Rust regex) reject: look-around, back-references.
+_UNPORTABLE_REGEX = re.compile(r"\(\?<?[=!]|\\[1-9]")
 
 
 class PolicyError(ValueError):
@@ -107,6 +110,18 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class EmailSettings:
+    """How an mbox archive is read: which addresses are the support side, which mail is automatic."""
+
+    support_domains: tuple[str, ...] = ()  # default: the domains of the mailbox aliases of the channels
+    auto_reply_senders: tuple[str, ...] = ("noreply", "no-reply", "donotreply", "do-not-reply")
+    # One group: the ticket number an auto-reply announces ("工单号: TG-1234", "Ticket #1234").
+    ticket_number_pattern: str = (
+        r"(?i)(?:工单号|工单编号|ticket\s*(?:number|no\.?|id|#))\s*(?:is\s*)?[:：#]?\s*([A-Za-z]{0,5}-?[0-9][0-9A-Za-z-]{3,})"
+    )
+
+
+@dataclass(frozen=True)
 class Policy:
     path: Path
     sha256: str
@@ -124,6 +139,9 @@ class Policy:
     ticket_settings: Mapping[str, Any]
     rules: tuple[Rule, ...]
     categories: Mapping[str, Any] = field(default_factory=dict)
+    # Tier -> keywords, in the file's order: a ticket without a tier gets the first tier whose keyword it mentions.
+    urgency_keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    email: EmailSettings = field(default_factory=EmailSettings)
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -247,6 +265,8 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         raise _KeyProblem(f"tiers.default: unknown tier {default_tier!r} (tiers: {', '.join(tiers)})")
     ticket_settings = _optional(document, "tickets", "", dict, {})
     categories = _optional(document, "categories", "", dict, {})
+    urgency_keywords = _parse_urgency_keywords(_optional(document, "urgency_keywords", "", dict, {}), tiers)
+    email = _parse_email(_optional(document, "email", "", dict, {}), channels)
 
     rules_raw = _require(document, "rules", "", list)
     rules: list[Rule] = []
@@ -275,7 +295,60 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         ticket_settings=ticket_settings,
         rules=tuple(rules),
         categories=categories,
+        urgency_keywords=urgency_keywords,
+        email=email,
     )
+
+
+def _parse_urgency_keywords(raw: Mapping[str, Any], tiers: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    parsed = []
+    for tier in raw:
+        if tiers and tier not in tiers:
+            raise _KeyProblem(f"urgency_keywords.{tier}: unknown tier {tier!r} (tiers: {', '.join(tiers)})")
+        parsed.append((str(tier), _string_list(raw, tier, "urgency_keywords.")))
+    return tuple(parsed)
+
+
+def _parse_email(raw: Mapping[str, Any], channels: Mapping[str, tuple[str, ...]]) -> EmailSettings:
+    alias_domains = sorted({alias.rsplit("@", 1)[1].lower() for aliases in channels.values() for alias in aliases if "@" in alias})
+    defaults = EmailSettings()
+    pattern = _optional(raw, "ticket_number", "email.", str, defaults.ticket_number_pattern)
+    return EmailSettings(
+        support_domains=tuple(d.lower() for d in _string_list(raw, "support_domains", "email.", tuple(alias_domains))),
+        auto_reply_senders=tuple(s.lower() for s in _string_list(raw, "auto_reply_senders", "email.", defaults.auto_reply_senders)),
+        ticket_number_pattern=_portable_regex(pattern, "email.ticket_number", groups=1),
+    )
+
+
+def _portable_regex(value: Any, where: str, groups: int | None = None) -> str:
+    """A regular expression that Python, DuckDB (RE2) and polars all read the same way."""
+    if not isinstance(value, str) or not value.strip():
+        raise _KeyProblem(f"{where}: expected a non-empty regular expression")
+    try:
+        compiled = re.compile(value)
+    except re.error as error:
+        raise _KeyProblem(f"{where}: not a valid regular expression: {error}") from None
+    if _UNPORTABLE_REGEX.search(value):
+        raise _KeyProblem(f"{where}: look-around and back-references are not supported (patterns run in DuckDB)")
+    if groups is not None and compiled.groups != groups:
+        raise _KeyProblem(f"{where}: needs exactly {groups} capture group(s), found {compiled.groups}")
+    return value
+
+
+def _parse_settings(raw: Mapping[str, Any], kind: str, where: str) -> Mapping[str, Any]:
+    met_min = raw.get("met_min_adherence_pct")
+    if met_min is not None and (isinstance(met_min, bool) or not isinstance(met_min, (int, float)) or not 0 <= met_min <= 100):
+        raise _KeyProblem(f"{where}met_min_adherence_pct: must be a number between 0 and 100, got {met_min!r}")
+    if kind == "information_completeness":
+        items = _require(raw, "required_information", where, dict)
+        if not items:
+            raise _KeyProblem(f"{where}required_information: names no item")
+        for item, spec in items.items():
+            if not isinstance(spec, dict):
+                raise _KeyProblem(f"{where}required_information.{item}: expected a mapping with `label` and `pattern`")
+            _require(spec, "label", f"{where}required_information.{item}.", str)
+            _portable_regex(spec.get("pattern"), f"{where}required_information.{item}.pattern")
+    return raw
 
 
 def _parse_rule(
@@ -319,7 +392,7 @@ def _parse_rule(
         target=target,
         calendar=calendar,
         applies_to=applies_to,
-        settings=_optional(raw, "settings", where, dict, {}),
+        settings=_parse_settings(_optional(raw, "settings", where, dict, {}), kind, f"{where}settings."),
     )
 
 

@@ -172,28 +172,43 @@ def find_secrets(text: str) -> list[tuple[str, int, int]]:
 # --------------------------------------------------------------------------------------------------------
 # Scanning a table
 # --------------------------------------------------------------------------------------------------------
-def _scan_select(table: str, id_column: str, column: str, kind: str, regex: str) -> str:
-    """One SELECT: every match of ``regex`` in ``column`` with its position, computed from the pieces between
-    matches (regexp_split_to_array) and the matches themselves (regexp_extract_all)."""
+def _any_pattern() -> str:
+    """One regex matching wherever any pattern of :data:`PATTERNS` matches (a leading ``(?i)`` scoped to its
+    alternative), so that a table is read once and only the rows it selects get the per-pattern work."""
+    alternatives = []
+    for _kind, regex in PATTERNS:
+        if regex.startswith("(?i)"):
+            alternatives.append("(?i:" + regex[len("(?i)"):] + ")")
+        else:
+            alternatives.append("(?:" + regex + ")")
+    return "|".join(alternatives)
+
+
+_ANY_PATTERN = _any_pattern()
+
+
+def _scan_select(candidates: str, kind: str, regex: str) -> str:
+    """One SELECT: every match of ``regex`` in the candidates' ``text`` with its position, computed from the
+    pieces between matches (regexp_split_to_array) and the matches themselves (regexp_extract_all)."""
     pattern = _quote(regex)
     keep = f"AND {_luhn_sql('value')}" if kind == "card_number" else ""
     return f"""
-        SELECT record_id, {_quote(column)} AS column_name, {_quote(kind)} AS kind,
+        SELECT record_id, column_name, {_quote(kind)} AS kind,
                start - 1 + length(regexp_extract(match, {pattern}, 1)) AS start,
                length(regexp_extract(match, {pattern}, 2)) AS length
         FROM (
-            SELECT record_id, match, regexp_extract(match, {pattern}, 2) AS value,
+            SELECT record_id, column_name, match, regexp_extract(match, {pattern}, 2) AS value,
                    1 + list_sum(list_transform(range(1, n + 1),
                                                lambda k: length(pieces[k]) + CASE WHEN k < n THEN length(matches[k]) ELSE 0 END)) AS start
             FROM (
-                SELECT record_id, pieces, matches, unnest(matches) AS match,
+                SELECT record_id, column_name, pieces, matches, unnest(matches) AS match,
                        generate_subscripts(matches, 1) AS n
                 FROM (
-                    SELECT CAST({_ident(id_column)} AS VARCHAR) AS record_id,
-                           regexp_extract_all(CAST({_ident(column)} AS VARCHAR), {pattern}) AS matches,
-                           regexp_split_to_array(CAST({_ident(column)} AS VARCHAR), {pattern}) AS pieces
-                    FROM {table}
-                    WHERE regexp_matches(CAST({_ident(column)} AS VARCHAR), {pattern})
+                    SELECT record_id, column_name,
+                           regexp_extract_all(text, {pattern}) AS matches,
+                           regexp_split_to_array(text, {pattern}) AS pieces
+                    FROM {candidates}
+                    WHERE regexp_matches(text, {pattern})
                 )
             )
         )
@@ -206,23 +221,30 @@ def scan_secrets(con: duckdb.DuckDBPyConnection, table: str, id_column: str, tex
     ``start`` is the 0-based character offset of the secret value in the text and ``length`` its length in
     characters; the secret itself is never stored. Overlapping candidates of one kind are reported once.
     """
-    selects = [
-        _scan_select(table, id_column, column, kind, regex)
-        for column in text_columns
-        for kind, regex in PATTERNS
-    ]
-    if not selects:
+    if not text_columns:
         con.execute(f"CREATE OR REPLACE TABLE secret_findings ({FINDINGS_COLUMNS})")
         return
-    union = "\nUNION ALL\n".join(selects)
+    candidates = "_secret_candidates"
     with timed(con, "secret_scan"):
+        # One regex pass per column selects the few texts that match anything (3 % of generated descriptions).
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {candidates} AS "
+            + " UNION ALL ".join(
+                f"""SELECT CAST({_ident(id_column)} AS VARCHAR) AS record_id, {_quote(column)} AS column_name,
+                           CAST({_ident(column)} AS VARCHAR) AS text
+                    FROM {table} WHERE regexp_matches(CAST({_ident(column)} AS VARCHAR), {_quote(_ANY_PATTERN)})"""
+                for column in text_columns
+            )
+        )
+        union = "\nUNION ALL\n".join(_scan_select(candidates, kind, regex) for kind, regex in PATTERNS)
         con.execute(
             f"""CREATE OR REPLACE TABLE secret_findings AS
-            SELECT DISTINCT CAST(record_id AS VARCHAR) AS record_id, CAST(column_name AS VARCHAR) AS column_name,
-                   CAST(kind AS VARCHAR) AS kind, CAST(start AS BIGINT) AS start, CAST(length AS BIGINT) AS length
-            FROM ({union})
-            ORDER BY record_id, column_name, start, kind"""
+                SELECT DISTINCT CAST(record_id AS VARCHAR) AS record_id, CAST(column_name AS VARCHAR) AS column_name,
+                       CAST(kind AS VARCHAR) AS kind, CAST(start AS BIGINT) AS start, CAST(length AS BIGINT) AS length
+                FROM ({union})
+                ORDER BY record_id, column_name, start, kind"""
         )
+        con.execute(f"DROP TABLE {candidates}")
 
 
 def summarise(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 
 from compliance.policy import PolicyError, load_policy
-from pipelines.resources import ReporterSettings, Warehouse, parse_as_of
+from pipelines.resources import ReporterSettings, Warehouse, WarehouseBusy, parse_as_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -118,6 +118,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions  # dagster imports are slow: only when running
+    from reports.static_export import export_dashboard, parse_formats
 
     exports_dir = Path(args.exports)
     if args.format:  # a vendor export: convert it into canonical files beside the report first
@@ -134,6 +135,10 @@ def _run(args: argparse.Namespace) -> int:
         policy = load_policy(args.policy)
     except PolicyError as error:
         raise UsageError(str(error)) from None
+    try:
+        export_formats = parse_formats(args.export) if args.export else ()
+    except ValueError as error:
+        raise UsageError(f"--export {args.export!r}: {error}") from None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     warehouse = Path(args.warehouse) if args.warehouse else out_dir / "warehouse.duckdb"
@@ -145,7 +150,9 @@ def _run(args: argparse.Namespace) -> int:
             policy=str(policy.path),
             as_of=as_of.isoformat(),
         ),
-        "warehouse": Warehouse(path=str(warehouse.resolve())),
+        "warehouse": Warehouse(
+            path=str(warehouse.resolve()), lock_timeout_seconds=float(os.environ.get("CR_LOCK_TIMEOUT", "600"))
+        ),
     }
     definitions = build_definitions(resources)
     job = definitions.resolve_job_def("compliance_run")
@@ -153,10 +160,16 @@ def _run(args: argparse.Namespace) -> int:
     print(f"  exports {exports_dir} -> {out_dir}")
     started = time.monotonic()
     progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = job.with_logger_defs({"progress": progress}).execute_in_process(
-            instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
-        )
+    try:  # one run per warehouse at a time: a second run waits for the first, then fails with one line
+        with resources["warehouse"].run_lock(notify=print), dg.DagsterInstance.ephemeral() as instance:
+            result = job.with_logger_defs({"progress": progress}).execute_in_process(
+                instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
+            )
+            if result.success:  # still holding the warehouse, which the next run may open as soon as it is free
+                _print_summary(warehouse, out_dir, time.monotonic() - started)
+    except WarehouseBusy as busy:
+        print(f"compliance-report: {busy}", file=sys.stderr)
+        return EXIT_FAILED
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
@@ -166,7 +179,9 @@ def _run(args: argparse.Namespace) -> int:
                 message = error.message.strip().splitlines()[0]
                 print(f"compliance-report: step {event.step_key} failed: {message}", file=sys.stderr)
         return EXIT_FAILED
-    _print_summary(warehouse, out_dir, time.monotonic() - started)
+    if export_formats:
+        for line in export_dashboard(out_dir, export_formats):
+            print(line)
     return EXIT_OK
 
 
@@ -246,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", default="platform", help="profile name (platform, email-support) or a policy YAML path")
     run.add_argument("--as-of", default="", help="ISO-8601 instant the report judges at (default: now)")
     run.add_argument("--warehouse", default="", help="DuckDB file (default: OUT/warehouse.duckdb)")
+    run.add_argument("--export", default="", help="also write sla_dashboard.png/.pdf with headless Chrome: png, pdf or png,pdf")
     _add_adapter_options(run, required=False)
     run.set_defaults(handler=_run)
 

@@ -1,33 +1,59 @@
-"""The one Dagster entry point: assets, checks, resources and the job that runs the whole report."""
+"""The one Dagster entry point: assets, checks, resources, jobs, the schedule and the landing-folder sensor."""
 
 import dagster as dg
 
 from assets.ingest import ingest_assets
+from assets.partitions import MONTHS, monthly_records
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
+from pipelines.automation import daily_compliance_run, landing_folder_sensor
 from pipelines.resources import default_resources
 
+# The report: what `compliance-report run`, the schedule and the sensor execute (unpartitioned).
 ALL_ASSETS = [*ingest_assets, ticket_sla, *rule_assets, verdicts, evidence_files, compliance_report, sla_dashboard, run_manifest]
 ALL_CHECKS: list = []  # every check runs inside the step of the asset it checks (see checks/)
 
-# Every asset writes to one DuckDB file, which allows one writing process: run steps in one process.
+# Steps share one DuckDB file, which one process writes at a time: in one process by default. The multiprocess
+# job runs the same graph with a process per step; steps wait for the file in turn (Warehouse.connect).
 compliance_run = dg.define_asset_job(
     "compliance_run",
-    selection=dg.AssetSelection.all(),
-    description="Ingest every export, evaluate every commitment, publish evidence and the report.",
+    selection=dg.AssetSelection.assets(*ALL_ASSETS),
+    description="Ingest new exports, evaluate every commitment, publish evidence and the report.",
     executor_def=dg.in_process_executor,
+)
+compliance_run_multiprocess = dg.define_asset_job(
+    "compliance_run_multiprocess",
+    selection=dg.AssetSelection.assets(*ALL_ASSETS),
+    description="compliance_run with each step in its own process (Dagster's multiprocess executor).",
+    # Step processes fork from a server that has imported the definitions once, instead of each importing them.
+    executor_def=dg.multiprocess_executor.configured(
+        {"start_method": {"forkserver": {"preload_modules": ["pipelines.definitions"]}}}
+    ),
+)
+monthly_records_job = dg.define_asset_job(
+    "monthly_records_job",
+    selection=dg.AssetSelection.assets(monthly_records),
+    partitions_def=MONTHS,
+    description="The staged records of one month as Parquet: backfill a year, or re-run one month.",
 )
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=ALL_ASSETS,
+        assets=[*ALL_ASSETS, monthly_records],
         asset_checks=ALL_CHECKS,
-        jobs=[compliance_run],
+        jobs=[compliance_run, compliance_run_multiprocess, monthly_records_job],
+        schedules=[daily_compliance_run],
+        sensors=[landing_folder_sensor],
         resources=resources or default_resources(),
         executor=dg.in_process_executor,
     )
 
 
 defs = build_definitions()
+
+
+def multiprocess_job() -> dg.JobDefinition:
+    """`compliance_run_multiprocess` of `defs`, for `dagster.reconstructable` (each step process rebuilds it)."""
+    return defs.resolve_job_def("compliance_run_multiprocess")

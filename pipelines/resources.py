@@ -1,10 +1,13 @@
 """Resources: the run's settings (exports, output folder, policy, as-of) and the DuckDB warehouse."""
 
+import fcntl
 import os
+import re
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import dagster as dg
 import duckdb
@@ -40,25 +43,103 @@ class ReporterSettings(dg.ConfigurableResource):
         return created.astimezone(timezone.utc).replace(microsecond=0)
 
 
+# The Dagster concurrency pool of every step that opens the warehouse (its limit is set in dagster.yaml).
+WAREHOUSE_POOL = "warehouse"
+
+
+class WarehouseBusy(Exception):
+    """Another process holds the warehouse; the message is one line naming the file and that process."""
+
+
 class Warehouse(dg.ConfigurableResource):
-    """The embedded DuckDB warehouse file (one writer at a time: runs execute in one process)."""
+    """The embedded DuckDB warehouse file: one writing process at a time, each step one transaction."""
 
     path: str
     # DuckDB memory limit, e.g. "8GB" (empty: DuckDB's default, 80 % of RAM). Past it DuckDB spills to disk
     # where it can; some steps of the ticket clocks cannot, so ten million tickets need about 12 GB today.
     memory_limit: str = ""
+    # How long a step waits for another process (a parallel step, another run) to release the file.
+    lock_timeout_seconds: float = 600.0
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed when the block ends, rolled back if it raises.
+
+        A process killed mid-step leaves the warehouse as the last committed step left it (DuckDB's WAL).
+        """
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path)
+        con = self._open(read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
             if self.memory_limit:
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            yield con
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        pause = 0.05
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=read_only)
+            except duckdb.IOException as error:
+                holder = _LOCK_HOLDER.search(str(error))
+                if holder is None:
+                    raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(
+                        f"warehouse {self.path} is in use by another run (pid {holder.group(1)}); "
+                        f"waited {self.lock_timeout_seconds:g}s"
+                    ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    @contextmanager
+    def run_lock(self, notify: Callable[[str], object] | None = None) -> Iterator[None]:
+        """Hold the warehouse for a whole run (an OS lock beside the file), waiting up to the lock timeout.
+
+        Steps open and close the DuckDB file one by one; without this, two runs could interleave their steps.
+        The OS releases the lock when the process ends, however it ends.
+        """
+        lock_path = Path(self.path + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")
+        try:
+            deadline = time.monotonic() + self.lock_timeout_seconds
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    if notify is not None:
+                        notify(f"  waiting for warehouse {self.path}: in use by another run (pid {holder})")
+                        notify = None  # say it once
+                    if time.monotonic() >= deadline:
+                        raise WarehouseBusy(
+                            f"warehouse {self.path} is in use by another run (pid {holder}); "
+                            f"waited {self.lock_timeout_seconds:g}s"
+                        ) from None
+                    time.sleep(0.2)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            handle.close()  # closing the descriptor releases the lock
+
+
+# DuckDB: 'Could not set lock on file "...": Conflicting lock is held in /usr/bin/python3 (PID 1234) by user x'
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
@@ -71,5 +152,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             policy=os.environ.get("CR_POLICY", "platform"),
             as_of=os.environ.get("CR_AS_OF", ""),
         ),
-        "warehouse": Warehouse(path=os.environ.get("CR_WAREHOUSE", str(Path(out_dir) / "warehouse.duckdb"))),
+        "warehouse": Warehouse(
+            path=os.environ.get("CR_WAREHOUSE", str(Path(out_dir) / "warehouse.duckdb")),
+            lock_timeout_seconds=float(os.environ.get("CR_LOCK_TIMEOUT", "600")),
+        ),
     }

@@ -34,6 +34,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from compliance.policy import Policy, Rule
+from reports.reconciliation_section import ReconciliationData, reconciliation_section
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "compliance_report.html"
@@ -62,6 +63,9 @@ VERDICT_CLASSES = {"met": "met", "breached": "breached", "no data": "nodata", "n
 SEVERITY_CLASSES = {"breach": "breached", "warning": "notassessed", "coverage": "nodata"}
 STATUS_CLASSES = {"loaded": "met", "missing": "breached", "unusable": "breached"}
 AT_RISK_LIMIT = 50
+# Age of an open privacy request (days since receipt): lower bounds of the chart's buckets.
+BACKLOG_AGE_BOUNDS = (7, 14, 30, 60, 90)
+PRINT_VIOLATION_ROWS = 100  # keep in step with the nth-child rule in compliance_report.css
 QUOTE_MAX_CHARS = 160
 
 CHART_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
@@ -90,6 +94,11 @@ class ReportData:
     expectations: pl.DataFrame = field(default_factory=pl.DataFrame)
     # per kind of secret or personal data found in free text: kind, findings, records
     secret_summary: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # open privacy requests at as-of: request_type, age_days, days_left (negative: past its deadline)
+    privacy_backlog: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # every violation counted: rule_id, severity, findings (the violations frame above is cut to its first rows)
+    finding_counts: pl.DataFrame = field(default_factory=pl.DataFrame)
+    reconciliation: ReconciliationData | None = None  # the vendor's own SLA verdicts against ours
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -162,17 +171,80 @@ def format_count(value: Any) -> str:
         return "—"
 
 
+def adherence_tenths(achieved: Any, denominator: Any) -> int | None:
+    """Adherence in tenths of a percent, cut (never rounded up); None without a measured item."""
+    if denominator is None or achieved is None or int(denominator) <= 0:
+        return None
+    return (int(achieved) * 1000) // int(denominator)
+
+
 def format_adherence(adherence_pct: Any, achieved: Any, denominator: Any) -> str:
     """``97.8% (4,402 / 4,501)``, computed exactly from the counts (``adherence_pct`` is accepted for the call
     shape only). The percentage is cut, never rounded up: 99.96% reads 99.9%, not 100.0%."""
     if denominator is None or achieved is None:
         return "—"
-    denominator = int(denominator)
-    achieved = int(achieved)
-    if denominator <= 0:
+    tenths = adherence_tenths(achieved, denominator)
+    if tenths is None:
         return "— (0 / 0)"
-    tenths = (achieved * 1000) // denominator
-    return f"{tenths // 10}.{tenths % 10}% ({achieved:,} / {denominator:,})"
+    return f"{tenths // 10}.{tenths % 10}% ({int(achieved):,} / {int(denominator):,})"
+
+
+def change_periods(as_of: Any) -> tuple[str, str] | None:
+    """The month before the last whole calendar month (UTC) before ``as_of``, and that month, as ``YYYY-MM``:
+    as of 2026-11-01 00:00 or 2026-11-20, October 2026 is compared with September 2026."""
+    if isinstance(as_of, str):
+        try:
+            as_of = datetime.fromisoformat(as_of.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(as_of, datetime):
+        return None
+    if as_of.tzinfo is not None:
+        as_of = as_of.astimezone(timezone.utc)
+    months = as_of.year * 12 + as_of.month - 1  # months since year 0 of the as-of month
+    current, previous = months - 1, months - 2
+    return f"{previous // 12:04d}-{previous % 12 + 1:02d}", f"{current // 12:04d}-{current % 12 + 1:02d}"
+
+
+def period_changes(metrics: pl.DataFrame | None, as_of: Any) -> dict[str, dict[str, Any]]:
+    """Per rule: adherence of the last whole month before ``as_of`` against the month before it (metrics rows of
+    segment 'all'), with the change in percentage points between the two shown (cut) percentages."""
+    periods = change_periods(as_of)
+    if periods is None:
+        return {}
+    previous_period, current_period = periods
+    counts: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for row in _rows(metrics):
+        period = _text(row.get("period"))
+        if (_text(row.get("segment")) or "all") == "all" and period in periods:
+            denominator = row.get("denominator")
+            if denominator is None and row.get("achieved") is not None and row.get("breached") is not None:
+                denominator = int(row["achieved"]) + int(row["breached"])
+            counts.setdefault(_text(row.get("rule_id")), {})[period] = (row.get("achieved"), denominator)
+    changes = {}
+    for rule_id, by_period in counts.items():
+        current = by_period.get(current_period, (None, None))
+        previous = by_period.get(previous_period, (None, None))
+        current_tenths, previous_tenths = adherence_tenths(*current), adherence_tenths(*previous)
+        if current_tenths is None or previous_tenths is None:
+            direction, arrow, delta = "none", "", "no comparison"
+        else:
+            step = current_tenths - previous_tenths
+            direction = "up" if step > 0 else "down" if step < 0 else "flat"
+            arrow = {"up": "▲", "down": "▼", "flat": "="}[direction]
+            delta = f"{'+' if step > 0 else '−' if step < 0 else ''}{abs(step) // 10}.{abs(step) % 10} pp"
+        changes[rule_id] = {
+            "direction": direction,
+            "arrow": arrow,
+            "delta": delta,
+            "current_period": current_period,
+            "previous_period": previous_period,
+            "current": format_adherence(None, *current) if current[1] is not None else "—",
+            "previous": format_adherence(None, *previous) if previous[1] is not None else "—",
+            "current_pct": "—" if current_tenths is None else f"{current_tenths // 10}.{current_tenths % 10}%",
+            "previous_pct": "—" if previous_tenths is None else f"{previous_tenths // 10}.{previous_tenths % 10}%",
+        }
+    return changes
 
 
 def _adherence_sort_value(row: Mapping[str, Any]) -> float:
@@ -276,10 +348,11 @@ def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
         if read is not None and loaded is not None and quarantined is not None:
             balanced = int(read) == int(loaded) + int(quarantined)
         sha = _text(item.get("sha256"))
+        file = _text(item.get("file")) or _text(item.get("source"))  # a missing export has no file name
         rows.append(
             {
-                "file": _text(item.get("file")),
-                "stem": Path(_text(item.get("file"))).name.split(".")[0],
+                "file": file,
+                "stem": Path(file).name.split(".")[0],
                 "status": status,
                 "status_class": STATUS_CLASSES.get(status, "notassessed"),
                 "problem": _text(item.get("problem")),
@@ -351,7 +424,7 @@ def _base_layout(fig: go.Figure, title: str, y_title: str) -> None:
         height=360,
         margin={"l": 60, "r": 20, "t": 50, "b": 60},
         yaxis_title=y_title,
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"},
         font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
     )
 
@@ -363,7 +436,7 @@ def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: 
     monthly: dict[str, list[dict[str, Any]]] = {rule_id: [] for rule_id in rule_ids}
     for row in _rows(metrics):
         period = _text(row.get("period"))
-        if row.get("segment") == "all" and period != "all" and row.get("rule_id") in monthly:
+        if row.get("segment") == "all" and period != "all" and row.get("rule_id") in monthly and row.get("denominator"):
             monthly[row["rule_id"]].append(row)
     if not any(monthly.values()):
         return None
@@ -392,10 +465,10 @@ def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: 
                 ),
             )
         )
-    _base_layout(fig, "Monthly adherence per rule (achieved / (achieved + breached))", "adherence %")
+    _base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
     fig.update_yaxes(range=[0, 102])
-    fig.update_xaxes(type="category", title="month of clock start (UTC)")
-    fig.add_hline(y=met_min, line_dash="dot", line_color="#555", annotation_text=f"met at ≥ {met_min:g}%")
+    fig.update_xaxes(type="category")
+    fig.add_hline(y=met_min, line_dash="dot", line_color="#555", annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
     return _chart_html(fig, "chart-tickets")
 
 
@@ -422,6 +495,121 @@ def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
     fig.update_layout(barmode="stack")
     fig.update_xaxes(type="category")
     return _chart_html(fig, f"chart-{domain}")
+
+
+def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], policy: Policy) -> Markup | None:
+    """Median, p90 and p95 of each rule's measured time as % of its target (whole period): how far the
+    distribution reaches past the promise."""
+    targets = {}
+    for row in rules:
+        try:
+            seconds = policy.rule(row["rule_id"]).target.seconds
+        except KeyError:
+            seconds = None
+        if seconds:
+            targets[row["rule_id"]] = float(seconds)
+    headline = _metric_rows_for(metrics, list(targets))
+    measured = [row["rule_id"] for row in rules if row["rule_id"] in headline and headline[row["rule_id"]].get("median_seconds") is not None]
+    if not measured:
+        return None
+    fig = go.Figure()
+    for key, label, color in (("median_seconds", "median", "#2a5db0"), ("p90_seconds", "p90", "#e07b00"), ("p95_seconds", "p95", "#8e24aa")):
+        values = [headline[rule_id].get(key) for rule_id in measured]
+        fig.add_trace(
+            go.Bar(
+                y=[_chart_text(rule_id) for rule_id in measured],
+                x=[None if value is None else round(100.0 * float(value) / targets[rule_id], 2) for value, rule_id in zip(values, measured)],
+                orientation="h",
+                name=label,
+                marker_color=color,
+                customdata=[[human_duration(value), human_duration(targets[rule_id])] for value, rule_id in zip(values, measured)],
+                hovertemplate=f"%{{y}} {label}: %{{customdata[0]}} = %{{x:.0f}}% of the target %{{customdata[1]}}<extra></extra>",
+            )
+        )
+    _base_layout(fig, "Response time against the target, whole period: median, p90 and p95 as % of the target", "")
+    fig.update_layout(barmode="group", height=max(320, 110 + 40 * len(measured)))
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_xaxes(ticksuffix="%", rangemode="tozero")
+    fig.add_vline(x=100, line_dash="dash", line_color=CHART_COLORS["breached"], annotation_text="target")
+    return _chart_html(fig, "chart-tickets-response")
+
+
+def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
+    """Open privacy requests at the as-of time by age, within their deadline or past it."""
+    if backlog is None or backlog.height == 0 or "age_days" not in backlog.columns:
+        return None
+    labels = [f"< {BACKLOG_AGE_BOUNDS[0]} d"] + [
+        f"{low}–{high} d" for low, high in zip(BACKLOG_AGE_BOUNDS, BACKLOG_AGE_BOUNDS[1:])
+    ] + [f"≥ {BACKLOG_AGE_BOUNDS[-1]} d"]
+    counts = (
+        backlog.filter(pl.col("age_days").is_not_null())
+        .with_columns(
+            pl.col("age_days").cut(list(BACKLOG_AGE_BOUNDS), labels=labels, left_closed=True).cast(pl.String).alias("age"),
+            (pl.col("days_left") < 0).fill_null(False).alias("past_due"),
+        )
+        .group_by("age", "past_due")
+        .agg(pl.len().alias("requests"))
+    )
+    if counts.height == 0:
+        return None
+    by_key = {(row["age"], row["past_due"]): row["requests"] for row in counts.to_dicts()}
+    fig = go.Figure()
+    for past_due, label, color in ((False, "within its deadline", CHART_COLORS["active"]), (True, "past its deadline", CHART_COLORS["breached"])):
+        fig.add_trace(
+            go.Bar(
+                x=labels,
+                y=[by_key.get((age, past_due), 0) for age in labels],
+                name=label,
+                marker_color=color,
+                hovertemplate=f"open %{{x}}: %{{y:,}} {label}<extra></extra>",
+            )
+        )
+    _base_layout(fig, "Privacy backlog at the as-of time: open requests by days since receipt", "open requests")
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(type="category")
+    return _chart_html(fig, "chart-privacy-backlog")
+
+
+def _data_class_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], finding_counts: pl.DataFrame | None) -> Markup | None:
+    """Retention findings per data class: kept to schedule, breached, minimisation warnings, not yet due."""
+    rule_ids = {row["rule_id"] for row in rules}
+    classes: dict[str, dict[str, Any]] = {}
+    for row in _rows(metrics):
+        segment = _text(row.get("segment"))
+        if row.get("period") == "all" and segment.startswith("data_class=") and row.get("rule_id") in rule_ids:
+            figures = classes.setdefault(segment.split("=", 1)[1], {"rules": set(), "achieved": 0, "breached": 0, "active": 0, "warning": 0})
+            figures["rules"].add(_text(row.get("rule_id")))
+            for key in ("achieved", "breached", "active"):
+                figures[key] += int(row.get(key) or 0)
+    if not classes:
+        return None
+    for row in _rows(finding_counts):
+        if row.get("severity") == "warning":
+            for figures in classes.values():
+                if row.get("rule_id") in figures["rules"]:
+                    figures["warning"] += int(row.get("findings") or 0)
+    names = sorted(classes)
+    fig = go.Figure()
+    for key, label, color in (
+        ("achieved", "kept to schedule", CHART_COLORS["achieved"]),
+        ("breached", "breached", CHART_COLORS["breached"]),
+        ("warning", "minimisation warning", "#e0a800"),
+        ("active", "not yet due", CHART_COLORS["active"]),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=[_chart_text(name) for name in names],
+                y=[classes[name][key] for name in names],
+                name=label,
+                marker_color=color,
+                customdata=[_chart_text(", ".join(sorted(classes[name]["rules"]))) for name in names],
+                hovertemplate=f"%{{x}} (%{{customdata}}): %{{y:,}} {label}<extra></extra>",
+            )
+        )
+    _base_layout(fig, "Retention findings by data class (records)", "records")
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(type="category")
+    return _chart_html(fig, "chart-retention-classes")
 
 
 def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -452,12 +640,19 @@ def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], input
             )
         else:
             no_data_text = ""
-        chart = None
+        charts: list[Markup | None] = []
         if not no_data:
             if domain == "tickets":
-                chart = _tickets_chart(data.metrics, rules, data.policy.met_min_adherence_pct)
+                charts = [
+                    _tickets_chart(data.metrics, rules, data.policy.met_min_adherence_pct),
+                    _response_time_chart(data.metrics, rules, data.policy),
+                ]
+            elif domain == "retention":
+                charts = [_data_class_chart(data.metrics, rules, data.finding_counts) or _counts_chart(domain, rules)]
             else:
-                chart = _counts_chart(domain, rules)
+                charts = [_counts_chart(domain, rules)]
+            if domain == "privacy":
+                charts.append(_backlog_chart(data.privacy_backlog))
         sections.append(
             {
                 "domain": domain,
@@ -467,7 +662,7 @@ def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], input
                 "no_data": no_data,
                 "no_data_text": no_data_text,
                 "missing_inputs": missing_inputs,
-                "chart": chart,
+                "charts": [chart for chart in charts if chart is not None],
                 "segments": _segment_rows(data.metrics, rule_ids),
             }
         )
@@ -558,6 +753,10 @@ def build_context(data: ReportData) -> dict[str, Any]:
     counts = {key: 0 for key in VERDICT_CLASSES}
     for row in verdict_rows:
         counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    changes = period_changes(data.metrics, manifest.get("as_of"))
+    for row in verdict_rows:
+        row["change"] = changes.get(row["rule_id"])
+    change_periods_shown = change_periods(manifest.get("as_of"))
     versions = manifest.get("versions") or {}
     outputs = [
         {"file": _text(item.get("file")), "sha256": _text(item.get("sha256"))}
@@ -579,17 +778,20 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "generated_at": format_timestamp(data.generated_at),
         "verdict_rows": verdict_rows,
         "verdict_counts": counts,
+        "change_periods": change_periods_shown,
         "inputs": inputs,
         "problem_inputs": [row for row in inputs if row["status"] != "loaded" or row["problem"]],
         "quarantine": _quarantine_rows(data.quarantine_summary),
         "expectations": _rows(data.expectations),
         "secret_summary": _rows(data.secret_summary),
+        "reconciliation": reconciliation_section(data.reconciliation, manifest.get("conversion")),
         "sections": _domain_sections(data, verdict_rows, inputs),
         "at_risk": at_risk,
         "at_risk_total": at_risk_total,
         "violations": violations,
         "violations_shown": len(violations),
         "violations_total": max(int(data.violations_total or 0), len(violations)),
+        "print_violation_rows": PRINT_VIOLATION_ROWS,
         "violation_domains": sorted({row["domain"] for row in violations if row["domain"]}),
         "versions": [{"package": _text(k), "version": _text(v)} for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))],
         "outputs": outputs,

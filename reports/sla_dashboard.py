@@ -1,10 +1,11 @@
 """The SLA dashboard: one self-contained HTML page for leadership, readable at a glance.
 
 The page shows
-- one KPI tile per commitment with figures: adherence (achieved / denominator) and a red / amber / green status
-  against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: less than 5 points below it;
-  red: further below; grey: no measured item);
-- monthly adherence per rule (line chart; a dropdown shows one rule split by channel / tier / plan segment);
+- one headline tile per domain (all its commitments pooled) and one KPI tile per commitment with figures:
+  adherence (achieved / denominator) and a red / amber / green status against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: less than 5 points below it;
+  red: further below; grey: no measured item), and the change against the month before (last two whole months);
+- monthly adherence per rule (line chart of the first domain; a dropdown shows another domain, or one rule split
+  by channel / tier / plan segment);
 - median and p90 response time per rule against its target (bars as % of the target; a dropdown picks the period);
 - breached ticket clocks by weekday x hour of the clock start (UTC heatmap);
 - the open ticket clocks closest to their deadline (top 20);
@@ -44,10 +45,12 @@ from reports.compliance_report import (
     _rows,
     _shorten,
     _text,
+    adherence_tenths,
     format_adherence,
     format_count,
     format_timestamp,
     human_duration,
+    period_changes,
     publish_atomically,  # re-exported for the publish asset
 )
 
@@ -60,6 +63,19 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 RAG_LABELS = {"green": "on target", "amber": "just below target", "red": "below target", "grey": "no data"}
 SERIES_COLORS = ("#2a5db0", "#e07b00", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#546e7a")
 THRESHOLD_COLOR = "#555"
+# The headline tiles: every commitment of a domain pooled (items on time / items that reached a verdict).
+# Rules shown on the response-time chart: a time to act, where shorter is better. Retention ages and the
+# maintenance notice (announced at least N days ahead: longer is better) would read wrongly against "100% = target".
+RESPONSE_TIME_DOMAINS = ("tickets", "security", "privacy", "status")
+LONGER_IS_BETTER_KINDS = frozenset({"maintenance_notice"})
+DOMAIN_LABELS = {"tickets": "Tickets", "privacy": "Privacy", "security": "Security", "status": "Status", "retention": "Retention"}
+HEADLINE_TITLES = {
+    "tickets": "Support tickets answered on time",
+    "privacy": "Privacy requests handled on time",
+    "security": "Security reports handled on time",
+    "status": "Incident and status commitments kept",
+    "retention": "Records kept and deleted on schedule",
+}
 
 
 @dataclass
@@ -179,8 +195,15 @@ def _color(index: int) -> str:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _headline(achieved: Any, denominator: Any) -> str:
+    """The tile's big number: adherence cut to tenths (never rounded up, as in the report), or a dash."""
+    tenths = adherence_tenths(achieved, denominator)
+    return "—" if tenths is None else f"{tenths // 10}.{tenths % 10}%"
+
+
 def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
     policy, targets = data.policy, data.targets or {}
+    changes = period_changes(data.monthly, data.as_of)
     rows_by_rule: dict[str, dict[str, Any]] = {}
     for row in _rows(data.kpis):
         rows_by_rule.setdefault(_text(row.get("rule_id")), row)
@@ -196,12 +219,6 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 title = policy.rule(rule_id).title
             except KeyError:
                 title = ""
-        adherence = _adherence({"achieved": achieved, "denominator": denominator})
-        if adherence is None:
-            headline = "—"
-        else:
-            tenths = (int(achieved or 0) * 1000) // int(denominator)  # cut, never rounded up (as the report)
-            headline = f"{tenths // 10}.{tenths % 10}%"
         tiles.append(
             {
                 "rule_id": rule_id,
@@ -210,7 +227,8 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 "domain": _text(row.get("domain")),
                 "status": status,
                 "status_label": RAG_LABELS[status],
-                "headline": headline,
+                "headline": _headline(achieved, denominator),
+                "change": changes.get(rule_id),
                 "adherence": format_adherence(row.get("adherence_pct"), achieved, denominator),
                 "achieved": format_count(achieved),
                 "breached": format_count(row.get("breached")),
@@ -222,24 +240,80 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
     return tiles
 
 
+def _domain_of(policy: Policy, rule_id: str) -> str:
+    try:
+        return policy.rule(rule_id).domain
+    except KeyError:
+        return ""
+
+
+def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
+    """One tile per domain with measured commitments: all of its items pooled, with the month-over-month change."""
+    policy = data.policy
+    pooled: dict[str, dict[str, int]] = {}
+    for row in _rows(data.kpis):
+        domain = _text(row.get("domain")) or _domain_of(policy, _text(row.get("rule_id")))
+        denominator = _denominator(row)
+        if not domain or not denominator:
+            continue
+        totals = pooled.setdefault(domain, {"achieved": 0, "denominator": 0, "breached": 0, "rules": 0})
+        totals["achieved"] += int(row.get("achieved") or 0)
+        totals["denominator"] += denominator
+        totals["breached"] += int(row.get("breached") or 0)
+        totals["rules"] += 1
+    monthly: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in _rows(data.monthly):
+        domain = _domain_of(policy, _text(row.get("rule_id")))
+        if (_text(row.get("segment")) or "all") != "all" or domain not in pooled:
+            continue
+        totals = monthly.setdefault((domain, _text(row.get("period"))),
+                                    {"rule_id": domain, "period": _text(row.get("period")), "segment": "all",
+                                     "achieved": 0, "denominator": 0})
+        totals["achieved"] += int(row.get("achieved") or 0)
+        totals["denominator"] += _denominator(row) or 0
+    changes = period_changes(pl.DataFrame(list(monthly.values())) if monthly else None, data.as_of)
+    order = {rule.domain: index for index, rule in reversed(list(enumerate(policy.rules)))}
+    tiles = []
+    for domain in sorted(pooled, key=lambda name: (order.get(name, len(order)), name)):
+        totals = pooled[domain]
+        status = rag_status(totals["achieved"], totals["denominator"], policy.met_min_adherence_pct)
+        tiles.append(
+            {
+                "domain": domain,
+                "title": HEADLINE_TITLES.get(domain, domain),
+                "status": status,
+                "status_label": RAG_LABELS[status],
+                "headline": _headline(totals["achieved"], totals["denominator"]),
+                "achieved": format_count(totals["achieved"]),
+                "denominator": format_count(totals["denominator"]),
+                "breached": format_count(totals["breached"]),
+                "rules": totals["rules"],
+                "change": changes.get(domain),
+            }
+        )
+    return tiles
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Charts (each returns Markup or None for "no data")
 # --------------------------------------------------------------------------------------------------------------
 
 
 def _trend_chart(data: DashboardData) -> Markup | None:
-    """Monthly adherence per rule; a dropdown shows one rule split by segment."""
+    """Monthly adherence per rule; a dropdown shows another domain, or one rule split by segment."""
     met_min = data.policy.met_min_adherence_pct
     series: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row in _rows(data.monthly):
         period = _text(row.get("period"))
-        if not period or period == "all":
+        if not period or period == "all" or not _denominator(row):  # a month without a verdict has no point
             continue
         rule_id, segment = _text(row.get("rule_id")), _text(row.get("segment")) or "all"
         series.setdefault(rule_id, {}).setdefault(segment, []).append(row)
     rules = _rule_order(data.policy, list(series))
     if not rules:
         return None
+    domains = list(dict.fromkeys(_domain_of(data.policy, rule_id) for rule_id in rules))
+    shown_domain = domains[0]  # the first domain of the policy (tickets): a readable number of lines at first sight
     fig = go.Figure()
     groups: list[tuple[str, str]] = []  # (rule_id, segment) per trace, in trace order
     for index, rule_id in enumerate(rules):
@@ -256,7 +330,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                     mode="lines+markers",
                     # the overall line in the rule's colour; its segments in further colours, dotted
                     line={"color": _color(index + position), "dash": "solid" if segment == "all" else "dot"},
-                    visible=segment == "all",
+                    visible=segment == "all" and _domain_of(data.policy, rule_id) == shown_domain,
                     hovertemplate=(
                         f"{_chart_text(name)}<br>%{{x}}: %{{y:.1f}}% (%{{customdata[0]}} / %{{customdata[1]}})"
                         "<extra></extra>"
@@ -264,19 +338,27 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                 )
             )
             groups.append((rule_id, segment))
-    _base_layout(fig, "Monthly adherence per rule (achieved / (achieved + breached))", "adherence %")
+    _base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
     fig.update_yaxes(range=[0, 102])
-    fig.update_xaxes(type="category", title="month of clock start (UTC)")
-    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%")
+    fig.update_xaxes(type="category")
+    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
     split_rules = [rule_id for rule_id in rules if any(seg != "all" for seg in series[rule_id])]
-    if split_rules:
+    if split_rules or len(domains) > 1:
         buttons = [
+            {
+                "label": _chart_text(f"{DOMAIN_LABELS.get(domain, domain or 'other')}: every rule"),
+                "method": "update",
+                "args": [{"visible": [segment == "all" and _domain_of(data.policy, owner) == domain for owner, segment in groups]}],
+            }
+            for domain in domains
+        ]
+        buttons.append(
             {
                 "label": "All rules (overall)",
                 "method": "update",
                 "args": [{"visible": [segment == "all" for _, segment in groups]}],
             }
-        ]
+        )
         for rule_id in split_rules:
             buttons.append(
                 {
@@ -295,9 +377,17 @@ def _trend_chart(data: DashboardData) -> Markup | None:
     return _chart_html(fig, "chart-trend")
 
 
+def _is_response_time(policy: Policy, rule_id: str) -> bool:
+    try:
+        rule = policy.rule(rule_id)
+    except KeyError:
+        return False
+    return rule.domain in RESPONSE_TIME_DOMAINS and rule.kind not in LONGER_IS_BETTER_KINDS
+
+
 def _response_chart(data: DashboardData) -> Markup | None:
     """Median and p90 per rule as % of the rule's target (100% = target); a dropdown picks the period."""
-    targets_by_rule = data.targets or {}
+    targets_by_rule = {rule_id: seconds for rule_id, seconds in (data.targets or {}).items() if _is_response_time(data.policy, rule_id)}
     by_period: dict[str, dict[str, dict[str, Any]]] = {}
     for row in _rows(data.monthly):
         if (_text(row.get("segment")) or "all") != "all":
@@ -322,26 +412,31 @@ def _response_chart(data: DashboardData) -> Markup | None:
             targets = [float(targets_by_rule[rule_id]) for rule_id in rules]
             fig.add_trace(
                 go.Bar(
-                    x=[_chart_text(rule_id) for rule_id in rules],
-                    y=[None if value is None else round(100.0 * value / target, 2) for value, target in zip(values, targets)],
+                    # horizontal bars: one row per rule stays readable with two dozen rules
+                    y=[_chart_text(rule_id) for rule_id in rules],
+                    x=[None if value is None else round(100.0 * value / target, 2) for value, target in zip(values, targets)],
+                    orientation="h",
                     text=[human_duration(value) for value in values],
                     textposition="outside",
+                    cliponaxis=False,
                     customdata=[[human_duration(value), human_duration(target)] for value, target in zip(values, targets)],
                     name=label,
                     marker_color=color,
                     visible=period == default,
                     hovertemplate=(
-                        f"%{{x}} ({_chart_text(period if period != 'all' else 'whole period')})<br>"
-                        f"{label}: %{{customdata[0]}} = %{{y:.0f}}% of the target %{{customdata[1]}}<extra></extra>"
+                        f"%{{y}} ({_chart_text(period if period != 'all' else 'whole period')})<br>"
+                        f"{label}: %{{customdata[0]}} = %{{x:.0f}}% of the target %{{customdata[1]}}<extra></extra>"
                     ),
                 )
             )
             owners.append(period)
+    rows_shown = max(len(rules_of_period) for rules_of_period in by_period.values())
     title = "Median and p90 response time per rule, as % of its target (100% = target)"
-    _base_layout(fig, title, "% of target")
-    fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
-    fig.update_xaxes(type="category")
-    fig.add_hline(y=100, line_dash="dash", line_color=CHART_COLORS["breached"], annotation_text="target")
+    _base_layout(fig, title, "")
+    fig.update_layout(barmode="group", height=max(360, 110 + 34 * rows_shown), bargap=0.25)
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_xaxes(ticksuffix="%", rangemode="tozero")
+    fig.add_vline(x=100, line_dash="dash", line_color=CHART_COLORS["breached"], annotation_text="target")
     if len(periods) > 1:
         buttons = [
             {
@@ -440,7 +535,7 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
         )
     _base_layout(fig, "Incidents: mean time to acknowledge and to resolve, per severity", unit)
     fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
-    fig.update_xaxes(type="category", title="severity")
+    fig.update_xaxes(type="category")
     return _chart_html(fig, "chart-incidents"), table
 
 
@@ -449,7 +544,7 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
     series: dict[str, list[dict[str, Any]]] = {}
     for row in _rows(data.privacy_on_time):
         period = _text(row.get("period"))
-        if not period or period == "all":
+        if not period or period == "all" or not _denominator(row):
             continue
         series.setdefault(_text(row.get("rule_id")), []).append(row)
     rules = _rule_order(data.policy, list(series))
@@ -463,25 +558,21 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
                 x=[_chart_text(row.get("period")) for row in points],
                 y=[_adherence(row) for row in points],
                 text=[f"{format_count(row.get('achieved'))} / {format_count(_denominator(row))}" for row in points],
-                textposition="outside",
+                # inside the bar end: outside labels would collide with the threshold line near 100%
+                textposition="inside",
+                insidetextanchor="end",
+                textangle=0,
                 name=_chart_text(rule_id),
                 marker_color=_color(index),
                 hovertemplate=f"{_chart_text(rule_id)} %{{x}}: %{{y:.1f}}% on time (%{{text}})<extra></extra>",
             )
         )
-    _base_layout(fig, "Privacy requests handled on time per month (on time / (on time + late))", "on time %")
+    _base_layout(fig, "Privacy requests handled on time, by month of receipt (UTC): on time / (on time + late)", "on time %")
     fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
-    fig.update_yaxes(range=[0, 112])
-    fig.update_xaxes(type="category", title="month of receipt (UTC)")
-    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%")
+    fig.update_yaxes(range=[0, 108])
+    fig.update_xaxes(type="category")
+    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
     return _chart_html(fig, "chart-privacy")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Tables
-# --------------------------------------------------------------------------------------------------------------
-
-
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -508,6 +599,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "as_of": format_timestamp(data.as_of),
         "generated_at": format_timestamp(data.generated_at),
         "tiles": tiles,
+        "headline_tiles": _headline_tiles(data),
         "status_counts": counts,
         "status_labels": RAG_LABELS,
         "trend_chart": _trend_chart(data),

@@ -159,6 +159,8 @@ def test_every_source_ingests_generated_exports(con, tmp_path, policy):
 
     generate(GenerateOptions(out_dir=tmp_path, tickets=400, privacy_requests=60, security_reports=20, incidents=20, retention_records=200))
     for name in SOURCES:
+        if name == "vendor_sla":  # optional: vendor adapters write it, the generator does not
+            continue
         result = ingest_source(con, name, tmp_path, policy)
         assert result.status == "loaded", (name, result.problem)
         assert result.rows_read == result.rows_loaded + result.rows_quarantined > 0, name

@@ -14,9 +14,11 @@ import pytest
 from compliance.policy import Rule, Target, load_policy
 from reports.compliance_report import (
     ReportData,
+    change_periods,
     format_adherence,
     format_timestamp,
     human_duration,
+    period_changes,
     publish_atomically,
     render_compliance_report,
 )
@@ -418,3 +420,74 @@ def test_a_further_domain_used_by_the_policy_gets_its_ownhtml_section(policy):
     assert ids[-1] == "TG-NO-SECRETS" and len(ids) == len(extended.rules)
     section = html_section(page, "domain-data_quality")
     assert "TG-NO-SECRETS" in section and "No data" in section
+
+
+def test_verdict_table_shows_the_change_against_the_month_before(page):
+    table = html_section(page, "verdicts")
+    assert "2024-02 vs</span><br>2024-01" in table
+    rows = dict(re.findall(r'<tr id="rule-([^"]+)">(.*?)</tr>', table, re.S))
+    # 2024-02: 2,202 / 2,241 = 98.2%; 2024-01: 2,200 / 2,260 = 97.3% (both cut): +0.9 points
+    assert 'change-up' in rows["SUP-ACCT-STD"] and "▲</span> +0.9 pp" in rows["SUP-ACCT-STD"]
+    assert "98.2% vs 97.3%" in rows["SUP-ACCT-STD"]
+    assert "2024-02: 98.2% (2,202 / 2,241); 2024-01: 97.3% (2,200 / 2,260)" in rows["SUP-ACCT-STD"]
+    assert "change-flat" in rows["SUP-ACCT-PRIO"] and "0.0 pp" in rows["SUP-ACCT-PRIO"]
+    assert re.search(r'<td class="num change change-none">—</td>', rows["SEC-ACK"])  # no monthly figures
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        ("2024-03-01T00:00:00Z", ("2024-01", "2024-02")),  # the as-of month has not begun
+        ("2024-03-20T08:00:00+00:00", ("2024-01", "2024-02")),  # a partial month is never compared
+        (datetime(2025, 1, 5, tzinfo=UTC), ("2024-11", "2024-12")),
+        ("2025-02-01T00:30:00+01:00", ("2024-11", "2024-12")),  # 2025-01-31 23:30 UTC
+        ("not a time", None),
+    ],
+)
+def test_change_periods_are_the_last_two_whole_months(as_of, expected):
+    assert change_periods(as_of) == expected
+
+
+def test_period_changes_down_and_without_a_month():
+    metrics = pl.DataFrame(
+        {
+            "rule_id": ["A", "A", "B", "B", "C"],
+            "period": ["2024-01", "2024-02", "2024-01", "2024-02", "2024-02"],
+            "segment": ["all"] * 5,
+            "achieved": [10, 9, 5, 0, 3],
+            "breached": [0, 1, 0, 0, 0],
+            "denominator": [10, 10, 5, 0, 3],
+        }
+    )
+    changes = period_changes(metrics, "2024-03-01T00:00:00Z")
+    assert (changes["A"]["direction"], changes["A"]["arrow"], changes["A"]["delta"]) == ("down", "▼", "−10.0 pp")
+    assert changes["B"]["direction"] == "none" and changes["B"]["current"] == "— (0 / 0)"
+    assert changes["C"]["direction"] == "none" and changes["C"]["previous"] == "—"
+
+
+def test_domain_sections_chart_response_times_backlog_and_data_classes(policy):
+    data = _data(policy, hostile=False)
+    measured = pl.col("rule_id") == "PRIV-COMPLETE"  # the privacy domain measured, so that it gets its charts
+    data.verdicts = data.verdicts.with_columns(
+        pl.when(measured).then(pl.lit("breached")).otherwise(pl.col("verdict")).alias("verdict"),
+        pl.when(measured).then(pl.lit(10)).otherwise(pl.col("achieved")).alias("achieved"),
+        pl.when(measured).then(pl.lit(2)).otherwise(pl.col("breached")).alias("breached"),
+        pl.when(measured).then(pl.lit(12)).otherwise(pl.col("denominator")).alias("denominator"),
+    )
+    data.privacy_backlog = pl.DataFrame({"request_type": ["access", "erasure", "access"], "age_days": [3.5, 45.0, 120.0],
+                                         "days_left": [26.5, -15.0, -90.0]})
+    data.metrics = pl.concat([
+        data.metrics,
+        pl.DataFrame({"rule_id": ["RET-BILLING"], "domain": ["retention"], "period": ["all"], "segment": ["data_class=billing_record"],
+                      "achieved": [30], "breached": [2], "active": [7], "excluded": [0], "denominator": [32]}),
+    ], how="diagonal_relaxed")
+    data.finding_counts = pl.DataFrame({"rule_id": ["RET-BILLING", "RET-BILLING"], "severity": ["breach", "warning"], "findings": [2, 6]})
+    page = render_compliance_report(data)
+    tickets = html_section(page, "domain-tickets")
+    assert 'id="chart-tickets-response"' in tickets
+    # SUP-ACCT-STD: median 11,520 s of a 24 h target = 13.33 %; p95 34,560 s = 40 %
+    assert "13.33" in tickets and "40.0" in tickets
+    backlog = html_section(page, "domain-privacy")
+    assert 'id="chart-privacy-backlog"' in backlog and "past its deadline" in backlog
+    retention = html_section(page, "domain-retention")
+    assert 'id="chart-retention-classes"' in retention and "billing_record" in retention and "minimisation warning" in retention

@@ -366,7 +366,7 @@ def test_empty_frames_with_columns_render_no_data_panels(policy):
     page = render_sla_dashboard(data)
     for section in ("trend", "response-times", "breach-heatmap", "at-risk", "incidents", "privacy"):
         assert "No data" in html_section(page, section), section
-    assert len(re.findall(r'<article class="kpi ', page)) == len(KPI_FIGURES)
+    assert len(re.findall(r'<article class="kpi ', html_section(page, "kpis"))) == len(KPI_FIGURES)
 
 
 def test_response_chart_prefers_the_whole_period_and_offers_months(policy):
@@ -379,6 +379,41 @@ def test_response_chart_prefers_the_whole_period_and_offers_months(policy):
     page = render_sla_dashboard(data)
     chart = next(s for s in _chart_scripts(page) if '"chart-response"' in s)
     assert "whole period" in chart and '"label":"2024-01"' in chart and '"label":"2024-02"' in chart
-    assert '"y":[50.0]' in chart  # 12 h of a 1 d target, shown by default
+    assert '"x":[50.0]' in chart  # 12 h of a 1 d target, shown by default
     trend = next(s for s in _chart_scripts(page) if '"chart-trend"' in s)
     assert '"all"' not in trend  # the whole-period row is not a month on the trend line
+
+
+def test_kpi_tiles_show_the_change_against_the_month_before(page):
+    section = html_section(page, "kpis")
+    tiles = dict(re.findall(r'id="kpi-([^"]+)" data-status="\w+">(.*?)</article>', section, re.S))
+    # SUP-ACCT-STD: 2024-02 49 / 49 = 100.0% against 2024-01 50 / 51 = 98.0% (cut): +2.0 points
+    assert "change-up" in tiles["SUP-ACCT-STD"] and "▲</span> +2.0 pp" in tiles["SUP-ACCT-STD"]
+    assert "2024-02 vs 2024-01" in tiles["SUP-ACCT-STD"]
+    assert "2024-02: 100.0% (49 / 49); 2024-01: 98.0% (50 / 51)" in tiles["SUP-ACCT-STD"]
+    assert "+1.4 pp" in tiles["SUP-ACCT-PRIO"]  # 95.7% against 94.3%
+    assert "no month-on-month comparison" in tiles["SUP-TECH-STD"]  # 2024-02 has no verdict, 2024-01 no row
+    assert "kpi-change" not in tiles["SEC-ACK"]  # no monthly figures at all
+
+
+def test_headline_tiles_pool_each_domain(page):
+    section = html_section(page, "headline")
+    tiles = re.findall(r'id="headline-([^"]+)" data-status="(\w+)">(.*?)</article>', section, re.S)
+    # SEC-ACK has no item with a verdict: no security tile; the five ticket rules pooled: 465 / 500 = 93.0%
+    assert [(domain, status) for domain, status, _ in tiles] == [("tickets", "amber")]
+    body = tiles[0][2]
+    assert ">93.0%<" in body and "465 of 500 items on time" in body and "5 commitments pooled" in body
+    # pooled months: 2024-02 94 / 96 = 97.9% against 2024-01 100 / 104 = 96.1%
+    assert "+1.8 pp" in body
+
+
+def test_trend_shows_the_first_domain_and_offers_every_domain(policy):
+    data = _data(policy, hostile=False)
+    extra = pl.DataFrame({"rule_id": ["PRIV-RESP"], "period": ["2024-02"], "segment": ["all"], "achieved": [9],
+                          "breached": [1], "denominator": [10]})
+    data.monthly = pl.concat([data.monthly, extra], how="diagonal_relaxed")
+    trend = next(s for s in _chart_scripts(render_sla_dashboard(data)) if '"chart-trend"' in s)
+    assert '"label":"Tickets: every rule"' in trend and '"label":"Privacy: every rule"' in trend
+    privacy_trace = re.search(r'"name":"PRIV-RESP".*?"type":"scatter"', trend).group(0)
+    assert '"visible":false' in privacy_trace  # shown from the menu, not at first sight
+    assert '"2024-02"' in trend and "SUP-TECH-STD" not in trend  # a month without any verdict has no point

@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from compliance.contract import SOURCES
 from compliance.evidence import replacing
 from compliance.ingest import file_sha256
 from compliance.policy import Policy
+from compliance.secrets import redact_sql
 
 CONVERSION_LOG = "conversion.json"
 CONVERSION_QUARANTINE = "conversion_quarantine.csv"
@@ -91,7 +93,7 @@ def read_csv_text(path: Path, **options) -> pl.DataFrame:
     Header names are stripped of surrounding blanks; a file polars cannot read raises ConversionError.
     """
     try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", missing_utf8_is_empty_string=False, **options)
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", **options)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
         raise ConversionError(f"not a readable CSV file: {str(error).splitlines()[0]}") from None
     frame = frame.rename({name: name.strip().lstrip("\ufeff") for name in frame.columns})
@@ -188,7 +190,7 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
         written.append(_write_csv(frame.select(ordered), out_dir / f"{source_name}.csv"))
     if conversion.vendor_sla is not None:
         written.append(_write_csv(conversion.vendor_sla.select(VENDOR_SLA_COLUMNS), out_dir / VENDOR_SLA))
-    written.append(_write_csv(conversion.quarantine.select(QUARANTINE_COLUMNS), out_dir / CONVERSION_QUARANTINE))
+    written.append(_write_csv(_redacted(conversion.quarantine.select(QUARANTINE_COLUMNS)), out_dir / CONVERSION_QUARANTINE))
     log = {
         "format": conversion.format,
         "format_version": conversion.format_version,
@@ -205,7 +207,63 @@ def input_record(path: Path, rows_read: int, rows_quarantined: int, variant: str
     return InputRecord(path.name, file_sha256(path), rows_read, rows_read - rows_quarantined, rows_quarantined, variant)
 
 
+def _redacted(quarantine: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine reasons quote vendor values, which may be secrets or personal data: redacted, set-based."""
+    con = duckdb.connect()
+    try:
+        con.register("quarantine_rows", quarantine)
+        return con.sql(f"SELECT * REPLACE ({redact_sql('reason')} AS reason) FROM quarantine_rows").pl()
+    finally:
+        con.close()
+
+
 def _write_csv(frame: pl.DataFrame, path: Path) -> Path:
     with replacing(path) as temporary:
         frame.write_csv(temporary)
     return path
+
+
+def shift_timestamp_text(moment_text: pl.Expr, seconds: pl.Expr, timezone: str) -> pl.Expr:
+    """Canonical timestamp text (as :func:`timestamp_text` writes it) plus ``seconds`` of real time, as such text.
+
+    UTC text (``…Z``) stays UTC. Wall-time text is read in ``timezone``, moved on the real timeline (a DST
+    change in between counts right) and written back as wall time in that zone. Null when either input is null.
+    """
+    is_utc = moment_text.str.ends_with("Z")
+    utc = moment_text.str.replace(r"Z$", "+00:00").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False)
+    wall = (
+        moment_text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
+        .dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
+    moved = pl.when(is_utc).then(utc).otherwise(wall) + pl.duration(microseconds=(seconds * 1_000_000).round(0).cast(pl.Int64))
+    wall_text = moved.dt.convert_time_zone(timezone).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return pl.when(is_utc).then(_utc_text(moved)).otherwise(wall_text)
+
+
+def read_json_document(path: Path) -> object:
+    """A whole JSON file parsed; a file that is not JSON raises ConversionError naming the first problem."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConversionError(f"cannot be read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ConversionError(f"not a JSON document: {error.msg} at line {error.lineno}") from None
+
+
+def json_text(value: object) -> str | None:
+    """A JSON scalar as canonical text (true/false for booleans); None for null and for nested values."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def records_frame(records: Sequence[dict[str, str | None]], lines: Sequence[int]) -> pl.DataFrame:
+    """Flattened vendor records (text values) as an all-text frame with ``source_line`` (a record's line or position)."""
+    names = list(dict.fromkeys(name for record in records for name in record))
+    frame = pl.DataFrame(
+        {name: [record.get(name) for record in records] for name in names}, schema={name: pl.Utf8 for name in names}
+    )
+    return frame.with_columns(pl.Series("source_line", list(lines), dtype=pl.Int64))

@@ -1,0 +1,276 @@
+"""ServiceNow incidents → canonical tickets (+ ticket_events from an audit event log) and ``made_sla`` verdicts.
+
+Two layouts, told apart by their columns:
+
+* **table export** (Table API / list export of ``incident``, one row per incident): ``number, opened_at,
+  resolved_at, closed_at, incident_state|state, priority, category, contact_type, made_sla`` …
+* **event log** (an audit log with one row per update of an incident, e.g. the UCI "incident management process
+  enriched event log": ``sys_updated_at``, ``sys_mod_count``, ``dd-mm-yyyy HH:MM`` dates, ``?`` for empty):
+  one ticket per incident from its last row, and a ``status_change`` event for every change of
+  ``incident_state``.
+
+Readings: an ITSM incident is a support ticket (ticket_id = number, created_at = opened_at). ``resolved_at`` is
+ServiceNow's, or ``closed_at`` for a closed incident without one. ``made_sla`` is ServiceNow's verdict on the
+resolution SLA: ``false`` is a miss; ``true`` is a verdict only once the incident is resolved or closed (before
+that it only means "not breached yet" and is written without a verdict).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from compliance.adapters.base import (
+    ISO_FORMATS,
+    Adapter,
+    AdapterOptions,
+    Check,
+    Conversion,
+    ConversionError,
+    bad_timestamp,
+    empty_quarantine,
+    input_record,
+    read_csv_text,
+    split_checked,
+    timestamp_text,
+)
+from compliance.adapters.mapping import apply_value_overrides, value_overrides
+from compliance.policy import Policy
+
+# ServiceNow's list exports write yyyy-MM-dd; the UCI event log writes dd-mm-yyyy (day first).
+TIMESTAMP_FORMATS = (*ISO_FORMATS, "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M")
+# incident_state as a number (Table API values) or its label (display values, event logs), lower-case; the
+# contract's own statuses stand for themselves (a --mapping file's value overrides write them).
+STATUSES = {
+    **{status: status for status in ("new", "open", "pending", "on_hold", "solved", "closed")},
+    "1": "new",
+    "2": "open", "in progress": "open", "active": "open",
+    "3": "on_hold", "on hold": "on_hold",
+    "6": "solved", "resolved": "solved",
+    "7": "closed",
+    "8": "closed", "canceled": "closed", "cancelled": "closed",
+    # waiting for the caller is "pending"; waiting for a problem, vendor, change or evidence is "on hold"
+    "awaiting user info": "pending", "awaiting caller": "pending",
+    "awaiting problem": "on_hold", "awaiting vendor": "on_hold", "awaiting change": "on_hold",
+    "awaiting evidence": "on_hold",
+}
+TERMINAL = ("solved", "closed")
+# ITSM categories of an IT help desk: technical support, when the policy has that channel.
+TECHNICAL_CATEGORIES = ("software", "hardware", "network", "database", "inquiry", "inquiry / help", "help")
+# Priority 1-2 (critical, high) is priority support, 3-5 standard, when the policy has those tiers.
+PRIORITY_TIERS = {"1": "priority", "2": "priority", "3": "standard", "4": "standard", "5": "standard"}
+_BOOLEANS = {"true": "true", "false": "false", "1": "true", "0": "false", "yes": "true", "no": "false"}
+
+
+def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
+    tables: dict[str, list[pl.DataFrame]] = {"tickets": [], "ticket_events": []}
+    verdicts, quarantines, inputs, variants = [], [], [], set()
+    for path in paths:
+        frame = read_csv_text(path)
+        if "number" not in frame.columns or "opened_at" not in frame.columns:
+            raise ConversionError(f"{path.name}: not a ServiceNow incident export (needs the columns number and opened_at)")
+        if "sys_updated_at" in frame.columns:
+            tickets, events, vendor, quarantine, variant = _event_log(frame, path.name, options)
+            tables["ticket_events"].append(events)
+        else:
+            tickets, vendor, quarantine = _table_export(frame, path.name, options)
+            variant = "table export"
+        tables["tickets"].append(tickets)
+        verdicts.append(vendor)
+        quarantines.append(quarantine)
+        inputs.append(input_record(path, frame.height, quarantine.height, variant))
+        variants.add(variant)
+    return Conversion(
+        format="servicenow",
+        format_version="servicenow " + " + ".join(sorted(variants)),
+        tables={name: pl.concat(frames, how="diagonal") for name, frames in tables.items() if frames},
+        quarantine=pl.concat([empty_quarantine(), *quarantines]),
+        inputs=inputs,
+        vendor_sla=pl.concat(verdicts, how="diagonal"),
+        notes=[
+            "ticket_id = number, created_at = opened_at; resolved_at = resolved_at, or closed_at when closed without one",
+            "made_sla = ServiceNow's verdict on the resolution SLA; a 'true' on an open incident is not yet a verdict",
+            "event log: one ticket per incident from its last row (by sys_mod_count); a status_change per state change",
+        ],
+    )
+
+
+def _prepared(frame: pl.DataFrame, options: AdapterOptions) -> pl.DataFrame:
+    """Parsed timestamps (``*__ts``), mapped state and made_sla, beside the vendor's own text.
+
+    The spellings feeding channel, status and tier are copied (``*__raw``) and the --mapping file's value
+    overrides applied to the copies, so that the vendor columns themselves are kept as exported.
+    """
+    state_column = next((name for name in ("incident_state", "state") if name in frame.columns), None)
+    frame = _with_raw(frame, "category", "contact_type", "priority", "short_description")
+    frame = frame.with_columns(
+        (pl.col(state_column) if state_column else pl.lit(None, pl.Utf8)).str.strip_chars().alias("state__raw"),
+        pl.coalesce(pl.col("category__raw"), pl.col("contact_type__raw")).str.strip_chars().alias("channel__raw"),
+    )
+    frame = apply_value_overrides(
+        frame, value_overrides(options), {"channel": "channel__raw", "status": "state__raw", "tier": "priority__raw"}
+    )
+    state = pl.col("state__raw").str.to_lowercase()
+    columns = {
+        f"{name}__ts": timestamp_text(pl.col(name), TIMESTAMP_FORMATS, options.timezone)
+        for name in ("opened_at", "resolved_at", "closed_at", "sys_updated_at")
+        if name in frame.columns
+    }
+    made_sla = pl.col("made_sla").str.strip_chars().str.to_lowercase() if "made_sla" in frame.columns else pl.lit(None, pl.Utf8)
+    return frame.with_columns(
+        **columns,
+        state__vendor=pl.col(state_column).str.strip_chars() if state_column else pl.lit(None, pl.Utf8),
+        state__text=state,
+        state__mapped=state.replace_strict(STATUSES, default=None, return_dtype=pl.Utf8),
+        made_sla__text=made_sla,
+        made_sla__mapped=made_sla.replace_strict(_BOOLEANS, default=None, return_dtype=pl.Utf8),
+    )
+
+
+def _checks(frame: pl.DataFrame) -> list[Check]:
+    checks = [
+        Check(pl.col("number").is_null(), "missing_value", pl.lit("number: missing incident number")),
+        Check(pl.col("opened_at").is_null(), "missing_value", pl.lit("opened_at: missing (the ticket's creation)")),
+    ]
+    checks += [
+        bad_timestamp(name, pl.col(f"{name}__ts"))
+        for name in ("opened_at", "resolved_at", "closed_at", "sys_updated_at")
+        if name in frame.columns
+    ]
+    checks += [
+        Check(
+            pl.col("state__text").is_not_null() & pl.col("state__mapped").is_null(),
+            "unknown_value",
+            pl.format("incident_state: unknown value {}", pl.col("state__raw")),
+        ),
+        Check(
+            pl.col("made_sla__text").is_not_null() & pl.col("made_sla__mapped").is_null(),
+            "bad_boolean",
+            pl.format("made_sla: not true/false: {}", pl.col("made_sla__text")),
+        ),
+    ]
+    if "sys_updated_at" in frame.columns:
+        checks.append(Check(pl.col("sys_updated_at").is_null(), "missing_value", pl.lit("sys_updated_at: missing")))
+    return checks
+
+
+def _channel(policy: Policy | None) -> pl.Expr:
+    """category (else contact_type) in the policy's spelling where one is obvious, else as ServiceNow wrote it
+    (or as the --mapping file respells it)."""
+    raw = pl.col("channel__raw")
+    if policy is None or "technical_support" not in policy.channels:
+        return raw
+    known = set(policy.channel_spellings())
+    lowered = raw.str.to_lowercase()
+    return pl.when(lowered.is_in(list(known))).then(raw).when(lowered.is_in(TECHNICAL_CATEGORIES)).then(
+        pl.lit("technical_support")
+    ).otherwise(raw)
+
+
+def _tier(policy: Policy | None) -> pl.Expr:
+    if policy is None or not {"priority", "standard"} <= set(policy.tiers):
+        return pl.lit(None, pl.Utf8)
+    # "2 - High" (display value) or "2" (Table API value): the leading digit is the priority
+    raw = pl.col("priority__raw").str.strip_chars()
+    digit = raw.str.extract(r"^(\d)", 1)
+    return pl.when(raw.is_in(list(policy.tiers))).then(raw).otherwise(
+        digit.replace_strict(PRIORITY_TIERS, default=None, return_dtype=pl.Utf8)
+    )
+
+
+def _with_raw(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
+    """Copies of vendor columns under ``<name>__raw`` (null when the export lacks the column)."""
+    return frame.with_columns(
+        (pl.col(name) if name in frame.columns else pl.lit(None, pl.Utf8)).alias(f"{name}__raw") for name in names
+    )
+
+
+def _canonical_tickets(rows: pl.DataFrame, options: AdapterOptions) -> pl.DataFrame:
+    """Ticket rows: the contract's columns, every vendor column not renamed into one, and the made_sla helpers."""
+    vendor_columns = [name for name in rows.columns if "__" not in name and name != "source_line"]
+    status = pl.col("state__mapped")
+    closed = pl.col("closed_at__ts") if "closed_at__ts" in rows.columns else pl.lit(None, pl.Utf8)
+    canonical = [
+        pl.col("number").alias("ticket_id"),
+        pl.col("opened_at__ts").alias("created_at"),
+        pl.coalesce(pl.col("resolved_at__ts"), pl.when(status.is_in(TERMINAL)).then(closed)).alias("resolved_at")
+        if "resolved_at__ts" in rows.columns
+        else pl.when(status.is_in(TERMINAL)).then(closed).alias("resolved_at"),
+        status.alias("status"),
+        _channel(options.policy).alias("channel"),
+        _tier(options.policy).alias("tier"),
+        pl.col("short_description__raw").alias("subject"),
+    ]
+    replaced = {"number", "opened_at", "short_description", "resolved_at", "status", "channel", "tier", "subject"}
+    kept = [pl.col(name) for name in vendor_columns if name not in replaced]
+    return rows.select(*canonical, *kept, "made_sla__mapped", "made_sla__text", "source_line")
+
+
+def _verdicts(tickets: pl.DataFrame) -> pl.DataFrame:
+    """made_sla per incident: false is a miss at any time; true counts only once the incident is resolved/closed."""
+    terminal = pl.col("status").is_in(TERMINAL)
+    met = pl.col("made_sla__mapped")
+    return tickets.filter(met.is_not_null()).select(
+        pl.col("ticket_id").alias("record_id"),
+        pl.lit("tickets").alias("source"),
+        pl.lit("resolution").alias("metric"),
+        pl.lit(None, pl.Utf8).alias("vendor_due_at"),
+        pl.when((met == "false") | terminal).then(met).alias("vendor_met"),
+        pl.when(terminal)
+        .then(pl.col("made_sla__text"))
+        .otherwise(pl.format("{} (incident still open)", pl.col("made_sla__text")))
+        .alias("vendor_status"),
+        pl.lit("made_sla").alias("vendor_field"),
+    )
+
+
+def _split_verdicts(tickets: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return tickets.drop("made_sla__mapped", "made_sla__text"), _verdicts(tickets)
+
+
+def _table_export(frame: pl.DataFrame, file_name: str, options: AdapterOptions):
+    prepared = _prepared(frame, options)
+    passed, quarantine = split_checked(prepared, _checks(prepared), file_name, "number")
+    tickets, verdicts = _split_verdicts(_canonical_tickets(passed, options))
+    return tickets, verdicts, quarantine
+
+
+def _event_log(frame: pl.DataFrame, file_name: str, options: AdapterOptions):
+    # "?" is the event log's empty value
+    frame = frame.with_columns(
+        pl.when(pl.col(name).str.strip_chars() == "?").then(None).otherwise(pl.col(name)).alias(name)
+        for name in frame.columns
+        if name != "source_line"
+    )
+    prepared = _prepared(frame, options)
+    passed, quarantine = split_checked(prepared, _checks(prepared), file_name, "number")
+    order = [
+        pl.col("sys_mod_count").cast(pl.Int64, strict=False) if "sys_mod_count" in passed.columns else pl.lit(0),
+        pl.col("sys_updated_at__ts"),
+        pl.col("source_line"),
+    ]
+    ordered = passed.sort(["number", *order]) if passed.height else passed
+    # one ticket per incident: its last row, with the earliest readable opened_at
+    last = ordered.group_by("number", maintain_order=True).agg(pl.all().last(), pl.col("opened_at__ts").min().alias("_opened"))
+    last = last.with_columns(pl.col("_opened").alias("opened_at__ts")).drop("_opened")
+    tickets, verdicts = _split_verdicts(_canonical_tickets(last, options))
+    previous = pl.col("state__mapped").shift(1).over("number")
+    events = ordered.filter(
+        pl.col("state__mapped").is_not_null() & (previous.is_null() | (previous != pl.col("state__mapped")))
+    ).select(
+        pl.col("number").alias("ticket_id"),
+        pl.col("sys_updated_at__ts").alias("occurred_at"),
+        pl.lit("status_change").alias("event_type"),
+        pl.col("state__mapped").alias("new_status"),
+        pl.col("state__vendor").alias("incident_state"),
+        *[pl.col(name) for name in ("sys_updated_by", "sys_mod_count") if name in ordered.columns],
+    )
+    return tickets, events, verdicts, quarantine, "event log"
+
+
+ADAPTER = Adapter(
+    name="servicenow",
+    description="ServiceNow incident table export or incident event log (number, opened_at, resolved_at, made_sla)",
+    convert=convert,
+)

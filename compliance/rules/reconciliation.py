@@ -1,0 +1,273 @@
+"""Vendor-verdict reconciliation: the helpdesk's own SLA verdicts checked against the record and against our policy.
+
+Input: ``staged_vendor_sla`` (one row per record × metric where an export states the vendor's verdict or due time,
+written by the adapters as ``vendor_sla.csv``), the staged records it names, and ``ticket_sla`` (our clocks).
+Output: ``vendor_reconciliation`` (one row per vendor row) and ``vendor_reconciliation_metrics`` (per source ×
+metric: agreement rate, disagreements both ways, rows that could not be compared and why).
+
+Readings (an auditor's independent check of the helpdesk's own numbers):
+- **recomputed_met**: the vendor's own due time applied to the record's own timestamps: the stop (``STOPS``) at or
+  before ``vendor_due_at`` is met, after it missed; no stop and the as-of time past the due time is missed; no stop
+  before it is still running (NULL). Stops after the as-of time have not happened yet. For tickets without the
+  column, the stop is taken from their events (first public reply; the last change into solved/closed of a ticket
+  that ends solved or closed; the first auto-ack).
+- **our_state**: the state of our policy's clock on the same ticket and metric in ``ticket_sla`` (``achieved`` is
+  met, ``breached`` missed); with several clocks (rules, reopen cycles) a breached one speaks first, then achieved,
+  then active. Only tickets have policy clocks here.
+- **agrees**: the vendor's verdict equals every reading we could make (recomputed and ours). NULL, with
+  ``not_comparable_reason``, when the vendor states no verdict, the record is not loaded, or neither reading is
+  decided (still running, excluded, or no due time and no clock).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from compliance.adapters.base import CONVERSION_LOG, CONVERSION_QUARANTINE
+from compliance.rules.common import install_macros, lit, table_exists, ts_lit
+from compliance.secrets import redact_sql
+
+SOURCE = "staged_vendor_sla"
+RECONCILIATION_COLUMNS = (
+    "record_id VARCHAR, source VARCHAR, metric VARCHAR, vendor_met BOOLEAN, vendor_due_at TIMESTAMPTZ, "
+    "vendor_status VARCHAR, vendor_field VARCHAR, stopped_at TIMESTAMPTZ, recomputed_met BOOLEAN, our_state VARCHAR, "
+    "our_rule_id VARCHAR, our_due_at TIMESTAMPTZ, agrees BOOLEAN, not_comparable_reason VARCHAR, explanation VARCHAR, "
+    "source_file VARCHAR, source_line BIGINT"
+)
+RECONCILIATION_METRIC_COLUMNS = (
+    "source VARCHAR, metric VARCHAR, vendor_rows BIGINT, compared BIGINT, agreeing BIGINT, disagreeing BIGINT, "
+    "vendor_met_ours_missed BIGINT, vendor_missed_ours_met BIGINT, agreement_pct DOUBLE, not_comparable BIGINT, "
+    "not_comparable_reasons VARCHAR"
+)
+# (source, metric) -> the staged column that stops the clock; the record id column of each source.
+STOPS = {
+    ("tickets", "first_response"): "first_response_at",
+    ("tickets", "resolution"): "resolved_at",
+    ("incidents", "acknowledgement"): "acknowledged_at",
+    ("incidents", "resolution"): "resolved_at",
+    ("privacy_requests", "first_response"): "first_response_at",
+    ("privacy_requests", "resolution"): "completed_at",
+    ("security_reports", "acknowledgement"): "acknowledged_at",
+    ("security_reports", "resolution"): "fixed_at",
+}
+RECORD_IDS = {"tickets": "ticket_id", "incidents": "incident_id", "privacy_requests": "request_id", "security_reports": "report_id"}
+METRIC_WORDS = {"first_response": "first response", "resolution": "resolution", "acknowledgement": "acknowledgement"}
+RECORD_WORDS = {"tickets": "ticket", "incidents": "incident", "privacy_requests": "privacy request", "security_reports": "security report"}
+# ticket_sla names the acknowledgement clock the policy's way
+OUR_METRIC = {"acknowledgement": "acknowledgment"}
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the vendor") -> None:
+    """Create ``vendor_reconciliation`` and ``vendor_reconciliation_metrics`` (empty without vendor verdicts)."""
+    install_macros(con)
+    con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation ({RECONCILIATION_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation_metrics ({RECONCILIATION_METRIC_COLUMNS})")
+    if not table_exists(con, SOURCE):
+        return
+    asof = ts_lit(as_of)
+    _record_stops(con, asof)
+    _our_clocks(con)
+    metric_words = "CASE v.metric " + " ".join(f"WHEN {lit(k)} THEN {lit(w)}" for k, w in METRIC_WORDS.items()) + " ELSE v.metric END"
+    record_words = "CASE v.source " + " ".join(f"WHEN {lit(k)} THEN {lit(w)}" for k, w in RECORD_WORDS.items()) + " END"
+    said = "CASE WHEN vendor_met THEN 'met' ELSE 'missed' END"
+    con.execute(
+        f"""INSERT INTO vendor_reconciliation
+            WITH j AS (
+                SELECT v.*, {metric_words} AS words, {record_words} AS record_word, r.record_id IS NOT NULL AS loaded, r.stopped_at,
+                       o.state AS our_state, o.rule_id AS our_rule_id, o.due_at AS our_due_at,
+                       o.exclusion_reason,
+                       CASE WHEN r.record_id IS NULL OR v.vendor_due_at IS NULL THEN NULL
+                            WHEN r.stopped_at IS NOT NULL THEN r.stopped_at <= v.vendor_due_at
+                            WHEN {asof} > v.vendor_due_at THEN FALSE END AS recomputed_met,
+                       CASE o.state WHEN 'achieved' THEN TRUE WHEN 'breached' THEN FALSE END AS our_met
+                FROM {SOURCE} v
+                LEFT JOIN _rec_stops r ON r.source = v.source AND r.metric = v.metric AND r.record_id = v.record_id
+                LEFT JOIN _rec_ours o ON v.source = 'tickets' AND o.metric = v.metric AND o.record_id = v.record_id
+            ), k AS (
+                SELECT *,
+                       CASE WHEN vendor_met IS NULL AND vendor_due_at > {asof} AND loaded AND stopped_at IS NULL
+                                THEN 'no verdict yet: still open before the vendor''s due time at the as-of time'
+                            WHEN vendor_met IS NULL THEN 'the export states no verdict'
+                                || CASE WHEN vendor_due_at IS NOT NULL THEN ' (only a due time)' ELSE '' END
+                            WHEN NOT loaded THEN 'the record is not loaded (quarantined, or absent from the '
+                                || source || ' export)'
+                            WHEN recomputed_met IS NULL AND our_met IS NULL THEN
+                                CASE WHEN our_state = 'active' OR (vendor_due_at IS NOT NULL AND stopped_at IS NULL)
+                                         THEN 'still running at the as-of time'
+                                     WHEN our_state = 'excluded' THEN 'excluded by our policy: ' || exclusion_reason
+                                     ELSE 'no vendor due time and no clock of our policy on this ' || words END
+                       END AS not_comparable_reason
+                FROM j
+            )
+            SELECT record_id, source, metric, vendor_met, vendor_due_at, vendor_status, vendor_field, stopped_at,
+                   recomputed_met, our_state, our_rule_id, our_due_at,
+                   CASE WHEN not_comparable_reason IS NULL
+                        THEN coalesce(recomputed_met = vendor_met, TRUE) AND coalesce(our_met = vendor_met, TRUE) END,
+                   not_comparable_reason,
+                   {lit(vendor[:1].upper() + vendor[1:])} || ' says the ' || words || ' of ' || record_word || ' ' || record_id
+                       || ' was '
+                       || CASE WHEN vendor_met IS NULL THEN 'not judged' ELSE {said} END
+                       || ' (' || coalesce(vendor_field, 'verdict') || ': ' || coalesce(vendor_status, '—')
+                       || CASE WHEN vendor_due_at IS NOT NULL THEN ', due ' || cr_ts(vendor_due_at) ELSE '' END || '). '
+                       || CASE WHEN NOT loaded THEN ''
+                               WHEN vendor_due_at IS NULL THEN 'No vendor due time to recompute against. '
+                               WHEN stopped_at IS NOT NULL THEN 'Recomputed from the record: ' || words || ' '
+                                   || cr_ts(stopped_at) || ', ' || CASE WHEN recomputed_met THEN 'at or before'
+                                   ELSE cr_dur(cr_secs(vendor_due_at, stopped_at)) || ' after' END
+                                   || ' the vendor''s due time, so ' || CASE WHEN recomputed_met THEN 'met' ELSE 'missed' END || '. '
+                               WHEN recomputed_met IS NOT NULL THEN 'Recomputed from the record: no ' || words
+                                   || ' by the as-of time ' || cr_ts({asof}) || ', past the vendor''s due time, so missed. '
+                               ELSE 'Recomputed from the record: no ' || words || ' yet, and the vendor''s due time is '
+                                   || 'after the as-of time. ' END
+                       || CASE WHEN our_state IS NULL THEN 'No clock of our policy measures this ' || words || '.'
+                               ELSE 'Our policy (' || our_rule_id || '): ' || our_state
+                                   || CASE WHEN our_due_at IS NOT NULL THEN ', due ' || cr_ts(our_due_at) ELSE '' END
+                                   || CASE WHEN our_state = 'excluded' THEN ' (' || coalesce(exclusion_reason, '') || ')'
+                                           ELSE '' END || '.' END
+                       || CASE WHEN not_comparable_reason IS NOT NULL THEN ' Not compared: ' || not_comparable_reason || '.'
+                               WHEN coalesce(recomputed_met = vendor_met, TRUE) AND coalesce(our_met = vendor_met, TRUE)
+                                   THEN ' Agrees.'
+                               ELSE ' Disagrees: ' || concat_ws(' and ',
+                                   CASE WHEN recomputed_met <> vendor_met THEN 'the record''s own times against the '
+                                       || 'vendor''s due time say ' || CASE WHEN recomputed_met THEN 'met' ELSE 'missed' END END,
+                                   CASE WHEN our_met <> vendor_met THEN 'our policy says '
+                                       || CASE WHEN our_met THEN 'met' ELSE 'missed' END END) || '.' END,
+                   source_file, source_line
+            FROM k
+            ORDER BY source, metric, record_id, source_line"""
+    )
+    con.execute(
+        """INSERT INTO vendor_reconciliation_metrics
+           WITH reasons AS (
+               SELECT source, metric, string_agg(n || ' ' || not_comparable_reason, '; ' ORDER BY n DESC, not_comparable_reason) AS why
+               FROM (SELECT source, metric, not_comparable_reason, count(*) AS n FROM vendor_reconciliation
+                     WHERE not_comparable_reason IS NOT NULL GROUP BY ALL)
+               GROUP BY ALL
+           )
+           SELECT r.source, r.metric, count(*), count(agrees), count(*) FILTER (WHERE agrees),
+                  count(*) FILTER (WHERE NOT agrees),
+                  count(*) FILTER (WHERE NOT agrees AND vendor_met),
+                  count(*) FILTER (WHERE NOT agrees AND NOT vendor_met),
+                  CASE WHEN count(agrees) > 0 THEN 100.0 * count(*) FILTER (WHERE agrees) / count(agrees) END,
+                  count(*) - count(agrees), any_value(reasons.why)
+           FROM vendor_reconciliation r LEFT JOIN reasons USING (source, metric)
+           GROUP BY r.source, r.metric ORDER BY r.source, r.metric"""
+    )
+    con.execute("DROP TABLE IF EXISTS _rec_stops")
+    con.execute("DROP TABLE IF EXISTS _rec_ours")
+
+
+def _record_stops(con: duckdb.DuckDBPyConnection, asof: str) -> None:
+    """``_rec_stops``: every loaded record × metric a vendor row may name, with its stop (NULL when none by as-of)."""
+    events = table_exists(con, "staged_ticket_events")
+    parts = []
+    for (source, metric), column in STOPS.items():
+        table = f"staged_{source}"
+        if not table_exists(con, table):
+            continue
+        from_events = source == "tickets" and events
+        stop = f"coalesce(s.{column}, e.{metric})" if from_events else f"s.{column}"
+        parts.append(
+            f"SELECT {lit(source)} AS source, {lit(metric)} AS metric, CAST(s.{RECORD_IDS[source]} AS VARCHAR) AS record_id, "
+            f"CASE WHEN {stop} <= {asof} THEN {stop} END AS stopped_at FROM {table} s"
+            + (" LEFT JOIN _rec_events e ON e.ticket_id = s.ticket_id" if from_events else "")
+        )
+    if events and table_exists(con, "staged_tickets"):  # a ticket's acknowledgement exists only as an event
+        parts.append(
+            f"SELECT 'tickets', 'acknowledgement', s.ticket_id, CASE WHEN e.acknowledgement <= {asof} "
+            f"THEN e.acknowledgement END FROM staged_tickets s LEFT JOIN _rec_events e ON e.ticket_id = s.ticket_id"
+        )
+    if events:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _rec_events AS
+                WITH s AS (
+                    SELECT ticket_id, occurred_at, new_status IN ('solved', 'closed') AS terminal,
+                           row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, source_line DESC) = 1 AS last
+                    FROM staged_ticket_events
+                    WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {asof}
+                ), solves AS (
+                    SELECT ticket_id, CASE WHEN bool_or(last AND terminal) THEN max(occurred_at) FILTER (WHERE terminal) END AS resolution
+                    FROM s GROUP BY ticket_id
+                )
+                SELECT e.ticket_id,
+                       min(e.occurred_at) FILTER (WHERE e.event_type = 'public_reply') AS first_response,
+                       min(e.occurred_at) FILTER (WHERE e.event_type = 'auto_ack') AS acknowledgement,
+                       any_value(solves.resolution) AS resolution
+                FROM staged_ticket_events e LEFT JOIN solves USING (ticket_id)
+                GROUP BY e.ticket_id"""
+        )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _rec_stops (source VARCHAR, metric VARCHAR, record_id VARCHAR, stopped_at TIMESTAMPTZ)"
+    )
+    if parts:
+        con.execute(f"INSERT INTO _rec_stops {' UNION ALL '.join(parts)}")
+    con.execute("DROP TABLE IF EXISTS _rec_events")
+
+
+def _our_clocks(con: duckdb.DuckDBPyConnection) -> None:
+    """``_rec_ours``: per ticket and vendor metric, the one clock of our policy that speaks for it."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _rec_ours (record_id VARCHAR, metric VARCHAR, rule_id VARCHAR, state VARCHAR, "
+        "due_at TIMESTAMPTZ, exclusion_reason VARCHAR)"
+    )
+    if not table_exists(con, "ticket_sla"):
+        return
+    vendor_metric = "CASE metric " + " ".join(f"WHEN {lit(ours)} THEN {lit(theirs)}" for theirs, ours in OUR_METRIC.items()) + " ELSE metric END"
+    con.execute(
+        f"""INSERT INTO _rec_ours
+            SELECT record_id, {vendor_metric}, rule_id, state, due_at, exclusion_reason FROM ticket_sla
+            QUALIFY row_number() OVER (
+                PARTITION BY record_id, {vendor_metric}
+                ORDER BY CASE state WHEN 'breached' THEN 0 WHEN 'achieved' THEN 1 WHEN 'active' THEN 2 ELSE 3 END,
+                         cycle DESC, rule_id) = 1"""
+    )
+
+
+def conversion_record(exports_dir: Path) -> dict | None:
+    """The conversion log (format, version, per-file accounting) of a converted exports folder, for the manifest."""
+    path = exports_dir / CONVERSION_LOG
+    if not path.is_file():
+        return None
+    try:
+        log = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return {"file": CONVERSION_LOG, "problem": f"unreadable: {error}"}
+    return {key: log.get(key) for key in ("format", "format_version", "inputs", "notes")}
+
+
+def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> int:
+    """Add the vendor records the conversion quarantined to ``quarantine``, under their vendor file name.
+
+    The rows added by a previous run on this warehouse are replaced (``conversion_quarantine`` keeps them).
+    Returns how many rows were added.
+    """
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS conversion_quarantine "
+        "(source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR)"
+    )
+    if table_exists(con, "quarantine"):
+        con.execute(
+            """DELETE FROM quarantine q USING conversion_quarantine c
+               WHERE q.source_file = c.source_file AND q.line IS NOT DISTINCT FROM c.line
+                 AND q.record_id IS NOT DISTINCT FROM c.record_id AND q.reason_code = c.reason_code"""
+        )
+    con.execute("DELETE FROM conversion_quarantine")
+    path = exports_dir / CONVERSION_QUARANTINE
+    if not path.is_file() or not table_exists(con, "quarantine"):
+        return 0
+    con.execute(
+        f"""INSERT INTO conversion_quarantine
+            SELECT source_file, TRY_CAST(line AS BIGINT), record_id, reason_code, {redact_sql('reason')}
+            FROM read_csv({lit(str(path))}, header = true, all_varchar = true,
+                          columns = {{'source_file': 'VARCHAR', 'line': 'VARCHAR', 'record_id': 'VARCHAR',
+                                      'reason_code': 'VARCHAR', 'reason': 'VARCHAR'}})"""
+    )
+    con.execute(
+        "INSERT INTO quarantine (source_file, line, record_id, reason_code, reason) "
+        "SELECT source_file, line, record_id, reason_code, reason FROM conversion_quarantine"
+    )
+    return con.execute("SELECT count(*) FROM conversion_quarantine").fetchall()[0][0]

@@ -1,0 +1,132 @@
+"""The compliance report's vendor-verdict section: the helpdesk's own SLA verdicts against ours.
+
+Shown only when the run had vendor verdicts (``vendor_sla.csv``) or a converted vendor export: the vendor export's
+format and per-file accounting, the agreement rate per source and metric (agreeing / compared, and what could not
+be compared and why), and every disagreement with both readings. All text is escaped (Jinja2 autoescape).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import duckdb
+import jinja2
+import polars as pl
+from markupsafe import Markup
+
+DISAGREEMENTS_SHOWN = 500
+
+_TEMPLATE = """
+<section id="vendor-reconciliation">
+  <h2>Vendor verdicts reconciled</h2>
+  {% if conversion %}
+  <p class="note">Converted from a <strong>{{ conversion.format }}</strong> export ({{ conversion.format_version }}):
+    vendor records read = converted + quarantined per file; quarantined records are in the quarantine evidence under
+    their vendor file name.</p>
+  <table>
+    <thead><tr><th>Vendor file</th><th>Layout</th><th class="num">Read</th><th class="num">Converted</th><th class="num">Quarantined</th></tr></thead>
+    <tbody>
+    {% for row in conversion.inputs %}
+      <tr><td><code>{{ row.file }}</code></td><td>{{ row.variant }}</td><td class="num">{{ row.rows_read|count }}</td>
+        <td class="num">{{ row.rows_converted|count }}</td><td class="num">{{ row.rows_quarantined|count }}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  {% endif %}
+  {% if metrics %}
+  <p class="note">Where the export states its own SLA verdict, it is checked twice: against the record's own
+    timestamps with the vendor's due time, and against our policy's clock on the same record. Agreement = agreeing /
+    compared; full detail in <code>evidence/vendor_reconciliation.csv</code>.</p>
+  <table>
+    <thead><tr><th>Source</th><th>Metric</th><th class="num">Vendor rows</th><th class="num">Agreement</th>
+      <th class="num">Vendor met, we missed</th><th class="num">Vendor missed, we met</th><th class="num">Not compared</th><th>Why not compared</th></tr></thead>
+    <tbody>
+    {% for row in metrics %}
+      <tr><td>{{ row.source }}</td><td>{{ row.metric }}</td><td class="num">{{ row.vendor_rows|count }}</td>
+        <td class="num">{{ row.agreement }}</td><td class="num">{{ row.vendor_met_ours_missed|count }}</td>
+        <td class="num">{{ row.vendor_missed_ours_met|count }}</td><td class="num">{{ row.not_comparable|count }}</td>
+        <td>{{ row.not_comparable_reasons or "—" }}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  {% if disagreements %}
+  <h3>Disagreements ({{ disagreements_total|count }}{% if disagreements|length < disagreements_total %}, first {{ disagreements|length|count }} shown{% endif %})</h3>
+  <div class="table-scroll">
+  <table>
+    <thead><tr><th>Record ID</th><th>Metric</th><th>Vendor</th><th>Recomputed</th><th>Our policy</th><th>Explanation</th></tr></thead>
+    <tbody>
+    {% for row in disagreements %}
+      <tr><td><code>{{ row.record_id }}</code></td><td>{{ row.metric }}</td><td>{{ row.vendor }}</td>
+        <td>{{ row.recomputed }}</td><td>{{ row.ours }}</td><td class="explanation">{{ row.explanation }}</td></tr>
+    {% endfor %}
+    </tbody>
+  </table>
+  </div>
+  {% else %}
+  <p>No disagreement: every compared vendor verdict matches our readings.</p>
+  {% endif %}
+  {% else %}
+  <p>The export states no SLA verdicts of its own.</p>
+  {% endif %}
+</section>
+"""
+
+
+@dataclass
+class ReconciliationData:
+    metrics: pl.DataFrame  # vendor_reconciliation_metrics
+    disagreements: pl.DataFrame  # vendor_reconciliation rows with agrees = false (the first DISAGREEMENTS_SHOWN)
+    disagreements_total: int
+
+    @classmethod
+    def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> ReconciliationData | None:
+        """The reconciliation tables of a run; None when the run did not reconcile."""
+        present = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'vendor_reconciliation_metrics'"
+        ).fetchall()[0][0]
+        if not present:
+            return None
+        return cls(
+            metrics=con.sql("SELECT * FROM vendor_reconciliation_metrics ORDER BY source, metric").pl(),
+            disagreements=con.sql(
+                f"SELECT * FROM vendor_reconciliation WHERE NOT agrees ORDER BY source, metric, record_id LIMIT {DISAGREEMENTS_SHOWN}"
+            ).pl(),
+            disagreements_total=con.execute("SELECT count(*) FROM vendor_reconciliation WHERE NOT agrees").fetchall()[0][0],
+        )
+
+
+def _reading(value: Any) -> str:
+    return "—" if value is None else ("met" if value else "missed")
+
+
+def reconciliation_section(data: ReconciliationData | None, conversion: Mapping[str, Any] | None) -> Markup:
+    """The section's HTML, or nothing when the run had neither vendor verdicts nor a converted export."""
+    # imported here: compliance_report imports this module
+    from reports.compliance_report import format_adherence, format_count
+
+    metrics = data.metrics.to_dicts() if data is not None else []
+    if not metrics and not conversion:
+        return Markup("")
+    for row in metrics:
+        row["agreement"] = format_adherence(row["agreement_pct"], row["agreeing"], row["compared"])
+    disagreements = [
+        {
+            "record_id": row["record_id"],
+            "metric": row["metric"],
+            "vendor": f"{_reading(row['vendor_met'])} ({row['vendor_status'] or '—'})",
+            "recomputed": _reading(row["recomputed_met"]),
+            "ours": f"{row['our_state']} ({row['our_rule_id']})" if row["our_state"] else "—",
+            "explanation": row["explanation"],
+        }
+        for row in (data.disagreements.to_dicts() if data is not None else [])
+    ]
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.filters["count"] = format_count
+    html = environment.from_string(_TEMPLATE).render(
+        conversion=conversion if isinstance(conversion, Mapping) and conversion.get("inputs") is not None else None,
+        metrics=metrics,
+        disagreements=disagreements,
+        disagreements_total=data.disagreements_total if data is not None else 0,
+    )
+    return Markup(html)

@@ -1,0 +1,349 @@
+"""Both published pages in a real headless Chromium: no console error, every chart drawn, every commitment listed,
+hostile input shown as text and never run; the optional PNG/PDF export.
+
+Chromium is driven through the Chrome DevTools Protocol over ``--remote-debugging-pipe`` (JSON messages ended by a
+NUL byte on file descriptors 3 and 4), so the tests need no client library. Without a Chrome or Chromium binary
+every test here is skipped with the reason shown (``.ci/run`` installs Debian's ``chromium``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from compliance.generate import GenerateOptions, generate
+from compliance.policy import load_policy
+from pipelines.cli import main
+from reports.static_export import (
+    NO_CHROME_MESSAGE,
+    ExportError,
+    export_dashboard,
+    export_page,
+    find_chrome,
+    parse_formats,
+)
+
+CHROME = find_chrome()
+NO_CHROME_REASON = "real-browser test skipped: no Chrome or Chromium found (install Debian's chromium or set CR_CHROME)"
+needs_chrome = pytest.mark.skipif(CHROME is None, reason=NO_CHROME_REASON)
+if CHROME is None:  # shown in the warnings summary of a plain `make test`, which does not list skip reasons
+    warnings.warn(pytest.PytestWarning(NO_CHROME_REASON), stacklevel=1)
+
+AS_OF = "2026-11-01T00:00:00Z"
+# Each payload sets window.__pwned if the page ever runs it; alert() would open a dialog, which the client records.
+HOSTILE_PAYLOADS = (
+    "<script>window.__pwned=1;alert(1)</script>",
+    '"><img src=x onerror="window.__pwned=1;alert(1)">',
+    "'><svg onload=window.__pwned=1>",
+)
+PAGE_TIMEOUT_SECONDS = 20
+
+
+class Browser:
+    """A headless Chromium and one page, spoken to over the DevTools pipe."""
+
+    def __init__(self, binary: str, profile_dir: str) -> None:
+        chrome_in, self._to_chrome = os.pipe()  # Chrome reads commands on its fd 3 ...
+        self._from_chrome, chrome_out = os.pipe()  # ... and answers on its fd 4
+        argv = [
+            binary, "--headless=new", "--remote-debugging-pipe", "--disable-gpu", "--no-first-run",
+            "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",
+            f"--user-data-dir={profile_dir}", "about:blank",
+        ]
+        if os.geteuid() == 0:
+            argv.insert(1, "--no-sandbox")
+        # posix_spawn places the pipe ends on fds 3 and 4 without running Python code in the child.
+        high_in, high_out = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (chrome_in, chrome_out))
+        os.close(chrome_in)
+        os.close(chrome_out)
+        self.pid = os.posix_spawn(
+            binary,
+            argv,
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, high_in, 3),
+                (os.POSIX_SPAWN_DUP2, high_out, 4),
+            ],
+        )
+        os.close(high_in)
+        os.close(high_out)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict] = []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable", session=True)
+
+    def _read_message(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._from_chrome], [], [], remaining)[0]:
+                raise TimeoutError("no answer from Chromium")
+            chunk = os.read(self._from_chrome, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed the DevTools pipe")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def call(self, method: str, *, session: bool = False, **params) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + PAGE_TIMEOUT_SECONDS
+        while True:
+            answer = self._read_message(deadline)
+            if answer.get("id") == self._next_id:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer.get("result", {})
+            self._on_event(answer)
+
+    def _on_event(self, event: dict) -> None:
+        self.events.append(event)
+        if event.get("method") == "Page.javascriptDialogOpening":  # a dialog blocks the page: record and close it
+            self._next_id += 1
+            os.write(self._to_chrome, json.dumps({
+                "id": self._next_id, "method": "Page.handleJavaScriptDialog", "params": {"accept": True},
+                "sessionId": self.session,
+            }).encode() + b"\0")
+
+    def wait_for(self, method: str) -> dict:
+        deadline = time.monotonic() + PAGE_TIMEOUT_SECONDS
+        while True:
+            for event in self.events:
+                if event.get("method") == method:
+                    return event
+            self._on_event(self._read_message(deadline))
+
+    def open(self, path: Path, *, width: int = 1440, height: int = 900) -> None:
+        self.events.clear()
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                  deviceScaleFactor=1, mobile=False)
+        self.call("Page.navigate", session=True, url=path.resolve().as_uri())
+        self.wait_for("Page.loadEventFired")
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", session=True, expression=expression, awaitPromise=True,
+                           returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def errors(self) -> list[str]:
+        """Uncaught exceptions, console.error calls and error log entries since the page was opened."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails'].get('text')} {params['exceptionDetails'].get('exception', {}).get('description', '')}")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                found.append("console.error: " + " ".join(str(arg.get("value", arg.get("description"))) for arg in params.get("args", [])))
+            elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+                found.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+        return found
+
+    def dialogs(self) -> list[str]:
+        return [event["params"].get("message", "") for event in self.events if event.get("method") == "Page.javascriptDialogOpening"]
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        for fd in (self._to_chrome, self._from_chrome):
+            os.close(fd)
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, 9)  # only the browser this test started
+                os.waitpid(self.pid, 0)
+                return
+            time.sleep(0.05)
+
+
+def _make_hostile(exports: Path) -> None:
+    """Every ticket and incident ID, and the incident severity sev3, carry markup: they reach both pages as text."""
+    def hostile_ids(column: pl.Expr) -> pl.Expr:
+        payload = pl.lit(list(HOSTILE_PAYLOADS)).list.get(column.str.slice(-1).cast(pl.Int64, strict=False).fill_null(0) % len(HOSTILE_PAYLOADS))
+        return pl.concat_str([column, payload])
+
+    for name, id_column in (("tickets.csv", "ticket_id"), ("ticket_events.csv", "ticket_id"),
+                            ("incidents.csv", "incident_id"), ("incident_updates.csv", "incident_id")):
+        path = exports / name
+        frame = pl.read_csv(path, infer_schema=False)
+        frame = frame.with_columns(hostile_ids(pl.col(id_column)).alias(id_column))
+        if name == "incidents.csv":
+            frame = frame.with_columns(
+                pl.when(pl.col("severity") == "sev3").then(pl.lit(HOSTILE_PAYLOADS[1])).otherwise(pl.col("severity")).alias("severity")
+            )
+        frame.write_csv(path)
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory) -> Path:
+    exports = tmp_path_factory.mktemp("hostile_exports")
+    generate(GenerateOptions(out_dir=exports, tickets=2000, privacy_requests=150, security_reports=30, incidents=40,
+                             retention_records=600))
+    _make_hostile(exports)
+    out = tmp_path_factory.mktemp("hostile_out")
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with tempfile.TemporaryDirectory(prefix="cr-test-chrome-") as profile_dir:
+        chrome = Browser(CHROME, profile_dir)
+        try:
+            yield chrome
+        finally:
+            chrome.close()
+
+
+# A chart is drawn when its SVG holds marks: line or bar paths of a trace, or the image of a heatmap.
+CHART_STATE = """(async () => {
+  const charts = () => Array.from(document.querySelectorAll('div.plotly-graph-div'));
+  const marks = div => div.querySelectorAll('.main-svg g.trace path, .main-svg g.hm image').length;
+  for (let i = 0; i < 100 && !charts().every(div => marks(div) > 0); i++) {
+    await new Promise(resolve => setTimeout(resolve, 50));
+  }
+  return charts().map(div => ({id: div.id, marks: marks(div), width: div.getBoundingClientRect().width,
+                               traces: (div.data || []).length}));
+})()"""
+
+INJECTION_STATE = """({
+  pwned: window.__pwned === 1,
+  images: document.querySelectorAll('img').length,
+  handlers: document.querySelectorAll('[onerror], [onload]').length,
+  // chart scripts hold the payloads as JSON data; an injected element would hold one as its whole code
+  foreignScripts: Array.from(document.scripts).filter(s => s.textContent.trim().startsWith('window.__pwned')).length,
+  text: document.body.innerText,
+})"""
+
+
+def _check_page(browser: Browser, path: Path, expected_charts: set[str]) -> dict:
+    browser.open(path)
+    charts = browser.evaluate(CHART_STATE)
+    assert browser.errors() == []
+    assert browser.dialogs() == []
+    by_id = {chart["id"]: chart for chart in charts}
+    assert expected_charts <= set(by_id), f"charts missing: {expected_charts - set(by_id)}"
+    for chart in charts:
+        assert chart["marks"] > 0 and chart["traces"] > 0 and chart["width"] > 300, chart
+    injected = browser.evaluate(INJECTION_STATE)
+    assert not injected["pwned"]
+    assert injected["images"] == 0 and injected["handlers"] == 0 and injected["foreignScripts"] == 0
+    return injected
+
+
+@needs_chrome
+def test_compliance_report_in_chromium(browser, run_out):
+    injected = _check_page(browser, run_out / "compliance_report.html",
+                           {"chart-tickets", "chart-tickets-response", "chart-security", "chart-privacy",
+                            "chart-privacy-backlog", "chart-status", "chart-retention-classes"})
+    listed = browser.evaluate("Array.from(document.querySelectorAll('table.verdicts tbody tr code')).map(c => c.textContent)")
+    assert listed == [rule.id for rule in load_policy("platform").rules]
+    # the record IDs reached the page, as visible text
+    for payload in HOSTILE_PAYLOADS:
+        assert payload in injected["text"], payload
+
+
+@needs_chrome
+def test_violations_table_sorts_and_filters_in_the_page(browser, run_out):
+    browser.open(run_out / "compliance_report.html")
+    state = browser.evaluate("""(() => {
+      const rows = () => Array.from(document.querySelectorAll('#violation-table tbody tr'));
+      const visible = () => rows().filter(r => !r.hidden);
+      const total = rows().length;
+      const header = Array.from(document.querySelectorAll('#violation-table th')).find(th => th.textContent.startsWith('Overdue'));
+      header.click(); header.click();  // descending
+      const overdue = visible().map(r => parseFloat(r.cells[5].getAttribute('data-sort')) || 0);
+      const select = document.getElementById('violation-domain');
+      select.value = 'security'; select.dispatchEvent(new Event('change'));
+      const domains = new Set(visible().map(r => r.getAttribute('data-domain')));
+      return {total, overdue, domains: Array.from(domains), shown: visible().length,
+              count: document.getElementById('violation-count').textContent};
+    })()""")
+    assert browser.errors() == []
+    assert state["total"] > 10
+    assert state["overdue"] == sorted(state["overdue"], reverse=True)
+    assert state["domains"] == ["security"] and 0 < state["shown"] < state["total"]
+    assert state["count"] == f"{state['shown']} of {state['total']} rows match"
+
+
+@needs_chrome
+def test_sla_dashboard_in_chromium(browser, run_out):
+    injected = _check_page(browser, run_out / "sla_dashboard.html",
+                           {"chart-trend", "chart-response", "chart-heatmap", "chart-incidents", "chart-privacy"})
+    tiles = browser.evaluate("Array.from(document.querySelectorAll('#kpis .kpi')).map(k => k.dataset.status)")
+    assert tiles and set(tiles) <= {"green", "amber", "red", "grey"}
+    assert HOSTILE_PAYLOADS[1] in injected["text"]  # the incident severity, in the MTTA/MTTR table
+
+
+@needs_chrome
+def test_pages_fit_a_laptop_screen(browser, run_out):
+    """At 1366 px wide nothing but the wide tables scrolls sideways."""
+    for name in ("compliance_report.html", "sla_dashboard.html"):
+        browser.open(run_out / name, width=1366, height=768)
+        overflow = browser.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, name
+
+
+@needs_chrome
+def test_static_export_writes_png_and_pdf(run_out):
+    lines = export_dashboard(run_out, ("png", "pdf"), CHROME)
+    png, pdf = run_out / "sla_dashboard.png", run_out / "sla_dashboard.pdf"
+    assert lines == [f"PNG: {png.resolve()}", f"PDF: {pdf.resolve()}"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert not [p for p in run_out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+def test_failed_export_keeps_the_previous_copy(tmp_path):
+    """A browser that fails (here /bin/false) leaves the previous copy and no temporary file."""
+    previous = tmp_path / "sla_dashboard.png"
+    previous.write_bytes(b"previous good copy")
+    lines = export_dashboard(tmp_path, ("png",), "/bin/false")  # no sla_dashboard.html in this folder
+    assert len(lines) == 1 and lines[0].startswith("PNG export failed: ") and "no such page" in lines[0]
+    assert previous.read_bytes() == b"previous good copy"
+    (tmp_path / "sla_dashboard.html").write_text("<!DOCTYPE html><title>x</title>", encoding="utf-8")
+    with pytest.raises(ExportError, match="wrote no PNG"):
+        export_page(tmp_path / "sla_dashboard.html", tmp_path / "sla_dashboard.png", "/bin/false")
+    assert previous.read_bytes() == b"previous good copy"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sla_dashboard.html", "sla_dashboard.png"]
+
+
+def test_export_without_chrome_says_how_to_point_at_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CR_CHROME", str(tmp_path / "no-such-chrome"))
+    assert find_chrome() is None
+    assert export_dashboard(tmp_path, ("png", "pdf")) == [NO_CHROME_MESSAGE]
+    assert NO_CHROME_MESSAGE == "PNG/PDF export skipped: no Chrome or Chromium found (set CR_CHROME)"
+    monkeypatch.delenv("CR_CHROME")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_chrome() is None
+
+
+def test_export_formats_are_checked(tmp_path, capsys):
+    assert parse_formats("png, PDF,png") == ("png", "pdf")
+    with pytest.raises(ValueError, match="unknown export format svg"):
+        parse_formats("png,svg")
+    # the CLI refuses a bad --export before it runs anything
+    assert main(["run", "--exports", str(tmp_path), "--out", str(tmp_path / "out"), "--export", "png,svg"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "compliance-report: --export 'png,svg': unknown export format svg (choose from png, pdf)"
+    )

@@ -1,0 +1,276 @@
+"""Operations, for real: concurrent runs, kill -9 mid-run, the landing-folder sensor, the multiprocess executor,
+PostgreSQL instance storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from compliance.generate import GenerateOptions, generate
+from pipelines.cli import main
+from pipelines.resources import ReporterSettings, Warehouse, WarehouseBusy
+
+from conftest import write
+
+REPO = Path(__file__).resolve().parents[1]
+AS_OF = "2026-11-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("exports")
+    generate(GenerateOptions(out_dir=folder, tickets=400, privacy_requests=40, security_reports=15, incidents=15, retention_records=150))
+    return folder
+
+
+def cli_run(exports: Path, out: Path, **env: str) -> subprocess.Popen:
+    """`python -m pipelines.cli run` in its own process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def evidence(out: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted((out / "evidence").iterdir()) if not path.name.startswith(".")}
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    files = [out / "manifest.json", out / "compliance_report.html", out / "sla_dashboard.html"]
+    return {**evidence(out), **{path.name: path.read_bytes() for path in files}}
+
+
+def assert_warehouse_consistent(warehouse: Path) -> None:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) - count(DISTINCT ticket_id) FROM staged_tickets").fetchall() == [(0,)]
+        current = con.execute("SELECT file, count(*) FROM loaded_files WHERE state = 'current' GROUP BY ALL HAVING count(*) > 1").fetchall()
+        assert current == []
+        unbalanced = con.execute("SELECT file FROM ingest_log WHERE rows_read <> rows_loaded + rows_quarantined").fetchall()
+        assert unbalanced == []
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def reference(exports, tmp_path_factory) -> Path:
+    """A clean in-process run on a fresh warehouse: what every recovered or concurrent run must reproduce."""
+    out = tmp_path_factory.mktemp("reference")
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF]) == 0
+    return out
+
+
+def test_two_concurrent_runs_end_with_a_consistent_warehouse(exports, reference, tmp_path):
+    out = tmp_path / "out"
+    runs = [cli_run(exports, out), cli_run(exports, out)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [stderr[-2000:] for _, stderr in results]
+    assert sum("waiting for warehouse" in stdout for stdout, _ in results) == 1  # the second waited for the first
+    assert all("Traceback" not in stdout + stderr for stdout, stderr in results)
+    assert evidence(out) == evidence(reference)
+    assert_warehouse_consistent(out / "warehouse.duckdb")
+
+
+def test_a_second_run_fails_with_one_line_when_the_warehouse_stays_busy(exports, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    monkeypatch.setenv("CR_LOCK_TIMEOUT", "0.5")
+    with Warehouse(path=str((out / "warehouse.duckdb").resolve())).run_lock():
+        assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF]) == 1
+    error = capsys.readouterr().err
+    assert f"warehouse.duckdb is in use by another run (pid {os.getpid()}); waited 0.5s" in error
+    assert len(error.strip().splitlines()) == 1
+
+
+def test_a_step_waits_for_the_duckdb_file_then_names_its_holder(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        with pytest.raises(WarehouseBusy, match=rf"is in use by another run \(pid {holder.pid}\)"):
+            with Warehouse(path=str(path), lock_timeout_seconds=0.5).connect():
+                pass
+        assert time.monotonic() - started >= 0.5
+    finally:
+        holder.kill()
+        holder.wait()
+    with Warehouse(path=str(path), lock_timeout_seconds=5).connect() as con:  # free again
+        assert con.execute("SELECT 1").fetchall() == [(1,)]
+
+
+def test_a_run_killed_midway_is_followed_by_a_clean_run(exports, reference, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    before = outputs(out)
+    newer = tmp_path / "newer"
+    shutil.copytree(exports, newer)
+    # A superseding export, so that the killed run has real work to do in its ingest transactions.
+    lines = (exports / "tickets.csv").read_text(encoding="utf-8").splitlines()
+    write(newer / "tickets-2026-11-20.csv", "\n".join([lines[0], *(line.replace(",open,", ",solved,") for line in lines[1:200])]) + "\n")
+    run = cli_run(newer, out)
+    for line in run.stdout:  # kill -9 as soon as the first step has committed: the next one is under way
+        if "[ 1/" in line:
+            run.send_signal(signal.SIGKILL)
+            break
+    run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL
+    assert outputs(out) == before  # the last good report, evidence and manifest are untouched
+    assert_warehouse_consistent(out / "warehouse.duckdb")
+
+    assert main(["run", "--exports", str(newer), "--out", str(out), "--as-of", AS_OF]) == 0  # no manual step
+    fresh = tmp_path / "fresh"
+    assert main(["run", "--exports", str(newer), "--out", str(fresh), "--as-of", AS_OF]) == 0
+    assert evidence(out) == evidence(fresh)
+    assert_warehouse_consistent(out / "warehouse.duckdb")
+
+
+# --- the landing-folder sensor ---------------------------------------------------------------------------------------
+
+def test_the_sensor_picks_up_a_new_file_exactly_once(tmp_path):
+    from pipelines.automation import landing_folder_sensor
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    settings = ReporterSettings(exports_dir=str(landing), out_dir=str(tmp_path / "out"))
+
+    def evaluate(cursor: str | None) -> dg.SensorResult:
+        with dg.build_sensor_context(cursor=cursor, resources={"settings": settings}, instance=dg.DagsterInstance.ephemeral()) as context:
+            return landing_folder_sensor(context)
+
+    empty = evaluate(None)
+    assert not empty.run_requests and json.loads(empty.cursor) == {}
+    write(landing / "tickets.csv", "ticket_id,channel,created_at\nT1,sales,2026-03-02T10:00:00Z\n")
+    write(landing / "notes.txt", "not an export")
+    write(landing / "tickets.csv.part", "being copied")
+    first = evaluate(empty.cursor)
+    assert len(first.run_requests) == 1
+    assert first.run_requests[0].tags["compliance/landing_files"] == "tickets.csv"
+    assert list(json.loads(first.cursor)) == ["tickets.csv"]
+    assert evaluate(empty.cursor).run_requests[0].run_key == first.run_requests[0].run_key  # a repeat is deduplicated
+    assert not evaluate(first.cursor).run_requests  # nothing changed: nothing to do
+
+    write(landing / "tickets.csv", "ticket_id,channel,created_at\nT1,sales,2026-03-03T10:00:00Z\n")
+    changed = evaluate(first.cursor)
+    assert len(changed.run_requests) == 1 and changed.run_requests[0].run_key != first.run_requests[0].run_key
+    assert not evaluate(changed.cursor).run_requests
+    write(landing / "tickets.csv", "ticket_id,channel,created_at\nT1,sales,2026-03-02T10:00:00Z\n")  # back to version 1
+    reverted = evaluate(changed.cursor)
+    assert len(reverted.run_requests) == 1
+    assert reverted.run_requests[0].run_key not in {first.run_requests[0].run_key, changed.run_requests[0].run_key}
+
+
+def test_schedule_and_sensor_are_in_the_definitions():
+    from pipelines.definitions import defs
+
+    schedule = defs.resolve_schedule_def("daily_compliance_run")
+    sensor = defs.resolve_sensor_def("landing_folder_sensor")
+    assert schedule.job_name == sensor.job_name == "compliance_run"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+# --- Dagster executors and instance storage ----------------------------------------------------------------------
+
+def _run_config(exports: Path, out: Path) -> dict:
+    return {
+        "resources": {
+            "settings": {"config": {"exports_dir": str(exports), "out_dir": str(out), "as_of": AS_OF, "policy": "platform"}},
+            "warehouse": {"config": {"path": str(out / "warehouse.duckdb")}},
+        }
+    }
+
+
+@pytest.mark.slow
+def test_the_multiprocess_executor_produces_the_same_evidence(exports, reference, tmp_path):
+    from pipelines.definitions import multiprocess_job
+
+    out = tmp_path / "out"
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(multiprocess_job), instance=instance, run_config=_run_config(exports, out))
+        assert result.success
+        processes = {event.pid for event in result.all_events if event.is_step_success}
+    assert len(processes) > 1  # the steps really ran in several processes
+    assert evidence(out) == evidence(reference)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _postgres_binaries() -> Path | None:
+    candidates = [Path("/usr/local/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
+    return next((folder for folder in candidates if (folder / "initdb").exists() and (folder / "pg_ctl").exists()), None)
+
+
+@pytest.fixture()
+def postgres_url(tmp_path):
+    """A throwaway PostgreSQL server in a temporary folder on a free port (as `nobody` when run as root)."""
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql")
+    pytest.importorskip("dagster_postgres", reason="dagster-postgres is not installed: pip install -e '.[postgres]'")
+    data = tmp_path / "pgdata"
+    data.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+        shutil.chown(data, "nobody")
+        tmp_path.chmod(0o755)
+        as_user = ["runuser", "-u", "nobody", "--"]
+    port = _free_port()
+    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "start",
+         "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://dagster@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+
+
+def test_a_run_on_postgresql_instance_storage(postgres_url, exports, reference, tmp_path, monkeypatch):
+    from pipelines.definitions import defs
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    # The shipped production setting, pointed at the throwaway server through its environment variables.
+    shutil.copy(REPO / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
+    host, port = postgres_url.rsplit("@", 1)[1].split("/")[0].split(":")
+    for name, value in {"DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_USER": "dagster",
+                        "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": "postgres"}.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "out"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        job = defs.resolve_job_def("compliance_run")
+        result = job.execute_in_process(instance=instance, run_config=_run_config(exports, out))
+        assert result.success
+        stored = instance.get_run_by_id(result.run_id)
+        assert stored is not None and stored.is_success
+        assert instance.get_latest_materialization_event(dg.AssetKey("run_manifest")) is not None
+    assert evidence(out) == evidence(reference)
