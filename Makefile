@@ -51,7 +51,7 @@ dev: $(STAMP)
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home CR_EXPORTS_DIR=$(CURDIR)/$(EXPORTS) CR_OUT_DIR=$(CURDIR)/$(OUT) $(BIN)/dagster dev -m pipelines.definitions
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py --tickets $${TICKETS:-1000000}
+	$(BIN)/python scripts/bench.py --tickets $${TICKETS:-1000000} --format $${FORMAT:-csv} $${KEEP:+--keep $$KEEP}
 
 clean:
 	rm -rf $(VENV) var

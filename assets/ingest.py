@@ -31,8 +31,10 @@ def _ingest_asset(source: Source) -> dg.AssetsDefinition:
             accounting = accounting_result(con, name, result)
             expectations = expectations_result(con, name, source.name, policy, settings.as_of_instant(context))
         for entry in result.files:
-            if entry.status != "loaded":
-                context.log.warning(f"{source.name}: {entry.file or 'no file'}: {entry.problem}")
+            if entry.status == "unusable":
+                context.log.warning(f"{source.name}: {entry.file}: {entry.problem}")
+            elif entry.status == "missing":
+                context.log.info(f"{source.name}: no export file")
         changes = [entry.change for entry in result.files]
         yield dg.MaterializeResult(
             metadata={

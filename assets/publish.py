@@ -1,5 +1,6 @@
 """Publishing assets: verdicts per commitment, evidence files, the compliance report and the run manifest."""
 
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from compliance.evidence import (
     write_evidence,
     write_json,
 )
-from pipelines.resources import ReporterSettings, Warehouse
+from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from reports.compliance_report import ReportData, publish_atomically, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
@@ -24,24 +25,27 @@ VIOLATIONS_SHOWN = 2_000
 @dg.asset(
     group_name="publish",
     kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
     deps=["ticket_sla", "privacy_findings", "security_findings", "status_findings", "retention_findings", "data_quality_findings",
           "vendor_reconciliation"],
 )
 def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every commitment of the policy with its verdict (met / breached / no data / not assessed)."""
+    started = time.monotonic()
     with warehouse.connect() as con:
         combine_results(con)
         build_verdicts(con, settings.load_policy(), blocked_domains(con))
         counts = dict(con.execute("SELECT verdict, count(*) FROM verdicts GROUP BY verdict").fetchall())
-    return dg.MaterializeResult(metadata={verdict: int(count) for verdict, count in sorted(counts.items())})
+    return dg.MaterializeResult(metadata={**{verdict: int(count) for verdict, count in sorted(counts.items())}, "duration_seconds": round(time.monotonic() - started, 3)})
 
 
-@dg.asset(group_name="publish", kinds={"csv", "parquet"}, deps=[verdicts])
+@dg.asset(group_name="publish", kinds={"csv", "parquet"}, pool=WAREHOUSE_POOL, deps=[verdicts])
 def evidence_files(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """The evidence folder: ticket_sla, violations, metrics, quarantine, verdicts and at-risk files."""
+    started = time.monotonic()
     with warehouse.connect() as con:
         written = write_evidence(con, Path(settings.out_dir))
-    return dg.MaterializeResult(metadata={"files": [str(path) for path in written]})
+    return dg.MaterializeResult(metadata={"files": [str(path) for path in written], "duration_seconds": round(time.monotonic() - started, 3)})
 
 
 def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con, outputs: list[Path]) -> dict:
@@ -60,9 +64,10 @@ def _evidence_paths(out_dir: Path) -> list[Path]:
     return sorted(path for path in (out_dir / "evidence").glob("*") if path.is_file() and not path.name.startswith("."))
 
 
-@dg.asset(group_name="publish", kinds={"html"}, deps=[evidence_files])
+@dg.asset(group_name="publish", kinds={"html"}, pool=WAREHOUSE_POOL, deps=[evidence_files])
 def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """compliance_report.html: verdicts, figures with denominators, violations, data coverage, provenance."""
+    started = time.monotonic()
     out_dir = Path(settings.out_dir)
     with warehouse.connect() as con:
         data = ReportData(
@@ -99,12 +104,13 @@ def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSetti
         )
     path = out_dir / "compliance_report.html"
     publish_atomically(render_compliance_report(data), path)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "duration_seconds": round(time.monotonic() - started, 3)})
 
 
-@dg.asset(group_name="publish", kinds={"html"}, deps=[evidence_files])
+@dg.asset(group_name="publish", kinds={"html"}, pool=WAREHOUSE_POOL, deps=[evidence_files])
 def sla_dashboard(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """sla_dashboard.html: KPIs with red/amber/green status, trends, breaches by hour, at-risk items, incidents."""
+    started = time.monotonic()
     policy = settings.load_policy()
     with warehouse.connect() as con:
         data = DashboardData(
@@ -138,15 +144,16 @@ def sla_dashboard(context: dg.AssetExecutionContext, settings: ReporterSettings,
         )
     path = Path(settings.out_dir) / "sla_dashboard.html"
     publish_atomically(render_sla_dashboard(data), path)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "duration_seconds": round(time.monotonic() - started, 3)})
 
 
-@dg.asset(group_name="publish", kinds={"json"}, deps=[compliance_report, sla_dashboard])
+@dg.asset(group_name="publish", kinds={"json"}, pool=WAREHOUSE_POOL, deps=[compliance_report, sla_dashboard])
 def run_manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """manifest.json: run id, as-of, policy and input hashes, rows read/loaded/quarantined, output hashes."""
+    started = time.monotonic()
     out_dir = Path(settings.out_dir)
     outputs = _evidence_paths(out_dir) + [out_dir / "compliance_report.html", out_dir / "sla_dashboard.html"]
     with warehouse.connect() as con:
         manifest = _manifest(context, settings, con, outputs)
     write_json(out_dir / "manifest.json", manifest)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out_dir / "manifest.json"))})
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out_dir / "manifest.json")), "duration_seconds": round(time.monotonic() - started, 3)})

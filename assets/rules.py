@@ -3,10 +3,12 @@ reconciliation of the vendor's own SLA verdicts with ours."""
 
 from pathlib import Path
 
+import time
+
 import dagster as dg
 
 from compliance.rules import completeness, data_quality, privacy, reconciliation, retention, security, status
-from pipelines.resources import ReporterSettings, Warehouse
+from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
 # domain -> (rule modules evaluated in this order, upstream assets). Completeness appends to the secret scan's
 # data_quality results and reads the first-response clocks of ticket_sla.
@@ -26,15 +28,17 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
         name=f"{domain}_findings",
         group_name="rules",
         kinds={"duckdb"},
+        pool=WAREHOUSE_POOL,
         deps=deps,
         description=f"Violations and figures of the {domain} commitments.",
     )
     def _asset(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+        started = time.monotonic()
         with warehouse.connect() as con:
             for module in modules:
                 module.evaluate(con, settings.load_policy(), settings.as_of_instant(context))
             violations = con.execute(f"SELECT count(*) FROM violations_{domain}").fetchall()[0][0]
-        return dg.MaterializeResult(metadata={"violations": int(violations)})
+        return dg.MaterializeResult(metadata={"violations": int(violations), "duration_seconds": round(time.monotonic() - started, 3)})
 
     return _asset
 
@@ -42,10 +46,12 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
 @dg.asset(
     group_name="rules",
     kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
     deps=["staged_vendor_sla", "ticket_sla", "staged_incidents", "staged_privacy_requests", "staged_security_reports"],
 )
 def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """The vendor's own SLA verdicts beside our recomputation and our policy's verdicts; conversion quarantine."""
+    started = time.monotonic()
     exports_dir = Path(settings.exports_dir)
     conversion = reconciliation.conversion_record(exports_dir) or {}
     vendor = f"the {conversion['format']} export" if conversion.get("format") else "the vendor export"
@@ -56,7 +62,8 @@ def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterS
             "SELECT count(*), count(agrees), count(*) FILTER (WHERE agrees) FROM vendor_reconciliation"
         ).fetchall()[0]
     return dg.MaterializeResult(
-        metadata={"vendor_rows": rows, "compared": compared, "agreeing": agreeing, "conversion_quarantined": quarantined}
+        metadata={"vendor_rows": rows, "compared": compared, "agreeing": agreeing, "conversion_quarantined": quarantined,
+                  "duration_seconds": round(time.monotonic() - started, 3)}
     )
 
 

@@ -1,19 +1,25 @@
 """SLA assets: every ticket clock with its due time, elapsed open time and verdict."""
 
+import time
+
 import dagster as dg
 
 from compliance.sla import evaluate_ticket_clocks
-from pipelines.resources import ReporterSettings, Warehouse
+from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
 
 @dg.asset(
     group_name="sla",
     kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
     deps=["staged_tickets", "staged_ticket_events"],
 )
 def ticket_sla(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per ticket × clock rule: due, stopped, elapsed open seconds, state."""
+    started = time.monotonic()
     with warehouse.connect() as con:
         evaluate_ticket_clocks(con, settings.load_policy(), settings.as_of_instant(context))
         counts = dict(con.execute("SELECT state, count(*) FROM ticket_sla GROUP BY state").fetchall())
-    return dg.MaterializeResult(metadata={state: int(counts.get(state, 0)) for state in ("achieved", "breached", "active", "excluded")})
+    return dg.MaterializeResult(
+        metadata={**{state: int(counts.get(state, 0)) for state in ("achieved", "breached", "active", "excluded")}, "duration_seconds": round(time.monotonic() - started, 3)}
+    )

@@ -51,7 +51,7 @@ RULE_SOURCES: dict[str, tuple[str, ...]] = {
 # Evidence files: table → (file stem, ORDER BY, also as Parquet).
 EVIDENCE_FILES = {
     "verdicts": ("verdicts", "position", False),
-    "ticket_sla": ("ticket_sla", "rule_id, started_at, record_id", True),
+    "ticket_sla": ("ticket_sla", "rule_id, started_at, record_id, cycle", True),
     "violations": ("violations", "domain, rule_id, due_at NULLS LAST, record_id", True),
     "metrics": ("metrics", "domain, rule_id, period <> 'all', period, segment <> 'all', segment", False),
     "quarantine": ("quarantine", "source_file, line, reason_code", False),
@@ -95,7 +95,13 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
     ``blocked`` maps a domain to the reason a blocking data-quality check failed: its rules are "not assessed".
     """
     blocked = blocked or {}
-    inputs = {row[0]: row[1:] for row in con.execute("SELECT source, status, file, problem FROM ingest_log").fetchall()}
+    # One row per input file: a source counts as present when any of its files loaded (loaded rows come last).
+    inputs = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "SELECT source, status, file, problem FROM ingest_log ORDER BY source, status = 'loaded', file"
+        ).fetchall()
+    }
     con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
     for position, rule in enumerate(policy.rules):
         reason = _missing_input_reason(rule.kind, inputs) or blocked.get(rule.domain)

@@ -15,6 +15,7 @@ contribution: its records absent from the new version are withdrawn. Files are m
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -96,6 +97,10 @@ class UnusableFile(Exception):
     """The file as a whole cannot be used; the message is one line naming the problem."""
 
 
+class IngestFailed(Exception):
+    """The warehouse failed while loading a file; the message is one line naming the file."""
+
+
 def prepare_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE TABLE IF NOT EXISTS quarantine ({QUARANTINE_COLUMNS})")
@@ -132,6 +137,9 @@ def ingest_source(
         except UnusableFile as problem:
             unusable.append(FileEntry(source.name, path.name, path.suffix.lstrip("."), "unusable", str(problem), sha256, 0, 0, 0, None))
             continue
+        except duckdb.Error as error:  # name the file; quoted values are left out, they may be personal data
+            message = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(error).strip().splitlines()[0])
+            raise IngestFailed(f"{path.name}: {message}") from None
         if previous is not None:
             superseded.append(previous)
         loaded_now.add(path.name)
@@ -321,13 +329,16 @@ def _read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_f
         if file_format == "csv":
             return _read_csv(con, source, path, raw)
         if file_format == "parquet":
-            con.execute(
-                f"CREATE OR REPLACE TABLE {raw} AS SELECT * EXCLUDE (file_row_number), "
-                f"file_row_number + 1 AS source_line FROM read_parquet({location}, file_row_number = true)"
-            )
-            columns = [name for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns if name != "source_line"]
+            # One pass: every column read straight into its text form (a typed copy first would double the work).
+            reader = f"read_parquet({location}, file_row_number = true)"
+            columns = [
+                row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+                if row[0] not in ("file_row_number", "source_line")
+            ]
             casts = ", ".join(f"CAST({_ident(name)} AS VARCHAR) AS {_ident(name)}" for name in columns)
-            con.execute(f"CREATE OR REPLACE TABLE {raw} AS SELECT {casts}, source_line FROM {raw}")
+            con.execute(
+                f"CREATE OR REPLACE TABLE {raw} AS SELECT {casts}, file_row_number + 1 AS source_line FROM {reader}"
+            )
             return 0
         return _read_jsonl(con, source, path, raw)
     except duckdb.Error as error:

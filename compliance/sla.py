@@ -283,8 +283,7 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                 LEFT JOIN _sla_pz z ON z.ck = c.clock_key
                 LEFT JOIN _sla_shift s ON s.clock_key = c.clock_key
                 LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = c.clock_key
-                LEFT JOIN _sla_aux x ON x.k = 'x' AND x.ck = c.clock_key)
-            ORDER BY rule_id, started_at, record_id, cycle"""
+                LEFT JOIN _sla_aux x ON x.k = 'x' AND x.ck = c.clock_key)"""
     )
     _drop(con, "ticket_clocks_in", "_sla_p1", "_sla_aux_in", "_sla_aux", "_sla_pz", "_sla_shift_in", "_sla_shift",
           "_sla_tk", "_sla_cyc", "_sla_segs")

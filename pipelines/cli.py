@@ -191,13 +191,18 @@ def _print_summary(warehouse: Path, out_dir: Path, seconds: float) -> None:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         print(f"\nInputs (rows read = loaded + quarantined):")
+        absent = []
         for source, file, status, problem, read, loaded, quarantined in con.execute(
             "SELECT source, file, status, problem, rows_read, rows_loaded, rows_quarantined FROM ingest_log ORDER BY source"
         ).fetchall():
             if status == "loaded":
                 print(f"  {file:<28} {read:>10,} read {loaded:>10,} loaded {quarantined:>8,} quarantined")
+            elif status == "missing":
+                absent.append(source)
             else:
                 print(f"  {(file or source):<28} {status.upper()}: {problem}")
+        if absent:
+            print(f"  no export for: {', '.join(absent)}")
         print("\nVerdicts by domain:")
         for domain, met, breached, no_data, not_assessed, violations in con.execute(
             """SELECT v.domain, count(*) FILTER (WHERE verdict = 'met'), count(*) FILTER (WHERE verdict = 'breached'),
