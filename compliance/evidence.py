@@ -31,6 +31,7 @@ RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "information_completeness": ("tickets",),
     "senior_review": ("tickets",),
     "resolution": ("tickets",),
+    "acknowledgment": ("tickets", "ticket_events"),
     "privacy_first_response": ("privacy_requests",),
     "privacy_completion": ("privacy_requests",),
     "privacy_extension": ("privacy_requests",),

@@ -15,6 +15,9 @@ Readings (compliance officers: these are the choices, each one is a setting or w
 * **First response** stops at the first event whose ``event_type`` is in ``tickets.first_response_event_types``
   (default ``[public_reply]``); internal notes and auto-acks never stop it unless listed.  The actor is not
   checked (the event type is the policy's criterion).
+* **Acknowledgment** (kind ``acknowledgment``, TG-ACK) stops at the first ``auto_ack`` event; it exists only in
+  the event history, so a ticket without any event row is excluded ("no event history for this ticket") rather
+  than judged, and without a ``ticket_events`` export the rule reads "no data".
 * **Status timeline.**  Only ``status_change`` events with a ``new_status`` change the status; before the
   first one the ticket is ``new``.  Terminal statuses are ``tickets.solved_statuses`` (default
   ``[solved, closed]``).  A *solve* is a change into a terminal status from a non-terminal one (solved ->
@@ -98,6 +101,8 @@ CLOCK_KINDS = {
     "senior_review": ("escalated_at", "senior_reviewed_at"),
     "resolution": ("created_at", "resolved_at"),
 }
+# Clock kinds that only ticket events can stop (from receipt): kind -> the event type that stops the clock.
+EVENT_CLOCK_KINDS = {"acknowledgment": "auto_ack"}
 DEFAULT_TICKET_SETTINGS = {
     "first_response_event_types": ["public_reply"],
     "pausing_statuses": ["pending", "on_hold"],
@@ -108,7 +113,7 @@ DEFAULT_TICKET_SETTINGS = {
 
 def _rule_rows(policy: Policy) -> list[tuple]:
     rows = []
-    for rule in policy.rules_of(*CLOCK_KINDS):
+    for rule in policy.rules_of(*CLOCK_KINDS, *EVENT_CLOCK_KINDS):
         binding = rule.setting("binding_plans")
         rows.append(
             (
@@ -164,8 +169,18 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
         "binding_plans VARCHAR[])"
     )
     con.executemany("INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rules)
-    starts = " ".join(f"WHEN {lit(kind)} THEN t.{start}" for kind, (start, _) in CLOCK_KINDS.items())
-    stops = " ".join(f"WHEN {lit(kind)} THEN t.{stop}" for kind, (_, stop) in CLOCK_KINDS.items())
+    starts = " ".join(
+        [f"WHEN {lit(kind)} THEN t.{start}" for kind, (start, _) in CLOCK_KINDS.items()]
+        + [f"WHEN {lit(kind)} THEN t.created_at" for kind in EVENT_CLOCK_KINDS]
+    )
+    stops = " ".join(
+        [f"WHEN {lit(kind)} THEN t.{stop}" for kind, (_, stop) in CLOCK_KINDS.items()]
+        + [f"WHEN {lit(kind)} THEN t.ev_{kind}" for kind in EVENT_CLOCK_KINDS]
+    )
+    event_kinds = _in_list(["first_response", "resolution", *EVENT_CLOCK_KINDS])
+    only_events = _in_list(EVENT_CLOCK_KINDS)
+    # without any event export, event-only clocks are not created at all (their rules read "no data")
+    events_present = table_exists(con, "staged_ticket_events")
     # one row per clock: ticket x rule, and x cycle for resolution clocks from events
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE ticket_clocks_in AS
@@ -177,8 +192,8 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                        CASE WHEN c.cycle IS NOT NULL THEN c.c_stop
                             WHEN r.kind = 'first_response' AND t.has_events THEN t.ev_first_response
                             ELSE CASE r.kind {stops} END END AS stop_raw,
-                       CASE WHEN r.kind IN ('first_response', 'resolution') AND t.has_events THEN 'events'
-                            ELSE 'tickets' END AS clock_source,
+                       CASE WHEN r.kind IN {event_kinds} AND t.has_events THEN 'events'
+                            ELSE 'tickets' END AS clock_source, t.has_events, r.kind IN {only_events} AS events_only,
                        t.channel, t.effective_tier AS tier, t.plan, r.binding_plans
                 FROM _sla_tk t JOIN clock_rules r
                   ON (r.channel IS NULL OR r.channel = t.channel) AND (r.tier IS NULL OR r.tier = t.effective_tier)
@@ -190,10 +205,12 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                    CASE WHEN stop_raw <= {as_of_sql} THEN stop_raw END AS stopped_at,
                    clock_source, channel, tier, plan,
                    CASE WHEN started_at > {as_of_sql} THEN 'started after the as-of time'
+                        -- without the ticket's event history an acknowledgment can be neither seen nor ruled out
+                        WHEN events_only AND NOT has_events THEN 'no event history for this ticket'
                         WHEN binding_plans IS NOT NULL AND (plan IS NULL OR NOT list_contains(binding_plans, plan))
                             THEN 'plan ' || coalesce(plan, 'unknown') || ' is reported but not bound by ' || rule_id
                    END AS exclusion_reason
-            FROM j WHERE started_at IS NOT NULL"""
+            FROM j WHERE started_at IS NOT NULL {'' if events_present else 'AND NOT events_only'}"""
     )
     # pass 1: the unpaused clocks (due on the commitment target, open time from start to stop / as-of)
     with timed(con, "clock_engine:unpaused"):
@@ -320,11 +337,17 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
         f"t.{name}" for name in dict.fromkeys(["ticket_id", "channel", "tier", "plan",
                                                *(column for pair in CLOCK_KINDS.values() for column in pair)])
     )
+    event_stops_null = "".join(f"NULL::TIMESTAMPTZ AS ev_{kind}, " for kind in EVENT_CLOCK_KINDS)
+    event_stops = ", ".join(
+        f"min(occurred_at) FILTER (WHERE event_type = {lit(event)} AND occurred_at <= {as_of_sql}) AS ev_{kind}"
+        for kind, event in EVENT_CLOCK_KINDS.items()
+    )
+    event_stop_columns = "".join(f"e.ev_{kind}, " for kind in EVENT_CLOCK_KINDS)
     if not table_exists(con, "staged_ticket_events"):
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _sla_tk AS
                 SELECT {ticket_columns}, {tier_sql} AS effective_tier, FALSE AS has_events,
-                       NULL::TIMESTAMPTZ AS ev_first_response, t.resolved_at AS final_resolution
+                       NULL::TIMESTAMPTZ AS ev_first_response, {event_stops_null} t.resolved_at AS final_resolution
                 FROM staged_tickets t"""
         )
         con.execute("CREATE OR REPLACE TEMP TABLE _sla_cyc (ticket_id VARCHAR, cycle INTEGER, "
@@ -356,7 +379,7 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
             WITH e AS (
                 SELECT ticket_id,
                        min(occurred_at) FILTER (WHERE event_type IN {fr_types} AND occurred_at <= {as_of_sql})
-                           AS ev_first_response
+                           AS ev_first_response, {event_stops}
                 FROM staged_ticket_events GROUP BY ticket_id
             ), r AS (
                 SELECT ticket_id, max(occurred_at) FILTER (WHERE is_solve) AS last_solve,
@@ -364,7 +387,7 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
                 FROM _sla_st GROUP BY ticket_id
             )
             SELECT {ticket_columns}, {tier_sql} AS effective_tier, e.ticket_id IS NOT NULL AS has_events,
-                   e.ev_first_response,
+                   e.ev_first_response, {event_stop_columns}
                    CASE WHEN e.ticket_id IS NULL THEN t.resolved_at
                         WHEN r.ends_terminal THEN r.last_solve END AS final_resolution
             FROM staged_tickets t
@@ -439,6 +462,7 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
         "first_response": "first response",
         "senior_review": "senior review of the escalation",
         "resolution": "resolution",
+        "acknowledgment": "automatic acknowledgment",
     }
     metric_phrase = "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in metric_words.items()) + " END"
     calendar_words = "CASE calendar " + " ".join(
@@ -472,7 +496,7 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
             FROM ticket_sla""",
     )
     write_violations(con, "tickets", items)
-    write_metrics(con, "tickets", items, [rule.id for rule in policy.rules_of(*CLOCK_KINDS)])
+    write_metrics(con, "tickets", items, [rule.id for rule in policy.rules_of(*CLOCK_KINDS, *EVENT_CLOCK_KINDS)])
     drop_items(con, items)
     con.execute(
         """CREATE OR REPLACE TABLE at_risk AS

@@ -15,7 +15,6 @@ import pytest
 
 from compliance.adapters.base import AdapterOptions, write_conversion
 from compliance.adapters.mbox import convert
-from compliance.evidence import RULE_SOURCES
 from compliance.ingest import ingest_source
 from compliance.policy import load_policy
 
@@ -255,8 +254,6 @@ def test_convert_then_run_gives_verdicts(archive, tmp_path, capsys):
     published = (run / "evidence" / "quarantine.csv").read_text(encoding="utf-8")
     assert "T-PLANTED" in published and "[REDACTED:card_number]" in published and "[REDACTED:email]" in published
     assert "4111" not in published and "alice@example.com" not in published
-    if "acknowledgment" not in RULE_SOURCES:
-        pytest.xfail("rule kind acknowledgment (TG-ACK) has no evaluator yet: " + verdicts["TG-ACK"]["reason"])
     assert verdicts["TG-ACK"]["verdict"] == "breached"  # one acknowledgment in 5 min, three tickets without one
 
 

@@ -200,7 +200,6 @@ def _run_config(exports: Path, out: Path) -> dict:
     }
 
 
-@pytest.mark.slow
 def test_the_multiprocess_executor_produces_the_same_evidence(exports, reference, tmp_path):
     from pipelines.definitions import multiprocess_job
 

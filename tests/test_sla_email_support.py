@@ -110,3 +110,49 @@ def test_response_times_table(con, email_policy):
         "AND tier = 'urgent' AND plan = 'all' AND period = 'all'"
     ).fetchall()
     assert rows == [(4, 48 * 3600 + 1)]
+
+
+def test_acknowledgment_stops_at_the_first_auto_ack_event(con, email_policy):
+    """TG-ACK: 1 h on CAL-247 from receipt to the first auto_ack; internal notes and replies do not count."""
+    created = MON
+    load_staged_tickets(con, [
+        {"ticket_id": tid, "channel": "technical", "tier": "general", "created_at": created}
+        for tid in ("ACK-ON-TIME", "ACK-EXACT", "ACK-LATE", "ACK-NONE", "NO-EVENTS")
+    ] + [{"ticket_id": "ACK-OPEN", "channel": "technical", "tier": "general", "created_at": AS_OF - 30 * 60 * S}])
+    con.execute(
+        "CREATE TABLE staged_ticket_events (ticket_id VARCHAR, occurred_at TIMESTAMPTZ, event_type VARCHAR, "
+        "actor VARCHAR, new_status VARCHAR, source_file VARCHAR, source_line BIGINT)"
+    )
+    events = [
+        ("ACK-ON-TIME", created + 5 * 60 * S, "auto_ack"),
+        ("ACK-EXACT", created + H, "auto_ack"),
+        ("ACK-LATE", created + 10 * 60 * S, "internal_note"),  # does not acknowledge
+        ("ACK-LATE", created + H + S, "auto_ack"),
+        ("ACK-NONE", created + 2 * H, "public_reply"),
+        ("ACK-OPEN", AS_OF - 20 * 60 * S, "internal_note"),
+    ]
+    con.executemany(
+        "INSERT INTO staged_ticket_events VALUES (?, ?, ?, 'system', NULL, 'ticket_events.csv', ?)",
+        [(tid, at, kind, line) for line, (tid, at, kind) in enumerate(events, start=2)],
+    )
+    evaluate_ticket_clocks(con, email_policy, AS_OF)
+    got = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT record_id, state, due_at, stopped_at, elapsed_seconds FROM ticket_sla WHERE rule_id = 'TG-ACK'"
+        ).fetchall()
+    }
+    assert got["ACK-ON-TIME"] == ("achieved", created + H, created + 5 * 60 * S, 300)
+    assert got["ACK-EXACT"] == ("achieved", created + H, created + H, 3600)  # exactly on the deadline is on time
+    assert got["ACK-LATE"] == ("breached", created + H, created + H + S, 3601)
+    assert got["ACK-NONE"][:3] == ("breached", created + H, None)
+    assert got["ACK-OPEN"][:3] == ("active", AS_OF + 30 * 60 * S, None)
+    assert got["NO-EVENTS"][0] == "excluded"
+    reason = con.execute(
+        "SELECT exclusion_reason FROM ticket_sla WHERE rule_id = 'TG-ACK' AND record_id = 'NO-EVENTS'"
+    ).fetchall()[0][0]
+    assert reason == "no event history for this ticket"
+    explanation = con.execute(
+        "SELECT explanation FROM violations_tickets WHERE rule_id = 'TG-ACK' AND record_id = 'ACK-LATE'"
+    ).fetchall()[0][0]
+    assert "automatic acknowledgment" in explanation
