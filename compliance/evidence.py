@@ -128,7 +128,8 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
                             WHEN v.coverage IS NOT NULL THEN v.coverage
                             WHEN m.rule_id IS NULL THEN 'the rule produced no figures'
                             WHEN m.rule_id IS NOT NULL AND coalesce(m.denominator, 0) = 0 AND v.breaches = 0
-                                THEN 'no item reached its deadline in the data (' || coalesce(m.active, 0) || ' still open)'
+                                THEN 'no item reached its deadline in the data (' || coalesce(m.active, 0) || ' still open, '
+                                     || coalesce(m.excluded, 0) || ' excluded)'
                        END,
                        m.achieved, m.breached, m.active, m.excluded, v.warnings, m.denominator, m.adherence_pct
                 FROM v LEFT JOIN m ON true""",
