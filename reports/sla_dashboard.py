@@ -137,11 +137,7 @@ def rag_status(achieved: Any, denominator: Any, met_min_pct: float) -> str:
 
 
 def _adherence(row: Mapping[str, Any]) -> float | None:
-    denominator = _int_or_none(row.get("denominator"))
-    if denominator is None:
-        achieved, breached = _int_or_none(row.get("achieved")), _int_or_none(row.get("breached"))
-        if achieved is not None and breached is not None:
-            denominator = achieved + breached
+    denominator = _denominator(row)
     if not denominator:
         return None
     return 100.0 * int(row.get("achieved") or 0) / denominator

@@ -104,6 +104,18 @@ def load_staged_tickets(con, tickets: list[dict]) -> None:
 
 # --- helpers of the HTML tests -------------------------------------------------------------------------------------
 
+# Input text that would run if a page did not escape it.
+HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
+HOSTILE_IMG = "<img src=x onerror=alert(1)>"
+
+
+def utc(*parts: int):
+    """A UTC instant from its parts: utc(2024, 3, 1, 6, 30)."""
+    from datetime import datetime, timezone
+
+    return datetime(*parts, tzinfo=timezone.utc)
+
+
 def html_section(html: str, section_id: str) -> str:
     import re
 

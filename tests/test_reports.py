@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -23,15 +23,7 @@ from reports.compliance_report import (
     render_compliance_report,
 )
 
-from conftest import html_section, without_plotlyjs
-
-HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
-HOSTILE_IMG = "<img src=x onerror=alert(1)>"
-UTC = timezone.utc
-
-
-def _ts(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +120,8 @@ def _violations(*, hostile: bool = True) -> pl.DataFrame:
             "rule_id": ["SUP-ACCT-STD", "SEC-TIMELINE", "STAT-POSTMORTEM"],
             "domain": ["tickets", "security", "status"],
             "record_id": [record, "SR-7", "INC-3"],
-            "due_at": [_ts(2024, 1, 2, 10, 0, 0), _ts(2024, 2, 1, 0, 0, 0), _ts(2024, 2, 20, 12, 0, 0)],
-            "actual_at": [_ts(2024, 1, 2, 13, 12, 0), None, None],
+            "due_at": [utc(2024, 1, 2, 10, 0, 0), utc(2024, 2, 1, 0, 0, 0), utc(2024, 2, 20, 12, 0, 0)],
+            "actual_at": [utc(2024, 1, 2, 13, 12, 0), None, None],
             "overdue_seconds": [11520.0, 864000.0, 3600.0],
             "severity": ["breach", "breach", "breach"],
             "explanation": [explanation, "no fix timeline sent", "post-mortem missing after grace period"],
@@ -144,7 +136,7 @@ def _at_risk() -> pl.DataFrame:
         {
             "record_id": [f"T-{1000 + i}" for i in range(count)],
             "rule_id": ["SUP-ACCT-STD"] * count,
-            "due_at": [_ts(2024, 3, 1, 0, 0, 0)] * count,
+            "due_at": [utc(2024, 3, 1, 0, 0, 0)] * count,
             # given in reverse order: the page must order by time remaining
             "remaining_seconds": [float(11520 + 60 * (count - i)) for i in range(count)],
         },
@@ -184,7 +176,7 @@ def _data(policy, *, hostile: bool = True, generated_at: datetime | None = None)
             {"source_file": ["tickets.csv", "tickets.csv"], "reason": ["unparseable created_at", "unknown channel"], "rows": [7, 3]}
         ),
         at_risk=_at_risk(),
-        generated_at=generated_at or _ts(2024, 3, 1, 6, 30, 0),
+        generated_at=generated_at or utc(2024, 3, 1, 6, 30, 0),
     )
 
 
@@ -320,7 +312,7 @@ def test_rendering_is_deterministic(policy):
     first = render_compliance_report(_data(policy))
     second = render_compliance_report(_data(policy))
     assert first == second
-    other_time = render_compliance_report(_data(policy, generated_at=_ts(2025, 1, 1)))
+    other_time = render_compliance_report(_data(policy, generated_at=utc(2025, 1, 1)))
     assert other_time.replace("2025-01-01 00:00:00 UTC", "2024-03-01 06:30:00 UTC") == first
 
 
@@ -391,7 +383,7 @@ def test_empty_run_renders_every_domain_as_no_data(policy):
         violations_total=0,
         quarantine_summary=empty,
         at_risk=empty,
-        generated_at=_ts(2024, 3, 1),
+        generated_at=utc(2024, 3, 1),
     )
     page = render_compliance_report(data)
     table = html_section(page, "verdicts")
@@ -439,7 +431,7 @@ def test_verdict_table_shows_the_change_against_the_month_before(page):
     [
         ("2024-03-01T00:00:00Z", ("2024-01", "2024-02")),  # the as-of month has not begun
         ("2024-03-20T08:00:00+00:00", ("2024-01", "2024-02")),  # a partial month is never compared
-        (datetime(2025, 1, 5, tzinfo=UTC), ("2024-11", "2024-12")),
+        (utc(2025, 1, 5), ("2024-11", "2024-12")),
         ("2025-02-01T00:30:00+01:00", ("2024-11", "2024-12")),  # 2025-01-31 23:30 UTC
         ("not a time", None),
     ],

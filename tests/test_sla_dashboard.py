@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 import polars as pl
 import pytest
@@ -12,15 +12,7 @@ import pytest
 from compliance.policy import load_policy
 from reports.sla_dashboard import DashboardData, rag_status, render_sla_dashboard
 
-from conftest import html_section, without_plotlyjs
-
-HOSTILE_SCRIPT = "</script><script>alert(1)</script>"
-HOSTILE_IMG = "<img src=x onerror=alert(1)>"
-UTC = timezone.utc
-
-
-def _ts(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +98,7 @@ def _at_risk(*, hostile: bool = True) -> pl.DataFrame:
         {
             "record_id": ids,
             "rule_id": ["SUP-ACCT-STD"] * count,
-            "due_at": [_ts(2024, 3, 1, 12, 0, 0)] * count,
+            "due_at": [utc(2024, 3, 1, 12, 0, 0)] * count,
             # given in reverse order: the page orders by time remaining
             "remaining_seconds": [float(11520 + 60 * (count - 1 - i)) for i in range(count)],
         },
@@ -144,7 +136,7 @@ def _privacy_on_time() -> pl.DataFrame:
 def _data(policy, *, hostile: bool = True, generated_at: datetime | None = None) -> DashboardData:
     return DashboardData(
         policy=policy,
-        as_of=_ts(2024, 3, 1, 0, 0, 0),
+        as_of=utc(2024, 3, 1, 0, 0, 0),
         run_id="run-2024-03-01-abc",
         kpis=_kpis(hostile=hostile),
         monthly=_monthly(hostile=hostile),
@@ -153,7 +145,7 @@ def _data(policy, *, hostile: bool = True, generated_at: datetime | None = None)
         incident_response=_incident_response(hostile=hostile),
         privacy_on_time=_privacy_on_time(),
         targets={"SUP-ACCT-STD": 86400, "SUP-ACCT-PRIO": 14400, "SUP-TECH-STD": 86400},
-        generated_at=generated_at or _ts(2024, 3, 1, 6, 30, 0),
+        generated_at=generated_at or utc(2024, 3, 1, 6, 30, 0),
     )
 
 
@@ -161,7 +153,7 @@ def _empty_data(policy) -> DashboardData:
     empty = pl.DataFrame()
     return DashboardData(
         policy=policy,
-        as_of=_ts(2024, 3, 1),
+        as_of=utc(2024, 3, 1),
         run_id="r",
         kpis=empty,
         monthly=empty,
@@ -170,7 +162,7 @@ def _empty_data(policy) -> DashboardData:
         incident_response=empty,
         privacy_on_time=empty,
         targets={},
-        generated_at=_ts(2024, 3, 1),
+        generated_at=utc(2024, 3, 1),
     )
 
 
@@ -344,7 +336,7 @@ def test_print_css_and_header(page, policy):
 def test_rendering_is_deterministic(policy):
     first = render_sla_dashboard(_data(policy))
     assert render_sla_dashboard(_data(policy)) == first
-    other_time = render_sla_dashboard(_data(policy, generated_at=_ts(2025, 1, 1)))
+    other_time = render_sla_dashboard(_data(policy, generated_at=utc(2025, 1, 1)))
     assert other_time.replace("2025-01-01 00:00:00 UTC", "2024-03-01 06:30:00 UTC") == first
 
 

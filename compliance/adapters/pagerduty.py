@@ -196,14 +196,7 @@ def _from_api(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -> t
         ],
     ]
     passed, quarantine = split_checked(prepared.sort("source_line"), [check for check in checks if check], file_name, "id")
-    canonical = [
-        pl.col("id").alias("incident_id"),
-        pl.lit("incident").alias("kind"),
-        pl.coalesce(column("priority"), column("urgency")).alias("severity"),
-        pl.col("started_at__ts").alias("started_at"),
-        pl.col("acknowledged_at__ts").alias("acknowledged_at"),
-        pl.col("resolved_at__ts").alias("resolved_at"),
-    ]
+    canonical = _incident_columns(column, pl.col("resolved_at__ts"))
     kept = [pl.col(name) for name in frame.columns if name not in ("id", "source_line", *listed)]
     return passed.select(*canonical, *kept), quarantine
 
@@ -235,14 +228,7 @@ def _from_report(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -
         ],
     ]
     passed, quarantine = split_checked(prepared, checks, file_name, "id")
-    canonical = [
-        pl.col("id").alias("incident_id"),
-        pl.lit("incident").alias("kind"),
-        pl.coalesce(column("priority"), column("urgency")).alias("severity"),
-        pl.col("started_at__ts").alias("started_at"),
-        pl.col("acknowledged_at__ts").alias("acknowledged_at"),
-        pl.coalesce(pl.col("resolved_on__ts"), pl.col("resolved_by_seconds__ts")).alias("resolved_at"),
-    ]
+    canonical = _incident_columns(column, pl.coalesce(pl.col("resolved_on__ts"), pl.col("resolved_by_seconds__ts")))
     kept = [pl.col(name) for name in frame.columns if name not in ("id", "source_line")]
     return passed.select(*canonical, *kept), quarantine
 
@@ -252,3 +238,15 @@ ADAPTER = Adapter(
     description="PagerDuty incidents report CSV, REST v2 incidents JSON, or a raw API table with JSON in `data`",
     convert=convert,
 )
+
+
+def _incident_columns(column, resolved_at: pl.Expr) -> list[pl.Expr]:
+    """The canonical incident columns of a checked frame (``column`` reads a vendor column, empty when absent)."""
+    return [
+        pl.col("id").alias("incident_id"),
+        pl.lit("incident").alias("kind"),
+        pl.coalesce(column("priority"), column("urgency")).alias("severity"),
+        pl.col("started_at__ts").alias("started_at"),
+        pl.col("acknowledged_at__ts").alias("acknowledged_at"),
+        resolved_at.alias("resolved_at"),
+    ]

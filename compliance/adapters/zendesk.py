@@ -11,7 +11,7 @@ The layout is recognised from each file's name and header; one conversion reads 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -87,20 +87,7 @@ API_LAYOUT = TableLayout(
     required_headers=False,
 )
 # Fivetran writes Zendesk's UTC instants without an offset.
-WAREHOUSE_LAYOUT = TableLayout(
-    source="tickets",
-    columns={
-        "ticket_id": ("id",),
-        "channel": ("group_id", "via_channel"),
-        "created_at": ("created_at",),
-        "status": ("status",),
-        "subject": ("subject",),
-        "description": ("description",),
-    },
-    timezone="UTC",
-    values={"status": STATUSES},
-    required_headers=False,
-)
+WAREHOUSE_LAYOUT = replace(API_LAYOUT, timezone="UTC")
 # Zendesk metric -> the contract's metric; requester wait time (what the requester lives through) is preferred
 # over agent work time when a ticket carries targets for both.
 METRICS = {"reply_time": "first_response", "first_reply_time": "first_response",
