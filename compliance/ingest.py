@@ -304,54 +304,63 @@ def _load(con: duckdb.DuckDBPyConnection, source: Source, path: Path, policy: Po
     """Parse one file into ``batch``; returns rows read, loaded and quarantined."""
     if path.stat().st_size == 0:
         raise UnusableFile("the file is empty")
-    file_format = path.suffix.lstrip(".")
     raw = f"raw_{source.name}"
-    rejected = _read_raw(con, source, path, file_format, raw)
-    present = {name.strip().lower(): name for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns}
-    missing = [name for name in source.required if name not in present]
-    if missing:
-        plural = "s" if len(missing) > 1 else ""
-        raise UnusableFile(f"missing required column{plural} {', '.join(missing)}")
-
-    _parse_and_check(con, source, path.name, raw, present, policy, batch)
-    rows_loaded = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
-    rows_quarantined = con.execute(
-        "SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]
-    ).fetchall()[0][0]
-    rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] + rejected
+    try:
+        rejected = _read_raw(con, source, path, path.suffix.lstrip("."), raw)
+        present = {name.strip().lower(): name for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns}
+        missing = [name for name in source.required if name not in present]
+        if missing:
+            plural = "s" if len(missing) > 1 else ""
+            raise UnusableFile(f"missing required column{plural} {', '.join(missing)}")
+        _parse_and_check(con, source, path.name, raw, present, policy, batch)
+        rows_loaded = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
+        rows_quarantined = con.execute(
+            "SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]
+        ).fetchall()[0][0]
+        rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] + rejected
+    finally:
+        con.execute(f"DROP VIEW IF EXISTS {raw}")
+        con.execute(f"DROP TABLE IF EXISTS {raw}_text")
     return rows_read, rows_loaded, rows_quarantined
 
 
 def _read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_format: str, raw: str) -> int:
-    """Read the file as text columns plus ``source_line``; returns how many records were rejected as malformed."""
+    """Make ``raw`` a temporary view of the file as text columns plus ``source_line``, in file order; returns how
+    many records were rejected as malformed.
+
+    Text never goes into the warehouse file: Parquet is read through the view itself (each pass reads only the
+    columns it needs), CSV and JSON Lines through an in-memory temporary table. Writing millions of distinct
+    strings (timestamps as text) to the database file would cost more than everything else of the load.
+    """
     location = _quote(str(path))
     try:
         if file_format == "csv":
-            return _read_csv(con, source, path, raw)
-        if file_format == "parquet":
-            # One pass: every column read straight into its text form (a typed copy first would double the work).
+            rejected = _read_csv(con, source, path, f"{raw}_text")
+        elif file_format == "parquet":
+            # Every column read straight into its text form: one parse path for every format.
             reader = f"read_parquet({location}, file_row_number = true)"
             columns = [
                 row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
                 if row[0] not in ("file_row_number", "source_line")
             ]
             casts = ", ".join(f"CAST({_ident(name)} AS VARCHAR) AS {_ident(name)}" for name in columns)
-            con.execute(
-                f"CREATE OR REPLACE TABLE {raw} AS SELECT {casts}, file_row_number + 1 AS source_line FROM {reader}"
-            )
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {casts}, file_row_number + 1 AS source_line FROM {reader}")
             return 0
-        return _read_jsonl(con, source, path, raw)
+        else:
+            rejected = _read_jsonl(con, source, path, f"{raw}_text")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * FROM {raw}_text")
+        return rejected
     except duckdb.Error as error:
         first_line = str(error).strip().splitlines()[0]
         raise UnusableFile(f"cannot be read as {file_format.upper()}: {first_line}") from None
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, raw: str) -> int:
+def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text: str) -> int:
     rejects, scans = f"rejects_{source.name}", f"reject_scans_{source.name}"
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
     con.execute(f"DROP TABLE IF EXISTS {scans}")
     con.execute(
-        f"""CREATE OR REPLACE TABLE {raw}_read AS
+        f"""CREATE OR REPLACE TEMP TABLE {text}_read AS
             SELECT *, row_number() OVER () AS record_number
             FROM read_csv({_quote(str(path))}, header = true, all_varchar = true, strict_mode = true,
                           store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')"""
@@ -365,14 +374,14 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, raw: s
             FROM (SELECT DISTINCT ON (line) line, error_message FROM {rejects} ORDER BY line)"""
     )
     con.execute(
-        f"""CREATE OR REPLACE TABLE {raw} AS
+        f"""CREATE OR REPLACE TEMP TABLE {text} AS
             SELECT r.* EXCLUDE (record_number),
                    r.record_number + 1 + coalesce(j.rejects_so_far, 0) AS source_line
-            FROM {raw}_read r
+            FROM {text}_read r
             ASOF LEFT JOIN {rejects}_lines j ON r.record_number > j.good_records_before
             ORDER BY r.record_number"""
     )
-    con.execute(f"DROP TABLE {raw}_read")
+    con.execute(f"DROP TABLE {text}_read")
     con.execute(
         f"""INSERT INTO quarantine
             SELECT {_quote(path.name)}, line, NULL, 'malformed_row', 'malformed CSV row: ' || error_message
@@ -384,9 +393,9 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, raw: s
     return rejected
 
 
-def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, raw: str) -> int:
+def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text: str) -> int:
     # Read line by line as text so that one broken line is quarantined instead of failing the file.
-    lines = f"{raw}_lines"
+    lines = f"{text}_lines"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {lines} AS
             SELECT json_line, row_number() OVER () AS source_line
@@ -412,7 +421,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, raw:
         f"json_extract_string(json_line, {_quote('$.' + _ident(key))}) AS {_ident(key)}" for key in keys
     )
     con.execute(
-        f"""CREATE OR REPLACE TABLE {raw} AS SELECT {extracts + ',' if extracts else ''} source_line
+        f"""CREATE OR REPLACE TEMP TABLE {text} AS SELECT {extracts + ',' if extracts else ''} source_line
             FROM {lines} WHERE json_valid(json_line) AND json_type(json_line) = 'OBJECT'
             ORDER BY source_line"""
     )
@@ -437,19 +446,36 @@ def _allowed_values(column: Column, policy: Policy) -> dict[str, str]:
 
 
 def _timestamp_sql(text: str, source_timezone: str) -> str:
-    """SQL parsing a trimmed text value into TIMESTAMPTZ: its own offset if it has one, else the source zone."""
-    has_offset = f"regexp_matches({text}, {_quote(_OFFSET_PATTERN)})"
-    naive = f"TRY_CAST({text} AS TIMESTAMP)"
-    return f"CASE WHEN {has_offset} THEN TRY_CAST({text} AS TIMESTAMPTZ) ELSE timezone({_quote(source_timezone)}, {naive}) END"
+    """SQL parsing a trimmed text value into TIMESTAMPTZ: its own offset or zone if it has one, else the source zone.
+
+    The session time zone is UTC (``prepare_warehouse``), so a TIMESTAMPTZ cast reads a naive value as UTC and
+    applies any offset or zone name it carries. Another source zone needs to know which values are naive: those
+    without an offset (the pattern) whose zone-aware reading agrees with the plain wall-time reading (a zone name
+    such as ``Europe/Paris`` is dropped by the latter).
+    """
+    aware = f"TRY_CAST({text} AS TIMESTAMPTZ)"
+    if source_timezone == "UTC":
+        return aware
+    return f"CASE WHEN {_zoned_sql(text)} THEN {aware} ELSE timezone({_quote(source_timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
+
+
+def _zoned_sql(text: str) -> str:
+    """SQL: whether a timestamp text carries its own offset or zone (else it is a wall time of the source zone)."""
+    return (f"(regexp_matches({text}, {_quote(_OFFSET_PATTERN)}) "
+            f"OR TRY_CAST({text} AS TIMESTAMPTZ) <> timezone('UTC', TRY_CAST({text} AS TIMESTAMP)))")
 
 
 def _parse_and_check(
     con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], policy: Policy,
     target: str,
 ) -> None:
-    # Two passes: parse every value once (typed column + its trimmed text), then check the parsed values.
-    parses: list[str] = []
-    problems: list[str] = []
+    """Accepted rows of ``raw`` into ``target`` (in file order), the others into ``quarantine`` with reasons.
+
+    The file is parsed straight into the warehouse table: no typed copy with the text of every value kept for
+    messages is written and read again. Messages are built for the rejected rows alone.
+    """
+    parses: list[str] = []  # the parsed columns, plus the trimmed text of parsed values (for messages)
+    checks: list[tuple[str, str, str]] = []  # (condition, reason code, message SQL), one per possible problem
     zone = policy.source_timezone
     for column in source.columns:
         name = column.name
@@ -457,76 +483,75 @@ def _parse_and_check(
         trimmed = f"nullif(trim({raw_ref}), '')"
         text = name  # ids and free text are kept as trimmed text: nothing to parse
         if column.kind in ("timestamp", "boolean", "enum"):
-            text = f"{name}__text"  # the trimmed text of a parsed value, kept for messages
+            text = f"{name}__text"
             parses.append(f"{trimmed} AS {text}")
         if column.kind == "timestamp":
             parses.append(f"{_timestamp_sql(trimmed, zone)} AS {name}")
-            problems.append(
-                f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
-                f"{{'code': 'bad_timestamp', 'message': '{name}: not an ISO-8601 timestamp: ' || {text}}} END"
-            )
+            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_timestamp",
+                           f"'{name}: not an ISO-8601 timestamp: ' || {text}"))
             if zone != "UTC":
                 # A naive wall time inside a spring-forward gap never happened; reading it back shows the shift.
-                problems.append(
-                    f"CASE WHEN NOT regexp_matches({text}, {_quote(_OFFSET_PATTERN)}) AND {name} IS NOT NULL "
-                    f"AND timezone({_quote(zone)}, {name}) <> TRY_CAST({text} AS TIMESTAMP) THEN "
-                    f"{{'code': 'nonexistent_local_time', 'message': '{name}: ' || {text} || "
-                    f"' does not exist in {zone} (skipped by a daylight-saving change)'}} END"
-                )
+                checks.append((
+                    f"NOT {_zoned_sql(text)} AND {name} IS NOT NULL "
+                    f"AND timezone({_quote(zone)}, {name}) <> TRY_CAST({text} AS TIMESTAMP)",
+                    "nonexistent_local_time",
+                    f"'{name}: ' || {text} || ' does not exist in {zone} (skipped by a daylight-saving change)'",
+                ))
         elif column.kind == "boolean":
             lowered = f"lower({trimmed})"
             parses.append(
                 f"CASE WHEN {lowered} IN ({', '.join(map(_quote, _TRUE))}) THEN true "
                 f"WHEN {lowered} IN ({', '.join(map(_quote, _FALSE))}) THEN false END AS {name}"
             )
-            problems.append(
-                f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
-                f"{{'code': 'bad_boolean', 'message': '{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}}} END"
-            )
+            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_boolean",
+                           f"'{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}"))
         elif column.kind == "enum":
             allowed = _allowed_values(column, policy)
             cases = " ".join(f"WHEN {_quote(spelling)} THEN {_quote(value)}" for spelling, value in sorted(allowed.items()))
             parses.append(f"CASE lower({trimmed}) {cases} END AS {name}" if allowed else f"NULL::VARCHAR AS {name}")
-            problems.append(
-                f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
-                f"{{'code': 'unknown_value', 'message': '{name}: unknown value ' || {text}}} END"
-            )
+            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "unknown_value", f"'{name}: unknown value ' || {text}"))
         else:
             parses.append(f"{trimmed} AS {name}")
         if column.required:
-            problems.append(
-                f"CASE WHEN {text} IS NULL THEN {{'code': 'missing_value', 'message': '{name}: missing required value'}} END"
-            )
-    problems += [
-        f"CASE WHEN {later} < {earlier} THEN {{'code': 'out_of_order', 'message': "
-        f"'{later} ' || strftime({later}, '%Y-%m-%dT%H:%M:%SZ') || ' is before {earlier} ' || "
-        f"strftime({earlier}, '%Y-%m-%dT%H:%M:%SZ')}} END"
+            checks.append((f"{text} IS NULL", "missing_value", f"'{name}: missing required value'"))
+    checks += [
+        (f"{later} < {earlier}", "out_of_order",
+         f"'{later} ' || strftime({later}, '%Y-%m-%dT%H:%M:%SZ') || ' is before {earlier} ' || "
+         f"strftime({earlier}, '%Y-%m-%dT%H:%M:%SZ')")
         for earlier, later in source.ordered
     ]
-    parsed_table = f"parsed_{source.name}"
+    def parsed(rows: str) -> str:
+        return f"(SELECT source_line, {_ident(present[source.record_id])} AS raw_record_id, {', '.join(parses)} FROM {rows})"
+
+    # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
+    rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
+    columns = ", ".join(column.name for column in source.columns)
+    # Every row is written with a rejected flag, then the rejected rows (a few) are parsed again for their
+    # messages and leave the table. Filtering in the first query instead would evaluate every parse once per
+    # condition using it; building messages there would cost more than the second parse of a few rows.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {parsed_table} AS
-            SELECT *, list_filter([{', '.join(problems)}], lambda p: p IS NOT NULL) AS problems
-            FROM (SELECT source_line, {', '.join(parses)},
-                         hash({', '.join(_ident(present[c.name]) for c in source.columns if c.name in present)}) AS content_hash,
-                         {_ident(present[source.record_id])} AS raw_record_id
-                  FROM {raw})"""
+        f"""CREATE OR REPLACE TABLE {target} AS
+            SELECT {columns}, {_quote(file_name)} AS source_file, source_line, {rejected} AS __rejected
+            FROM {parsed(raw)}"""
     )
+    problems = ", ".join(
+        f"CASE WHEN {condition} THEN {{'code': {_quote(code)}, 'message': {message}}} END"
+        for condition, code, message in checks
+    )
+    rejected_rows = f"(SELECT * FROM {raw} WHERE source_line IN (SELECT source_line FROM {target} WHERE __rejected))"
+    _quarantine(
+        con, file_name,
+        f"SELECT source_line, raw_record_id, list_filter([{problems}], lambda p: p IS NOT NULL) AS problems "
+        f"FROM {parsed(rejected_rows)}",
+    )
+    con.execute(f"DELETE FROM {target} WHERE __rejected")
+    con.execute(f"ALTER TABLE {target} DROP COLUMN __rejected")
     if source.unique:
-        # Among otherwise valid rows the first occurrence of an ID is kept; later ones are quarantined.
-        con.execute(
-            f"""UPDATE {parsed_table} AS t SET problems = [CASE WHEN d.first_hash = t.content_hash
-                    THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || d.first_line}}
-                    ELSE {{'code': 'duplicate_id', 'message': '{source.record_id} ' || t.{source.record_id}
-                           || ' already used on line ' || d.first_line || ' (that row is kept)'}} END]
-                FROM (SELECT source_line,
-                             first_value(source_line) OVER w AS first_line,
-                             first_value(content_hash) OVER w AS first_hash,
-                             row_number() OVER w AS occurrence
-                      FROM {parsed_table} WHERE len(problems) = 0
-                      WINDOW w AS (PARTITION BY {source.record_id} ORDER BY source_line)) AS d
-                WHERE d.source_line = t.source_line AND d.occurrence > 1"""
-        )
+        _quarantine_duplicates(con, source, file_name, raw, present, target)
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> None:
+    """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}), in line order."""
     con.execute(
         f"""INSERT INTO quarantine
             SELECT {_quote(file_name)}, source_line, raw_record_id, problems[1].code,
@@ -535,12 +560,42 @@ def _parse_and_check(
                    array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql('p.message')}),
                        lambda m: CASE WHEN length(m) > {_REASON_MAX_CHARS} THEN left(m, {_REASON_MAX_CHARS - 1}) || '…'
                                       ELSE m END), '; ')
-            FROM {parsed_table} WHERE len(problems) > 0 ORDER BY source_line"""
+            FROM ({rows}) ORDER BY source_line"""
     )
-    columns = ", ".join(column.name for column in source.columns)
+
+
+def _quarantine_duplicates(
+    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], target: str
+) -> None:
+    """Among the accepted rows the first occurrence of an ID is kept; later ones move to quarantine."""
+    key = source.record_id
+    duplicates = f"duplicates_{source.name}"
     con.execute(
-        f"""CREATE OR REPLACE TABLE {target} AS
-            SELECT {columns}, {_quote(file_name)} AS source_file, source_line
-            FROM {parsed_table} WHERE len(problems) = 0 ORDER BY source_line"""
+        f"""CREATE OR REPLACE TEMP TABLE {duplicates} AS
+            SELECT source_line, {key} AS id, first_value(source_line) OVER w AS first_line, row_number() OVER w AS occurrence
+            FROM {target} WHERE {key} IN (SELECT {key} FROM {target} GROUP BY {key} HAVING count(*) > 1)
+            WINDOW w AS (PARTITION BY {key} ORDER BY source_line)"""
     )
-    con.execute(f"DROP TABLE {parsed_table}")
+    if con.execute(f"SELECT count(*) FROM {duplicates}").fetchall()[0][0]:
+        # "Exact duplicate" compares the raw rows as read (every column of the contract), so it is decided on them.
+        raw_columns = ", ".join(_ident(present[c.name]) for c in source.columns if c.name in present)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {duplicates}_raw AS
+                SELECT source_line, {_ident(present[key])} AS raw_record_id, hash({raw_columns}) AS content_hash
+                FROM {raw} WHERE source_line IN (SELECT source_line FROM {duplicates})"""
+        )
+        _quarantine(
+            con, file_name,
+            f"""SELECT d.source_line, r.raw_record_id,
+                       [CASE WHEN r.content_hash = f.content_hash
+                             THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || d.first_line}}
+                             ELSE {{'code': 'duplicate_id', 'message': '{key} ' || d.id
+                                    || ' already used on line ' || d.first_line || ' (that row is kept)'}} END] AS problems
+                FROM {duplicates} d
+                JOIN {duplicates}_raw r ON r.source_line = d.source_line
+                JOIN {duplicates}_raw f ON f.source_line = d.first_line
+                WHERE d.occurrence > 1""",
+        )
+        con.execute(f"DELETE FROM {target} WHERE source_line IN (SELECT source_line FROM {duplicates} WHERE occurrence > 1)")
+        con.execute(f"DROP TABLE {duplicates}_raw")
+    con.execute(f"DROP TABLE {duplicates}")

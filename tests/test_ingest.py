@@ -85,6 +85,8 @@ def test_naive_timestamps_read_in_source_timezone_and_dst_gap_quarantined(con, t
         "T3,sales,free,,2026-03-08T02:30:00,,,open,,,,",  # does not exist in New York
         "T4,sales,free,,2026-07-01T09:00:00+02:00,,,open,,,,",  # explicit offset wins
         "T5,sales,free,,2026-07-01,,,open,,,,",  # a date alone: local midnight
+        "T6,sales,free,,2026-07-01 09:00:00 Europe/Paris,,,open,,,,",  # a zone name wins too: 07:00Z
+        "T7,sales,free,,2026-07-01T09:00:00Z,,,open,,,,",  # Z is UTC, not New York
     ]
     write(tmp_path / "tickets.csv", HEADER + "\n".join(rows) + "\n")
     ingest_source(con, "tickets", tmp_path, policy)
@@ -94,9 +96,29 @@ def test_naive_timestamps_read_in_source_timezone_and_dst_gap_quarantined(con, t
     assert created["T2"] == datetime(2026, 1, 15, 14, tzinfo=utc)
     assert created["T4"] == datetime(2026, 7, 1, 7, tzinfo=utc)
     assert created["T5"] == datetime(2026, 7, 1, 4, tzinfo=utc)
+    assert created["T6"] == datetime(2026, 7, 1, 7, tzinfo=utc)
+    assert created["T7"] == datetime(2026, 7, 1, 9, tzinfo=utc)
     [(line, record, code, reason)] = quarantine(con)
     assert (record, code) == ("T3", "nonexistent_local_time")
     assert "America/New_York" in reason
+
+
+def test_zone_names_and_offsets_in_a_utc_source(con, tmp_path, policy):
+    rows = [
+        "T1,sales,free,,2026-01-15 09:00:00 America/New_York,,,open,,,,",  # EST: 14:00Z
+        "T2,sales,free,,2026-01-15T09:00:00-05:00,,,open,,,,",
+        "T3,sales,free,,2026-01-15T09:00:00,,,open,,,,",  # naive: the source zone, UTC
+        "T4,sales,free,,2026-01-15T09:00:00 Mars/Olympus,,,open,,,,",  # no such zone
+    ]
+    write(tmp_path / "tickets.csv", HEADER + "\n".join(rows) + "\n")
+    ingest_source(con, "tickets", tmp_path, policy)
+    created = dict(staged(con, "ticket_id, created_at"))
+    assert created == {
+        "T1": datetime(2026, 1, 15, 14, tzinfo=timezone.utc),
+        "T2": datetime(2026, 1, 15, 14, tzinfo=timezone.utc),
+        "T3": datetime(2026, 1, 15, 9, tzinfo=timezone.utc),
+    }
+    assert [(record, code) for _, record, code, _ in quarantine(con)] == [("T4", "bad_timestamp")]
 
 
 @pytest.mark.parametrize("file_format", ["parquet", "jsonl"])
