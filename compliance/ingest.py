@@ -360,8 +360,8 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text: 
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
     con.execute(f"DROP TABLE IF EXISTS {scans}")
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {text}_read AS
-            SELECT *, row_number() OVER () AS record_number
+        f"""CREATE OR REPLACE TEMP TABLE {text} AS
+            SELECT *, row_number() OVER () + 1 AS source_line
             FROM read_csv({_quote(str(path))}, header = true, all_varchar = true, strict_mode = true,
                           store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')"""
     )
@@ -373,21 +373,22 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text: 
                    line - 1 - row_number() OVER (ORDER BY line) AS good_records_before
             FROM (SELECT DISTINCT ON (line) line, error_message FROM {rejects} ORDER BY line)"""
     )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {text} AS
-            SELECT r.* EXCLUDE (record_number),
-                   r.record_number + 1 + coalesce(j.rejects_so_far, 0) AS source_line
-            FROM {text}_read r
-            ASOF LEFT JOIN {rejects}_lines j ON r.record_number > j.good_records_before
-            ORDER BY r.record_number"""
-    )
-    con.execute(f"DROP TABLE {text}_read")
+    rejected = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchall()[0][0]
+    if rejected:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {text}_renumbered AS
+                SELECT r.* EXCLUDE (source_line), r.source_line + coalesce(j.rejects_so_far, 0) AS source_line
+                FROM {text} r
+                ASOF LEFT JOIN {rejects}_lines j ON r.source_line - 1 > j.good_records_before
+                ORDER BY r.source_line"""
+        )
+        con.execute(f"DROP TABLE {text}")
+        con.execute(f"ALTER TABLE {text}_renumbered RENAME TO {text}")
     con.execute(
         f"""INSERT INTO quarantine
             SELECT {_quote(path.name)}, line, NULL, 'malformed_row', 'malformed CSV row: ' || error_message
             FROM {rejects}_lines"""
     )
-    rejected = con.execute(f"SELECT count(*) FROM {rejects}_lines").fetchall()[0][0]
     for table in (rejects, scans, f"{rejects}_lines"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     return rejected
