@@ -3,9 +3,18 @@
 :func:`suite_for` turns a :class:`compliance.contract.Source` (plus the policy's allowed values) into an
 ``ExpectationSuite``; nothing here is written per file. :func:`validate_table` runs that suite over a staged
 DuckDB table with an ephemeral, offline GX context on a pandas data source, chunk by chunk (ordered by
-``source_line``), merges the chunk results and returns one :class:`ExpectationOutcome` per expectation.
-Record-ID uniqueness must hold across chunks, so with more than one chunk it is counted by DuckDB over the whole
-table, with the same meaning as GX's (rows whose ID occurs more than once).
+``source_line``), merges the chunk results and returns one :class:`ExpectationOutcome` per expectation: what GX
+reports on the whole table, whatever the chunk size.
+
+- GX checks every row, and only the columns that the suite reads. A column checked for nulls only (a record ID)
+  reaches GX as a null marker, 0 where it has a value and NULL where it has none: the same rows are null, without
+  millions of distinct strings to fetch, hash and filter.
+- Counts add up over the chunks. Examples are GX's, the first 20 unexpected values counted (SUMMARY's
+  ``partial_unexpected_counts``): each chunk's first ones are taken in table order until the table's first 20
+  are in.
+- Record-ID uniqueness must hold across chunks, so DuckDB counts it over the whole table with GX's meaning: the
+  rows whose ID occurs more than once, and as examples the IDs of the first 20 of those rows.
+- When the latest timestamp of a column is after as-of, DuckDB counts the rows that are.
 
 Every expectation carries ``meta = {"blocking": bool, "check": ...}``: failures that make a verdict meaningless
 (missing required column or value, duplicate IDs, timestamps out of order, unknown values in a required column)
@@ -41,6 +50,7 @@ from great_expectations.data_context.types.base import (  # noqa: E402
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
+from great_expectations.validator.v1_validator import Validator  # noqa: E402
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -49,6 +59,7 @@ logging.getLogger("great_expectations").setLevel(logging.ERROR)
 # not be after as_of.
 MAY_BE_FUTURE = frozenset({"embargo_extended_until", "scheduled_start_at", "vendor_due_at"})
 ROW_COUNT_TOLERANCE = 0.5  # ±50 % of the previous run's row count
+EXAMPLE_ROWS = 20  # an outcome's examples come from the first unexpected values (GX's partial_unexpected_count)
 DATA_QUALITY_COLUMNS = (
     "source VARCHAR, expectation VARCHAR, column_name VARCHAR, success BOOLEAN, unexpected_count BIGINT, "
     "observed VARCHAR, blocking BOOLEAN, message VARCHAR"
@@ -197,6 +208,7 @@ class _Merged:
     element_count: int = 0
     observed: Any = None
     examples: dict | None = None
+    example_rows: int = 0  # how many of the table's first unexpected values ``examples`` counts
     error: str | None = None
 
 
@@ -222,11 +234,16 @@ def _merge(merged: _Merged, result) -> None:
     if "unexpected_count" in payload:
         merged.unexpected_count = (merged.unexpected_count or 0) + int(payload["unexpected_count"] or 0)
         merged.element_count += int(payload.get("element_count") or 0)
-        for item in payload.get("partial_unexpected_counts") or []:
+        # GX's examples (SUMMARY's partial_unexpected_counts) count the first unexpected values. Each chunk lists
+        # its own first ones, in table order: taking them until the table's first EXAMPLE_ROWS are in gives the
+        # examples of the whole table, wherever the chunks are cut. Pairs have no example.
+        first = (payload.get("partial_unexpected_list") or [])[: EXAMPLE_ROWS - merged.example_rows]
+        merged.example_rows += len(first)
+        for value in first:
             merged.examples = merged.examples or {}
-            key = _iso(item["value"]) if not isinstance(item["value"], tuple) else None
-            if key is not None:
-                merged.examples[key] = merged.examples.get(key, 0) + int(item["count"])
+            if not isinstance(value, tuple):
+                key = _iso(value)
+                merged.examples[key] = merged.examples.get(key, 0) + 1
 
 
 def _ident(name: str) -> str:
@@ -237,21 +254,25 @@ def _frames(con: duckdb.DuckDBPyConnection, query: str, chunk_rows: int) -> Iter
     """The query's rows as frames of ``chunk_rows`` rows (the last one shorter; one empty frame for no rows),
     cut from one streamed result: LIMIT/OFFSET per chunk would sort the table once per chunk."""
     reader = con.sql(query).to_arrow_reader(chunk_rows)
-    pending = pa.Table.from_batches([], schema=reader.schema)
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     yielded = False
     for record_batch in reader:
-        pending = pa.concat_tables([pending, pa.Table.from_batches([record_batch])])
-        while pending.num_rows >= chunk_rows:
-            yield _frame(pending.slice(0, chunk_rows))
-            pending = pending.slice(chunk_rows)
+        pending.append(record_batch)
+        pending_rows += record_batch.num_rows
+        while pending_rows >= chunk_rows:
+            rows = pa.Table.from_batches(pending, schema=reader.schema)
+            yield _frame(rows.slice(0, chunk_rows))
+            rest = rows.slice(chunk_rows)
+            pending, pending_rows = rest.to_batches(), rest.num_rows
             yielded = True
-    if pending.num_rows or not yielded:
-        yield _frame(pending)
+    if pending_rows or not yielded:
+        yield _frame(pa.Table.from_batches(pending, schema=reader.schema))
 
 
 def _frame(rows: pa.Table) -> pd.DataFrame:
-    """A chunk as pandas with text columns as categoricals: GX hashes every frame and filters it per
-    expectation, several times faster on categoricals than on arrow strings; the values are the same."""
+    """A chunk as pandas with text columns (enums; IDs come as null markers) as categoricals: GX hashes every
+    frame and filters it per expectation, several times faster on categoricals than on strings; same values."""
     rows = rows.combine_chunks()
     columns = [
         pc.dictionary_encode(column) if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
@@ -261,6 +282,24 @@ def _frame(rows: pa.Table) -> pd.DataFrame:
     return pa.Table.from_arrays(columns, names=rows.column_names).to_pandas()
 
 
+def _selection(source: Source, runnable: list[_Merged], present: set[str]) -> str:
+    """The SELECT list of what the runnable expectations read, in contract order.
+
+    A column whose only value check is not-null (a record ID: its uniqueness is counted in DuckDB) comes as a
+    null marker, 0 where it has a value and NULL where it has none: not-null sees exactly the same rows, and GX
+    does not fetch, hash and filter millions of distinct strings for it.
+    """
+    read = {c for m in runnable for c in _columns_of(m.type, m.kwargs)}
+    values_read = {c for m in runnable if m.type not in (_EXIST, _NOT_NULL) for c in _columns_of(m.type, m.kwargs)}
+    select = [
+        _ident(column.name) if column.name in values_read
+        else f"CASE WHEN {_ident(column.name)} IS NOT NULL THEN 0 END::UTINYINT AS {_ident(column.name)}"
+        for column in source.columns
+        if column.name in present and column.name in read
+    ]
+    return ", ".join(select) or "1 AS _row"
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -268,11 +307,12 @@ def validate_table(
     policy: Policy,
     as_of: Any,
     previous_rows: int | None,
-    chunk_rows: int = 500_000,
+    chunk_rows: int = 1_000_000,
 ) -> list[ExpectationOutcome]:
     """Validate a staged table against its source's suite; one outcome per expectation of the suite.
 
-    A table that does not exist gives no outcomes (ingest reports the source as "no data").
+    A table that does not exist gives no outcomes (ingest reports the source as "no data"). ``chunk_rows`` bounds
+    the rows GX holds at once (GX is fastest per row at about a million; each chunk costs GX a few copies of it).
     """
     with timed(con, f"expectations:{source_name}"):
         return _validate_table(con, table, source_name, policy, as_of, previous_rows, chunk_rows)
@@ -301,18 +341,15 @@ def _validate_table(
     merged = [
         _Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in expectations
     ]
-    chunks = max(1, math.ceil(total_rows / chunk_rows))
-    unique_in_duckdb = chunks > 1
     runnable = [
         (e, m)
         for e, m in zip(expectations, merged)
         if (e.expectation_type == _EXIST or all(c in present for c in _columns_of(m.type, m.kwargs)))
-        and not (unique_in_duckdb and m.type == _UNIQUE)
+        and m.type != _UNIQUE
     ]
     skipped = {id(m) for m in merged} - {id(m) for _, m in runnable}
 
-    wanted = [c.name for c in source.columns if c.name in present and c.kind != "text"]
-    select = ", ".join(_ident(c) for c in wanted) or "1 AS _row"
+    select = _selection(source, [m for _, m in runnable], present)
     order = "ORDER BY source_line" if "source_line" in present else ""
     context = _context()
     batch_definition = (
@@ -326,33 +363,39 @@ def _validate_table(
         expectation.meta = {**(expectation.meta or {}), "key": key}
         by_key[key] = outcome
     suite = gx.ExpectationSuite(name=f"{source.name}_contract", expectations=[e for e, _ in runnable])
+    # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also collect
+    # their row indexes.
+    result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
     for frame in _frames(con, f"SELECT {select} FROM {table} {order}", chunk_rows):
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(suite, result_format="SUMMARY")
-        for validation in result.results:
+        # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
+        # fingerprint) the frame twice.
+        validator = Validator(batch_definition, result_format=result_format, batch_parameters={"dataframe": frame})
+        for validation in validator.validate_expectation_suite(suite).results:
             _merge(by_key[int(validation.expectation_config.meta["key"])], validation)
 
     outcomes = []
     for outcome in merged:
         if id(outcome) in skipped:
-            if outcome.type == _UNIQUE and unique_in_duckdb and outcome.kwargs["column"] in present:
-                _unique_in_duckdb(con, table, outcome)
+            if outcome.type == _UNIQUE and outcome.kwargs["column"] in present:
+                _unique_in_duckdb(con, table, order, outcome)
             elif outcome.meta.get("check") != "required":
                 continue  # an optional column that the table does not have: nothing to check
         outcomes.append(_outcome(con, table, source, outcome, total_rows, present))
     return outcomes
 
 
-def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, merged: _Merged) -> None:
+def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, order: str, merged: _Merged) -> None:
+    """GX's uniqueness over the whole table: the rows whose ID occurs more than once, and as examples the IDs
+    of the first EXAMPLE_ROWS of those rows in table order, counted there."""
     column = _ident(merged.kwargs["column"])
-    rows, ids = con.execute(
-        f"""SELECT coalesce(sum(n), 0), count(*) FROM (
-                SELECT count(*) AS n FROM {table} WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1)"""
-    ).fetchall()[0]
+    groups = f"FROM {table} WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1"
+    rows = con.execute(f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n {groups})").fetchall()[0][0]
     examples = con.execute(
-        f"""SELECT CAST({column} AS VARCHAR), count(*) FROM {table} WHERE {column} IS NOT NULL
-            GROUP BY {column} HAVING count(*) > 1 ORDER BY count(*) DESC, 1 LIMIT 3"""
-    ).fetchall()
+        f"""SELECT CAST(id AS VARCHAR), count(*) FROM (
+                SELECT {column} AS id FROM {table} WHERE {column} IN (SELECT {column} {groups}) {order}
+                LIMIT {EXAMPLE_ROWS})
+            GROUP BY id"""
+    ).fetchall() if rows else []
     merged.unexpected_count = int(rows)
     merged.success = rows == 0
     merged.examples = {value: int(count) for value, count in examples}

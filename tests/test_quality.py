@@ -5,7 +5,7 @@ from __future__ import annotations
 import great_expectations as gx
 import pytest
 
-from compliance.quality import ExpectationOutcome, suite_for, validate_table, write_data_quality
+from compliance.quality import ExpectationOutcome, _context, suite_for, validate_table, write_data_quality
 
 AS_OF = "2026-11-01T00:00:00Z"
 COLUMNS = (
@@ -171,6 +171,64 @@ def test_chunked_validation_equals_unchunked(con, policy):
         ("expect_column_max_to_be_between", "resolved_at"): 1,
         ("expect_table_row_count_to_be_between", None): None,
     }
+
+
+def _gx_on_the_whole_table(con, policy) -> dict[tuple[str, str], tuple[bool, int, str]]:
+    """What GX itself reports for the row-by-row expectations on the whole table as one frame of its real values
+    (SUMMARY): per expectation, success, unexpected count and its three most frequent examples."""
+    frame = con.sql(
+        "SELECT * EXCLUDE (subject, description, source_file, source_line) FROM staged_tickets ORDER BY source_line"
+    ).df()
+    batch = (
+        _context().data_sources.add_pandas("reference").add_dataframe_asset("tickets")
+        .add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+    )
+    reference = {}
+    for result in batch.validate(suite_for("tickets", policy, as_of=AS_OF), result_format="SUMMARY").results:
+        if "unexpected_count" not in result.result:
+            continue
+        kwargs = result.expectation_config.kwargs
+        column = kwargs.get("column") or f"{kwargs['column_B']},{kwargs['column_A']}"
+        counts = sorted(
+            ((item["count"], item["value"]) for item in result.result.get("partial_unexpected_counts") or []
+             if isinstance(item["value"], str)),
+            key=lambda item: (-item[0], item[1]),
+        )
+        reference[(result.expectation_config.type, column)] = (
+            result.success, result.result["unexpected_count"], ", ".join(value for _, value in counts[:3])
+        )
+    return reference
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1000])
+def test_outcomes_are_those_of_gx_on_the_whole_table(con, policy, chunk_rows):
+    """Chunks, null markers for IDs and uniqueness counted in DuckDB change nothing: counts and examples are what
+    GX reports on the whole table, also where its first 20 unexpected values span chunks."""
+    rows = _clean_rows(60)
+    for i in range(5):
+        rows[i] = rows[i][:1] + ("fax",) + rows[i][2:]
+    for i in range(10, 30):
+        rows[i] = rows[i][:1] + ("telex",) + rows[i][2:]
+    for i in range(40, 50):
+        rows[i] = rows[i][:1] + ("pigeon",) + rows[i][2:]  # after the first 20 unknown channels: no example
+    for i in range(30, 60):
+        rows[i] = ("D1" if i < 42 else "D2",) + rows[i][1:]  # D2 is the most repeated, D1 repeated first
+    rows[6] = (None,) + rows[6][1:]
+    rows[8] = rows[8][:4] + (None,) + rows[8][5:]
+    rows[9] = rows[9][:5] + ("2026-01-01 00:00:00Z",) + rows[9][6:]
+    _staged(con, rows)
+    outcomes = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, None, chunk_rows=chunk_rows)
+    reference = _gx_on_the_whole_table(con, policy)
+    checked = [outcome for outcome in outcomes if (outcome.expectation, outcome.column) in reference]
+    assert len(checked) == len(reference) == 12
+    for outcome in checked:
+        success, unexpected_count, examples = reference[(outcome.expectation, outcome.column)]
+        assert (outcome.success, outcome.unexpected_count) == (success, unexpected_count), outcome
+        assert examples in outcome.observed, outcome
+    failed = {(o.expectation, o.column): o.observed for o in _failed(outcomes)}
+    assert failed[("expect_column_values_to_be_in_set", "channel")] == "35 unknown: telex, fax"
+    assert failed[("expect_column_values_to_be_unique", "ticket_id")] == "30 rows share an ID (e.g. D1, D2)"
+    assert failed[("expect_column_values_to_not_be_null", "ticket_id")] == "1 of 60 rows empty"
 
 
 def test_missing_table_gives_no_outcomes(con, policy):
