@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from compliance.sla import evaluate_ticket_clocks
+from compliance.rules.common import install_macros, stored_in_order
+from compliance.sla import AT_RISK_ORDER, TICKET_SLA_ORDER, evaluate_ticket_clocks
 
 from conftest import load_staged_tickets
 
@@ -150,3 +151,29 @@ def test_edges_by_hand(con, policy):
     assert got["FUTURE"][1] == "excluded"
     violations = con.execute("SELECT record_id, overdue_seconds, explanation FROM violations_tickets WHERE record_id = 'LATE'").fetchall()
     assert violations[0][1] == 1 and "1 s late (1 s of CAL-BH-EST open time)" in violations[0][2]
+
+
+def test_ticket_sla_and_at_risk_are_stored_in_the_order_of_their_evidence(con, policy):
+    rng = random.Random(7)
+    tickets = [random_ticket(rng, index, policy) for index in range(3000)]
+    load_staged_tickets(con, [{**t, 'status': 'open'} for t in reversed(tickets)])
+    evaluate_ticket_clocks(con, policy, AS_OF)
+    for table, order in (("ticket_sla", TICKET_SLA_ORDER), ("at_risk", AT_RISK_ORDER)):
+        stored = con.execute(f"SELECT record_id, rule_id, cycle FROM {table}").fetchall()
+        assert len(stored) > 100 and stored == con.execute(f"SELECT record_id, rule_id, cycle FROM {table} ORDER BY {order}").fetchall()
+        assert stored_in_order(con, table, order)
+    assert not stored_in_order(con, "ticket_sla", "record_id")
+    con.execute("CREATE OR REPLACE TABLE ticket_sla AS SELECT * FROM ticket_sla")
+    assert not stored_in_order(con, "ticket_sla", TICKET_SLA_ORDER)
+
+
+def test_utc_wall_time_without_a_time_zone_conversion(con):
+    install_macros(con)
+    values = ["TIMESTAMPTZ '2026-03-08 07:00:00.25+00'", "TIMESTAMPTZ '1969-12-31 23:59:59.999999+00'",
+              "TIMESTAMPTZ '0044-03-15 10:00:00+00' - INTERVAL 100 YEARS", "'infinity'::TIMESTAMPTZ",
+              "'-infinity'::TIMESTAMPTZ", "NULL::TIMESTAMPTZ", "TIMESTAMP '2026-03-08 07:00:00'"]
+    for value in values:
+        same = con.execute(f"SELECT cr_utc(t) IS NOT DISTINCT FROM timezone('UTC', t) FROM (SELECT {value} AS t)").fetchall()
+        assert same == [(True,)], value
+    assert con.execute("SELECT cr_ts(TIMESTAMPTZ '2026-03-08 07:00:00+00'), cr_ts(TIMESTAMPTZ '2026-03-08 07:00:09.5+00')"
+                       ).fetchall() == [("2026-03-08 07:00 UTC", "2026-03-08 07:00:09 UTC")]

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from compliance.evidence import _csv_copy
 from compliance.generate import GenerateOptions, generate
 from pipelines.cli import main
 from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
@@ -127,6 +128,36 @@ def test_csv_cells_cannot_run_as_formulas(tmp_path):
     assert "'@SUM(A1)" in quarantine
     report = (out / "compliance_report.html").read_text(encoding="utf-8")
     assert "<script>alert" not in report
+
+
+def test_large_csv_evidence_keeps_its_order_and_stays_inert(memory_con, tmp_path):
+    # Many vectors of 2048 rows written by parallel threads, from a table stored in order (as ticket_sla is): the
+    # file keeps the stored order. (A formula test written as IN (...) became a join that lost it.)
+    memory_con.execute(
+        "CREATE TABLE t AS SELECT i, CASE i % 7 WHEN 0 THEN '=1+' WHEN 1 THEN '-2' WHEN 2 THEN '@x' WHEN 3 THEN chr(9) || 'y' "
+        "ELSE 'R' || i END AS s FROM range(200000) r(i) ORDER BY i"
+    )
+    for order_by in ("", "i"):
+        memory_con.execute(_csv_copy(memory_con, "t", order_by, tmp_path / "t.csv"))
+        rows = read_csv(tmp_path / "t.csv")
+        assert [int(row["i"]) for row in rows] == list(range(200000))
+    assert {row["s"][0] for row in rows} == {"'", "R"}
+    assert [row["s"] for row in rows[:5]] == ["'=1+", "'-2", "'@x", "'\ty", "R4"]
+
+
+def test_csv_evidence_timestamps(memory_con, tmp_path):
+    def rendered(*values: str) -> list[str]:
+        memory_con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM (VALUES {', '.join(f'({n}, {v})' for n, v in enumerate(values))}) v(n, moment)")
+        memory_con.execute(_csv_copy(memory_con, "t", "n", tmp_path / "t.csv"))
+        return [row["moment"] for row in read_csv(tmp_path / "t.csv")]
+
+    # whole seconds everywhere (formatted by the CSV writer), then a fraction, +-infinity and a year before 1000
+    assert rendered("TIMESTAMPTZ '2026-03-08 07:00:00+00'", "NULL") == ["2026-03-08T07:00:00Z", ""]
+    assert rendered("TIMESTAMPTZ '2026-03-08 07:00:00+00'", "TIMESTAMPTZ '2026-03-08 07:00:00.25+00'") == [
+        "2026-03-08T07:00:00Z", "2026-03-08T07:00:00.250000Z"]
+    assert rendered("TIMESTAMPTZ '0999-01-02 03:04:05+00'", "'infinity'::TIMESTAMPTZ", "'-infinity'::TIMESTAMPTZ") == [
+        "0999-01-02T03:04:05Z", "infinity", "-infinity"]
+    assert rendered("TIMESTAMP '2026-03-08 07:00:00'") == ["2026-03-08T07:00:00Z"]
 
 
 def test_cli_run_and_exit_codes(exports, tmp_path, capsys):

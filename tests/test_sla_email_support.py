@@ -110,6 +110,22 @@ def test_response_times_table(con, email_policy):
         "AND tier = 'urgent' AND plan = 'all' AND period = 'all'"
     ).fetchall()
     assert rows == [(4, 48 * 3600 + 1)]
+    # overall, per channel, per tier, per plan and per month; no cross tabulations
+    breakdowns = con.execute(
+        "SELECT metric, list_sort(list_filter([CASE WHEN channel <> 'all' THEN 'channel' END, "
+        "CASE WHEN tier <> 'all' THEN 'tier' END, CASE WHEN plan <> 'all' THEN 'plan' END, "
+        "CASE WHEN period <> 'all' THEN 'period' END], lambda x: x IS NOT NULL)) AS dims, count(*) "
+        "FROM response_times GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    answered = sum(1 for case in CASES if case[3] is not None)
+    assert [(dims, n) for metric, dims, n in breakdowns if metric == "first_response"] == [
+        ([], 1), (["channel"], 1), (["period"], 1), (["plan"], 1), (["tier"], 3)
+    ]
+    assert con.execute(
+        "SELECT channel, plan, period, count FROM response_times WHERE metric = 'first_response' "
+        "AND (channel <> 'all' OR plan <> 'all' OR period <> 'all')"
+    ).fetchall() == [("all", "all", "2026-11", answered), ("all", "unknown", "all", answered),
+                     ("technical", "all", "all", answered)]
 
 
 def test_acknowledgment_stops_at_the_first_auto_ack_event(con, email_policy):

@@ -36,15 +36,20 @@ ITEM_COLUMNS = (
     "duration_seconds DOUBLE, due_at TIMESTAMPTZ, actual_at TIMESTAMPTZ, overdue_seconds BIGINT, "
     "severity VARCHAR, explanation VARCHAR"
 )
-ITEM_NAMES = [part.split()[0] for part in ITEM_COLUMNS.split(", ")]
+_ITEM_TYPES = [tuple(part.split()) for part in ITEM_COLUMNS.split(", ")]
+ITEM_NAMES = [column for column, _ in _ITEM_TYPES]
 
 _MACROS = [
+    # The UTC wall time of a TIMESTAMPTZ as a TIMESTAMP, i.e. timezone('UTC', t), straight from the epoch: a
+    # time-zone conversion costs twenty times as much (+-infinity has no epoch and takes the conversion).
+    """CREATE OR REPLACE TEMP MACRO cr_utc(t) AS
+           CASE WHEN isfinite(t) THEN make_timestamp(epoch_us(t)) ELSE timezone('UTC', t) END""",
     # A timestamp as a compliance officer reads it, always in UTC; seconds only when they matter.
     """CREATE OR REPLACE TEMP MACRO cr_ts(t) AS CASE
            WHEN t IS NULL THEN 'never'
-           WHEN date_part('second', timezone('UTC', t)) = 0 AND date_part('microsecond', timezone('UTC', t)) = 0
-               THEN strftime(timezone('UTC', t), '%Y-%m-%d %H:%M UTC')
-           ELSE strftime(timezone('UTC', t), '%Y-%m-%d %H:%M:%S UTC') END""",
+           WHEN date_part('second', cr_utc(t)) = 0 AND date_part('microsecond', cr_utc(t)) = 0
+               THEN strftime(cr_utc(t), '%Y-%m-%d %H:%M UTC')
+           ELSE strftime(cr_utc(t), '%Y-%m-%d %H:%M:%S UTC') END""",
     # A non-negative number of seconds in words: "3 days 23 h 12 min", "1 s", "0 s".
     """CREATE OR REPLACE TEMP MACRO cr_dur(s) AS CASE
            WHEN s IS NULL THEN 'an unknown time'
@@ -73,6 +78,27 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
     ).fetchone()
     return bool(row and row[0])
+
+
+# A table stored in the order its readers want says so in its comment, so that they need not sort it again: a
+# scan returns the rows in insertion order while preserve_insertion_order is on (DuckDB's default). Replacing the
+# table drops the comment.
+_STORED_ORDER = "stored in order: "
+
+
+def mark_stored_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> None:
+    """Record that ``table`` was filled by one INSERT ... ORDER BY ``order_by``."""
+    con.execute(f"COMMENT ON TABLE {table} IS {lit(_STORED_ORDER + order_by)}")
+
+
+def stored_in_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> bool:
+    """Whether a scan of ``table`` returns its rows ordered by ``order_by`` (see :func:`mark_stored_order`)."""
+    rows = con.execute(
+        "SELECT comment, current_setting('preserve_insertion_order') FROM duckdb_tables() "
+        "WHERE table_name = ? AND NOT temporary",
+        [table],
+    ).fetchall()
+    return len(rows) == 1 and rows[0][0] == _STORED_ORDER + order_by and bool(rows[0][1])
 
 
 def lit(value: str) -> str:
@@ -116,6 +142,19 @@ def create_items(con: duckdb.DuckDBPyConnection, domain: str) -> str:
 
 def insert_items(con: duckdb.DuckDBPyConnection, items: str, select_sql: str) -> None:
     con.execute(f"INSERT INTO {items} ({', '.join(ITEM_NAMES)}) {select_sql}")
+
+
+def create_items_view(con: duckdb.DuckDBPyConnection, domain: str, select_sql: str) -> str:
+    """The items of one SELECT (columns in the order of ``ITEM_COLUMNS``) as a view instead of a table.
+
+    For items read straight off one large table: writing millions of items out first costs more than the two
+    reads of :func:`write_violations` (breaches only) and :func:`write_metrics` (no explanations). Drop it with
+    ``DROP VIEW``.
+    """
+    name = f"_items_{domain}"
+    typed = ", ".join(f"CAST({column} AS {column_type}) AS {column}" for column, column_type in _ITEM_TYPES)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {typed} FROM ({select_sql}) AS s({', '.join(ITEM_NAMES)})")
+    return name
 
 
 def create_empty_results(con: duckdb.DuckDBPyConnection, domain: str) -> None:
@@ -206,12 +245,13 @@ def write_metrics(
     con.execute(
         f"""CREATE OR REPLACE TABLE metrics_{domain} AS
         WITH base AS (
-            SELECT rule_id, strftime(timezone('UTC', period_at), '%Y-%m') AS period, segment, state,
+            -- grouped on the month as a timestamp, written as text per group: formatting every item costs more
+            SELECT rule_id, date_trunc('month', cr_utc(period_at)) AS month, segment, state,
                    CASE WHEN state <> 'excluded' THEN duration_seconds END AS d
             FROM {items}
         ), agg AS (
             SELECT rule_id,
-                   CASE WHEN grouping(period) = 1 THEN 'all' ELSE period END AS period,
+                   CASE WHEN grouping(month) = 1 THEN 'all' ELSE strftime(month, '%Y-%m') END AS period,
                    CASE WHEN grouping(segment) = 1 THEN 'all' ELSE segment END AS segment,
                    count(*) FILTER (WHERE state = 'achieved') AS achieved,
                    count(*) FILTER (WHERE state = 'breached') AS breached,
@@ -220,8 +260,8 @@ def write_metrics(
                    -- one aggregate for the three fractions holds the values once, not three times
                    quantile_cont(d, [0.5, 0.9, 0.95]) AS q, max(d) AS max_seconds
             FROM base
-            GROUP BY GROUPING SETS ((rule_id), (rule_id, period), (rule_id, segment), (rule_id, period, segment))
-            HAVING NOT (grouping(period) = 0 AND period IS NULL) AND NOT (grouping(segment) = 0 AND segment IS NULL)
+            GROUP BY GROUPING SETS ((rule_id), (rule_id, month), (rule_id, segment), (rule_id, month, segment))
+            HAVING NOT (grouping(month) = 0 AND month IS NULL) AND NOT (grouping(segment) = 0 AND segment IS NULL)
         )
         SELECT CAST(rule_id AS VARCHAR) AS rule_id, CAST({lit(domain)} AS VARCHAR) AS domain,
                CAST(period AS VARCHAR) AS period, CAST(segment AS VARCHAR) AS segment,
