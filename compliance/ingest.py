@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import duckdb
 
@@ -521,82 +523,129 @@ def _parse_and_check(
          f"strftime({earlier}, '%Y-%m-%dT%H:%M:%SZ')")
         for earlier, later in source.ordered
     ]
-    def parsed(rows: str) -> str:
-        return f"(SELECT source_line, {_ident(present[source.record_id])} AS raw_record_id, {', '.join(parses)} FROM {rows})"
+    def parsed(rows: str, *passing: str) -> str:
+        kept = "".join(f", {column}" for column in passing)
+        return f"(SELECT source_line, {_ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {rows})"
 
     # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
     rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
+    keep = "NOT rejected"
+    if source.unique:
+        keep += _quarantine_duplicates(con, source, file_name, raw, present, parsed, rejected)
     columns = ", ".join(column.name for column in source.columns)
-    # Every row is written with a rejected flag, then the rejected rows (a few) are parsed again for their
-    # messages and leave the table. Filtering in the first query instead would evaluate every parse once per
-    # condition using it; building messages there would cost more than the second parse of a few rows.
-    con.execute(
-        f"""CREATE OR REPLACE TABLE {target} AS
-            SELECT {columns}, {_quote(file_name)} AS source_file, source_line, {rejected} AS __rejected
-            FROM {parsed(raw)}"""
-    )
+    # Scan, parse and filter keep the file order: no join, no sort.
+    with _filters_after_parse(con):
+        con.execute(
+            f"""CREATE OR REPLACE TABLE {target} AS
+                SELECT {columns}, {_quote(file_name)} AS source_file, source_line
+                FROM (SELECT *, {rejected} AS rejected FROM {parsed(raw)}) WHERE {keep}"""
+        )
+    con.execute(f"RESET VARIABLE duplicates_{source.name}")
+    # The rejected rows (a few) are parsed again, on their own, for their messages.
     problems = ", ".join(
         f"CASE WHEN {condition} THEN {{'code': {_quote(code)}, 'message': {message}}} END"
         for condition, code, message in checks
     )
-    rejected_rows = f"(SELECT * FROM {raw} WHERE source_line IN (SELECT source_line FROM {target} WHERE __rejected))"
+    quarantined = "SELECT line FROM quarantine WHERE source_file = $file"
+    rejected_rows = (f"(SELECT * FROM {raw} WHERE source_line IN "
+                     f"(SELECT source_line FROM {raw} ANTI JOIN {target} USING (source_line) EXCEPT {quarantined}))")
     _quarantine(
         con, file_name,
         f"SELECT source_line, raw_record_id, list_filter([{problems}], lambda p: p IS NOT NULL) AS problems "
         f"FROM {parsed(rejected_rows)}",
     )
-    con.execute(f"DELETE FROM {target} WHERE __rejected")
-    con.execute(f"ALTER TABLE {target} DROP COLUMN __rejected")
-    if source.unique:
-        _quarantine_duplicates(con, source, file_name, raw, present, target)
+
+
+@contextmanager
+def _filters_after_parse(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Filters stay where the query puts them, after the parse: pushed down into it, a filter on the rejected flag
+    would repeat a value's parse for every condition that reads the value, and run on every row of the file."""
+    con.execute("SET disabled_optimizers = 'filter_pushdown'")
+    try:
+        yield
+    finally:
+        con.execute("RESET disabled_optimizers")
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> None:
     """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}), in line order."""
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT {_quote(file_name)}, source_line, raw_record_id, problems[1].code,
+            SELECT $file, source_line, raw_record_id, problems[1].code,
                    -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
                    -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
                    array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql('p.message')}),
                        lambda m: CASE WHEN length(m) > {_REASON_MAX_CHARS} THEN left(m, {_REASON_MAX_CHARS - 1}) || '…'
                                       ELSE m END), '; ')
-            FROM ({rows}) ORDER BY source_line"""
+            FROM ({rows}) ORDER BY source_line""",
+        {"file": file_name},
     )
 
 
 def _quarantine_duplicates(
-    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], target: str
-) -> None:
-    """Among the accepted rows the first occurrence of an ID is kept; later ones move to quarantine."""
+    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str],
+    parsed: Callable[..., str], rejected: str,
+) -> str:
+    """Among the rows that pass every check, the first occurrence of an ID is kept; later ones are quarantined here.
+
+    Returns a condition on ``raw`` rows (`` AND NOT <later duplicate>``, or nothing) for the load to leave them
+    out. Only rows whose ID occurs more than once in the file are parsed and judged, a few.
+    """
     key = source.record_id
+    raw_key = f"nullif(trim({_ident(present[key])}), '')"
+    # "Exact duplicate" compares the raw rows as read (every column of the contract).
+    raw_columns = ", ".join(_ident(present[c.name]) for c in source.columns if c.name in present)
     duplicates = f"duplicates_{source.name}"
+    # The lines whose ID occurs more than once are found from the key column alone; whole rows are read for
+    # those lines only.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {duplicates} AS
-            SELECT source_line, {key} AS id, first_value(source_line) OVER w AS first_line, row_number() OVER w AS occurrence
-            FROM {target} WHERE {key} IN (SELECT {key} FROM {target} GROUP BY {key} HAVING count(*) > 1)
-            WINDOW w AS (PARTITION BY {key} ORDER BY source_line)"""
+        f"""CREATE OR REPLACE TEMP TABLE {duplicates}_shared AS SELECT source_line FROM {raw}
+            WHERE {raw_key} IN (SELECT {raw_key} FROM {raw} GROUP BY ALL HAVING count(*) > 1)"""
     )
-    if con.execute(f"SELECT count(*) FROM {duplicates}").fetchall()[0][0]:
-        # "Exact duplicate" compares the raw rows as read (every column of the contract), so it is decided on them.
-        raw_columns = ", ".join(_ident(present[c.name]) for c in source.columns if c.name in present)
+    shared = _lines_condition(con, f"{duplicates}_shared", f"{duplicates}_shared")
+    con.execute(f"DROP TABLE {duplicates}_shared")
+    if shared is None:
+        return ""
+    with _filters_after_parse(con):
         con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {duplicates}_raw AS
-                SELECT source_line, {_ident(present[key])} AS raw_record_id, hash({raw_columns}) AS content_hash
-                FROM {raw} WHERE source_line IN (SELECT source_line FROM {duplicates})"""
+            f"""CREATE OR REPLACE TEMP TABLE {duplicates} AS
+            WITH candidates AS (
+                SELECT *, hash({raw_columns}) AS content_hash FROM {raw} WHERE {shared}
+            ), accepted AS (
+                SELECT * FROM (SELECT *, {rejected} AS rejected FROM {parsed("candidates", "content_hash")})
+                WHERE NOT rejected
+            )
+            SELECT source_line, raw_record_id, {key} AS id, content_hash,
+                   first_value(source_line) OVER w AS first_line, first_value(content_hash) OVER w AS first_hash,
+                   row_number() OVER w AS occurrence
+            FROM accepted
+            WINDOW w AS (PARTITION BY {key} ORDER BY source_line)"""
         )
-        _quarantine(
-            con, file_name,
-            f"""SELECT d.source_line, r.raw_record_id,
-                       [CASE WHEN r.content_hash = f.content_hash
-                             THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || d.first_line}}
-                             ELSE {{'code': 'duplicate_id', 'message': '{key} ' || d.id
-                                    || ' already used on line ' || d.first_line || ' (that row is kept)'}} END] AS problems
-                FROM {duplicates} d
-                JOIN {duplicates}_raw r ON r.source_line = d.source_line
-                JOIN {duplicates}_raw f ON f.source_line = d.first_line
-                WHERE d.occurrence > 1""",
-        )
-        con.execute(f"DELETE FROM {target} WHERE source_line IN (SELECT source_line FROM {duplicates} WHERE occurrence > 1)")
-        con.execute(f"DROP TABLE {duplicates}_raw")
+    con.execute(f"RESET VARIABLE {duplicates}_shared")
+    con.execute(f"DELETE FROM {duplicates} WHERE occurrence = 1")
+    _quarantine(
+        con, file_name,
+        f"""SELECT source_line, raw_record_id,
+                   [CASE WHEN content_hash = first_hash
+                         THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || first_line}}
+                         ELSE {{'code': 'duplicate_id', 'message': '{key} ' || id
+                                || ' already used on line ' || first_line || ' (that row is kept)'}} END] AS problems
+            FROM {duplicates}""",
+    )
+    later = _lines_condition(con, duplicates, duplicates)
     con.execute(f"DROP TABLE {duplicates}")
+    return f" AND NOT {later}" if later else ""
+
+
+def _lines_condition(con: duckdb.DuckDBPyConnection, variable: str, lines: str) -> str | None:
+    """SQL condition: a row's ``source_line`` is one of those in table ``lines``; None when there are none.
+
+    A bit per line in a session variable, looked up per row: unlike a join, this keeps the scan's order and never
+    builds a hash table of the scanned side. The variable lives until the session ends or is reset.
+    """
+    first, last = con.execute(f"SELECT min(source_line), max(source_line) FROM {lines}").fetchall()[0]
+    if first is None:
+        return None
+    con.execute(f"SET VARIABLE {variable} = (SELECT bitstring_agg(source_line, {first}, {last}) FROM {lines})")
+    return (f"CASE WHEN source_line BETWEEN {first} AND {last} "
+            f"THEN get_bit(getvariable('{variable}'), (source_line - {first})::INTEGER) = 1 ELSE false END")
