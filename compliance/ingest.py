@@ -612,17 +612,17 @@ def _quarantine_duplicates(
     with _filters_after_parse(con):
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {duplicates} AS
-            WITH candidates AS (
-                SELECT *, hash({raw_columns}) AS content_hash FROM {raw} WHERE {shared}
-            ), accepted AS (
-                SELECT * FROM (SELECT *, {rejected} AS rejected FROM {parsed("candidates", "content_hash")})
-                WHERE NOT rejected
-            )
-            SELECT source_line, raw_record_id, {key} AS id, content_hash,
-                   first_value(source_line) OVER w AS first_line, first_value(content_hash) OVER w AS first_hash,
-                   row_number() OVER w AS occurrence
-            FROM accepted
-            WINDOW w AS (PARTITION BY {key} ORDER BY source_line)"""
+                WITH candidates AS (
+                    SELECT *, hash({raw_columns}) AS content_hash FROM {raw} WHERE {shared}
+                ), accepted AS (
+                    SELECT * FROM (SELECT *, {rejected} AS rejected FROM {parsed("candidates", "content_hash")})
+                    WHERE NOT rejected
+                )
+                SELECT source_line, raw_record_id, {key} AS id, content_hash,
+                       first_value(source_line) OVER w AS first_line, first_value(content_hash) OVER w AS first_hash,
+                       row_number() OVER w AS occurrence
+                FROM accepted
+                WINDOW w AS (PARTITION BY {key} ORDER BY source_line)"""
         )
     con.execute(f"RESET VARIABLE {duplicates}_shared")
     con.execute(f"DELETE FROM {duplicates} WHERE occurrence = 1")
