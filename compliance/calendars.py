@@ -70,6 +70,8 @@ import duckdb
 import holidays as holidays_lib
 import polars as pl
 
+from compliance.rules.common import ident
+
 __all__ = [
     "CalendarError",
     "CalendarSpec",
@@ -538,10 +540,6 @@ _MAX_HORIZON_YEARS = 60
 _DAY0 = 800_000   # UTC day numbers are shifted by this so that integer division never sees negative values
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _ts(expr: str) -> str:
     """SQL: epoch microseconds -> TIMESTAMPTZ, independent of the session time zone."""
     return f"timezone('UTC', make_timestamp(({expr})::BIGINT))"
@@ -792,7 +790,7 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
     def day_no(t: str) -> str:
         return f"(({t}) // {_DAY_US} + CASE WHEN ({t}) < 0 AND ({t}) % {_DAY_US} <> 0 THEN -1 ELSE 0 END + {_DAY0})"
 
-    out = output_table if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", output_table) else _quote_ident(output_table)
+    out = output_table if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", output_table) else ident(output_table)
     tsec_c = "c.target_seconds" if tsec == "target_seconds" else tsec
     tdays_c = "c.target_days" if tdays == "target_days" else tdays
     return f"""

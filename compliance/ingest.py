@@ -29,7 +29,7 @@ import duckdb
 from compliance.contract import REQUEST_TYPES, SOURCES, Column, Source
 from compliance.landing import export_files, file_pattern, file_sha256, format_conflicts
 from compliance.policy import Policy
-from compliance.rules.common import table_exists
+from compliance.rules.common import ident, lit, table_exists
 from compliance.secrets import redact_sql
 
 _REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
@@ -235,14 +235,6 @@ def _source_status(entries: list[FileEntry]) -> tuple[str, str | None]:
     return "unusable", "; ".join(f"{file}: {problem}" for problem, file in problems.items())
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _load_version(
     con: duckdb.DuckDBPyConnection, source: Source, path: Path, sha256: str, settings: str, policy: Policy
 ) -> MergeCounts:
@@ -337,7 +329,7 @@ def _read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_f
     columns it needs), CSV and JSON Lines through an in-memory temporary table. Writing millions of distinct
     strings (timestamps as text) to the database file would cost more than everything else of the load.
     """
-    location = _quote(str(path))
+    location = lit(str(path))
     try:
         if file_format == "csv":
             rejected = _read_csv(con, source, path, f"{raw}_text")
@@ -348,7 +340,7 @@ def _read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_f
                 row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
                 if row[0] not in ("file_row_number", "source_line")
             ]
-            casts = ", ".join(f"CAST({_ident(name)} AS VARCHAR) AS {_ident(name)}" for name in columns)
+            casts = ", ".join(f"CAST({ident(name)} AS VARCHAR) AS {ident(name)}" for name in columns)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {casts}, file_row_number + 1 AS source_line FROM {reader}")
             return 0
         else:
@@ -367,7 +359,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text: 
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {text} AS
             SELECT *, row_number() OVER () + 1 AS source_line
-            FROM read_csv({_quote(str(path))}, header = true, all_varchar = true, strict_mode = true,
+            FROM read_csv({lit(str(path))}, header = true, all_varchar = true, strict_mode = true,
                           store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')"""
     )
     # Malformed records (wrong column count, broken quoting, invalid UTF-8) are quarantined with DuckDB's
@@ -391,7 +383,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text: 
         con.execute(f"ALTER TABLE {text}_renumbered RENAME TO {text}")
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT {_quote(path.name)}, line, NULL, 'malformed_row', 'malformed CSV row: ' || error_message
+            SELECT {lit(path.name)}, line, NULL, 'malformed_row', 'malformed CSV row: ' || error_message
             FROM {rejects}_lines"""
     )
     for table in (rejects, scans, f"{rejects}_lines"):
@@ -405,13 +397,13 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {lines} AS
             SELECT json_line, row_number() OVER () AS source_line
-            FROM read_csv({_quote(str(path))}, columns = {{'json_line': 'VARCHAR'}}, header = false,
+            FROM read_csv({lit(str(path))}, columns = {{'json_line': 'VARCHAR'}}, header = false,
                           delim = chr(31), quote = '', escape = '', auto_detect = false)"""
     )
     con.execute(f"DELETE FROM {lines} WHERE json_line IS NULL OR trim(json_line) = ''")
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT {_quote(path.name)}, source_line, NULL, 'malformed_row', 'not a JSON object on this line'
+            SELECT {lit(path.name)}, source_line, NULL, 'malformed_row', 'not a JSON object on this line'
             FROM {lines}
             WHERE NOT json_valid(json_line) OR json_type(json_line) <> 'OBJECT'"""
     )
@@ -424,7 +416,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, text
         ).fetchall()
     ]
     extracts = ", ".join(
-        f"json_extract_string(json_line, {_quote('$.' + _ident(key))}) AS {_ident(key)}" for key in keys
+        f"json_extract_string(json_line, {lit('$.' + ident(key))}) AS {ident(key)}" for key in keys
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {text} AS SELECT {extracts + ',' if extracts else ''} source_line
@@ -462,12 +454,12 @@ def _timestamp_sql(text: str, source_timezone: str) -> str:
     aware = f"TRY_CAST({text} AS TIMESTAMPTZ)"
     if source_timezone == "UTC":
         return aware
-    return f"CASE WHEN {_zoned_sql(text)} THEN {aware} ELSE timezone({_quote(source_timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
+    return f"CASE WHEN {_zoned_sql(text)} THEN {aware} ELSE timezone({lit(source_timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
 
 
 def _zoned_sql(text: str) -> str:
     """SQL: whether a timestamp text carries its own offset or zone (else it is a wall time of the source zone)."""
-    return (f"(regexp_matches({text}, {_quote(_OFFSET_PATTERN)}) "
+    return (f"(regexp_matches({text}, {lit(_OFFSET_PATTERN)}) "
             f"OR TRY_CAST({text} AS TIMESTAMPTZ) <> timezone('UTC', TRY_CAST({text} AS TIMESTAMP)))")
 
 
@@ -485,7 +477,7 @@ def _parse_and_check(
     zone = policy.source_timezone
     for column in source.columns:
         name = column.name
-        raw_ref = _ident(present[name]) if name in present else "NULL::VARCHAR"
+        raw_ref = ident(present[name]) if name in present else "NULL::VARCHAR"
         trimmed = f"nullif(trim({raw_ref}), '')"
         text = name  # ids and free text are kept as trimmed text: nothing to parse
         if column.kind in ("timestamp", "boolean", "enum"):
@@ -499,21 +491,21 @@ def _parse_and_check(
                 # A naive wall time inside a spring-forward gap never happened; reading it back shows the shift.
                 checks.append((
                     f"NOT {_zoned_sql(text)} AND {name} IS NOT NULL "
-                    f"AND timezone({_quote(zone)}, {name}) <> TRY_CAST({text} AS TIMESTAMP)",
+                    f"AND timezone({lit(zone)}, {name}) <> TRY_CAST({text} AS TIMESTAMP)",
                     "nonexistent_local_time",
                     f"'{name}: ' || {text} || ' does not exist in {zone} (skipped by a daylight-saving change)'",
                 ))
         elif column.kind == "boolean":
             lowered = f"lower({trimmed})"
             parses.append(
-                f"CASE WHEN {lowered} IN ({', '.join(map(_quote, _TRUE))}) THEN true "
-                f"WHEN {lowered} IN ({', '.join(map(_quote, _FALSE))}) THEN false END AS {name}"
+                f"CASE WHEN {lowered} IN ({', '.join(map(lit, _TRUE))}) THEN true "
+                f"WHEN {lowered} IN ({', '.join(map(lit, _FALSE))}) THEN false END AS {name}"
             )
             checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_boolean",
                            f"'{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}"))
         elif column.kind == "enum":
             allowed = _allowed_values(column, policy)
-            cases = " ".join(f"WHEN {_quote(spelling)} THEN {_quote(value)}" for spelling, value in sorted(allowed.items()))
+            cases = " ".join(f"WHEN {lit(spelling)} THEN {lit(value)}" for spelling, value in sorted(allowed.items()))
             parses.append(f"CASE lower({trimmed}) {cases} END AS {name}" if allowed else f"NULL::VARCHAR AS {name}")
             checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "unknown_value", f"'{name}: unknown value ' || {text}"))
         else:
@@ -528,7 +520,7 @@ def _parse_and_check(
     ]
     def parsed(rows: str, *passing: str) -> str:
         kept = "".join(f", {column}" for column in passing)
-        return f"(SELECT source_line, {_ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {rows})"
+        return f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {rows})"
 
     # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
     rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
@@ -540,13 +532,13 @@ def _parse_and_check(
     with _filters_after_parse(con):
         con.execute(
             f"""CREATE OR REPLACE TABLE {target} AS
-                SELECT {columns}, {_quote(file_name)} AS source_file, source_line
+                SELECT {columns}, {lit(file_name)} AS source_file, source_line
                 FROM (SELECT *, {rejected} AS rejected FROM {parsed(raw)}) WHERE {keep}"""
         )
     con.execute(f"RESET VARIABLE duplicates_{source.name}")
     # The rejected rows (a few) are parsed again, on their own, for their messages.
     problems = ", ".join(
-        f"CASE WHEN {condition} THEN {{'code': {_quote(code)}, 'message': {message}}} END"
+        f"CASE WHEN {condition} THEN {{'code': {lit(code)}, 'message': {message}}} END"
         for condition, code, message in checks
     )
     quarantined = "SELECT line FROM quarantine WHERE source_file = $file"
@@ -595,9 +587,9 @@ def _quarantine_duplicates(
     out. Only rows whose ID occurs more than once in the file are parsed and judged, a few.
     """
     key = source.record_id
-    raw_key = f"nullif(trim({_ident(present[key])}), '')"
+    raw_key = f"nullif(trim({ident(present[key])}), '')"
     # "Exact duplicate" compares the raw rows as read (every column of the contract).
-    raw_columns = ", ".join(_ident(present[c.name]) for c in source.columns if c.name in present)
+    raw_columns = ", ".join(ident(present[c.name]) for c in source.columns if c.name in present)
     duplicates = f"duplicates_{source.name}"
     # The lines whose ID occurs more than once are found from the key column alone; whole rows are read for
     # those lines only.

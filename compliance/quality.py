@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from compliance.contract import SOURCES, Column, Source
 from compliance.ingest import _allowed_values
 from compliance.policy import Policy
+from compliance.rules.common import ident
 from compliance.secrets import redact
 from compliance.timings import timed
 
@@ -246,10 +247,6 @@ def _merge(merged: _Merged, result) -> None:
                 merged.examples[key] = merged.examples.get(key, 0) + 1
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _frames(con: duckdb.DuckDBPyConnection, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The query's rows as frames of ``chunk_rows`` rows (the last one shorter; one empty frame for no rows),
     cut from one streamed result: LIMIT/OFFSET per chunk would sort the table once per chunk."""
@@ -292,8 +289,8 @@ def _selection(source: Source, runnable: list[_Merged], present: set[str]) -> st
     read = {c for m in runnable for c in _columns_of(m.type, m.kwargs)}
     values_read = {c for m in runnable if m.type not in (_EXIST, _NOT_NULL) for c in _columns_of(m.type, m.kwargs)}
     select = [
-        _ident(column.name) if column.name in values_read
-        else f"CASE WHEN {_ident(column.name)} IS NOT NULL THEN 0 END::UTINYINT AS {_ident(column.name)}"
+        ident(column.name) if column.name in values_read
+        else f"CASE WHEN {ident(column.name)} IS NOT NULL THEN 0 END::UTINYINT AS {ident(column.name)}"
         for column in source.columns
         if column.name in present and column.name in read
     ]
@@ -387,7 +384,7 @@ def _validate_table(
 def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, order: str, merged: _Merged) -> None:
     """GX's uniqueness over the whole table: the rows whose ID occurs more than once, and as examples the IDs
     of the first EXAMPLE_ROWS of those rows in table order, counted there."""
-    column = _ident(merged.kwargs["column"])
+    column = ident(merged.kwargs["column"])
     groups = f"FROM {table} WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1"
     rows = con.execute(f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n {groups})").fetchall()[0][0]
     examples = con.execute(
@@ -477,7 +474,7 @@ def _outcome(
             count = 0
         else:
             count = con.execute(
-                f"SELECT count(*) FROM {table} WHERE {_ident(column_label)} > CAST(? AS TIMESTAMPTZ)",
+                f"SELECT count(*) FROM {table} WHERE {ident(column_label)} > CAST(? AS TIMESTAMPTZ)",
                 [_iso(limit)],
             ).fetchall()[0][0]
             message = (

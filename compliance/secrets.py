@@ -26,6 +26,7 @@ import re
 
 import duckdb
 
+from compliance.rules.common import ident, lit
 from compliance.timings import timed
 
 SECRET_KINDS = ("password", "pin", "one_time_code", "card_number", "api_key_or_token")
@@ -84,14 +85,6 @@ _PYTHON_PATTERNS = tuple((kind, re.compile(regex, re.ASCII)) for kind, regex in 
 FINDINGS_COLUMNS = "record_id VARCHAR, column_name VARCHAR, kind VARCHAR, start BIGINT, length BIGINT"
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 # --------------------------------------------------------------------------------------------------------
 # Luhn
 # --------------------------------------------------------------------------------------------------------
@@ -137,14 +130,14 @@ def redact_sql(expr: str) -> str:
         if kind == "card_number":
             # Luhn decides, so the card step replaces only the candidates that pass it.
             sql = (
-                f"list_reduce(list_filter(regexp_extract_all({sql}, {_quote(regex)}, 2), "
+                f"list_reduce(list_filter(regexp_extract_all({sql}, {lit(regex)}, 2), "
                 f"lambda c: {_luhn_sql('c', 'j')}), "
-                f"lambda acc, c: replace(acc, c, {_quote(_marker(kind))}), {sql})"
+                f"lambda acc, c: replace(acc, c, {lit(_marker(kind))}), {sql})"
             )
         else:
-            sql = f"regexp_replace({sql}, {_quote(regex)}, {_quote(chr(92) + '1' + _marker(kind))}, 'g')"
+            sql = f"regexp_replace({sql}, {lit(regex)}, {lit(chr(92) + '1' + _marker(kind))}, 'g')"
     # Text that no pattern matches comes out of the chain unchanged: one regex pass spares it the chain.
-    return f"CASE WHEN regexp_matches({expr}, {_quote(_ANY_PATTERN)}) THEN {sql} ELSE {expr} END"
+    return f"CASE WHEN regexp_matches({expr}, {lit(_ANY_PATTERN)}) THEN {sql} ELSE {expr} END"
 
 
 def redact(text: str | None) -> str | None:
@@ -192,10 +185,10 @@ _ANY_PATTERN = _any_pattern()
 def _scan_select(candidates: str, kind: str, regex: str) -> str:
     """One SELECT: every match of ``regex`` in the candidates' ``text`` with its position, computed from the
     pieces between matches (regexp_split_to_array) and the matches themselves (regexp_extract_all)."""
-    pattern = _quote(regex)
+    pattern = lit(regex)
     keep = f"AND {_luhn_sql('value')}" if kind == "card_number" else ""
     return f"""
-        SELECT record_id, column_name, {_quote(kind)} AS kind,
+        SELECT record_id, column_name, {lit(kind)} AS kind,
                start - 1 + length(regexp_extract(match, {pattern}, 1)) AS start,
                length(regexp_extract(match, {pattern}, 2)) AS length
         FROM (
@@ -232,9 +225,9 @@ def scan_secrets(con: duckdb.DuckDBPyConnection, table: str, id_column: str, tex
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {candidates} AS "
             + " UNION ALL ".join(
-                f"""SELECT CAST({_ident(id_column)} AS VARCHAR) AS record_id, {_quote(column)} AS column_name,
-                           CAST({_ident(column)} AS VARCHAR) AS text
-                    FROM {table} WHERE regexp_matches(CAST({_ident(column)} AS VARCHAR), {_quote(_ANY_PATTERN)})"""
+                f"""SELECT CAST({ident(id_column)} AS VARCHAR) AS record_id, {lit(column)} AS column_name,
+                           CAST({ident(column)} AS VARCHAR) AS text
+                    FROM {table} WHERE regexp_matches(CAST({ident(column)} AS VARCHAR), {lit(_ANY_PATTERN)})"""
                 for column in text_columns
             )
         )

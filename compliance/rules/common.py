@@ -106,6 +106,11 @@ def lit(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def ts_lit(moment: datetime) -> str:
     """A TIMESTAMPTZ literal for a tz-aware datetime (a naive one is read as UTC)."""
     if moment.tzinfo is None:
