@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import difflib
 import re
 import uuid
 from collections.abc import Mapping
@@ -131,6 +132,14 @@ def _err(path: str, problem: str) -> CalendarError:
     return CalendarError(f"{path}: {problem}")
 
 
+def did_you_mean(word: str, known: list[str] | tuple[str, ...]) -> str:
+    """The tail of a message about an unknown key or value: the closest known spelling, else the known ones.
+
+    Here rather than in ``compliance.policy`` because the policy loader imports this module, not the reverse."""
+    close = [k for k in known if k.lower() == word.lower()] or difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean `{close[0]}`?)" if close else f" (expected one of {', '.join(known)})"
+
+
 def _parse_time(path: str, value: Any, *, allow_24: bool) -> tuple[time, int]:
     """Returns (time, seconds since midnight); "24:00" -> (time(0, 0), 86400)."""
     if isinstance(value, bool) or not isinstance(value, str):
@@ -172,12 +181,12 @@ def _parse_date(path: str, value: Any) -> date:
 
 
 def _parse_weekday(path: str, value: Any) -> int:
-    name = value.strip().lower() if isinstance(value, str) else None
-    if name in WEEKDAYS:
-        return WEEKDAYS.index(name)
-    if name in _LONG_DAYS:
-        return _LONG_DAYS.index(name)
-    raise _err(path, f"unknown weekday {value!r} (expected one of {', '.join(WEEKDAYS)})")
+    # Exactly the spellings of the policy schema (policy.schema.json), which refuses "Mon" or " mon" too.
+    if value in WEEKDAYS:
+        return WEEKDAYS.index(value)
+    if value in _LONG_DAYS:
+        return _LONG_DAYS.index(value)
+    raise _err(path, f"unknown weekday {value!r}{did_you_mean(str(value), WEEKDAYS + _LONG_DAYS)}")
 
 
 _LONG_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -189,7 +198,7 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
         raise _err(base, f"expected a mapping, got {type(mapping).__name__}")
     for key in mapping:
         if key not in _TOP_KEYS:
-            raise _err(f"{base}.{key}", f"unknown key (expected one of {', '.join(sorted(_TOP_KEYS))})")
+            raise _err(f"{base}.{key}", f"unknown key `{key}`{did_you_mean(str(key), sorted(_TOP_KEYS))}")
     kind = mapping.get("kind")
     if kind is None:
         raise _err(f"{base}.kind", f"missing (expected one of {', '.join(KINDS)})")
@@ -228,11 +237,10 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
             raise _err(f"{base}.hours", "missing or empty (expected e.g. mon: [[\"09:00\", \"17:00\"]])")
         for day_key, windows in hours.items():
             dpath = f"{base}.hours.{day_key}"
-            if not isinstance(day_key, str) or day_key.strip().lower() not in WEEKDAYS:
-                raise _err(dpath, f"unknown weekday (expected one of {', '.join(WEEKDAYS)})")
-            wd = WEEKDAYS.index(day_key.strip().lower())
-            if wd in weekly:
-                raise _err(dpath, "weekday listed twice")
+            # Exactly mon..sun, as the policy schema says (a key "Mon" is refused there, so here too).
+            if day_key not in WEEKDAYS:
+                raise _err(dpath, f"unknown weekday `{day_key}`{did_you_mean(str(day_key), WEEKDAYS)}")
+            wd = WEEKDAYS.index(day_key)
             if windows is None:
                 windows = []
             if not isinstance(windows, (list, tuple)):
@@ -277,7 +285,7 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
             raise _err(hpath, "expected a mapping")
         for key in hol:
             if key not in _HOLIDAY_KEYS:
-                raise _err(f"{hpath}.{key}", f"unknown key (expected one of {', '.join(sorted(_HOLIDAY_KEYS))})")
+                raise _err(f"{hpath}.{key}", f"unknown key `{key}`{did_you_mean(str(key), sorted(_HOLIDAY_KEYS))}")
         supported = holidays_lib.list_supported_countries()
         country = hol.get("country")
         if country is not None:
