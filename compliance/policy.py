@@ -2,22 +2,32 @@
 
 A policy is data, never code: another organisation writes its own file. Every problem in a file is reported
 as ``PolicyError("<file>: <key path>: <problem>")`` so that a user can fix it without reading a traceback.
+Every key must be known: a file is first checked against the shipped JSON Schema (``SCHEMA_PATH``), which
+refuses an unknown key with the closest known one ("did you mean `calendar`?"), then by the semantic checks
+below (a rule's calendar exists, a time zone is real, a regular expression runs in DuckDB).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+from jsonschema import Draft202012Validator, ValidationError
 
-from compliance.calendars import CalendarError, CalendarSpec
+from compliance.calendars import KINDS, CalendarError, CalendarSpec, did_you_mean
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+# The policy format as a JSON Schema (draft 2020-12), shipped as package data: editors check a policy against it
+# as it is typed, and load_policy validates every file against it before the semantic checks below.
+SCHEMA_PATH = Path(__file__).resolve().parent / "policy.schema.json"
 
 DOMAINS = ("tickets", "privacy", "security", "status", "retention", "data_quality")
 
@@ -138,7 +148,6 @@ class Policy:
     default_tier: str
     ticket_settings: Mapping[str, Any]
     rules: tuple[Rule, ...]
-    categories: Mapping[str, Any] = field(default_factory=dict)
     # Tier -> keywords, in the file's order: a ticket without a tier gets the first tier whose keyword it mentions.
     urgency_keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()
     email: EmailSettings = field(default_factory=EmailSettings)
@@ -188,6 +197,8 @@ def load_policy(name_or_path: str | Path) -> Policy:
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise PolicyError(f"{path}: not valid YAML{where}: {problem}") from None
     try:
+        if isinstance(document, dict):  # anything else gets _parse's message naming the expected shape
+            _check_against_schema(document)
         return _parse(path, hashlib.sha256(raw_bytes).hexdigest(), document)
     except (_KeyProblem, CalendarError) as error:
         raise PolicyError(f"{path}: {error}") from None
@@ -195,6 +206,137 @@ def load_policy(name_or_path: str | Path) -> Policy:
 
 class _KeyProblem(ValueError):
     pass
+
+
+@functools.cache
+def _schema_validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+# The order in which schema errors are reported: a misspelled key first, since it also causes the "missing" and
+# type errors of the key it was meant to be; then missing keys; then wrong values. Shallowest path first within
+# each, and of two errors at one place the one of the more specific schema (a calendar's kind over any calendar).
+_ERROR_RANK = {"additionalProperties": 0, "required": 1}
+_TYPE_WORDS = {
+    "object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
+    "integer": "a whole number", "boolean": "true or false", "null": "nothing",
+}
+
+
+def _check_against_schema(document: dict) -> None:
+    """The first problem the shipped JSON Schema finds in the document, as one line naming its key path."""
+    view = _json_view(document)
+    errors = sorted(
+        _schema_validator().iter_errors(view),
+        key=lambda e: (_ERROR_RANK.get(e.validator, 2), len(e.absolute_path), -len(e.absolute_schema_path)),
+    )
+    if errors:
+        raise _KeyProblem(_describe_schema_error(errors[0], view))
+
+
+def _json_view(value: Any) -> Any:
+    """The document as the JSON data the schema describes: YAML's unquoted dates become ISO strings, keys strings."""
+    if isinstance(value, dict):
+        return {str(key): _json_view(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_view(item) for item in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+def _describe_schema_error(error: ValidationError, document: dict) -> str:
+    path, schema, value = list(error.absolute_path), error.schema, error.instance
+    # A titled schema names what is expected ("a date YYYY-MM-DD"), or the object an unknown key was found in.
+    title = schema.get("title") if isinstance(schema, dict) else None
+    if error.validator == "additionalProperties":
+        allowed = schema.get("properties", {})
+        key = next(key for key in value if key not in allowed)
+        context = f" in {title}" if title and path else ""  # the file itself needs no naming
+        other_kinds = _kinds_allowing(schema, key)
+        hint = f" (only for kind {', '.join(other_kinds)})" if other_kinds else did_you_mean(key, sorted(allowed))
+        return f"{_key_path(document, [*path, key])}: unknown key `{key}`{context}{hint}"
+    if error.validator == "required":
+        key = next(key for key in error.validator_value if key not in value)
+        return f"{_key_path(document, [*path, key])}: missing"
+    return f"{_key_path(document, path)}: {_value_problem(error, title)}"
+
+
+# Schemas of one kind each, named `<family>_<kind>` in the schema's $defs: a key refused by one kind's schema may
+# belong to another kind, which the message then names instead of guessing a misspelling.
+_KIND_FAMILIES = {"calendar": KINDS, "settings": tuple(RULE_KINDS)}
+
+
+def _kinds_allowing(schema: Mapping[str, Any], key: str) -> list[str]:
+    definitions = _schema_validator().schema["$defs"]
+    for family, kinds in _KIND_FAMILIES.items():
+        if any(definitions[f"{family}_{kind}"] is schema for kind in kinds):
+            return [kind for kind in kinds if key in definitions[f"{family}_{kind}"]["properties"]]
+    return []
+
+
+def _value_problem(error: ValidationError, title: str | None) -> str:
+    validator, expected, schema, value = error.validator, error.validator_value, error.schema, error.instance
+    if validator == "type":
+        kinds = [expected] if isinstance(expected, str) else [kind for kind in expected if kind != "null"]
+        problem = f"expected {' or '.join(_TYPE_WORDS[kind] for kind in kinds)}, got {_describe_value(value)}"
+        if "string" in kinds and isinstance(value, bool):
+            problem += " (quote it: YAML reads an unquoted yes/no/on/off as true/false)"
+        elif "string" in kinds and isinstance(value, (int, float)):
+            problem += " (quote it: YAML reads some unquoted values, such as 17:00 or 000, as numbers)"
+        return problem
+    if validator in ("enum", "const"):
+        choices = [str(choice) for choice in (expected if validator == "enum" else [expected]) if choice is not None]
+        return f"unknown {title or 'value'} {value!r}{did_you_mean(str(value), choices)}"
+    if validator in ("minimum", "maximum", "exclusiveMinimum"):
+        return f"{_number_range(schema)}, got {value!r}"
+    if title:
+        return f"expected {title}, got {_describe_value(value)}"
+    if validator in ("minLength", "minProperties", "minItems"):
+        return "must not be empty"
+    return " ".join(error.message.split())  # a keyword the schema does not use today: the library's own words
+
+
+def _number_range(schema: Mapping[str, Any]) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if schema.get("exclusiveMinimum") == 0:
+        return "must be a positive number"
+    if low is not None and high is not None:
+        return f"must be a number between {low} and {high}"
+    return f"must be at least {low}" if low is not None else f"must be at most {high}"
+
+
+def _describe_value(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value[:60]!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        shown = repr(value)
+        return f"the list {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    return type(value).__name__
+
+
+def _key_path(document: dict, path: list[Any]) -> str:
+    """``rules.SUP-TECH-PRIO.calender``: keys joined by dots, a rule by its id when it has one, other items ``[i]``."""
+    text, node = "", document
+    for depth, part in enumerate(path):
+        if isinstance(part, int):
+            rule_id = node[part].get("id") if depth == 1 and path[0] == "rules" and isinstance(node[part], dict) else None
+            text += f".{rule_id}" if isinstance(rule_id, str) and rule_id.strip() else f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):  # the last part of an unknown or missing key is not in the document
+            node = None
+    return text
 
 
 def _require(mapping: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...] = object) -> Any:
@@ -264,7 +406,6 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
     if tiers and default_tier not in tiers:
         raise _KeyProblem(f"tiers.default: unknown tier {default_tier!r} (tiers: {', '.join(tiers)})")
     ticket_settings = _optional(document, "tickets", "", dict, {})
-    categories = _optional(document, "categories", "", dict, {})
     urgency_keywords = _parse_urgency_keywords(_optional(document, "urgency_keywords", "", dict, {}), tiers)
     email = _parse_email(_optional(document, "email", "", dict, {}), channels)
 
@@ -294,7 +435,6 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         default_tier=default_tier,
         ticket_settings=ticket_settings,
         rules=tuple(rules),
-        categories=categories,
         urgency_keywords=urgency_keywords,
         email=email,
     )
@@ -399,9 +539,6 @@ def _parse_rule(
 def _parse_target(raw: Mapping[str, Any], where: str, calendar: CalendarSpec | None) -> Target:
     if not raw:
         return Target()
-    unknown = set(raw) - set(_TARGET_UNITS) - {"working_days", "years", "expectation"}
-    if unknown:
-        raise _KeyProblem(f"{where}{sorted(unknown)[0]}: unknown target unit (use seconds, minutes, hours, days, working_days or years)")
     for key, value in raw.items():
         if key == "expectation":
             continue
@@ -427,3 +564,24 @@ def _parse_target(raw: Mapping[str, Any], where: str, calendar: CalendarSpec | N
     if expectation_seconds and expectation_seconds > seconds:
         raise _KeyProblem(f"{where}expectation: the expectation must not be longer than the commitment")
     return Target(seconds=seconds, expectation_seconds=expectation_seconds or None)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m compliance.policy``: the schema's path (for an editor's settings); with files, checks each."""
+    if not argv:
+        print(SCHEMA_PATH)
+        return 0
+    failed = 0
+    for name in argv:
+        try:
+            print(f"{load_policy(name).path}: ok")
+        except PolicyError as error:
+            print(error)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

@@ -77,7 +77,7 @@ def _rule(document, rule_id):
     [
         (lambda d: _rule(d, "SUP-TECH-PRIO").update(kind="first_reponse"), "rules.SUP-TECH-PRIO.kind: unknown rule kind 'first_reponse'"),
         (lambda d: _rule(d, "SUP-TECH-PRIO").update(target={"hours": -4}), "rules.SUP-TECH-PRIO.target.hours: must be a positive number"),
-        (lambda d: _rule(d, "SUP-TECH-PRIO").update(target={"fortnights": 1}), "rules.SUP-TECH-PRIO.target.fortnights: unknown target unit"),
+        (lambda d: _rule(d, "SUP-TECH-PRIO").update(target={"fortnights": 1}), "rules.SUP-TECH-PRIO.target.fortnights: unknown key `fortnights` in a target"),
         (lambda d: _rule(d, "SUP-TECH-PRIO").update(calendar="CAL-MARS"), "rules.SUP-TECH-PRIO.calendar: unknown calendar 'CAL-MARS'"),
         (lambda d: _rule(d, "SUP-TECH-PRIO").update(applies_to={"channel": "fax"}), "rules.SUP-TECH-PRIO.applies_to.channel: unknown channel 'fax'"),
         (lambda d: _rule(d, "SUP-TECH-PRIO").pop("source"), "rules.SUP-TECH-PRIO.source: missing"),
