@@ -11,6 +11,7 @@ import copy
 import json
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -294,7 +295,7 @@ def test_unquoted_yaml_dates_and_empty_optional_keys_are_accepted(tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text(text, encoding="utf-8")
     loaded = load_policy(path)
-    assert loaded.calendars["CAL-BH-EST"].extra_closed_dates == frozenset({__import__("datetime").date(2026, 12, 24)})
+    assert loaded.calendars["CAL-BH-EST"].extra_closed_dates == frozenset({date(2026, 12, 24)})
     assert loaded.plans == ()
 
 
@@ -339,7 +340,7 @@ def _settings_keys_read_by_code() -> set[str]:
 def _literal_reads(module, function: str, variable: str) -> set[str]:
     """String keys a function reads from one of its mappings: ``_require(v, "k")``, ``v.get("k")``, ``v["k"]``,
     ``"k" in v`` (and ``_optional`` / ``_string_list``)."""
-    return {key for (func, var), keys in _all_literal_reads(module).items() if (func, var) == (function, variable) for key in keys}
+    return _all_literal_reads(module).get((function, variable), set())
 
 
 def _all_literal_reads(module) -> dict[tuple[str, str], set[str]]:
