@@ -8,7 +8,7 @@ EXPORTS := $(DEMO_DIR)/exports
 OUT := $(DEMO_DIR)/out
 AS_OF ?= 2026-11-01T00:00:00Z
 
-.PHONY: demo demo-real real-data test test-slow dev bench install clean
+.PHONY: demo demo-real real-data test test-slow test-wheel dev bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ demo-real: real-data $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The wheel installed into a fresh venv outside the repository, then `generate` and `run` with the shipped
+# profiles (also part of `make test`).
+test-wheel: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_wheel.py
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

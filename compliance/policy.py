@@ -17,7 +17,14 @@ import yaml
 
 from compliance.calendars import CalendarError, CalendarSpec
 
-POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+# The shipped profiles: an installed wheel holds them as package data compliance/policies/ (pyproject's
+# package-dir maps the repository's policies/ folder there); a source checkout, editable or on PYTHONPATH,
+# has that folder itself beside the package.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+POLICY_DIR = next(
+    (folder for folder in (_PACKAGE_DIR / "policies", _PACKAGE_DIR.parent / "policies") if folder.is_dir()),
+    _PACKAGE_DIR / "policies",
+)
 
 DOMAINS = ("tickets", "privacy", "security", "status", "retention", "data_quality")
 
