@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -42,7 +43,12 @@ def installed(tmp_path_factory) -> Installed:
     work = tmp_path_factory.mktemp("wheel")
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     # pip builds the wheel in an isolated environment with the setuptools that build-system.requires names.
-    build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", work / "dist", REPO], work, env)
+    # From a copy: setuptools builds in the source folder, and a build/ left there from an earlier build would
+    # put modules deleted since then into the wheel.
+    source = work / "source"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", work / "dist", source], work, env)
     # A quiet build: setuptools' deprecation and package-discovery warnings run to a hundred lines otherwise.
     assert [line for line in (build.stdout + build.stderr).splitlines() if "warn" in line.lower()] == []
     (wheel,) = (work / "dist").glob("compliance_reporter-*.whl")
