@@ -53,7 +53,8 @@ test-slow: $(STAMP)
 
 dev: $(STAMP)
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/python -c "import pathlib; pathlib.Path('var/dagster_home').mkdir(parents=True, exist_ok=True); import shutil; shutil.copy('dagster.yaml', 'var/dagster_home/dagster.yaml')"
-	DAGSTER_HOME=$(CURDIR)/var/dagster_home CR_EXPORTS_DIR=$(CURDIR)/$(EXPORTS) CR_OUT_DIR=$(CURDIR)/$(OUT) $(BIN)/dagster dev -m pipelines.definitions
+	DAGSTER_HOME=$(CURDIR)/var/dagster_home CR_EXPORTS_DIR=$(CURDIR)/$(EXPORTS) CR_OUT_DIR=$(CURDIR)/$(OUT) \
+		CR_WAREHOUSE=$(CURDIR)/$(OUT)/warehouse.duckdb CR_POLICY=$${CR_POLICY:-platform} $(BIN)/dagster dev -m pipelines.definitions
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --tickets $${TICKETS:-1000000} --format $${FORMAT:-csv} $${KEEP:+--keep $$KEEP}
