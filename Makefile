@@ -8,7 +8,7 @@ EXPORTS := $(DEMO_DIR)/exports
 OUT := $(DEMO_DIR)/out
 AS_OF ?= 2026-11-01T00:00:00Z
 
-.PHONY: demo demo-real real-data test test-slow dev bench install clean
+.PHONY: demo demo-real real-data test test-slow test-wheel dev bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,12 +43,18 @@ demo-real: real-data $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The wheel installed into a fresh venv outside the repository, then `generate` and `run` with the shipped
+# profiles (also part of `make test`).
+test-wheel: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_wheel.py
+
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 dev: $(STAMP)
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/python -c "import pathlib; pathlib.Path('var/dagster_home').mkdir(parents=True, exist_ok=True); import shutil; shutil.copy('dagster.yaml', 'var/dagster_home/dagster.yaml')"
-	DAGSTER_HOME=$(CURDIR)/var/dagster_home CR_EXPORTS_DIR=$(CURDIR)/$(EXPORTS) CR_OUT_DIR=$(CURDIR)/$(OUT) $(BIN)/dagster dev -m pipelines.definitions
+	DAGSTER_HOME=$(CURDIR)/var/dagster_home CR_EXPORTS_DIR=$(CURDIR)/$(EXPORTS) CR_OUT_DIR=$(CURDIR)/$(OUT) \
+		CR_WAREHOUSE=$(CURDIR)/$(OUT)/warehouse.duckdb CR_POLICY=$${CR_POLICY:-platform} $(BIN)/dagster dev -m pipelines.definitions
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --tickets $${TICKETS:-1000000} --format $${FORMAT:-csv} $${KEEP:+--keep $$KEEP}

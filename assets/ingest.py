@@ -60,4 +60,6 @@ def _ingest_asset(source: Source) -> dg.AssetsDefinition:
     return _asset
 
 
-ingest_assets = [_ingest_asset(source) for source in SOURCES.values()]
+# By source name, so that downstream assets name their inputs as objects: a misspelled source fails at import.
+staged = {source.name: _ingest_asset(source) for source in SOURCES.values()}
+ingest_assets = list(staged.values())

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from compliance.contract import SOURCES
+from assets.ingest import ingest_assets
 from compliance.partitions import write_month
 from pipelines.resources import ReporterSettings, Warehouse
 
-# The first month offered; the last is the current month. Set CR_PARTITIONS_START for older data.
+# The first month offered; the last is the current month. Set CR_PARTITIONS_START for older data. Read at import
+# (not a resource's EnvVar): Dagster needs the partitions when it loads the definitions, before any run.
 MONTHS = dg.MonthlyPartitionsDefinition(start_date=os.environ.get("CR_PARTITIONS_START", "2025-01-01"), end_offset=1)
 
 
@@ -18,7 +19,7 @@ MONTHS = dg.MonthlyPartitionsDefinition(start_date=os.environ.get("CR_PARTITIONS
     group_name="partitions",
     kinds={"parquet"},
     partitions_def=MONTHS,
-    deps=[f"staged_{name}" for name in SOURCES],
+    deps=ingest_assets,
 )
 def monthly_records(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """The staged records of one month, per source: OUT/partitions/<source>/month=YYYY-MM/part-0.parquet."""

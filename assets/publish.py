@@ -6,6 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.rules import rule_assets
+from assets.sla import ticket_sla
 from compliance.evidence import (
     blocked_domains,
     build_manifest,
@@ -26,8 +28,7 @@ VIOLATIONS_SHOWN = 2_000
     group_name="publish",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=["ticket_sla", "privacy_findings", "security_findings", "status_findings", "retention_findings", "data_quality_findings",
-          "vendor_reconciliation"],
+    deps=[ticket_sla, *rule_assets],
 )
 def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """Every commitment of the policy with its verdict (met / breached / no data / not assessed)."""

@@ -7,17 +7,19 @@ import time
 
 import dagster as dg
 
+from assets.ingest import staged
+from assets.sla import ticket_sla
 from compliance.rules import completeness, data_quality, privacy, reconciliation, retention, security, status
 from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
 # domain -> (rule modules evaluated in this order, upstream assets). Completeness appends to the secret scan's
 # data_quality results and reads the first-response clocks of ticket_sla.
 _DOMAINS = {
-    "privacy": ((privacy,), ["staged_privacy_requests"]),
-    "security": ((security,), ["staged_security_reports"]),
-    "status": ((status,), ["staged_incidents", "staged_incident_updates"]),
-    "retention": ((retention,), ["staged_retention_inventory"]),
-    "data_quality": ((data_quality, completeness), ["staged_tickets", "ticket_sla"]),
+    "privacy": ((privacy,), [staged["privacy_requests"]]),
+    "security": ((security,), [staged["security_reports"]]),
+    "status": ((status,), [staged["incidents"], staged["incident_updates"]]),
+    "retention": ((retention,), [staged["retention_inventory"]]),
+    "data_quality": ((data_quality, completeness), [staged["tickets"], ticket_sla]),
 }
 
 
@@ -47,7 +49,7 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
     group_name="rules",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=["staged_vendor_sla", "ticket_sla", "staged_incidents", "staged_privacy_requests", "staged_security_reports"],
+    deps=[staged["vendor_sla"], ticket_sla, staged["incidents"], staged["privacy_requests"], staged["security_reports"]],
 )
 def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """The vendor's own SLA verdicts beside our recomputation and our policy's verdicts; conversion quarantine."""

@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from assets.ingest import staged
 from compliance.sla import evaluate_ticket_clocks
 from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
@@ -12,7 +13,7 @@ from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
     group_name="sla",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=["staged_tickets", "staged_ticket_events"],
+    deps=[staged["tickets"], staged["ticket_events"]],
 )
 def ticket_sla(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
     """One row per ticket × clock rule: due, stopped, elapsed open seconds, state."""

@@ -2,8 +2,9 @@
 
 Two checks per source: rows read = loaded + quarantined, and its Great Expectations 1.x suite (run on pandas
 frames taken from DuckDB, chunk by chunk). They run in the ingest step itself (``check_specs``) so that every
-result is recorded before any rule reads the table; a failed *blocking* expectation makes that domain's
-verdicts "not assessed" instead of stopping the run.
+result is recorded before any rule reads the table, in the same transaction as the load. The accounting check
+is a blocking asset check: when it fails, the step fails and nothing downstream runs. A failed *blocking*
+expectation makes that domain's verdicts "not assessed" instead of stopping the run.
 """
 
 from datetime import datetime
@@ -21,8 +22,13 @@ EXPECTATIONS = "expectations"
 
 
 def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
+    """The checks of one ingest asset. A failed accounting stops the run before any rule reads the table (rows lost
+    or counted twice leave no verdict to trust); failed expectations do not block, they turn the domain's
+    verdicts into "not assessed" with the reason (``compliance.evidence.blocked_domains``)."""
     return [
-        dg.AssetCheckSpec(ACCOUNTING, asset=asset_name, description="rows read = rows loaded + rows quarantined, per file"),
+        dg.AssetCheckSpec(
+            ACCOUNTING, asset=asset_name, blocking=True, description="rows read = rows loaded + rows quarantined, per file"
+        ),
         dg.AssetCheckSpec(EXPECTATIONS, asset=asset_name, description="Great Expectations suite of the staged table"),
     ]
 

@@ -24,7 +24,14 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from compliance.calendars import KINDS, CalendarError, CalendarSpec, did_you_mean
 
-POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
+# The shipped profiles: an installed wheel holds them as package data compliance/policies/ (pyproject's
+# package-dir maps the repository's policies/ folder there); a source checkout, editable or on PYTHONPATH,
+# has that folder itself beside the package.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+POLICY_DIR = next(
+    (folder for folder in (_PACKAGE_DIR / "policies", _PACKAGE_DIR.parent / "policies") if folder.is_dir()),
+    _PACKAGE_DIR / "policies",
+)
 # The policy format as a JSON Schema (draft 2020-12), shipped as package data: editors check a policy against it
 # as it is typed, and load_policy validates every file against it before the semantic checks below.
 SCHEMA_PATH = Path(__file__).resolve().parent / "policy.schema.json"

@@ -1,7 +1,7 @@
 """Data quality of the canonical sources: Great Expectations 1.x suites built from the data contract.
 
-:func:`suite_for` turns a :class:`compliance.contract.Source` (plus the policy's allowed values) into an
-``ExpectationSuite``; nothing here is written per file. :func:`validate_table` runs that suite over a staged
+:func:`_expectations` turns a :class:`compliance.contract.Source` (plus the policy's allowed values) into
+GX expectations; nothing here is written per file. :func:`validate_table` runs them over a staged
 DuckDB table with an ephemeral, offline GX context on a pandas data source, chunk by chunk (ordered by
 ``source_line``), merges the chunk results and returns one :class:`ExpectationOutcome` per expectation: what GX
 reports on the whole table, whatever the chunk size.
@@ -163,19 +163,6 @@ def _expectations(
             )
         )
     return found
-
-
-def suite_for(
-    source_name: str, policy: Policy, *, as_of: Any = None, previous_rows: int | None = None
-) -> gx.ExpectationSuite:
-    """The expectation suite of one canonical source, built from the data contract and the policy.
-
-    ``as_of`` adds "nothing after the as-of instant" checks, ``previous_rows`` a ±50 % row-count check.
-    """
-    source = SOURCES[source_name]
-    return gx.ExpectationSuite(
-        name=f"{source.name}_contract", expectations=_expectations(source, policy, as_of, previous_rows)
-    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -515,7 +502,6 @@ def write_data_quality(con: duckdb.DuckDBPyConnection, outcomes: list[Expectatio
 __all__ = [
     "ExpectationOutcome",
     "allowed_values",
-    "suite_for",
     "validate_table",
     "write_data_quality",
     "MAY_BE_FUTURE",

@@ -13,6 +13,7 @@ import dagster as dg
 import duckdb
 
 from compliance.policy import Policy, load_policy
+from compliance.rules.common import lit
 
 
 def parse_as_of(text: str) -> datetime:
@@ -52,7 +53,12 @@ class WarehouseBusy(Exception):
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The embedded DuckDB warehouse file: one writing process at a time, each step one transaction."""
+    """The embedded DuckDB warehouse file: one writing process at a time, each step one transaction.
+
+    Not dagster-duckdb's ``DuckDBResource``: its ``get_connection`` opens every connection read-write (the monthly
+    Parquet steps read side by side), runs no transaction (a failed step would leave half its writes), retries a
+    held file lock ten times within seconds and then raises DuckDB's own error, and has no lock for a whole run.
+    """
 
     path: str
     # DuckDB memory limit (empty: DuckDB's default, 80 % of RAM). Past it DuckDB spills to `<warehouse>.tmp`;
@@ -72,7 +78,7 @@ class Warehouse(dg.ConfigurableResource):
         try:
             con.execute("SET TimeZone = 'UTC'")
             if self.memory_limit:
-                con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                con.execute(f"SET memory_limit = {lit(self.memory_limit)}")
             con.begin()
             try:
                 yield con
@@ -143,17 +149,16 @@ _LOCK_HOLDER = re.compile(r"Conflicting lock is held in .*?\(PID (\d+)\)")
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources for `dagster dev` and schedules, from CR_* environment variables."""
-    out_dir = os.environ.get("CR_OUT_DIR", "var/out")
+    """Resources for `dagster dev`, the schedule and the sensor, configured from the environment.
+
+    Dagster reads each ``EnvVar`` when a run (or a sensor tick) starts, not when the definitions are imported,
+    and fails it with the variable's name when one is not set: a deployment states all four, no folder or
+    policy is assumed. As-of and the lock timeout keep their defaults (the run's creation time, 600 s); set
+    them per run in the launchpad (``resources.settings.config.as_of``).
+    """
     return {
         "settings": ReporterSettings(
-            exports_dir=os.environ.get("CR_EXPORTS_DIR", "var/exports"),
-            out_dir=out_dir,
-            policy=os.environ.get("CR_POLICY", "platform"),
-            as_of=os.environ.get("CR_AS_OF", ""),
+            exports_dir=dg.EnvVar("CR_EXPORTS_DIR"), out_dir=dg.EnvVar("CR_OUT_DIR"), policy=dg.EnvVar("CR_POLICY")
         ),
-        "warehouse": Warehouse(
-            path=os.environ.get("CR_WAREHOUSE", str(Path(out_dir) / "warehouse.duckdb")),
-            lock_timeout_seconds=float(os.environ.get("CR_LOCK_TIMEOUT", "600")),
-        ),
+        "warehouse": Warehouse(path=dg.EnvVar("CR_WAREHOUSE")),
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import great_expectations as gx
 import pytest
 
-from compliance.quality import ExpectationOutcome, _context, suite_for, validate_table, write_data_quality
+from compliance.contract import SOURCES
+from compliance.quality import ExpectationOutcome, _context, _expectations, validate_table, write_data_quality
 
 AS_OF = "2026-11-01T00:00:00Z"
 COLUMNS = (
@@ -27,6 +28,13 @@ def _clean_rows(n: int = 10) -> list[tuple]:
             )
         )
     return rows
+
+
+def suite_for(source_name: str, policy, *, as_of=None, previous_rows=None) -> gx.ExpectationSuite:
+    """The expectations validate_table runs on one source, as one GX suite (for GX's own reference runs)."""
+    return gx.ExpectationSuite(
+        name=f"{source_name}_contract", expectations=_expectations(SOURCES[source_name], policy, as_of, previous_rows)
+    )
 
 
 def _staged(con, rows: list[tuple]) -> None:
