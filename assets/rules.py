@@ -7,17 +7,19 @@ import time
 
 import dagster as dg
 
-from compliance.rules import completeness, data_quality, privacy, reconciliation, retention, security, status
+from compliance.rules import categorisation, completeness, data_quality, privacy, reconciliation, retention, security, status
 from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
 # domain -> (rule modules evaluated in this order, upstream assets). Completeness appends to the secret scan's
-# data_quality results and reads the first-response clocks of ticket_sla.
+# data_quality results and reads the first-response clocks of ticket_sla; categorisation (TG-MAILBOX, domain
+# tickets) appends there too and reads the tickets' quarantine, which vendor_reconciliation completes with the
+# records a conversion (mbox) quarantined.
 _DOMAINS = {
     "privacy": ((privacy,), ["staged_privacy_requests"]),
     "security": ((security,), ["staged_security_reports"]),
     "status": ((status,), ["staged_incidents", "staged_incident_updates"]),
     "retention": ((retention,), ["staged_retention_inventory"]),
-    "data_quality": ((data_quality, completeness), ["staged_tickets", "ticket_sla"]),
+    "data_quality": ((data_quality, completeness, categorisation), ["staged_tickets", "ticket_sla", "vendor_reconciliation"]),
 }
 
 
@@ -57,7 +59,7 @@ def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterS
     vendor = f"the {conversion['format']} export" if conversion.get("format") else "the vendor export"
     with warehouse.connect() as con:
         quarantined = reconciliation.load_conversion_quarantine(con, exports_dir)
-        reconciliation.evaluate(con, settings.as_of_instant(context), vendor)
+        reconciliation.evaluate(con, settings.as_of_instant(context), vendor, settings.load_policy())
         rows, compared, agreeing = con.execute(
             "SELECT count(*), count(agrees), count(*) FILTER (WHERE agrees) FROM vendor_reconciliation"
         ).fetchall()[0]
