@@ -31,6 +31,8 @@ class Source:
     unique: bool = True  # record_id unique within the export
     # (earlier, later) timestamp pairs that must be ordered when both are present.
     ordered: tuple[tuple[str, str], ...] = ()
+    # Columns the run adds to the staged table after the contract's: how a value was read (tickets_reading).
+    derived: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column:
         return next(column for column in self.columns if column.name == name)
@@ -71,6 +73,7 @@ SOURCES: dict[str, Source] = {
                 ("created_at", "escalated_at"),
                 ("escalated_at", "senior_reviewed_at"),
             ),
+            derived=("channel_source", "tier_source"),
         ),
         Source(
             "ticket_events",

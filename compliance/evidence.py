@@ -33,6 +33,7 @@ RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "senior_review": ("tickets",),
     "resolution": ("tickets",),
     "acknowledgment": ("tickets", "ticket_events"),
+    "categorisation": ("tickets",),
     "privacy_first_response": ("privacy_requests",),
     "privacy_completion": ("privacy_requests",),
     "privacy_extension": ("privacy_requests",),

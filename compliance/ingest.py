@@ -31,6 +31,7 @@ from compliance.landing import export_files, file_pattern, file_sha256, format_c
 from compliance.policy import Policy
 from compliance.rules.common import ident, lit, table_exists
 from compliance.secrets import redact_sql
+from compliance.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 
 _REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
 QUARANTINE_COLUMNS = "source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR"
@@ -176,7 +177,10 @@ def accounting_problems(con: duckdb.DuckDBPyConnection, result: IngestResult) ->
 def _settings_sha256(source: Source, policy: Policy) -> str:
     """Fingerprint of everything that decides how a file is parsed: a change means every file is read again."""
     columns = [(c.name, c.kind, c.required, sorted(_allowed_values(c, policy).items()) if c.kind == "enum" else None) for c in source.columns]
-    reading = repr((policy.source_timezone, columns, source.record_id, source.unique, source.ordered))
+    # the derived columns read the channel aliases (above), the keywords and the tier settings
+    derivation = (source.derived, policy.urgency_keywords, policy.urgency_negations, policy.priority_plans,
+                  policy.default_tier) if source.derived else ()
+    reading = repr((policy.source_timezone, columns, source.record_id, source.unique, source.ordered, derivation))
     return hashlib.sha256(reading.encode()).hexdigest()
 
 
@@ -270,7 +274,7 @@ def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name
         return MergeCounts(inserted=rows)
     key = source.record_id
     # Per ID: an order-independent fingerprint of its rows (one row, or several for events) and their count.
-    fingerprint = f"sum(hash({', '.join(column.name for column in source.columns)})::HUGEINT) AS fingerprint, count(*) AS rows"
+    fingerprint = f"sum(hash({', '.join([column.name for column in source.columns] + list(source.derived))})::HUGEINT) AS fingerprint, count(*) AS rows"
     con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {key} AS id, {fingerprint} FROM {batch} GROUP BY ALL")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE matched AS
@@ -506,12 +510,18 @@ def _parse_and_check(
         elif column.kind == "enum":
             allowed = _allowed_values(column, policy)
             cases = " ".join(f"WHEN {lit(spelling)} THEN {lit(value)}" for spelling, value in sorted(allowed.items()))
-            parses.append(f"CASE lower({trimmed}) {cases} END AS {name}" if allowed else f"NULL::VARCHAR AS {name}")
+            value = f"CASE lower({trimmed}) {cases} END" if allowed else "NULL::VARCHAR"
+            if "channel_source" in source.derived and name == "channel":
+                # a blank channel is read from the subject's tag (tickets_reading), for every input format
+                value = f"coalesce({value}, CASE WHEN {trimmed} IS NULL THEN {tag_channel_sql(policy, _raw_text('subject', present))} END)"
+            parses.append(f"{value} AS {name}")
             checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "unknown_value", f"'{name}: unknown value ' || {text}"))
         else:
             parses.append(f"{trimmed} AS {name}")
         if column.required:
-            checks.append((f"{text} IS NULL", "missing_value", f"'{name}: missing required value'"))
+            # an enum read from elsewhere when blank (the channel from a subject tag) is missing only when both are
+            missing = f"{text} IS NULL AND {name} IS NULL" if column.kind == "enum" else f"{text} IS NULL"
+            checks.append((missing, "missing_value", f"'{name}: missing required value'"))
     checks += [
         (f"{later} < {earlier}", "out_of_order",
          f"'{later} ' || strftime({later}, '%Y-%m-%dT%H:%M:%SZ') || ' is before {earlier} ' || "
@@ -528,6 +538,8 @@ def _parse_and_check(
     if source.unique:
         keep += _quarantine_duplicates(con, source, file_name, raw, present, parsed, rejected)
     columns = ", ".join(column.name for column in source.columns)
+    if source.derived:
+        columns = _with_derived_columns(source, present, policy, parses)
     # Scan, parse and filter keep the file order: no join, no sort.
     with _filters_after_parse(con):
         con.execute(
@@ -549,6 +561,25 @@ def _parse_and_check(
         f"SELECT source_line, raw_record_id, list_filter([{problems}], lambda p: p IS NOT NULL) AS problems "
         f"FROM {parsed(rejected_rows)}",
     )
+
+
+def _raw_text(name: str, present: dict[str, str]) -> str:
+    """SQL: a column's trimmed text (NULL when blank or when the file has no such column)."""
+    return f"nullif(trim({ident(present[name])}), '')" if name in present else "NULL::VARCHAR"
+
+
+def _with_derived_columns(source: Source, present: dict[str, str], policy: Policy, parses: list[str]) -> str:
+    """The staged columns of a tickets file: ``tier`` is the effective tier, then ``channel_source`` and
+    ``tier_source`` (compliance.tickets_reading). Adds to ``parses`` what they read."""
+    keyword_tier = keyword_tier_sql(policy, _raw_text("subject", present), _raw_text("description", present))
+    if keyword_tier is not None:
+        parses.append(f"{keyword_tier} AS tier__keywords")  # once per row: the regexes are the costly part
+    parses += [f"{_raw_text(name, present)} AS {name}__file" for name in source.derived]
+    tier, tier_source = tier_reading_sql(policy, "tier", "plan", "tier__keywords" if keyword_tier else None,
+                                         "tier_source__file")
+    staged = [f"{tier} AS tier" if column.name == "tier" else column.name for column in source.columns]
+    return ", ".join(staged + [f"{channel_source_sql(policy, 'channel__text', 'channel_source__file')} AS channel_source",
+                               f"{tier_source} AS tier_source"])
 
 
 @contextmanager

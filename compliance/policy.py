@@ -157,6 +157,8 @@ class Policy:
     rules: tuple[Rule, ...]
     # Tier -> keywords, in the file's order: a ticket without a tier gets the first tier whose keyword it mentions.
     urgency_keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Words that, directly before a keyword, keep it from counting ("不紧急", "not urgent").
+    urgency_negations: tuple[str, ...] = ()
     email: EmailSettings = field(default_factory=EmailSettings)
 
     def rule(self, rule_id: str) -> Rule:
@@ -414,6 +416,7 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         raise _KeyProblem(f"tiers.default: unknown tier {default_tier!r} (tiers: {', '.join(tiers)})")
     ticket_settings = _optional(document, "tickets", "", dict, {})
     urgency_keywords = _parse_urgency_keywords(_optional(document, "urgency_keywords", "", dict, {}), tiers)
+    urgency_negations = _string_list(document, "urgency_negations", "")
     email = _parse_email(_optional(document, "email", "", dict, {}), channels)
 
     rules_raw = _require(document, "rules", "", list)
@@ -443,6 +446,7 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         ticket_settings=ticket_settings,
         rules=tuple(rules),
         urgency_keywords=urgency_keywords,
+        urgency_negations=urgency_negations,
         email=email,
     )
 

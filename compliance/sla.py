@@ -16,10 +16,19 @@ Readings (compliance officers: these are the choices, each one is a setting or w
   (default ``[public_reply]``); internal notes and auto-acks never stop it unless listed.  The actor is not
   checked (the event type is the policy's criterion).
 * **Acknowledgment** (kind ``acknowledgment``, TG-ACK) stops at the first ``auto_ack`` event; it exists only in
-  the event history, so a ticket without any event row is excluded ("no event history for this ticket") rather
-  than judged, and without a ``ticket_events`` export the rule reads "no data".
-* **Status timeline.**  Only ``status_change`` events with a ``new_status`` change the status; before the
-  first one the ticket is ``new``.  Terminal statuses are ``tickets.solved_statuses`` (default
+  the event history, so without a ``ticket_events`` export the rule reads "no data".  With the export loaded,
+  a ticket without any event row had no acknowledgment and is judged (breached once past due): an export that
+  leaves a ticket's events out must not excuse it (``missing_history_binding``, default ``true``; ``false``
+  excludes such tickets, "no event history for this ticket").
+* **Plans.**  A rule with ``binding_plans`` (ESC-REVIEW) counts breaches only for those plans; other plans are
+  excluded ("reported but not bound").  A ticket whose plan is unknown (blank, or no plan column) is bound
+  (``unknown_plan_binding``, default ``true``; ``false`` excludes it), and the rule's figures carry the segment
+  ``plan=unknown`` with how many of its items had no plan, zero included.
+* **Tier.**  ``staged_tickets.tier`` is the tier ingest read (``compliance.tickets_reading``: explicit, keywords,
+  plan or default, recorded in ``tier_source``); a staged table without ``tier_source`` gets the same reading here.
+* **Status timeline.**  Every event with a ``new_status``, whatever its ``event_type`` (a ``requester_reply``
+  with ``new_status: open`` is how a help desk records a customer answering a pending ticket), changes the
+  status from its instant; before the first one the ticket is ``new``.  Terminal statuses are ``tickets.solved_statuses`` (default
   ``[solved, closed]``).  A *solve* is a change into a terminal status from a non-terminal one (solved ->
   closed is not a second solve); a *reopen* is a change from a terminal status to any non-terminal one.
 * **Pauses.**  Time in ``tickets.pausing_statuses`` (default ``pending``, ``on_hold``) does not count toward a
@@ -70,6 +79,7 @@ import duckdb
 
 from compliance.calendars import compute_clocks
 from compliance.policy import Policy
+from compliance.tickets_reading import keyword_tier_sql, tier_reading_sql
 from compliance.rules.common import (
     create_empty_results,
     create_items_view,
@@ -132,14 +142,20 @@ def _rule_rows(policy: Policy) -> list[tuple]:
                 rule.target.expectation_seconds,
                 rule.target.expectation_working_days,
                 list(binding) if binding is not None else None,
+                # an item whose plan is unknown is bound unless the policy says otherwise: leaving the plan out of
+                # an export must not excuse a breach
+                bool(rule.setting("unknown_plan_binding", True)),
+                # with an event export loaded, a ticket without any event had no acknowledgment either
+                bool(rule.setting("missing_history_binding", True)),
             )
         )
     return rows
 
 
-def _settings(policy: Policy) -> dict:
+def ticket_settings(policy: Policy | None) -> dict:
+    """The policy's ``tickets`` settings over the defaults (the defaults alone without a policy)."""
     out = dict(DEFAULT_TICKET_SETTINGS)
-    out.update({k: v for k, v in (policy.ticket_settings or {}).items() if v is not None})
+    out.update({k: v for k, v in ((policy.ticket_settings if policy else None) or {}).items() if v is not None})
     return out
 
 
@@ -160,7 +176,7 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
         con.execute("CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla")
         return
     as_of_sql = ts_lit(as_of)
-    settings = _settings(policy)
+    settings = ticket_settings(policy)
     _prepare_tickets(con, policy, settings, as_of_sql)
     _write_response_times(con, as_of_sql)
     if not rules:
@@ -171,9 +187,9 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
     con.execute(
         "CREATE OR REPLACE TEMP TABLE clock_rules (rule_id VARCHAR, kind VARCHAR, channel VARCHAR, tier VARCHAR, "
         "calendar_id VARCHAR, target_seconds BIGINT, target_days BIGINT, exp_seconds BIGINT, exp_days BIGINT, "
-        "binding_plans VARCHAR[], position INTEGER)"
+        "binding_plans VARCHAR[], unknown_plan_binding BOOLEAN, missing_history_binding BOOLEAN, position INTEGER)"
     )
-    con.executemany("INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.executemany("INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(*rule, position) for position, rule in enumerate(rules)])
     starts = " ".join(
         [f"WHEN {lit(kind)} THEN t.{start}" for kind, (start, _) in CLOCK_KINDS.items()]
@@ -203,7 +219,8 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                             ELSE CASE r.kind {stops} END END AS stop_raw,
                        CASE WHEN r.kind IN {event_kinds} AND t.has_events THEN 'events'
                             ELSE 'tickets' END AS clock_source, t.has_events, r.kind IN {only_events} AS events_only,
-                       t.channel, t.effective_tier AS tier, t.plan, r.binding_plans
+                       t.channel, t.effective_tier AS tier, t.plan, r.binding_plans, r.unknown_plan_binding,
+                       r.missing_history_binding
                 FROM _sla_tk t JOIN clock_rules r
                   ON (r.channel IS NULL OR r.channel = t.channel) AND (r.tier IS NULL OR r.tier = t.effective_tier)
                 LEFT JOIN _sla_cyc c ON r.kind = 'resolution' AND t.has_events AND c.ticket_id = t.ticket_id
@@ -214,10 +231,13 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                    CASE WHEN stop_raw <= {as_of_sql} THEN stop_raw END AS stopped_at,
                    clock_source, channel, tier, plan,
                    CASE WHEN started_at > {as_of_sql} THEN 'started after the as-of time'
-                        -- without the ticket's event history an acknowledgment can be neither seen nor ruled out
-                        WHEN events_only AND NOT has_events THEN 'no event history for this ticket'
-                        WHEN binding_plans IS NOT NULL AND (plan IS NULL OR NOT list_contains(binding_plans, plan))
-                            THEN 'plan ' || coalesce(plan, 'unknown') || ' is reported but not bound by ' || rule_id
+                        -- a policy may read a ticket without events as one whose history is unknown
+                        WHEN events_only AND NOT has_events AND NOT missing_history_binding
+                            THEN 'no event history for this ticket (missing_history_binding: false)'
+                        WHEN binding_plans IS NOT NULL AND plan IS NULL AND NOT unknown_plan_binding
+                            THEN 'plan unknown is reported but not bound by ' || rule_id || ' (unknown_plan_binding: false)'
+                        WHEN binding_plans IS NOT NULL AND NOT list_contains(binding_plans, plan)
+                            THEN 'plan ' || plan || ' is reported but not bound by ' || rule_id
                    END AS exclusion_reason
             FROM j WHERE started_at IS NOT NULL {'' if events_present else 'AND NOT events_only'}"""
     )
@@ -350,6 +370,30 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
            GROUP BY r.rule_id ORDER BY r.rule_id"""
     )
     _write_ticket_results(con, policy, as_of_sql)
+    _write_unknown_plan_figures(con, [rule[0] for rule in rules if rule[9] is not None])
+
+
+def _write_unknown_plan_figures(con: duckdb.DuckDBPyConnection, rule_ids: list[str]) -> None:
+    """Segment ``plan=unknown`` of the rules bound by plan, in ``metrics_tickets``: how many of their items had no
+    plan (bound or not, per ``unknown_plan_binding``), always shown, zero included."""
+    if not rule_ids:
+        return
+    items = create_items_view(
+        con,
+        "tickets_unknown_plan",
+        f"""SELECT rule_id, record_id, started_at, NULL, state, CASE WHEN stopped_at IS NOT NULL THEN elapsed_seconds END,
+                   due_at, stopped_at, NULL, NULL, NULL
+            FROM ticket_sla WHERE plan IS NULL AND rule_id IN {_in_list(rule_ids)}""",
+    )
+    write_metrics(con, "tickets_unknown_plan", items, rule_ids)
+    con.execute(
+        """INSERT INTO metrics_tickets
+           SELECT rule_id, 'tickets', period, 'plan=unknown', achieved, breached, active, excluded, denominator,
+                  adherence_pct, median_seconds, p90_seconds, p95_seconds, max_seconds
+           FROM metrics_tickets_unknown_plan WHERE segment = 'all'"""
+    )
+    con.execute(f"DROP VIEW {items}")
+    con.execute("DROP TABLE metrics_tickets_unknown_plan")
 
 
 def _has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -364,13 +408,16 @@ def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
 def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: dict, as_of_sql: str) -> None:
     """``_sla_tk`` (tickets + effective tier + event-derived stops), ``_sla_cyc`` (resolution cycles from
     events: ticket_id, cycle, c_start, c_stop) and ``_sla_segs`` (non-counting status segments)."""
-    priority_plans = _in_list(policy.priority_plans)
     terminal = _in_list(settings["solved_statuses"])
     pausing = _in_list(settings["pausing_statuses"])
     fr_types = _in_list(settings["first_response_event_types"])
     new_cycle = bool(settings["reopen_starts_new_cycle"])
-    tier_sql = (f"coalesce(t.tier, CASE WHEN t.plan IN {priority_plans} THEN 'priority' "
-                f"ELSE {lit(policy.default_tier)} END)")
+    staged_columns = {row[0] for row in con.execute("DESCRIBE staged_tickets").fetchall()}
+    if "tier_source" in staged_columns:  # ingest has read the tier already (compliance.tickets_reading)
+        tier_sql = "t.tier"
+    else:  # a staged table built otherwise: the same reading here
+        tier_sql, _ = tier_reading_sql(policy, "t.tier", "t.plan",
+                                       keyword_tier_sql(policy, "t.subject", "t.description"))
     # only the columns the clocks read: free text would make this copy of every ticket several times wider
     ticket_columns = ", ".join(
         f"t.{name}" for name in dict.fromkeys(["ticket_id", "channel", "tier", "plan",
@@ -404,7 +451,8 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
                        row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, coalesce(source_line, 0) DESC) = 1
                            AS is_last
                 FROM staged_ticket_events
-                WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {as_of_sql}
+                -- any event type may carry a status (a requester's reply reopening a pending ticket)
+                WHERE new_status IS NOT NULL AND occurred_at <= {as_of_sql}
                 WINDOW w AS (PARTITION BY ticket_id ORDER BY {order})
             )
             SELECT *, term AND NOT prev_term AS is_solve, prev_term AND NOT term AS is_reopen,

@@ -255,6 +255,10 @@ def test_convert_then_run_gives_verdicts(archive, tmp_path, capsys):
     assert "T-PLANTED" in published and "[REDACTED:card_number]" in published and "[REDACTED:email]" in published
     assert "4111" not in published and "alice@example.com" not in published
     assert verdicts["TG-ACK"]["verdict"] == "breached"  # one acknowledgment in 5 min, three tickets without one
+    # TG-MAILBOX: four threads categorised (mailbox or subject tag), the one sent to no known mailbox listed
+    mailbox = verdicts["TG-MAILBOX"]
+    assert (mailbox["verdict"], mailbox["achieved"], mailbox["breached"], mailbox["adherence_pct"]) == (
+        "breached", "4", "1", "80.0")
 
 
 def test_quarantine_reasons_of_the_ingest_are_redacted_and_short(tmp_path, con, policy):

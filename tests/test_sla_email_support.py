@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -163,12 +164,17 @@ def test_acknowledgment_stops_at_the_first_auto_ack_event(con, email_policy):
     assert got["ACK-LATE"] == ("breached", created + H, created + H + S, 3601)
     assert got["ACK-NONE"][:3] == ("breached", created + H, None)
     assert got["ACK-OPEN"][:3] == ("active", AS_OF + 30 * 60 * S, None)
-    assert got["NO-EVENTS"][0] == "excluded"
-    reason = con.execute(
-        "SELECT exclusion_reason FROM ticket_sla WHERE rule_id = 'TG-ACK' AND record_id = 'NO-EVENTS'"
-    ).fetchall()[0][0]
-    assert reason == "no event history for this ticket"
+    # with the event export loaded, a ticket without any event had no acknowledgment: judged, not excused
+    assert got["NO-EVENTS"][:3] == ("breached", created + H, None)
     explanation = con.execute(
         "SELECT explanation FROM violations_tickets WHERE rule_id = 'TG-ACK' AND record_id = 'ACK-LATE'"
     ).fetchall()[0][0]
     assert "automatic acknowledgment" in explanation
+    # missing_history_binding: false reads such a ticket's history as unknown
+    ack = email_policy.rule("TG-ACK")
+    lenient = dataclasses.replace(ack, settings={**ack.settings, "missing_history_binding": False})
+    evaluate_ticket_clocks(con, dataclasses.replace(
+        email_policy, rules=tuple(lenient if rule is ack else rule for rule in email_policy.rules)), AS_OF)
+    assert con.execute(
+        "SELECT state, exclusion_reason FROM ticket_sla WHERE rule_id = 'TG-ACK' AND record_id = 'NO-EVENTS'"
+    ).fetchall() == [("excluded", "no event history for this ticket (missing_history_binding: false)")]

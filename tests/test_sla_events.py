@@ -85,7 +85,12 @@ def random_ticket(rng: random.Random, index: int) -> dict:
     t = _edge(rng, created + _dur(rng))
     t = max(t, created)
     if rng.random() < 0.85:
-        add(t, "public_reply", "agent")
+        if rng.random() < 0.25:  # the reply itself sets the status (any event type may carry new_status)
+            add(t, "public_reply", "agent", rng.choice(PAUSING))
+            t = _edge(rng, t + _dur(rng))
+            add(t, "requester_reply", "requester", "open")
+        else:
+            add(t, "public_reply", "agent")
         if rng.random() < 0.5:
             add(t, "status_change", "agent", rng.choice(PAUSING))
             t = _edge(rng, t + _dur(rng))
@@ -98,8 +103,11 @@ def random_ticket(rng: random.Random, index: int) -> dict:
             add(t, "status_change", "agent", rng.choice(PAUSING))
             if rng.random() < 0.85:
                 t = _edge(rng, t + _dur(rng))
-                add(t, "requester_reply", "requester")
-                add(t, "status_change", "system", rng.choice(["open", "open", "new"]))
+                if rng.random() < 0.4:  # how a help desk records a customer answering a pending ticket
+                    add(t, "requester_reply", "requester", "open")
+                else:
+                    add(t, "requester_reply", "requester")
+                    add(t, "status_change", "system", rng.choice(["open", "open", "new"]))
 
     flips()
     if rng.random() < 0.75:
@@ -109,7 +117,7 @@ def random_ticket(rng: random.Random, index: int) -> dict:
             add(t + _dur(rng), "status_change", "system", "closed")
         if rng.random() < 0.45:
             t = _edge(rng, t + _dur(rng))
-            add(t, "status_change", "requester", rng.choice(["open", "open", "new", "pending"]))
+            add(t, rng.choice(["status_change", "requester_reply"]), "requester", rng.choice(["open", "open", "new", "pending"]))
             flips()
             if rng.random() < 0.7:
                 t = _edge(rng, t + _dur(rng))
@@ -230,7 +238,7 @@ def reference(ticket: dict, policy, reopen_new_cycle: bool) -> dict:
             out[(rule.id, 1)] = row
             continue
         # replay the status timeline
-        timeline = [(at, status) for at, _i, kind, status in events if kind == "status_change" and status]
+        timeline = [(at, status) for at, _i, _kind, status in events if status]  # new_status on any event
         segments, solves, reopens = [], [], []
         previous = "new"
         for k, (at, status) in enumerate(timeline):
@@ -324,3 +332,87 @@ def test_pause_on_business_hours_by_hand(con, policy):
     assert pause == 9 * 3600  # 7 h Monday + 2 h Tuesday of open time; the night does not count
     assert due == ny(2026, 11, 19, 10)  # Tuesday 17:00 + 9 business hours = Thursday 10:00
     assert elapsed == (8 + 8 + 7) * 3600 - 9 * 3600 and state == "achieved"
+
+
+def _resolution_row(con, policy, ticket, reopen_new_cycle=False):
+    load(con, [ticket])
+    evaluate_ticket_clocks(con, policy_with_resolution(policy, reopen_new_cycle), AS_OF)
+    return con.execute(
+        "SELECT cycle, started_at, stopped_at, pause_seconds, elapsed_seconds, due_at, state FROM ticket_sla "
+        "WHERE rule_id = 'RES-ACCT' ORDER BY cycle"
+    ).fetchall()
+
+
+def test_requester_reply_with_new_status_open_ends_the_pause(con, policy):
+    created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    ticket = {"ticket_id": "R1", "channel": "account_billing", "plan": "free", "created_at": created,
+              "first_response_at": None, "resolved_at": None,
+              "events": [(created + hour, "public_reply", "agent", None),
+                         (created + hour, "status_change", "agent", "pending"),
+                         (created + 3 * hour, "requester_reply", "requester", "open"),  # the customer answers
+                         (created + 40 * hour, "status_change", "agent", "solved")]}
+    # 24/7, 36 h target: paused 2 h (not 39 h until the solve), so the solve after 40 h is 2 h late
+    assert _resolution_row(con, policy, ticket) == [
+        (1, created, created + 40 * hour, 2 * 3600, 38 * 3600, created + 38 * hour, "breached")]
+
+
+def test_public_reply_with_new_status_pending_starts_a_pause(con, policy):
+    created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    ticket = {"ticket_id": "R2", "channel": "account_billing", "plan": "free", "created_at": created,
+              "first_response_at": None, "resolved_at": None,
+              "events": [(created + hour, "public_reply", "agent", "pending"),  # reply and pending at once
+                         (created + 11 * hour, "requester_reply", "requester", "open"),
+                         (created + 40 * hour, "status_change", "agent", "solved")]}
+    # paused from 1 h to 11 h: 30 h of the 36 h counted, due at 46 h, solved at 40 h
+    assert _resolution_row(con, policy, ticket) == [
+        (1, created, created + 40 * hour, 10 * 3600, 30 * 3600, created + 46 * hour, "achieved")]
+
+
+def test_requester_reply_reopening_a_solved_ticket_is_a_reopen(con, policy):
+    created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    ticket = {"ticket_id": "R3", "channel": "account_billing", "plan": "free", "created_at": created,
+              "first_response_at": None, "resolved_at": None,
+              "events": [(created + hour, "public_reply", "agent", None),
+                         (created + 2 * hour, "status_change", "agent", "solved"),
+                         (created + 5 * hour, "requester_reply", "requester", "open"),  # "it still fails"
+                         (created + 50 * hour, "status_change", "agent", "solved")]}
+    # one cycle: the 3 h between the solve and the reopen do not count; 47 h of 36 are over by 11 h
+    assert _resolution_row(con, policy, ticket) == [
+        (1, created, created + 50 * hour, 3 * 3600, 47 * 3600, created + 39 * hour, "breached")]
+    # a new cycle per reopen: the reopen starts cycle 2 at 5 h, solved 45 h later (36 h target)
+    assert _resolution_row(con, policy, ticket, reopen_new_cycle=True) == [
+        (1, created, created + 2 * hour, 0, 2 * 3600, created + 36 * hour, "achieved"),
+        (2, created + 5 * hour, created + 50 * hour, 0, 45 * 3600, created + 41 * hour, "breached")]
+
+
+def test_reconciliation_reads_status_changes_and_the_policy_as_the_clocks_do(con, policy):
+    from compliance.rules import reconciliation
+    from tests.test_reconciliation import _vendor_rows
+
+    created = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    ticket = {"ticket_id": "V1", "channel": "sales", "plan": "free", "created_at": created,
+              "first_response_at": None, "resolved_at": None,
+              "events": [(created + hour, "internal_note", "agent", None),
+                         (created + 2 * hour, "public_reply", "agent", "solved"),  # answered and solved at once
+                         (created + 3 * hour, "requester_reply", "requester", "open"),  # ... reopened by the customer
+                         (created + 4 * hour, "status_change", "agent", "closed")]}
+    load(con, [ticket])
+    _vendor_rows(con, [("V1", "tickets", "first_response", created + 5 * hour, True, "Within SLA"),
+                       ("V1", "tickets", "resolution", created + 5 * hour, True, "Within SLA")])
+    as_of = datetime(2026, 3, 31, tzinfo=UTC)
+
+    def stops(reading_policy):
+        reconciliation.evaluate(con, as_of, policy=reading_policy)
+        return dict(con.execute("SELECT metric, stopped_at FROM vendor_reconciliation").fetchall())
+
+    # the reopen by the reply counts, and the later close is the resolution
+    assert stops(policy) == {"first_response": created + 2 * hour, "resolution": created + 4 * hour}
+    # a policy whose only terminal status is solved, and whose first response is any agent note
+    settings = dict(policy.ticket_settings, solved_statuses=["solved"],
+                    first_response_event_types=["public_reply", "internal_note"])
+    assert stops(dataclasses.replace(policy, ticket_settings=settings)) == {
+        "first_response": created + hour, "resolution": None}

@@ -19,9 +19,10 @@ Readings (each one a policy setting or written here; the policy's ``email`` and 
   ``mbox-`` and a hash of the request's Message-ID; ``created_at`` is the customer's first message;
   ``channel`` is the support mailbox it was sent to (To, Cc, Delivered-To, X-Original-To; the local part of a
   channel alias address at a support domain), else its subject tag (``[技术问题]``, ``[Technical]`` … as channel
-  aliases); ``tier`` is the first tier of ``urgency_keywords`` with a keyword in the subject or the first
-  message, else ``tiers.default`` (a policy without keyword rules leaves it to the run); ``description`` is
-  every customer message of the thread in order, quoted lines left out.
+  aliases), recorded in ``channel_source`` (``mailbox`` | ``subject tag``); ``tier`` and ``tier_source`` are
+  read from the subject and the first customer message by ``compliance.tickets_reading`` (urgency keywords and
+  negations, the same reading ingest applies to every tickets file's subject and description);
+  ``description`` is every customer message of the thread in order, quoted lines left out.
 * **Dates**: a Date with an offset is converted to UTC; ``-0000`` is UTC (RFC 5322 §3.3); a Date without a
   zone is read in ``--timezone`` when given, else quarantined, like an unreadable or missing Date. A thread
   with an undatable message is quarantined whole (its times are unknown), as is a thread without a customer
@@ -45,6 +46,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import polars as pl
 
 from compliance.adapters.base import (
@@ -57,7 +59,9 @@ from compliance.adapters.base import (
     input_record,
 )
 from compliance.policy import Policy, load_policy
+from compliance.rules.common import ident
 from compliance.secrets import redact
+from compliance.tickets_reading import channel_vocabulary, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 
 FORMAT_VERSION = "mbox archive (RFC 4155) of RFC 5322 messages"
 _QUOTED_MAX_CHARS = 60
@@ -69,7 +73,6 @@ _QUOTE_START = re.compile(
     r"^\s*(?:On .{0,200} wrote:|在.{0,200}写道[:：]|-{2,}\s*(?:Original Message|原始邮件)\s*-{2,}|发件人[:：]|From:\s.+@)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_TAG = r"(\[[^\[\]]{1,40}\])"
 _MESSAGE_SCHEMA = {
     "file": pl.Utf8,
     "position": pl.Int64,
@@ -89,7 +92,7 @@ _MESSAGE_SCHEMA = {
 
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     policy = options.policy or load_policy("email-support")
-    mailboxes, tags = _channel_vocabulary(policy)
+    mailboxes, tags = channel_vocabulary(policy)
     if not mailboxes and not tags:
         raise ConversionError(
             f"policy {policy.profile} maps no mailbox address or subject tag to a channel (channels.*.aliases); "
@@ -104,7 +107,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         parsed += messages
     messages, duplicates = _drop_duplicates(parsed)
     frame = pl.DataFrame(_thread(messages, policy), schema=_MESSAGE_SCHEMA)
-    roles = _with_roles(frame, policy, mailboxes, tags)
+    roles = _with_roles(frame, policy, mailboxes)
     tickets, events, quarantine = _tickets(roles, policy)
     quarantine = pl.concat([duplicates, quarantine]).sort("source_file", "line")
     quarantined = dict(quarantine.group_by("source_file").len().iter_rows())
@@ -302,35 +305,9 @@ def _customer_address(message: dict, support_domains: set[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Roles, channel, urgency (set-based)
+# Roles, channel, urgency (set-based; the subject tag and urgency readings are compliance.tickets_reading)
 # --------------------------------------------------------------------------------------------------------
-def _channel_vocabulary(policy: Policy) -> tuple[dict[str, str], dict[str, str]]:
-    """(mailbox local part → channel, lower-case subject tag → channel) from the channel aliases."""
-    mailboxes, tags = {}, {}
-    for channel, aliases in policy.channels.items():
-        for alias in aliases:
-            alias = alias.strip().lower()
-            if "@" in alias:
-                mailboxes.setdefault(alias.rsplit("@", 1)[0], channel)
-            elif alias.startswith("[") and alias.endswith("]"):
-                tags.setdefault("[" + alias[1:-1].strip() + "]", channel)
-    return mailboxes, tags
-
-
-def _keyword_pattern(keywords: Iterable[str]) -> str:
-    """One case-insensitive regex; a keyword starting or ending with a Latin letter or digit must stand as a word there."""
-    parts = []
-    for keyword in keywords:
-        part = re.escape(keyword.strip())
-        if re.match(r"\w", keyword.strip(), re.ASCII):
-            part = r"(?-u:\b)" + part
-        if re.search(r"\w$", keyword.strip(), re.ASCII):
-            part += r"(?-u:\b)"
-        parts.append(part)
-    return "(?i)(?:" + "|".join(parts) + ")"
-
-
-def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str], tags: dict[str, str]) -> pl.DataFrame:
+def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str]) -> pl.DataFrame:
     """Messages with ``role`` (requester | agent | system | requester_auto), ``mailbox_channel``, ``tag_channel``."""
     domain = pl.col("from_address").str.split("@").list.last()
     local = pl.col("from_address").str.split("@").list.first()
@@ -351,28 +328,28 @@ def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str], 
         .group_by("record_id", maintain_order=True)
         .agg(pl.col("mailbox_channel").first())
     )
-    tag = pl.col("subject").str.extract(_TAG, 1)  # the first bracketed tag, also after "Re: "
-    tag = pl.concat_str(pl.lit("["), tag.str.slice(1).str.strip_suffix("]").str.strip_chars().str.to_lowercase(), pl.lit("]"))
-    return frame.join(recipients, on="record_id", how="left").with_columns(
+    with_tags = _with_sql(frame, tag_channel=tag_channel_sql(policy, "subject"))
+    return with_tags.join(recipients, on="record_id", how="left").with_columns(
         pl.when(automatic & (support | auto_sender)).then(pl.lit("system"))
         .when(support).then(pl.lit("agent"))
         .when(automatic).then(pl.lit("requester_auto"))
         .otherwise(pl.lit("requester"))
         .alias("role"),
-        tag.replace_strict(tags, default=None, return_dtype=pl.Utf8).alias("tag_channel"),
     )
 
 
-def _tier(text: pl.Expr, policy: Policy) -> pl.Expr:
-    """The first tier whose keyword the text mentions, else the default tier; no keyword rules: no explicit tier
-    (the run derives it from plan and channel)."""
-    tiers = [(tier, keywords) for tier, keywords in policy.urgency_keywords if keywords]
-    if not tiers:
-        return pl.lit(None, pl.Utf8)
-    chain = pl.when(text.str.contains(_keyword_pattern(tiers[0][1]))).then(pl.lit(tiers[0][0]))
-    for tier, keywords in tiers[1:]:
-        chain = chain.when(text.str.contains(_keyword_pattern(keywords))).then(pl.lit(tier))
-    return chain.otherwise(pl.lit(policy.default_tier))
+def _with_sql(frame: pl.DataFrame, **columns: str) -> pl.DataFrame:
+    """``frame`` with columns computed by DuckDB SQL over its rows: the readings of compliance.tickets_reading are
+    SQL, the same expressions ingest applies to every tickets file."""
+    con = duckdb.connect()
+    try:
+        con.register("frame", frame.to_arrow())
+        selects = ", ".join(f"{sql} AS {ident(name)}" for name, sql in columns.items())
+        # a plain projection of one scan keeps the row order
+        computed = pl.from_arrow(con.sql(f"SELECT {selects} FROM frame").to_arrow_table())
+    finally:
+        con.close()
+    return pl.concat([frame, computed.cast({name: pl.Utf8 for name in columns})], how="horizontal")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -409,14 +386,19 @@ def _tickets(messages: pl.DataFrame, policy: Policy) -> tuple[pl.DataFrame, pl.D
             .when(pl.col("tag_channel").first().is_not_null()).then(pl.lit("subject tag")).alias("channel_source"),
         )
     )
-    with_request = datable.join(request.select("thread", "created", "channel"), on="thread", how="left")
+    with_request = datable.join(request.select("thread", "request_id", "created", "channel"), on="thread", how="left")
     reasons = (
         pl.when(pl.col("created").is_null())
         .then(pl.struct(code=pl.lit("missing_value"), reason=pl.lit("thread has no message from a customer (only support or automatic mail)")))
-        .when(pl.col("channel").is_null())
+        .when(pl.col("channel").is_null() & (pl.col("record_id") == pl.col("request_id")))
         .then(pl.struct(code=pl.lit("unknown_value"), reason=pl.lit(
             "channel: the request went to none of the policy's support mailboxes and its subject has no tag "
             "that is a channel alias"
+        )))
+        # the thread's other messages: one "channel:" reason per ticket (TG-MAILBOX counts tickets)
+        .when(pl.col("channel").is_null())
+        .then(pl.struct(code=pl.lit("incomplete_thread"), reason=pl.lit(
+            "its thread's request is quarantined: no support mailbox or subject tag gives its channel"
         )))
         .when(pl.col("sent_at") < pl.col("created"))
         .then(pl.struct(code=pl.lit("out_of_order"), reason=pl.lit("sent before the customer's first message of its thread")))
@@ -450,11 +432,15 @@ def _ticket_rows(used: pl.DataFrame, request: pl.DataFrame, policy: Policy) -> p
         pl.col("announced_number").filter(pl.col("role") == "system").drop_nulls().first().alias("announced"),
         pl.len().alias("messages"),
     )
-    return request.join(replies, on="thread").sort("created", "request_id").select(
+    tickets = request.join(replies, on="thread").sort("created", "request_id")
+    # urgency from the subject and the customer's first message (tickets_reading, as ingest reads a file's text)
+    tier, tier_source = tier_reading_sql(policy, "NULL::VARCHAR", "NULL::VARCHAR",
+                                         keyword_tier_sql(policy, "subject", "first_text"))
+    return _with_sql(tickets, tier=tier, tier_source=tier_source).select(
         "thread",
         pl.coalesce("announced", "request_id").alias("ticket_id"),
         "channel",
-        _tier(pl.col("subject") + pl.lit("\n") + pl.col("first_text"), policy).alias("tier"),
+        "tier",
         _iso(pl.col("created")).alias("created_at"),
         _iso(pl.col("first_response")).alias("first_response_at"),
         "subject",
@@ -462,6 +448,7 @@ def _ticket_rows(used: pl.DataFrame, request: pl.DataFrame, policy: Policy) -> p
         _iso(pl.col("acknowledged")).alias("acknowledged_at"),
         pl.col("messages").cast(pl.Utf8),
         "channel_source",
+        "tier_source",
         pl.col("request_id").alias("request_message_id"),
     )
 

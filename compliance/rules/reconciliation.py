@@ -9,8 +9,10 @@ Readings (an auditor's independent check of the helpdesk's own numbers):
 - **recomputed_met**: the vendor's own due time applied to the record's own timestamps: the stop (``STOPS``) at or
   before ``vendor_due_at`` is met, after it missed; no stop and the as-of time past the due time is missed; no stop
   before it is still running (NULL). Stops after the as-of time have not happened yet. For tickets without the
-  column, the stop is taken from their events (first public reply; the last change into solved/closed of a ticket
-  that ends solved or closed; the first auto-ack).
+  column, the stop is taken from their events, read with the policy's ``tickets`` settings as the clocks read
+  them: the first event of a ``first_response_event_types`` type; the last change into a ``solved_statuses``
+  status of a ticket that ends in one, where any event with a ``new_status`` changes the status; the first
+  auto-ack).
 - **our_state**: the state of our policy's clock on the same ticket and metric in ``ticket_sla`` (``achieved`` is
   met, ``breached`` missed); with several clocks (rules, reopen cycles) a breached one speaks first, then achieved,
   then active. Only tickets have policy clocks here.
@@ -28,8 +30,10 @@ from pathlib import Path
 import duckdb
 
 from compliance.adapters.base import CONVERSION_LOG, CONVERSION_QUARANTINE
+from compliance.policy import Policy
 from compliance.rules.common import install_macros, lit, table_exists, ts_lit
 from compliance.secrets import redact_sql
+from compliance.sla import ticket_settings
 
 SOURCE = "staged_vendor_sla"
 RECONCILIATION_COLUMNS = (
@@ -61,15 +65,18 @@ RECORD_WORDS = {"tickets": "ticket", "incidents": "incident", "privacy_requests"
 OUR_METRIC = {"acknowledgement": "acknowledgment"}
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the vendor") -> None:
-    """Create ``vendor_reconciliation`` and ``vendor_reconciliation_metrics`` (empty without vendor verdicts)."""
+def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the vendor", policy: Policy | None = None) -> None:
+    """Create ``vendor_reconciliation`` and ``vendor_reconciliation_metrics`` (empty without vendor verdicts).
+
+    Ticket stops from events read the policy's ``tickets`` settings as the clocks do (``compliance.sla``); without
+    a policy, their defaults."""
     install_macros(con)
     con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation ({RECONCILIATION_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation_metrics ({RECONCILIATION_METRIC_COLUMNS})")
     if not table_exists(con, SOURCE):
         return
     asof = ts_lit(as_of)
-    _record_stops(con, asof)
+    _record_stops(con, asof, ticket_settings(policy))
     _our_clocks(con)
     metric_words = "CASE v.metric " + " ".join(f"WHEN {lit(k)} THEN {lit(w)}" for k, w in METRIC_WORDS.items()) + " ELSE v.metric END"
     record_words = "CASE v.source " + " ".join(f"WHEN {lit(k)} THEN {lit(w)}" for k, w in RECORD_WORDS.items()) + " END"
@@ -161,8 +168,14 @@ def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the
     con.execute("DROP TABLE IF EXISTS _rec_ours")
 
 
-def _record_stops(con: duckdb.DuckDBPyConnection, asof: str) -> None:
-    """``_rec_stops``: every loaded record × metric a vendor row may name, with its stop (NULL when none by as-of)."""
+def _record_stops(con: duckdb.DuckDBPyConnection, asof: str, settings: dict) -> None:
+    """``_rec_stops``: every loaded record × metric a vendor row may name, with its stop (NULL when none by as-of).
+
+    From events: the first event of a ``first_response_event_types`` type; the last change into a
+    ``solved_statuses`` status of a ticket that ends in one, a status change being any event with a
+    ``new_status`` (as in the clocks)."""
+    terminal = ", ".join(map(lit, settings["solved_statuses"])) or "NULL"
+    responses = ", ".join(map(lit, settings["first_response_event_types"])) or "NULL"
     events = table_exists(con, "staged_ticket_events")
     parts = []
     for (source, metric), column in STOPS.items():
@@ -185,16 +198,16 @@ def _record_stops(con: duckdb.DuckDBPyConnection, asof: str) -> None:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _rec_events AS
                 WITH s AS (
-                    SELECT ticket_id, occurred_at, new_status IN ('solved', 'closed') AS terminal,
+                    SELECT ticket_id, occurred_at, new_status IN ({terminal}) AS terminal,
                            row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, source_line DESC) = 1 AS last
                     FROM staged_ticket_events
-                    WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {asof}
+                    WHERE new_status IS NOT NULL AND occurred_at <= {asof}
                 ), solves AS (
                     SELECT ticket_id, CASE WHEN bool_or(last AND terminal) THEN max(occurred_at) FILTER (WHERE terminal) END AS resolution
                     FROM s GROUP BY ticket_id
                 )
                 SELECT e.ticket_id,
-                       min(e.occurred_at) FILTER (WHERE e.event_type = 'public_reply') AS first_response,
+                       min(e.occurred_at) FILTER (WHERE e.event_type IN ({responses})) AS first_response,
                        min(e.occurred_at) FILTER (WHERE e.event_type = 'auto_ack') AS acknowledgement,
                        any_value(solves.resolution) AS resolution
                 FROM staged_ticket_events e LEFT JOIN solves USING (ticket_id)

@@ -17,7 +17,8 @@ Readings (``kind`` missing is read as ``incident``; events after as_of count as 
   the silences while open are start -> first update, update -> next update, last update -> resolution (or ->
   as_of while unresolved); updates outside (start, end) are ignored. Longest silence > target: breach (due = start
   of that silence + target, actual = its end, NULL when the silence is still running at as_of); otherwise
-  achieved when resolved, active while open. Measured interval = the longest silence.
+  achieved when resolved, active while open. Measured interval = the longest silence. An incident without
+  ``started_at`` is counted as ``excluded`` (its silences cannot be measured), never left out.
 - STAT-HISTORY (kind ``incident_history``): the report period is (as_of - target, as_of]. When the earliest
   started_at (scheduled_start_at for maintenance without one) of the export is later than the period start, or
   the export is empty, one ``coverage`` violation with record_id ``incidents`` names the uncovered span; the
@@ -167,7 +168,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || ' at ' || cr_ts(gap_end) || ', ' || cr_dur(cr_secs(due_at, gap_end))
                        || ' more than the {phrase} maximum silence (an update was due by ' || cr_ts(due_at) || ').'
                    END
-            FROM j""")
+            FROM j
+            -- an incident without a start cannot be measured, but it is counted (excluded), never dropped
+            UNION ALL
+            SELECT {lit(rule.id)}, CAST(incident_id AS VARCHAR), NULL, {SEGMENT}, 'excluded', NULL, NULL, NULL, NULL,
+                   NULL, NULL
+            FROM {SOURCE} WHERE {IS_INCIDENT} AND started_at IS NULL""")
 
     for rule in policy.rules_of("incident_history"):
         seconds = require_seconds(rule)
