@@ -30,6 +30,7 @@ class ReporterSettings(dg.ConfigurableResource):
     out_dir: str
     policy: str = "platform"
     as_of: str = ""  # ISO-8601; empty means the moment the run was created
+    encoding: str = ""  # text encoding (Python codec name) of every CSV / JSON Lines export; empty: detected per file
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)
@@ -151,6 +152,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             out_dir=out_dir,
             policy=os.environ.get("CR_POLICY", "platform"),
             as_of=os.environ.get("CR_AS_OF", ""),
+            encoding=os.environ.get("CR_ENCODING", ""),
         ),
         "warehouse": Warehouse(
             path=os.environ.get("CR_WAREHOUSE", str(Path(out_dir) / "warehouse.duckdb")),
