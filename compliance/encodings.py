@@ -7,8 +7,11 @@ windows around byte offsets the caller already knows to be suspect. In that orde
 2. a head that is a quarter NUL bytes or more: UTF-16 without a BOM (LE or BE by where the NULs are);
 3. samples that decode as UTF-8, or whose valid multi-byte characters outnumber their undecodable sequences
    (a UTF-8 file with a few damaged bytes): ``utf-8``;
-4. otherwise charset-normalizer's best guess among :data:`LEGACY_CANDIDATES` (cp1252, gb18030), ``cp1252``
-   when neither decodes. Latin-1 text is read as cp1252, which decodes every Latin-1 letter the same way.
+4. otherwise charset-normalizer's best guess among :data:`LEGACY_CANDIDATES` (cp1252, gb18030). When the
+   samples hold bytes that neither decodes (a damaged file), charset-normalizer offers none: the candidate whose
+   text, bytes replaced, reads least like noise by charset-normalizer's own measure (its mess ratio, plus the
+   share of replaced characters) is taken; on a tie, cp1252. Latin-1 text is read as cp1252, which decodes every
+   Latin-1 letter the same way.
 
 Every step looks at the same bytes for the same file, so a file always gets the same answer. A byte that does not
 decode in the chosen codec becomes U+FFFD and is counted (``Decoding.replaced``); the text around it is kept.
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charset_normalizer import from_bytes
+from charset_normalizer.md import mess_ratio
 
 UTF8_CODECS = ("utf-8", "utf-8-sig")  # codecs whose files DuckDB and polars read themselves
 LEGACY_CANDIDATES = ("cp1252", "gb18030")
@@ -188,4 +192,12 @@ def _decide(samples: list[bytes], head: bytes | None = None) -> str:
     if undecodable == 0 or multi_byte > undecodable:
         return "utf-8"
     best = from_bytes(sample, cp_isolation=list(LEGACY_CANDIDATES)).best()
-    return codec_name(best.encoding) if best is not None else "cp1252"
+    if best is not None:
+        return codec_name(best.encoding)
+    return min(LEGACY_CANDIDATES, key=lambda candidate: _noise(sample, candidate))
+
+
+def _noise(sample: bytes, encoding: str) -> float:
+    with _counting() as counter:
+        text = sample.decode(encoding, errors=_COUNTED_REPLACE)
+    return mess_ratio(text, 1.0) + counter[0] / max(len(text), 1)

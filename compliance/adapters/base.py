@@ -130,8 +130,7 @@ def _named_encoding() -> str | None:
     return session.encoding if session else None
 
 
-def record_decoding(path: Path, decoding: Decoding) -> None:
-    """Note how ``path`` was decoded, for its InputRecord (adapters that decode their files themselves)."""
+def _record_decoding(path: Path, decoding: Decoding) -> None:
     session = _vendor_decoding.get()
     if session is not None:
         session.files[path] = decoding
@@ -159,7 +158,7 @@ def read_csv_text(path: Path, **options) -> pl.DataFrame:
     if frame is None:
         with utf8_copy(path, encoding) as (copy, decoding):
             frame = _polars_csv(copy, options)
-    record_decoding(path, decoding)
+    _record_decoding(path, decoding)
     frame = frame.rename({name: name.strip().lstrip("\ufeff") for name in frame.columns})
     return frame.with_row_index("source_line", offset=2).with_columns(pl.col("source_line").cast(pl.Int64))
 
@@ -274,10 +273,14 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
     return [*written, out_dir / CONVERSION_LOG]
 
 
-def input_record(path: Path, rows_read: int, rows_quarantined: int, variant: str = "") -> InputRecord:
+def input_record(
+    path: Path, rows_read: int, rows_quarantined: int, variant: str = "", decoding: Decoding | None = None
+) -> InputRecord:
+    """The accounting of one input file; ``decoding`` for an adapter that decodes the file itself, else how the
+    readers here decoded it (detected again when it was read outside a :func:`vendor_encoding` block)."""
     session = _vendor_decoding.get()
-    decoding = session.files.get(path) if session else None
-    if decoding is None:  # read outside a vendor_encoding block, or by the adapter itself
+    decoding = decoding or (session.files.get(path) if session else None)
+    if decoding is None:
         decoding = Decoding(_named_encoding() or detect_encoding(path))
     return InputRecord(
         path.name, file_sha256(path), rows_read, rows_read - rows_quarantined, rows_quarantined, variant,
@@ -326,7 +329,7 @@ def read_text_document(path: Path) -> str:
     except OSError as error:
         raise ConversionError(f"cannot be read: {error}") from None
     text, decoding = decode_bytes(data, _named_encoding() or guess_encoding(data))
-    record_decoding(path, decoding)
+    _record_decoding(path, decoding)
     return text
 
 

@@ -58,7 +58,6 @@ from compliance.adapters.base import (
     ConversionError,
     empty_quarantine,
     input_record,
-    record_decoding,
 )
 from compliance.encodings import Decoding, codec_name, decode_bytes, guess_encoding
 from compliance.policy import Policy, load_policy
@@ -106,10 +105,11 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     ticket_number = re.compile(policy.email.ticket_number_pattern)
     parsed: list[dict] = []
     counts: dict[str, int] = {}
+    replaced: dict[str, int] = {}
     for path in paths:
         messages = _read_archive(path, ticket_number, options.timezone)
         counts[path.name] = len(messages)
-        record_decoding(path, Decoding(MIME_CHARSETS, sum(message["replaced_characters"] for message in messages)))
+        replaced[path.name] = sum(message["replaced_characters"] for message in messages)
         parsed += messages
     messages, duplicates = _drop_duplicates(parsed)
     frame = pl.DataFrame(_thread(messages, policy), schema=_MESSAGE_SCHEMA)
@@ -122,7 +122,10 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         format_version=FORMAT_VERSION,
         tables={"tickets": tickets, "ticket_events": events},
         quarantine=quarantine.select(QUARANTINE_COLUMNS),
-        inputs=[input_record(path, counts[path.name], quarantined.get(path.name, 0), "mbox") for path in paths],
+        inputs=[
+            input_record(path, counts[path.name], quarantined.get(path.name, 0), "mbox", Decoding(MIME_CHARSETS, replaced[path.name]))
+            for path in paths
+        ],
         notes=[
             "one ticket per thread (Message-ID / In-Reply-To / References, announced ticket number, subject fallback)",
             "support side: " + ", ".join(policy.email.support_domains) + "; acknowledgments: automatic mail",
