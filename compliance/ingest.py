@@ -5,6 +5,9 @@ problems go to the ``quarantine`` table instead of ``staged_<source>``. For each
 rows quarantined, and the ``ingest_log`` table says so. The text of a file never goes into the warehouse file
 (Parquet is read through a view, CSV and JSON Lines through temporary tables); one pass writes the accepted rows,
 typed, in file order, and only the rejected rows and the rows whose ID repeats are parsed a second time.
+Text encodings (:mod:`compliance.encodings`): a UTF-8 file is read by DuckDB itself; a file in another encoding,
+detected or named with ``--encoding``, through a streamed UTF-8 copy. A byte that does not decode becomes U+FFFD
+and is counted per column (``loaded_files.replaced_characters``, shown in ``data_quality``): it never costs a row.
 Measured (2 cores, DuckDB 2.0): 10,000,000 Parquet tickets loaded in about 9.5 s.
 
 Loads are incremental and idempotent. The ``loaded_files`` registry remembers every file version loaded (name +
@@ -195,7 +198,8 @@ def accounting_problems(con: duckdb.DuckDBPyConnection, result: IngestResult) ->
 
 
 def _settings_sha256(source: Source, policy: Policy, encoding: str | None) -> str:
-    """Fingerprint of everything that decides how a file is parsed: a change means every file is read again."""
+    """Fingerprint of everything that decides how a file is parsed (the named encoding too): a change means every
+    file is read again."""
     columns = [(c.name, c.kind, c.required, sorted(_allowed_values(c, policy).items()) if c.kind == "enum" else None) for c in source.columns]
     reading = repr((policy.source_timezone, columns, source.record_id, source.unique, source.ordered, encoding))
     return hashlib.sha256(reading.encode()).hexdigest()

@@ -145,19 +145,23 @@ def read_csv_text(path: Path, **options) -> pl.DataFrame:
     detected again around the first of them and read through a copy.
     """
     named = _named_encoding()
-    encoding = named or detect_encoding(path)
-    frame = None
-    if encoding in UTF8_CODECS:
-        try:
-            frame, decoding = _polars_csv(path, options), Decoding(encoding)
-        except ConversionError:
-            offset = first_invalid_utf8(path)
-            if offset is None:
-                raise
-            encoding = named or detect_encoding(path, around=[offset])
-    if frame is None:
+    try:
+        encoding = named or detect_encoding(path)
+        if encoding in UTF8_CODECS:
+            try:
+                return _numbered(path, _polars_csv(path, options), Decoding(encoding))
+            except ConversionError:
+                offset = first_invalid_utf8(path)
+                if offset is None:
+                    raise
+                encoding = named or detect_encoding(path, around=[offset])
         with utf8_copy(path, encoding) as (copy, decoding):
-            frame = _polars_csv(copy, options)
+            return _numbered(path, _polars_csv(copy, options), decoding)
+    except OSError as error:
+        raise ConversionError(f"not a readable CSV file: {error.strerror or error}") from None
+
+
+def _numbered(path: Path, frame: pl.DataFrame, decoding: Decoding) -> pl.DataFrame:
     _record_decoding(path, decoding)
     frame = frame.rename({name: name.strip().lstrip("\ufeff") for name in frame.columns})
     return frame.with_row_index("source_line", offset=2).with_columns(pl.col("source_line").cast(pl.Int64))
