@@ -27,7 +27,7 @@ def _ingest_asset(source: Source) -> dg.AssetsDefinition:
         started = time.monotonic()
         policy = settings.load_policy()
         with warehouse.connect() as con:  # one transaction: the load, its checks and their records
-            result = ingest_source(con, source.name, Path(settings.exports_dir), policy)
+            result = ingest_source(con, source.name, Path(settings.exports_dir), policy, settings.encoding or None)
             accounting = accounting_result(con, name, result)
             expectations = expectations_result(con, name, source.name, policy, settings.as_of_instant(context))
         for entry in result.files:

@@ -14,7 +14,7 @@ import duckdb
 
 from compliance.ingest import IngestResult, accounting_problems
 from compliance.policy import Policy
-from compliance.quality import DATA_QUALITY_COLUMNS, validate_table, write_data_quality
+from compliance.quality import DATA_QUALITY_COLUMNS, decoding_outcomes, validate_table, write_data_quality
 from compliance.rules.common import table_exists
 
 ACCOUNTING = "rows_accounted_for"
@@ -58,6 +58,7 @@ def expectations_result(
         [source, as_of],
     ).fetchall()
     outcomes = validate_table(con, asset_name, source, policy, as_of, previous[0][0] if previous else None)
+    outcomes += decoding_outcomes(con, source)
     write_data_quality(con, outcomes)
     if table_exists(con, asset_name):
         con.execute("DELETE FROM row_count_history WHERE source = ? AND as_of = ?", [source, as_of])

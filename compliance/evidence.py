@@ -273,9 +273,9 @@ def build_manifest(
     # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
     # data behind the evidence and are the same for every run on the same data.
     changes: dict[str, list[dict]] = {"new": [], "unchanged": [], "superseded": []}
-    for source, file, file_format, status, problem, sha256, read, loaded, quarantined, change in con.execute(
-        "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined, change "
-        "FROM ingest_log ORDER BY source, file, status, sha256"
+    for source, file, file_format, status, problem, sha256, read, loaded, quarantined, change, encoding in con.execute(
+        "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined, change, "
+        "encoding FROM ingest_log ORDER BY source, file, status, sha256"
     ).fetchall():
         if change:
             changes[change].append({"file": file, "sha256": sha256})
@@ -287,6 +287,7 @@ def build_manifest(
                 "status": status,
                 "problem": problem,
                 "sha256": sha256,
+                "encoding": encoding,  # the text encoding it was read in (compliance.encodings)
                 "rows_read": read,
                 "rows_loaded": loaded,
                 "rows_quarantined": quarantined,
@@ -295,7 +296,7 @@ def build_manifest(
     known = {entry["source"] for entry in inputs}
     inputs += [
         {"source": name, "file": None, "format": None, "status": "not ingested", "problem": None, "sha256": None,
-         "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0}
+         "encoding": None, "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0}
         for name in SOURCES
         if name not in known
     ]

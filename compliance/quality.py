@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from compliance.contract import SOURCES, Column, Source
 from compliance.ingest import _allowed_values
 from compliance.policy import Policy
-from compliance.rules.common import ident
+from compliance.rules.common import ident, table_exists
 from compliance.secrets import redact
 from compliance.timings import timed
 
@@ -73,6 +73,8 @@ _IN_SET = "expect_column_values_to_be_in_set"
 _ORDER = "expect_column_pair_values_a_to_be_greater_than_b"
 _MAX = "expect_column_max_to_be_between"
 _ROWS = "expect_table_row_count_to_be_between"
+# Not a GX expectation: the decoder's count of characters that did not decode (compliance.encodings).
+DECODED = "decoded_without_replacement"
 
 
 @dataclass(frozen=True)
@@ -486,6 +488,39 @@ def _outcome(
     return ExpectationOutcome(name, m.type, column, bool(m.success), count, observed[:200], blocking, message)
 
 
+def decoding_outcomes(con: duckdb.DuckDBPyConnection, source_name: str) -> list[ExpectationOutcome]:
+    """One non-blocking failure per column whose text had characters that did not decode (each became U+FFFD),
+    over the source's files in this run's ``ingest_log``, with each file's count and encoding. None when every
+    character decoded: the manifest names each file's encoding.
+
+    The counts were taken when each file was loaded (``loaded_files.replaced_characters``), so a file loaded by an
+    earlier run keeps its row. One row per column, not per file × column: the evidence file is ordered by source,
+    expectation and column, and rows that tie there would come out in any order.
+    """
+    if not (table_exists(con, "loaded_files") and table_exists(con, "ingest_log")):
+        return []
+    rows = con.execute(
+        """SELECT column_name, sum(characters)::BIGINT,
+                  string_agg(file || ' (' || encoding || ') ' || characters, ', ' ORDER BY file)
+           FROM (SELECT l.file, l.encoding, unnest(map_keys(l.replaced_characters)) AS column_name,
+                        unnest(map_values(l.replaced_characters)) AS characters
+                 FROM loaded_files l JOIN ingest_log i USING (source, file, sha256)
+                 WHERE l.source = ? AND l.state = 'current' AND i.status = 'loaded'
+                   AND i.change IS DISTINCT FROM 'superseded')
+           GROUP BY column_name ORDER BY column_name""",
+        [source_name],
+    ).fetchall()
+    return [
+        ExpectationOutcome(
+            source_name, DECODED, column, False, int(count), f"{_plural(count, 'character')} replaced: {files}"[:200],
+            False,
+            f"{source_name}: {_plural(count, 'character')} of {column} did not decode and became U+FFFD "
+            f"({files}); the records are kept"[:300],
+        )
+        for column, count, files in rows
+    ]
+
+
 def write_data_quality(con: duckdb.DuckDBPyConnection, outcomes: list[ExpectationOutcome]) -> None:
     """(Re)create ``data_quality`` with one row per outcome (rows of the sources in ``outcomes`` are replaced)."""
     con.execute(f"CREATE TABLE IF NOT EXISTS data_quality ({DATA_QUALITY_COLUMNS})")
@@ -502,6 +537,7 @@ def write_data_quality(con: duckdb.DuckDBPyConnection, outcomes: list[Expectatio
 __all__ = [
     "ExpectationOutcome",
     "allowed_values",
+    "decoding_outcomes",
     "validate_table",
     "write_data_quality",
     "MAY_BE_FUTURE",

@@ -68,7 +68,7 @@ def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
 def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: argparse.Namespace) -> None:
     """Run one vendor adapter over ``inputs`` (files, or folders whose files are all read) into ``out_dir``."""
     from compliance.adapters import adapter_for
-    from compliance.adapters.base import AdapterOptions, ConversionError, write_conversion
+    from compliance.adapters.base import AdapterOptions, ConversionError, vendor_encoding, write_conversion
 
     try:
         adapter = adapter_for(format_name)
@@ -98,7 +98,8 @@ def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: a
             raise UsageError(f"--timezone {args.timezone!r}: not an IANA time zone (e.g. America/New_York)") from None
     options = AdapterOptions(timezone=args.timezone or None, mapping=mapping, policy=policy)
     try:
-        conversion = adapter.convert(files, options)
+        with vendor_encoding(_encoding_option(args)):
+            conversion = adapter.convert(files, options)
     except ConversionError as error:
         raise UsageError(str(error)) from None
     written = write_conversion(conversion, out_dir)
@@ -121,10 +122,12 @@ def _run(args: argparse.Namespace) -> int:
     from reports.static_export import export_dashboard, parse_formats
 
     exports_dir = Path(args.exports)
+    encoding = _encoding_option(args)
     if args.format:  # a vendor export: convert it into canonical files beside the report first
         converted = Path(args.out) / "converted"
         _convert_inputs(args.format, [exports_dir], converted, args)
         exports_dir = converted
+        encoding = ""  # --encoding was the vendor files'; the converted files are UTF-8
     if not exports_dir.is_dir():
         raise UsageError(f"--exports {exports_dir}: no such folder")
     try:
@@ -149,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
             out_dir=str(out_dir.resolve()),
             policy=str(policy.path),
             as_of=as_of.isoformat(),
+            encoding=encoding,
         ),
         "warehouse": Warehouse(
             path=str(warehouse.resolve()), lock_timeout_seconds=float(os.environ.get("CR_LOCK_TIMEOUT", "600"))
@@ -302,6 +306,24 @@ def _add_adapter_options(parser: argparse.ArgumentParser, required: bool) -> Non
     )
     parser.add_argument("--mapping", default="", help="column and value mapping YAML for --format mapping")
     parser.add_argument("--timezone", default="", help="IANA zone of vendor timestamps without an offset")
+    parser.add_argument(
+        "--encoding", default="",
+        help="text encoding of every input file, e.g. cp1252, gb18030, utf-16 (default: detected per file)",
+    )
+
+
+def _encoding_option(args: argparse.Namespace) -> str:
+    """The --encoding codec as Python names it, "" when not given; an unknown name is a usage error."""
+    from compliance.encodings import codec_name
+
+    if not args.encoding:
+        return ""
+    try:
+        return codec_name(args.encoding)
+    except LookupError:
+        raise UsageError(
+            f"--encoding {args.encoding!r}: not a known text encoding (e.g. utf-8, cp1252, gb18030, utf-16)"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ class ReporterSettings(dg.ConfigurableResource):
     out_dir: str
     policy: str = "platform"
     as_of: str = ""  # ISO-8601; empty means the moment the run was created
+    encoding: str = ""  # text encoding (Python codec name) of every CSV / JSON Lines export; empty: detected per file
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

@@ -324,7 +324,8 @@ def test_convert_and_run_reconcile_the_crm_verdicts(tmp_path, capsys):
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["conversion"]["format"] == "open311"
     assert manifest["conversion"]["inputs"][0] | {"sha256": ""} == {
-        "file": "cases.csv", "sha256": "", "rows_read": 4, "rows_converted": 3, "rows_quarantined": 1, "variant": "crm case export csv"}
+        "file": "cases.csv", "sha256": "", "rows_read": 4, "rows_converted": 3, "rows_quarantined": 1, "variant": "crm case export csv",
+        "encoding": "utf-8", "replaced_characters": 0}
     assert "evidence/vendor_reconciliation.csv" in {entry["file"] for entry in manifest["outputs"]}
     with (out / "evidence" / "quarantine.csv").open(newline="", encoding="utf-8") as handle:
         assert [(row["source_file"], row["line"], row["reason_code"]) for row in csv.DictReader(handle)] == [

@@ -167,12 +167,14 @@ def test_unusable_files_are_named_with_the_problem(con, tmp_path, policy):
     assert (result.status, result.problem) == ("missing", "no export file")
 
 
-def test_invalid_utf8_row_is_quarantined(con, tmp_path, policy):
+def test_bytes_that_are_not_utf8_never_cost_the_row(con, tmp_path, policy):
+    # Nothing else in the file is UTF-8 beyond ASCII: it is read as cp1252 (tests/test_encodings.py has the rest).
     path = tmp_path / "tickets.csv"
     path.write_bytes(HEADER.encode() + b"T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,\xff\xfe bad,\nT2,sales,free,,2026-03-02T10:00:00Z,,,open,,,,\n")
     result = ingest_source(con, "tickets", tmp_path, policy)
     assert result.rows_read == result.rows_loaded + result.rows_quarantined == 2
-    assert staged(con) == [("T2",)]
+    assert staged(con, "ticket_id, subject") == [("T1", "\u00ff\u00fe bad"), ("T2", None)]
+    assert result.files[0].encoding == "cp1252"
 
 
 def test_every_source_ingests_generated_exports(con, tmp_path, policy):

@@ -9,7 +9,9 @@ records quarantined. :func:`write_conversion` writes it all as a canonical expor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,16 @@ import duckdb
 import polars as pl
 
 from compliance.contract import SOURCES
+from compliance.encodings import (
+    UTF8_CODECS,
+    Decoding,
+    codec_name,
+    decode_bytes,
+    detect_encoding,
+    first_invalid_utf8,
+    guess_encoding,
+    utf8_copy,
+)
 from compliance.evidence import replacing
 from compliance.ingest import file_sha256
 from compliance.policy import Policy
@@ -61,6 +73,8 @@ class InputRecord:
     rows_converted: int
     rows_quarantined: int
     variant: str = ""  # which layout of the format was recognised, e.g. "csv export" or "api json"
+    encoding: str = ""  # the text encoding it was read in (compliance.encodings)
+    replaced_characters: int = 0  # characters that did not decode in it and became U+FFFD (the records are kept)
 
 
 @dataclass
@@ -87,17 +101,77 @@ def empty_quarantine() -> pl.DataFrame:
     )
 
 
+@dataclass
+class _VendorDecoding:
+    encoding: str | None  # --encoding; None: detected per file
+    files: dict[Path, Decoding] = field(default_factory=dict)  # how each file read so far was decoded
+
+
+_vendor_decoding: ContextVar[_VendorDecoding | None] = ContextVar("vendor_decoding", default=None)
+
+
+@contextmanager
+def vendor_encoding(encoding: str | None) -> Iterator[None]:
+    """Within the block, vendor files are read in ``encoding`` (else detected per file) and each one's
+    :class:`InputRecord` names the encoding and the characters that did not decode.
+
+    A context rather than an adapter option: every adapter reads its files through the functions here, and none
+    of them has to pass the setting on or report back.
+    """
+    token = _vendor_decoding.set(_VendorDecoding(codec_name(encoding) if encoding else None))
+    try:
+        yield
+    finally:
+        _vendor_decoding.reset(token)
+
+
+def _named_encoding() -> str | None:
+    session = _vendor_decoding.get()
+    return session.encoding if session else None
+
+
+def _record_decoding(path: Path, decoding: Decoding) -> None:
+    session = _vendor_decoding.get()
+    if session is not None:
+        session.files[path] = decoding
+
+
 def read_csv_text(path: Path, **options) -> pl.DataFrame:
     """A vendor CSV with every column as text and ``source_line`` (the header is line 1, each record one line).
 
-    Header names are stripped of surrounding blanks; a file polars cannot read raises ConversionError.
+    Header names are stripped of surrounding blanks; a file polars cannot read raises ConversionError. A UTF-8
+    file is read by polars itself; any other through a UTF-8 copy where bytes that do not decode are U+FFFD
+    (counted). Bytes that are not UTF-8 beyond what detection sampled make polars fail: the file is then
+    detected again around the first of them and read through a copy.
     """
+    named = _named_encoding()
     try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", **options)
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
-        raise ConversionError(f"not a readable CSV file: {str(error).splitlines()[0]}") from None
+        encoding = named or detect_encoding(path)
+        if encoding in UTF8_CODECS:
+            try:
+                return _numbered(path, _polars_csv(path, options), Decoding(encoding))
+            except ConversionError:
+                offset = first_invalid_utf8(path)
+                if offset is None:
+                    raise
+                encoding = named or detect_encoding(path, around=[offset])
+        with utf8_copy(path, encoding) as (copy, decoding):
+            return _numbered(path, _polars_csv(copy, options), decoding)
+    except OSError as error:
+        raise ConversionError(f"not a readable CSV file: {error.strerror or error}") from None
+
+
+def _numbered(path: Path, frame: pl.DataFrame, decoding: Decoding) -> pl.DataFrame:
+    _record_decoding(path, decoding)
     frame = frame.rename({name: name.strip().lstrip("\ufeff") for name in frame.columns})
     return frame.with_row_index("source_line", offset=2).with_columns(pl.col("source_line").cast(pl.Int64))
+
+
+def _polars_csv(path: Path, options: dict) -> pl.DataFrame:
+    try:
+        return pl.read_csv(path, infer_schema=False, encoding="utf8", **options)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as error:
+        raise ConversionError(f"not a readable CSV file: {str(error).splitlines()[0]}") from None
 
 
 def timestamp_text(expr: pl.Expr, formats: Sequence[str], timezone: str | None) -> pl.Expr:
@@ -203,8 +277,19 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
     return [*written, out_dir / CONVERSION_LOG]
 
 
-def input_record(path: Path, rows_read: int, rows_quarantined: int, variant: str = "") -> InputRecord:
-    return InputRecord(path.name, file_sha256(path), rows_read, rows_read - rows_quarantined, rows_quarantined, variant)
+def input_record(
+    path: Path, rows_read: int, rows_quarantined: int, variant: str = "", decoding: Decoding | None = None
+) -> InputRecord:
+    """The accounting of one input file; ``decoding`` for an adapter that decodes the file itself, else how the
+    readers here decoded it (detected again when it was read outside a :func:`vendor_encoding` block)."""
+    session = _vendor_decoding.get()
+    decoding = decoding or (session.files.get(path) if session else None)
+    if decoding is None:
+        decoding = Decoding(_named_encoding() or detect_encoding(path))
+    return InputRecord(
+        path.name, file_sha256(path), rows_read, rows_read - rows_quarantined, rows_quarantined, variant,
+        decoding.encoding, decoding.replaced,
+    )
 
 
 def _redacted(quarantine: pl.DataFrame) -> pl.DataFrame:
@@ -241,12 +326,21 @@ def shift_timestamp_text(moment_text: pl.Expr, seconds: pl.Expr, timezone: str) 
     return pl.when(is_utc).then(_utc_text(moved)).otherwise(wall_text)
 
 
+def read_text_document(path: Path) -> str:
+    """A whole vendor text file decoded (in --encoding, else detected); bytes that do not decode are U+FFFD."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ConversionError(f"cannot be read: {error}") from None
+    text, decoding = decode_bytes(data, _named_encoding() or guess_encoding(data))
+    _record_decoding(path, decoding)
+    return text
+
+
 def read_json_document(path: Path) -> object:
     """A whole JSON file parsed; a file that is not JSON raises ConversionError naming the first problem."""
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConversionError(f"cannot be read: {error}") from None
+        return json.loads(read_text_document(path))
     except json.JSONDecodeError as error:
         raise ConversionError(f"not a JSON document: {error.msg} at line {error.lineno}") from None
 

@@ -2,9 +2,12 @@
 
 Readings (each one a policy setting or written here; the policy's ``email`` and ``urgency_keywords`` sections):
 
-* Messages are read with Python's ``mailbox`` and ``email.policy.default`` (RFC 2047 headers, any body charset;
-  a charset Python does not know is decoded as UTF-8 with replacement characters). Several files are one
-  archive: a thread may span an inbox and a sent folder.
+* Messages are read with Python's ``mailbox`` and ``email.policy.default`` (RFC 2047 headers, any body charset).
+  A body without a declared charset, declared ``us-ascii`` but holding 8-bit bytes, or in a charset Python does
+  not know, and a header with raw 8-bit bytes, are decoded in the encoding detected for them
+  (:mod:`compliance.encodings`: UTF-8, else cp1252 or GB18030); ``gb2312`` and ``gbk`` are read as GB18030, their
+  superset, which mailers use without saying so. A byte that does not decode becomes U+FFFD and is counted in
+  the file's input record. Several files are one archive: a thread may span an inbox and a sent folder.
 * **Threads**: messages are joined by Message-ID / In-Reply-To / References, and by the ticket number that
   acknowledgments announce; a message with neither In-Reply-To nor References joins the thread of the same
   customer with the same subject once reply prefixes (Re:, Fwd:, 回复:, 答复:, 转发: …) are stripped.
@@ -58,12 +61,16 @@ from compliance.adapters.base import (
     empty_quarantine,
     input_record,
 )
+from compliance.encodings import Decoding, codec_name, decode_bytes, guess_encoding
 from compliance.policy import Policy, load_policy
 from compliance.rules.common import ident
 from compliance.secrets import redact
 from compliance.tickets_reading import channel_vocabulary, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 
 FORMAT_VERSION = "mbox archive (RFC 4155) of RFC 5322 messages"
+MIME_CHARSETS = "MIME charsets"  # an archive's encoding: each message part says (or is detected) on its own
+# Declared charsets that mailers use for GB18030 text (characters beyond GB2312 under a gb2312 label).
+_GB18030_LABELS = frozenset({"gb2312", "gbk", "gb18030", "cp936", "euc-cn", "x-gbk"})
 _QUOTED_MAX_CHARS = 60
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond")
 _REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|回复|答复|转发|回覆|轉寄|转寄)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.IGNORECASE)
@@ -101,9 +108,11 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     ticket_number = re.compile(policy.email.ticket_number_pattern)
     parsed: list[dict] = []
     counts: dict[str, int] = {}
+    replaced: dict[str, int] = {}
     for path in paths:
         messages = _read_archive(path, ticket_number, options.timezone)
         counts[path.name] = len(messages)
+        replaced[path.name] = sum(message["replaced_characters"] for message in messages)
         parsed += messages
     messages, duplicates = _drop_duplicates(parsed)
     frame = pl.DataFrame(_thread(messages, policy), schema=_MESSAGE_SCHEMA)
@@ -116,7 +125,10 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         format_version=FORMAT_VERSION,
         tables={"tickets": tickets, "ticket_events": events},
         quarantine=quarantine.select(QUARANTINE_COLUMNS),
-        inputs=[input_record(path, counts[path.name], quarantined.get(path.name, 0), "mbox") for path in paths],
+        inputs=[
+            input_record(path, counts[path.name], quarantined.get(path.name, 0), "mbox", Decoding(MIME_CHARSETS, replaced[path.name]))
+            for path in paths
+        ],
         notes=[
             "one ticket per thread (Message-ID / In-Reply-To / References, announced ticket number, subject fallback)",
             "support side: " + ", ".join(policy.email.support_domains) + "; acknowledgments: automatic mail",
@@ -155,8 +167,8 @@ def _message_row(file: str, position: int, message: EmailMessage, ticket_number:
     message_id = _ids(raw.get("message-id", ""))
     key = message_id[0] if message_id else f"{file}#{position}"
     sent_at, problem_code, problem = _read_date(raw.get("date"), zone)
-    subject = _header_text(message, "subject")
-    text = _body_text(message)
+    subject, subject_replaced = _header_text(message, "subject")
+    text, text_replaced = _body_text(message)
     automatic = (
         raw.get("auto-submitted", "no").strip().lower() != "no"
         or any(name in raw for name in _AUTO_HEADERS)
@@ -178,6 +190,7 @@ def _message_row(file: str, position: int, message: EmailMessage, ticket_number:
         "subject": subject,
         "text": text,
         "announced_number": announced.group(1) if announced else None,
+        "replaced_characters": subject_replaced + text_replaced,
     }
 
 
@@ -207,30 +220,51 @@ def _read_date(value: str | None, zone: str | None) -> tuple[datetime | None, st
     return moment.astimezone(timezone.utc), None, None
 
 
-def _header_text(message: EmailMessage, name: str) -> str:
-    try:
-        value = message[name]
-    except (ValueError, IndexError, TypeError, LookupError):  # a header the parser cannot decode: keep it raw
-        value = next((raw for key, raw in message.raw_items() if key.lower() == name), "")
-    return " ".join(str(value or "").split())
+def _header_text(message: EmailMessage, name: str) -> tuple[str, int]:
+    """A header's text, and how many of its characters did not decode."""
+    raw = next((str(value) for key, value in message.raw_items() if key.lower() == name), "")
+    replaced = 0
+    if re.search("[\udc80-\udcff]", raw):
+        # Raw 8-bit bytes (no RFC 2047 encoded word): the parser kept them as surrogate escapes.
+        data = raw.encode("ascii", errors="surrogateescape")
+        value, decoding = decode_bytes(data, guess_encoding(data))
+        replaced = decoding.replaced
+    else:
+        try:
+            value = message[name]
+        except (ValueError, IndexError, TypeError, LookupError):  # a header the parser cannot decode: keep it raw
+            value = raw
+    return " ".join(str(value or "").split()), replaced
 
 
-def _body_text(message: EmailMessage) -> str:
-    """The new text of a message: its plain (else HTML) body, decoded, without the quotation of earlier mail."""
+def _body_text(message: EmailMessage) -> tuple[str, int]:
+    """The new text of a message: its plain (else HTML) body, decoded, without the quotation of earlier mail;
+    and how many characters did not decode."""
     part = message.get_body(preferencelist=("plain", "html"))
     if part is None:
-        return ""
-    try:
-        text = part.get_content()
-    except (LookupError, UnicodeError, ValueError, AssertionError):  # unknown or wrong charset
-        payload = part.get_payload(decode=True) or b""
-        text = payload.decode("utf-8", errors="replace")
+        return "", 0
+    payload = part.get_payload(decode=True) or b""
+    text, decoding = decode_bytes(payload, _body_encoding(part.get_content_charset(), payload))
     if part.get_content_subtype() == "html":
         text = html.unescape(re.sub(r"(?is)<(script|style)\b.*?</\1>|<[^>]+>", " ", text))
     quote = _QUOTE_START.search(text)
     if quote:
         text = text[: quote.start()]
-    return "\n".join(line.rstrip() for line in text.splitlines() if not line.lstrip().startswith(">")).strip()
+    new_text = "\n".join(line.rstrip() for line in text.splitlines() if not line.lstrip().startswith(">")).strip()
+    return new_text, decoding.replaced
+
+
+def _body_encoding(declared: str | None, payload: bytes) -> str:
+    """The codec of a body: its declared charset, unless it declares none, only ASCII for 8-bit bytes, or one
+    Python does not know (then detected); GB2312 and GBK labels read as GB18030."""
+    if declared in _GB18030_LABELS:
+        return "gb18030"
+    if declared is not None and not (declared in ("us-ascii", "ascii") and not payload.isascii()):
+        try:
+            return codec_name(declared)
+        except LookupError:
+            pass
+    return guess_encoding(payload)
 
 
 def _shown(value: str) -> str:

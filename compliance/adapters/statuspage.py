@@ -39,6 +39,7 @@ from compliance.adapters.base import (
     input_record,
     json_text,
     read_json_document,
+    read_text_document,
     records_frame,
     split_checked,
     timestamp_text,
@@ -82,7 +83,7 @@ def _read(path: Path) -> tuple[list[tuple[int, dict]], pl.DataFrame, str]:
     """(line or position, object) per incident, malformed JSON lines quarantined, and the layout recognised."""
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         objects, malformed = [], []
-        for number, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        for number, text in enumerate(read_text_document(path).splitlines(), start=1):
             if not text.strip():
                 continue
             try:
