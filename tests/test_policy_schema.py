@@ -28,8 +28,8 @@ SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 DEFS = SCHEMA["$defs"]
 CODE_DIRS = ("compliance", "reports", "pipelines", "assets", "checks")
 # Settings keys that issue 13's other items add to the code in parallel; the schema accepts them already.
-SETTINGS_READ_BY_PARALLEL_WORK = {"unknown_plan_binding", "controller_timezone", "extension_months"}
-TOP_LEVEL_READ_BY_PARALLEL_WORK = {"urgency_negations"}
+SETTINGS_READ_BY_PARALLEL_WORK = {"controller_timezone", "extension_months"}
+TOP_LEVEL_READ_BY_PARALLEL_WORK: set[str] = set()
 
 
 def platform() -> dict:
