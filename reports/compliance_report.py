@@ -34,6 +34,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from compliance.policy import Policy, Rule
+from compliance.rules import privacy as privacy_rules
 from reports.reconciliation_section import ReconciliationData, reconciliation_section
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -617,6 +618,8 @@ def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], input
     domains = [d for d in DOMAIN_ORDER if d in CORE_DOMAINS or d in used]
     domains += sorted(d for d in used if d and d not in DOMAIN_ORDER)
     inputs_by_stem = {row["stem"]: row for row in inputs}
+    # How each privacy rule counts its deadline (days or calendar months, and under which legal rule).
+    readings = privacy_rules.counting_readings(data.policy)
     sections = []
     for domain in domains:
         rules = [row for row in verdict_rows if row["domain"] == domain]
@@ -625,7 +628,7 @@ def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], input
         figures = []
         for row in rules:
             metric = headline.get(row["rule_id"])
-            figures.append({**row, "metric": _metric_view(metric) if metric else None})
+            figures.append({**row, "metric": _metric_view(metric) if metric else None, "reading": readings.get(row["rule_id"], "")})
         feeding = [inputs_by_stem[stem] for stem in DOMAIN_INPUTS.get(domain, ()) if stem in inputs_by_stem]
         missing_inputs = [row for row in feeding if row["status"] != "loaded"]
         measured = any(row["verdict"] in ("met", "breached") for row in rules)

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
+from compliance.ingest import QUARANTINE_COLUMNS, ingest_source
 from compliance.policy import Policy, load_policy
 from compliance.rules import privacy
 
-from conftest import metric_of, ts, violations_of
+from conftest import metric_of, ts, violations_of, write
 
 UTC = timezone.utc
 violations = partial(violations_of, domain="privacy")
@@ -49,7 +50,10 @@ def with_settings(policy: Policy, rule_id: str, **settings) -> Policy:
 
 
 def load(con, rows) -> None:
-    """rows: (request_id, request_type, received_at, first_response_at, completed_at, extended, notified_at)"""
+    """rows: (request_id, request_type, received_at, first_response_at, completed_at, extended, notified_at)
+
+    The warehouse has its (empty) quarantine table, as after any ingest."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS quarantine ({QUARANTINE_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE staged_privacy_requests ({COLUMNS})")
     con.executemany(
         "INSERT INTO staged_privacy_requests VALUES (?, ?, ?, ?, ?, ?, ?, 'open', 'privacy_requests.csv', ?)",
@@ -138,37 +142,46 @@ def calendar_month_policy(tmp_path, roll_forward: bool = False) -> Policy:
 
 
 def test_calendar_month_counting(con, tmp_path):
+    # Reg. 1182/71 Art. 3(2)(c): the month ends at the end of the corresponding day (controller zone UTC here),
+    # whatever the time of receipt; the last day of a shorter month when it has no such day.
     policy = calendar_month_policy(tmp_path)
     load(con, [
         ("JAN31", "access", ts("2026-01-31 10:00"), None, None, False, None),
         ("LEAP-JAN31", "access", ts("2028-01-31 10:00"), None, None, False, None),
         ("LEAP-DAY", "access", ts("2028-02-29 10:00"), None, None, False, None),
-        ("MID", "access", ts("2026-03-15 08:30"), None, ts("2026-04-15 08:30"), False, None),
-        ("MID-LATE", "access", ts("2026-03-15 08:30"), None, ts("2026-04-15 08:30:01"), False, None),
+        ("MID", "access", ts("2026-03-15 08:30"), None, ts("2026-04-15 23:59:59"), False, None),
+        ("MID-EXACT", "access", ts("2026-03-15 08:30"), None, ts("2026-04-16 00:00"), False, None),
+        ("MID-LATE", "access", ts("2026-03-15 08:30"), None, ts("2026-04-16 00:00:01"), False, None),
     ])
     privacy.evaluate(con, policy, ts("2029-01-01 00:00"))
     found = violations(con, "PRIV-COMPLETE")
-    assert found["JAN31"]["due_at"] == ts("2026-02-28 10:00")
-    assert found["LEAP-JAN31"]["due_at"] == ts("2028-02-29 10:00")
-    assert found["LEAP-DAY"]["due_at"] == ts("2028-03-29 10:00")
-    assert "MID" not in found
+    assert found["JAN31"]["due_at"] == ts("2026-03-01 00:00")
+    assert found["LEAP-JAN31"]["due_at"] == ts("2028-03-01 00:00")
+    assert found["LEAP-DAY"]["due_at"] == ts("2028-03-30 00:00")
+    assert "MID" not in found and "MID-EXACT" not in found  # the end of the last day is the due instant
     assert found["MID-LATE"]["overdue_seconds"] == 1
-    assert "one-calendar-month deadline of 2026-04-15 08:30 UTC" in found["MID-LATE"]["explanation"]
+    assert found["MID-LATE"]["explanation"] == (
+        "Privacy request MID-LATE (access) received 2026-03-15 08:30 UTC was completed 2026-04-16 00:00:01 UTC, "
+        "1 s after the one-calendar-month deadline of 2026-04-16 00:00 UTC (the end of 2026-04-15 in UTC, "
+        "Reg. 1182/71 Art. 3(2)(c)).")
 
 
 def test_calendar_month_roll_forward_from_weekend(con, tmp_path):
     policy = calendar_month_policy(tmp_path, roll_forward=True)
     load(con, [
-        ("JAN31", "access", ts("2026-01-31 10:00"), None, ts("2026-03-02 10:00"), False, None),  # Sat -> Mon
-        ("JAN31-LATE", "access", ts("2026-01-31 10:00"), None, ts("2026-03-02 10:00:01"), False, None),
+        # last day Sat 2026-02-28 -> Mon 2026-03-02 (Art. 3(4)), due at its end
+        ("JAN31", "access", ts("2026-01-31 10:00"), None, ts("2026-03-03 00:00"), False, None),
+        ("JAN31-LATE", "access", ts("2026-01-31 10:00"), None, ts("2026-03-03 00:00:01"), False, None),
         ("WEEKDAY", "access", ts("2028-01-31 10:00"), None, None, False, None),  # Tue 2028-02-29 stays
     ])
     privacy.evaluate(con, policy, ts("2029-01-01 00:00"))
     found = violations(con, "PRIV-COMPLETE")
     assert set(found) == {"JAN31-LATE", "WEEKDAY"}
-    assert found["JAN31-LATE"]["due_at"] == ts("2026-03-02 10:00")
-    assert "fell on a weekend and moved to the next Monday" in found["JAN31-LATE"]["explanation"]
-    assert found["WEEKDAY"]["due_at"] == ts("2028-02-29 10:00")
+    assert found["JAN31-LATE"]["due_at"] == ts("2026-03-03 00:00")
+    assert found["JAN31-LATE"]["explanation"].endswith(
+        "deadline of 2026-03-03 00:00 UTC (the end of 2026-03-02 in UTC, Reg. 1182/71 Art. 3(2)(c)) (the deadline "
+        "2026-03-01 00:00 UTC fell on a weekend and moved to the next Monday, Reg. 1182/71 Art. 3(4)).")
+    assert found["WEEKDAY"]["due_at"] == ts("2028-03-01 00:00")
 
 
 def test_roll_forward_with_day_counting_days(con, policy):
@@ -233,6 +246,7 @@ def test_types_metrics_and_backlog(con, policy):
         ("B", "erasure", ts("2026-03-01 00:00"), ts("2026-03-02 00:00"), None, False, None),  # overdue since 03-31
         ("C", "erasure", ts("2026-03-01 00:00"), ts("2026-03-02 00:00"), None, True, ts("2026-03-20 00:00")),
         ("D", "objection", ts("2026-02-01 00:00"), ts("2026-02-02 00:00"), ts("2026-02-11 00:00"), False, None),
+        ("E", "access", as_of + DAY, None, None, False, None),  # received after as_of: not read yet
     ])
     privacy.evaluate(con, policy, as_of)
     types = policy.rule("PRIV-TYPES").setting("request_types")
@@ -241,10 +255,14 @@ def test_types_metrics_and_backlog(con, policy):
     assert segments == {"all"} | {f"request_type={t}" for t in types}
     assert metric(con, "PRIV-TYPES", segment="request_type=portability")["denominator"] == 0
     assert metric(con, "PRIV-TYPES", segment="request_type=portability")["adherence_pct"] is None
+    # Types, never timeliness: B is overdue under PRIV-COMPLETE, yet its type is recognised.
     erasure = metric(con, "PRIV-TYPES", segment="request_type=erasure")
-    assert (erasure["achieved"], erasure["breached"], erasure["active"]) == (0, 1, 1)
-    assert metric(con, "PRIV-TYPES", segment="request_type=objection")["median_seconds"] == 10 * 86400
+    assert (erasure["achieved"], erasure["breached"], erasure["active"]) == (2, 0, 0)
+    whole = metric(con, "PRIV-TYPES")
+    assert (whole["achieved"], whole["breached"], whole["active"], whole["excluded"]) == (4, 0, 0, 1)
+    assert whole["median_seconds"] is None  # no durations: those are PRIV-COMPLETE's figures
     assert metric(con, "PRIV-TYPES", "2026-02", "request_type=objection")["achieved"] == 1
+    assert "PRIV-TYPES" not in {v["rule_id"] for v in violations(con).values()}
     for rule in ("PRIV-RESP", "PRIV-COMPLETE", "PRIV-EXTEND", "PRIV-TYPES"):
         metric(con, rule)  # an all/all row for every rule
 
@@ -254,6 +272,62 @@ def test_types_metrics_and_backlog(con, policy):
     assert backlog["A"][1:] == (ts("2026-05-21 00:00"), 20.0, "PRIV-COMPLETE")
     assert backlog["B"][1:] == (ts("2026-03-31 00:00"), -31.0, "PRIV-COMPLETE")
     assert backlog["C"][1:] == (ts("2026-05-30 00:00"), 29.0, "PRIV-EXTEND")
+
+
+PRIVACY_HEADER = (
+    "request_id,request_type,received_at,first_response_at,completed_at,extended,extension_notified_at,status\n"
+)
+
+
+def test_types_counts_rows_quarantined_for_their_type_through_ingest(con, tmp_path, policy):
+    """The real ingest quarantines the rows; PRIV-TYPES reads them back from its quarantine table."""
+    long_value = "x" * 70
+    write(tmp_path / "privacy_requests.csv", PRIVACY_HEADER + "\n".join([
+        "P1,access,2026-03-02T10:00:00Z,,2026-06-30T00:00:00Z,,,completed",  # line 2: late, type recognised
+        "P2,erasure,2026-03-03T10:00:00Z,,,,,open",
+        "P3,fax request,2026-03-02T10:00:00Z,,,,,open",  # unknown type
+        "P4,,2026-03-02T10:00:00Z,,,,,open",  # no type
+        ",ERASE; received_at: x,yesterday,,,maybe,,open",  # no ID, unknown type, two more problems
+        "P6,Access,not a time,,,,,open",  # type recognised (any case), quarantined for its timestamp
+        "P2,erasure,2026-03-03T10:00:00Z,,,,,open",  # exact duplicate: counted once, on line 3
+        f"P8,{long_value},2026-03-02T10:00:00Z,,2026-03-01T10:00:00Z,,,open",  # unknown type, completed too early
+        "P9,access",  # malformed: its type is never read
+    ]) + "\n")
+    ingest_source(con, "privacy_requests", tmp_path, policy)
+    privacy.evaluate(con, policy, ts("2026-07-01 00:00"))
+
+    m = metric(con, "PRIV-TYPES")
+    assert (m["achieved"], m["breached"], m["active"], m["excluded"], m["denominator"]) == (3, 4, 0, 2, 7)
+    unrecognised = metric(con, "PRIV-TYPES", segment="request_type=unrecognised")
+    assert (unrecognised["achieved"], unrecognised["breached"]) == (0, 4)
+    assert metric(con, "PRIV-TYPES", segment="request_type=access")["achieved"] == 1  # P6 is in no type segment
+    found = violations(con, "PRIV-TYPES")
+    recognised = "erasure, access, portability, rectification, restriction, objection"
+    assert set(found) == {"P3", "P4", "P8", "privacy_requests.csv line 6"}
+    assert found["P3"]["explanation"] == (
+        f'Privacy request P3 (privacy_requests.csv line 4) has the request type "fax request", which is not one of '
+        f"the recognised types ({recognised}); the row is quarantined, so no other privacy rule judges it.")
+    assert found["P4"]["explanation"] == (
+        "Privacy request P4 (privacy_requests.csv line 5) has no request type; the row is quarantined, so no other "
+        "privacy rule judges it.")
+    assert found["privacy_requests.csv line 6"]["explanation"].startswith(
+        'Privacy request without an ID (privacy_requests.csv line 6) has the request type "ERASE", which')
+    assert f'the request type "{"x" * 39}…", which' in found["P8"]["explanation"]  # a type name, cut
+    assert all(v["severity"] == "breach" and v["due_at"] is None for v in found.values())
+    # PRIV-COMPLETE keeps its own figures, on the two loaded rows: P1 completed late, P2 open past its deadline.
+    complete = metric(con, "PRIV-COMPLETE")
+    assert (complete["achieved"], complete["breached"]) == (0, 2)
+
+
+def test_types_without_a_quarantine_table_is_not_silent(con, policy):
+    con.execute(f"CREATE TABLE staged_privacy_requests ({COLUMNS})")
+    con.execute("INSERT INTO staged_privacy_requests VALUES ('P1', 'access', TIMESTAMPTZ '2026-03-02 10:00:00+00', "
+                "NULL, NULL, false, NULL, 'open', 'privacy_requests.csv', 2)")
+    privacy.evaluate(con, policy, ts("2026-03-10 00:00"))
+    coverage = violations(con, "PRIV-TYPES")["privacy_requests"]
+    assert coverage["severity"] == "coverage"
+    assert "no quarantine table" in coverage["explanation"]
+    assert metric(con, "PRIV-TYPES")["achieved"] == 1
 
 
 @pytest.mark.slow
