@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from compliance.evidence import build_manifest
-from compliance.ingest import ingest_source
+from compliance.ingest import ingest_source, prepare_warehouse
 from compliance.quality import validate_table
 
 from conftest import write
@@ -46,10 +46,7 @@ def test_example_values_of_a_failed_expectation_are_redacted(con, policy):
 
 
 def test_the_manifest_states_the_report_period(con, tmp_path, policy):
-    con.execute(
-        "CREATE TABLE ingest_log (source VARCHAR, file VARCHAR, file_format VARCHAR, status VARCHAR, problem VARCHAR, "
-        "sha256 VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, change VARCHAR)"
-    )
+    prepare_warehouse(con)  # the warehouse's own ingest_log, empty
     # The period starts at the first ticket clock that is judged: an excluded clock does not count.
     con.execute(
         "CREATE TABLE ticket_sla AS SELECT * FROM (VALUES "
