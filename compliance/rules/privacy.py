@@ -38,6 +38,7 @@ from compliance.rules.common import (
     create_empty_results,
     create_items,
     deadline_items,
+    exclude_items_of_files_without,
     drop_items,
     insert_items,
     install_macros,
@@ -155,6 +156,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' had no first response by '
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
+            late_cause="'answered_late'", open_cause="'open_past_due'",
         ))
 
     extension_note = f"""CASE WHEN extended IS TRUE THEN ' The extension flagged on this request does not count: the '
@@ -178,6 +180,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was still not completed at '
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deadline of ' || cr_ts(due_at) || {roll_note} || '.' || {extension_note}""",
+            late_cause="'completed_late'", open_cause="'open_past_due'",
         ))
 
     for rule in extension_rules:
@@ -213,6 +216,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                     || '). The extension does not count; the request is judged against the original deadline '
                     || '(PRIV-COMPLETE).'
                 END""",
+            late_cause="CASE WHEN ext_valid THEN 'completed_late' ELSE 'extension_notified_late' END",
+            open_cause="CASE WHEN ext_valid THEN 'open_past_due' ELSE 'extension_not_notified' END",
         ))
 
     extra_segments: dict[str, list[str]] = {}
@@ -229,9 +234,11 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                         WHEN {asof} > effective_due THEN 'breached'
                         ELSE 'active' END,
                    cr_span(received_at, completed_eff),
-                   effective_due, completed_eff, NULL, NULL, NULL
+                   effective_due, completed_eff, NULL, NULL, NULL, NULL
             FROM _priv""")
 
+    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "privacy_requests",
+                                   "CAST(s.request_id AS VARCHAR)")
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN], extra_segments)
     drop_items(con, items)
