@@ -20,36 +20,24 @@ import duckdb
 from compliance.contract import SOURCES
 from compliance.ingest import file_sha256
 from compliance.policy import Policy
-from compliance.rules.common import METRIC_COLUMNS, VIOLATION_COLUMNS, lit, stored_in_order, table_exists
-from compliance.sla import AT_RISK_ORDER, TICKET_SLA_ORDER
+from compliance.rules.common import (
+    CAUSE_WORDS,
+    METRIC_COLUMNS,
+    RULE_INPUTS,
+    VIOLATION_COLUMNS,
+    absent_rule_columns,
+    input_columns_known,
+    lit,
+    rule_columns_absent_everywhere,
+    stored_in_order,
+    table_exists,
+)
+from compliance.sla import AT_RISK_ORDER, TICKET_SLA_ORDER, events_stop_missing
 
 DOMAINS_WITH_RESULTS = ("tickets", "privacy", "security", "status", "retention", "data_quality")
 
-# The sources a rule kind needs; without them its verdict is "no data".
-RULE_SOURCES: dict[str, tuple[str, ...]] = {
-    "first_response": ("tickets",),
-    "secrets_in_text": ("tickets",),
-    "information_completeness": ("tickets",),
-    "senior_review": ("tickets",),
-    "resolution": ("tickets",),
-    "acknowledgment": ("tickets", "ticket_events"),
-    "categorisation": ("tickets",),
-    "privacy_first_response": ("privacy_requests",),
-    "privacy_completion": ("privacy_requests",),
-    "privacy_extension": ("privacy_requests",),
-    "privacy_types": ("privacy_requests",),
-    "security_ack": ("security_reports",),
-    "security_timeline": ("security_reports",),
-    "security_embargo": ("security_reports",),
-    "maintenance_notice": ("incidents",),
-    "postmortem": ("incidents",),
-    "live_updates": ("incidents", "incident_updates"),
-    "incident_history": ("incidents",),
-    "retention_after_closure": ("retention_inventory",),
-    "retention_workspace_lifetime": ("retention_inventory",),
-    "retention_minimum": ("retention_inventory",),
-    "retention_maximum_age": ("retention_inventory",),
-}
+# The sources a rule kind needs; without them its verdict is "no data" (its columns: rules.common.RULE_INPUTS).
+RULE_SOURCES: dict[str, tuple[str, ...]] = {kind: inputs.sources for kind, inputs in RULE_INPUTS.items()}
 
 # Evidence files: table → (file stem, ORDER BY, also as Parquet).
 EVIDENCE_FILES = {
@@ -67,8 +55,11 @@ EVIDENCE_FILES = {
 VERDICT_COLUMNS = (
     "position INTEGER, rule_id VARCHAR, domain VARCHAR, title VARCHAR, source_doc VARCHAR, source_quote VARCHAR, "
     "calendar VARCHAR, target VARCHAR, verdict VARCHAR, reason VARCHAR, achieved BIGINT, breached BIGINT, "
-    "active BIGINT, excluded BIGINT, warnings BIGINT, denominator BIGINT, adherence_pct DOUBLE"
+    "active BIGINT, excluded BIGINT, warnings BIGINT, denominator BIGINT, adherence_pct DOUBLE, causes VARCHAR"
 )
+# cause code -> its words, as SQL over a violation's ``cause``
+_CAUSE_WORDS_SQL = ("CASE cause " + " ".join(f"WHEN {lit(code)} THEN {lit(words)}" for code, words in CAUSE_WORDS.items())
+                    + " ELSE coalesce(cause, 'cause not recorded') END")
 
 
 def combine_results(con: duckdb.DuckDBPyConnection) -> None:
@@ -111,30 +102,43 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
         fallback = "no data" if rule.domain not in blocked else "not assessed"
         if rule.kind not in RULE_SOURCES:
             fallback, reason = "not assessed", f"rule kind {rule.kind} is not evaluated by this version"
+        elif reason is None:
+            reason = _absent_column_reason(con, rule.kind, policy)
+            fallback = "not assessed"
         con.execute(
             f"""INSERT INTO verdicts
                 WITH m AS (SELECT * FROM metrics WHERE rule_id = $rule_id AND period = 'all' AND segment = 'all'),
                 v AS (SELECT count(*) FILTER (WHERE severity = 'warning') AS warnings,
                              count(*) FILTER (WHERE severity = 'breach') AS breaches,
                              first(explanation ORDER BY explanation) FILTER (WHERE severity = 'coverage') AS coverage
-                      FROM violations WHERE rule_id = $rule_id)
-                SELECT $position, $rule_id, $domain, $title, $source_doc, $source_quote, $calendar, $target,
-                       CASE WHEN $reason IS NOT NULL THEN $fallback
+                      FROM violations WHERE rule_id = $rule_id),
+                -- the breaches by cause, most frequent first
+                c AS (SELECT string_agg(coalesce(cause, 'unknown') || '=' || n, ';' ORDER BY n DESC, cause) AS codes,
+                             string_agg(n || ' ' || words, ', ' ORDER BY n DESC, cause) AS words
+                      FROM (SELECT cause, {_CAUSE_WORDS_SQL} AS words, count(*) AS n FROM violations
+                            WHERE rule_id = $rule_id AND severity = 'breach' GROUP BY ALL)),
+                j AS (SELECT *, CASE WHEN $reason IS NOT NULL THEN $fallback
                             WHEN v.coverage IS NOT NULL THEN 'not assessed'
                             WHEN coalesce(m.denominator, 0) = 0 AND v.breaches > 0 THEN 'breached'
                             WHEN m.rule_id IS NULL THEN 'not assessed'
                             WHEN coalesce(m.denominator, 0) = 0 THEN 'no data'
                             WHEN m.breached > 0 AND m.adherence_pct < $met_min THEN 'breached'
-                            ELSE 'met' END,
-                       CASE WHEN $reason IS NOT NULL THEN $reason
-                            WHEN v.coverage IS NOT NULL THEN v.coverage
-                            WHEN m.rule_id IS NULL THEN 'the rule produced no figures'
-                            WHEN m.rule_id IS NOT NULL AND coalesce(m.denominator, 0) = 0 AND v.breaches = 0
-                                THEN 'no item reached its deadline in the data (' || coalesce(m.active, 0) || ' still open, '
-                                     || coalesce(m.excluded, 0) || ' excluded)'
-                       END,
-                       m.achieved, m.breached, m.active, m.excluded, v.warnings, m.denominator, m.adherence_pct
-                FROM v LEFT JOIN m ON true""",
+                            ELSE 'met' END AS verdict
+                      FROM v LEFT JOIN m ON true, c)
+                SELECT $position, $rule_id, $domain, $title, $source_doc, $source_quote, $calendar, $target, verdict,
+                       concat_ws('; ', CASE WHEN $reason IS NOT NULL THEN $reason
+                            WHEN coverage IS NOT NULL THEN coverage
+                            WHEN rule_id IS NULL THEN 'the rule produced no figures'
+                            -- a rule judged on figures alone (PRIV-TYPES) lists no violations to give causes
+                            WHEN verdict = 'breached' AND words IS NULL THEN breached || ' breached'
+                            WHEN verdict = 'breached' THEN breaches || ' breached: ' || words
+                            WHEN coalesce(denominator, 0) = 0 AND breaches = 0
+                                THEN 'no item reached its deadline in the data (' || coalesce(active, 0) || ' still open, '
+                                     || coalesce(excluded, 0) || ' excluded)'
+                       END, CASE WHEN $reason IS NULL THEN $partial END),
+                       achieved, breached, active, excluded, warnings, denominator, adherence_pct,
+                       CASE WHEN $reason IS NULL THEN codes END
+                FROM j""",
             {
                 "position": position,
                 "rule_id": rule.id,
@@ -147,8 +151,25 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
                 "reason": reason,
                 "fallback": fallback,
                 "met_min": rule.setting("met_min_adherence_pct", policy.met_min_adherence_pct),
+                "partial": _partly_absent_note(con, rule.kind),
             },
         )
+
+
+def _absent_column_reason(con: duckdb.DuckDBPyConnection, kind: str, policy: Policy) -> str | None:
+    """Why a rule kind cannot be judged on any record: a column it needs is in none of the loaded files (nor do
+    the ticket events that can stand in for it carry the stopping events); None when it can be judged."""
+    absent = rule_columns_absent_everywhere(con, kind)
+    if absent is None or not RULE_INPUTS[kind].events_stand_in or not table_exists(con, "staged_ticket_events"):
+        return absent
+    events_reason = events_stop_missing(con, kind, policy)
+    return f"{absent}; {events_reason}" if events_reason else None
+
+
+def _partly_absent_note(con: duckdb.DuckDBPyConnection, kind: str) -> str | None:
+    """The files whose records are excluded because they lack a column the rule needs (others carry it)."""
+    absent = absent_rule_columns(con, kind)
+    return "excluded where " + "; ".join(reason for *_, reason in absent) if absent else None
 
 
 def _missing_input_reason(kind: str, inputs: dict[str, tuple]) -> str | None:
@@ -273,6 +294,7 @@ def build_manifest(
     # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
     # data behind the evidence and are the same for every run on the same data.
     changes: dict[str, list[dict]] = {"new": [], "unchanged": [], "superseded": []}
+    columns = _carried_columns(con)
     for source, file, file_format, status, problem, sha256, read, loaded, quarantined, change, encoding in con.execute(
         "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined, change, "
         "encoding FROM ingest_log ORDER BY source, file, status, sha256"
@@ -291,6 +313,9 @@ def build_manifest(
                 "rows_read": read,
                 "rows_loaded": loaded,
                 "rows_quarantined": quarantined,
+                # the canonical columns the file carries (and, from an adapter, that it declares filled), and
+                # why each other column of the contract is absent; rules needing an absent one are not assessed
+                **(columns.get((source, file), {}) if status == "loaded" and change != "superseded" else {}),
             }
         )
     known = {entry["source"] for entry in inputs}
@@ -325,6 +350,22 @@ def build_manifest(
             {"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)
         ],
     }
+
+
+def _carried_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict]:
+    """(source, file) -> {"columns": [carried], "absent_columns": {column: why}} from the ingest's record."""
+    if not input_columns_known(con):
+        return {}
+    record: dict[tuple[str, str], dict] = {}
+    for source, file, column, present, absence in con.execute(
+        "SELECT source, file, column_name, present, absence FROM input_columns ORDER BY source, file, rowid"
+    ).fetchall():
+        entry = record.setdefault((source, file), {"columns": [], "absent_columns": {}})
+        if present:
+            entry["columns"].append(column)
+        else:
+            entry["absent_columns"][column] = absence
+    return record
 
 
 def _conversion_record(exports_dir: Path) -> dict | None:

@@ -21,6 +21,7 @@ contribution: its records absent from the new version are withdrawn. Files are m
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
@@ -52,6 +53,15 @@ INGEST_LOG_COLUMNS = (
     "source VARCHAR, file VARCHAR, file_format VARCHAR, status VARCHAR, problem VARCHAR, sha256 VARCHAR, "
     "rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, change VARCHAR, encoding VARCHAR"
 )
+# The canonical columns in the header of each loaded file (the current version of the name), kept across runs
+# because a file already loaded is not read again.
+FILE_COLUMNS_COLUMNS = "source VARCHAR, file VARCHAR, columns VARCHAR[]"
+# Per file in use × canonical column: whether the file carries it, refreshed by every ingest of the source;
+# ``absence`` names the file and the column when it does not ("tickets.csv has no first_response_at column").
+INPUT_COLUMNS_COLUMNS = "source VARCHAR, file VARCHAR, column_name VARCHAR, present BOOLEAN, absence VARCHAR"
+# Written by ``compliance-report convert`` beside the canonical files: the adapter's declaration of the
+# canonical columns it fills (``filled_columns``: source -> columns) among the conversion's records.
+CONVERSION_LOG = "conversion.json"
 # One row per file version ever loaded; state 'current', or 'superseded' once a newer version of the name loads.
 LOADED_FILES_COLUMNS = (
     "source VARCHAR, file VARCHAR, sha256 VARCHAR, file_format VARCHAR, settings_sha256 VARCHAR, "
@@ -132,6 +142,8 @@ def prepare_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS loaded_files ({LOADED_FILES_COLUMNS})")
     con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS encoding VARCHAR")
     con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS replaced_characters MAP(VARCHAR, BIGINT)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS file_columns ({FILE_COLUMNS_COLUMNS})")
+    con.execute(f"CREATE TABLE IF NOT EXISTS input_columns ({INPUT_COLUMNS_COLUMNS})")
 
 
 def ingest_source(
@@ -182,6 +194,7 @@ def ingest_source(
     con.executemany(
         f"INSERT INTO ingest_log VALUES ({', '.join('?' * len(astuple(entries[0])))})", [astuple(entry) for entry in entries]
     )
+    _record_input_columns(con, source, [entry.file for entry in current if entry.change != "superseded"], exports_dir)
     merged = MergeCounts(*(sum(column) for column in zip(*map(astuple, merges)))) if merges else MergeCounts()
     return IngestResult(source.name, *_source_status(entries), tuple(entries), merged)
 
@@ -215,7 +228,12 @@ def _needs_rebuild(con: duckdb.DuckDBPyConnection, source: Source, settings: str
     registered = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE settings_sha256 <> ?) FROM loaded_files WHERE source = ?", [settings, source.name]
     ).fetchall()[0]
-    return registered[1] > 0 or (registered[0] > 0) != table_exists(con, f"staged_{source.name}")
+    # a file loaded by a version that did not record its header columns is read again to learn them
+    unrecorded = con.execute(
+        "SELECT count(*) FROM loaded_files l WHERE source = ? AND state = 'current' AND NOT EXISTS "
+        "(SELECT 1 FROM file_columns c WHERE c.source = l.source AND c.file = l.file)", [source.name]
+    ).fetchall()[0][0]
+    return registered[1] > 0 or unrecorded > 0 or (registered[0] > 0) != table_exists(con, f"staged_{source.name}")
 
 
 def _forget(con: duckdb.DuckDBPyConnection, source: Source) -> None:
@@ -223,6 +241,39 @@ def _forget(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     con.execute(f"DROP TABLE IF EXISTS staged_{source.name}")
     con.execute("DELETE FROM quarantine WHERE regexp_matches(source_file, ?)", [file_pattern(source.name)])
     con.execute("DELETE FROM loaded_files WHERE source = ?", [source.name])
+    con.execute("DELETE FROM file_columns WHERE source = ?", [source.name])
+
+
+def _record_input_columns(con: duckdb.DuckDBPyConnection, source: Source, files: list[str], exports_dir: Path) -> None:
+    """``input_columns`` of the source: for each file in use, which canonical columns it carries. A column counts
+    as carried when it is in the file's header and, in a folder an adapter wrote, the adapter declares that it
+    fills it: an adapter writes every contract column it knows of, some of them always empty."""
+    declared = _declared_filled_columns(exports_dir)
+    vendor_format, filled = declared.get("format"), declared.get("filled_columns", {}).get(source.name)
+    con.execute("DELETE FROM input_columns WHERE source = ?", [source.name])
+    header = dict(con.execute("SELECT file, columns FROM file_columns WHERE source = ?", [source.name]).fetchall())
+    rows = []
+    for file in files:
+        for column in source.columns:
+            if column.name not in header.get(file, []):
+                rows.append((source.name, file, column.name, False, f"{file} has no {column.name} column"))
+            elif filled is not None and column.name not in filled:
+                rows.append((source.name, file, column.name, False,
+                             f"{file}: the {vendor_format} adapter cannot fill {column.name}"))
+            else:
+                rows.append((source.name, file, column.name, True, None))
+    if rows:
+        con.executemany("INSERT INTO input_columns VALUES (?, ?, ?, ?, ?)", rows)
+
+
+def _declared_filled_columns(exports_dir: Path) -> dict:
+    """The adapter's ``format`` and ``filled_columns`` from the folder's conversion log; empty without one (or
+    when it is unreadable: the manifest's conversion record reports that)."""
+    try:
+        log = json.loads((exports_dir / CONVERSION_LOG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return log if isinstance(log, dict) and isinstance(log.get("filled_columns", {}), dict) else {}
 
 
 def _current_version(con: duckdb.DuckDBPyConnection, source: Source, file_name: str) -> FileEntry | None:
@@ -347,6 +398,9 @@ def _load(
             plural = "s" if len(missing) > 1 else ""
             raise UnusableFile(f"missing required column{plural} {', '.join(missing)}")
         _parse_and_check(con, source, path.name, raw, present, policy, batch)
+        con.execute("DELETE FROM file_columns WHERE source = ? AND file = ?", [source.name, path.name])
+        con.execute("INSERT INTO file_columns VALUES (?, ?, ?)",
+                    [source.name, path.name, [column.name for column in source.columns if column.name in present]])
         rows_loaded = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
         rows_quarantined = con.execute(
             "SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]

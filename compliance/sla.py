@@ -81,6 +81,8 @@ from compliance.calendars import compute_clocks
 from compliance.policy import Policy
 from compliance.tickets_reading import keyword_tier_sql, tier_reading_sql
 from compliance.rules.common import (
+    RULE_INPUTS,
+    absent_rule_columns,
     create_empty_results,
     create_items_view,
     install_macros,
@@ -547,7 +549,88 @@ def _write_response_times(con: duckdb.DuckDBPyConnection, as_of_sql: str) -> Non
     )
 
 
+# The cause of a breached clock (violations.cause): stopped late, never stopped on a closed ticket, still open.
+_CAUSES = {
+    "first_response": ("answered_late", "never_answered"),
+    "senior_review": ("reviewed_late", "never_reviewed"),
+    "resolution": ("resolved_late", "open_past_due"),
+    "acknowledgment": ("acknowledged_late", "never_acknowledged"),
+}
+
+
+def events_stop_missing(con: duckdb.DuckDBPyConnection, kind: str, policy: Policy) -> str | None:
+    """Why the ticket events cannot stop a clock of ``kind`` that they stand in for (first response,
+    resolution): the ticket_events export carries none of the events that stop it. None when it does, or when
+    there is no event export (the ticket columns are then the only source)."""
+    if not RULE_INPUTS[kind].events_stand_in or not table_exists(con, "staged_ticket_events"):
+        return None
+    settings = _settings(policy)
+    if kind == "first_response":
+        stops, words = f"event_type IN {_in_list(settings['first_response_event_types'])}", " or ".join(
+            settings["first_response_event_types"])
+    else:
+        stops = f"event_type = 'status_change' AND new_status IN {_in_list(settings['solved_statuses'])}"
+        words = "status_change to " + " or ".join(settings["solved_statuses"])
+    if con.execute(f"SELECT EXISTS (SELECT 1 FROM staged_ticket_events WHERE {stops})").fetchall()[0][0]:
+        return None
+    files = [row[0] for row in con.execute(
+        "SELECT DISTINCT source_file FROM staged_ticket_events ORDER BY ALL").fetchall()]
+    if not files:
+        return None
+    return f"{', '.join(files)} {'has' if len(files) == 1 else 'have'} no {words} event"
+
+
+def _exclude_clocks_without_inputs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
+    """Clocks whose stop the ticket's file (or the event export standing in for it) cannot carry are excluded,
+    naming the file and the column: an absent column is not a missing response."""
+    excluded = ("state = 'excluded', breached = FALSE, remaining_seconds = NULL, met_expectation = NULL, "
+                "exclusion_reason = $reason")
+    for kind in CLOCK_KINDS:
+        events_reason = events_stop_missing(con, kind, policy)
+        if events_reason:
+            con.execute(f"UPDATE ticket_sla SET {excluded} WHERE metric = $kind AND clock_source = 'events' "
+                        "AND state <> 'excluded'", {"kind": kind, "reason": events_reason})
+        reasons: dict[str, list[str]] = {}
+        for source, file, _, reason in absent_rule_columns(con, kind):
+            if source == "tickets":
+                reasons.setdefault(file, []).append(reason)
+        for file, file_reasons in reasons.items():
+            con.execute(
+                f"""UPDATE ticket_sla SET {excluded}
+                    WHERE metric = $kind AND clock_source = 'tickets' AND state <> 'excluded'
+                      AND record_id IN (SELECT ticket_id FROM staged_tickets WHERE source_file = $file)""",
+                {"kind": kind, "file": file, "reason": "; ".join(file_reasons)},
+            )
+
+
 def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_sql: str) -> None:
+    _exclude_clocks_without_inputs(con, policy)
+    settings = _settings(policy)
+    # Tickets closed at the as-of time while a clock other than resolution had not stopped: that response never
+    # came. Closed is read like the clocks read it: from the last status change of a ticket's event history when
+    # it has one, else from its resolved_at / status columns.
+    terminal = _in_list(settings["solved_statuses"])
+    events = table_exists(con, "staged_ticket_events")
+    last_status = (
+        f"""(SELECT ticket_id, arg_max(new_status, (occurred_at, coalesce(source_line, 0)))
+                    FILTER (WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {as_of_sql})
+                    AS status
+             FROM staged_ticket_events WHERE ticket_id IN (SELECT record_id FROM b) GROUP BY ticket_id)"""
+        if events else "(SELECT NULL::VARCHAR AS ticket_id, NULL::VARCHAR AS status WHERE FALSE)"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sla_closed AS
+            WITH b AS (
+                SELECT DISTINCT record_id FROM ticket_sla
+                WHERE state = 'breached' AND stopped_at IS NULL AND metric <> 'resolution'
+            )
+            SELECT b.record_id FROM b JOIN staged_tickets t ON t.ticket_id = b.record_id
+            LEFT JOIN {last_status} e ON e.ticket_id = b.record_id
+            WHERE CASE WHEN e.ticket_id IS NOT NULL THEN coalesce(e.status IN {terminal}, FALSE)
+                       ELSE t.resolved_at <= {as_of_sql} OR t.status IN {terminal} END"""
+    )
+    late_cause = "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(late)}" for k, (late, _) in _CAUSES.items()) + " END"
+    closed_cause = "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(closed)}" for k, (_, closed) in _CAUSES.items()) + " END"
     metric_words = {
         "first_response": "first response",
         "senior_review": "senior review of the escalation",
@@ -582,11 +665,16 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
                        || cr_dur(cr_secs(due_at, coalesce(stopped_at, {as_of_sql}))) || ' late'
                        || CASE WHEN {calendar_words} <> '' THEN ' (' || cr_dur(greatest(elapsed_seconds - target_seconds, 0))
                                || {calendar_words} || ')' ELSE '' END || '.'
-                   END
+                   END,
+                   CASE WHEN state <> 'breached' THEN NULL
+                        WHEN stopped_at IS NOT NULL THEN {late_cause}
+                        WHEN record_id IN (SELECT record_id FROM _sla_closed) THEN {closed_cause}
+                        ELSE 'open_past_due' END
             FROM ticket_sla""",
     )
     write_violations(con, "tickets", items)
     write_metrics(con, "tickets", items, [rule.id for rule in policy.rules_of(*CLOCK_KINDS, *EVENT_CLOCK_KINDS)])
     con.execute(f"DROP VIEW {items}")
+    con.execute("DROP TABLE _sla_closed")
     con.execute(f"CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla WHERE state = 'active' ORDER BY {AT_RISK_ORDER}")
     mark_stored_order(con, "at_risk", AT_RISK_ORDER)

@@ -363,6 +363,8 @@ def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "balanced": balanced,
                 "sha256": sha,
                 "sha256_short": sha[:12] if sha else "—",
+                # contract columns the file does not carry: the rules that need them are not assessed on its rows
+                "absent_columns": sorted((item.get("absent_columns") or {}).items()),
             }
         )
     return rows

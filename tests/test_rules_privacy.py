@@ -27,7 +27,7 @@ COLUMNS = (
 VIOLATION_SCHEMA = [
     ("rule_id", "VARCHAR"), ("domain", "VARCHAR"), ("record_id", "VARCHAR"), ("due_at", "TIMESTAMP WITH TIME ZONE"),
     ("actual_at", "TIMESTAMP WITH TIME ZONE"), ("overdue_seconds", "BIGINT"), ("severity", "VARCHAR"),
-    ("explanation", "VARCHAR"),
+    ("explanation", "VARCHAR"), ("cause", "VARCHAR"),
 ]
 METRIC_SCHEMA = [
     ("rule_id", "VARCHAR"), ("domain", "VARCHAR"), ("period", "VARCHAR"), ("segment", "VARCHAR"),

@@ -30,11 +30,10 @@ from compliance.encodings import (
     utf8_copy,
 )
 from compliance.evidence import replacing
-from compliance.ingest import file_sha256
+from compliance.ingest import CONVERSION_LOG, file_sha256
 from compliance.policy import Policy
 from compliance.secrets import redact_sql
 
-CONVERSION_LOG = "conversion.json"
 CONVERSION_QUARANTINE = "conversion_quarantine.csv"
 VENDOR_SLA = "vendor_sla.csv"
 # One row per record × metric where the vendor states its own verdict or due time.
@@ -86,6 +85,10 @@ class Conversion:
     inputs: list[InputRecord]
     vendor_sla: pl.DataFrame | None = None  # VENDOR_SLA_COLUMNS
     notes: list[str] = field(default_factory=list)  # readings the adapter applied, for the manifest
+    # canonical source -> the contract columns the adapter fills. A table without an entry is declared to fill
+    # the contract columns it holds; an adapter that writes a column it cannot fill (always empty) leaves it out,
+    # so that the run reports the rules needing it "not assessed" instead of judging every record as "not yet".
+    filled_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -271,10 +274,21 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
         "inputs": [asdict(record) for record in conversion.inputs],
         "outputs": [path.name for path in written],
         "notes": conversion.notes,
+        "filled_columns": filled_columns(conversion),
     }
     with replacing(out_dir / CONVERSION_LOG) as temporary:
         temporary.write_text(json.dumps(log, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return [*written, out_dir / CONVERSION_LOG]
+
+
+def filled_columns(conversion: Conversion) -> dict[str, list[str]]:
+    """Per canonical table written, the contract columns the adapter fills (its declaration, in contract order)."""
+    declared = {}
+    for source_name, frame in sorted(conversion.tables.items()):
+        filled = conversion.filled_columns.get(source_name, frame.columns)
+        declared[source_name] = [column.name for column in SOURCES[source_name].columns
+                                 if column.name in filled and column.name in frame.columns]
+    return declared
 
 
 def input_record(

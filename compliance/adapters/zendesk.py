@@ -520,9 +520,16 @@ def _convert_warehouse(inputs: list[_Input], options: AdapterOptions) -> Convers
         verdicts, sla_quarantine, sla_records = _warehouse_targets(applied_in, targets_in, requesters, history, zone)
         quarantines.append(sla_quarantine)
         records += sla_records
+    # the event-derived times exist only where their table was given: without comments there is no first
+    # response, without the status history no resolution (the columns are written, empty)
+    unfilled = {"first_response_at": comments_in is None, "resolved_at": history_in is None}
+    filled = {}
+    if "tickets" in tables and events is not None:
+        filled["tickets"] = tuple(name for name in tables["tickets"].columns if not unfilled.get(name))
     return Conversion(
         format="zendesk",
         format_version=WAREHOUSE,
+        filled_columns=filled,
         tables=tables,
         quarantine=pl.concat([empty_quarantine(), *quarantines]),
         inputs=records,

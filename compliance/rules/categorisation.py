@@ -61,7 +61,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             con,
             items,
             f"""SELECT {lit(rule.id)}, t.ticket_id, t.created_at, 'channel_source=' || coalesce({source}, 'unknown'),
-                       'achieved', NULL, NULL, NULL, NULL, NULL, NULL
+                       'achieved', NULL, NULL, NULL, NULL, NULL, NULL, NULL
                 FROM staged_tickets t WHERE t.created_at <= {ts_lit(as_of)}""",
         )
         if quarantined:
@@ -72,7 +72,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                            'channel_source=none', 'breached', NULL, NULL, NULL, NULL, 'warning',
                            'Ticket ' || coalesce(q.record_id, 'without an ID') || ' (' || q.source_file || ', line '
                            || coalesce(q.line::VARCHAR, '?') || ') has no category: it was quarantined ('
-                           || q.reason || ').'
+                           || q.reason || ').', 'uncategorised'
                     FROM quarantine q WHERE {_CHANNEL_PROBLEM}""",
             )
     write_violations(con, _SCRATCH, items)

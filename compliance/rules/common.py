@@ -17,13 +17,14 @@ connection by :func:`install_macros`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
 
 VIOLATION_COLUMNS = (
     "rule_id VARCHAR, domain VARCHAR, record_id VARCHAR, due_at TIMESTAMPTZ, actual_at TIMESTAMPTZ, "
-    "overdue_seconds BIGINT, severity VARCHAR, explanation VARCHAR"
+    "overdue_seconds BIGINT, severity VARCHAR, explanation VARCHAR, cause VARCHAR"
 )
 METRIC_COLUMNS = (
     "rule_id VARCHAR, domain VARCHAR, period VARCHAR, segment VARCHAR, achieved BIGINT, breached BIGINT, "
@@ -34,10 +35,149 @@ METRIC_COLUMNS = (
 ITEM_COLUMNS = (
     "rule_id VARCHAR, record_id VARCHAR, period_at TIMESTAMPTZ, segment VARCHAR, state VARCHAR, "
     "duration_seconds DOUBLE, due_at TIMESTAMPTZ, actual_at TIMESTAMPTZ, overdue_seconds BIGINT, "
-    "severity VARCHAR, explanation VARCHAR"
+    "severity VARCHAR, explanation VARCHAR, cause VARCHAR"
 )
 _ITEM_TYPES = [tuple(part.split()) for part in ITEM_COLUMNS.split(", ")]
 ITEM_NAMES = [column for column, _ in _ITEM_TYPES]
+
+@dataclass(frozen=True)
+class RuleInputs:
+    """What a rule kind reads: without one of ``sources`` its verdict is "no data"; without one of ``columns``
+    ((source, canonical column) pairs) in the loaded files it cannot be judged ("not assessed")."""
+
+    sources: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...] = ()
+    # A ticket clock that the ticket's event history stops instead of the ticket column (first response,
+    # resolution): the kind whose stopping events, when the ticket_events export carries them, stand in.
+    events_stand_in: bool = False
+
+
+RULE_INPUTS: dict[str, RuleInputs] = {
+    "first_response": RuleInputs(("tickets",), (("tickets", "first_response_at"),), events_stand_in=True),
+    "secrets_in_text": RuleInputs(("tickets",)),
+    "information_completeness": RuleInputs(("tickets",)),
+    "senior_review": RuleInputs(("tickets",), (("tickets", "escalated_at"), ("tickets", "senior_reviewed_at"))),
+    "resolution": RuleInputs(("tickets",), (("tickets", "resolved_at"),), events_stand_in=True),
+    "acknowledgment": RuleInputs(("tickets", "ticket_events")),
+    "categorisation": RuleInputs(("tickets",)),
+    "privacy_first_response": RuleInputs(("privacy_requests",), (("privacy_requests", "first_response_at"),)),
+    "privacy_completion": RuleInputs(("privacy_requests",), (("privacy_requests", "completed_at"),)),
+    "privacy_extension": RuleInputs(
+        ("privacy_requests",),
+        (("privacy_requests", "extended"), ("privacy_requests", "extension_notified_at"),
+         ("privacy_requests", "completed_at")),
+    ),
+    "privacy_types": RuleInputs(("privacy_requests",)),
+    "security_ack": RuleInputs(("security_reports",), (("security_reports", "acknowledged_at"),)),
+    "security_timeline": RuleInputs(("security_reports",), (("security_reports", "timeline_sent_at"),)),
+    "security_embargo": RuleInputs(("security_reports",), (("security_reports", "disclosed_at"),)),
+    "maintenance_notice": RuleInputs(
+        ("incidents",), (("incidents", "announced_at"), ("incidents", "scheduled_start_at"))
+    ),
+    "postmortem": RuleInputs(("incidents",), (("incidents", "resolved_at"), ("incidents", "postmortem_published_at"))),
+    "live_updates": RuleInputs(("incidents", "incident_updates"), (("incidents", "started_at"),)),
+    "incident_history": RuleInputs(("incidents",)),
+    "retention_after_closure": RuleInputs(
+        ("retention_inventory",), (("retention_inventory", "account_closed_at"), ("retention_inventory", "deleted_at"))
+    ),
+    "retention_workspace_lifetime": RuleInputs(
+        ("retention_inventory",),
+        (("retention_inventory", "workspace_deleted_at"), ("retention_inventory", "deleted_at")),
+    ),
+    "retention_minimum": RuleInputs(("retention_inventory",), (("retention_inventory", "deleted_at"),)),
+    "retention_maximum_age": RuleInputs(("retention_inventory",), (("retention_inventory", "deleted_at"),)),
+}
+
+# Why an item was breached: the ``cause`` of a violation, in the words of verdicts.csv and the report.
+CAUSE_WORDS: dict[str, str] = {
+    "answered_late": "answered late",
+    "never_answered": "closed without an answer",
+    "reviewed_late": "reviewed late",
+    "never_reviewed": "closed without a senior review",
+    "resolved_late": "resolved late",
+    "acknowledged_late": "acknowledged late",
+    "never_acknowledged": "closed without an acknowledgment",
+    "open_past_due": "still open past due",
+    "completed_late": "completed late",
+    "unrecognised_type": "type not recognised",
+    "missing_type": "no request type",
+    "extension_notified_late": "extension notified too late",
+    "extension_not_notified": "extension never notified",
+    "timeline_late": "timeline sent late",
+    "timeline_missing": "no timeline past due",
+    "disclosed_late": "disclosed late",
+    "undisclosed_past_embargo": "undisclosed past the embargo",
+    "not_acknowledged": "not acknowledged past due",
+    "notice_too_short": "announced too late",
+    "never_announced": "never announced",
+    "postmortem_late": "post-mortem published late",
+    "postmortem_missing": "post-mortem missing",
+    "silence_too_long": "update gap too long",
+    "history_gap": "incident history gap",
+    "deleted_late": "deleted late",
+    "stored_past_deadline": "still stored past the deadline",
+    "deleted_prematurely": "deleted prematurely",
+    "kept_past_minimum": "kept well past the minimum",
+    "missing_information": "required information missing",
+    "secret_in_text": "secret in the text",
+    "uncategorised": "no category from mailbox, tag or export",
+}
+
+
+def input_columns_known(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the ingest recorded the canonical columns of the loaded files (``input_columns``)."""
+    return table_exists(con, "input_columns")
+
+
+def absent_rule_columns(con: duckdb.DuckDBPyConnection, kind: str) -> list[tuple[str, str, str, str]]:
+    """(source, file, column, reason) for every loaded file that lacks a column the rule kind needs."""
+    needed = RULE_INPUTS.get(kind, RuleInputs(())).columns
+    if not needed or not input_columns_known(con):
+        return []
+    pairs = " OR ".join(f"(source = {lit(source)} AND column_name = {lit(column)})" for source, column in needed)
+    return con.execute(
+        f"SELECT source, file, column_name, absence FROM input_columns WHERE NOT present AND ({pairs}) "
+        "ORDER BY source, column_name, file"
+    ).fetchall()
+
+
+def rule_columns_absent_everywhere(con: duckdb.DuckDBPyConnection, kind: str) -> str | None:
+    """The reason a rule kind cannot be judged at all: a needed column that no loaded file of its source carries
+    (each file named); None when every needed column is in at least one file."""
+    absent = absent_rule_columns(con, kind)
+    if not absent:
+        return None
+    carried = {
+        (source, column)
+        for source, column in con.execute(
+            "SELECT DISTINCT source, column_name FROM input_columns WHERE present"
+        ).fetchall()
+    }
+    reasons = [reason for source, _, column, reason in absent if (source, column) not in carried]
+    return "; ".join(reasons) or None
+
+
+def exclude_items_of_files_without(
+    con: duckdb.DuckDBPyConnection, items: str, rules, source: str, record_id: str
+) -> None:
+    """Set the items of records from a file that lacks a column their rule needs to ``excluded``: what the
+    file does not carry cannot make a breach (its ``cause`` and explanation are cleared with the state).
+
+    ``rules`` are the policy rules judged in ``items``; ``record_id`` is the SQL of the item's record ID over
+    the staged row ``s`` of ``source``."""
+    for rule in rules:
+        files = sorted({file for absent_source, file, _, _ in absent_rule_columns(con, rule.kind)
+                        if absent_source == source})
+        if not files:
+            continue
+        con.execute(
+            f"""UPDATE {items} i SET state = 'excluded', duration_seconds = NULL, overdue_seconds = NULL,
+                       severity = NULL, explanation = NULL, cause = NULL
+                FROM staged_{source} s
+                WHERE i.rule_id = $rule_id AND i.record_id = {record_id} AND list_contains($files, s.source_file)""",
+            {"rule_id": rule.id, "files": files},
+        )
+
 
 _MACROS = [
     # The UTC wall time of a TIMESTAMPTZ as a TIMESTAMP, i.e. timezone('UTC', t), straight from the epoch: a
@@ -183,6 +323,8 @@ def deadline_items(
     duration: str,
     late_explanation: str,
     open_explanation: str,
+    late_cause: str,
+    open_cause: str,
     segment: str = "NULL",
     where: str = "TRUE",
     excluded: str | None = None,
@@ -194,7 +336,9 @@ def deadline_items(
     ``period_at`` is unknown or after as_of, or the deadline is unknown); ``achieved`` when actual <= due (the
     due instant itself is on time); ``breached`` when actual > due, or when nothing happened and as_of > due;
     ``active`` otherwise. ``duration``, ``late_explanation`` and ``open_explanation`` may use the computed
-    columns ``due_at``, ``actual_at``, ``overdue_seconds`` and the source columns.
+    columns ``due_at``, ``actual_at``, ``overdue_seconds`` and the source columns; ``late_cause`` and
+    ``open_cause`` are SQL giving the cause code of a breach that happened late / has not happened (see
+    ``CAUSE_WORDS``).
     """
     excluded = excluded or f"period_at IS NULL OR period_at > {as_of}"
     return f"""
@@ -219,7 +363,9 @@ def deadline_items(
                due_at, actual_at, overdue_seconds,
                CASE WHEN state = 'breached' THEN 'breach' END,
                CASE WHEN state = 'breached' AND actual_at IS NOT NULL THEN {late_explanation}
-                    WHEN state = 'breached' THEN {open_explanation} END
+                    WHEN state = 'breached' THEN {open_explanation} END,
+               CASE WHEN state = 'breached' AND actual_at IS NOT NULL THEN {late_cause}
+                    WHEN state = 'breached' THEN {open_cause} END
         FROM k
     """
 
@@ -230,7 +376,8 @@ def write_violations(con: duckdb.DuckDBPyConnection, domain: str, items: str) ->
             SELECT CAST(rule_id AS VARCHAR) AS rule_id, CAST({lit(domain)} AS VARCHAR) AS domain,
                    CAST(record_id AS VARCHAR) AS record_id, CAST(due_at AS TIMESTAMPTZ) AS due_at,
                    CAST(actual_at AS TIMESTAMPTZ) AS actual_at, CAST(overdue_seconds AS BIGINT) AS overdue_seconds,
-                   CAST(severity AS VARCHAR) AS severity, CAST(explanation AS VARCHAR) AS explanation
+                   CAST(severity AS VARCHAR) AS severity, CAST(explanation AS VARCHAR) AS explanation,
+                   CAST(cause AS VARCHAR) AS cause
             FROM {items} WHERE severity IS NOT NULL
             ORDER BY rule_id, due_at NULLS LAST, record_id"""
     )

@@ -131,7 +131,8 @@ _TICKET_ITEMS = """
                            THEN 'its first response came after ' || cr_dur(elapsed_seconds) || ' of open time ('
                                 || tier || ' tier).'
                            ELSE 'it had no first response by the as-of time.' END
-               END
+               END,
+               CASE WHEN len(missing) > 0 THEN 'missing_information' END
         FROM information_completeness"""
 
 
@@ -141,12 +142,12 @@ def _breakdown_items(rule: Rule) -> str:
         SELECT rule_id, record_id, created_at,
                'information=' || CASE WHEN len(missing) = 0 THEN 'complete' ELSE 'incomplete' END || ';tier=' || tier,
                CASE WHEN len(missing) = 0 THEN 'achieved' ELSE 'breached' END,
-               elapsed_seconds, NULL, NULL, NULL, NULL, NULL
+               elapsed_seconds, NULL, NULL, NULL, NULL, NULL, NULL
         FROM information_completeness WHERE rule_id = {lit(rule.id)}
         UNION ALL
         SELECT rule_id, record_id, created_at, 'item=' || item,
                CASE WHEN list_contains(missing, item) THEN 'breached' ELSE 'achieved' END,
-               NULL, NULL, NULL, NULL, NULL, NULL
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL
         FROM information_completeness, (SELECT unnest([{items}]) AS item) WHERE rule_id = {lit(rule.id)}"""
 
 

@@ -50,7 +50,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        CASE WHEN f.kinds IS NOT NULL THEN 'breach' END,
                        CASE WHEN f.kinds IS NOT NULL THEN 'Ticket ' || t.ticket_id || ' (received ' || cr_ts(t.created_at)
                             || ') carries ' || f.kinds || ' in its ' || f.columns
-                            || '; the values are redacted everywhere this reporter publishes text.' END
+                            || '; the values are redacted everywhere this reporter publishes text.' END,
+                       CASE WHEN f.kinds IS NOT NULL THEN 'secret_in_text' END
                 FROM staged_tickets t
                 LEFT JOIN (SELECT record_id, string_agg(DISTINCT replace(kind, '_', ' '), ', ' ORDER BY replace(kind, '_', ' ')) AS kinds,
                                   string_agg(DISTINCT column_name, ' and ' ORDER BY column_name) AS columns

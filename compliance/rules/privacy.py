@@ -54,6 +54,7 @@ from compliance.rules.common import (
     create_empty_results,
     create_items,
     deadline_items,
+    exclude_items_of_files_without,
     drop_items,
     insert_items,
     install_macros,
@@ -289,7 +290,8 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
         SELECT {lit(rule.id)}, record_id, received_at, 'request_type=' || request_type, state,
                NULL, NULL, NULL, NULL, CASE WHEN state = 'breached' THEN 'breach' END,
                CASE WHEN state = 'breached' THEN {_who()} || ' has the request type "' || request_type
-                   || '", which is not one of the recognised types ({recognised}).' END
+                   || '", which is not one of the recognised types ({recognised}).' END,
+               CASE WHEN state = 'breached' THEN 'unrecognised_type' END
         FROM (SELECT *, CASE WHEN {not_received} THEN 'excluded' WHEN request_type IN ({type_list}) THEN 'achieved'
                              ELSE 'breached' END AS state FROM _priv)"""
     if not table_exists(con, "quarantine"):
@@ -297,7 +299,7 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
         UNION ALL
         SELECT {lit(rule.id)}, 'privacy_requests', NULL, NULL, 'excluded', NULL, NULL, NULL, NULL, 'coverage',
                'The warehouse has no quarantine table, so the privacy request rows quarantined for an unrecognised '
-               || 'request type cannot be counted: the types of the requests read cannot be verified.'"""
+               || 'request type cannot be counted: the types of the requests read cannot be verified.', NULL"""
     value = "regexp_replace(unknown_value, '[[:cntrl:]]', ' ', 'g')"
     shown = (f"CASE WHEN length({value}) > {_SHOWN_VALUE_CHARS} THEN left({value}, {_SHOWN_VALUE_CHARS - 1}) || '…' "
              f"ELSE {value} END")
@@ -313,7 +315,9 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
                                            THEN 'has the request type "' || {shown} || '", which is not one of '
                                                 || 'the recognised types ({recognised})'
                                            ELSE 'has no request type' END
-                   || '; the row is quarantined, so no other privacy rule judges it.' END
+                   || '; the row is quarantined, so no other privacy rule judges it.' END,
+               CASE WHEN state = 'breached' THEN CASE WHEN problem LIKE 'unknown value%' THEN 'unrecognised_type'
+                                                      ELSE 'missing_type' END END
         FROM (SELECT *, CASE WHEN problem <> '' THEN 'breached' WHEN reason_code IN ({not_judged}) THEN 'excluded'
                              ELSE 'achieved' END AS state
               FROM (SELECT source_file, line, nullif(trim(record_id), '') AS request_id, reason_code,
@@ -383,6 +387,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' had no first response by '
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
+            late_cause="'answered_late'", open_cause="'open_past_due'",
         ))
 
     extension_note = f"""CASE WHEN extended IS TRUE THEN ' The extension flagged on this request does not count: the '
@@ -409,6 +414,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deadline of ' || cr_ts(due_at) || {end_note} || {roll_note} || '.'
                 || {extension_note}""",
+            late_cause="'completed_late'", open_cause="'open_past_due'",
         ))
 
     for rule in extension_rules:
@@ -445,6 +451,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                     || {original_deadline.end_note()} || '). The extension does not count; the request is judged '
                     || 'against the original deadline (PRIV-COMPLETE).'
                 END""",
+            late_cause="CASE WHEN ext_valid THEN 'completed_late' ELSE 'extension_notified_late' END",
+            open_cause="CASE WHEN ext_valid THEN 'open_past_due' ELSE 'extension_not_notified' END",
         ))
 
     extra_segments: dict[str, list[str]] = {}
@@ -453,6 +461,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         extra_segments[rule.id] = [f"request_type={t}" for t in types]
         insert_items(con, items, _type_items(con, rule, types, asof, not_received))
 
+    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "privacy_requests",
+                                   "CAST(s.request_id AS VARCHAR)")
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN], extra_segments)
     drop_items(con, items)

@@ -36,6 +36,7 @@ from compliance.rules.common import (
     create_empty_results,
     create_items,
     deadline_items,
+    exclude_items_of_files_without,
     drop_items,
     insert_items,
     install_macros,
@@ -93,6 +94,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                 || coalesce(CAST(account_id AS VARCHAR), 'unknown') || ' (closed ' || cr_ts(closed_eff)
                 || ') is still stored at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deletion deadline of ' || cr_ts(due_at) || '.'""",
+            late_cause="'deleted_late'", open_cause="'stored_past_deadline'",
         ))
 
     for rule in policy.rules_of("retention_workspace_lifetime"):
@@ -121,7 +123,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                                ELSE 'the workspace was deleted only ' || cr_ts(ws_deleted_eff) || ', '
                                     || cr_dur(cr_secs(deleted_eff, ws_deleted_eff)) || ' later' END
                        || '). Audit logs must be kept for the lifetime of the workspace.'
-                   END
+                   END,
+                   CASE WHEN state = 'breached' THEN 'deleted_prematurely' END
             FROM j""")
 
     for rule in policy.rules_of("retention_minimum"):
@@ -164,7 +167,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || ' was kept until ' || cr_ts(deleted_eff) || ', ' || cr_dur(cr_secs(grace_until, deleted_eff))
                        || ' after its {years}-year retention period (ended ' || cr_ts(keep_until)
                        || ') plus the {grace_days}-day grace period (ended ' || cr_ts(grace_until) || ').'
-                   END
+                   END,
+                   CASE WHEN state = 'breached' THEN 'deleted_prematurely' WHEN over_kept THEN 'kept_past_minimum' END
             FROM j""")
 
     for rule in policy.rules_of("retention_maximum_age"):
@@ -181,8 +185,11 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             open_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
                 || ' still exists at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' after the end of its {phrase} window on ' || cr_ts(due_at) || '.'""",
+            late_cause="'deleted_late'", open_cause="'stored_past_deadline'",
         ))
 
+    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "retention_inventory",
+                                   "CAST(s.record_id AS VARCHAR)")
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN])
     drop_items(con, items)

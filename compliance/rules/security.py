@@ -23,6 +23,7 @@ from compliance.rules.common import (
     create_empty_results,
     create_items,
     deadline_items,
+    exclude_items_of_files_without,
     drop_items,
     insert_items,
     install_macros,
@@ -39,12 +40,15 @@ DOMAIN = "security"
 SOURCE = "staged_security_reports"
 
 _EVENTS = {
-    # kind: (column, what happened, what was missing)
-    "security_ack": ("acknowledged_at", "was acknowledged", "had no acknowledgment"),
+    # kind: (column, what happened, what was missing, cause when late, cause when missing)
+    "security_ack": ("acknowledged_at", "was acknowledged", "had no acknowledgment", "acknowledged_late",
+                     "not_acknowledged"),
     "security_timeline": (
         "timeline_sent_at",
         "got its initial fix timeline and impact assessment",
         "had no initial fix timeline and impact assessment",
+        "timeline_late",
+        "timeline_missing",
     ),
 }
 
@@ -59,7 +63,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
     who = "'Security report ' || CAST(report_id AS VARCHAR) || ' received ' || cr_ts(received_at)"
 
     for rule in policy.rules_of(*_EVENTS):
-        column, done, missing = _EVENTS[rule.kind]
+        column, done, missing, late_cause, missing_cause = _EVENTS[rule.kind]
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
         insert_items(con, items, deadline_items(
@@ -70,6 +74,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                 || ' after the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
             open_explanation=f"""{who} || ' {missing} by ' || cr_ts({asof}) || ' (report as-of time), '
                 || cr_dur(overdue_seconds) || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
+            late_cause=f"'{late_cause}'", open_cause=f"'{missing_cause}'",
         ))
 
     for rule in policy.rules_of("security_embargo"):
@@ -87,8 +92,11 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                 || cr_dur(overdue_seconds) || ' after the ' || {deadline} || '.'""",
             open_explanation=f"""{who} || ' was still not publicly disclosed at ' || cr_ts({asof})
                 || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the ' || {deadline} || '.'""",
+            late_cause="'disclosed_late'", open_cause="'undisclosed_past_embargo'",
         ))
 
+    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "security_reports",
+                                   "CAST(s.report_id AS VARCHAR)")
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN])
     drop_items(con, items)

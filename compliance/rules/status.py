@@ -38,6 +38,7 @@ from compliance.rules.common import (
     create_empty_results,
     create_items,
     deadline_items,
+    exclude_items_of_files_without,
     drop_items,
     insert_items,
     install_macros,
@@ -92,6 +93,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                 || ' has no announcement recorded by ' || cr_ts({asof}) || ' (report as-of time): the {phrase} '
                 || 'notice required an announcement by ' || cr_ts(due_at) || ' (' || cr_dur(overdue_seconds)
                 || ' ago).'""",
+            late_cause="'notice_too_short'", open_cause="'never_announced'",
         ))
 
     for rule in policy.rules_of("postmortem"):
@@ -108,6 +110,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             open_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' has no published post-mortem at '
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' after the {phrase} '
                 || 'grace period ended ' || cr_ts(due_at) || '.'""",
+            late_cause="'postmortem_late'", open_cause="'postmortem_missing'",
         ))
 
     live_rules = policy.rules_of("live_updates") if has_updates else []
@@ -167,12 +170,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || ' and ' || CASE WHEN end_kind = 1 THEN 'the next update' ELSE 'its resolution' END
                        || ' at ' || cr_ts(gap_end) || ', ' || cr_dur(cr_secs(due_at, gap_end))
                        || ' more than the {phrase} maximum silence (an update was due by ' || cr_ts(due_at) || ').'
-                   END
+                   END,
+                   CASE WHEN state = 'breached' THEN 'silence_too_long' END
             FROM j
             -- an incident without a start cannot be measured, but it is counted (excluded), never dropped
             UNION ALL
             SELECT {lit(rule.id)}, CAST(incident_id AS VARCHAR), NULL, {SEGMENT}, 'excluded', NULL, NULL, NULL, NULL,
-                   NULL, NULL
+                   NULL, NULL, NULL
             FROM {SOURCE} WHERE {IS_INCIDENT} AND started_at IS NULL""")
 
     for rule in policy.rules_of("incident_history"):
@@ -202,9 +206,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || cr_dur(cr_secs(period_start, least(earliest, {asof}))) || ' of the period (from '
                        || cr_ts(period_start) || ' to ' || cr_ts(least(earliest, {asof}))
                        || ') is not covered by the data, so incidents in that span cannot be verified.'
-                   END
+                   END,
+                   CASE WHEN state = 'excluded' THEN 'history_gap' END
             FROM j""")
 
+    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "incidents",
+                                   "CAST(s.incident_id AS VARCHAR)")
     write_violations(con, DOMAIN, items)
     rule_ids = [r.id for r in policy.rules if r.domain == DOMAIN and (r.kind != "live_updates" or has_updates)]
     write_metrics(con, DOMAIN, items, rule_ids)
