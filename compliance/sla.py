@@ -384,7 +384,7 @@ def _write_unknown_plan_figures(con: duckdb.DuckDBPyConnection, rule_ids: list[s
         con,
         "tickets_unknown_plan",
         f"""SELECT rule_id, record_id, started_at, NULL, state, CASE WHEN stopped_at IS NOT NULL THEN elapsed_seconds END,
-                   due_at, stopped_at, NULL, NULL, NULL
+                   due_at, stopped_at, NULL, NULL, NULL, NULL
             FROM ticket_sla WHERE plan IS NULL AND rule_id IN {_in_list(rule_ids)}""",
     )
     write_metrics(con, "tickets_unknown_plan", items, rule_ids)
@@ -564,7 +564,7 @@ def events_stop_missing(con: duckdb.DuckDBPyConnection, kind: str, policy: Polic
     there is no event export (the ticket columns are then the only source)."""
     if not RULE_INPUTS[kind].events_stand_in or not table_exists(con, "staged_ticket_events"):
         return None
-    settings = _settings(policy)
+    settings = ticket_settings(policy)
     if kind == "first_response":
         stops, words = f"event_type IN {_in_list(settings['first_response_event_types'])}", " or ".join(
             settings["first_response_event_types"])
@@ -605,7 +605,7 @@ def _exclude_clocks_without_inputs(con: duckdb.DuckDBPyConnection, policy: Polic
 
 def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_sql: str) -> None:
     _exclude_clocks_without_inputs(con, policy)
-    settings = _settings(policy)
+    settings = ticket_settings(policy)
     # Tickets closed at the as-of time while a clock other than resolution had not stopped: that response never
     # came. Closed is read like the clocks read it: from the last status change of a ticket's event history when
     # it has one, else from its resolved_at / status columns.
