@@ -860,8 +860,10 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
                CASE WHEN __k_by_days AND __k_kind <> 'always_open' AND __k_target > 0
                     THEN {inverse('c4.__k_fdue', 'r')} ELSE __k_due END AS __k_due)
         FROM c4
-        LEFT JOIN {t_qb} AS r ON c4.__k_by_days AND c4.__k_kind <> 'always_open' AND c4.__k_target > 0
-                             AND r.cal_no = c4.__k_cal AND r.qk = (c4.__k_fdue - 1) // c4.__k_q
+        -- a NULL key for the other clocks: they never probe the lookup table
+        LEFT JOIN {t_qb} AS r ON r.cal_no = c4.__k_cal
+                             AND r.qk = CASE WHEN c4.__k_by_days AND c4.__k_kind <> 'always_open' AND c4.__k_target > 0
+                                             THEN (c4.__k_fdue - 1) // c4.__k_q END
     )
     SELECT * EXCLUDE (__k_cal, __k_kind, __k_q, __k_s, __k_e, __k_target, __k_by_days, __k_fs, __k_es, __k_i0,
                       __k_fe, __k_x, __k_due, __k_fdue),
