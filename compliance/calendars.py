@@ -48,7 +48,8 @@ Reading decisions (signed by compliance officers, so written down here):
   (an active clock with 0.4 s left shows 1 s, never 0).
 * Which target applies: a ``working_days`` calendar uses ``target_days`` when it is not NULL, else
   ``target_seconds``; the other kinds use ``target_seconds`` when not NULL, else ``target_days``.
-* Working-day deadlines: see :func:`compute_clocks`.
+* Working-day deadlines: see :func:`compute_clocks`; one that ends at a closing instant (Friday 24:00, the
+  day before a holiday) is due at that instant, not at the next opening.
 * Holidays: the ``holidays`` package with ``observed`` as configured (with ``observed: true`` both the holiday
   and its observed weekday are closed, e.g. 2026-07-03 and 2026-07-04 for the US), plus ``extra`` dates, minus
   ``removed`` dates.
@@ -575,12 +576,17 @@ def compute_clocks(
     unknown calendar_id raises CalendarError.
 
     Working-day deadlines (``target_days``): the effective start lies on local date d0, the i0-th working day,
-    at local wall time t0.  The due instant is wall time t0 on the working day with index i0 + target_days,
+    at local wall time t0.  The wall-clock due is wall time t0 on the working day with index i0 + target_days,
     converted to UTC with the zone's rules of THAT day (so a deadline across a DST change keeps its wall time;
     a t0 inside that day's spring-forward gap maps to the transition instant, an ambiguous one to the first
-    occurrence).  A clock started on a closed day starts at 00:00 of the next working day (for a
-    business_hours calendar: at its next opening), so t0 is that opening's wall time.  On an always_open
-    calendar a working day is 24 h: due = started_at + target_days * 86400 s.
+    occurrence).  The due instant is the first instant at which the open time up to the wall-clock due is
+    used up: the wall-clock due itself when it lies inside an open window, else the closing before it.  So a
+    clock that starts at an opening (00:00 of a working day, the 09:00 opening of a business day) is due at
+    the closing of its last working day: a deadline whose last day is a Friday or the day before a holiday is
+    due at that day's closing ("Reading rules"), not at the next opening.  A clock started on a closed day
+    starts at 00:00 of the next working day (for a business_hours calendar: at its next opening), so t0 is
+    that opening's wall time.  On an always_open calendar a working day is 24 h: due = started_at +
+    target_days * 86400 s.
     """
     # How it works, set-based.  Per calendar, Python expands the windows (per local day; a few thousand rows)
     # and builds two small lookup tables that DuckDB hash-joins on integer keys (this replaced ASOF joins,
@@ -830,7 +836,7 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
                     THEN NULL ELSE __k_fs + __k_target * {_US} END AS __k_x
         FROM c1
     ),
-    c3 AS (   -- due instant
+    c3 AS (   -- due instant; for working-day targets first the same wall time on the last working day
         SELECT c2.*,
                CASE WHEN __k_target IS NULL OR __k_kind IS NULL THEN NULL
                     WHEN __k_target <= 0 THEN __k_es
@@ -855,6 +861,17 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
         FROM c3
         LEFT JOIN {t_fb} AS g ON c3.__k_by_days AND c3.__k_kind <> 'always_open' AND g.cal_no = c3.__k_cal
                              AND g.b = {day_no('c3.__k_due')}
+    ),
+    c5 AS (   -- a working-day deadline is the first instant its open time is used up: when the wall-clock due
+              -- is an opening (00:00 after a weekend) or closed, that is the closing before it ("Reading rules")
+        SELECT c4.* REPLACE (
+               CASE WHEN __k_by_days AND __k_kind <> 'always_open' AND __k_target > 0
+                    THEN {inverse('c4.__k_fdue', 'r')} ELSE __k_due END AS __k_due)
+        FROM c4
+        -- a NULL key for the other clocks: they never probe the lookup table
+        LEFT JOIN {t_qb} AS r ON r.cal_no = c4.__k_cal
+                             AND r.qk = CASE WHEN c4.__k_by_days AND c4.__k_kind <> 'always_open' AND c4.__k_target > 0
+                                             THEN (c4.__k_fdue - 1) // c4.__k_q END
     )
     SELECT * EXCLUDE (__k_cal, __k_kind, __k_q, __k_s, __k_e, __k_target, __k_by_days, __k_fs, __k_es, __k_i0,
                       __k_fe, __k_x, __k_due, __k_fdue),
@@ -865,5 +882,5 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
            CASE WHEN __k_s IS NOT NULL AND __k_kind IS NOT NULL AND stopped_at IS NULL AND __k_due IS NOT NULL
                      AND {as_of_us} < __k_due
                 THEN (__k_fdue - __k_fe + {_US - 1}) // {_US} END AS remaining_seconds
-    FROM c4
+    FROM c5
     """

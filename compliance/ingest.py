@@ -25,8 +25,11 @@ import json
 import re
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
+from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -75,6 +78,13 @@ _TRUE = ("true", "yes", "1", "y", "t")
 _FALSE = ("false", "no", "0", "n", "f")
 # An explicit offset (Z, +02:00, -0500) or UTC after a time of day; a date alone has none.
 _OFFSET_PATTERN = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?|\s?UTC)$"
+# A zone name after a time of day (America/New_York, EST5EDT, Etc/GMT+5), captured as DuckDB's cast reads it.
+_ZONE_NAME_PATTERN = r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*([A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)$"
+# Local wall times that occur twice lie within this much real time after a DST fall-back (an hour, or half an hour,
+# in every zone): the offset in force this long before DuckDB's reading is the one of their first occurrence.
+_REPEAT_SPAN_HOURS = 3
+# One row per loaded value that was a local time occurring twice (read as its earlier instant), for data quality.
+AMBIGUOUS_LOCAL_TIMES_COLUMNS = "source VARCHAR, source_file VARCHAR, source_line BIGINT, column_name VARCHAR"
 
 
 @dataclass(frozen=True)
@@ -598,24 +608,129 @@ def _allowed_values(column: Column, policy: Policy) -> dict[str, str]:
     return {value.lower(): value for value in values}
 
 
-def _timestamp_sql(text: str, source_timezone: str) -> str:
+@dataclass(frozen=True)
+class _TimestampSql:
+    """How one timestamp column is parsed, in two steps: ``forms`` (the casts and what the text carries, computed
+    once per row) under ``value`` and ``earlier``, which read them; ``nonexistent`` reads ``value``."""
+
+    forms: list[str]  # expressions AS <name>__text / __aware / __form (/ __wall), for the level below the parse
+    value: str  # TIMESTAMPTZ
+    earlier: str  # whether value is the earlier of two instants with the text's wall time
+    nonexistent: str  # condition on the parse: the wall time does not exist in its zone
+
+
+def _timestamp_sql(name: str, trimmed: str, source_timezone: str) -> _TimestampSql:
     """SQL parsing a trimmed text value into TIMESTAMPTZ: its own offset or zone if it has one, else the source zone.
 
-    The session time zone is UTC (``prepare_warehouse``), so a TIMESTAMPTZ cast reads a naive value as UTC and
-    applies any offset or zone name it carries. Another source zone needs to know which values are naive: those
-    without an offset (the pattern) whose zone-aware reading agrees with the plain wall-time reading (a zone name
-    such as ``Europe/Paris`` is dropped by the latter).
+    ``<name>__form`` says what the text carries: ``zone`` (a zone name such as ``America/New_York``), ``wall`` (a
+    wall time of a non-UTC source zone) or ``offset`` (anything else: an offset, ``Z``, ``UTC``, or a wall time
+    of a UTC source). The session time zone is UTC (``prepare_warehouse``), so a TIMESTAMPTZ cast reads a naive
+    value as UTC and applies any offset or zone name it carries; a text it rejects is no timestamp (the TIMESTAMP
+    cast would drop an unknown zone name). A wall time that occurs twice (a DST fall-back) is read as its
+    earlier instant, zone-named or not, where DuckDB's cast and ``timezone()`` take the later one.
     """
-    aware = f"TRY_CAST({text} AS TIMESTAMPTZ)"
+    # the trimmed text (computed once: trimming costs as much as a cast), the casts and the form
+    text, aware, form = f"{name}__text", f"{name}__aware", f"{name}__form"
+    source_zone = lit(source_timezone)
+    forms = [f"{trimmed} AS {text}", f"TRY_CAST({trimmed} AS TIMESTAMPTZ) AS {aware}"]
     if source_timezone == "UTC":
-        return aware
-    return f"CASE WHEN {_zoned_sql(text)} THEN {aware} ELSE timezone({lit(source_timezone)}, TRY_CAST({text} AS TIMESTAMP)) END"
+        wall = f"TRY_CAST({text} AS TIMESTAMP)"  # for zone-named values only, a few
+        forms.append(f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' ELSE 'offset' END AS {form}")
+    else:
+        wall = f"{name}__wall"
+        forms += [f"TRY_CAST({trimmed} AS TIMESTAMP) AS {wall}",
+                  f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' WHEN {_zoned_sql(trimmed)} THEN 'offset' "
+                  f"WHEN TRY_CAST({trimmed} AS TIMESTAMPTZ) IS NOT NULL THEN 'wall' ELSE 'offset' END AS {form}"]
+    zone_name = _zone_name_sql(text)
+    in_source_zone = f"timezone({source_zone}, {wall})"
+    named_repeats = _repeated_sql(wall, aware, zone_name, None)
+    wall_repeats = _repeated_sql(wall, in_source_zone, source_zone, _repeated_wall_times(source_timezone))
+    value = (f"CASE {form} WHEN 'offset' THEN {aware} "
+             f"WHEN 'zone' THEN CASE WHEN {named_repeats} THEN {_first_occurrence_sql(wall, aware, zone_name)} "
+             f"ELSE {aware} END "
+             f"ELSE CASE WHEN {wall_repeats} THEN {_first_occurrence_sql(wall, in_source_zone, source_zone)} "
+             f"ELSE {in_source_zone} END END")
+    earlier = f"CASE {form} WHEN 'zone' THEN {named_repeats} WHEN 'wall' THEN {wall_repeats} ELSE false END"
+    # reading the instant back in its zone shows a wall time that never happened
+    parsed_wall = f"TRY_CAST({text} AS TIMESTAMP)"
+    nonexistent = (f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {parsed_wall} "
+                   f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {parsed_wall} END")
+    return _TimestampSql(forms, value, earlier, nonexistent)
 
 
 def _zoned_sql(text: str) -> str:
-    """SQL: whether a timestamp text carries its own offset or zone (else it is a wall time of the source zone)."""
+    """SQL: whether a timestamp text carries its own offset (else it is a wall time of the source zone)."""
     return (f"(regexp_matches({text}, {lit(_OFFSET_PATTERN)}) "
             f"OR TRY_CAST({text} AS TIMESTAMPTZ) <> timezone('UTC', TRY_CAST({text} AS TIMESTAMP)))")
+
+
+def _named_sql(text: str) -> str:
+    """SQL: whether a timestamp text ends with a zone name (not an offset) that DuckDB's cast accepts.
+
+    Cheap tests first (a zone name has a slash or ends with a letter), for the millions of values without one;
+    a CASE, because AND evaluates both sides of a projection.
+    """
+    return (f"CASE WHEN suffix({text}, 'Z') THEN false "
+            f"WHEN NOT (contains({text}, '/') OR right({text}, 1) BETWEEN 'A' AND 'z') THEN false "
+            f"WHEN regexp_matches({text}, {lit(_OFFSET_PATTERN)}) THEN false "
+            f"ELSE regexp_matches({text}, {lit(_ZONE_NAME_PATTERN)}) AND TRY_CAST({text} AS TIMESTAMPTZ) IS NOT NULL END")
+
+
+def _zone_name_sql(text: str) -> str:
+    return f"regexp_extract({text}, {lit(_ZONE_NAME_PATTERN)}, 1)"
+
+
+def _first_occurrence_sql(wall: str, reading: str, zone: str) -> str:
+    """SQL: ``wall`` (TIMESTAMP) read with the offset that ``zone`` had a few hours before ``reading``."""
+    before = f"({reading} - INTERVAL {_REPEAT_SPAN_HOURS} HOUR)"
+    return f"timezone('UTC', {wall} - (timezone({zone}, {before}) - timezone('UTC', {before})))"
+
+
+def _repeated_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, int]] | None) -> str:
+    """SQL: whether ``wall`` (DuckDB's ``reading`` in ``zone``, not NULL) also occurred at an earlier instant.
+
+    ``ranges`` (microseconds after local midnight) are the wall times that ever repeat in a fixed zone: only
+    those pay for the zone lookups. ``None``: any wall time may (a zone named per value). A CASE, so that the
+    lookups run only where the cheap tests pass.
+    """
+    if ranges == []:
+        return "false"
+    day = 86_400_000_000
+    time_of_day = f"((epoch_us({wall}) % {day} + {day}) % {day})"
+    candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges or [])
+    first = _first_occurrence_sql(wall, reading, zone)
+    return (f"(CASE " + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
+            + f"WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)")
+
+
+@lru_cache(maxsize=None)
+def _repeated_wall_times(zone_name: str) -> list[tuple[int, int]]:
+    """Times of day [start, end) in microseconds after local midnight at which a fall-back of the zone
+    (1900-2100) repeats the wall clock; a range that crosses midnight is split. Found day by day with zoneinfo."""
+    zone = ZoneInfo(zone_name)
+    day = timedelta(days=1)
+    ranges: set[tuple[int, int]] = set()
+    instant = datetime(1900, 1, 1, tzinfo=timezone.utc)
+    offset = instant.astimezone(zone).utcoffset()
+    while instant.year < 2101:
+        following = instant + day
+        next_offset = following.astimezone(zone).utcoffset()
+        if next_offset < offset:
+            low, high = 0, 86_400                   # seconds after ``instant``: the transition lies in (low, high]
+            while high - low > 1:
+                middle = (low + high) // 2
+                on_old_offset = (instant + timedelta(seconds=middle)).astimezone(zone).utcoffset() == offset
+                low, high = (middle, high) if on_old_offset else (low, middle)
+            first_wall = (instant + timedelta(seconds=high) + next_offset).replace(tzinfo=None)
+            span_us = (offset - next_offset) // timedelta(microseconds=1)
+            start = (first_wall - first_wall.replace(hour=0, minute=0, second=0, microsecond=0)) // timedelta(microseconds=1)
+            end = start + span_us
+            ranges.add((start, min(end, 86_400_000_000)))
+            if end > 86_400_000_000:
+                ranges.add((0, end - 86_400_000_000))
+        offset = next_offset
+        instant = following
+    return sorted(ranges)
 
 
 def _parse_and_check(
@@ -628,6 +743,8 @@ def _parse_and_check(
     messages is written and read again. Messages are built for the rejected rows alone.
     """
     parses: list[str] = []  # the parsed columns, plus the trimmed text of parsed values (for messages)
+    forms: list[str] = []  # computed once per row under the parse: the casts of timestamp texts and their forms
+    earlier_flags: list[str] = []  # timestamp columns with a ``<name>__earlier`` flag: read as the earlier instant
     checks: list[tuple[str, str, str]] = []  # (condition, reason code, message SQL), one per possible problem
     zone = policy.source_timezone
     for column in source.columns:
@@ -637,19 +754,21 @@ def _parse_and_check(
         text = name  # ids and free text are kept as trimmed text: nothing to parse
         if column.kind in ("timestamp", "boolean", "enum"):
             text = f"{name}__text"
-            parses.append(f"{trimmed} AS {text}")
+            parses.append(text if column.kind == "timestamp" else f"{trimmed} AS {text}")
         if column.kind == "timestamp":
-            parses.append(f"{_timestamp_sql(trimmed, zone)} AS {name}")
+            timestamp = _timestamp_sql(name, trimmed, zone)
+            forms += timestamp.forms
+            parses += [f"{name}__form", f"{timestamp.value} AS {name}",
+                       f"{timestamp.earlier} AS {name}__earlier"]
+            earlier_flags.append(name)
             checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_timestamp",
                            f"'{name}: not an ISO-8601 timestamp: ' || {text}"))
-            if zone != "UTC":
-                # A naive wall time inside a spring-forward gap never happened; reading it back shows the shift.
-                checks.append((
-                    f"NOT {_zoned_sql(text)} AND {name} IS NOT NULL "
-                    f"AND timezone({lit(zone)}, {name}) <> TRY_CAST({text} AS TIMESTAMP)",
-                    "nonexistent_local_time",
-                    f"'{name}: ' || {text} || ' does not exist in {zone} (skipped by a daylight-saving change)'",
-                ))
+            # a wall time inside a spring-forward gap never happened, with or without a zone name
+            checks.append((
+                timestamp.nonexistent, "nonexistent_local_time",
+                f"'{name}: ' || {text} || ' does not exist' || CASE {name}__form WHEN 'wall' THEN ' in ' || {lit(zone)} "
+                "ELSE '' END || ' (skipped by a daylight-saving change)'",
+            ))
         elif column.kind == "boolean":
             lowered = f"lower({trimmed})"
             parses.append(
@@ -681,7 +800,8 @@ def _parse_and_check(
     ]
     def parsed(rows: str, *passing: str) -> str:
         kept = "".join(f", {column}" for column in passing)
-        return f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {rows})"
+        below = f"(SELECT *, {', '.join(forms)} FROM {rows})" if forms else rows
+        return f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
 
     # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
     rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
@@ -691,13 +811,18 @@ def _parse_and_check(
     columns = ", ".join(column.name for column in source.columns)
     if source.derived:
         columns = _with_derived_columns(source, present, policy, parses)
+    # The names of a row's values read as their earlier instant: NULL for nearly every row, so cheap to write.
+    earlier = (f"CASE WHEN {' OR '.join(f'{name}__earlier' for name in earlier_flags)} THEN list_filter(["
+               + ", ".join(f"CASE WHEN {name}__earlier THEN {lit(name)} END" for name in earlier_flags)
+               + "], lambda name: name IS NOT NULL) END") if earlier_flags else "NULL::VARCHAR[]"
     # Scan, parse and filter keep the file order: no join, no sort.
     with _filters_after_parse(con):
         con.execute(
             f"""CREATE OR REPLACE TABLE {target} AS
-                SELECT {columns}, {lit(file_name)} AS source_file, source_line
+                SELECT {columns}, {lit(file_name)} AS source_file, source_line, {earlier} AS __earlier_columns
                 FROM (SELECT *, {rejected} AS rejected FROM {parsed(raw)}) WHERE {keep}"""
         )
+    _record_earlier_readings(con, source, file_name, target)
     con.execute(f"RESET VARIABLE duplicates_{source.name}")
     # The rejected rows (a few) are parsed again, on their own, for their messages.
     problems = ", ".join(
@@ -731,6 +856,19 @@ def _with_derived_columns(source: Source, present: dict[str, str], policy: Polic
     staged = [f"{tier} AS tier" if column.name == "tier" else column.name for column in source.columns]
     return ", ".join(staged + [f"{channel_source_sql(policy, 'channel__text', 'channel_source__file')} AS channel_source",
                                f"{tier_source} AS tier_source"])
+
+
+def _record_earlier_readings(con: duckdb.DuckDBPyConnection, source: Source, file_name: str, target: str) -> None:
+    """Move the loaded values read as their earlier instant from ``target`` into ``ambiguous_local_times``
+    (replacing an older version's rows of this file), for data quality to count."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS ambiguous_local_times ({AMBIGUOUS_LOCAL_TIMES_COLUMNS})")
+    con.execute("DELETE FROM ambiguous_local_times WHERE source = ? AND source_file = ?", [source.name, file_name])
+    con.execute(
+        f"""INSERT INTO ambiguous_local_times
+            SELECT {lit(source.name)}, source_file, source_line, unnest(__earlier_columns)
+            FROM {target} WHERE __earlier_columns IS NOT NULL"""
+    )
+    con.execute(f"ALTER TABLE {target} DROP COLUMN __earlier_columns")
 
 
 @contextmanager

@@ -75,6 +75,8 @@ _MAX = "expect_column_max_to_be_between"
 _ROWS = "expect_table_row_count_to_be_between"
 # Not a GX expectation: the decoder's count of characters that did not decode (compliance.encodings).
 DECODED = "decoded_without_replacement"
+# Not a GX expectation: ingest's count of local times that occurred twice, read as their earlier instant.
+AMBIGUOUS_LOCAL_TIMES = "count_ambiguous_local_times_read_as_earlier"
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,31 @@ def _validate_table(
             elif outcome.meta.get("check") != "required":
                 continue  # an optional column that the table does not have: nothing to check
         outcomes.append(_outcome(con, table, source, outcome, total_rows, present))
-    return outcomes
+    return outcomes + _ambiguous_local_times(con, table, source, present)
+
+
+def _ambiguous_local_times(
+    con: duckdb.DuckDBPyConnection, table: str, source: Source, present: set[str]
+) -> list[ExpectationOutcome]:
+    """Per timestamp column, the staged values that were local times occurring twice (a DST fall-back) and were
+    read as their earlier instant (ingest lists them in ``ambiguous_local_times``): a count, never a failure."""
+    if not table_exists(con, "ambiguous_local_times") or not {"source_file", "source_line"} <= present:
+        return []
+    counts = con.execute(
+        f"""SELECT a.column_name, count(*) FROM ambiguous_local_times a
+            JOIN {table} s ON s.source_file = a.source_file AND s.source_line = a.source_line
+            WHERE a.source = ? GROUP BY ALL ORDER BY a.column_name""",
+        [source.name],
+    ).fetchall()
+    return [
+        ExpectationOutcome(
+            source.name, AMBIGUOUS_LOCAL_TIMES, column, True, int(count),
+            f"{_plural(int(count), 'value')} read as the earlier instant", False,
+            f"{source.name}: {_plural(int(count), 'value')} of {column} name a local time that occurs twice "
+            "(clocks set back for daylight saving); each is read as its earlier instant",
+        )
+        for column, count in counts
+    ]
 
 
 def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, order: str, merged: _Merged) -> None:

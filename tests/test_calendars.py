@@ -169,10 +169,16 @@ class RefCalendar:
         raise AssertionError("reference horizon too short")
 
     def due_working_days(self, s: datetime, n: int) -> datetime:
+        """Wall time t0 of the effective start on the n-th working day after it; when that instant is not
+        inside an open window (an opening, e.g. 00:00 after a weekend, or closed time), the closing before it."""
         es, d0 = self.effective_start(s)
+        if n <= 0:
+            return es
         t0 = es.astimezone(self.tz).replace(tzinfo=None).time()
         day = self.working_days[self.working_days.index(d0) + n]
-        return ref_local_to_utc(self.tz, datetime.combine(day, t0))
+        wall_due = ref_local_to_utc(self.tz, datetime.combine(day, t0))
+        last_before = [we for ws, we, _ in self.windows if ws < wall_due][-1]
+        return min(wall_due, last_before)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -536,3 +542,228 @@ _NIGHT_REF = RefCalendar(CAL_MAPPINGS["CAL-NIGHT"], date(2026, 1, 1), date(2026,
 def test_is_open_agrees_with_reference_windows(t):
     expected = any(ws <= t < we for ws, we, _ in _NIGHT_REF.windows)
     assert is_open(SPECS["CAL-NIGHT"], t) == expected
+
+
+# ---------------------------------------------------------------------------------------------------------
+# working-day deadlines that end at a closing instant (issue 13 item 3), hand-computed
+# ---------------------------------------------------------------------------------------------------------
+LON = ZoneInfo("Europe/London")
+CLOSING_MAPPINGS = {
+    **CAL_MAPPINGS,
+    "CAL-WD-LON": {"kind": "working_days", "timezone": "Europe/London", "days": ["mon", "tue", "wed", "thu", "fri"],
+                   "holidays": {"country": "GB", "observed": True}},
+    # a custom working week (Sunday-Thursday) with an extra closed date
+    "CAL-WD-CUSTOM": {"kind": "working_days", "timezone": "America/New_York",
+                      "days": ["sun", "mon", "tue", "wed", "thu"],
+                      "holidays": {"country": "US", "observed": True, "extra": ["2026-06-17"]}},
+}
+CLOSING_SPECS = {k: CalendarSpec.from_mapping(k, v) for k, v in CLOSING_MAPPINGS.items()}
+
+
+def lon(*a) -> datetime:
+    return datetime(*a, tzinfo=LON)
+
+
+def due_of(cal_id, started, target_days=None, target_seconds=None):
+    row = {"clock_key": 1, "calendar_id": cal_id, "started_at": started.isoformat(),
+           "target_seconds": target_seconds, "target_days": target_days}
+    got = run_engine([row], utc(2027, 1, 1), CLOSING_SPECS)[1]
+    return got["clock_started_at"], got["due_at"]
+
+
+@pytest.mark.parametrize("cal_id, started, days, clock_start, due", [
+    # Saturday / Sunday, at local midnight and later: starts Monday 00:00; 5 days end Friday 24:00 (not Monday 00:00)
+    ("CAL-WD-NY", ny(2026, 5, 2, 10), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
+    ("CAL-WD-NY", ny(2026, 5, 2), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
+    ("CAL-WD-NY", ny(2026, 5, 3), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
+    ("CAL-WD-NY", ny(2026, 5, 7), 2, ny(2026, 5, 7), ny(2026, 5, 9)),            # Thursday 00:00: Thu + Fri
+    ("CAL-WD-NY", ny(2026, 5, 6, 12), 2, ny(2026, 5, 6, 12), ny(2026, 5, 8, 12)),  # mid-day keeps its wall time
+    ("CAL-WD-NY", ny(2026, 5, 7, 12), 2, ny(2026, 5, 7, 12), ny(2026, 5, 11, 12)),
+    # the day before a holiday: Thanksgiving (Thursday 2026-11-26) -> Wednesday 24:00
+    ("CAL-WD-NY", ny(2026, 11, 23), 3, ny(2026, 11, 23), ny(2026, 11, 26)),
+    # the day before an observed holiday: July 4 is a Saturday, observed Friday July 3 -> Thursday 24:00
+    ("CAL-WD-NY", ny(2026, 6, 30), 3, ny(2026, 6, 30), ny(2026, 7, 3)),
+    # a clock started on the holiday itself starts at the next opening: Monday 2026-07-06 00:00
+    ("CAL-WD-NY", ny(2026, 7, 3, 8), 5, ny(2026, 7, 6), ny(2026, 7, 11)),
+    # an extra closed date (Wednesday 2026-06-17) and a Sunday-Thursday week: Thursday ends at 24:00
+    ("CAL-WD-CUSTOM", ny(2026, 6, 15), 2, ny(2026, 6, 15), ny(2026, 6, 17)),
+    ("CAL-WD-CUSTOM", ny(2026, 6, 13, 9), 4, ny(2026, 6, 14), ny(2026, 6, 19)),   # Sat -> Sun; Sun Mon Tue Thu
+    # across both New York DST switches
+    ("CAL-WD-NY", ny(2026, 3, 5), 2, ny(2026, 3, 5), ny(2026, 3, 7)),             # Friday 24:00 EST
+    ("CAL-WD-NY", ny(2026, 3, 5), 3, ny(2026, 3, 5), ny(2026, 3, 10)),            # Monday 24:00 EDT
+    ("CAL-WD-NY", ny(2026, 3, 7, 10), 5, ny(2026, 3, 9), ny(2026, 3, 14)),        # weekend of the switch
+    ("CAL-WD-NY", ny(2026, 10, 30), 1, ny(2026, 10, 30), ny(2026, 10, 31)),       # Friday 24:00 EDT
+    ("CAL-WD-NY", ny(2026, 10, 31, 1), 5, ny(2026, 11, 2), ny(2026, 11, 7)),       # Friday 24:00 EST
+    # Europe/London: both switches, Good Friday, Christmas and the observed Boxing Day (Monday 28th)
+    ("CAL-WD-LON", lon(2026, 3, 27), 1, lon(2026, 3, 27), lon(2026, 3, 28)),      # Friday 24:00 GMT
+    ("CAL-WD-LON", lon(2026, 3, 28, 12), 4, lon(2026, 3, 30), lon(2026, 4, 3)),   # Mon-Thu, then Good Friday
+    ("CAL-WD-LON", lon(2026, 3, 28, 12), 5, lon(2026, 3, 30), lon(2026, 4, 7)),   # ... and Monday (open in GB)
+    ("CAL-WD-LON", lon(2026, 10, 22), 2, lon(2026, 10, 22), lon(2026, 10, 24)),   # Friday 24:00 BST
+    ("CAL-WD-LON", lon(2026, 12, 23), 2, lon(2026, 12, 23), lon(2026, 12, 25)),
+    ("CAL-WD-LON", lon(2026, 12, 24, 15), 2, lon(2026, 12, 24, 15), lon(2026, 12, 30, 15)),
+])
+def test_working_day_deadline_at_a_closing_instant(cal_id, started, days, clock_start, due):
+    assert due_of(cal_id, started, target_days=days) == (clock_start, due)
+
+
+def test_hand_computed_utc_instants_of_closing_deadlines():
+    # the same instants as UTC (so that the zone arithmetic of the expectations above is checked too)
+    assert due_of("CAL-WD-NY", ny(2026, 5, 2, 10), 5)[1] == utc(2026, 5, 9, 4)
+    assert due_of("CAL-WD-NY", ny(2026, 3, 5), 2)[1] == utc(2026, 3, 7, 5)
+    assert due_of("CAL-WD-NY", ny(2026, 10, 31, 1), 5)[1] == utc(2026, 11, 7, 5)
+    assert due_of("CAL-WD-LON", lon(2026, 3, 28, 12), 4)[1] == utc(2026, 4, 2, 23)
+    assert due_of("CAL-WD-LON", lon(2026, 10, 22), 2)[1] == utc(2026, 10, 23, 23)
+
+
+@pytest.mark.parametrize("started, days, seconds, due", [
+    (ny(2026, 5, 4, 9), None, 40 * H, ny(2026, 5, 8, 17)),         # 40 business hours: Friday 17:00
+    (ny(2026, 5, 2, 10), None, 40 * H, ny(2026, 5, 8, 17)),        # started Saturday
+    (ny(2026, 5, 2, 10), 5, None, ny(2026, 5, 8, 17)),             # 5 working days: Friday closing, not Monday
+    (ny(2026, 5, 4, 9), 5, None, ny(2026, 5, 8, 17)),
+    (ny(2026, 11, 23, 9), None, 24 * H, ny(2026, 11, 25, 17)),     # before Thanksgiving
+    (ny(2026, 11, 23, 9), 3, None, ny(2026, 11, 25, 17)),
+    (ny(2026, 6, 30, 9), 3, None, ny(2026, 7, 2, 17)),             # before the observed July 3
+    (ny(2026, 3, 6, 9), 1, None, ny(2026, 3, 6, 17)),              # Friday before the spring switch
+    (ny(2026, 5, 6, 12), 2, None, ny(2026, 5, 8, 12)),             # mid-day keeps its wall time
+])
+def test_business_hours_deadline_at_a_closing_instant(started, days, seconds, due):
+    assert due_of("CAL-BH-EST", started, target_days=days, target_seconds=seconds)[1] == due
+
+
+def test_response_and_open_clock_around_a_friday_closing_deadline():
+    due = ny(2026, 5, 9)            # Saturday 2026-05-02 start, 5 working days -> Friday 24:00
+    rows = [{"clock_key": k, "calendar_id": "CAL-WD-NY", "started_at": ny(2026, 5, 2, 10).isoformat(),
+             "stopped_at": stop.isoformat() if stop else None, "target_days": 5}
+            for k, stop in enumerate([due, due + timedelta(seconds=1), ny(2026, 5, 10, 12), None])]
+    got = run_engine(rows, ny(2026, 5, 12), CLOSING_SPECS)
+    assert {g["due_at"] for g in got.values()} == {due}
+    assert got[0]["stopped_at"] <= got[0]["due_at"]           # on time
+    assert got[1]["stopped_at"] > got[1]["due_at"]            # one second later: a breach
+    assert got[2]["stopped_at"] > got[2]["due_at"]            # a weekend answer is late
+    assert got[0]["elapsed_seconds"] == got[1]["elapsed_seconds"] == 5 * 86400
+    for as_of, remaining in ((due - timedelta(seconds=1), 1), (due, None), (due + timedelta(seconds=1), None),
+                             (ny(2026, 5, 10, 12), None)):
+        open_clock = run_engine([rows[3]], as_of, CLOSING_SPECS)[3]
+        assert open_clock["due_at"] == due
+        assert open_clock["remaining_seconds"] == remaining, as_of
+
+
+# TG-GENERAL (7 working days, expectation 3) and TG-COMPLEX (14, expectation 7) of policies/email-support.yaml,
+# calendar CAL-WORKDAYS (Mon-Fri, UTC), through the ticket rules
+EMAIL_CASES = [
+    # id, tier, created, response, (rule, due, expectation due, state)
+    # Thursday 00:00: 3 days Thu Fri Mon -> Tuesday 00:00; 7 days -> Friday 13th 24:00 (= Saturday 00:00)
+    ("G-THU", "general", utc(2026, 11, 5), utc(2026, 11, 14), ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "achieved")),
+    ("G-THU+1", "general", utc(2026, 11, 5), utc(2026, 11, 14, 0, 0, 1),
+     ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "breached")),
+    ("G-THU-SUN", "general", utc(2026, 11, 5), utc(2026, 11, 15, 12),
+     ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "breached")),
+    # Wednesday 00:00: 3 days -> Friday 24:00
+    ("G-WED", "general", utc(2026, 11, 4), utc(2026, 11, 7), ("TG-GENERAL", utc(2026, 11, 13), utc(2026, 11, 7), "achieved")),
+    # Tuesday 00:00: 14 days -> Friday 20th 24:00; 7 days -> Wednesday 11th 24:00
+    ("C-TUE", "complex", utc(2026, 11, 3), utc(2026, 11, 21), ("TG-COMPLEX", utc(2026, 11, 21), utc(2026, 11, 12), "achieved")),
+    ("C-TUE+1", "complex", utc(2026, 11, 3), utc(2026, 11, 21, 0, 0, 1),
+     ("TG-COMPLEX", utc(2026, 11, 21), utc(2026, 11, 12), "breached")),
+    # Saturday: starts Monday 00:00; 7 days -> Tuesday 24:00 (= Wednesday 00:00), 3 days -> Wednesday 24:00
+    ("G-SAT", "general", utc(2026, 10, 31, 15), utc(2026, 11, 11), ("TG-GENERAL", utc(2026, 11, 11), utc(2026, 11, 5), "achieved")),
+    # Friday 18:00 (open all day): 7 days -> Tuesday 18:00 after next
+    ("G-FRI", "general", utc(2026, 11, 6, 18), None, ("TG-GENERAL", utc(2026, 11, 17, 18), utc(2026, 11, 11, 18), "breached")),
+]
+
+
+def test_email_support_working_day_rules_end_at_friday_closing(con):
+    from compliance.policy import load_policy
+    from compliance.sla import evaluate_ticket_clocks
+
+    from conftest import load_staged_tickets
+
+    load_staged_tickets(con, [{"ticket_id": tid, "channel": "technical", "tier": tier, "created_at": created,
+                               "first_response_at": response} for tid, tier, created, response, _ in EMAIL_CASES])
+    evaluate_ticket_clocks(con, load_policy("email-support"), utc(2026, 11, 30, 12))
+    got = {r[0]: r[1:] for r in con.execute(
+        "SELECT record_id, rule_id, due_at, expectation_due_at, state, target_seconds FROM ticket_sla").fetchall()}
+    for tid, tier, _created, _response, expected in EMAIL_CASES:
+        days = 7 if tier == "general" else 14
+        assert got[tid] == (*expected, days * 86400), tid
+
+
+@pytest.mark.parametrize("as_of, state", [
+    (utc(2026, 11, 13, 23, 59, 59), "active"), (utc(2026, 11, 14), "active"),
+    (utc(2026, 11, 14, 0, 0, 1), "breached"), (utc(2026, 11, 15, 12), "breached")])
+def test_email_support_open_ticket_around_friday_closing(con, as_of, state):
+    from compliance.policy import load_policy
+    from compliance.sla import evaluate_ticket_clocks
+
+    from conftest import load_staged_tickets
+
+    load_staged_tickets(con, [{"ticket_id": "G-OPEN", "channel": "technical", "tier": "general",
+                               "created_at": utc(2026, 11, 5)}])
+    evaluate_ticket_clocks(con, load_policy("email-support"), as_of)
+    assert con.execute("SELECT due_at, state FROM ticket_sla").fetchall() == [(utc(2026, 11, 14), state)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# random calendars, starts and targets against the day-by-day reference
+# ---------------------------------------------------------------------------------------------------------
+_WINDOW_SETS = [[["09:00", "17:00"]], [["08:00", "12:00"], ["13:00", "17:30"]], [["00:00", "24:00"]],
+                [["00:00", "03:00"], ["22:00", "24:00"]], [["01:30", "02:30"]], [["00:30", "01:30"]],
+                [["10:00", "14:00"]]]
+_ZONES = ["America/New_York", "Europe/London", "Europe/Berlin", "UTC"]
+_RANDOM_FIRST, _RANDOM_LAST = date(2025, 12, 1), date(2028, 6, 30)
+
+
+@st.composite
+def random_calendars(draw):
+    zone = draw(st.sampled_from(_ZONES))
+    if draw(st.booleans()):
+        days = sorted(draw(st.sets(st.sampled_from(DAYS), min_size=1)), key=DAYS.index)
+        mapping = {"kind": "working_days", "timezone": zone, "days": days}
+    else:
+        hours = draw(st.dictionaries(st.sampled_from(DAYS), st.sampled_from(_WINDOW_SETS), min_size=1))
+        mapping = {"kind": "business_hours", "timezone": zone, "hours": hours}
+    if draw(st.booleans()):
+        extra = draw(st.lists(st.dates(date(2026, 1, 1), date(2026, 12, 31)), max_size=6))
+        mapping["holidays"] = {"country": draw(st.sampled_from(["US", "GB", None])), "observed": draw(st.booleans()),
+                               "extra": [d.isoformat() for d in extra]}
+    return mapping
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(mapping=random_calendars(), data=st.data())
+def test_random_calendars_match_the_reference(mapping, data):
+    spec = CalendarSpec.from_mapping("R", mapping)
+    ref = RefCalendar(mapping, _RANDOM_FIRST, _RANDOM_LAST)
+    if len(ref.windows) < 200:
+        return                                       # a calendar open a few hours a year: nothing to compare
+    tz = ZoneInfo(mapping["timezone"])
+    in_2026 = [w for w in ref.windows if utc(2026, 1, 1) <= w[0] < utc(2027, 1, 1)]
+    weekly_open = sum(ref.open_seconds(w[0], w[1]) for w in in_2026) // 52
+    as_of = utc(2026, 9, 1)
+    rows, expect = [], {}
+    for key in range(data.draw(st.integers(1, 12))):
+        how = data.draw(st.sampled_from(["instant", "midnight", "boundary"]))
+        if how == "instant":
+            s = utc(2026, 1, 1) + timedelta(seconds=data.draw(st.integers(0, 364 * 86400)))
+        elif how == "midnight":
+            d = data.draw(st.dates(date(2026, 1, 1), date(2026, 12, 31)))
+            s = ref_local_to_utc(tz, datetime(d.year, d.month, d.day))
+        else:
+            w = data.draw(st.sampled_from(in_2026))
+            s = w[data.draw(st.integers(0, 1))] + timedelta(seconds=data.draw(st.sampled_from([0, 1, -1])))
+        by_days = mapping["kind"] == "working_days" or data.draw(st.booleans())
+        if by_days:
+            tdays, tsec = data.draw(st.integers(0, 15)), None
+            due = ref.due_working_days(s, tdays)
+        else:
+            tdays, tsec = None, data.draw(st.integers(0, 6 * weekly_open))
+            due = ref.due(s, tsec)
+        stop = data.draw(st.sampled_from([None, due, due + timedelta(seconds=1), due - timedelta(seconds=1)]))
+        rows.append({"clock_key": key, "calendar_id": "R", "started_at": s.isoformat(),
+                     "stopped_at": stop.isoformat() if stop else None, "target_seconds": tsec, "target_days": tdays})
+        remaining = ref.open_seconds(as_of, due) if stop is None and as_of < due else None
+        expect[key] = (ref.effective_start(s)[0], due, ref.open_seconds(s, stop or as_of), remaining)
+    got = run_engine(rows, as_of, {"R": spec})
+    for key, expected in expect.items():
+        g = got[key]
+        assert (g["clock_started_at"], g["due_at"], g["elapsed_seconds"], g["remaining_seconds"]) == expected, \
+            (mapping, rows[key])

@@ -325,8 +325,11 @@ def _write_csv(frame: pl.DataFrame, path: Path) -> Path:
 def shift_timestamp_text(moment_text: pl.Expr, seconds: pl.Expr, timezone: str) -> pl.Expr:
     """Canonical timestamp text (as :func:`timestamp_text` writes it) plus ``seconds`` of real time, as such text.
 
-    UTC text (``…Z``) stays UTC. Wall-time text is read in ``timezone``, moved on the real timeline (a DST
-    change in between counts right) and written back as wall time in that zone. Null when either input is null.
+    UTC text (``…Z``) stays UTC. Wall-time text is read in ``timezone`` (an ambiguous one as its earlier
+    instant, a nonexistent one gives null, as in :func:`timestamp_text`), moved on the real timeline (a DST change
+    in between counts right) and written back as wall time in that zone; a result that is the later of two
+    instants with the same wall time keeps its UTC offset (``…-05:00``), since its wall time alone reads as the
+    earlier one. Null when either input is null.
     """
     is_utc = moment_text.str.ends_with("Z")
     utc = moment_text.str.replace(r"Z$", "+00:00").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False)
@@ -336,7 +339,12 @@ def shift_timestamp_text(moment_text: pl.Expr, seconds: pl.Expr, timezone: str) 
         .dt.convert_time_zone("UTC")
     )
     moved = pl.when(is_utc).then(utc).otherwise(wall) + pl.duration(microseconds=(seconds * 1_000_000).round(0).cast(pl.Int64))
-    wall_text = moved.dt.convert_time_zone(timezone).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    local = moved.dt.convert_time_zone(timezone)
+    wall_text = local.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    read_back = (wall_text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
+                 .dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null"))
+    wall_text = pl.when(read_back == local.dt.truncate("1s")).then(wall_text).otherwise(
+        local.dt.strftime("%Y-%m-%dT%H:%M:%S%:z"))
     return pl.when(is_utc).then(_utc_text(moved)).otherwise(wall_text)
 
 
