@@ -41,6 +41,7 @@ demo-real: real-data $(STAMP)
 	@$(BIN)/python scripts/print_verdicts.py $(REAL_OUT)/boston311/out
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # The wheel installed into a fresh venv outside the repository, then `generate` and `run` with the shipped

@@ -8,16 +8,12 @@ import dagster as dg
 
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
-from compliance.evidence import (
-    blocked_domains,
-    build_manifest,
-    build_verdicts,
-    combine_results,
-    write_evidence,
-    write_json,
-)
-from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
-from reports.compliance_report import ReportData, publish_atomically, render_compliance_report
+from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
+from compliance.evidence.manifest import build_manifest
+from compliance.evidence.files import write_evidence, write_json
+from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
+from reports.compliance_report import ReportData, render_compliance_report
+from compliance.core.files import publish_atomically
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
 

@@ -9,28 +9,23 @@ import dagster as dg
 
 from assets.ingest import staged
 from assets.sla import ticket_sla
-from compliance.rules import categorisation, completeness, data_quality, privacy, reconciliation, retention, security, status
-from pipelines.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
+from compliance.rules import reconciliation
+from compliance.rules.registry import RULE_STEPS
+from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
-# domain -> (rule modules evaluated in this order, upstream assets). Completeness appends to the secret scan's
-# data_quality results and reads the first-response clocks of ticket_sla; categorisation (TG-MAILBOX, domain
-# tickets) appends there too and reads the tickets' quarantine, which vendor_reconciliation completes with the
-# records a conversion (mbox) quarantined.
-_DOMAINS = {
-    "privacy": ((privacy,), [staged["privacy_requests"]]),
-    "security": ((security,), [staged["security_reports"]]),
-    "status": ((status,), [staged["incidents"], staged["incident_updates"]]),
-    "retention": ((retention,), [staged["retention_inventory"]]),
-    # vendor_reconciliation is defined below: named by its key (the definitions test checks every dep exists)
-    "data_quality": (
-        (data_quality, completeness, categorisation),
-        [staged["tickets"], ticket_sla, dg.AssetKey("vendor_reconciliation")],
-    ),
+# step -> the upstream assets of its rules (which modules each step evaluates: compliance.rules.registry).
+# vendor_reconciliation is defined below: named by its key (the definitions test checks every dep exists).
+_DEPS = {
+    "privacy": [staged["privacy_requests"]],
+    "security": [staged["security_reports"]],
+    "status": [staged["incidents"], staged["incident_updates"]],
+    "retention": [staged["retention_inventory"]],
+    "data_quality": [staged["tickets"], ticket_sla, dg.AssetKey("vendor_reconciliation")],
 }
 
 
 def _rules_asset(domain: str) -> dg.AssetsDefinition:
-    modules, deps = _DOMAINS[domain]
+    modules, deps = RULE_STEPS[domain], _DEPS[domain]
 
     @dg.asset(
         name=f"{domain}_findings",
@@ -75,4 +70,4 @@ def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterS
     )
 
 
-rule_assets = [*(_rules_asset(domain) for domain in _DOMAINS), vendor_reconciliation]
+rule_assets = [*(_rules_asset(domain) for domain in RULE_STEPS), vendor_reconciliation]

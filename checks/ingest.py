@@ -12,10 +12,10 @@ from datetime import datetime
 import dagster as dg
 import duckdb
 
-from compliance.ingest import IngestResult, accounting_problems
+from compliance.ingest.staging import IngestResult, accounting_problems
 from compliance.policy import Policy
-from compliance.quality import DATA_QUALITY_COLUMNS, decoding_outcomes, validate_table, write_data_quality
-from compliance.rules.common import table_exists
+from compliance.expectations import DATA_QUALITY_COLUMNS, decoding_outcomes, validate_table, write_data_quality
+from compliance.core.sql import table_exists
 
 ACCOUNTING = "rows_accounted_for"
 EXPECTATIONS = "expectations"
@@ -24,7 +24,7 @@ EXPECTATIONS = "expectations"
 def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
     """The checks of one ingest asset. A failed accounting stops the run before any rule reads the table (rows lost
     or counted twice leave no verdict to trust); failed expectations do not block, they turn the domain's
-    verdicts into "not assessed" with the reason (``compliance.evidence.blocked_domains``)."""
+    verdicts into "not assessed" with the reason (``compliance.evidence.verdicts.blocked_domains``)."""
     return [
         dg.AssetCheckSpec(
             ACCOUNTING, asset=asset_name, blocking=True, description="rows read = rows loaded + rows quarantined, per file"

@@ -23,6 +23,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from compliance.calendars import KINDS, CalendarError, CalendarSpec, did_you_mean
+from compliance.rule_kinds import RULE_KINDS as REGISTERED_KINDS
 
 # The shipped profiles: an installed wheel holds them as package data compliance/policies/ (pyproject's
 # package-dir maps the repository's policies/ folder there); a source checkout, editable or on PYTHONPATH,
@@ -36,33 +37,8 @@ POLICY_DIR = next(
 # as it is typed, and load_policy validates every file against it before the semantic checks below.
 SCHEMA_PATH = Path(__file__).resolve().parent / "policy.schema.json"
 
-DOMAINS = ("tickets", "privacy", "security", "status", "retention", "data_quality")
-
-# Rule kinds the engine knows how to evaluate, by domain. A policy may only use these.
-RULE_KINDS: dict[str, str] = {
-    "first_response": "tickets",
-    "senior_review": "tickets",
-    "resolution": "tickets",
-    "acknowledgment": "tickets",
-    "categorisation": "tickets",
-    "secrets_in_text": "data_quality",
-    "information_completeness": "data_quality",
-    "security_ack": "security",
-    "security_timeline": "security",
-    "security_embargo": "security",
-    "privacy_first_response": "privacy",
-    "privacy_completion": "privacy",
-    "privacy_extension": "privacy",
-    "privacy_types": "privacy",
-    "retention_after_closure": "retention",
-    "retention_workspace_lifetime": "retention",
-    "retention_minimum": "retention",
-    "retention_maximum_age": "retention",
-    "maintenance_notice": "status",
-    "postmortem": "status",
-    "live_updates": "status",
-    "incident_history": "status",
-}
+# Rule kinds the engine knows how to evaluate (kind -> domain; compliance.rule_kinds). A policy may only use these.
+RULE_KINDS: dict[str, str] = {kind: spec.domain for kind, spec in REGISTERED_KINDS.items()}
 
 _TARGET_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 # Regex syntax that Python accepts but DuckDB (RE2) and polars (Rust regex) reject: look-around, back-references.

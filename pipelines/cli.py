@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 
 from compliance.policy import PolicyError, load_policy
-from pipelines.resources import ReporterSettings, Warehouse, WarehouseBusy, parse_as_of
+from assets.resources import ReporterSettings, Warehouse, WarehouseBusy, parse_as_of
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -227,7 +227,7 @@ def _print_summary(warehouse: Path, out_dir: Path, seconds: float) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from compliance.generate import GenerateOptions, generate
+    from compliance.samples.generate import GenerateOptions, generate
 
     try:
         as_of = parse_as_of(args.as_of)
@@ -314,7 +314,7 @@ def _add_adapter_options(parser: argparse.ArgumentParser, required: bool) -> Non
 
 def _encoding_option(args: argparse.Namespace) -> str:
     """The --encoding codec as Python names it, "" when not given; an unknown name is a usage error."""
-    from compliance.encodings import codec_name
+    from compliance.ingest.encodings import codec_name
 
     if not args.encoding:
         return ""

@@ -8,7 +8,7 @@ from assets.publish import compliance_report, evidence_files, run_manifest, sla_
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
 from pipelines.automation import daily_compliance_run, landing_folder_sensor
-from pipelines.resources import default_resources
+from assets.resources import default_resources
 
 # The report: what `compliance-report run`, the schedule and the sensor execute (unpartitioned).
 ALL_ASSETS = [*ingest_assets, ticket_sla, *rule_assets, verdicts, evidence_files, compliance_report, sla_dashboard, run_manifest]

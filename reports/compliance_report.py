@@ -19,9 +19,6 @@ No Dagster imports here: the publish assets call :func:`render_compliance_report
 from __future__ import annotations
 
 import html
-import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -34,7 +31,16 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from compliance.policy import Policy, Rule
+from compliance.rule_kinds import DOMAINS
 from compliance.rules import privacy as privacy_rules
+from reports.formatting import (
+    adherence_tenths,
+    format_adherence,
+    format_count,
+    format_timestamp,
+    human_duration,
+    timestamp_sort_key,
+)
 from reports.reconciliation_section import ReconciliationData, reconciliation_section
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -42,24 +48,10 @@ TEMPLATE_NAME = "compliance_report.html"
 
 # Domains that always get a section (a domain without data says so); others appear when the policy uses them.
 CORE_DOMAINS = ("tickets", "privacy", "security", "status", "retention")
-DOMAIN_ORDER = ("tickets", "privacy", "security", "status", "retention", "data_quality")
-DOMAIN_TITLES = {
-    "tickets": "Tickets: support response times",
-    "privacy": "Privacy (data-subject) requests",
-    "security": "Security disclosures",
-    "status": "Platform status and incidents",
-    "retention": "Data retention",
-    "data_quality": "Ticket data quality",
-}
+DOMAIN_ORDER = tuple(DOMAINS)
+DOMAIN_TITLES = {name: domain.title for name, domain in DOMAINS.items()}
 # Which export feeds which domain (by file stem), to name the missing input when a domain has no data.
-DOMAIN_INPUTS = {
-    "tickets": ("tickets", "ticket_events"),
-    "privacy": ("privacy_requests",),
-    "security": ("security_reports",),
-    "status": ("incidents", "incident_updates"),
-    "retention": ("retention_inventory",),
-    "data_quality": ("tickets",),
-}
+DOMAIN_INPUTS = {name: domain.inputs for name, domain in DOMAINS.items()}
 VERDICT_CLASSES = {"met": "met", "breached": "breached", "no data": "nodata", "not assessed": "notassessed"}
 SEVERITY_CLASSES = {"breach": "breached", "warning": "notassessed", "coverage": "nodata"}
 STATUS_CLASSES = {"loaded": "met", "missing": "breached", "unusable": "breached"}
@@ -100,94 +92,6 @@ class ReportData:
     # every violation counted: rule_id, severity, findings (the violations frame above is cut to its first rows)
     finding_counts: pl.DataFrame = field(default_factory=pl.DataFrame)
     reconciliation: ReconciliationData | None = None  # the vendor's own SLA verdicts against ours
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Formatting helpers (pure; also used by the tests)
-# --------------------------------------------------------------------------------------------------------------
-
-
-def format_timestamp(value: Any) -> str:
-    """A timestamp as ``YYYY-MM-DD HH:MM:SS UTC``; naive datetimes are UTC; a plain date stays a date."""
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) == 10:
-            try:
-                return date.fromisoformat(text).strftime("%Y-%m-%d")
-            except ValueError:
-                return text
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            return text  # not a timestamp: shown as given (escaped by the template)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d")
-    return str(value)
-
-
-def _timestamp_sort_key(value: Any) -> str:
-    """A sortable text for a timestamp cell (ISO in UTC); empty for a missing value."""
-    text = format_timestamp(value)
-    return "" if text == "—" else text
-
-
-def human_duration(seconds: Any) -> str:
-    """``3 h 12 min``, ``2 d 4 h``, ``45 s``; a negative duration reads ``-3 h 12 min``."""
-    if seconds is None:
-        return "—"
-    try:
-        value = float(seconds)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(value):
-        return "—"
-    sign = "-" if value < 0 else ""
-    total = int(round(abs(value)))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        text = f"{days} d {hours} h" if hours else f"{days} d"
-    elif hours:
-        text = f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    elif minutes:
-        text = f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    else:
-        text = f"{secs} s"
-    return sign + text
-
-
-def format_count(value: Any) -> str:
-    if value is None:
-        return "—"
-    try:
-        return f"{int(value):,}"
-    except (TypeError, ValueError):
-        return "—"
-
-
-def adherence_tenths(achieved: Any, denominator: Any) -> int | None:
-    """Adherence in tenths of a percent, cut (never rounded up); None without a measured item."""
-    if denominator is None or achieved is None or int(denominator) <= 0:
-        return None
-    return (int(achieved) * 1000) // int(denominator)
-
-
-def format_adherence(adherence_pct: Any, achieved: Any, denominator: Any) -> str:
-    """``97.8% (4,402 / 4,501)``, computed exactly from the counts (``adherence_pct`` is accepted for the call
-    shape only). The percentage is cut, never rounded up: 99.96% reads 99.9%, not 100.0%."""
-    if denominator is None or achieved is None:
-        return "—"
-    tenths = adherence_tenths(achieved, denominator)
-    if tenths is None:
-        return "— (0 / 0)"
-    return f"{tenths // 10}.{tenths % 10}% ({int(achieved):,} / {int(denominator):,})"
 
 
 def change_periods(as_of: Any) -> tuple[str, str] | None:
@@ -240,8 +144,8 @@ def period_changes(metrics: pl.DataFrame | None, as_of: Any) -> dict[str, dict[s
             "delta": delta,
             "current_period": current_period,
             "previous_period": previous_period,
-            "current": format_adherence(None, *current) if current[1] is not None else "—",
-            "previous": format_adherence(None, *previous) if previous[1] is not None else "—",
+            "current": format_adherence(*current) if current[1] is not None else "—",
+            "previous": format_adherence(*previous) if previous[1] is not None else "—",
             "current_pct": "—" if current_tenths is None else f"{current_tenths // 10}.{current_tenths % 10}%",
             "previous_pct": "—" if previous_tenths is None else f"{previous_tenths // 10}.{previous_tenths % 10}%",
         }
@@ -322,7 +226,7 @@ def _verdict_row(policy: Policy, rule: Rule | None, row: dict[str, Any] | None) 
         "verdict": verdict,
         "verdict_class": VERDICT_CLASSES.get(verdict, "notassessed"),
         "reason": reason,
-        "adherence": format_adherence(row.get("adherence_pct"), achieved, denominator),
+        "adherence": format_adherence(achieved, denominator),
         "adherence_sort": _adherence_sort_value(row),
         "achieved": format_count(achieved),
         "breached": format_count(row.get("breached")),
@@ -399,7 +303,7 @@ def _metric_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "breached": format_count(row.get("breached")),
         "active": format_count(row.get("active")),
         "excluded": format_count(row.get("excluded")),
-        "adherence": format_adherence(row.get("adherence_pct"), row.get("achieved"), row.get("denominator")),
+        "adherence": format_adherence(row.get("achieved"), row.get("denominator")),
         "median": human_duration(row.get("median_seconds")),
         "p90": human_duration(row.get("p90_seconds")),
         "p95": human_duration(row.get("p95_seconds")),
@@ -709,9 +613,9 @@ def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
                 "domain": _text(row.get("domain")),
                 "record_id": _text(row.get("record_id")),
                 "due_at": format_timestamp(row.get("due_at")),
-                "due_sort": _timestamp_sort_key(row.get("due_at")),
+                "due_sort": timestamp_sort_key(row.get("due_at")),
                 "actual_at": format_timestamp(actual) if actual is not None else "still open",
-                "actual_sort": _timestamp_sort_key(actual) if actual is not None else "9999",
+                "actual_sort": timestamp_sort_key(actual) if actual is not None else "9999",
                 "overdue": human_duration(overdue),
                 "overdue_sort": "" if overdue is None else repr(float(overdue)),
                 "severity": severity,
@@ -807,43 +711,3 @@ def build_context(data: ReportData) -> dict[str, Any]:
 def render_compliance_report(data: ReportData) -> str:
     """The whole HTML document."""
     return _environment().get_template(TEMPLATE_NAME).render(**build_context(data))
-
-
-def publish_atomically(html: str, path: Path) -> None:
-    """Write ``html`` to ``path`` so that readers see the old file or the new one, never a partial one.
-
-    The text goes to a temporary file in the same folder, is flushed and fsynced, then ``os.replace``-d over the
-    target. On any error the temporary file is removed and the old file is left as it was.
-    """
-    path = Path(path)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(html.encode("utf-8"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable where the platform allows it (POSIX); best effort elsewhere."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

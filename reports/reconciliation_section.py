@@ -15,6 +15,9 @@ import jinja2
 import polars as pl
 from markupsafe import Markup
 
+from compliance.core.sql import table_exists
+from reports.formatting import format_adherence, format_count
+
 DISAGREEMENTS_SHOWN = 500
 
 _TEMPLATE = """
@@ -82,10 +85,7 @@ class ReconciliationData:
     @classmethod
     def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> ReconciliationData | None:
         """The reconciliation tables of a run; None when the run did not reconcile."""
-        present = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'vendor_reconciliation_metrics'"
-        ).fetchall()[0][0]
-        if not present:
+        if not table_exists(con, "vendor_reconciliation_metrics"):
             return None
         return cls(
             metrics=con.sql("SELECT * FROM vendor_reconciliation_metrics ORDER BY source, metric").pl(),
@@ -102,14 +102,11 @@ def _reading(value: Any) -> str:
 
 def reconciliation_section(data: ReconciliationData | None, conversion: Mapping[str, Any] | None) -> Markup:
     """The section's HTML, or nothing when the run had neither vendor verdicts nor a converted export."""
-    # imported here: compliance_report imports this module
-    from reports.compliance_report import format_adherence, format_count
-
     metrics = data.metrics.to_dicts() if data is not None else []
     if not metrics and not conversion:
         return Markup("")
     for row in metrics:
-        row["agreement"] = format_adherence(row["agreement_pct"], row["agreeing"], row["compared"])
+        row["agreement"] = format_adherence(row["agreeing"], row["compared"])
     disagreements = [
         {
             "record_id": row["record_id"],

@@ -18,7 +18,7 @@ with stable div ids, every input string is escaped (Jinja2 autoescape; chart tex
 plotly's JSON encoder), no external resource, and an empty input renders a "no data" panel.
 
 No Dagster imports here: the publish asset calls :func:`render_sla_dashboard` and
-:func:`reports.compliance_report.publish_atomically`.
+:func:`compliance.core.files.publish_atomically`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from compliance.policy import Policy
+from compliance.rule_kinds import DOMAINS
 from reports.compliance_report import (
     CHART_COLORS,
     _at_risk_rows,
@@ -45,16 +46,11 @@ from reports.compliance_report import (
     _rows,
     _shorten,
     _text,
-    adherence_tenths,
-    format_adherence,
-    format_count,
-    format_timestamp,
-    human_duration,
     period_changes,
-    publish_atomically,  # re-exported for the publish asset
 )
+from reports.formatting import adherence_tenths, format_adherence, format_count, format_timestamp, human_duration
 
-__all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard", "publish_atomically"]
+__all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard"]
 
 TEMPLATE_NAME = "sla_dashboard.html"
 AT_RISK_LIMIT = 20
@@ -68,7 +64,7 @@ THRESHOLD_COLOR = "#555"
 # maintenance notice (announced at least N days ahead: longer is better) would read wrongly against "100% = target".
 RESPONSE_TIME_DOMAINS = ("tickets", "security", "privacy", "status")
 LONGER_IS_BETTER_KINDS = frozenset({"maintenance_notice"})
-DOMAIN_LABELS = {"tickets": "Tickets", "privacy": "Privacy", "security": "Security", "status": "Status", "retention": "Retention"}
+DOMAIN_LABELS = {name: domain.label for name, domain in DOMAINS.items()}
 HEADLINE_TITLES = {
     "tickets": "Support tickets answered on time",
     "privacy": "Privacy requests handled on time",
@@ -225,7 +221,7 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 "status_label": RAG_LABELS[status],
                 "headline": _headline(achieved, denominator),
                 "change": changes.get(rule_id),
-                "adherence": format_adherence(row.get("adherence_pct"), achieved, denominator),
+                "adherence": format_adherence(achieved, denominator),
                 "achieved": format_count(achieved),
                 "breached": format_count(row.get("breached")),
                 "active": format_count(row.get("active")),

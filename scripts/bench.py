@@ -34,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.generate import GenerateOptions, generate
+from compliance.samples.generate import GenerateOptions, generate
 
 AS_OF = "2026-11-01T00:00:00Z"
 

@@ -90,7 +90,7 @@ def memory_con():
 
 def load_staged_tickets(con, tickets: list[dict]) -> None:
     """Create ``staged_tickets`` with the contract's typed columns from dicts (absent keys are NULL)."""
-    from compliance.contract import SOURCES
+    from compliance.ingest.contract import SOURCES
 
     columns = SOURCES["tickets"].columns
     types = {"timestamp": "TIMESTAMPTZ", "boolean": "BOOLEAN"}

@@ -15,7 +15,7 @@ import pytest
 
 from compliance.adapters.base import AdapterOptions, write_conversion
 from compliance.adapters.mbox import convert
-from compliance.ingest import ingest_source
+from compliance.ingest.staging import ingest_source
 from compliance.policy import load_policy
 
 from conftest import write

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from compliance.generate import GenerateOptions, generate
+from compliance.samples.generate import GenerateOptions, generate
 from compliance.policy import load_policy
 from pipelines.cli import main
 from reports.static_export import (

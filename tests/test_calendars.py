@@ -673,7 +673,7 @@ EMAIL_CASES = [
 
 def test_email_support_working_day_rules_end_at_friday_closing(con):
     from compliance.policy import load_policy
-    from compliance.sla import evaluate_ticket_clocks
+    from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
     from conftest import load_staged_tickets
 
@@ -692,7 +692,7 @@ def test_email_support_working_day_rules_end_at_friday_closing(con):
     (utc(2026, 11, 14, 0, 0, 1), "breached"), (utc(2026, 11, 15, 12), "breached")])
 def test_email_support_open_ticket_around_friday_closing(con, as_of, state):
     from compliance.policy import load_policy
-    from compliance.sla import evaluate_ticket_clocks
+    from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
     from conftest import load_staged_tickets
 

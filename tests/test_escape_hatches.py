@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from compliance.rules import privacy, security, status
-from compliance.sla import evaluate_ticket_clocks
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
 from conftest import load_staged_tickets, metric_of, ts, violations_of
 

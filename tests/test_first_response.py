@@ -1,7 +1,7 @@
 """Ticket clocks of profile `platform` against a slow, obvious reference written here.
 
 The reference walks the calendar one local day at a time with zoneinfo and the `holidays` package; the engine
-under test is the set-based DuckDB code of `compliance.sla` / `compliance.calendars`. They must agree to the
+under test is the set-based DuckDB code of `compliance.rules.ticket_clocks` / `compliance.calendars`. They must agree to the
 second on random tickets around DST switches, holidays (observed days), weekends and closing times.
 """
 
@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from compliance.rules.common import install_macros, stored_in_order
-from compliance.sla import AT_RISK_ORDER, TICKET_SLA_ORDER, evaluate_ticket_clocks
+from compliance.core.sql import install_macros, stored_in_order
+from compliance.rules.ticket_clocks import AT_RISK_ORDER, TICKET_SLA_ORDER, evaluate_ticket_clocks
 
 from conftest import load_staged_tickets
 

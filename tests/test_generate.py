@@ -1,4 +1,4 @@
-"""Tests of the sample-export generator (compliance/generate.py): small counts, fast."""
+"""Tests of the sample-export generator (compliance/samples/generate.py): small counts, fast."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from compliance.generate import (
+from compliance.samples.generate import (
     BAD_TIMESTAMPS,
     CHANNELS,
     CONTRACT_COLUMNS,

@@ -12,9 +12,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from compliance.contract import SOURCES
-from compliance.ingest import accounting_problems, ingest_source
-from compliance.landing import export_files, source_of
+from compliance.ingest.contract import SOURCES
+from compliance.ingest.staging import accounting_problems, ingest_source
+from compliance.ingest.landing import export_files, source_of
 
 from conftest import write
 
@@ -162,7 +162,7 @@ def test_landing_file_names(tmp_path):
 # --- through Dagster: the manifest and the monthly partitions -------------------------------------------------------
 
 def _resources(exports: Path, out: Path):
-    from pipelines.resources import ReporterSettings, Warehouse
+    from assets.resources import ReporterSettings, Warehouse
 
     return {
         "settings": ReporterSettings(exports_dir=str(exports), out_dir=str(out), as_of="2026-11-01T00:00:00Z"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from compliance.ingest import ingest_source
+from compliance.ingest.staging import ingest_source
 
 from conftest import write
 
@@ -178,8 +178,8 @@ def test_bytes_that_are_not_utf8_never_cost_the_row(con, tmp_path, policy):
 
 
 def test_every_source_ingests_generated_exports(con, tmp_path, policy):
-    from compliance.contract import SOURCES
-    from compliance.generate import GenerateOptions, generate
+    from compliance.ingest.contract import SOURCES
+    from compliance.samples.generate import GenerateOptions, generate
 
     generate(GenerateOptions(out_dir=tmp_path, tickets=400, privacy_requests=60, security_reports=20, incidents=20, retention_records=200))
     for name in SOURCES:

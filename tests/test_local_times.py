@@ -17,8 +17,8 @@ import pytest
 
 from compliance.adapters.base import ISO_FORMATS, bad_timestamp, shift_timestamp_text, split_checked, timestamp_text
 from compliance.calendars import CalendarSpec, compute_clocks, open_windows
-from compliance.ingest import ingest_source
-from compliance.quality import AMBIGUOUS_LOCAL_TIMES, validate_table
+from compliance.ingest.staging import ingest_source
+from compliance.expectations import AMBIGUOUS_LOCAL_TIMES, validate_table
 
 from conftest import write
 

@@ -1,17 +1,17 @@
 """Behaviours that a mutation of the code once removed without any test failing; each test here fails under it.
 
-- "yes" no longer read as true (``compliance.ingest._TRUE``);
-- Great Expectations' example values published without redaction (``compliance.quality._sample``);
-- ``manifest.period.start`` dropped (``compliance.evidence.build_manifest``).
+- "yes" no longer read as true (``compliance.ingest.staging._TRUE``);
+- Great Expectations' example values published without redaction (``compliance.expectations._sample``);
+- ``manifest.period.start`` dropped (``compliance.evidence.manifest.build_manifest``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from compliance.evidence import build_manifest
-from compliance.ingest import ingest_source, prepare_warehouse
-from compliance.quality import validate_table
+from compliance.evidence.manifest import build_manifest
+from compliance.ingest.staging import ingest_source, prepare_warehouse
+from compliance.expectations import validate_table
 
 from conftest import write
 

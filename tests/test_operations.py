@@ -18,9 +18,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from compliance.generate import GenerateOptions, generate
+from compliance.samples.generate import GenerateOptions, generate
 from pipelines.cli import main
-from pipelines.resources import ReporterSettings, Warehouse, WarehouseBusy
+from assets.resources import ReporterSettings, Warehouse, WarehouseBusy
 
 from conftest import write
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from compliance.evidence import _csv_copy
-from compliance.generate import GenerateOptions, generate
+from compliance.evidence.files import _csv_copy
+from compliance.samples.generate import GenerateOptions, generate
 from pipelines.cli import main
 from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
-from pipelines.resources import ReporterSettings, Warehouse
+from assets.resources import ReporterSettings, Warehouse
 
 AS_OF = "2026-11-01T00:00:00+00:00"
 CONTRACT_COLUMNS = {
@@ -197,7 +197,7 @@ def test_email_support_profile_runs(exports, tmp_path):
 def test_blocking_expectation_makes_the_domain_not_assessed(exports, tmp_path, policy):
     import duckdb
 
-    from compliance.evidence import blocked_domains, build_verdicts
+    from compliance.evidence.verdicts import blocked_domains, build_verdicts
 
     assert materialize(exports, tmp_path).success
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))

@@ -18,7 +18,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
-from compliance import calendars, policy as policy_module, sla
+from compliance import calendars, policy as policy_module, rule_kinds
+from compliance.rules import ticket_clocks
 from compliance.calendars import CalendarError, CalendarSpec
 from compliance.policy import RULE_KINDS, SCHEMA_PATH, PolicyError, load_policy
 
@@ -415,7 +416,7 @@ def test_settings_keys_read_by_the_code_and_allowed_by_the_schema_agree():
 
 
 def test_ticket_settings_calendar_keys_and_enums_agree_with_the_code():
-    assert _properties(SCHEMA["properties"]["tickets"]) == set(sla.DEFAULT_TICKET_SETTINGS)
+    assert _properties(SCHEMA["properties"]["tickets"]) == set(ticket_clocks.DEFAULT_TICKET_SETTINGS)
     calendar_keys = set().union(*(_properties(DEFS[f"calendar_{kind}"]) for kind in calendars.KINDS))
     assert calendar_keys == calendars._TOP_KEYS
     assert _literal_reads(calendars, "_parse_calendar", "mapping") <= calendar_keys
@@ -424,7 +425,7 @@ def test_ticket_settings_calendar_keys_and_enums_agree_with_the_code():
     assert list(DEFS["calendar_business_hours"]["properties"]["hours"]["properties"]) == list(calendars.WEEKDAYS)
     assert DEFS["calendar_working_days"]["properties"]["days"]["items"]["enum"] == [*calendars.WEEKDAYS, *calendars._LONG_DAYS]
     assert DEFS["rule"]["properties"]["kind"]["enum"] == list(RULE_KINDS)
-    assert DEFS["rule"]["properties"]["domain"]["enum"] == [*policy_module.DOMAINS, None]
+    assert DEFS["rule"]["properties"]["domain"]["enum"] == [*rule_kinds.DOMAINS, None]
     assert DEFS["calendar"]["properties"]["kind"]["enum"] == list(calendars.KINDS)
     kinds_with_settings = [branch["if"]["properties"]["kind"]["const"] for branch in DEFS["rule"]["allOf"]]
     assert kinds_with_settings == list(RULE_KINDS)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compliance.ingest import QUARANTINE_COLUMNS
+from compliance.ingest.staging import QUARANTINE_COLUMNS
 from compliance.policy import Policy, load_policy
 from compliance.rules import privacy
 from reports.compliance_report import ReportData, render_compliance_report

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from compliance.rules import reconciliation
-from compliance.sla import TICKET_SLA_COLUMNS
+from compliance.rules.ticket_clocks import TICKET_SLA_COLUMNS
 from conftest import load_staged_tickets, ts, write
 
 AS_OF = ts("2026-03-31 00:00")

@@ -12,16 +12,9 @@ import polars as pl
 import pytest
 
 from compliance.policy import Rule, Target, load_policy
-from reports.compliance_report import (
-    ReportData,
-    change_periods,
-    format_adherence,
-    format_timestamp,
-    human_duration,
-    period_changes,
-    publish_atomically,
-    render_compliance_report,
-)
+from reports.compliance_report import ReportData, change_periods, period_changes, render_compliance_report
+from reports.formatting import format_adherence, format_timestamp, human_duration
+from compliance.core.files import publish_atomically
 
 from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
@@ -329,9 +322,9 @@ def test_formatting_helpers():
     assert human_duration(45) == "45 s"
     assert human_duration(3 * 86400 + 4 * 3600 + 5) == "3 d 4 h"
     assert human_duration(None) == "—"
-    assert format_adherence(97.8, 4402, 4501) == "97.8% (4,402 / 4,501)"
-    assert format_adherence(99.99, 9999, 10000) == "99.9% (9,999 / 10,000)"  # never rounded up to 100%
-    assert format_adherence(None, 0, 0) == "— (0 / 0)"
+    assert format_adherence(4402, 4501) == "97.8% (4,402 / 4,501)"
+    assert format_adherence(9999, 10000) == "99.9% (9,999 / 10,000)"  # never rounded up to 100%
+    assert format_adherence(0, 0) == "— (0 / 0)"
     assert format_timestamp(datetime(2024, 1, 2, 3, 4, 5)) == "2024-01-02 03:04:05 UTC"
     assert format_timestamp("2024-01-02T05:04:05+02:00") == "2024-01-02 03:04:05 UTC"
 

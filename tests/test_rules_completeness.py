@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from compliance.evidence import build_verdicts, combine_results
-from compliance.ingest import prepare_warehouse
+from compliance.evidence.verdicts import build_verdicts, combine_results
+from compliance.ingest.staging import prepare_warehouse
 from compliance.policy import PolicyError, load_policy
-from compliance.rules import completeness, data_quality
-from compliance.sla import evaluate_ticket_clocks
+from compliance.rules import completeness, secrets_in_text
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
 from conftest import load_staged_tickets, metric_of, ts, violations_of, write
 
@@ -30,7 +30,7 @@ def evaluate(con, policy, tickets: list[dict]) -> dict[str, set[str]]:
     """Run the clocks, the secret scan and completeness; the missing items per ticket."""
     load_staged_tickets(con, [{"channel": "technical", "created_at": MON, **ticket} for ticket in tickets])
     evaluate_ticket_clocks(con, policy, AS_OF)
-    data_quality.evaluate(con, policy, AS_OF)
+    secrets_in_text.evaluate(con, policy, AS_OF)
     completeness.evaluate(con, policy, AS_OF)
     return {record: set(missing) for record, missing in
             con.execute("SELECT record_id, missing FROM information_completeness").fetchall()}
@@ -136,7 +136,7 @@ def test_no_rule_or_no_tickets_writes_nothing(con, email_policy, policy):
     completeness.evaluate(con, email_policy, AS_OF)  # no staged tickets
     assert con.execute("SELECT count(*) FROM metrics_data_quality").fetchall()[0][0] == 0
     load_staged_tickets(con, [{"ticket_id": "X", "channel": "technical_support", "created_at": MON}])
-    data_quality.evaluate(con, policy, AS_OF)
+    secrets_in_text.evaluate(con, policy, AS_OF)
     completeness.evaluate(con, policy, AS_OF)  # the platform profile has no completeness rule
     assert con.execute("SELECT count(*) FROM metrics_data_quality").fetchall()[0][0] == 0
 

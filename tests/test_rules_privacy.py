@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from compliance.ingest import QUARANTINE_COLUMNS, ingest_source
+from compliance.ingest.staging import QUARANTINE_COLUMNS, ingest_source
 from compliance.policy import Policy, load_policy
 from compliance.rules import privacy
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from compliance.secrets import PATTERNS, find_secrets, redact, redact_sql, scan_secrets, summarise
+from compliance.core.secrets import PATTERNS, find_secrets, redact, redact_sql, scan_secrets, summarise
 
 PLANTED = [
     ("my password is hunter2 if that helps.", "password", "hunter2"),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from compliance.policy import load_policy
-from compliance.sla import evaluate_ticket_clocks
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
 from conftest import load_staged_tickets
 

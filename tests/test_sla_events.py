@@ -2,7 +2,7 @@
 
 The reference replays each ticket's events in Python, builds its status timeline, and intersects pause
 intervals with business-hours intervals computed one local day at a time with zoneinfo and `holidays` (the
-helpers of tests/test_first_response.py).  The engine under test is the set-based SQL of `compliance.sla`.
+helpers of tests/test_first_response.py).  The engine under test is the set-based SQL of `compliance.rules.ticket_clocks`.
 They must agree to the second on due_at, elapsed_seconds, pause_seconds, cycle and state.
 """
 
@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 import pytest
 
 from compliance.policy import Target
-from compliance.sla import evaluate_ticket_clocks
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
 from conftest import load_staged_tickets
 from tests.test_first_response import NEW_YORK, open_intervals, reference_due

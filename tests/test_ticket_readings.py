@@ -1,4 +1,4 @@
-"""One reading of a ticket's channel and tier whatever path it came in by (compliance.tickets_reading): CSV,
+"""One reading of a ticket's channel and tier whatever path it came in by (compliance.ingest.tickets_reading): CSV,
 Parquet, JSON Lines and mbox; negated keywords; TG-MAILBOX, the share of tickets categorised."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compliance.ingest import ingest_source
+from compliance.ingest.staging import ingest_source
 from compliance.policy import load_policy
 from compliance.rules import categorisation
-from compliance.sla import evaluate_ticket_clocks
-from compliance.tickets_reading import keyword_tier_sql
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks
+from compliance.ingest.tickets_reading import keyword_tier_sql
 
 from conftest import load_staged_tickets, metric_of, violations_of
 

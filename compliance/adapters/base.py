@@ -18,8 +18,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from compliance.contract import SOURCES
-from compliance.encodings import (
+from compliance.ingest.contract import QUARANTINE_SCHEMA, SOURCES
+from compliance.ingest.encodings import (
     UTF8_CODECS,
     Decoding,
     codec_name,
@@ -29,12 +29,12 @@ from compliance.encodings import (
     guess_encoding,
     utf8_copy,
 )
-from compliance.evidence import replacing
-from compliance.ingest import CONVERSION_LOG, file_sha256
+from compliance.core.files import replacing
+from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
+from compliance.core.files import file_sha256
 from compliance.policy import Policy
-from compliance.secrets import redact_sql
+from compliance.core.secrets import redact_sql
 
-CONVERSION_QUARANTINE = "conversion_quarantine.csv"
 VENDOR_SLA = "vendor_sla.csv"
 # One row per record × metric where the vendor states its own verdict or due time.
 #   source: the canonical source of the record (tickets, incidents, privacy_requests);
@@ -44,7 +44,7 @@ VENDOR_SLA = "vendor_sla.csv"
 #   vendor_status: the vendor's own words (e.g. "Within SLA", "OVERDUE", "-1:30");
 #   vendor_field: the vendor column(s) it came from.
 VENDOR_SLA_COLUMNS = ("record_id", "source", "metric", "vendor_due_at", "vendor_met", "vendor_status", "vendor_field")
-QUARANTINE_COLUMNS = ("source_file", "line", "record_id", "reason_code", "reason")
+QUARANTINE_COLUMNS = tuple(QUARANTINE_SCHEMA)
 _UTC_SECONDS = "%Y-%m-%dT%H:%M:%SZ"
 _UTC_MICROSECONDS = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
@@ -72,7 +72,7 @@ class InputRecord:
     rows_converted: int
     rows_quarantined: int
     variant: str = ""  # which layout of the format was recognised, e.g. "csv export" or "api json"
-    encoding: str = ""  # the text encoding it was read in (compliance.encodings)
+    encoding: str = ""  # the text encoding it was read in (compliance.ingest.encodings)
     replaced_characters: int = 0  # characters that did not decode in it and became U+FFFD (the records are kept)
 
 

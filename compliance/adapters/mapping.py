@@ -35,8 +35,8 @@ from compliance.adapters.base import (
     split_checked,
     timestamp_text,
 )
-from compliance.contract import SOURCES, Column, Source
-from compliance.ingest import _allowed_values
+from compliance.ingest.contract import SOURCES, Column, Source
+from compliance.ingest.staging import accepted_spellings
 from compliance.policy import Policy
 
 METRICS = ("first_response", "resolution", "acknowledgement")
@@ -91,7 +91,7 @@ def _enum_spellings(column: Column, policy: Policy | None) -> dict[str, str] | N
     """Accepted spellings of an enum column, or None when they depend on a policy we do not have."""
     if column.kind != "enum" or (isinstance(column.values, str) and policy is None):
         return None
-    return _allowed_values(column, policy)  # type: ignore[arg-type]
+    return accepted_spellings(column, policy)  # type: ignore[arg-type]
 
 
 def map_table(

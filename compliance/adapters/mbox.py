@@ -5,7 +5,7 @@ Readings (each one a policy setting or written here; the policy's ``email`` and 
 * Messages are read with Python's ``mailbox`` and ``email.policy.default`` (RFC 2047 headers, any body charset).
   A body without a declared charset, declared ``us-ascii`` but holding 8-bit bytes, or in a charset Python does
   not know, and a header with raw 8-bit bytes, are decoded in the encoding detected for them
-  (:mod:`compliance.encodings`: UTF-8, else cp1252 or GB18030); ``gb2312`` and ``gbk`` are read as GB18030, their
+  (:mod:`compliance.ingest.encodings`: UTF-8, else cp1252 or GB18030); ``gb2312`` and ``gbk`` are read as GB18030, their
   superset, which mailers use without saying so. A byte that does not decode becomes U+FFFD and is counted in
   the file's input record. Several files are one archive: a thread may span an inbox and a sent folder.
 * **Threads**: messages are joined by Message-ID / In-Reply-To / References, and by the ticket number that
@@ -23,7 +23,7 @@ Readings (each one a policy setting or written here; the policy's ``email`` and 
   ``channel`` is the support mailbox it was sent to (To, Cc, Delivered-To, X-Original-To; the local part of a
   channel alias address at a support domain), else its subject tag (``[技术问题]``, ``[Technical]`` … as channel
   aliases), recorded in ``channel_source`` (``mailbox`` | ``subject tag``); ``tier`` and ``tier_source`` are
-  read from the subject and the first customer message by ``compliance.tickets_reading`` (urgency keywords and
+  read from the subject and the first customer message by ``compliance.ingest.tickets_reading`` (urgency keywords and
   negations, the same reading ingest applies to every tickets file's subject and description);
   ``description`` is every customer message of the thread in order, quoted lines left out.
 * **Dates**: a Date with an offset is converted to UTC; ``-0000`` is UTC (RFC 5322 §3.3); a Date without a
@@ -61,11 +61,11 @@ from compliance.adapters.base import (
     empty_quarantine,
     input_record,
 )
-from compliance.encodings import Decoding, codec_name, decode_bytes, guess_encoding
+from compliance.ingest.encodings import Decoding, codec_name, decode_bytes, guess_encoding
 from compliance.policy import Policy, load_policy
-from compliance.rules.common import ident
-from compliance.secrets import redact
-from compliance.tickets_reading import channel_vocabulary, keyword_tier_sql, tag_channel_sql, tier_reading_sql
+from compliance.core.sql import ident
+from compliance.core.secrets import redact
+from compliance.ingest.tickets_reading import channel_vocabulary, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 
 FORMAT_VERSION = "mbox archive (RFC 4155) of RFC 5322 messages"
 MIME_CHARSETS = "MIME charsets"  # an archive's encoding: each message part says (or is detected) on its own
@@ -339,7 +339,7 @@ def _customer_address(message: dict, support_domains: set[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Roles, channel, urgency (set-based; the subject tag and urgency readings are compliance.tickets_reading)
+# Roles, channel, urgency (set-based; the subject tag and urgency readings are compliance.ingest.tickets_reading)
 # --------------------------------------------------------------------------------------------------------
 def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str]) -> pl.DataFrame:
     """Messages with ``role`` (requester | agent | system | requester_auto), ``mailbox_channel``, ``tag_channel``."""
@@ -373,7 +373,7 @@ def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str]) 
 
 
 def _with_sql(frame: pl.DataFrame, **columns: str) -> pl.DataFrame:
-    """``frame`` with columns computed by DuckDB SQL over its rows: the readings of compliance.tickets_reading are
+    """``frame`` with columns computed by DuckDB SQL over its rows: the readings of compliance.ingest.tickets_reading are
     SQL, the same expressions ingest applies to every tickets file."""
     con = duckdb.connect()
     try:

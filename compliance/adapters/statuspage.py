@@ -44,7 +44,7 @@ from compliance.adapters.base import (
     split_checked,
     timestamp_text,
 )
-from compliance.contract import SOURCES
+from compliance.ingest.contract import SOURCES
 
 _INCIDENT_TIMES = ("created_at", "started_at", "resolved_at", "scheduled_for", "scheduled_until", "postmortem_published_at")
 _CONTRACT = {column.name for column in SOURCES["incidents"].columns}

@@ -1,6 +1,6 @@
 """Categorisation (TG-MAILBOX): is every ticket's category read from the mailbox it was sent to or its subject tag?
 
-A rule of kind ``categorisation`` measures the share of tickets categorised (compliance.tickets_reading reads
+A rule of kind ``categorisation`` measures the share of tickets categorised (compliance.ingest.tickets_reading reads
 the channel and records how in ``staged_tickets.channel_source``):
 
 * a loaded ticket (created by the as-of time) is ``achieved``: its channel came from its mailbox, its subject
@@ -26,13 +26,10 @@ from compliance.rules.common import (
     create_items,
     drop_items,
     insert_items,
-    install_macros,
-    lit,
-    table_exists,
-    ts_lit,
     write_metrics,
     write_violations,
 )
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 
 DOMAIN = "tickets"
 # The rule asset that runs this (assets/rules.py) shares the data_quality tables with the secret scan and the

@@ -17,10 +17,12 @@ connection by :func:`install_macros`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
+
+from compliance.core.sql import lit, table_exists
+from compliance.rule_kinds import RULE_KINDS, RuleInputs
 
 VIOLATION_COLUMNS = (
     "rule_id VARCHAR, domain VARCHAR, record_id VARCHAR, due_at TIMESTAMPTZ, actual_at TIMESTAMPTZ, "
@@ -40,53 +42,8 @@ ITEM_COLUMNS = (
 _ITEM_TYPES = [tuple(part.split()) for part in ITEM_COLUMNS.split(", ")]
 ITEM_NAMES = [column for column, _ in _ITEM_TYPES]
 
-@dataclass(frozen=True)
-class RuleInputs:
-    """What a rule kind reads: without one of ``sources`` its verdict is "no data"; without one of ``columns``
-    ((source, canonical column) pairs) in the loaded files it cannot be judged ("not assessed")."""
-
-    sources: tuple[str, ...]
-    columns: tuple[tuple[str, str], ...] = ()
-    # A ticket clock that the ticket's event history stops instead of the ticket column (first response,
-    # resolution): the kind whose stopping events, when the ticket_events export carries them, stand in.
-    events_stand_in: bool = False
-
-
-RULE_INPUTS: dict[str, RuleInputs] = {
-    "first_response": RuleInputs(("tickets",), (("tickets", "first_response_at"),), events_stand_in=True),
-    "secrets_in_text": RuleInputs(("tickets",)),
-    "information_completeness": RuleInputs(("tickets",)),
-    "senior_review": RuleInputs(("tickets",), (("tickets", "escalated_at"), ("tickets", "senior_reviewed_at"))),
-    "resolution": RuleInputs(("tickets",), (("tickets", "resolved_at"),), events_stand_in=True),
-    "acknowledgment": RuleInputs(("tickets", "ticket_events")),
-    "categorisation": RuleInputs(("tickets",)),
-    "privacy_first_response": RuleInputs(("privacy_requests",), (("privacy_requests", "first_response_at"),)),
-    "privacy_completion": RuleInputs(("privacy_requests",), (("privacy_requests", "completed_at"),)),
-    "privacy_extension": RuleInputs(
-        ("privacy_requests",),
-        (("privacy_requests", "extended"), ("privacy_requests", "extension_notified_at"),
-         ("privacy_requests", "completed_at")),
-    ),
-    "privacy_types": RuleInputs(("privacy_requests",)),
-    "security_ack": RuleInputs(("security_reports",), (("security_reports", "acknowledged_at"),)),
-    "security_timeline": RuleInputs(("security_reports",), (("security_reports", "timeline_sent_at"),)),
-    "security_embargo": RuleInputs(("security_reports",), (("security_reports", "disclosed_at"),)),
-    "maintenance_notice": RuleInputs(
-        ("incidents",), (("incidents", "announced_at"), ("incidents", "scheduled_start_at"))
-    ),
-    "postmortem": RuleInputs(("incidents",), (("incidents", "resolved_at"), ("incidents", "postmortem_published_at"))),
-    "live_updates": RuleInputs(("incidents", "incident_updates"), (("incidents", "started_at"),)),
-    "incident_history": RuleInputs(("incidents",)),
-    "retention_after_closure": RuleInputs(
-        ("retention_inventory",), (("retention_inventory", "account_closed_at"), ("retention_inventory", "deleted_at"))
-    ),
-    "retention_workspace_lifetime": RuleInputs(
-        ("retention_inventory",),
-        (("retention_inventory", "workspace_deleted_at"), ("retention_inventory", "deleted_at")),
-    ),
-    "retention_minimum": RuleInputs(("retention_inventory",), (("retention_inventory", "deleted_at"),)),
-    "retention_maximum_age": RuleInputs(("retention_inventory",), (("retention_inventory", "deleted_at"),)),
-}
+# What each rule kind reads (compliance.rule_kinds, the one registry of kinds).
+RULE_INPUTS: dict[str, RuleInputs] = {kind: spec.inputs for kind, spec in RULE_KINDS.items()}
 
 # Why an item was breached: the ``cause`` of a violation, in the words of verdicts.csv and the report.
 CAUSE_WORDS: dict[str, str] = {
@@ -177,89 +134,6 @@ def exclude_items_of_files_without(
                 WHERE i.rule_id = $rule_id AND i.record_id = {record_id} AND list_contains($files, s.source_file)""",
             {"rule_id": rule.id, "files": files},
         )
-
-
-_MACROS = [
-    # The UTC wall time of a TIMESTAMPTZ as a TIMESTAMP, i.e. timezone('UTC', t), straight from the epoch: a
-    # time-zone conversion costs twenty times as much (+-infinity has no epoch and takes the conversion).
-    """CREATE OR REPLACE TEMP MACRO cr_utc(t) AS
-           CASE WHEN isfinite(t) THEN make_timestamp(epoch_us(t)) ELSE timezone('UTC', t) END""",
-    # A timestamp as a compliance officer reads it, always in UTC; seconds only when they matter.
-    """CREATE OR REPLACE TEMP MACRO cr_ts(t) AS CASE
-           WHEN t IS NULL THEN 'never'
-           WHEN date_part('second', cr_utc(t)) = 0 AND date_part('microsecond', cr_utc(t)) = 0
-               THEN strftime(cr_utc(t), '%Y-%m-%d %H:%M UTC')
-           ELSE strftime(cr_utc(t), '%Y-%m-%d %H:%M:%S UTC') END""",
-    # A non-negative number of seconds in words: "3 days 23 h 12 min", "1 s", "0 s".
-    """CREATE OR REPLACE TEMP MACRO cr_dur(s) AS CASE
-           WHEN s IS NULL THEN 'an unknown time'
-           WHEN CAST(abs(s) AS BIGINT) = 0 THEN '0 s'
-           ELSE concat_ws(' ',
-               CASE WHEN CAST(abs(s) AS BIGINT) // 86400 = 1 THEN '1 day'
-                    WHEN CAST(abs(s) AS BIGINT) // 86400 > 1 THEN (CAST(abs(s) AS BIGINT) // 86400) || ' days' END,
-               CASE WHEN CAST(abs(s) AS BIGINT) % 86400 // 3600 > 0 THEN (CAST(abs(s) AS BIGINT) % 86400 // 3600) || ' h' END,
-               CASE WHEN CAST(abs(s) AS BIGINT) % 3600 // 60 > 0 THEN (CAST(abs(s) AS BIGINT) % 3600 // 60) || ' min' END,
-               CASE WHEN CAST(abs(s) AS BIGINT) % 60 > 0 THEN (CAST(abs(s) AS BIGINT) % 60) || ' s' END)
-           END""",
-    # Whole seconds from a to b, rounded up so that a breach by a fraction of a second never shows as 0.
-    "CREATE OR REPLACE TEMP MACRO cr_secs(a, b) AS CAST(ceil((epoch_us(b) - epoch_us(a)) / 1e6) AS BIGINT)",
-    # Exact duration from a to b in seconds (DOUBLE), for the duration statistics.
-    "CREATE OR REPLACE TEMP MACRO cr_span(a, b) AS (epoch_us(b) - epoch_us(a)) / 1e6",
-]
-
-
-def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    for statement in _MACROS:
-        con.execute(statement)
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-    ).fetchone()
-    return bool(row and row[0])
-
-
-# A table stored in the order its readers want says so in its comment, so that they need not sort it again: a
-# scan returns the rows in insertion order while preserve_insertion_order is on (DuckDB's default). Replacing the
-# table drops the comment.
-_STORED_ORDER = "stored in order: "
-
-
-def mark_stored_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> None:
-    """Record that ``table`` was filled by one INSERT ... ORDER BY ``order_by``."""
-    con.execute(f"COMMENT ON TABLE {table} IS {lit(_STORED_ORDER + order_by)}")
-
-
-def stored_in_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> bool:
-    """Whether a scan of ``table`` returns its rows ordered by ``order_by`` (see :func:`mark_stored_order`)."""
-    rows = con.execute(
-        "SELECT comment, current_setting('preserve_insertion_order') FROM duckdb_tables() "
-        "WHERE table_name = ? AND NOT temporary",
-        [table],
-    ).fetchall()
-    return len(rows) == 1 and rows[0][0] == _STORED_ORDER + order_by and bool(rows[0][1])
-
-
-def lit(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def ts_lit(moment: datetime) -> str:
-    """A TIMESTAMPTZ literal for a tz-aware datetime (a naive one is read as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return f"TIMESTAMPTZ '{moment.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M:%S.%f')}+00'"
-
-
-def seconds_interval(seconds: int | float) -> str:
-    return f"to_microseconds(CAST({int(round(seconds * 1_000_000))} AS BIGINT))"
 
 
 def target_phrase(seconds: int) -> str:

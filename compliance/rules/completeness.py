@@ -26,13 +26,10 @@ from compliance.rules.common import (
     create_items,
     drop_items,
     insert_items,
-    install_macros,
-    lit,
-    table_exists,
-    ts_lit,
     write_metrics,
     write_violations,
 )
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 
 DOMAIN = "data_quality"
 # write_violations / write_metrics replace their target tables; the secret scan's rows already sit in the

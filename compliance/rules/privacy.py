@@ -47,8 +47,8 @@ from zoneinfo import available_timezones
 
 import duckdb
 
-from compliance.contract import REQUEST_TYPES, SOURCES
-from compliance.landing import file_pattern
+from compliance.ingest.contract import REQUEST_TYPES, SOURCES
+from compliance.ingest.landing import file_pattern
 from compliance.policy import Policy, Rule
 from compliance.rules.common import (
     create_empty_results,
@@ -57,16 +57,12 @@ from compliance.rules.common import (
     exclude_items_of_files_without,
     drop_items,
     insert_items,
-    install_macros,
-    lit,
     require_seconds,
-    seconds_interval,
-    table_exists,
     target_phrase,
-    ts_lit,
     write_metrics,
     write_violations,
 )
+from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
 
 DOMAIN = "privacy"
 SOURCE = "staged_privacy_requests"

@@ -29,11 +29,12 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.adapters.base import CONVERSION_LOG, CONVERSION_QUARANTINE
+from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL
+from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
 from compliance.policy import Policy
-from compliance.rules.common import install_macros, lit, table_exists, ts_lit
-from compliance.secrets import redact_sql
-from compliance.sla import ticket_settings
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
+from compliance.core.secrets import redact_sql
+from compliance.rules.ticket_clocks import ticket_settings
 
 SOURCE = "staged_vendor_sla"
 RECONCILIATION_COLUMNS = (
@@ -68,7 +69,7 @@ OUR_METRIC = {"acknowledgement": "acknowledgment"}
 def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the vendor", policy: Policy | None = None) -> None:
     """Create ``vendor_reconciliation`` and ``vendor_reconciliation_metrics`` (empty without vendor verdicts).
 
-    Ticket stops from events read the policy's ``tickets`` settings as the clocks do (``compliance.sla``); without
+    Ticket stops from events read the policy's ``tickets`` settings as the clocks do (``compliance.rules.ticket_clocks``); without
     a policy, their defaults."""
     install_macros(con)
     con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation ({RECONCILIATION_COLUMNS})")
@@ -258,10 +259,7 @@ def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path
     The rows added by a previous run on this warehouse are replaced (``conversion_quarantine`` keeps them).
     Returns how many rows were added.
     """
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS conversion_quarantine "
-        "(source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR)"
-    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS conversion_quarantine ({QUARANTINE_COLUMNS_SQL})")
     if table_exists(con, "quarantine"):
         con.execute(
             """DELETE FROM quarantine q USING conversion_quarantine c

@@ -39,16 +39,12 @@ from compliance.rules.common import (
     exclude_items_of_files_without,
     drop_items,
     insert_items,
-    install_macros,
-    lit,
     require_seconds,
-    table_exists,
-    seconds_interval,
     target_phrase,
-    ts_lit,
     write_metrics,
     write_violations,
 )
+from compliance.core.sql import install_macros, lit, table_exists, seconds_interval, ts_lit
 
 DOMAIN = "retention"
 SOURCE = "staged_retention_inventory"

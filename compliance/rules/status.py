@@ -41,16 +41,12 @@ from compliance.rules.common import (
     exclude_items_of_files_without,
     drop_items,
     insert_items,
-    install_macros,
-    lit,
     require_seconds,
-    seconds_interval,
-    table_exists,
     target_phrase,
-    ts_lit,
     write_metrics,
     write_violations,
 )
+from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
 
 DOMAIN = "status"
 SOURCE = "staged_incidents"

@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable
 
 from compliance.policy import Policy
-from compliance.rules.common import lit
+from compliance.core.sql import lit
 
 CHANNEL_SOURCES = ("column", "mailbox", "subject tag")
 TIER_SOURCES = ("column", "keywords", "plan", "default")

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 
 from compliance.policy import Policy, load_policy
-from compliance.rules.common import lit
+from compliance.core.sql import lit
 
 
 def parse_as_of(text: str) -> datetime:

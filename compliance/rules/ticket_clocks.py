@@ -24,7 +24,7 @@ Readings (compliance officers: these are the choices, each one is a setting or w
   excluded ("reported but not bound").  A ticket whose plan is unknown (blank, or no plan column) is bound
   (``unknown_plan_binding``, default ``true``; ``false`` excludes it), and the rule's figures carry the segment
   ``plan=unknown`` with how many of its items had no plan, zero included.
-* **Tier.**  ``staged_tickets.tier`` is the tier ingest read (``compliance.tickets_reading``: explicit, keywords,
+* **Tier.**  ``staged_tickets.tier`` is the tier ingest read (``compliance.ingest.tickets_reading``: explicit, keywords,
   plan or default, recorded in ``tier_source``); a staged table without ``tier_source`` gets the same reading here.
 * **Status timeline.**  Every event with a ``new_status``, whatever its ``event_type`` (a ``requester_reply``
   with ``new_status: open`` is how a help desk records a customer answering a pending ticket), changes the
@@ -79,21 +79,17 @@ import duckdb
 
 from compliance.calendars import compute_clocks
 from compliance.policy import Policy
-from compliance.tickets_reading import keyword_tier_sql, tier_reading_sql
+from compliance.ingest.tickets_reading import keyword_tier_sql, tier_reading_sql
 from compliance.rules.common import (
     RULE_INPUTS,
     absent_rule_columns,
     create_empty_results,
     create_items_view,
-    install_macros,
-    lit,
-    mark_stored_order,
-    table_exists,
-    ts_lit,
     write_metrics,
     write_violations,
 )
-from compliance.timings import timed
+from compliance.core.sql import install_macros, lit, mark_stored_order, table_exists, ts_lit
+from compliance.core.timings import timed
 
 TICKET_SLA_COLUMNS = (
     "record_id VARCHAR, rule_id VARCHAR, metric VARCHAR, calendar VARCHAR, target_seconds BIGINT, "
@@ -415,7 +411,7 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
     fr_types = _in_list(settings["first_response_event_types"])
     new_cycle = bool(settings["reopen_starts_new_cycle"])
     staged_columns = {row[0] for row in con.execute("DESCRIBE staged_tickets").fetchall()}
-    if "tier_source" in staged_columns:  # ingest has read the tier already (compliance.tickets_reading)
+    if "tier_source" in staged_columns:  # ingest has read the tier already (compliance.ingest.tickets_reading)
         tier_sql = "t.tier"
     else:  # a staged table built otherwise: the same reading here
         tier_sql, _ = tier_reading_sql(policy, "t.tier", "t.plan",

@@ -17,13 +17,11 @@ from compliance.rules.common import (
     create_items,
     drop_items,
     insert_items,
-    install_macros,
-    lit,
-    table_exists,
     write_metrics,
     write_violations,
 )
-from compliance.secrets import FINDINGS_COLUMNS, SECRET_KINDS, scan_secrets
+from compliance.core.sql import install_macros, lit, table_exists
+from compliance.core.secrets import FINDINGS_COLUMNS, SECRET_KINDS, scan_secrets
 
 DOMAIN = "data_quality"
 

@@ -26,11 +26,10 @@ import re
 
 import duckdb
 
-from compliance.rules.common import ident, lit
-from compliance.timings import timed
+from compliance.core.sql import ident, lit
+from compliance.core.timings import timed
 
 SECRET_KINDS = ("password", "pin", "one_time_code", "card_number", "api_key_or_token")
-PERSONAL_DATA_KINDS = ("email", "phone")
 
 # A separator after a label: "is", "was", ":", "=", "#", "是", "为" (and full-width colon).
 _SEP = r"(?:\s+(?:is|was)\s*[:：]?\s*|\s*[:：=#]\s*|\s*(?:是|为)\s*|\s+)"

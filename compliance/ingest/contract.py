@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FILE_FORMATS = ("csv", "parquet", "jsonl")
+# The quarantine (rows rejected with a reason), whether ingest or a conversion rejected them: column -> SQL type.
+QUARANTINE_SCHEMA = {
+    "source_file": "VARCHAR", "line": "BIGINT", "record_id": "VARCHAR", "reason_code": "VARCHAR", "reason": "VARCHAR",
+}
+QUARANTINE_COLUMNS_SQL = ", ".join(f"{column} {sql_type}" for column, sql_type in QUARANTINE_SCHEMA.items())
 # The data contract's request types; a policy with a PRIV-TYPES rule (kind privacy_types) may narrow or extend them.
 REQUEST_TYPES = ("erasure", "access", "portability", "rectification", "restriction", "objection")
 
@@ -18,7 +23,7 @@ class Column:
     name: str
     kind: str  # id | text | timestamp | boolean | enum
     required: bool = False
-    # For enums: a fixed value list, or the name of the policy list it comes from (see ingest._allowed_values).
+    # For enums: a fixed value list, or the name of the policy list it comes from (see compliance.ingest.staging.accepted_spellings).
     values: tuple[str, ...] | str = ()
 
 

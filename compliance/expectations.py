@@ -1,6 +1,6 @@
 """Data quality of the canonical sources: Great Expectations 1.x suites built from the data contract.
 
-:func:`_expectations` turns a :class:`compliance.contract.Source` (plus the policy's allowed values) into
+:func:`_expectations` turns a :class:`compliance.ingest.contract.Source` (plus the policy's allowed values) into
 GX expectations; nothing here is written per file. :func:`validate_table` runs them over a staged
 DuckDB table with an ephemeral, offline GX context on a pandas data source, chunk by chunk (ordered by
 ``source_line``), merges the chunk results and returns one :class:`ExpectationOutcome` per expectation: what GX
@@ -36,12 +36,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from compliance.contract import SOURCES, Column, Source
-from compliance.ingest import _allowed_values
+from compliance.ingest.contract import SOURCES, Column, Source
+from compliance.ingest.staging import accepted_spellings
 from compliance.policy import Policy
-from compliance.rules.common import ident, table_exists
-from compliance.secrets import redact
-from compliance.timings import timed
+from compliance.core.sql import ident, table_exists
+from compliance.core.secrets import redact
+from compliance.core.timings import timed
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -73,7 +73,7 @@ _IN_SET = "expect_column_values_to_be_in_set"
 _ORDER = "expect_column_pair_values_a_to_be_greater_than_b"
 _MAX = "expect_column_max_to_be_between"
 _ROWS = "expect_table_row_count_to_be_between"
-# Not a GX expectation: the decoder's count of characters that did not decode (compliance.encodings).
+# Not a GX expectation: the decoder's count of characters that did not decode (compliance.ingest.encodings).
 DECODED = "decoded_without_replacement"
 # Not a GX expectation: ingest's count of local times that occurred twice, read as their earlier instant.
 AMBIGUOUS_LOCAL_TIMES = "count_ambiguous_local_times_read_as_earlier"
@@ -111,7 +111,7 @@ def _iso(value: Any) -> str:
 
 def allowed_values(column: Column, policy: Policy) -> list[str]:
     """Canonical values of an enum column: a fixed list of the contract or a list of the policy."""
-    return sorted(set(_allowed_values(column, policy).values()))
+    return sorted(set(accepted_spellings(column, policy).values()))
 
 
 def _expectations(
@@ -197,7 +197,6 @@ class _Merged:
     meta: dict
     success: bool = True
     unexpected_count: int | None = None
-    element_count: int = 0
     observed: Any = None
     examples: dict | None = None
     example_rows: int = 0  # how many of the table's first unexpected values ``examples`` counts
@@ -225,7 +224,6 @@ def _merge(merged: _Merged, result) -> None:
     merged.success = merged.success and bool(result.success)
     if "unexpected_count" in payload:
         merged.unexpected_count = (merged.unexpected_count or 0) + int(payload["unexpected_count"] or 0)
-        merged.element_count += int(payload.get("element_count") or 0)
         # GX's examples (SUMMARY's partial_unexpected_counts) count the first unexpected values. Each chunk lists
         # its own first ones, in table order: taking them until the table's first EXAMPLE_ROWS are in gives the
         # examples of the whole table, wherever the chunks are cut. Pairs have no example.
@@ -316,10 +314,7 @@ def _validate_table(
     chunk_rows: int,
 ) -> list[ExpectationOutcome]:
     source = SOURCES[source_name]
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, table):
         return []
     table_columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
     present = set(table_columns)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.contract import SOURCES, Source
-from compliance.evidence import replacing
-from compliance.rules.common import lit, table_exists
+from compliance.ingest.contract import SOURCES, Source
+from compliance.core.files import replacing
+from compliance.core.sql import lit, table_exists
 
 
 def month_sql(source: Source) -> str:

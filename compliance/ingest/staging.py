@@ -5,7 +5,7 @@ problems go to the ``quarantine`` table instead of ``staged_<source>``. For each
 rows quarantined, and the ``ingest_log`` table says so. The text of a file never goes into the warehouse file
 (Parquet is read through a view, CSV and JSON Lines through temporary tables); one pass writes the accepted rows,
 typed, in file order, and only the rejected rows and the rows whose ID repeats are parsed a second time.
-Text encodings (:mod:`compliance.encodings`): a UTF-8 file is read by DuckDB itself; a file in another encoding,
+Text encodings (:mod:`compliance.ingest.encodings`): a UTF-8 file is read by DuckDB itself; a file in another encoding,
 detected or named with ``--encoding``, through a streamed UTF-8 copy. A byte that does not decode becomes U+FFFD
 and is counted per column (``loaded_files.replaced_characters``, shown in ``data_quality``): it never costs a row.
 Measured (2 cores, DuckDB 2.0): 10,000,000 Parquet tickets loaded in about 9.5 s.
@@ -33,8 +33,8 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from compliance.contract import REQUEST_TYPES, SOURCES, Column, Source
-from compliance.encodings import (
+from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL, REQUEST_TYPES, SOURCES, Column, Source
+from compliance.ingest.encodings import (
     MAX_WINDOWS,
     REPLACEMENT_CHARACTER,
     UTF8_CODECS,
@@ -44,14 +44,15 @@ from compliance.encodings import (
     first_invalid_utf8,
     utf8_copy,
 )
-from compliance.landing import export_files, file_pattern, file_sha256, format_conflicts
+from compliance.ingest.landing import CONVERSION_LOG, export_files, file_pattern, format_conflicts
+from compliance.core.files import file_sha256
 from compliance.policy import Policy
-from compliance.rules.common import ident, lit, table_exists
-from compliance.secrets import redact_sql
-from compliance.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
+from compliance.core.sql import ident, lit, table_exists
+from compliance.core.secrets import redact_sql
+from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 
 _REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
-QUARANTINE_COLUMNS = "source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR"
+QUARANTINE_COLUMNS = QUARANTINE_COLUMNS_SQL
 INGEST_LOG_COLUMNS = (
     "source VARCHAR, file VARCHAR, file_format VARCHAR, status VARCHAR, problem VARCHAR, sha256 VARCHAR, "
     "rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, change VARCHAR, encoding VARCHAR"
@@ -62,9 +63,6 @@ FILE_COLUMNS_COLUMNS = "source VARCHAR, file VARCHAR, columns VARCHAR[]"
 # Per file in use × canonical column: whether the file carries it, refreshed by every ingest of the source;
 # ``absence`` names the file and the column when it does not ("tickets.csv has no first_response_at column").
 INPUT_COLUMNS_COLUMNS = "source VARCHAR, file VARCHAR, column_name VARCHAR, present BOOLEAN, absence VARCHAR"
-# Written by ``compliance-report convert`` beside the canonical files: the adapter's declaration of the
-# canonical columns it fills (``filled_columns``: source -> columns) among the conversion's records.
-CONVERSION_LOG = "conversion.json"
 # One row per file version ever loaded; state 'current', or 'superseded' once a newer version of the name loads.
 LOADED_FILES_COLUMNS = (
     "source VARCHAR, file VARCHAR, sha256 VARCHAR, file_format VARCHAR, settings_sha256 VARCHAR, "
@@ -162,7 +160,7 @@ def ingest_source(
     """Load the source's new or changed export files into ``staged_<source>``; files already loaded are skipped.
 
     ``encoding`` (a Python codec name) is the text encoding of every CSV and JSON Lines file; None detects it per
-    file (:mod:`compliance.encodings`). An unknown name raises LookupError.
+    file (:mod:`compliance.ingest.encodings`). An unknown name raises LookupError.
     """
     source = SOURCES[source_name]
     encoding = codec_name(encoding) if encoding else None
@@ -224,7 +222,7 @@ def accounting_problems(con: duckdb.DuckDBPyConnection, result: IngestResult) ->
 def _settings_sha256(source: Source, policy: Policy, encoding: str | None) -> str:
     """Fingerprint of everything that decides how a file is parsed (the named encoding too): a change means every
     file is read again."""
-    columns = [(c.name, c.kind, c.required, sorted(_allowed_values(c, policy).items()) if c.kind == "enum" else None) for c in source.columns]
+    columns = [(c.name, c.kind, c.required, sorted(accepted_spellings(c, policy).items()) if c.kind == "enum" else None) for c in source.columns]
     # the derived columns read the channel aliases (above), the keywords and the tier settings
     derivation = (source.derived, policy.urgency_keywords, policy.urgency_negations, policy.priority_plans,
                   policy.default_tier) if source.derived else ()
@@ -592,7 +590,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
     return rejected
 
 
-def _allowed_values(column: Column, policy: Policy) -> dict[str, str]:
+def accepted_spellings(column: Column, policy: Policy) -> dict[str, str]:
     """Accepted spellings (lower-case) of an enum column → canonical value."""
     if column.values == "channels":
         return policy.channel_spellings()
@@ -778,7 +776,7 @@ def _parse_and_check(
             checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_boolean",
                            f"'{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}"))
         elif column.kind == "enum":
-            allowed = _allowed_values(column, policy)
+            allowed = accepted_spellings(column, policy)
             cases = " ".join(f"WHEN {lit(spelling)} THEN {lit(value)}" for spelling, value in sorted(allowed.items()))
             value = f"CASE lower({trimmed}) {cases} END" if allowed else "NULL::VARCHAR"
             if "channel_source" in source.derived and name == "channel":
@@ -846,7 +844,7 @@ def _raw_text(name: str, present: dict[str, str]) -> str:
 
 def _with_derived_columns(source: Source, present: dict[str, str], policy: Policy, parses: list[str]) -> str:
     """The staged columns of a tickets file: ``tier`` is the effective tier, then ``channel_source`` and
-    ``tier_source`` (compliance.tickets_reading). Adds to ``parses`` what they read."""
+    ``tier_source`` (compliance.ingest.tickets_reading). Adds to ``parses`` what they read."""
     keyword_tier = keyword_tier_sql(policy, _raw_text("subject", present), _raw_text("description", present))
     if keyword_tier is not None:
         parses.append(f"{keyword_tier} AS tier__keywords")  # once per row: the regexes are the costly part

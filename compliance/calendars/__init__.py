@@ -72,7 +72,7 @@ import duckdb
 import holidays as holidays_lib
 import polars as pl
 
-from compliance.rules.common import ident
+from compliance.core.sql import ident
 
 __all__ = [
     "CalendarError",
@@ -425,10 +425,6 @@ class _Expansion:
     wdate: list[date]
     wwdi: list[int]
     days: list[tuple[int, date, _DayInfo]]   # (working_day_index, local_date, info)
-
-    @property
-    def total_open_us(self) -> int:
-        return sum(e - s for s, e in zip(self.ws, self.we))
 
 
 def _expand(spec: CalendarSpec, first: date, last: date) -> _Expansion:

@@ -8,11 +8,17 @@ name and rename it when complete. No source name is another's name plus ``-``/``
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
-from compliance.contract import FILE_FORMATS, SOURCES
+from compliance.core.files import file_sha256
+from compliance.ingest.contract import FILE_FORMATS, SOURCES
+
+# Written by ``compliance-report convert`` beside the canonical files: the adapter's declaration of the
+# canonical columns it fills (``filled_columns``: source -> columns) among the conversion's records, and the
+# vendor rows it could not convert.
+CONVERSION_LOG = "conversion.json"
+CONVERSION_QUARANTINE = "conversion_quarantine.csv"
 
 _FORMATS = "|".join(FILE_FORMATS)
 
@@ -49,14 +55,6 @@ def format_conflicts(files: list[Path]) -> dict[str, str]:
             message = f"{' and '.join(path.name for path in ordered)} are both present; keep one file per source"
             problems.update({path.name: message for path in group})
     return problems
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Hashes by (path, size, modification time): a sensor ticking every minute reads a big unchanged file once.

@@ -1,0 +1,119 @@
+"""The run manifest: what the evidence was built from (inputs and their hashes, conversion, policy, versions)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import duckdb
+
+from compliance.core.files import file_sha256
+from compliance.ingest.contract import SOURCES
+from compliance.policy import Policy
+from compliance.rules.common import input_columns_known
+from compliance.rules.reconciliation import conversion_record
+
+def package_versions() -> dict[str, str]:
+    names = ("compliance-reporter", "dagster", "duckdb", "polars", "great-expectations", "plotly", "holidays", "pyarrow")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_manifest(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    as_of: datetime,
+    policy: Policy,
+    exports_dir: Path,
+    out_dir: Path,
+    outputs: list[Path],
+) -> dict:
+    inputs = []
+    # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
+    # data behind the evidence and are the same for every run on the same data.
+    changes: dict[str, list[dict]] = {"new": [], "unchanged": [], "superseded": []}
+    columns = _carried_columns(con)
+    for source, file, file_format, status, problem, sha256, read, loaded, quarantined, change, encoding in con.execute(
+        "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined, change, "
+        "encoding FROM ingest_log ORDER BY source, file, status, sha256"
+    ).fetchall():
+        if change:
+            changes[change].append({"file": file, "sha256": sha256})
+        inputs.append(
+            {
+                "source": source,
+                "file": file,
+                "format": file_format,
+                "status": status,
+                "problem": problem,
+                "sha256": sha256,
+                "encoding": encoding,  # the text encoding it was read in (compliance.ingest.encodings)
+                "rows_read": read,
+                "rows_loaded": loaded,
+                "rows_quarantined": quarantined,
+                # the canonical columns the file carries (and, from an adapter, that it declares filled), and
+                # why each other column of the contract is absent; rules needing an absent one are not assessed
+                **(columns.get((source, file), {}) if status == "loaded" and change != "superseded" else {}),
+            }
+        )
+    known = {entry["source"] for entry in inputs}
+    inputs += [
+        {"source": name, "file": None, "format": None, "status": "not ingested", "problem": None, "sha256": None,
+         "encoding": None, "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0}
+        for name in SOURCES
+        if name not in known
+    ]
+    period = con.execute(
+        "SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'"
+    ).fetchall()[0]
+    return {
+        "run_id": run_id,
+        "as_of": iso_utc(as_of),
+        "policy": {"path": str(policy.path), "sha256": policy.sha256, "profile": policy.profile},
+        "source_timezone": policy.source_timezone,
+        "readings": {
+            "naive_timestamps": f"read in {policy.source_timezone}; wall times skipped by a DST change are quarantined",
+            "adherence": "achieved / (achieved + breached); active (open, not yet due) items are shown apart",
+            "reopened_tickets": "new cycle" if policy.ticket_settings.get("reopen_starts_new_cycle") else "one cycle",
+        },
+        "exports_dir": str(exports_dir),
+        # The report period: from the first ticket clock to the as-of instant.
+        "period": {"start": iso_utc(period[0]) if period[0] else None, "end": iso_utc(as_of)},
+        "inputs": inputs,
+        # the vendor export's format, version and per-file accounting when `convert` wrote the exports folder
+        "conversion": conversion_record(exports_dir),
+        "changes": changes,
+        "versions": package_versions(),
+        "outputs": [
+            {"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)
+        ],
+    }
+
+
+def _carried_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict]:
+    """(source, file) -> {"columns": [carried], "absent_columns": {column: why}} from the ingest's record."""
+    if not input_columns_known(con):
+        return {}
+    record: dict[tuple[str, str], dict] = {}
+    for source, file, column, present, absence in con.execute(
+        "SELECT source, file, column_name, present, absence FROM input_columns ORDER BY source, file, rowid"
+    ).fetchall():
+        entry = record.setdefault((source, file), {"columns": [], "absent_columns": {}})
+        if present:
+            entry["columns"].append(column)
+        else:
+            entry["absent_columns"][column] = absence
+    return record
+
+
+def iso_utc(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,158 @@
+"""Verdicts per commitment: the rule results combined, and each rule's verdict, reason and causes.
+
+The files they are written to: :mod:`compliance.evidence.files`; the run manifest: :mod:`compliance.evidence.manifest`.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from compliance.ingest.contract import SOURCES
+from compliance.policy import Policy
+from compliance.rule_kinds import DOMAINS
+from compliance.rules.common import (
+    CAUSE_WORDS,
+    METRIC_COLUMNS,
+    RULE_INPUTS,
+    VIOLATION_COLUMNS,
+    absent_rule_columns,
+    input_columns_known,
+    rule_columns_absent_everywhere,
+)
+from compliance.core.sql import lit, table_exists
+from compliance.rules.ticket_clocks import events_stop_missing
+
+# Every domain of the registry: a domain missing here would drop out of `violations` and `metrics` silently.
+DOMAINS_WITH_RESULTS = tuple(DOMAINS)
+
+# The sources a rule kind needs; without them its verdict is "no data" (its columns: compliance.rule_kinds).
+RULE_SOURCES: dict[str, tuple[str, ...]] = {kind: inputs.sources for kind, inputs in RULE_INPUTS.items()}
+
+VERDICT_COLUMNS = (
+    "position INTEGER, rule_id VARCHAR, domain VARCHAR, title VARCHAR, source_doc VARCHAR, source_quote VARCHAR, "
+    "calendar VARCHAR, target VARCHAR, verdict VARCHAR, reason VARCHAR, achieved BIGINT, breached BIGINT, "
+    "active BIGINT, excluded BIGINT, warnings BIGINT, denominator BIGINT, adherence_pct DOUBLE, causes VARCHAR"
+)
+# cause code -> its words, as SQL over a violation's ``cause``
+_CAUSE_WORDS_SQL = ("CASE cause " + " ".join(f"WHEN {lit(code)} THEN {lit(words)}" for code, words in CAUSE_WORDS.items())
+                    + " ELSE coalesce(cause, 'cause not recorded') END")
+
+
+def combine_results(con: duckdb.DuckDBPyConnection) -> None:
+    """Union the per-domain violations and metrics tables into ``violations`` and ``metrics``."""
+    for kind, columns in (("violations", VIOLATION_COLUMNS), ("metrics", METRIC_COLUMNS)):
+        parts = [f"SELECT * FROM {kind}_{domain}" for domain in DOMAINS_WITH_RESULTS if table_exists(con, f"{kind}_{domain}")]
+        con.execute(f"CREATE OR REPLACE TABLE {kind} ({columns})")
+        if parts:
+            con.execute(f"INSERT INTO {kind} {' UNION ALL '.join(parts)}")
+
+
+def blocked_domains(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Domains whose data failed a blocking expectation, with the reason (their verdicts are "not assessed")."""
+    if not table_exists(con, "data_quality"):
+        return {}
+    blocked: dict[str, list[str]] = {}
+    for source, message in con.execute(
+        "SELECT source, message FROM data_quality WHERE blocking AND NOT success ORDER BY source, message"
+    ).fetchall():
+        blocked.setdefault(SOURCES[source].domain, []).append(message)
+    return {domain: "blocking data-quality check failed: " + "; ".join(messages) for domain, messages in blocked.items()}
+
+
+def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str] | None = None) -> None:
+    """One row per policy rule: met / breached / no data / not assessed, with the figures behind it.
+
+    ``blocked`` maps a domain to the reason a blocking data-quality check failed: its rules are "not assessed".
+    """
+    blocked = blocked or {}
+    # One row per input file: a source counts as present when any of its files loaded (loaded rows come last).
+    inputs = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "SELECT source, status, file, problem FROM ingest_log ORDER BY source, status = 'loaded', file"
+        ).fetchall()
+    }
+    con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
+    for position, rule in enumerate(policy.rules):
+        reason = _missing_input_reason(rule.kind, inputs) or blocked.get(rule.domain)
+        fallback = "no data" if rule.domain not in blocked else "not assessed"
+        if rule.kind not in RULE_SOURCES:
+            fallback, reason = "not assessed", f"rule kind {rule.kind} is not evaluated by this version"
+        elif reason is None:
+            reason = _absent_column_reason(con, rule.kind, policy)
+            fallback = "not assessed"
+        con.execute(
+            f"""INSERT INTO verdicts
+                WITH m AS (SELECT * FROM metrics WHERE rule_id = $rule_id AND period = 'all' AND segment = 'all'),
+                v AS (SELECT count(*) FILTER (WHERE severity = 'warning') AS warnings,
+                             count(*) FILTER (WHERE severity = 'breach') AS breaches,
+                             first(explanation ORDER BY explanation) FILTER (WHERE severity = 'coverage') AS coverage
+                      FROM violations WHERE rule_id = $rule_id),
+                -- the breaches by cause, most frequent first
+                c AS (SELECT string_agg(coalesce(cause, 'unknown') || '=' || n, ';' ORDER BY n DESC, cause) AS codes,
+                             string_agg(n || ' ' || words, ', ' ORDER BY n DESC, cause) AS words
+                      FROM (SELECT cause, {_CAUSE_WORDS_SQL} AS words, count(*) AS n FROM violations
+                            WHERE rule_id = $rule_id AND severity = 'breach' GROUP BY ALL)),
+                j AS (SELECT *, CASE WHEN $reason IS NOT NULL THEN $fallback
+                            WHEN v.coverage IS NOT NULL THEN 'not assessed'
+                            WHEN coalesce(m.denominator, 0) = 0 AND v.breaches > 0 THEN 'breached'
+                            WHEN m.rule_id IS NULL THEN 'not assessed'
+                            WHEN coalesce(m.denominator, 0) = 0 THEN 'no data'
+                            WHEN m.breached > 0 AND m.adherence_pct < $met_min THEN 'breached'
+                            ELSE 'met' END AS verdict
+                      FROM v LEFT JOIN m ON true, c)
+                SELECT $position, $rule_id, $domain, $title, $source_doc, $source_quote, $calendar, $target, verdict,
+                       concat_ws('; ', CASE WHEN $reason IS NOT NULL THEN $reason
+                            WHEN coverage IS NOT NULL THEN coverage
+                            WHEN rule_id IS NULL THEN 'the rule produced no figures'
+                            -- a rule judged on figures alone (PRIV-TYPES) lists no violations to give causes
+                            WHEN verdict = 'breached' AND words IS NULL THEN breached || ' breached'
+                            WHEN verdict = 'breached' THEN breaches || ' breached: ' || words
+                            WHEN coalesce(denominator, 0) = 0 AND breaches = 0
+                                THEN 'no item reached its deadline in the data (' || coalesce(active, 0) || ' still open, '
+                                     || coalesce(excluded, 0) || ' excluded)'
+                       END, CASE WHEN $reason IS NULL THEN $partial END),
+                       achieved, breached, active, excluded, warnings, denominator, adherence_pct,
+                       CASE WHEN $reason IS NULL THEN codes END
+                FROM j""",
+            {
+                "position": position,
+                "rule_id": rule.id,
+                "domain": rule.domain,
+                "title": rule.title,
+                "source_doc": rule.source_doc,
+                "source_quote": rule.source_quote,
+                "calendar": rule.calendar,
+                "target": rule.target.describe(),
+                "reason": reason,
+                "fallback": fallback,
+                "met_min": rule.setting("met_min_adherence_pct", policy.met_min_adherence_pct),
+                "partial": _partly_absent_note(con, rule.kind),
+            },
+        )
+
+
+def _absent_column_reason(con: duckdb.DuckDBPyConnection, kind: str, policy: Policy) -> str | None:
+    """Why a rule kind cannot be judged on any record: a column it needs is in none of the loaded files (nor do
+    the ticket events that can stand in for it carry the stopping events); None when it can be judged."""
+    absent = rule_columns_absent_everywhere(con, kind)
+    if absent is None or not RULE_INPUTS[kind].events_stand_in or not table_exists(con, "staged_ticket_events"):
+        return absent
+    events_reason = events_stop_missing(con, kind, policy)
+    return f"{absent}; {events_reason}" if events_reason else None
+
+
+def _partly_absent_note(con: duckdb.DuckDBPyConnection, kind: str) -> str | None:
+    """The files whose records are excluded because they lack a column the rule needs (others carry it)."""
+    absent = absent_rule_columns(con, kind)
+    return "excluded where " + "; ".join(reason for *_, reason in absent) if absent else None
+
+
+def _missing_input_reason(kind: str, inputs: dict[str, tuple]) -> str | None:
+    for source in RULE_SOURCES.get(kind, ()):
+        status, file, problem = inputs.get(source, ("missing", None, "no export file"))
+        if status == "missing":
+            return f"no {source} export (looked for {source}.csv, .parquet, .jsonl)"
+        if status == "unusable":
+            return f"{file} is unusable: {problem}"
+    return None

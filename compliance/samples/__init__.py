@@ -1,0 +1,1 @@
+"""Synthetic sample exports for the demo and the tests (``compliance-report generate``)."""
