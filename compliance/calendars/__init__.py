@@ -805,78 +805,78 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
     tdays_c = "c.target_days" if tdays == "target_days" else tdays
     return f"""
     CREATE OR REPLACE TEMP TABLE {out} AS
-    WITH c0 AS (
+    WITH on_calendar AS (
         SELECT c.*,
-               k.cal_no AS __k_cal, k.kind AS __k_kind, k.q AS __k_q,
-               epoch_us(c.started_at) AS __k_s,
-               coalesce(epoch_us(c.stopped_at), {as_of_us}::BIGINT) AS __k_e,
+               k.cal_no AS __cal_no, k.kind AS __cal_kind, k.q AS __bucket_us,
+               epoch_us(c.started_at) AS __start_us,
+               coalesce(epoch_us(c.stopped_at), {as_of_us}::BIGINT) AS __end_us,
                CASE WHEN k.kind = 'working_days' THEN coalesce({tdays_c}, {tsec_c})
-                    ELSE coalesce({tsec_c}, {tdays_c}) END AS __k_target,
+                    ELSE coalesce({tsec_c}, {tdays_c}) END AS __target,
                CASE WHEN k.kind = 'working_days' THEN {tdays_c} IS NOT NULL
-                    ELSE {tsec_c} IS NULL AND {tdays_c} IS NOT NULL END AS __k_by_days
+                    ELSE {tsec_c} IS NULL AND {tdays_c} IS NOT NULL END AS __by_days
         FROM {clocks_table} AS c LEFT JOIN {t_cal} AS k ON c.calendar_id = k.calendar_id
     ),
-    c1 AS (   -- F(start), effective start and its working-day index; F(end)
-        SELECT c0.*,
-               CASE WHEN __k_kind = 'always_open' THEN __k_s ELSE {f_of('__k_s', 'a')} END AS __k_fs,
-               CASE WHEN __k_kind = 'always_open' THEN __k_s ELSE {eff_start('__k_s', 'a')} END AS __k_es,
-               {eff_wdi('__k_s', 'a')} AS __k_i0,
-               CASE WHEN __k_kind = 'always_open' THEN __k_e ELSE {f_of('__k_e', 'b')} END AS __k_fe
-        FROM c0
-        LEFT JOIN {t_fb} AS a ON a.cal_no = c0.__k_cal AND a.b = {day_no('c0.__k_s')}
-        LEFT JOIN {t_fb} AS b ON b.cal_no = c0.__k_cal AND b.b = {day_no('c0.__k_e')}
+    open_time_at_ends AS (   -- F(start), effective start and its working-day index; F(end)
+        SELECT on_calendar.*,
+               CASE WHEN __cal_kind = 'always_open' THEN __start_us ELSE {f_of('__start_us', 'a')} END AS __open_before_start,
+               CASE WHEN __cal_kind = 'always_open' THEN __start_us ELSE {eff_start('__start_us', 'a')} END AS __effective_start_us,
+               {eff_wdi('__start_us', 'a')} AS __start_working_day,
+               CASE WHEN __cal_kind = 'always_open' THEN __end_us ELSE {f_of('__end_us', 'b')} END AS __open_before_end
+        FROM on_calendar
+        LEFT JOIN {t_fb} AS a ON a.cal_no = on_calendar.__cal_no AND a.b = {day_no('on_calendar.__start_us')}
+        LEFT JOIN {t_fb} AS b ON b.cal_no = on_calendar.__cal_no AND b.b = {day_no('on_calendar.__end_us')}
     ),
-    c2 AS (
-        SELECT c1.*,
-               CASE WHEN __k_by_days OR __k_target IS NULL OR __k_target <= 0 OR __k_kind = 'always_open'
-                    THEN NULL ELSE __k_fs + __k_target * {_US} END AS __k_x
-        FROM c1
+    open_time_due AS (
+        SELECT open_time_at_ends.*,
+               CASE WHEN __by_days OR __target IS NULL OR __target <= 0 OR __cal_kind = 'always_open'
+                    THEN NULL ELSE __open_before_start + __target * {_US} END AS __due_open_time
+        FROM open_time_at_ends
     ),
-    c3 AS (   -- due instant; for working-day targets first the same wall time on the last working day
-        SELECT c2.*,
-               CASE WHEN __k_target IS NULL OR __k_kind IS NULL THEN NULL
-                    WHEN __k_target <= 0 THEN __k_es
-                    WHEN __k_kind = 'always_open' AND __k_by_days THEN __k_s + __k_target * {_DAY_US}
-                    WHEN __k_kind = 'always_open' THEN __k_s + __k_target * {_US}
-                    WHEN NOT __k_by_days THEN {inverse('__k_x', 'q')}
-                    ELSE {wall_to_utc('d1', '(__k_es + CASE WHEN d0.trans IS NULL OR __k_es < d0.trans THEN d0.off_b ELSE d0.off_a END - d0.mid)')}
-               END AS __k_due
-        FROM c2
-        LEFT JOIN {t_qb} AS q ON q.cal_no = c2.__k_cal AND q.qk = (c2.__k_x - 1) // c2.__k_q
-        LEFT JOIN {t_day} AS d0 ON c2.__k_by_days AND d0.cal_no = c2.__k_cal AND d0.wdi = c2.__k_i0
-        LEFT JOIN {t_day} AS d1 ON c2.__k_by_days AND d1.cal_no = c2.__k_cal
-                               AND d1.wdi = c2.__k_i0 + c2.__k_target
+    due_instant AS (   -- due instant; for working-day targets first the same wall time on the last working day
+        SELECT open_time_due.*,
+               CASE WHEN __target IS NULL OR __cal_kind IS NULL THEN NULL
+                    WHEN __target <= 0 THEN __effective_start_us
+                    WHEN __cal_kind = 'always_open' AND __by_days THEN __start_us + __target * {_DAY_US}
+                    WHEN __cal_kind = 'always_open' THEN __start_us + __target * {_US}
+                    WHEN NOT __by_days THEN {inverse('__due_open_time', 'q')}
+                    ELSE {wall_to_utc('d1', '(__effective_start_us + CASE WHEN d0.trans IS NULL OR __effective_start_us < d0.trans THEN d0.off_b ELSE d0.off_a END - d0.mid)')}
+               END AS __due_us
+        FROM open_time_due
+        LEFT JOIN {t_qb} AS q ON q.cal_no = open_time_due.__cal_no AND q.qk = (open_time_due.__due_open_time - 1) // open_time_due.__bucket_us
+        LEFT JOIN {t_day} AS d0 ON open_time_due.__by_days AND d0.cal_no = open_time_due.__cal_no AND d0.wdi = open_time_due.__start_working_day
+        LEFT JOIN {t_day} AS d1 ON open_time_due.__by_days AND d1.cal_no = open_time_due.__cal_no
+                               AND d1.wdi = open_time_due.__start_working_day + open_time_due.__target
     ),
-    c4 AS (   -- F(due): exact for open-seconds targets; looked up for working-day targets
-        SELECT c3.*,
-               CASE WHEN __k_due IS NULL THEN NULL
-                    WHEN __k_kind = 'always_open' THEN __k_due
-                    WHEN __k_target <= 0 THEN __k_fs
-                    WHEN NOT __k_by_days THEN __k_x
-                    ELSE {f_of('__k_due', 'g')} END AS __k_fdue
-        FROM c3
-        LEFT JOIN {t_fb} AS g ON c3.__k_by_days AND c3.__k_kind <> 'always_open' AND g.cal_no = c3.__k_cal
-                             AND g.b = {day_no('c3.__k_due')}
+    open_time_at_due AS (   -- F(due): exact for open-seconds targets; looked up for working-day targets
+        SELECT due_instant.*,
+               CASE WHEN __due_us IS NULL THEN NULL
+                    WHEN __cal_kind = 'always_open' THEN __due_us
+                    WHEN __target <= 0 THEN __open_before_start
+                    WHEN NOT __by_days THEN __due_open_time
+                    ELSE {f_of('__due_us', 'g')} END AS __open_before_due
+        FROM due_instant
+        LEFT JOIN {t_fb} AS g ON due_instant.__by_days AND due_instant.__cal_kind <> 'always_open' AND g.cal_no = due_instant.__cal_no
+                             AND g.b = {day_no('due_instant.__due_us')}
     ),
-    c5 AS (   -- a working-day deadline is the first instant its open time is used up: when the wall-clock due
+    due_at_closing AS (   -- a working-day deadline is the first instant its open time is used up: when the wall-clock due
               -- is an opening (00:00 after a weekend) or closed, that is the closing before it ("Reading rules")
-        SELECT c4.* REPLACE (
-               CASE WHEN __k_by_days AND __k_kind <> 'always_open' AND __k_target > 0
-                    THEN {inverse('c4.__k_fdue', 'r')} ELSE __k_due END AS __k_due)
-        FROM c4
+        SELECT open_time_at_due.* REPLACE (
+               CASE WHEN __by_days AND __cal_kind <> 'always_open' AND __target > 0
+                    THEN {inverse('open_time_at_due.__open_before_due', 'r')} ELSE __due_us END AS __due_us)
+        FROM open_time_at_due
         -- a NULL key for the other clocks: they never probe the lookup table
-        LEFT JOIN {t_qb} AS r ON r.cal_no = c4.__k_cal
-                             AND r.qk = CASE WHEN c4.__k_by_days AND c4.__k_kind <> 'always_open' AND c4.__k_target > 0
-                                             THEN (c4.__k_fdue - 1) // c4.__k_q END
+        LEFT JOIN {t_qb} AS r ON r.cal_no = open_time_at_due.__cal_no
+                             AND r.qk = CASE WHEN open_time_at_due.__by_days AND open_time_at_due.__cal_kind <> 'always_open' AND open_time_at_due.__target > 0
+                                             THEN (open_time_at_due.__open_before_due - 1) // open_time_at_due.__bucket_us END
     )
-    SELECT * EXCLUDE (__k_cal, __k_kind, __k_q, __k_s, __k_e, __k_target, __k_by_days, __k_fs, __k_es, __k_i0,
-                      __k_fe, __k_x, __k_due, __k_fdue),
-           CASE WHEN __k_s IS NOT NULL AND __k_kind IS NOT NULL THEN {_ts('__k_es')} END AS clock_started_at,
-           CASE WHEN __k_s IS NOT NULL AND __k_kind IS NOT NULL THEN {_ts('__k_due')} END AS due_at,
-           CASE WHEN __k_s IS NOT NULL AND __k_kind IS NOT NULL THEN (__k_fe - __k_fs) // {_US} END
+    SELECT * EXCLUDE (__cal_no, __cal_kind, __bucket_us, __start_us, __end_us, __target, __by_days, __open_before_start, __effective_start_us, __start_working_day,
+                      __open_before_end, __due_open_time, __due_us, __open_before_due),
+           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts('__effective_start_us')} END AS clock_started_at,
+           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts('__due_us')} END AS due_at,
+           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN (__open_before_end - __open_before_start) // {_US} END
                 AS elapsed_seconds,
-           CASE WHEN __k_s IS NOT NULL AND __k_kind IS NOT NULL AND stopped_at IS NULL AND __k_due IS NOT NULL
-                     AND {as_of_us} < __k_due
-                THEN (__k_fdue - __k_fe + {_US - 1}) // {_US} END AS remaining_seconds
-    FROM c5
+           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL AND stopped_at IS NULL AND __due_us IS NOT NULL
+                     AND {as_of_us} < __due_us
+                THEN (__open_before_due - __open_before_end + {_US - 1}) // {_US} END AS remaining_seconds
+    FROM due_at_closing
     """

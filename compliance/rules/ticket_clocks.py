@@ -253,19 +253,21 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
         "SELECT c.*, o.clock_started_at, o.due_at, o.elapsed_seconds, o.remaining_seconds "
         "FROM ticket_clocks_in c JOIN _sla_p1_out o ON o.clock_key = c.clock_key"
     )
-    # pass 2: expectation deadlines, open time to working-day deadlines, paused open time, open time to pauses
+    # pass 2, one helper row per question (column `helper`): 'expectation' deadlines, open time to
+    # 'working_day_due' deadlines, the open time of each 'pause', and the open time 'until_pause' starts
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sla_aux_in AS
-            SELECT 'x|' || clock_key AS clock_key, 'x' AS k, clock_key AS ck, 0 AS n, calendar_id,
+            SELECT 'expectation|' || clock_key AS clock_key, 'expectation' AS helper, clock_key AS ck, 0 AS n, calendar_id,
                    started_at, NULL::TIMESTAMPTZ AS stopped_at,
                    CASE WHEN exp_days IS NULL THEN exp_seconds END AS target_seconds, exp_days AS target_days
             FROM _sla_p1 WHERE exp_seconds IS NOT NULL OR exp_days IS NOT NULL
             UNION ALL
-            SELECT 'w|' || clock_key, 'w', clock_key, 0, calendar_id, started_at, due_at, NULL, NULL
+            SELECT 'working_day_due|' || clock_key, 'working_day_due', clock_key, 0, calendar_id, started_at, due_at, NULL, NULL
             FROM _sla_p1 WHERE target_seconds IS NULL AND target_days IS NOT NULL AND due_at IS NOT NULL
             UNION ALL
-            SELECT k || '|' || clock_key || '|' || n, k, clock_key, n, calendar_id,
-                   CASE k WHEN 'p' THEN p_start ELSE started_at END, CASE k WHEN 'p' THEN p_end ELSE p_start END,
+            SELECT helper || '|' || clock_key || '|' || n, helper, clock_key, n, calendar_id,
+                   CASE helper WHEN 'pause' THEN p_start ELSE started_at END,
+                   CASE helper WHEN 'pause' THEN p_end ELSE p_start END,
                    NULL, NULL
             FROM (
                 SELECT c.clock_key, c.calendar_id, c.started_at,
@@ -276,7 +278,7 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                 WHERE c.metric = 'resolution' AND c.clock_source = 'events' AND c.started_at <= {as_of_sql}
                   AND s.s_start < coalesce(c.stopped_at, {as_of_sql})
                   AND (s.s_end IS NULL OR s.s_end > c.started_at)
-            ) p, (VALUES ('p'), ('q')) kinds(k)"""
+            ) p, (VALUES ('pause'), ('until_pause')) helpers(helper)"""
     )
     with timed(con, "clock_engine:auxiliary"):
         compute_clocks(con, policy.calendars, "_sla_aux_in", "_sla_aux", as_of)
@@ -287,14 +289,14 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                SELECT p.ck, p.n, p.elapsed_seconds AS pause_s, q.elapsed_seconds AS to_pause_s,
                       coalesce(sum(p.elapsed_seconds) OVER (PARTITION BY p.ck ORDER BY p.n
                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before_s
-               FROM _sla_aux p JOIN _sla_aux q ON q.k = 'q' AND q.ck = p.ck AND q.n = p.n
-               WHERE p.k = 'p'
+               FROM _sla_aux p JOIN _sla_aux q ON q.helper = 'until_pause' AND q.ck = p.ck AND q.n = p.n
+               WHERE p.helper = 'pause'
            )
            SELECT p.ck, sum(pause_s) AS pause_total,
                   min(before_s) FILTER (WHERE to_pause_s - before_s >= coalesce(c.target_seconds, w.elapsed_seconds))
                       AS before_due
            FROM p JOIN _sla_p1 c ON c.clock_key = p.ck
-           LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = p.ck
+           LEFT JOIN _sla_aux w ON w.helper = 'working_day_due' AND w.ck = p.ck
            GROUP BY p.ck"""
     )
     # pass 3: paused clocks whose due instant moves (pause open time before the due > 0)
@@ -303,20 +305,22 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
            SELECT c.clock_key, c.calendar_id, c.started_at, c.stopped_at,
                   coalesce(c.target_seconds, w.elapsed_seconds) + coalesce(z.before_due, z.pause_total) AS target_seconds
            FROM _sla_p1 c JOIN _sla_pz z ON z.ck = c.clock_key
-           LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = c.clock_key
+           LEFT JOIN _sla_aux w ON w.helper = 'working_day_due' AND w.ck = c.clock_key
            WHERE coalesce(z.before_due, z.pause_total) > 0 AND c.due_at IS NOT NULL"""
     )
     with timed(con, "clock_engine:shifted"):
         compute_clocks(con, policy.calendars, "_sla_shift_in", "_sla_shift", as_of)
     # Pauses, moved dues, working-day targets and expectations concern few clocks, often none (no ticket events,
     # no such targets): a table without rows is left out rather than joined to every clock.
-    aux_kinds = {kind for (kind,) in con.execute("SELECT DISTINCT k FROM _sla_aux").fetchall()}
+    helpers = {helper for (helper,) in con.execute("SELECT DISTINCT helper FROM _sla_aux").fetchall()}
     adjustments = [  # (has rows, join, {column: its value without the join})
         (_has_rows(con, "_sla_pz"), "LEFT JOIN _sla_pz z ON z.ck = c.clock_key", {"z.pause_total": "NULL::HUGEINT"}),
         (_has_rows(con, "_sla_shift"), "LEFT JOIN _sla_shift s ON s.clock_key = c.clock_key",
          {"s.due_at": "NULL::TIMESTAMPTZ", "s.remaining_seconds": "NULL::BIGINT"}),
-        ("w" in aux_kinds, "LEFT JOIN _sla_aux w ON w.k = 'w' AND w.ck = c.clock_key", {"w.elapsed_seconds": "NULL::BIGINT"}),
-        ("x" in aux_kinds, "LEFT JOIN _sla_aux x ON x.k = 'x' AND x.ck = c.clock_key", {"x.due_at": "NULL::TIMESTAMPTZ"}),
+        ("working_day_due" in helpers, "LEFT JOIN _sla_aux w ON w.helper = 'working_day_due' AND w.ck = c.clock_key",
+         {"w.elapsed_seconds": "NULL::BIGINT"}),
+        ("expectation" in helpers, "LEFT JOIN _sla_aux x ON x.helper = 'expectation' AND x.ck = c.clock_key",
+         {"x.due_at": "NULL::TIMESTAMPTZ"}),
     ]
     joins = "\n".join(join for has_rows, join, _ in adjustments if has_rows)
     col = {name: name if has_rows else null for has_rows, _, columns in adjustments for name, null in columns.items()}
