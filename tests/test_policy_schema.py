@@ -19,6 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from compliance import calendars, policy as policy_module, rule_kinds
+from compliance.calendars import parsing as calendar_parsing
 from compliance.rules import ticket_clocks
 from compliance.calendars import CalendarError, CalendarSpec
 from compliance.policy import RULE_KINDS, SCHEMA_PATH, PolicyError, load_policy
@@ -418,12 +419,12 @@ def test_settings_keys_read_by_the_code_and_allowed_by_the_schema_agree():
 def test_ticket_settings_calendar_keys_and_enums_agree_with_the_code():
     assert _properties(SCHEMA["properties"]["tickets"]) == set(ticket_clocks.DEFAULT_TICKET_SETTINGS)
     calendar_keys = set().union(*(_properties(DEFS[f"calendar_{kind}"]) for kind in calendars.KINDS))
-    assert calendar_keys == calendars._TOP_KEYS
-    assert _literal_reads(calendars, "_parse_calendar", "mapping") <= calendar_keys
-    assert _properties(DEFS["holidays"]) == calendars._HOLIDAY_KEYS
-    assert _literal_reads(calendars, "_parse_calendar", "hol") <= calendars._HOLIDAY_KEYS
+    assert calendar_keys == calendar_parsing._TOP_KEYS
+    assert _literal_reads(calendar_parsing, "_parse_calendar", "mapping") <= calendar_keys
+    assert _properties(DEFS["holidays"]) == calendar_parsing._HOLIDAY_KEYS
+    assert _literal_reads(calendar_parsing, "_parse_calendar", "hol") <= calendar_parsing._HOLIDAY_KEYS
     assert list(DEFS["calendar_business_hours"]["properties"]["hours"]["properties"]) == list(calendars.WEEKDAYS)
-    assert DEFS["calendar_working_days"]["properties"]["days"]["items"]["enum"] == [*calendars.WEEKDAYS, *calendars._LONG_DAYS]
+    assert DEFS["calendar_working_days"]["properties"]["days"]["items"]["enum"] == [*calendars.WEEKDAYS, *calendar_parsing._LONG_DAYS]
     assert DEFS["rule"]["properties"]["kind"]["enum"] == list(RULE_KINDS)
     assert DEFS["rule"]["properties"]["domain"]["enum"] == [*rule_kinds.DOMAINS, None]
     assert DEFS["calendar"]["properties"]["kind"]["enum"] == list(calendars.KINDS)
