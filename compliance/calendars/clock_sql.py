@@ -3,10 +3,9 @@ lookup by open-time bucket, over integer epoch microseconds."""
 
 from __future__ import annotations
 
-import re
 from datetime import time
 
-from compliance.core.sql import ident
+from compliance.core.sql import table_ref
 from compliance.calendars.zones import _DAY0, _DAY_US, _US
 
 
@@ -46,7 +45,7 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
     def day_no(t: str) -> str:
         return f"(({t}) // {_DAY_US} + CASE WHEN ({t}) < 0 AND ({t}) % {_DAY_US} <> 0 THEN -1 ELSE 0 END + {_DAY0})"
 
-    out = output_table if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", output_table) else ident(output_table)
+    out, clocks = table_ref(output_table), table_ref(clocks_table)
     tsec_c = "c.target_seconds" if tsec == "target_seconds" else tsec
     tdays_c = "c.target_days" if tdays == "target_days" else tdays
     return f"""
@@ -60,7 +59,7 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
                     ELSE coalesce({tsec_c}, {tdays_c}) END AS __target,
                CASE WHEN k.kind = 'working_days' THEN {tdays_c} IS NOT NULL
                     ELSE {tsec_c} IS NULL AND {tdays_c} IS NOT NULL END AS __by_days
-        FROM {clocks_table} AS c LEFT JOIN {t_cal} AS k ON c.calendar_id = k.calendar_id
+        FROM {clocks} AS c LEFT JOIN {t_cal} AS k ON c.calendar_id = k.calendar_id
     ),
     open_time_at_ends AS (   -- F(start), effective start and its working-day index; F(end)
         SELECT on_calendar.*,

@@ -14,6 +14,7 @@ from compliance.calendars.parsing import CalendarError, CalendarSpec
 from compliance.calendars.zones import _DAY0, _DAY_US, _US, _local_date, _to_us
 from compliance.calendars.windows import _Expansion, _day_windows_sec, _expand
 from compliance.calendars.clock_sql import _clock_sql
+from compliance.core.sql import table_ref
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ def compute_clocks(
     #     (Q >= the calendar's shortest window, so a bucket meets only a few windows); for x = F(start) +
     #     target the due window is the first slot with x <= open_before + length.
     as_of_us = _to_us(as_of, "as_of")
-    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {clocks_table}").fetchall()]
+    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table_ref(clocks_table)}").fetchall()]
     missing = [c for c in _REQUIRED if c not in cols]
     if missing:
         raise CalendarError(f"{clocks_table}: missing column(s) {', '.join(missing)}")
@@ -85,7 +86,7 @@ def compute_clocks(
                epoch_us(max(started_at)),
                epoch_us(max(greatest(started_at, coalesce(stopped_at, started_at)))),
                max({tsec}), max({tdays})
-        FROM {clocks_table} WHERE started_at IS NOT NULL GROUP BY calendar_id
+        FROM {table_ref(clocks_table)} WHERE started_at IS NOT NULL GROUP BY calendar_id
         """
     ).fetchall()
     unknown = sorted(str(r[0]) for r in stats if r[0] is not None and r[0] not in specs)

@@ -8,6 +8,7 @@ SQL text that is composed and run later (views, generated clock SQL), ``ident`` 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import duckdb
@@ -81,6 +82,11 @@ def lit(value: str) -> str:
 def ident(name: str) -> str:
     """A quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def table_ref(name: str) -> str:
+    """A table name as SQL: a plain (optionally dotted) name as written, anything else quoted as one identifier."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name) else ident(name)
 
 
 def ts_lit(moment: datetime) -> str:

@@ -20,7 +20,7 @@ from compliance.rules.common import (
     write_metrics,
     write_violations,
 )
-from compliance.core.sql import install_macros, lit, table_exists
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.core.secrets import FINDINGS_COLUMNS, SECRET_KINDS, scan_secrets
 
 DOMAIN = "data_quality"
@@ -55,7 +55,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                                   string_agg(DISTINCT column_name, ' and ' ORDER BY column_name) AS columns
                            FROM secret_findings WHERE kind IN ({secret_kinds}) GROUP BY record_id) f
                   ON f.record_id = t.ticket_id
-                WHERE t.created_at <= $as_of""".replace("$as_of", f"TIMESTAMPTZ '{as_of.isoformat()}'"),
+                WHERE t.created_at <= {ts_lit(as_of)}""",
         )
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [rule.id for rule in rules])
