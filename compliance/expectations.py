@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compliance.ingest.contract import SOURCES, Column, Source
-from compliance.ingest.staging import accepted_spellings
+from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
 from compliance.core.sql import ident, table_exists
 from compliance.core.secrets import redact

@@ -1,6 +1,6 @@
 """Behaviours that a mutation of the code once removed without any test failing; each test here fails under it.
 
-- "yes" no longer read as true (``compliance.ingest.staging._TRUE``);
+- "yes" no longer read as true (``compliance.ingest.parsing._TRUE``);
 - Great Expectations' example values published without redaction (``compliance.expectations._sample``);
 - ``manifest.period.start`` dropped (``compliance.evidence.manifest.build_manifest``).
 """

@@ -36,7 +36,7 @@ from compliance.adapters.base import (
     timestamp_text,
 )
 from compliance.ingest.contract import SOURCES, Column, Source
-from compliance.ingest.staging import accepted_spellings
+from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
 
 METRICS = ("first_response", "resolution", "acknowledgement")

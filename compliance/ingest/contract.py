@@ -23,7 +23,7 @@ class Column:
     name: str
     kind: str  # id | text | timestamp | boolean | enum
     required: bool = False
-    # For enums: a fixed value list, or the name of the policy list it comes from (see compliance.ingest.staging.accepted_spellings).
+    # For enums: a fixed value list, or the name of the policy list it comes from (see compliance.ingest.parsing.accepted_spellings).
     values: tuple[str, ...] | str = ()
 
 

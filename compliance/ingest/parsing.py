@@ -1,0 +1,406 @@
+"""Parse and quarantine: every value of the raw text rows parsed and checked in SQL against the data contract; a
+row with a problem goes to ``quarantine`` with a reason, never a traceback."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Callable, Iterator
+from zoneinfo import ZoneInfo
+import duckdb
+from compliance.ingest.contract import REQUEST_TYPES, Column, Source
+from compliance.policy import Policy
+from compliance.core.sql import ident, lit
+from compliance.core.secrets import redact_sql
+from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
+
+
+_REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
+_SQL_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ", "boolean": "BOOLEAN"}
+_TRUE = ("true", "yes", "1", "y", "t")
+_FALSE = ("false", "no", "0", "n", "f")
+# An explicit offset (Z, +02:00, -0500) or UTC after a time of day; a date alone has none.
+_OFFSET_PATTERN = r"[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|[+-]\d{2}(:?\d{2})?|\s?UTC)$"
+# A zone name after a time of day (America/New_York, EST5EDT, Etc/GMT+5), captured as DuckDB's cast reads it.
+_ZONE_NAME_PATTERN = r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*([A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)*)$"
+# Local wall times that occur twice lie within this much real time after a DST fall-back (an hour, or half an hour,
+# in every zone): the offset in force this long before DuckDB's reading is the one of their first occurrence.
+_REPEAT_SPAN_HOURS = 3
+# One row per loaded value that was a local time occurring twice (read as its earlier instant), for data quality.
+AMBIGUOUS_LOCAL_TIMES_COLUMNS = "source VARCHAR, source_file VARCHAR, source_line BIGINT, column_name VARCHAR"
+
+
+def accepted_spellings(column: Column, policy: Policy) -> dict[str, str]:
+    """Accepted spellings (lower-case) of an enum column → canonical value."""
+    if column.values == "channels":
+        return policy.channel_spellings()
+    if column.values == "plans":
+        values = policy.plans
+    elif column.values == "tiers":
+        values = policy.tiers
+    elif column.values == "request_types":
+        types_rule = next(iter(policy.rules_of("privacy_types")), None)
+        values = tuple(types_rule.setting("request_types", REQUEST_TYPES)) if types_rule else REQUEST_TYPES
+    else:
+        values = tuple(column.values)
+    return {value.lower(): value for value in values}
+
+
+@dataclass(frozen=True)
+class _TimestampSql:
+    """How one timestamp column is parsed, in two steps: ``forms`` (the casts and what the text carries, computed
+    once per row) under ``value`` and ``earlier``, which read them; ``nonexistent`` reads ``value``."""
+
+    forms: list[str]  # expressions AS <name>__text / __aware / __form (/ __wall), for the level below the parse
+    value: str  # TIMESTAMPTZ
+    earlier: str  # whether value is the earlier of two instants with the text's wall time
+    nonexistent: str  # condition on the parse: the wall time does not exist in its zone
+
+
+def _timestamp_sql(name: str, trimmed: str, source_timezone: str) -> _TimestampSql:
+    """SQL parsing a trimmed text value into TIMESTAMPTZ: its own offset or zone if it has one, else the source zone.
+
+    ``<name>__form`` says what the text carries: ``zone`` (a zone name such as ``America/New_York``), ``wall`` (a
+    wall time of a non-UTC source zone) or ``offset`` (anything else: an offset, ``Z``, ``UTC``, or a wall time
+    of a UTC source). The session time zone is UTC (``prepare_warehouse``), so a TIMESTAMPTZ cast reads a naive
+    value as UTC and applies any offset or zone name it carries; a text it rejects is no timestamp (the TIMESTAMP
+    cast would drop an unknown zone name). A wall time that occurs twice (a DST fall-back) is read as its
+    earlier instant, zone-named or not, where DuckDB's cast and ``timezone()`` take the later one.
+    """
+    # the trimmed text (computed once: trimming costs as much as a cast), the casts and the form
+    text, aware, form = f"{name}__text", f"{name}__aware", f"{name}__form"
+    source_zone = lit(source_timezone)
+    forms = [f"{trimmed} AS {text}", f"TRY_CAST({trimmed} AS TIMESTAMPTZ) AS {aware}"]
+    if source_timezone == "UTC":
+        wall = f"TRY_CAST({text} AS TIMESTAMP)"  # for zone-named values only, a few
+        forms.append(f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' ELSE 'offset' END AS {form}")
+    else:
+        wall = f"{name}__wall"
+        forms += [f"TRY_CAST({trimmed} AS TIMESTAMP) AS {wall}",
+                  f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' WHEN {_zoned_sql(trimmed)} THEN 'offset' "
+                  f"WHEN TRY_CAST({trimmed} AS TIMESTAMPTZ) IS NOT NULL THEN 'wall' ELSE 'offset' END AS {form}"]
+    zone_name = _zone_name_sql(text)
+    in_source_zone = f"timezone({source_zone}, {wall})"
+    named_repeats = _repeated_sql(wall, aware, zone_name, None)
+    wall_repeats = _repeated_sql(wall, in_source_zone, source_zone, _repeated_wall_times(source_timezone))
+    value = (f"CASE {form} WHEN 'offset' THEN {aware} "
+             f"WHEN 'zone' THEN CASE WHEN {named_repeats} THEN {_first_occurrence_sql(wall, aware, zone_name)} "
+             f"ELSE {aware} END "
+             f"ELSE CASE WHEN {wall_repeats} THEN {_first_occurrence_sql(wall, in_source_zone, source_zone)} "
+             f"ELSE {in_source_zone} END END")
+    earlier = f"CASE {form} WHEN 'zone' THEN {named_repeats} WHEN 'wall' THEN {wall_repeats} ELSE false END"
+    # reading the instant back in its zone shows a wall time that never happened
+    parsed_wall = f"TRY_CAST({text} AS TIMESTAMP)"
+    nonexistent = (f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {parsed_wall} "
+                   f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {parsed_wall} END")
+    return _TimestampSql(forms, value, earlier, nonexistent)
+
+
+def _zoned_sql(text: str) -> str:
+    """SQL: whether a timestamp text carries its own offset (else it is a wall time of the source zone)."""
+    return (f"(regexp_matches({text}, {lit(_OFFSET_PATTERN)}) "
+            f"OR TRY_CAST({text} AS TIMESTAMPTZ) <> timezone('UTC', TRY_CAST({text} AS TIMESTAMP)))")
+
+
+def _named_sql(text: str) -> str:
+    """SQL: whether a timestamp text ends with a zone name (not an offset) that DuckDB's cast accepts.
+
+    Cheap tests first (a zone name has a slash or ends with a letter), for the millions of values without one;
+    a CASE, because AND evaluates both sides of a projection.
+    """
+    return (f"CASE WHEN suffix({text}, 'Z') THEN false "
+            f"WHEN NOT (contains({text}, '/') OR right({text}, 1) BETWEEN 'A' AND 'z') THEN false "
+            f"WHEN regexp_matches({text}, {lit(_OFFSET_PATTERN)}) THEN false "
+            f"ELSE regexp_matches({text}, {lit(_ZONE_NAME_PATTERN)}) AND TRY_CAST({text} AS TIMESTAMPTZ) IS NOT NULL END")
+
+
+def _zone_name_sql(text: str) -> str:
+    return f"regexp_extract({text}, {lit(_ZONE_NAME_PATTERN)}, 1)"
+
+
+def _first_occurrence_sql(wall: str, reading: str, zone: str) -> str:
+    """SQL: ``wall`` (TIMESTAMP) read with the offset that ``zone`` had a few hours before ``reading``."""
+    before = f"({reading} - INTERVAL {_REPEAT_SPAN_HOURS} HOUR)"
+    return f"timezone('UTC', {wall} - (timezone({zone}, {before}) - timezone('UTC', {before})))"
+
+
+def _repeated_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, int]] | None) -> str:
+    """SQL: whether ``wall`` (DuckDB's ``reading`` in ``zone``, not NULL) also occurred at an earlier instant.
+
+    ``ranges`` (microseconds after local midnight) are the wall times that ever repeat in a fixed zone: only
+    those pay for the zone lookups. ``None``: any wall time may (a zone named per value). A CASE, so that the
+    lookups run only where the cheap tests pass.
+    """
+    if ranges == []:
+        return "false"
+    day = 86_400_000_000
+    time_of_day = f"((epoch_us({wall}) % {day} + {day}) % {day})"
+    candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges or [])
+    first = _first_occurrence_sql(wall, reading, zone)
+    return (f"(CASE " + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
+            + f"WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)")
+
+
+@lru_cache(maxsize=None)
+def _repeated_wall_times(zone_name: str) -> list[tuple[int, int]]:
+    """Times of day [start, end) in microseconds after local midnight at which a fall-back of the zone
+    (1900-2100) repeats the wall clock; a range that crosses midnight is split. Found day by day with zoneinfo."""
+    zone = ZoneInfo(zone_name)
+    day = timedelta(days=1)
+    ranges: set[tuple[int, int]] = set()
+    instant = datetime(1900, 1, 1, tzinfo=timezone.utc)
+    offset = instant.astimezone(zone).utcoffset()
+    while instant.year < 2101:
+        following = instant + day
+        next_offset = following.astimezone(zone).utcoffset()
+        if next_offset < offset:
+            low, high = 0, 86_400                   # seconds after ``instant``: the transition lies in (low, high]
+            while high - low > 1:
+                middle = (low + high) // 2
+                on_old_offset = (instant + timedelta(seconds=middle)).astimezone(zone).utcoffset() == offset
+                low, high = (middle, high) if on_old_offset else (low, middle)
+            first_wall = (instant + timedelta(seconds=high) + next_offset).replace(tzinfo=None)
+            span_us = (offset - next_offset) // timedelta(microseconds=1)
+            start = (first_wall - first_wall.replace(hour=0, minute=0, second=0, microsecond=0)) // timedelta(microseconds=1)
+            end = start + span_us
+            ranges.add((start, min(end, 86_400_000_000)))
+            if end > 86_400_000_000:
+                ranges.add((0, end - 86_400_000_000))
+        offset = next_offset
+        instant = following
+    return sorted(ranges)
+
+
+def _parse_and_check(
+    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], policy: Policy,
+    target: str,
+) -> None:
+    """Accepted rows of ``raw`` into ``target`` (in file order), the others into ``quarantine`` with reasons.
+
+    The file is parsed straight into the warehouse table: no typed copy with the text of every value kept for
+    messages is written and read again. Messages are built for the rejected rows alone.
+    """
+    parses: list[str] = []  # the parsed columns, plus the trimmed text of parsed values (for messages)
+    forms: list[str] = []  # computed once per row under the parse: the casts of timestamp texts and their forms
+    earlier_flags: list[str] = []  # timestamp columns with a ``<name>__earlier`` flag: read as the earlier instant
+    checks: list[tuple[str, str, str]] = []  # (condition, reason code, message SQL), one per possible problem
+    zone = policy.source_timezone
+    for column in source.columns:
+        name = column.name
+        raw_ref = ident(present[name]) if name in present else "NULL::VARCHAR"
+        trimmed = f"nullif(trim({raw_ref}), '')"
+        text = name  # ids and free text are kept as trimmed text: nothing to parse
+        if column.kind in ("timestamp", "boolean", "enum"):
+            text = f"{name}__text"
+            parses.append(text if column.kind == "timestamp" else f"{trimmed} AS {text}")
+        if column.kind == "timestamp":
+            timestamp = _timestamp_sql(name, trimmed, zone)
+            forms += timestamp.forms
+            parses += [f"{name}__form", f"{timestamp.value} AS {name}",
+                       f"{timestamp.earlier} AS {name}__earlier"]
+            earlier_flags.append(name)
+            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_timestamp",
+                           f"'{name}: not an ISO-8601 timestamp: ' || {text}"))
+            # a wall time inside a spring-forward gap never happened, with or without a zone name
+            checks.append((
+                timestamp.nonexistent, "nonexistent_local_time",
+                f"'{name}: ' || {text} || ' does not exist' || CASE {name}__form WHEN 'wall' THEN ' in ' || {lit(zone)} "
+                "ELSE '' END || ' (skipped by a daylight-saving change)'",
+            ))
+        elif column.kind == "boolean":
+            lowered = f"lower({trimmed})"
+            parses.append(
+                f"CASE WHEN {lowered} IN ({', '.join(map(lit, _TRUE))}) THEN true "
+                f"WHEN {lowered} IN ({', '.join(map(lit, _FALSE))}) THEN false END AS {name}"
+            )
+            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_boolean",
+                           f"'{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}"))
+        elif column.kind == "enum":
+            allowed = accepted_spellings(column, policy)
+            cases = " ".join(f"WHEN {lit(spelling)} THEN {lit(value)}" for spelling, value in sorted(allowed.items()))
+            value = f"CASE lower({trimmed}) {cases} END" if allowed else "NULL::VARCHAR"
+            if "channel_source" in source.derived and name == "channel":
+                # a blank channel is read from the subject's tag (tickets_reading), for every input format
+                value = f"coalesce({value}, CASE WHEN {trimmed} IS NULL THEN {tag_channel_sql(policy, _raw_text('subject', present))} END)"
+            parses.append(f"{value} AS {name}")
+            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "unknown_value", f"'{name}: unknown value ' || {text}"))
+        else:
+            parses.append(f"{trimmed} AS {name}")
+        if column.required:
+            # an enum read from elsewhere when blank (the channel from a subject tag) is missing only when both are
+            missing = f"{text} IS NULL AND {name} IS NULL" if column.kind == "enum" else f"{text} IS NULL"
+            checks.append((missing, "missing_value", f"'{name}: missing required value'"))
+    checks += [
+        (f"{later} < {earlier}", "out_of_order",
+         f"'{later} ' || strftime({later}, '%Y-%m-%dT%H:%M:%SZ') || ' is before {earlier} ' || "
+         f"strftime({earlier}, '%Y-%m-%dT%H:%M:%SZ')")
+        for earlier, later in source.ordered
+    ]
+    def parsed(rows: str, *passing: str) -> str:
+        kept = "".join(f", {column}" for column in passing)
+        below = f"(SELECT *, {', '.join(forms)} FROM {rows})" if forms else rows
+        return f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
+
+    # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
+    rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
+    keep = "NOT rejected"
+    if source.unique:
+        keep += _quarantine_duplicates(con, source, file_name, raw, present, parsed, rejected)
+    columns = ", ".join(column.name for column in source.columns)
+    if source.derived:
+        columns = _with_derived_columns(source, present, policy, parses)
+    # The names of a row's values read as their earlier instant: NULL for nearly every row, so cheap to write.
+    earlier = (f"CASE WHEN {' OR '.join(f'{name}__earlier' for name in earlier_flags)} THEN list_filter(["
+               + ", ".join(f"CASE WHEN {name}__earlier THEN {lit(name)} END" for name in earlier_flags)
+               + "], lambda name: name IS NOT NULL) END") if earlier_flags else "NULL::VARCHAR[]"
+    # Scan, parse and filter keep the file order: no join, no sort.
+    with _filters_after_parse(con):
+        con.execute(
+            f"""CREATE OR REPLACE TABLE {target} AS
+                SELECT {columns}, {lit(file_name)} AS source_file, source_line, {earlier} AS __earlier_columns
+                FROM (SELECT *, {rejected} AS rejected FROM {parsed(raw)}) WHERE {keep}"""
+        )
+    _record_earlier_readings(con, source, file_name, target)
+    con.execute(f"RESET VARIABLE duplicates_{source.name}")
+    # The rejected rows (a few) are parsed again, on their own, for their messages.
+    problems = ", ".join(
+        f"CASE WHEN {condition} THEN {{'code': {lit(code)}, 'message': {message}}} END"
+        for condition, code, message in checks
+    )
+    quarantined = "SELECT line FROM quarantine WHERE source_file = $file"
+    rejected_rows = (f"(SELECT * FROM {raw} WHERE source_line IN "
+                     f"(SELECT source_line FROM {raw} ANTI JOIN {target} USING (source_line) EXCEPT {quarantined}))")
+    _quarantine(
+        con, file_name,
+        f"SELECT source_line, raw_record_id, list_filter([{problems}], lambda p: p IS NOT NULL) AS problems "
+        f"FROM {parsed(rejected_rows)}",
+    )
+
+
+def _raw_text(name: str, present: dict[str, str]) -> str:
+    """SQL: a column's trimmed text (NULL when blank or when the file has no such column)."""
+    return f"nullif(trim({ident(present[name])}), '')" if name in present else "NULL::VARCHAR"
+
+
+def _with_derived_columns(source: Source, present: dict[str, str], policy: Policy, parses: list[str]) -> str:
+    """The staged columns of a tickets file: ``tier`` is the effective tier, then ``channel_source`` and
+    ``tier_source`` (compliance.ingest.tickets_reading). Adds to ``parses`` what they read."""
+    keyword_tier = keyword_tier_sql(policy, _raw_text("subject", present), _raw_text("description", present))
+    if keyword_tier is not None:
+        parses.append(f"{keyword_tier} AS tier__keywords")  # once per row: the regexes are the costly part
+    parses += [f"{_raw_text(name, present)} AS {name}__file" for name in source.derived]
+    tier, tier_source = tier_reading_sql(policy, "tier", "plan", "tier__keywords" if keyword_tier else None,
+                                         "tier_source__file")
+    staged = [f"{tier} AS tier" if column.name == "tier" else column.name for column in source.columns]
+    return ", ".join(staged + [f"{channel_source_sql(policy, 'channel__text', 'channel_source__file')} AS channel_source",
+                               f"{tier_source} AS tier_source"])
+
+
+def _record_earlier_readings(con: duckdb.DuckDBPyConnection, source: Source, file_name: str, target: str) -> None:
+    """Move the loaded values read as their earlier instant from ``target`` into ``ambiguous_local_times``
+    (replacing an older version's rows of this file), for data quality to count."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS ambiguous_local_times ({AMBIGUOUS_LOCAL_TIMES_COLUMNS})")
+    con.execute("DELETE FROM ambiguous_local_times WHERE source = ? AND source_file = ?", [source.name, file_name])
+    con.execute(
+        f"""INSERT INTO ambiguous_local_times
+            SELECT {lit(source.name)}, source_file, source_line, unnest(__earlier_columns)
+            FROM {target} WHERE __earlier_columns IS NOT NULL"""
+    )
+    con.execute(f"ALTER TABLE {target} DROP COLUMN __earlier_columns")
+
+
+@contextmanager
+def _filters_after_parse(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Filters stay where the query puts them, after the parse: pushed down into it, a filter on the rejected flag
+    would repeat a value's parse for every condition that reads the value, and run on every row of the file."""
+    con.execute("SET disabled_optimizers = 'filter_pushdown'")
+    try:
+        yield
+    finally:
+        con.execute("RESET disabled_optimizers")
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> None:
+    """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}), in line order."""
+    con.execute(
+        f"""INSERT INTO quarantine
+            SELECT $file, source_line, raw_record_id, problems[1].code,
+                   -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
+                   -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
+                   array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql('p.message')}),
+                       lambda m: CASE WHEN length(m) > {_REASON_MAX_CHARS} THEN left(m, {_REASON_MAX_CHARS - 1}) || '…'
+                                      ELSE m END), '; ')
+            FROM ({rows}) ORDER BY source_line""",
+        {"file": file_name},
+    )
+
+
+def _quarantine_duplicates(
+    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str],
+    parsed: Callable[..., str], rejected: str,
+) -> str:
+    """Among the rows that pass every check, the first occurrence of an ID is kept; later ones are quarantined here.
+
+    Returns a condition on ``raw`` rows (`` AND NOT <later duplicate>``, or nothing) for the load to leave them
+    out. Only rows whose ID occurs more than once in the file are parsed and judged, a few.
+    """
+    key = source.record_id
+    raw_key = f"nullif(trim({ident(present[key])}), '')"
+    # "Exact duplicate" compares the raw rows as read (every column of the contract).
+    raw_columns = ", ".join(ident(present[c.name]) for c in source.columns if c.name in present)
+    duplicates = f"duplicates_{source.name}"
+    # The lines whose ID occurs more than once are found from the key column alone; whole rows are read for
+    # those lines only.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {duplicates}_shared AS SELECT source_line FROM {raw}
+            WHERE {raw_key} IN (SELECT {raw_key} FROM {raw} GROUP BY ALL HAVING count(*) > 1)"""
+    )
+    shared = _lines_condition(con, f"{duplicates}_shared", f"{duplicates}_shared")
+    con.execute(f"DROP TABLE {duplicates}_shared")
+    if shared is None:
+        return ""
+    with _filters_after_parse(con):
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {duplicates} AS
+                WITH candidates AS (
+                    SELECT *, hash({raw_columns}) AS content_hash FROM {raw} WHERE {shared}
+                ), accepted AS (
+                    SELECT * FROM (SELECT *, {rejected} AS rejected FROM {parsed("candidates", "content_hash")})
+                    WHERE NOT rejected
+                )
+                SELECT source_line, raw_record_id, {key} AS id, content_hash,
+                       first_value(source_line) OVER w AS first_line, first_value(content_hash) OVER w AS first_hash,
+                       row_number() OVER w AS occurrence
+                FROM accepted
+                WINDOW w AS (PARTITION BY {key} ORDER BY source_line)"""
+        )
+    con.execute(f"RESET VARIABLE {duplicates}_shared")
+    con.execute(f"DELETE FROM {duplicates} WHERE occurrence = 1")
+    _quarantine(
+        con, file_name,
+        f"""SELECT source_line, raw_record_id,
+                   [CASE WHEN content_hash = first_hash
+                         THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || first_line}}
+                         ELSE {{'code': 'duplicate_id', 'message': '{key} ' || id
+                                || ' already used on line ' || first_line || ' (that row is kept)'}} END] AS problems
+            FROM {duplicates}""",
+    )
+    later = _lines_condition(con, duplicates, duplicates)
+    con.execute(f"DROP TABLE {duplicates}")
+    return f" AND NOT {later}" if later else ""
+
+
+def _lines_condition(con: duckdb.DuckDBPyConnection, variable: str, lines: str) -> str | None:
+    """SQL condition: a row's ``source_line`` is one of those in table ``lines``; None when there are none.
+
+    A bit per line in a session variable, looked up per row: unlike a join, this keeps the scan's order and never
+    builds a hash table of the scanned side. The variable lives until the session ends or is reset.
+    """
+    first, last = con.execute(f"SELECT min(source_line), max(source_line) FROM {lines}").fetchall()[0]
+    if first is None:
+        return None
+    con.execute(f"SET VARIABLE {variable} = (SELECT bitstring_agg(source_line, {first}, {last}) FROM {lines})")
+    return (f"CASE WHEN source_line BETWEEN {first} AND {last} "
+            f"THEN get_bit(getvariable('{variable}'), (source_line - {first})::INTEGER) = 1 ELSE false END")
