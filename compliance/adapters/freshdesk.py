@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from compliance.adapters.base import Adapter, AdapterOptions, Conversion, ConversionError
-from compliance.adapters.mapping import TableLayout, VendorSlaColumns, convert_csv_files
+from compliance.adapters.layout import TableLayout, VendorSlaColumns, convert_csv_files
 
 LAYOUT = TableLayout(
     source="tickets",

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from compliance.adapters.base import ISO_FORMATS, Adapter, AdapterOptions, Check, Conversion, ConversionError
-from compliance.adapters.mapping import TableLayout, concat_vendor_sla, convert_csv_files, text
+from compliance.adapters.layout import TableLayout, concat_vendor_sla, convert_csv_files, text
 
 VERSION = "jira service management issue csv"
 KEY, CREATED = "Issue key", "Created"

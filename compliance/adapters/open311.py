@@ -41,7 +41,7 @@ from compliance.adapters.base import (
     split_checked,
     timestamp_text,
 )
-from compliance.adapters.mapping import apply_value_overrides, value_overrides
+from compliance.adapters.value_overrides import apply_value_overrides, value_overrides
 
 CRM_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", *ISO_FORMATS)
 # open / closed, and the contract's own statuses (which a --mapping override may write)

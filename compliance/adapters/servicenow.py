@@ -35,7 +35,7 @@ from compliance.adapters.base import (
     split_checked,
     timestamp_text,
 )
-from compliance.adapters.mapping import apply_value_overrides, value_overrides
+from compliance.adapters.value_overrides import apply_value_overrides, value_overrides
 from compliance.policy import Policy
 
 # ServiceNow's list exports write yyyy-MM-dd; the UCI event log writes dd-mm-yyyy (day first).

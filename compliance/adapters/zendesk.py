@@ -33,7 +33,7 @@ from compliance.adapters.base import (
     split_checked,
     timestamp_text,
 )
-from compliance.adapters.mapping import (
+from compliance.adapters.layout import (
     TableLayout,
     concat_vendor_sla,
     convert_csv_files,
@@ -41,8 +41,8 @@ from compliance.adapters.mapping import (
     finish_table,
     map_table,
     text,
-    value_overrides,
 )
+from compliance.adapters.value_overrides import value_overrides
 
 STATUSES = {"new": "new", "open": "open", "pending": "pending", "hold": "on_hold", "on-hold": "on_hold",
             "on_hold": "on_hold", "solved": "solved", "closed": "closed"}
