@@ -16,20 +16,18 @@ Rules of the page:
 No Dagster imports here: the publish assets call :func:`render_compliance_report` and :func:`publish_atomically`.
 """
 
+
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
-
 import jinja2
 import plotly.graph_objects as go
 import polars as pl
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
-
 from compliance.policy import Policy, Rule
 from compliance.rule_kinds import DOMAINS
 from compliance.rules import privacy as privacy_rules
@@ -39,9 +37,14 @@ from reports.formatting import (
     format_count,
     format_timestamp,
     human_duration,
+    cell_text,
+    frame_rows,
+    shorten,
     timestamp_sort_key,
 )
+from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text
 from reports.reconciliation_section import ReconciliationData, reconciliation_section
+
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "compliance_report.html"
@@ -59,10 +62,6 @@ AT_RISK_LIMIT = 50
 # Age of an open privacy request (days since receipt): lower bounds of the chart's buckets.
 BACKLOG_AGE_BOUNDS = (7, 14, 30, 60, 90)
 PRINT_VIOLATION_ROWS = 100  # keep in step with the nth-child rule in compliance_report.css
-QUOTE_MAX_CHARS = 160
-
-CHART_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
-CHART_COLORS = {"achieved": "#2e7d32", "breached": "#c62828", "active": "#9e9e9e"}
 
 
 @dataclass
@@ -119,13 +118,13 @@ def period_changes(metrics: pl.DataFrame | None, as_of: Any) -> dict[str, dict[s
         return {}
     previous_period, current_period = periods
     counts: dict[str, dict[str, tuple[Any, Any]]] = {}
-    for row in _rows(metrics):
-        period = _text(row.get("period"))
-        if (_text(row.get("segment")) or "all") == "all" and period in periods:
+    for row in frame_rows(metrics):
+        period = cell_text(row.get("period"))
+        if (cell_text(row.get("segment")) or "all") == "all" and period in periods:
             denominator = row.get("denominator")
             if denominator is None and row.get("achieved") is not None and row.get("breached") is not None:
                 denominator = int(row["achieved"]) + int(row["breached"])
-            counts.setdefault(_text(row.get("rule_id")), {})[period] = (row.get("achieved"), denominator)
+            counts.setdefault(cell_text(row.get("rule_id")), {})[period] = (row.get("achieved"), denominator)
     changes = {}
     for rule_id, by_period in counts.items():
         current = by_period.get(current_period, (None, None))
@@ -159,31 +158,11 @@ def _adherence_sort_value(row: Mapping[str, Any]) -> float:
     return 100.0 * int(row.get("achieved") or 0) / int(denominator)
 
 
-def _shorten(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Page model
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _rows(frame: pl.DataFrame | None) -> list[dict[str, Any]]:
-    if frame is None or frame.height == 0:
-        return []
-    return frame.to_dicts()
-
-
 def _verdict_rows(policy: Policy, verdicts: pl.DataFrame) -> list[dict[str, Any]]:
     """One row per policy rule, in policy order; a rule the run produced no verdict for is 'not assessed'."""
     by_rule: dict[str, dict[str, Any]] = {}
-    for row in _rows(verdicts):
-        by_rule.setdefault(_text(row.get("rule_id")), row)
+    for row in frame_rows(verdicts):
+        by_rule.setdefault(cell_text(row.get("rule_id")), row)
     rows: list[dict[str, Any]] = []
     for rule in policy.rules:
         row = by_rule.pop(rule.id, None)
@@ -201,28 +180,28 @@ def _verdict_row(policy: Policy, rule: Rule | None, row: dict[str, Any] | None) 
         value = row.get(column)
         return fallback if value is None or value == "" else value
 
-    verdict = _text(row.get("verdict")) or "not assessed"
-    reason = _text(row.get("reason"))
+    verdict = cell_text(row.get("verdict")) or "not assessed"
+    reason = cell_text(row.get("reason"))
     if not row:
         reason = "the run produced no result for this rule"
     elif rule is None:
         reason = (reason + "; " if reason else "") + "rule ID not in the policy file"
-    source_doc = _text(pick("source_doc", rule.source_doc if rule else ""))
+    source_doc = cell_text(pick("source_doc", rule.source_doc if rule else ""))
     source_title = ""
     source_info = policy.sources.get(source_doc) if isinstance(policy.sources, Mapping) else None
     if isinstance(source_info, Mapping):
-        source_title = _text(source_info.get("title"))
-    calendar = _text(pick("calendar", rule.calendar if rule else "")) or "—"
+        source_title = cell_text(source_info.get("title"))
+    calendar = cell_text(pick("calendar", rule.calendar if rule else "")) or "—"
     calendar_description = ""
     calendar_spec = policy.calendars.get(calendar) if calendar != "—" else None
     if calendar_spec is not None:
-        calendar_description = _text(getattr(calendar_spec, "description", "") or "")
-    quote = _text(pick("source_quote", rule.source_quote if rule else ""))
+        calendar_description = cell_text(getattr(calendar_spec, "description", "") or "")
+    quote = cell_text(pick("source_quote", rule.source_quote if rule else ""))
     achieved, denominator = row.get("achieved"), row.get("denominator")
     return {
-        "rule_id": _text(pick("rule_id", rule.id if rule else "")),
-        "title": _text(pick("title", rule.title if rule else "")),
-        "domain": _text(pick("domain", rule.domain if rule else "")),
+        "rule_id": cell_text(pick("rule_id", rule.id if rule else "")),
+        "title": cell_text(pick("title", rule.title if rule else "")),
+        "domain": cell_text(pick("domain", rule.domain if rule else "")),
         "verdict": verdict,
         "verdict_class": VERDICT_CLASSES.get(verdict, "notassessed"),
         "reason": reason,
@@ -234,12 +213,12 @@ def _verdict_row(policy: Policy, rule: Rule | None, row: dict[str, Any] | None) 
         "achieved_raw": int(achieved or 0),
         "active": format_count(row.get("active")),
         "excluded": format_count(row.get("excluded")),
-        "target": _text(pick("target", rule.target.describe() if rule else "")) or "—",
+        "target": cell_text(pick("target", rule.target.describe() if rule else "")) or "—",
         "calendar": calendar,
         "calendar_description": calendar_description,
         "source_doc": source_doc or "—",
         "source_title": source_title,
-        "quote_short": _shorten(quote),
+        "quote_short": shorten(quote),
         "quote_full": " ".join(quote.split()),
     }
 
@@ -247,20 +226,20 @@ def _verdict_row(policy: Policy, rule: Rule | None, row: dict[str, Any] | None) 
 def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for item in manifest.get("inputs") or []:
-        status = _text(item.get("status")) or "loaded"
+        status = cell_text(item.get("status")) or "loaded"
         read, loaded, quarantined = item.get("rows_read"), item.get("rows_loaded"), item.get("rows_quarantined")
         balanced = None
         if read is not None and loaded is not None and quarantined is not None:
             balanced = int(read) == int(loaded) + int(quarantined)
-        sha = _text(item.get("sha256"))
-        file = _text(item.get("file")) or _text(item.get("source"))  # a missing export has no file name
+        sha = cell_text(item.get("sha256"))
+        file = cell_text(item.get("file")) or cell_text(item.get("source"))  # a missing export has no file name
         rows.append(
             {
                 "file": file,
                 "stem": Path(file).name.split(".")[0],
                 "status": status,
                 "status_class": STATUS_CLASSES.get(status, "notassessed"),
-                "problem": _text(item.get("problem")),
+                "problem": cell_text(item.get("problem")),
                 "rows_read": format_count(read),
                 "rows_loaded": format_count(loaded),
                 "rows_quarantined": format_count(quarantined),
@@ -278,7 +257,7 @@ def _metric_rows_for(metrics: pl.DataFrame, rule_ids: Iterable[str]) -> dict[str
     """The headline (period 'all', segment 'all') metrics row of each rule."""
     wanted = set(rule_ids)
     found: dict[str, dict[str, Any]] = {}
-    for row in _rows(metrics):
+    for row in frame_rows(metrics):
         if row.get("period") == "all" and row.get("segment") == "all" and row.get("rule_id") in wanted:
             found.setdefault(row["rule_id"], row)
     return found
@@ -288,17 +267,17 @@ def _segment_rows(metrics: pl.DataFrame, rule_order: list[str]) -> list[dict[str
     order = {rule_id: index for index, rule_id in enumerate(rule_order)}
     rows = [
         row
-        for row in _rows(metrics)
+        for row in frame_rows(metrics)
         if row.get("period") == "all" and row.get("segment") not in (None, "all") and row.get("rule_id") in order
     ]
-    rows.sort(key=lambda row: (order[row["rule_id"]], _text(row.get("segment"))))
+    rows.sort(key=lambda row: (order[row["rule_id"]], cell_text(row.get("segment"))))
     return [_metric_view(row) for row in rows]
 
 
 def _metric_view(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "rule_id": _text(row.get("rule_id")),
-        "segment": _text(row.get("segment")),
+        "rule_id": cell_text(row.get("rule_id")),
+        "segment": cell_text(row.get("segment")),
         "achieved": format_count(row.get("achieved")),
         "breached": format_count(row.get("breached")),
         "active": format_count(row.get("active")),
@@ -311,50 +290,25 @@ def _metric_view(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _chart_text(value: Any) -> str:
-    """Text for a chart label or hover text. plotly.js reads a subset of HTML in labels, so input text is
-    HTML-escaped (plotly shows the entities as characters); a ``%{`` is broken up so that a hovertemplate does not
-    read it as a placeholder."""
-    return html.escape(_text(value), quote=True).replace("%{", "%\u200b{")
-
-
-def _chart_html(fig: go.Figure, div_id: str) -> Markup:
-    # plotly's JSON encoder escapes <, > and / inside the figure data, so no value can end the <script> element.
-    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=CHART_CONFIG)
-    return Markup(div)
-
-
-def _base_layout(fig: go.Figure, title: str, y_title: str) -> None:
-    fig.update_layout(
-        template="plotly_white",
-        title={"text": title, "font": {"size": 14}},
-        height=360,
-        margin={"l": 60, "r": 20, "t": 50, "b": 60},
-        yaxis_title=y_title,
-        legend={"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"},
-        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
-    )
-
-
 def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: float) -> Markup | None:
     """Monthly adherence per rule (segment 'all', period YYYY-MM)."""
     rule_ids = [row["rule_id"] for row in rules]
     titles = {row["rule_id"]: row["title"] for row in rules}
     monthly: dict[str, list[dict[str, Any]]] = {rule_id: [] for rule_id in rule_ids}
-    for row in _rows(metrics):
-        period = _text(row.get("period"))
+    for row in frame_rows(metrics):
+        period = cell_text(row.get("period"))
         if row.get("segment") == "all" and period != "all" and row.get("rule_id") in monthly and row.get("denominator"):
             monthly[row["rule_id"]].append(row)
     if not any(monthly.values()):
         return None
     fig = go.Figure()
     for rule_id in rule_ids:
-        points = sorted(monthly[rule_id], key=lambda row: _text(row.get("period")))
+        points = sorted(monthly[rule_id], key=lambda row: cell_text(row.get("period")))
         if not points:
             continue
         fig.add_trace(
             go.Scatter(
-                x=[_text(row.get("period")) for row in points],
+                x=[cell_text(row.get("period")) for row in points],
                 y=[
                     None if not row.get("denominator") else 100.0 * int(row.get("achieved") or 0) / int(row["denominator"])
                     for row in points
@@ -363,20 +317,20 @@ def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: 
                     [format_count(row.get("achieved")), format_count(row.get("denominator")), format_count(row.get("active"))]
                     for row in points
                 ],
-                name=_chart_text(rule_id),
+                name=chart_text(rule_id),
                 mode="lines+markers",
                 hovertemplate=(
-                    f"{_chart_text(rule_id)}: {_chart_text(_shorten(titles.get(rule_id, ''), 80))}"
+                    f"{chart_text(rule_id)}: {chart_text(shorten(titles.get(rule_id, ''), 80))}"
                     "<br>%{x}: %{y:.1f}% (%{customdata[0]} / %{customdata[1]}; active %{customdata[2]})"
                     "<extra></extra>"
                 ),
             )
         )
-    _base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
+    base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
     fig.update_yaxes(range=[0, 102])
     fig.update_xaxes(type="category")
     fig.add_hline(y=met_min, line_dash="dot", line_color="#555", annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
-    return _chart_html(fig, "chart-tickets")
+    return chart_html(fig, "chart-tickets")
 
 
 def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
@@ -385,8 +339,8 @@ def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
     if not measured:
         return None
     fig = go.Figure()
-    x = [_chart_text(row["rule_id"]) for row in measured]
-    hover = [_chart_text(_shorten(row["title"], 80)) for row in measured]
+    x = [chart_text(row["rule_id"]) for row in measured]
+    hover = [chart_text(shorten(row["title"], 80)) for row in measured]
     for key, label in (("achieved_raw", "achieved"), ("breached_raw", "breached")):
         fig.add_trace(
             go.Bar(
@@ -398,10 +352,10 @@ def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
                 hovertemplate=f"%{{x}}: %{{customdata}}<br>{label}: %{{y:,}}<extra></extra>",
             )
         )
-    _base_layout(fig, "Items achieved and breached per rule", "items")
+    base_layout(fig, "Items achieved and breached per rule", "items")
     fig.update_layout(barmode="stack")
     fig.update_xaxes(type="category")
-    return _chart_html(fig, f"chart-{domain}")
+    return chart_html(fig, f"chart-{domain}")
 
 
 def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], policy: Policy) -> Markup | None:
@@ -424,7 +378,7 @@ def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], pol
         values = [headline[rule_id].get(key) for rule_id in measured]
         fig.add_trace(
             go.Bar(
-                y=[_chart_text(rule_id) for rule_id in measured],
+                y=[chart_text(rule_id) for rule_id in measured],
                 x=[None if value is None else round(100.0 * float(value) / targets[rule_id], 2) for value, rule_id in zip(values, measured)],
                 orientation="h",
                 name=label,
@@ -433,12 +387,12 @@ def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], pol
                 hovertemplate=f"%{{y}} {label}: %{{customdata[0]}} = %{{x:.0f}}% of the target %{{customdata[1]}}<extra></extra>",
             )
         )
-    _base_layout(fig, "Response time against the target, whole period: median, p90 and p95 as % of the target", "")
+    base_layout(fig, "Response time against the target, whole period: median, p90 and p95 as % of the target", "")
     fig.update_layout(barmode="group", height=max(320, 110 + 40 * len(measured)))
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_xaxes(ticksuffix="%", rangemode="tozero")
     fig.add_vline(x=100, line_dash="dash", line_color=CHART_COLORS["breached"], annotation_text="target")
-    return _chart_html(fig, "chart-tickets-response")
+    return chart_html(fig, "chart-tickets-response")
 
 
 def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
@@ -471,26 +425,26 @@ def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
                 hovertemplate=f"open %{{x}}: %{{y:,}} {label}<extra></extra>",
             )
         )
-    _base_layout(fig, "Privacy backlog at the as-of time: open requests by days since receipt", "open requests")
+    base_layout(fig, "Privacy backlog at the as-of time: open requests by days since receipt", "open requests")
     fig.update_layout(barmode="stack")
     fig.update_xaxes(type="category")
-    return _chart_html(fig, "chart-privacy-backlog")
+    return chart_html(fig, "chart-privacy-backlog")
 
 
 def _data_class_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], finding_counts: pl.DataFrame | None) -> Markup | None:
     """Retention findings per data class: kept to schedule, breached, minimisation warnings, not yet due."""
     rule_ids = {row["rule_id"] for row in rules}
     classes: dict[str, dict[str, Any]] = {}
-    for row in _rows(metrics):
-        segment = _text(row.get("segment"))
+    for row in frame_rows(metrics):
+        segment = cell_text(row.get("segment"))
         if row.get("period") == "all" and segment.startswith("data_class=") and row.get("rule_id") in rule_ids:
             figures = classes.setdefault(segment.split("=", 1)[1], {"rules": set(), "achieved": 0, "breached": 0, "active": 0, "warning": 0})
-            figures["rules"].add(_text(row.get("rule_id")))
+            figures["rules"].add(cell_text(row.get("rule_id")))
             for key in ("achieved", "breached", "active"):
                 figures[key] += int(row.get(key) or 0)
     if not classes:
         return None
-    for row in _rows(finding_counts):
+    for row in frame_rows(finding_counts):
         if row.get("severity") == "warning":
             for figures in classes.values():
                 if row.get("rule_id") in figures["rules"]:
@@ -505,18 +459,18 @@ def _data_class_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], findin
     ):
         fig.add_trace(
             go.Bar(
-                x=[_chart_text(name) for name in names],
+                x=[chart_text(name) for name in names],
                 y=[classes[name][key] for name in names],
                 name=label,
                 marker_color=color,
-                customdata=[_chart_text(", ".join(sorted(classes[name]["rules"]))) for name in names],
+                customdata=[chart_text(", ".join(sorted(classes[name]["rules"]))) for name in names],
                 hovertemplate=f"%{{x}} (%{{customdata}}): %{{y:,}} {label}<extra></extra>",
             )
         )
-    _base_layout(fig, "Retention findings by data class (records)", "records")
+    base_layout(fig, "Retention findings by data class (records)", "records")
     fig.update_layout(barmode="group")
     fig.update_xaxes(type="category")
-    return _chart_html(fig, "chart-retention-classes")
+    return chart_html(fig, "chart-retention-classes")
 
 
 def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -578,21 +532,21 @@ def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], input
     return sections
 
 
-def _at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[list[dict[str, Any]], int]:
+def at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[list[dict[str, Any]], int]:
     """Open clocks by time remaining (fewest first), the first ``limit`` formatted, and how many there are."""
-    rows = _rows(at_risk)
+    rows = frame_rows(at_risk)
     rows.sort(
         key=lambda row: (
             row.get("remaining_seconds") is None,
             float(row.get("remaining_seconds") or 0),
-            _text(row.get("rule_id")),
-            _text(row.get("record_id")),
+            cell_text(row.get("rule_id")),
+            cell_text(row.get("record_id")),
         )
     )
     shown = [
         {
-            "record_id": _text(row.get("record_id")),
-            "rule_id": _text(row.get("rule_id")),
+            "record_id": cell_text(row.get("record_id")),
+            "rule_id": cell_text(row.get("rule_id")),
             "due_at": format_timestamp(row.get("due_at")),
             "remaining": human_duration(row.get("remaining_seconds")),
         }
@@ -603,15 +557,15 @@ def _at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[li
 
 def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
     rows = []
-    for row in _rows(violations):
-        severity = _text(row.get("severity"))
+    for row in frame_rows(violations):
+        severity = cell_text(row.get("severity"))
         overdue = row.get("overdue_seconds")
         actual = row.get("actual_at")
         rows.append(
             {
-                "rule_id": _text(row.get("rule_id")),
-                "domain": _text(row.get("domain")),
-                "record_id": _text(row.get("record_id")),
+                "rule_id": cell_text(row.get("rule_id")),
+                "domain": cell_text(row.get("domain")),
+                "record_id": cell_text(row.get("record_id")),
                 "due_at": format_timestamp(row.get("due_at")),
                 "due_sort": timestamp_sort_key(row.get("due_at")),
                 "actual_at": format_timestamp(actual) if actual is not None else "still open",
@@ -620,22 +574,22 @@ def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
                 "overdue_sort": "" if overdue is None else repr(float(overdue)),
                 "severity": severity,
                 "severity_class": SEVERITY_CLASSES.get(severity, "notassessed"),
-                "explanation": _text(row.get("explanation")),
+                "explanation": cell_text(row.get("explanation")),
             }
         )
     return rows
 
 
 def _quarantine_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
-    rows = _rows(summary)
-    rows.sort(key=lambda row: (_text(row.get("source_file")), -int(row.get("rows") or 0), _text(row.get("reason"))))
+    rows = frame_rows(summary)
+    rows.sort(key=lambda row: (cell_text(row.get("source_file")), -int(row.get("rows") or 0), cell_text(row.get("reason"))))
     return [
-        {"source_file": _text(row.get("source_file")), "reason": _text(row.get("reason")), "rows": format_count(row.get("rows"))}
+        {"source_file": cell_text(row.get("source_file")), "reason": cell_text(row.get("reason")), "rows": format_count(row.get("rows"))}
         for row in rows
     ]
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=True,
@@ -655,7 +609,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
     policy, manifest = data.policy, data.manifest or {}
     verdict_rows = _verdict_rows(policy, data.verdicts)
     inputs = _input_rows(manifest)
-    at_risk, at_risk_total = _at_risk_rows(data.at_risk)
+    at_risk, at_risk_total = at_risk_rows(data.at_risk)
     violations = _violation_rows(data.violations)
     manifest_policy = manifest.get("policy") or {}
     period = manifest.get("period") or {}
@@ -668,7 +622,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
     change_periods_shown = change_periods(manifest.get("as_of"))
     versions = manifest.get("versions") or {}
     outputs = [
-        {"file": _text(item.get("file")), "sha256": _text(item.get("sha256"))}
+        {"file": cell_text(item.get("file")), "sha256": cell_text(item.get("sha256"))}
         for item in (manifest.get("outputs") or [])
         if isinstance(item, Mapping)
     ]
@@ -677,12 +631,12 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "profile": policy.profile,
         "met_min": f"{policy.met_min_adherence_pct:g}",
         "source_timezone": policy.source_timezone,
-        "run_id": _text(manifest.get("run_id")) or "—",
+        "run_id": cell_text(manifest.get("run_id")) or "—",
         "as_of": format_timestamp(manifest.get("as_of")),
         "period_start": format_timestamp(period.get("start")),
         "period_end": format_timestamp(period.get("end")),
-        "policy_path": _text(manifest_policy.get("path")) or str(policy.path),
-        "policy_sha256": _text(manifest_policy.get("sha256")) or policy.sha256,
+        "policy_path": cell_text(manifest_policy.get("path")) or str(policy.path),
+        "policy_sha256": cell_text(manifest_policy.get("sha256")) or policy.sha256,
         "policy_sha_matches": not manifest_policy.get("sha256") or manifest_policy.get("sha256") == policy.sha256,
         "generated_at": format_timestamp(data.generated_at),
         "verdict_rows": verdict_rows,
@@ -691,8 +645,8 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "inputs": inputs,
         "problem_inputs": [row for row in inputs if row["status"] != "loaded" or row["problem"]],
         "quarantine": _quarantine_rows(data.quarantine_summary),
-        "expectations": _rows(data.expectations),
-        "secret_summary": _rows(data.secret_summary),
+        "expectations": frame_rows(data.expectations),
+        "secret_summary": frame_rows(data.secret_summary),
         "reconciliation": reconciliation_section(data.reconciliation, manifest.get("conversion")),
         "sections": _domain_sections(data, verdict_rows, inputs),
         "at_risk": at_risk,
@@ -702,7 +656,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "violations_total": max(int(data.violations_total or 0), len(violations)),
         "print_violation_rows": PRINT_VIOLATION_ROWS,
         "violation_domains": sorted({row["domain"] for row in violations if row["domain"]}),
-        "versions": [{"package": _text(k), "version": _text(v)} for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))],
+        "versions": [{"package": cell_text(k), "version": cell_text(v)} for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))],
         "outputs": outputs,
         "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
     }
@@ -710,4 +664,4 @@ def build_context(data: ReportData) -> dict[str, Any]:
 
 def render_compliance_report(data: ReportData) -> str:
     """The whole HTML document."""
-    return _environment().get_template(TEMPLATE_NAME).render(**build_context(data))
+    return template_environment().get_template(TEMPLATE_NAME).render(**build_context(data))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timezone
 from typing import Any
+import polars as pl
 
 
 def format_timestamp(value: Any) -> str:
@@ -88,3 +89,26 @@ def format_adherence(achieved: Any, denominator: Any) -> str:
     if tenths is None:
         return "— (0 / 0)"
     return f"{tenths // 10}.{tenths % 10}% ({int(achieved):,} / {int(denominator):,})"
+
+
+QUOTE_MAX_CHARS = 160
+
+
+def shorten(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def cell_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Page model
+# --------------------------------------------------------------------------------------------------------------
+
+
+def frame_rows(frame: pl.DataFrame | None) -> list[dict[str, Any]]:
+    if frame is None or frame.height == 0:
+        return []
+    return frame.to_dicts()

@@ -14,7 +14,7 @@ The page shows
 
 It follows the rules of the compliance report and reuses its helpers (formatting, chart embedding, Jinja2
 environment, atomic publishing): plotly.js is inlined exactly once, charts are rendered without the library and
-with stable div ids, every input string is escaped (Jinja2 autoescape; chart text through ``_chart_text`` and
+with stable div ids, every input string is escaped (Jinja2 autoescape; chart text through ``chart_text`` and
 plotly's JSON encoder), no external resource, and an empty input renders a "no data" panel.
 
 No Dagster imports here: the publish asset calls :func:`render_sla_dashboard` and
@@ -36,18 +36,9 @@ from plotly.offline import get_plotlyjs
 
 from compliance.policy import Policy
 from compliance.rule_kinds import DOMAINS
-from reports.compliance_report import (
-    CHART_COLORS,
-    _at_risk_rows,
-    _base_layout,
-    _chart_html,
-    _chart_text,
-    _environment,
-    _rows,
-    _shorten,
-    _text,
-    period_changes,
-)
+from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text
+from reports.compliance_report import at_risk_rows, template_environment, period_changes
+from reports.formatting import frame_rows, shorten, cell_text
 from reports.formatting import adherence_tenths, format_adherence, format_count, format_timestamp, human_duration
 
 __all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard"]
@@ -197,15 +188,15 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
     policy, targets = data.policy, data.targets or {}
     changes = period_changes(data.monthly, data.as_of)
     rows_by_rule: dict[str, dict[str, Any]] = {}
-    for row in _rows(data.kpis):
-        rows_by_rule.setdefault(_text(row.get("rule_id")), row)
+    for row in frame_rows(data.kpis):
+        rows_by_rule.setdefault(cell_text(row.get("rule_id")), row)
     tiles = []
     for rule_id in _rule_order(policy, list(rows_by_rule)):
         row = rows_by_rule[rule_id]
         denominator = _denominator(row)
         achieved = row.get("achieved")
         status = rag_status(achieved, denominator, policy.met_min_adherence_pct)
-        title = _text(row.get("title"))
+        title = cell_text(row.get("title"))
         if not title:
             try:
                 title = policy.rule(rule_id).title
@@ -214,9 +205,9 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
         tiles.append(
             {
                 "rule_id": rule_id,
-                "title": _shorten(title, 90),
+                "title": shorten(title, 90),
                 "title_full": title,
-                "domain": _text(row.get("domain")),
+                "domain": cell_text(row.get("domain")),
                 "status": status,
                 "status_label": RAG_LABELS[status],
                 "headline": _headline(achieved, denominator),
@@ -243,8 +234,8 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
     """One tile per domain with measured commitments: all of its items pooled, with the month-over-month change."""
     policy = data.policy
     pooled: dict[str, dict[str, int]] = {}
-    for row in _rows(data.kpis):
-        domain = _text(row.get("domain")) or _domain_of(policy, _text(row.get("rule_id")))
+    for row in frame_rows(data.kpis):
+        domain = cell_text(row.get("domain")) or _domain_of(policy, cell_text(row.get("rule_id")))
         denominator = _denominator(row)
         if not domain or not denominator:
             continue
@@ -254,12 +245,12 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
         totals["breached"] += int(row.get("breached") or 0)
         totals["rules"] += 1
     monthly: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in _rows(data.monthly):
-        domain = _domain_of(policy, _text(row.get("rule_id")))
-        if (_text(row.get("segment")) or "all") != "all" or domain not in pooled:
+    for row in frame_rows(data.monthly):
+        domain = _domain_of(policy, cell_text(row.get("rule_id")))
+        if (cell_text(row.get("segment")) or "all") != "all" or domain not in pooled:
             continue
-        totals = monthly.setdefault((domain, _text(row.get("period"))),
-                                    {"rule_id": domain, "period": _text(row.get("period")), "segment": "all",
+        totals = monthly.setdefault((domain, cell_text(row.get("period"))),
+                                    {"rule_id": domain, "period": cell_text(row.get("period")), "segment": "all",
                                      "achieved": 0, "denominator": 0})
         totals["achieved"] += int(row.get("achieved") or 0)
         totals["denominator"] += _denominator(row) or 0
@@ -295,11 +286,11 @@ def _trend_chart(data: DashboardData) -> Markup | None:
     """Monthly adherence per rule; a dropdown shows another domain, or one rule split by segment."""
     met_min = data.policy.met_min_adherence_pct
     series: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for row in _rows(data.monthly):
-        period = _text(row.get("period"))
+    for row in frame_rows(data.monthly):
+        period = cell_text(row.get("period"))
         if not period or period == "all" or not _denominator(row):  # a month without a verdict has no point
             continue
-        rule_id, segment = _text(row.get("rule_id")), _text(row.get("segment")) or "all"
+        rule_id, segment = cell_text(row.get("rule_id")), cell_text(row.get("segment")) or "all"
         series.setdefault(rule_id, {}).setdefault(segment, []).append(row)
     rules = _rule_order(data.policy, list(series))
     if not rules:
@@ -311,26 +302,26 @@ def _trend_chart(data: DashboardData) -> Markup | None:
     for index, rule_id in enumerate(rules):
         segments = sorted(series[rule_id], key=lambda segment: (segment != "all", segment))
         for position, segment in enumerate(segments):
-            points = sorted(series[rule_id][segment], key=lambda row: _text(row.get("period")))
+            points = sorted(series[rule_id][segment], key=lambda row: cell_text(row.get("period")))
             name = rule_id if segment == "all" else f"{rule_id} {_segment_label(segment)}"
             fig.add_trace(
                 go.Scatter(
-                    x=[_chart_text(row.get("period")) for row in points],
+                    x=[chart_text(row.get("period")) for row in points],
                     y=[_adherence(row) for row in points],
                     customdata=[[format_count(row.get("achieved")), format_count(_denominator(row))] for row in points],
-                    name=_chart_text(name),
+                    name=chart_text(name),
                     mode="lines+markers",
                     # the overall line in the rule's colour; its segments in further colours, dotted
                     line={"color": _color(index + position), "dash": "solid" if segment == "all" else "dot"},
                     visible=segment == "all" and _domain_of(data.policy, rule_id) == shown_domain,
                     hovertemplate=(
-                        f"{_chart_text(name)}<br>%{{x}}: %{{y:.1f}}% (%{{customdata[0]}} / %{{customdata[1]}})"
+                        f"{chart_text(name)}<br>%{{x}}: %{{y:.1f}}% (%{{customdata[0]}} / %{{customdata[1]}})"
                         "<extra></extra>"
                     ),
                 )
             )
             groups.append((rule_id, segment))
-    _base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
+    base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
     fig.update_yaxes(range=[0, 102])
     fig.update_xaxes(type="category")
     fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
@@ -338,7 +329,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
     if split_rules or len(domains) > 1:
         buttons = [
             {
-                "label": _chart_text(f"{DOMAIN_LABELS.get(domain, domain or 'other')}: every rule"),
+                "label": chart_text(f"{DOMAIN_LABELS.get(domain, domain or 'other')}: every rule"),
                 "method": "update",
                 "args": [{"visible": [segment == "all" and _domain_of(data.policy, owner) == domain for owner, segment in groups]}],
             }
@@ -354,7 +345,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
         for rule_id in split_rules:
             buttons.append(
                 {
-                    "label": _chart_text(f"{rule_id} by segment"),
+                    "label": chart_text(f"{rule_id} by segment"),
                     "method": "update",
                     "args": [{"visible": [owner == rule_id for owner, _ in groups]}],
                 }
@@ -366,7 +357,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
             ],
             margin={"t": 70},
         )
-    return _chart_html(fig, "chart-trend")
+    return chart_html(fig, "chart-trend")
 
 
 def _is_response_time(policy: Policy, rule_id: str) -> bool:
@@ -381,10 +372,10 @@ def _response_chart(data: DashboardData) -> Markup | None:
     """Median and p90 per rule as % of the rule's target (100% = target); a dropdown picks the period."""
     targets_by_rule = {rule_id: seconds for rule_id, seconds in (data.targets or {}).items() if _is_response_time(data.policy, rule_id)}
     by_period: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in _rows(data.monthly):
-        if (_text(row.get("segment")) or "all") != "all":
+    for row in frame_rows(data.monthly):
+        if (cell_text(row.get("segment")) or "all") != "all":
             continue
-        rule_id, period = _text(row.get("rule_id")), _text(row.get("period"))
+        rule_id, period = cell_text(row.get("rule_id")), cell_text(row.get("period"))
         target = _float(targets_by_rule.get(rule_id))
         if not period or not target or target <= 0:
             continue
@@ -405,7 +396,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
             fig.add_trace(
                 go.Bar(
                     # horizontal bars: one row per rule stays readable with two dozen rules
-                    y=[_chart_text(rule_id) for rule_id in rules],
+                    y=[chart_text(rule_id) for rule_id in rules],
                     x=[None if value is None else round(100.0 * value / target, 2) for value, target in zip(values, targets)],
                     orientation="h",
                     text=[human_duration(value) for value in values],
@@ -416,7 +407,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
                     marker_color=color,
                     visible=period == default,
                     hovertemplate=(
-                        f"%{{y}} ({_chart_text(period if period != 'all' else 'whole period')})<br>"
+                        f"%{{y}} ({chart_text(period if period != 'all' else 'whole period')})<br>"
                         f"{label}: %{{customdata[0]}} = %{{x:.0f}}% of the target %{{customdata[1]}}<extra></extra>"
                     ),
                 )
@@ -424,7 +415,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
             owners.append(period)
     rows_shown = max(len(rules_of_period) for rules_of_period in by_period.values())
     title = "Median and p90 response time per rule, as % of its target (100% = target)"
-    _base_layout(fig, title, "")
+    base_layout(fig, title, "")
     fig.update_layout(barmode="group", height=max(360, 110 + 34 * rows_shown), bargap=0.25)
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_xaxes(ticksuffix="%", rangemode="tozero")
@@ -432,7 +423,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
     if len(periods) > 1:
         buttons = [
             {
-                "label": _chart_text("whole period" if period == "all" else period),
+                "label": chart_text("whole period" if period == "all" else period),
                 "method": "update",
                 "args": [{"visible": [owner == period for owner in owners]}],
             }
@@ -445,13 +436,13 @@ def _response_chart(data: DashboardData) -> Markup | None:
             ],
             margin={"t": 70},
         )
-    return _chart_html(fig, "chart-response")
+    return chart_html(fig, "chart-response")
 
 
 def _heatmap_chart(data: DashboardData) -> Markup | None:
     grid = [[0 for _ in range(24)] for _ in range(7)]
     seen = False
-    for row in _rows(data.breaches_by_hour):
+    for row in frame_rows(data.breaches_by_hour):
         weekday, hour, count = _int_or_none(row.get("weekday")), _int_or_none(row.get("hour")), _int_or_none(row.get("breaches"))
         if weekday is None or hour is None or count is None or not 1 <= weekday <= 7 or not 0 <= hour <= 23:
             continue
@@ -472,23 +463,23 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
             ygap=1,
         )
     )
-    _base_layout(fig, "Breached ticket clocks by weekday and hour of the clock start (UTC)", "")
+    base_layout(fig, "Breached ticket clocks by weekday and hour of the clock start (UTC)", "")
     fig.update_layout(height=320)
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(type="category", title="hour of day (UTC)")
-    return _chart_html(fig, "chart-heatmap")
+    return chart_html(fig, "chart-heatmap")
 
 
 def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str, Any]]]:
     rows = [
         row
-        for row in _rows(data.incident_response)
-        if _text(row.get("period")) == "all" and _text(row.get("severity")) not in ("", "all")
+        for row in frame_rows(data.incident_response)
+        if cell_text(row.get("period")) == "all" and cell_text(row.get("severity")) not in ("", "all")
     ]
-    rows.sort(key=lambda row: _text(row.get("severity")))
+    rows.sort(key=lambda row: cell_text(row.get("severity")))
     table = [
         {
-            "severity": _text(row.get("severity")),
+            "severity": cell_text(row.get("severity")),
             "incidents": format_count(row.get("incidents")),
             "acknowledged": format_count(row.get("acknowledged")),
             "resolved": format_count(row.get("resolved")),
@@ -503,7 +494,7 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
         return None, table
     unit, size = _duration_unit(max(measured))
     fig = go.Figure()
-    severities = [_chart_text(row.get("severity")) for row in rows]
+    severities = [chart_text(row.get("severity")) for row in rows]
     for key, count_key, label, color in (
         ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", "#2a5db0"),
         ("mttr_mean_seconds", "resolved", "MTTR (mean time to resolve)", "#8e24aa"),
@@ -525,46 +516,46 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
                 ),
             )
         )
-    _base_layout(fig, "Incidents: mean time to acknowledge and to resolve, per severity", unit)
+    base_layout(fig, "Incidents: mean time to acknowledge and to resolve, per severity", unit)
     fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
     fig.update_xaxes(type="category")
-    return _chart_html(fig, "chart-incidents"), table
+    return chart_html(fig, "chart-incidents"), table
 
 
 def _privacy_chart(data: DashboardData) -> Markup | None:
     met_min = data.policy.met_min_adherence_pct
     series: dict[str, list[dict[str, Any]]] = {}
-    for row in _rows(data.privacy_on_time):
-        period = _text(row.get("period"))
+    for row in frame_rows(data.privacy_on_time):
+        period = cell_text(row.get("period"))
         if not period or period == "all" or not _denominator(row):
             continue
-        series.setdefault(_text(row.get("rule_id")), []).append(row)
+        series.setdefault(cell_text(row.get("rule_id")), []).append(row)
     rules = _rule_order(data.policy, list(series))
     if not rules:
         return None
     fig = go.Figure()
     for index, rule_id in enumerate(rules):
-        points = sorted(series[rule_id], key=lambda row: _text(row.get("period")))
+        points = sorted(series[rule_id], key=lambda row: cell_text(row.get("period")))
         fig.add_trace(
             go.Bar(
-                x=[_chart_text(row.get("period")) for row in points],
+                x=[chart_text(row.get("period")) for row in points],
                 y=[_adherence(row) for row in points],
                 text=[f"{format_count(row.get('achieved'))} / {format_count(_denominator(row))}" for row in points],
                 # inside the bar end: outside labels would collide with the threshold line near 100%
                 textposition="inside",
                 insidetextanchor="end",
                 textangle=0,
-                name=_chart_text(rule_id),
+                name=chart_text(rule_id),
                 marker_color=_color(index),
-                hovertemplate=f"{_chart_text(rule_id)} %{{x}}: %{{y:.1f}}% on time (%{{text}})<extra></extra>",
+                hovertemplate=f"{chart_text(rule_id)} %{{x}}: %{{y:.1f}}% on time (%{{text}})<extra></extra>",
             )
         )
-    _base_layout(fig, "Privacy requests handled on time, by month of receipt (UTC): on time / (on time + late)", "on time %")
+    base_layout(fig, "Privacy requests handled on time, by month of receipt (UTC): on time / (on time + late)", "on time %")
     fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
     fig.update_yaxes(range=[0, 108])
     fig.update_xaxes(type="category")
     fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
-    return _chart_html(fig, "chart-privacy")
+    return chart_html(fig, "chart-privacy")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -579,7 +570,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
     counts = {status: 0 for status in RAG_LABELS}
     for tile in tiles:
         counts[tile["status"]] += 1
-    at_risk, at_risk_total = _at_risk_rows(data.at_risk, AT_RISK_LIMIT)
+    at_risk, at_risk_total = at_risk_rows(data.at_risk, AT_RISK_LIMIT)
     incidents_chart, incidents_table = _incidents_chart(data)
     met_min = policy.met_min_adherence_pct
     return {
@@ -587,7 +578,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "profile": policy.profile,
         "met_min": f"{met_min:g}",
         "amber_min": f"{max(0.0, met_min - AMBER_BAND_POINTS):g}",
-        "run_id": _text(data.run_id) or "—",
+        "run_id": cell_text(data.run_id) or "—",
         "as_of": format_timestamp(data.as_of),
         "generated_at": format_timestamp(data.generated_at),
         "tiles": tiles,
@@ -608,4 +599,4 @@ def build_context(data: DashboardData) -> dict[str, Any]:
 
 def render_sla_dashboard(data: DashboardData) -> str:
     """The whole HTML document."""
-    return _environment().get_template(TEMPLATE_NAME).render(**build_context(data))
+    return template_environment().get_template(TEMPLATE_NAME).render(**build_context(data))

@@ -1,0 +1,39 @@
+"""Plotly helpers shared by the report and the dashboard: chart text escaped, charts rendered without the library
+(plotly.js is inlined once per page), one base layout."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+import plotly.graph_objects as go
+from markupsafe import Markup
+from reports.formatting import cell_text
+
+
+CHART_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
+CHART_COLORS = {"achieved": "#2e7d32", "breached": "#c62828", "active": "#9e9e9e"}
+
+
+def chart_text(value: Any) -> str:
+    """Text for a chart label or hover text. plotly.js reads a subset of HTML in labels, so input text is
+    HTML-escaped (plotly shows the entities as characters); a ``%{`` is broken up so that a hovertemplate does not
+    read it as a placeholder."""
+    return html.escape(cell_text(value), quote=True).replace("%{", "%\u200b{")
+
+
+def chart_html(fig: go.Figure, div_id: str) -> Markup:
+    # plotly's JSON encoder escapes <, > and / inside the figure data, so no value can end the <script> element.
+    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=CHART_CONFIG)
+    return Markup(div)
+
+
+def base_layout(fig: go.Figure, title: str, y_title: str) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "font": {"size": 14}},
+        height=360,
+        margin={"l": 60, "r": 20, "t": 50, "b": 60},
+        yaxis_title=y_title,
+        legend={"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"},
+        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+    )
