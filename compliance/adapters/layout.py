@@ -28,7 +28,7 @@ from compliance.adapters.base import (
 from compliance.ingest.contract import SOURCES, Column, Source
 from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
-from compliance.adapters.value_overrides import ValueOverrides, _lookup, value_overrides
+from compliance.adapters.value_overrides import ValueOverrides, spelling_lookup, value_overrides
 
 
 METRICS = ("first_response", "resolution", "acknowledgement")
@@ -99,7 +99,7 @@ def map_table(
         mapped_headers.update(found)
         column = source.column(name)
         spellings = {**(_enum_spellings(column, options.policy) or {}), **layout.values.get(name, {}), **overrides.get(name, {})}
-        resolved = [_lookup(text(header).str.to_lowercase(), spellings) for header in found]
+        resolved = [spelling_lookup(text(header).str.to_lowercase(), spellings) for header in found]
         value = pl.coalesce([*resolved, *(text(header) for header in found)])
         label = " / ".join(found)
         if column.kind == "timestamp":
@@ -228,7 +228,7 @@ def vendor_sla_rows(frame: pl.DataFrame, layout: TableLayout, options: AdapterOp
                 pl.lit(layout.source).alias("source"),
                 pl.lit(sla.metric).alias("metric"),
                 due.alias("vendor_due_at"),
-                _lookup(verdict.str.to_lowercase(), verdicts).alias("vendor_met"),
+                spelling_lookup(verdict.str.to_lowercase(), verdicts).alias("vendor_met"),
                 verdict.alias("vendor_status"),
                 pl.lit(fields).alias("vendor_field"),
             ).filter(pl.col("vendor_due_at").is_not_null() | pl.col("vendor_status").is_not_null())

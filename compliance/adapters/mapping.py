@@ -14,7 +14,7 @@ import polars as pl
 from compliance.adapters.base import ISO_FORMATS, Adapter, AdapterOptions, Conversion, ConversionError
 from compliance.ingest.contract import SOURCES
 from compliance.adapters.layout import METRICS, TableLayout, VendorSlaColumns, convert_csv_files
-from compliance.adapters.value_overrides import _parse_values, _problem, _read_document, _scalar, _string_map
+from compliance.adapters.value_overrides import parse_values, mapping_problem, read_mapping_document, scalar_value, string_map
 
 
 _VENDOR_SLA_KEYS = ("verdict", "met", "breached", "due")
@@ -22,78 +22,78 @@ _VENDOR_SLA_KEYS = ("verdict", "met", "breached", "due")
 
 def load_mapping(path: Path) -> TableLayout:
     """A mapping file validated into a layout; every problem is one line naming the file and the key."""
-    document = _read_document(path)
+    document = read_mapping_document(path)
     source_name = document.get("source")
     if source_name is None:
-        raise _problem(path, "source", f"missing (one of: {', '.join(SOURCES)})")
+        raise mapping_problem(path, "source", f"missing (one of: {', '.join(SOURCES)})")
     if source_name not in SOURCES:
-        raise _problem(path, "source", f"unknown source {source_name!r} (known: {', '.join(SOURCES)})")
+        raise mapping_problem(path, "source", f"unknown source {source_name!r} (known: {', '.join(SOURCES)})")
     source = SOURCES[source_name]
     contract = {column.name for column in source.columns}
 
     columns: dict[str, tuple[str, ...]] = {}
-    for name, headers in _string_map(path, "columns", document.get("columns")).items():
+    for name, headers in string_map(path, "columns", document.get("columns")).items():
         if name not in contract:
-            raise _problem(path, f"columns.{name}", f"unknown contract column of {source_name} (known: {', '.join(sorted(contract))})")
+            raise mapping_problem(path, f"columns.{name}", f"unknown contract column of {source_name} (known: {', '.join(sorted(contract))})")
         listed = headers if isinstance(headers, list) else [headers]
         if not listed:
-            raise _problem(path, f"columns.{name}", "names no vendor column")
-        columns[name] = tuple(_scalar(path, f"columns.{name}", header) for header in listed)
+            raise mapping_problem(path, f"columns.{name}", "names no vendor column")
+        columns[name] = tuple(scalar_value(path, f"columns.{name}", header) for header in listed)
 
     constants = {}
-    for name, value in _string_map(path, "constants", document.get("constants")).items():
+    for name, value in string_map(path, "constants", document.get("constants")).items():
         if name not in contract:
-            raise _problem(path, f"constants.{name}", f"unknown contract column of {source_name}")
+            raise mapping_problem(path, f"constants.{name}", f"unknown contract column of {source_name}")
         if name in columns:
-            raise _problem(path, f"constants.{name}", "is also mapped under columns; keep one")
-        constants[name] = _scalar(path, f"constants.{name}", value)
+            raise mapping_problem(path, f"constants.{name}", "is also mapped under columns; keep one")
+        constants[name] = scalar_value(path, f"constants.{name}", value)
 
     for name in source.required:
         if name not in columns and name not in constants:
-            raise _problem(path, "columns", f"required contract column {name} of {source_name} is neither mapped nor a constant")
+            raise mapping_problem(path, "columns", f"required contract column {name} of {source_name} is neither mapped nor a constant")
 
     formats_raw = document.get("timestamp_formats", list(ISO_FORMATS))
     if not isinstance(formats_raw, list) or not formats_raw:
-        raise _problem(path, "timestamp_formats", "must be a non-empty list of chrono formats, e.g. ['%m/%d/%Y']")
-    formats = tuple(_scalar(path, "timestamp_formats", item) for item in formats_raw)
+        raise mapping_problem(path, "timestamp_formats", "must be a non-empty list of chrono formats, e.g. ['%m/%d/%Y']")
+    formats = tuple(scalar_value(path, "timestamp_formats", item) for item in formats_raw)
     for item in formats:
         if "%" not in item:
-            raise _problem(path, "timestamp_formats", f"{item!r} is not a chrono format (e.g. %Y-%m-%d %H:%M)")
+            raise mapping_problem(path, "timestamp_formats", f"{item!r} is not a chrono format (e.g. %Y-%m-%d %H:%M)")
         try:
             pl.Series([""]).str.strptime(pl.Datetime("us"), item, strict=False)
         except pl.exceptions.PolarsError:
-            raise _problem(path, "timestamp_formats", f"{item!r} is not a chrono format polars accepts") from None
+            raise mapping_problem(path, "timestamp_formats", f"{item!r} is not a chrono format polars accepts") from None
 
     timezone = document.get("timezone")
     if timezone is not None:
         try:
             zoneinfo.ZoneInfo(str(timezone))
         except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-            raise _problem(path, "timezone", f"{timezone!r} is not an IANA time zone (e.g. America/New_York)") from None
+            raise mapping_problem(path, "timezone", f"{timezone!r} is not an IANA time zone (e.g. America/New_York)") from None
 
     vendor_sla = []
-    for metric, spec in _string_map(path, "vendor_sla", document.get("vendor_sla")).items():
+    for metric, spec in string_map(path, "vendor_sla", document.get("vendor_sla")).items():
         if metric not in METRICS:
-            raise _problem(path, f"vendor_sla.{metric}", f"unknown metric (known: {', '.join(METRICS)})")
-        spec = _string_map(path, f"vendor_sla.{metric}", spec)
+            raise mapping_problem(path, f"vendor_sla.{metric}", f"unknown metric (known: {', '.join(METRICS)})")
+        spec = string_map(path, f"vendor_sla.{metric}", spec)
         unknown = [key for key in spec if key not in _VENDOR_SLA_KEYS]
         if unknown:
-            raise _problem(path, f"vendor_sla.{metric}.{unknown[0]}", f"unknown key (known: {', '.join(_VENDOR_SLA_KEYS)})")
+            raise mapping_problem(path, f"vendor_sla.{metric}.{unknown[0]}", f"unknown key (known: {', '.join(_VENDOR_SLA_KEYS)})")
         if "verdict" not in spec and "due" not in spec:
-            raise _problem(path, f"vendor_sla.{metric}", "names neither a verdict nor a due column")
+            raise mapping_problem(path, f"vendor_sla.{metric}", "names neither a verdict nor a due column")
         lists = {}
         for key in ("met", "breached"):
             raw = spec.get(key, [])
             if not isinstance(raw, list):
-                raise _problem(path, f"vendor_sla.{metric}.{key}", "must be a list of verdict spellings")
-            lists[key] = tuple(_scalar(path, f"vendor_sla.{metric}.{key}", item) for item in raw)
+                raise mapping_problem(path, f"vendor_sla.{metric}.{key}", "must be a list of verdict spellings")
+            lists[key] = tuple(scalar_value(path, f"vendor_sla.{metric}.{key}", item) for item in raw)
         vendor_sla.append(
             VendorSlaColumns(
                 metric,
-                _scalar(path, f"vendor_sla.{metric}.verdict", spec["verdict"]) if "verdict" in spec else None,
+                scalar_value(path, f"vendor_sla.{metric}.verdict", spec["verdict"]) if "verdict" in spec else None,
                 lists["met"],
                 lists["breached"],
-                _scalar(path, f"vendor_sla.{metric}.due", spec["due"]) if "due" in spec else None,
+                scalar_value(path, f"vendor_sla.{metric}.due", spec["due"]) if "due" in spec else None,
             )
         )
 
@@ -102,7 +102,7 @@ def load_mapping(path: Path) -> TableLayout:
         columns=columns,
         timestamp_formats=formats,
         timezone=str(timezone) if timezone else None,
-        values=_parse_values(path, document.get("values"), contract, source_name),
+        values=parse_values(path, document.get("values"), contract, source_name),
         constants=constants,
         vendor_sla=tuple(vendor_sla),
     )

@@ -17,7 +17,7 @@ _TOP_LEVEL_KEYS = ("source", "columns", "timestamp_formats", "timezone", "values
 ValueOverrides = dict[str, dict[str, str]]  # contract column -> {vendor spelling (lower-case): canonical value}
 
 
-def _lookup(key: pl.Expr, spellings: Mapping[str, str]) -> pl.Expr:
+def spelling_lookup(key: pl.Expr, spellings: Mapping[str, str]) -> pl.Expr:
     """``key`` (lower-case text) looked up in ``spellings``; null when absent."""
     if not spellings:
         return pl.lit(None, dtype=pl.Utf8)
@@ -27,11 +27,11 @@ def _lookup(key: pl.Expr, spellings: Mapping[str, str]) -> pl.Expr:
 # --- the mapping file -------------------------------------------------------------------------------------------
 
 
-def _problem(path: Path, key: str, message: str) -> ConversionError:
+def mapping_problem(path: Path, key: str, message: str) -> ConversionError:
     return ConversionError(f"{path}: {key}: {message}")
 
 
-def _read_document(path: Path) -> dict[str, Any]:
+def read_mapping_document(path: Path) -> dict[str, Any]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except OSError as error:
@@ -42,47 +42,47 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise ConversionError(f"{path}: a mapping file is a YAML mapping with source, columns, values, ...")
     unknown = [str(key) for key in document if key not in _TOP_LEVEL_KEYS]
     if unknown:
-        raise _problem(path, unknown[0], f"unknown key (known: {', '.join(_TOP_LEVEL_KEYS)})")
+        raise mapping_problem(path, unknown[0], f"unknown key (known: {', '.join(_TOP_LEVEL_KEYS)})")
     return document
 
 
-def _string_map(path: Path, key: str, raw: Any) -> dict[str, Any]:
+def string_map(path: Path, key: str, raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise _problem(path, key, "must be a mapping")
+        raise mapping_problem(path, key, "must be a mapping")
     return {str(name): value for name, value in raw.items()}
 
 
-def _scalar(path: Path, key: str, value: Any) -> str:
+def scalar_value(path: Path, key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if not isinstance(value, (str, int, float)) or str(value).strip() == "":
-        raise _problem(path, key, "must be a non-empty text value")
+        raise mapping_problem(path, key, "must be a non-empty text value")
     return str(value).strip()
 
 
-def _parse_values(path: Path, raw: Any, known_columns: set[str], where: str) -> ValueOverrides:
+def parse_values(path: Path, raw: Any, known_columns: set[str], where: str) -> ValueOverrides:
     values: ValueOverrides = {}
-    for column, spellings in _string_map(path, "values", raw).items():
+    for column, spellings in string_map(path, "values", raw).items():
         if column not in known_columns:
-            raise _problem(path, f"values.{column}", f"not a contract column of {where}")
+            raise mapping_problem(path, f"values.{column}", f"not a contract column of {where}")
         values[column] = {
-            _scalar(path, f"values.{column}", spelling).lower(): _scalar(path, f"values.{column}.{spelling}", canonical)
-            for spelling, canonical in _string_map(path, f"values.{column}", spellings).items()
+            scalar_value(path, f"values.{column}", spelling).lower(): scalar_value(path, f"values.{column}.{spelling}", canonical)
+            for spelling, canonical in string_map(path, f"values.{column}", spellings).items()
         }
     return values
 
 
 def load_value_overrides(path: Path) -> ValueOverrides:
     """The ``values:`` section of a mapping file: contract column → {vendor spelling (lower-case): canonical}."""
-    document = _read_document(path)
+    document = read_mapping_document(path)
     source = document.get("source")
     if source is not None and source not in SOURCES:
-        raise _problem(path, "source", f"unknown source {source!r} (known: {', '.join(SOURCES)})")
+        raise mapping_problem(path, "source", f"unknown source {source!r} (known: {', '.join(SOURCES)})")
     sources = [SOURCES[source]] if source else list(SOURCES.values())
     known = {column.name for s in sources for column in s.columns}
-    return _parse_values(path, document.get("values"), known, source or "any source")
+    return parse_values(path, document.get("values"), known, source or "any source")
 
 
 def value_overrides(options: AdapterOptions) -> ValueOverrides:
@@ -102,5 +102,5 @@ def apply_value_overrides(
         target = (columns or {}).get(contract_column, contract_column)
         if target in frame.columns and spellings:
             key = pl.col(target).cast(pl.Utf8).str.strip_chars().str.to_lowercase()
-            replacements.append(pl.coalesce(_lookup(key, spellings), pl.col(target)).alias(target))
+            replacements.append(pl.coalesce(spelling_lookup(key, spellings), pl.col(target)).alias(target))
     return frame.with_columns(replacements) if replacements else frame

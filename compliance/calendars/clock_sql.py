@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import time
 
 from compliance.core.sql import table_ref
-from compliance.calendars.zones import _DAY0, _DAY_US, _US
+from compliance.calendars.zones import DAY0, DAY_US, US_PER_SECOND
 
 
 def _ts(expr: str) -> str:
@@ -14,10 +14,10 @@ def _ts(expr: str) -> str:
     return f"timezone('UTC', make_timestamp(({expr})::BIGINT))"
 
 
-def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, tdays: str,
+def build_clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, tdays: str,
                t_cal: str, t_fb: str, t_qb: str, t_day: str, k_day: int, k_q: int) -> str:
     def rel(t: str, a: str) -> str:                  # microseconds since the start of a's UTC day
-        return f"({t} - ({a}.b - {_DAY0}) * {_DAY_US})"
+        return f"({t} - ({a}.b - {DAY0}) * {DAY_US})"
 
     def f_of(t: str, a: str) -> str:                 # F(t), day bucket alias a
         x = rel(t, a)
@@ -43,7 +43,7 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
                 f"WHEN {wall} < {d}.wa THEN {d}.trans ELSE {d}.mid + {wall} - {d}.off_a END")
 
     def day_no(t: str) -> str:
-        return f"(({t}) // {_DAY_US} + CASE WHEN ({t}) < 0 AND ({t}) % {_DAY_US} <> 0 THEN -1 ELSE 0 END + {_DAY0})"
+        return f"(({t}) // {DAY_US} + CASE WHEN ({t}) < 0 AND ({t}) % {DAY_US} <> 0 THEN -1 ELSE 0 END + {DAY0})"
 
     out, clocks = table_ref(output_table), table_ref(clocks_table)
     tsec_c = "c.target_seconds" if tsec == "target_seconds" else tsec
@@ -74,15 +74,15 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
     open_time_due AS (
         SELECT open_time_at_ends.*,
                CASE WHEN __by_days OR __target IS NULL OR __target <= 0 OR __cal_kind = 'always_open'
-                    THEN NULL ELSE __open_before_start + __target * {_US} END AS __due_open_time
+                    THEN NULL ELSE __open_before_start + __target * {US_PER_SECOND} END AS __due_open_time
         FROM open_time_at_ends
     ),
     due_instant AS (   -- due instant; for working-day targets first the same wall time on the last working day
         SELECT open_time_due.*,
                CASE WHEN __target IS NULL OR __cal_kind IS NULL THEN NULL
                     WHEN __target <= 0 THEN __effective_start_us
-                    WHEN __cal_kind = 'always_open' AND __by_days THEN __start_us + __target * {_DAY_US}
-                    WHEN __cal_kind = 'always_open' THEN __start_us + __target * {_US}
+                    WHEN __cal_kind = 'always_open' AND __by_days THEN __start_us + __target * {DAY_US}
+                    WHEN __cal_kind = 'always_open' THEN __start_us + __target * {US_PER_SECOND}
                     WHEN NOT __by_days THEN {inverse('__due_open_time', 'q')}
                     ELSE {wall_to_utc('d1', '(__effective_start_us + CASE WHEN d0.trans IS NULL OR __effective_start_us < d0.trans THEN d0.off_b ELSE d0.off_a END - d0.mid)')}
                END AS __due_us
@@ -118,10 +118,10 @@ def _clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, t
                       __open_before_end, __due_open_time, __due_us, __open_before_due),
            CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts('__effective_start_us')} END AS clock_started_at,
            CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts('__due_us')} END AS due_at,
-           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN (__open_before_end - __open_before_start) // {_US} END
+           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN (__open_before_end - __open_before_start) // {US_PER_SECOND} END
                 AS elapsed_seconds,
            CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL AND stopped_at IS NULL AND __due_us IS NOT NULL
                      AND {as_of_us} < __due_us
-                THEN (__open_before_due - __open_before_end + {_US - 1}) // {_US} END AS remaining_seconds
+                THEN (__open_before_due - __open_before_end + {US_PER_SECOND - 1}) // {US_PER_SECOND} END AS remaining_seconds
     FROM due_at_closing
     """

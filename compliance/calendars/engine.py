@@ -11,9 +11,9 @@ from datetime import date, datetime, time, timedelta, timezone
 import duckdb
 import polars as pl
 from compliance.calendars.parsing import CalendarError, CalendarSpec
-from compliance.calendars.zones import _DAY0, _DAY_US, _US, _local_date, _to_us
-from compliance.calendars.windows import _Expansion, _day_windows_sec, _expand
-from compliance.calendars.clock_sql import _clock_sql
+from compliance.calendars.zones import DAY0, DAY_US, US_PER_SECOND, local_date_of, to_us
+from compliance.calendars.windows import Expansion, day_windows_sec, expand
+from compliance.calendars.clock_sql import build_clock_sql
 from compliance.core.sql import table_ref
 
 
@@ -68,7 +68,7 @@ def compute_clocks(
     #   * "open-time buckets": the inverse.  Cumulative open time is cut into buckets of Q microseconds
     #     (Q >= the calendar's shortest window, so a bucket meets only a few windows); for x = F(start) +
     #     target the due window is the first slot with x <= open_before + length.
-    as_of_us = _to_us(as_of, "as_of")
+    as_of_us = to_us(as_of, "as_of")
     cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {table_ref(clocks_table)}").fetchall()]
     missing = [c for c in _REQUIRED if c not in cols]
     if missing:
@@ -94,7 +94,7 @@ def compute_clocks(
         raise CalendarError(f"{clocks_table}.calendar_id: unknown calendar(s) {', '.join(unknown)}")
 
     cal_rows: list[tuple[str, int, str, int]] = []
-    built: list[tuple[int, _Expansion, int, int]] = []
+    built: list[tuple[int, Expansion, int, int]] = []
     for cal_no, (cal_id, min_t, max_s, max_anchor, max_tsec, max_tdays) in enumerate(stats):
         if cal_id is None:
             continue
@@ -105,7 +105,7 @@ def compute_clocks(
         lo = min(min_t, as_of_us)
         exp = _expand_for_clocks(spec, lo, max_s, max(max_anchor, as_of_us), max_tsec, max_tdays)
         lens = [e - s for s, e in zip(exp.ws, exp.we)]
-        q = max(min(lens) if lens else _DAY_US, 600 * _US)
+        q = max(min(lens) if lens else DAY_US, 600 * US_PER_SECOND)
         cal_rows.append((cal_id, cal_no, spec.kind, q))
         built.append((cal_no, exp, lo, q))
 
@@ -128,7 +128,7 @@ def compute_clocks(
             con.register(f"{name}_src", frame)
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_src")
             con.unregister(f"{name}_src")
-        con.execute(_clock_sql(clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day,
+        con.execute(build_clock_sql(clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day,
                                k_day, k_q))
     finally:
         for name in frames:
@@ -136,17 +136,17 @@ def compute_clocks(
 
 
 def _expand_for_clocks(spec: CalendarSpec, min_t: int, max_s: int, max_anchor: int,
-                       max_tsec: int | None, max_tdays: int | None) -> _Expansion:
+                       max_tsec: int | None, max_tdays: int | None) -> Expansion:
     """Windows from before the earliest instant to well past every instant and deadline we need."""
-    first = _local_date(spec, min_t) - timedelta(days=2)
-    last = _local_date(spec, max_anchor) + timedelta(days=3)
-    need_open = max(max_tsec or 0, 0) * _US
+    first = local_date_of(spec, min_t) - timedelta(days=2)
+    last = local_date_of(spec, max_anchor) + timedelta(days=3)
+    need_open = max(max_tsec or 0, 0) * US_PER_SECOND
     need_days = max(max_tdays or 0, 0)
-    cap = _local_date(spec, max_anchor) + timedelta(days=366 * _MAX_HORIZON_YEARS)
-    weekly_open = sum(c - o for wd in range(7) for o, c in _day_windows_sec(spec, wd)) * _US
-    start_day = _local_date(spec, max_s)
+    cap = local_date_of(spec, max_anchor) + timedelta(days=366 * _MAX_HORIZON_YEARS)
+    weekly_open = sum(c - o for wd in range(7) for o, c in day_windows_sec(spec, wd)) * US_PER_SECOND
+    start_day = local_date_of(spec, max_s)
     while True:
-        exp = _expand(spec, first, last)
+        exp = expand(spec, first, last)
         k = bisect.bisect_left(exp.ws, max_s)        # windows starting at or after the latest start
         open_after = sum(e - s for s, e in zip(exp.ws[k:], exp.we[k:]))
         days_after = sum(1 for _i, d, _ in exp.days if d > start_day)
@@ -158,10 +158,10 @@ def _expand_for_clocks(spec: CalendarSpec, min_t: int, max_s: int, max_anchor: i
 
 
 def _day_no(us: int) -> int:
-    return us // _DAY_US + _DAY0
+    return us // DAY_US + DAY0
 
 
-def _day_buckets(built: list[tuple[int, _Expansion, int, int]]) -> tuple[pl.DataFrame, int]:
+def _day_buckets(built: list[tuple[int, Expansion, int, int]]) -> tuple[pl.DataFrame, int]:
     """One row per calendar and UTC day: F0, the windows clipped to the day, the next opening after it."""
     rows: list[tuple] = []
     k_max = 1
@@ -173,8 +173,8 @@ def _day_buckets(built: list[tuple[int, _Expansion, int, int]]) -> tuple[pl.Data
         i = 0          # first window that ends after the bucket start
         f0 = 0         # open time before the bucket start
         for b in range(b_first, b_last + 1):
-            b0 = (b - _DAY0) * _DAY_US
-            b1 = b0 + _DAY_US
+            b0 = (b - DAY0) * DAY_US
+            b1 = b0 + DAY_US
             while i < n and we[i] <= b0:
                 i += 1
             slots = []
@@ -208,7 +208,7 @@ def _day_buckets(built: list[tuple[int, _Expansion, int, int]]) -> tuple[pl.Data
     return pl.DataFrame(data, schema={c: pl.Int64 for c in data}), k_max
 
 
-def _open_time_buckets(built: list[tuple[int, _Expansion, int, int]]) -> tuple[pl.DataFrame, int]:
+def _open_time_buckets(built: list[tuple[int, Expansion, int, int]]) -> tuple[pl.DataFrame, int]:
     """Inverse of F: bucket key = (x - 1) // Q over cumulative open time x; slots (osb, window_start, length)."""
     buckets: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for cal_no, exp, _lo, q in built:
@@ -233,7 +233,7 @@ def _open_time_buckets(built: list[tuple[int, _Expansion, int, int]]) -> tuple[p
     return pl.DataFrame(data, schema={c: pl.Int64 for c in data}), k_max
 
 
-def _day_table(built: list[tuple[int, _Expansion, int, int]]) -> pl.DataFrame:
+def _day_table(built: list[tuple[int, Expansion, int, int]]) -> pl.DataFrame:
     cols = ("cal_no", "wdi", "mid", "off_b", "off_a", "trans", "wb", "wa")
     data: dict[str, list] = {c: [] for c in cols}
     for cal_no, exp, _lo, _q in built:

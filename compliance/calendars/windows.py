@@ -8,11 +8,11 @@ from datetime import date, datetime, time, timedelta
 import holidays as holidays_lib
 import polars as pl
 from compliance.calendars.parsing import CalendarSpec
-from compliance.calendars.zones import _DAY_US, _DayInfo, _EPOCH_DATE, _US, _day_info, _from_us, _local_date, _time_to_sec, _to_us
+from compliance.calendars.zones import DAY_US, DayInfo, EPOCH_DATE, US_PER_SECOND, day_info, from_us, local_date_of, time_to_sec, to_us
 
 
-def _day_windows_sec(spec: CalendarSpec, weekday: int) -> list[tuple[int, int]]:
-    return [(_time_to_sec(o, closing=False), _time_to_sec(c, closing=True))
+def day_windows_sec(spec: CalendarSpec, weekday: int) -> list[tuple[int, int]]:
+    return [(time_to_sec(o, closing=False), time_to_sec(c, closing=True))
             for o, c in spec.weekly_hours.get(weekday, ())]
 
 
@@ -39,29 +39,29 @@ def closed_dates(spec: CalendarSpec, first: date, last: date) -> set[date]:
 # windows
 # ----------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
-class _Expansion:
+class Expansion:
     """Windows and working days of one calendar over [first, last] local dates (epoch microseconds)."""
     ws: list[int]
     we: list[int]
     wdate: list[date]
     wwdi: list[int]
-    days: list[tuple[int, date, _DayInfo]]   # (working_day_index, local_date, info)
+    days: list[tuple[int, date, DayInfo]]   # (working_day_index, local_date, info)
 
 
-def _expand(spec: CalendarSpec, first: date, last: date) -> _Expansion:
+def expand(spec: CalendarSpec, first: date, last: date) -> Expansion:
     tz = spec.zone
     closed = closed_dates(spec, first, last)
-    exp = _Expansion([], [], [], [], [])
+    exp = Expansion([], [], [], [], [])
     wdi = 0
     d = first
     one = timedelta(days=1)
     while d <= last:
-        wins = _day_windows_sec(spec, d.weekday()) if d not in closed else []
+        wins = day_windows_sec(spec, d.weekday()) if d not in closed else []
         if wins:
-            info = _day_info(tz, d)
+            info = day_info(tz, d)
             added = False
             for o, c in wins:
-                s, e = info.to_utc(o * _US), info.to_utc(c * _US)
+                s, e = info.to_utc(o * US_PER_SECOND), info.to_utc(c * US_PER_SECOND)
                 if e > s:                   # a window entirely inside a DST gap has no length
                     exp.ws.append(s)
                     exp.we.append(e)
@@ -92,26 +92,26 @@ def open_windows(spec: CalendarSpec, start: datetime, end: datetime) -> pl.DataF
     working days (local dates with an open window) of this table from 0.  An always_open calendar yields one
     window per UTC day.  Adjacent windows (24:00 and 00:00 of the next day) are kept apart, not merged.
     """
-    s_us, e_us = _to_us(start, "start"), _to_us(end, "end")
+    s_us, e_us = to_us(start, "start"), to_us(end, "end")
     if spec.kind == "always_open":
-        d0 = _from_us(s_us).date()
-        d1 = _from_us(max(e_us - 1, s_us)).date()
+        d0 = from_us(s_us).date()
+        d1 = from_us(max(e_us - 1, s_us)).date()
         n = (d1 - d0).days + 1 if e_us > s_us else 0
         dates = [d0 + timedelta(days=i) for i in range(n)]
-        ws = [(d - _EPOCH_DATE).days * _DAY_US for d in dates]
-        we = [w + _DAY_US for w in ws]
+        ws = [(d - EPOCH_DATE).days * DAY_US for d in dates]
+        we = [w + DAY_US for w in ws]
         wdate = dates
     else:
-        first = _local_date(spec, s_us) - timedelta(days=1)
-        last = _local_date(spec, e_us) + timedelta(days=1)
-        exp = _expand(spec, first, last)
+        first = local_date_of(spec, s_us) - timedelta(days=1)
+        last = local_date_of(spec, e_us) + timedelta(days=1)
+        exp = expand(spec, first, last)
         keep = [i for i in range(len(exp.ws)) if exp.we[i] > s_us and exp.ws[i] < e_us]
         ws = [exp.ws[i] for i in keep]
         we = [exp.we[i] for i in keep]
         wdate = [exp.wdate[i] for i in keep]
     osb, acc = [], 0
     for a, b in zip(ws, we):
-        osb.append(acc // _US)
+        osb.append(acc // US_PER_SECOND)
         acc += b - a
     wdi, idx, prev = [], -1, None
     for d in wdate:
@@ -122,8 +122,8 @@ def open_windows(spec: CalendarSpec, start: datetime, end: datetime) -> pl.DataF
     return pl.DataFrame(
         {
             "calendar_id": [spec.id] * len(ws),
-            "window_start": [_from_us(x) for x in ws],
-            "window_end": [_from_us(x) for x in we],
+            "window_start": [from_us(x) for x in ws],
+            "window_end": [from_us(x) for x in we],
             "open_seconds_before": osb,
             "local_date": wdate,
             "working_day_index": wdi,
@@ -134,9 +134,9 @@ def open_windows(spec: CalendarSpec, start: datetime, end: datetime) -> pl.DataF
 
 def is_open(spec: CalendarSpec, instant: datetime) -> bool:
     """Is the calendar open at this tz-aware instant?  (Slow and obvious; windows are [open, close).)"""
-    us = _to_us(instant)
+    us = to_us(instant)
     if spec.kind == "always_open":
         return True
-    d = _local_date(spec, us)
-    exp = _expand(spec, d - timedelta(days=1), d + timedelta(days=1))
+    d = local_date_of(spec, us)
+    exp = expand(spec, d - timedelta(days=1), d + timedelta(days=1))
     return any(s <= us < e for s, e in zip(exp.ws, exp.we))

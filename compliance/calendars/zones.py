@@ -8,14 +8,14 @@ from zoneinfo import ZoneInfo
 from compliance.calendars.parsing import CalendarSpec
 
 
-_US = 1_000_000
-_DAY_US = 86_400 * _US
-_DAY0 = 800_000   # UTC day numbers are shifted by this so that integer division never sees negative values
-_EPOCH_DATE = date(1970, 1, 1)
+US_PER_SECOND = 1_000_000
+DAY_US = 86_400 * US_PER_SECOND
+DAY0 = 800_000   # UTC day numbers are shifted by this so that integer division never sees negative values
+EPOCH_DATE = date(1970, 1, 1)
 _UTC = timezone.utc
 
 
-def _time_to_sec(t: time, *, closing: bool) -> int:
+def time_to_sec(t: time, *, closing: bool) -> int:
     s = t.hour * 3600 + t.minute * 60 + t.second
     if closing and s == 0:
         return 86_400
@@ -31,7 +31,7 @@ def _offset_us(tz: ZoneInfo, utc_us: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class _DayInfo:
+class DayInfo:
     """Enough of a zone's rules for one local date to turn any wall time of that date into UTC in SQL.
 
     mid_us: naive local midnight as epoch microseconds; off_before/off_after: UTC offsets before/after the
@@ -55,38 +55,38 @@ class _DayInfo:
         return self.mid_us + wall_us - self.off_after
 
 
-def _day_info(tz: ZoneInfo, d: date) -> _DayInfo:
-    mid_us = (d - _EPOCH_DATE).days * _DAY_US
+def day_info(tz: ZoneInfo, d: date) -> DayInfo:
+    mid_us = (d - EPOCH_DATE).days * DAY_US
     naive = datetime(d.year, d.month, d.day)
     o_start = int(naive.replace(tzinfo=tz, fold=0).utcoffset() / timedelta(microseconds=1))
     nxt = naive + timedelta(days=1)
     o_end = int(nxt.replace(tzinfo=tz, fold=0).utcoffset() / timedelta(microseconds=1))
     if o_start == o_end:
-        return _DayInfo(mid_us, o_start, o_start, None, None, None)
+        return DayInfo(mid_us, o_start, o_start, None, None, None)
     # the transition T satisfies mid - o_start <= T <= mid + 1 day - o_start; find the first instant (whole
     # second) whose offset is o_end
-    lo = (mid_us - o_start) // _US - 1          # offset o_start here
-    hi = (mid_us + _DAY_US - o_start) // _US    # offset o_end here
+    lo = (mid_us - o_start) // US_PER_SECOND - 1          # offset o_start here
+    hi = (mid_us + DAY_US - o_start) // US_PER_SECOND    # offset o_end here
     while hi - lo > 1:
         m = (lo + hi) // 2
-        if _offset_us(tz, m * _US) == o_start:
+        if _offset_us(tz, m * US_PER_SECOND) == o_start:
             lo = m
         else:
             hi = m
-    t_us = hi * _US
-    return _DayInfo(mid_us, o_start, o_end, t_us, t_us + o_start - mid_us, t_us + o_end - mid_us)
+    t_us = hi * US_PER_SECOND
+    return DayInfo(mid_us, o_start, o_end, t_us, t_us + o_start - mid_us, t_us + o_end - mid_us)
 
 
-def _to_us(instant: datetime, what: str = "instant") -> int:
+def to_us(instant: datetime, what: str = "instant") -> int:
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {instant!r}")
     delta = instant.astimezone(_UTC) - datetime(1970, 1, 1, tzinfo=_UTC)
     return delta // timedelta(microseconds=1)
 
 
-def _from_us(us: int) -> datetime:
+def from_us(us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=_UTC) + timedelta(microseconds=us)
 
 
-def _local_date(spec: CalendarSpec, us: int) -> date:
-    return _from_us(us).astimezone(spec.zone).date()
+def local_date_of(spec: CalendarSpec, us: int) -> date:
+    return from_us(us).astimezone(spec.zone).date()

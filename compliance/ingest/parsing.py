@@ -173,7 +173,7 @@ def _repeated_wall_times(zone_name: str) -> list[tuple[int, int]]:
     return sorted(ranges)
 
 
-def _parse_and_check(
+def parse_and_check(
     con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], policy: Policy,
     target: str,
 ) -> None:

@@ -30,7 +30,7 @@ class _NotUtf8(UnusableFile):
         self.offsets = offsets  # where, for the detection to look
 
 
-def _read_raw(
+def read_raw(
     con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_format: str, raw: str, encoding: str | None
 ) -> tuple[int, Decoding]:
     """Make ``raw`` a temporary view of the file as text columns plus ``source_line``, in file order; returns how

@@ -35,8 +35,8 @@ from compliance.ingest.landing import CONVERSION_LOG, export_files, file_pattern
 from compliance.core.files import file_sha256
 from compliance.policy import Policy
 from compliance.core.sql import ident, lit, table_exists
-from compliance.ingest.parsing import _parse_and_check, accepted_spellings
-from compliance.ingest.readers import UnusableFile, _read_raw
+from compliance.ingest.parsing import parse_and_check, accepted_spellings
+from compliance.ingest.readers import UnusableFile, read_raw
 
 
 QUARANTINE_COLUMNS = QUARANTINE_COLUMNS_SQL
@@ -369,14 +369,14 @@ def _load(
         raise UnusableFile("the file is empty")
     raw = f"raw_{source.name}"
     try:
-        rejected, decoding = _read_raw(con, source, path, path.suffix.lstrip("."), raw, encoding)
+        rejected, decoding = read_raw(con, source, path, path.suffix.lstrip("."), raw, encoding)
         replaced = _replaced_by_column(con, raw) if decoding.replaced else {}
         present = {name.strip().lower(): name for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns}
         missing = [name for name in source.required if name not in present]
         if missing:
             plural = "s" if len(missing) > 1 else ""
             raise UnusableFile(f"missing required column{plural} {', '.join(missing)}")
-        _parse_and_check(con, source, path.name, raw, present, policy, batch)
+        parse_and_check(con, source, path.name, raw, present, policy, batch)
         con.execute("DELETE FROM file_columns WHERE source = ? AND file = ?", [source.name, path.name])
         con.execute("INSERT INTO file_columns VALUES (?, ?, ?)",
                     [source.name, path.name, [column.name for column in source.columns if column.name in present]])
