@@ -41,6 +41,8 @@ demo-real: real-data $(STAMP)
 	@$(BIN)/python scripts/print_verdicts.py $(REAL_OUT)/boston311/out
 
 test: $(STAMP)
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --check --no-cache .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from checks.ingest import accounting_result, check_specs, expectations_result
 from compliance.ingest.contract import SOURCES, Source
 from compliance.ingest.staging import ingest_source
-from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
 
 def _ingest_asset(source: Source) -> dg.AssetsDefinition:

@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from assets.ingest import ingest_assets
-from compliance.evidence.partitions import write_month
 from assets.resources import ReporterSettings, Warehouse
+from compliance.evidence.partitions import write_month
 
 # The first month offered; the last is the current month. Set CR_PARTITIONS_START for older data. Read at import
 # (not a resource's EnvVar): Dagster needs the partitions when it loads the definitions, before any run.

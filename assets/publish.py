@@ -1,19 +1,19 @@
 """Publishing assets: verdicts per commitment, evidence files, the compliance report and the run manifest."""
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 
+from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
-from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
-from compliance.evidence.manifest import build_manifest
-from compliance.evidence.files import write_evidence, write_json
-from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
-from reports.compliance_report import ReportData, render_compliance_report
 from compliance.core.files import publish_atomically
+from compliance.evidence.files import write_evidence, write_json
+from compliance.evidence.manifest import build_manifest
+from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
+from reports.compliance_report import ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
 
@@ -81,7 +81,7 @@ def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSetti
                 "GROUP BY ALL ORDER BY source_file, rows DESC, reason"
             ).pl(),
             at_risk=con.sql("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
-            generated_at=datetime.now(timezone.utc),
+            generated_at=datetime.now(UTC),
             expectations=con.sql(
                 """SELECT source, count(*) AS expectations, count(*) FILTER (WHERE success) AS passed,
                           count(*) FILTER (WHERE NOT success) AS failed,
@@ -137,7 +137,7 @@ def sla_dashboard(context: dg.AssetExecutionContext, settings: ReporterSettings,
                 "ORDER BY rule_id, period"
             ).pl(),
             targets={rule.id: rule.target.seconds for rule in policy.rules if rule.target.seconds},
-            generated_at=datetime.now(timezone.utc),
+            generated_at=datetime.now(UTC),
         )
     path = Path(settings.out_dir) / "sla_dashboard.html"
     publish_atomically(render_sla_dashboard(data), path)

@@ -4,24 +4,24 @@ import fcntl
 import os
 import re
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import dagster as dg
 import duckdb
 
-from compliance.policy import Policy, load_policy
 from compliance.core.sql import lit
+from compliance.policy import Policy, load_policy
 
 
 def parse_as_of(text: str) -> datetime:
     """An ISO-8601 instant; one without an offset is read as UTC."""
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 class ReporterSettings(dg.ConfigurableResource):
@@ -41,8 +41,8 @@ class ReporterSettings(dg.ConfigurableResource):
             return parse_as_of(self.as_of)
         # Every asset of one run must judge against the same instant: the run's creation time.
         record = context.instance.get_run_record_by_id(context.run_id)
-        created = record.create_timestamp if record else datetime.now(timezone.utc)
-        return created.astimezone(timezone.utc).replace(microsecond=0)
+        created = record.create_timestamp if record else datetime.now(UTC)
+        return created.astimezone(UTC).replace(microsecond=0)
 
 
 # The Dagster concurrency pool of every step that opens the warehouse (its limit is set in dagster.yaml).
@@ -117,7 +117,7 @@ class Warehouse(dg.ConfigurableResource):
         """
         lock_path = Path(self.path + ".lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a+")
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the whole run: the lock lives with it
         try:
             deadline = time.monotonic() + self.lock_timeout_seconds
             while True:

@@ -1,17 +1,16 @@
 """Rule assets: privacy, security, status-page and retention commitments evaluated on the staged exports, and the
 reconciliation of the vendor's own SLA verdicts with ours."""
 
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import dagster as dg
 
 from assets.ingest import staged
+from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.sla import ticket_sla
 from compliance.rules import reconciliation
 from compliance.rules.registry import RULE_STEPS
-from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 
 # step -> the upstream assets of its rules (which modules each step evaluates: compliance.rules.registry).
 # vendor_reconciliation is defined below: named by its key (the definitions test checks every dep exists).

@@ -5,8 +5,8 @@ import time
 import dagster as dg
 
 from assets.ingest import staged
-from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
 
 @dg.asset(

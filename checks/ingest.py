@@ -12,10 +12,10 @@ from datetime import datetime
 import dagster as dg
 import duckdb
 
+from compliance.core.sql import table_exists
+from compliance.expectations import DATA_QUALITY_COLUMNS, decoding_outcomes, validate_table, write_data_quality
 from compliance.ingest.staging import IngestResult, accounting_problems
 from compliance.policy import Policy
-from compliance.expectations import DATA_QUALITY_COLUMNS, decoding_outcomes, validate_table, write_data_quality
-from compliance.core.sql import table_exists
 
 ACCOUNTING = "rows_accounted_for"
 EXPECTATIONS = "expectations"

@@ -27,31 +27,32 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import astuple, dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from compliance.core.secrets import redact
+from compliance.core.sql import ident, table_exists
+from compliance.core.timings import timed
 from compliance.ingest.contract import SOURCES, Column, Source
 from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
-from compliance.core.sql import ident, table_exists
-from compliance.core.secrets import redact
-from compliance.core.timings import timed
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import great_expectations as gx  # noqa: E402  (after the analytics switch)
-from great_expectations.data_context.types.base import (  # noqa: E402
+import great_expectations as gx
+from great_expectations.data_context.types.base import (
     DataContextConfig,
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
-from great_expectations.validator.v1_validator import Validator  # noqa: E402
+from great_expectations.validator.v1_validator import Validator
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -326,7 +327,7 @@ def _validate_table(
     ]
     runnable = [
         (e, m)
-        for e, m in zip(expectations, merged)
+        for e, m in zip(expectations, merged, strict=False)
         if (e.expectation_type == _EXIST or all(c in present for c in _columns_of(m.type, m.kwargs)))
         and m.type != _UNIQUE
     ]
@@ -556,10 +557,10 @@ def write_data_quality(con: duckdb.DuckDBPyConnection, outcomes: list[Expectatio
 
 
 __all__ = [
+    "MAY_BE_FUTURE",
     "ExpectationOutcome",
     "allowed_values",
     "decoding_outcomes",
     "validate_table",
     "write_data_quality",
-    "MAY_BE_FUTURE",
 ]

@@ -14,10 +14,11 @@ import hashlib
 import json
 import re
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, ValidationError

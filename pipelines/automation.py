@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from compliance.ingest.landing import landing_fingerprints
 from assets.resources import ReporterSettings
+from compliance.ingest.landing import landing_fingerprints
 
 JOB_NAME = "compliance_run"
 

@@ -11,14 +11,14 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-from compliance.policy import PolicyError, load_policy
 from assets.resources import ReporterSettings, Warehouse, WarehouseBusy, parse_as_of
+from compliance.policy import PolicyError, load_policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -118,7 +118,11 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions  # dagster imports are slow: only when running
+    from pipelines.definitions import (  # dagster imports are slow: only when running
+        ALL_ASSETS,
+        ALL_CHECKS,
+        build_definitions,
+    )
     from reports.static_export import export_dashboard, parse_formats
 
     exports_dir = Path(args.exports)
@@ -131,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     if not exports_dir.is_dir():
         raise UsageError(f"--exports {exports_dir}: no such folder")
     try:
-        as_of = parse_as_of(args.as_of) if args.as_of else datetime.now(timezone.utc).replace(microsecond=0)
+        as_of = parse_as_of(args.as_of) if args.as_of else datetime.now(UTC).replace(microsecond=0)
     except ValueError:
         raise UsageError(f"--as-of {args.as_of!r}: not an ISO-8601 timestamp (e.g. 2026-11-01T00:00:00Z)") from None
     try:
@@ -194,7 +198,7 @@ def _print_summary(warehouse: Path, out_dir: Path, seconds: float) -> None:
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        print(f"\nInputs (rows read = loaded + quarantined):")
+        print("\nInputs (rows read = loaded + quarantined):")
         absent = []
         for source, file, status, problem, read, loaded, quarantined in con.execute(
             "SELECT source, file, status, problem, rows_read, rows_loaded, rows_quarantined FROM ingest_log ORDER BY source"

@@ -5,10 +5,10 @@ import dagster as dg
 from assets.ingest import ingest_assets
 from assets.partitions import MONTHS, monthly_records
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
+from assets.resources import default_resources
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
 from pipelines.automation import daily_compliance_run, landing_folder_sensor
-from assets.resources import default_resources
 
 # The report: what `compliance-report run`, the schedule and the sensor execute (unpartitioned).
 ALL_ASSETS = [*ingest_assets, ticket_sla, *rule_assets, verdicts, evidence_files, compliance_report, sla_dashboard, run_manifest]

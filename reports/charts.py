@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import html
 from typing import Any
+
 import plotly.graph_objects as go
 from markupsafe import Markup
-from reports.formatting import cell_text
 
+from reports.formatting import cell_text
 
 CHART_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 CHART_COLORS = {"achieved": "#2e7d32", "breached": "#c62828", "active": "#9e9e9e"}

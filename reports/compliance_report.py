@@ -19,32 +19,34 @@ No Dagster imports here: the publish assets call :func:`render_compliance_report
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
+
 import jinja2
 import plotly.graph_objects as go
 import polars as pl
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
+
 from compliance.policy import Policy, Rule
 from compliance.rule_kinds import DOMAINS
 from compliance.rules import privacy as privacy_rules
+from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text
 from reports.formatting import (
     adherence_tenths,
+    cell_text,
     format_adherence,
     format_count,
     format_timestamp,
-    human_duration,
-    cell_text,
     frame_rows,
+    human_duration,
     shorten,
     timestamp_sort_key,
 )
-from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text
 from reports.reconciliation_section import ReconciliationData, reconciliation_section
-
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "compliance_report.html"
@@ -104,7 +106,7 @@ def change_periods(as_of: Any) -> tuple[str, str] | None:
     if not isinstance(as_of, datetime):
         return None
     if as_of.tzinfo is not None:
-        as_of = as_of.astimezone(timezone.utc)
+        as_of = as_of.astimezone(UTC)
     months = as_of.year * 12 + as_of.month - 1  # months since year 0 of the as-of month
     current, previous = months - 1, months - 2
     return f"{previous // 12:04d}-{previous % 12 + 1:02d}", f"{current // 12:04d}-{current % 12 + 1:02d}"
@@ -379,11 +381,11 @@ def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], pol
         fig.add_trace(
             go.Bar(
                 y=[chart_text(rule_id) for rule_id in measured],
-                x=[None if value is None else round(100.0 * float(value) / targets[rule_id], 2) for value, rule_id in zip(values, measured)],
+                x=[None if value is None else round(100.0 * float(value) / targets[rule_id], 2) for value, rule_id in zip(values, measured, strict=False)],
                 orientation="h",
                 name=label,
                 marker_color=color,
-                customdata=[[human_duration(value), human_duration(targets[rule_id])] for value, rule_id in zip(values, measured)],
+                customdata=[[human_duration(value), human_duration(targets[rule_id])] for value, rule_id in zip(values, measured, strict=False)],
                 hovertemplate=f"%{{y}} {label}: %{{customdata[0]}} = %{{x:.0f}}% of the target %{{customdata[1]}}<extra></extra>",
             )
         )
@@ -400,7 +402,7 @@ def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
     if backlog is None or backlog.height == 0 or "age_days" not in backlog.columns:
         return None
     labels = [f"< {BACKLOG_AGE_BOUNDS[0]} d"] + [
-        f"{low}–{high} d" for low, high in zip(BACKLOG_AGE_BOUNDS, BACKLOG_AGE_BOUNDS[1:])
+        f"{low}–{high} d" for low, high in zip(BACKLOG_AGE_BOUNDS, BACKLOG_AGE_BOUNDS[1:], strict=False)
     ] + [f"≥ {BACKLOG_AGE_BOUNDS[-1]} d"]
     counts = (
         backlog.filter(pl.col("age_days").is_not_null())

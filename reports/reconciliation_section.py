@@ -7,8 +7,9 @@ be compared and why), and every disagreement with both readings. All text is esc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 import jinja2

@@ -23,11 +23,12 @@ No Dagster imports here: the publish asset calls :func:`render_sla_dashboard` an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Mapping
+from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
@@ -37,9 +38,17 @@ from plotly.offline import get_plotlyjs
 from compliance.policy import Policy
 from compliance.rule_kinds import DOMAINS
 from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text
-from reports.compliance_report import at_risk_rows, template_environment, period_changes
-from reports.formatting import frame_rows, shorten, cell_text
-from reports.formatting import adherence_tenths, format_adherence, format_count, format_timestamp, human_duration
+from reports.compliance_report import at_risk_rows, period_changes, template_environment
+from reports.formatting import (
+    adherence_tenths,
+    cell_text,
+    format_adherence,
+    format_count,
+    format_timestamp,
+    frame_rows,
+    human_duration,
+    shorten,
+)
 
 __all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard"]
 
@@ -397,12 +406,12 @@ def _response_chart(data: DashboardData) -> Markup | None:
                 go.Bar(
                     # horizontal bars: one row per rule stays readable with two dozen rules
                     y=[chart_text(rule_id) for rule_id in rules],
-                    x=[None if value is None else round(100.0 * value / target, 2) for value, target in zip(values, targets)],
+                    x=[None if value is None else round(100.0 * value / target, 2) for value, target in zip(values, targets, strict=False)],
                     orientation="h",
                     text=[human_duration(value) for value in values],
                     textposition="outside",
                     cliponaxis=False,
-                    customdata=[[human_duration(value), human_duration(target)] for value, target in zip(values, targets)],
+                    customdata=[[human_duration(value), human_duration(target)] for value, target in zip(values, targets, strict=False)],
                     name=label,
                     marker_color=color,
                     visible=period == default,
@@ -507,7 +516,7 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
                 text=[human_duration(value) for value in seconds],
                 textposition="outside",
                 customdata=[[human_duration(value), format_count(row.get(count_key)), format_count(row.get("incidents"))]
-                            for value, row in zip(seconds, rows)],
+                            for value, row in zip(seconds, rows, strict=False)],
                 name=label,
                 marker_color=color,
                 hovertemplate=(

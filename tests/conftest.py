@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import duckdb
@@ -54,9 +55,9 @@ def pytest_unconfigure(config):
 
 def ts(text: str):
     """A UTC instant from 'YYYY-MM-DD HH:MM[:SS]'."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def violations_of(con, rule_id: str | None = None, *, domain: str) -> dict[str, dict]:
@@ -64,7 +65,7 @@ def violations_of(con, rule_id: str | None = None, *, domain: str) -> dict[str, 
     where, params = ("WHERE rule_id = ?", [rule_id]) if rule_id else ("", [])
     cursor = con.execute(f"SELECT * FROM violations_{domain} {where}", params)
     names = [d[0] for d in cursor.description]
-    return {row[2]: dict(zip(names, row)) for row in cursor.fetchall()}
+    return {row[2]: dict(zip(names, row, strict=False)) for row in cursor.fetchall()}
 
 
 def metric_of(con, rule_id: str, period: str = "all", segment: str = "all", *, domain: str) -> dict:
@@ -75,7 +76,7 @@ def metric_of(con, rule_id: str, period: str = "all", segment: str = "all", *, d
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     assert len(rows) == 1, rows
-    return dict(zip(names, rows[0]))
+    return dict(zip(names, rows[0], strict=False))
 
 
 @pytest.fixture
@@ -111,9 +112,9 @@ HOSTILE_IMG = "<img src=x onerror=alert(1)>"
 
 def utc(*parts: int):
     """A UTC instant from its parts: utc(2024, 3, 1, 6, 30)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime(*parts, tzinfo=timezone.utc)
+    return datetime(*parts, tzinfo=UTC)
 
 
 def html_section(html: str, section_id: str) -> str:

@@ -14,8 +14,8 @@ import pytest
 
 from compliance.adapters import adapter_for
 from compliance.adapters.base import AdapterOptions, ConversionError, write_conversion
-from compliance.adapters.value_overrides import apply_value_overrides, load_value_overrides
 from compliance.adapters.mapping import load_mapping
+from compliance.adapters.value_overrides import apply_value_overrides, load_value_overrides
 from tests.conftest import write
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"

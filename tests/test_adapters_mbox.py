@@ -12,13 +12,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from conftest import write
 
 from compliance.adapters.base import AdapterOptions, write_conversion
 from compliance.adapters.mbox import convert
 from compliance.ingest.staging import ingest_source
 from compliance.policy import load_policy
-
-from conftest import write
 
 SUPPORT = "support@telegram.org"
 

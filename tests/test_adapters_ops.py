@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import write
 
 from compliance.adapters import adapter_for
 from compliance.adapters.base import AdapterOptions, Conversion
 from compliance.policy import load_policy
-from conftest import write
 from pipelines.cli import main
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"

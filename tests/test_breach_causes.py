@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import write
 
 from compliance.rules.common import CAUSE_WORDS
-from conftest import write
 from pipelines.cli import main
 
 AS_OF = "2026-03-10T00:00:00Z"

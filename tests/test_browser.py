@@ -20,8 +20,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from compliance.samples.generate import GenerateOptions, generate
 from compliance.policy import load_policy
+from compliance.samples.generate import GenerateOptions, generate
 from pipelines.cli import main
 from reports.static_export import (
     NO_CHROME_MESSAGE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -24,7 +24,7 @@ from compliance.calendars import (
     open_windows,
 )
 
-UTC = timezone.utc
+UTC = UTC
 NY = ZoneInfo("America/New_York")
 BER = ZoneInfo("Europe/Berlin")
 
@@ -198,7 +198,7 @@ def run_engine(rows: list[dict], as_of: datetime, specs=SPECS) -> dict:
     compute_clocks(con, specs, "clocks", "clock_out", as_of)
     cur = con.execute("SELECT * FROM clock_out")
     names = [d[0] for d in cur.description]
-    out = [dict(zip(names, row)) for row in cur.fetchall()]
+    out = [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
     assert len(out) == len(rows)
     return {r["clock_key"]: r for r in out}
 
@@ -314,7 +314,10 @@ def test_always_open_and_pass_through():
 # ---------------------------------------------------------------------------------------------------------
 # hand-written edge cases with explicit instants
 # ---------------------------------------------------------------------------------------------------------
-def one(cal_id, started, target_seconds=None, stopped=None, as_of=utc(2027, 1, 1), target_days=None):
+FAR_AS_OF = utc(2027, 1, 1)
+
+
+def one(cal_id, started, target_seconds=None, stopped=None, as_of=FAR_AS_OF, target_days=None):
     row = {"clock_key": 1, "calendar_id": cal_id, "started_at": started.isoformat(),
            "stopped_at": stopped.isoformat() if stopped else None, "target_seconds": target_seconds,
            "target_days": target_days}
@@ -672,10 +675,10 @@ EMAIL_CASES = [
 
 
 def test_email_support_working_day_rules_end_at_friday_closing(con):
+    from conftest import load_staged_tickets
+
     from compliance.policy import load_policy
     from compliance.rules.ticket_clocks import evaluate_ticket_clocks
-
-    from conftest import load_staged_tickets
 
     load_staged_tickets(con, [{"ticket_id": tid, "channel": "technical", "tier": tier, "created_at": created,
                                "first_response_at": response} for tid, tier, created, response, _ in EMAIL_CASES])
@@ -691,10 +694,10 @@ def test_email_support_working_day_rules_end_at_friday_closing(con):
     (utc(2026, 11, 13, 23, 59, 59), "active"), (utc(2026, 11, 14), "active"),
     (utc(2026, 11, 14, 0, 0, 1), "breached"), (utc(2026, 11, 15, 12), "breached")])
 def test_email_support_open_ticket_around_friday_closing(con, as_of, state):
+    from conftest import load_staged_tickets
+
     from compliance.policy import load_policy
     from compliance.rules.ticket_clocks import evaluate_ticket_clocks
-
-    from conftest import load_staged_tickets
 
     load_staged_tickets(con, [{"ticket_id": "G-OPEN", "channel": "technical", "tier": "general",
                                "created_at": utc(2026, 11, 5)}])

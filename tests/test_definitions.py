@@ -112,9 +112,9 @@ def test_an_unset_variable_fails_with_its_name(monkeypatch):
 
 def test_a_failed_accounting_stops_the_steps_downstream(tmp_path, monkeypatch):
     from assets.ingest import staged
+    from assets.resources import ReporterSettings, Warehouse
     from assets.sla import ticket_sla
     from compliance.samples.generate import GenerateOptions, generate
-    from assets.resources import ReporterSettings, Warehouse
 
     generate(GenerateOptions(out_dir=tmp_path / "exports", tickets=20, privacy_requests=0, security_reports=0,
                              incidents=0, retention_records=0))

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compliance.ingest import encodings
 from compliance.adapters import adapter_for
 from compliance.adapters.base import AdapterOptions, vendor_encoding
 from compliance.adapters.mbox import _body_text, _header_text
+from compliance.expectations import DECODED, decoding_outcomes
+from compliance.ingest import encodings
 from compliance.ingest.encodings import codec_name, detect_encoding, first_invalid_utf8, utf8_copy
 from compliance.ingest.staging import ingest_source
-from compliance.expectations import DECODED, decoding_outcomes
 
 HEADER = "ticket_id,channel,plan,tier,created_at,first_response_at,resolved_at,status,escalated_at,senior_reviewed_at,subject,description\n"
 TICKET = "{id},technical_support,plan_2,,2026-03-02T10:00:00Z,2026-03-02T11:00:00Z,,open,,,{subject},{description}\n"

@@ -6,16 +6,15 @@ reading is a choice, and the records it concerns are counted."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import load_staged_tickets, metric_of, ts, violations_of
 
 from compliance.rules import privacy, security, status
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
-from conftest import load_staged_tickets, metric_of, ts, violations_of
-
-UTC = timezone.utc
+UTC = UTC
 AS_OF = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 ESCALATED = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -8,18 +8,16 @@ second on random tickets around DST switches, holidays (observed days), weekends
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import holidays
-import pytest
+from conftest import load_staged_tickets
 
 from compliance.core.sql import install_macros, stored_in_order
 from compliance.rules.ticket_clocks import AT_RISK_ORDER, TICKET_SLA_ORDER, evaluate_ticket_clocks
 
-from conftest import load_staged_tickets
-
-UTC = timezone.utc
+UTC = UTC
 NEW_YORK = ZoneInfo("America/New_York")
 US_HOLIDAYS = holidays.country_holidays("US", years=range(2025, 2028), observed=True)
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -67,7 +65,7 @@ def reference_clock(ticket: dict, rule) -> dict:
     elif stop is not None:
         state = "achieved" if stop <= due else "breached"
     else:
-        state = "breached" if AS_OF > due else "active"
+        state = "breached" if due < AS_OF else "active"
     elapsed = None if state == "excluded" else reference_elapsed(rule.calendar, ticket["created_at"], end)
     return {"due_at": due, "elapsed_seconds": elapsed, "state": state}
 

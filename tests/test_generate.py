@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -20,7 +20,7 @@ from compliance.samples.generate import (
     generate,
 )
 
-AS_OF = datetime(2026, 11, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 AS_OF_SQL = "TIMESTAMPTZ '2026-11-01 00:00:00+00'"
 SMALL = dict(tickets=4000, privacy_requests=300, security_reports=60, incidents=60, retention_records=800)
 CSV_FILES = ["privacy_requests", "security_reports", "incidents", "incident_updates", "retention_inventory"]
@@ -77,7 +77,7 @@ def test_deterministic_bytes(tmp_path, messy):
     assert again == counts
     for name in counts:
         assert (out / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
-    other = _gen(tmp_path / "other", seed=8)
+    _gen(tmp_path / "other", seed=8)
     assert (tmp_path / "other" / "tickets.csv").read_bytes() != (out / "tickets.csv").read_bytes()
     assert (tmp_path / "other" / "privacy_requests.csv").read_bytes() != (out / "privacy_requests.csv").read_bytes()
 
@@ -174,7 +174,7 @@ def _parse(v: str) -> datetime | None:
         d = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 def test_ticket_messy_kinds_present(messy):

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pytest
+from conftest import write
 
 from compliance.ingest.contract import SOURCES
-from compliance.ingest.staging import accounting_problems, ingest_source
 from compliance.ingest.landing import export_files, source_of
-
-from conftest import write
+from compliance.ingest.staging import accounting_problems, ingest_source
 
 HEADER = "ticket_id,channel,plan,tier,created_at,first_response_at,resolved_at,status,escalated_at,senior_reviewed_at,subject,description\n"
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
+from conftest import write
 
 from compliance.ingest.staging import ingest_source
-
-from conftest import write
 
 HEADER = "ticket_id,channel,plan,tier,created_at,first_response_at,resolved_at,status,escalated_at,senior_reviewed_at,subject,description\n"
 
@@ -91,14 +89,14 @@ def test_naive_timestamps_read_in_source_timezone_and_dst_gap_quarantined(con, t
     write(tmp_path / "tickets.csv", HEADER + "\n".join(rows) + "\n")
     ingest_source(con, "tickets", tmp_path, policy)
     created = dict(staged(con, "ticket_id, created_at"))
-    utc = timezone.utc
+    utc = UTC
     assert created["T1"] == datetime(2026, 7, 1, 13, tzinfo=utc)
     assert created["T2"] == datetime(2026, 1, 15, 14, tzinfo=utc)
     assert created["T4"] == datetime(2026, 7, 1, 7, tzinfo=utc)
     assert created["T5"] == datetime(2026, 7, 1, 4, tzinfo=utc)
     assert created["T6"] == datetime(2026, 7, 1, 7, tzinfo=utc)
     assert created["T7"] == datetime(2026, 7, 1, 9, tzinfo=utc)
-    [(line, record, code, reason)] = quarantine(con)
+    [(_line, record, code, reason)] = quarantine(con)
     assert (record, code) == ("T3", "nonexistent_local_time")
     assert "America/New_York" in reason
 
@@ -114,9 +112,9 @@ def test_zone_names_and_offsets_in_a_utc_source(con, tmp_path, policy):
     ingest_source(con, "tickets", tmp_path, policy)
     created = dict(staged(con, "ticket_id, created_at"))
     assert created == {
-        "T1": datetime(2026, 1, 15, 14, tzinfo=timezone.utc),
-        "T2": datetime(2026, 1, 15, 14, tzinfo=timezone.utc),
-        "T3": datetime(2026, 1, 15, 9, tzinfo=timezone.utc),
+        "T1": datetime(2026, 1, 15, 14, tzinfo=UTC),
+        "T2": datetime(2026, 1, 15, 14, tzinfo=UTC),
+        "T3": datetime(2026, 1, 15, 9, tzinfo=UTC),
     }
     assert [(record, code) for _, record, code, _ in quarantine(con)] == [("T4", "bad_timestamp")]
 

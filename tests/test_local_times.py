@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+from conftest import write
 
 from compliance.adapters.base import ISO_FORMATS, bad_timestamp, shift_timestamp_text, split_checked, timestamp_text
 from compliance.calendars import CalendarSpec, compute_clocks, open_windows
-from compliance.ingest.staging import ingest_source
 from compliance.expectations import AMBIGUOUS_LOCAL_TIMES, validate_table
+from compliance.ingest.staging import ingest_source
 
-from conftest import write
-
-UTC = timezone.utc
+UTC = UTC
 NY = ZoneInfo("America/New_York")
 LON = ZoneInfo("Europe/London")
 HEADER = ("ticket_id,channel,plan,tier,created_at,first_response_at,resolved_at,status,escalated_at,"
@@ -167,7 +166,7 @@ def test_ingest_matches_zoneinfo_around_transitions(con, tmp_path, policy, zone_
     texts |= {f"N{i}": f"{w.isoformat(sep=' ')} {zone_name}" for i, w in enumerate(named)}
     staged, quarantined = load(con, tmp_path, policy, texts, zone_name)
     expected, gaps, repeats = {}, set(), 0
-    for key, text in texts.items():
+    for key, _text in texts.items():
         wall = (walls if key[0] == "W" else named)[int(key[1:])]
         instant, twice = zoneinfo_reading(wall, zone)
         repeats += twice

@@ -7,15 +7,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-from compliance.evidence.manifest import build_manifest
-from compliance.ingest.staging import ingest_source, prepare_warehouse
-from compliance.expectations import validate_table
+from datetime import UTC, datetime
 
 from conftest import write
 
-AS_OF = datetime(2026, 11, 1, tzinfo=timezone.utc)
+from compliance.evidence.manifest import build_manifest
+from compliance.expectations import validate_table
+from compliance.ingest.staging import ingest_source, prepare_warehouse
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def test_boolean_spellings_are_read_and_an_unknown_one_is_quarantined(con, tmp_path, policy):

@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import write
+
 from pipelines.cli import main
 
 # the real samples live beside the repository (../shared/data/real), or beside the folder of worktrees

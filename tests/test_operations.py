@@ -17,12 +17,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from conftest import write
 
+from assets.resources import ReporterSettings, Warehouse, WarehouseBusy
 from compliance.samples.generate import GenerateOptions, generate
 from pipelines.cli import main
-from assets.resources import ReporterSettings, Warehouse, WarehouseBusy
-
-from conftest import write
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01T00:00:00Z"

@@ -10,11 +10,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.resources import ReporterSettings, Warehouse
 from compliance.evidence.files import _csv_copy
 from compliance.samples.generate import GenerateOptions, generate
 from pipelines.cli import main
 from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
-from assets.resources import ReporterSettings, Warehouse
 
 AS_OF = "2026-11-01T00:00:00+00:00"
 CONTRACT_COLUMNS = {

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SHARED
 
 from compliance.policy import PolicyError, load_policy
-
-from conftest import SHARED
 
 POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
 

@@ -18,11 +18,12 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
-from compliance import calendars, policy as policy_module, rule_kinds
-from compliance.calendars import parsing as calendar_parsing
-from compliance.rules import ticket_clocks
+from compliance import calendars, rule_kinds
+from compliance import policy as policy_module
 from compliance.calendars import CalendarError, CalendarSpec
+from compliance.calendars import parsing as calendar_parsing
 from compliance.policy import RULE_KINDS, SCHEMA_PATH, PolicyError, load_policy
+from compliance.rules import ticket_clocks
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY_DIR = REPO / "policies"
@@ -356,14 +357,14 @@ def _all_literal_reads(module) -> dict[tuple[str, str], set[str]]:
                 name = node.func.id if isinstance(node.func, ast.Name) else None
                 if name in {"_require", "_optional", "_string_list"} and len(node.args) > 1:
                     found = node.args[0].id, node.args[1]
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
-                if isinstance(node.func.value, ast.Name) and node.args:
-                    found = node.func.value.id, node.args[0]
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                    and isinstance(node.func.value, ast.Name) and node.args):
+                found = node.func.value.id, node.args[0]
             if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
                 found = node.value.id, node.slice
-            if isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
-                if isinstance(node.comparators[0], ast.Name):
-                    found = node.comparators[0].id, node.left
+            if (isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn))
+                    and isinstance(node.comparators[0], ast.Name)):
+                found = node.comparators[0].id, node.left
             key = found[1].value if found and isinstance(found[1], ast.Constant) else None
             if isinstance(key, str) and re.fullmatch(r"\w+", key):  # a key, not a search for "@" in a string
                 reads.setdefault((function.name, found[0]), set()).add(key)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+from conftest import html_section, ts, violations_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,9 +24,7 @@ from compliance.policy import Policy, load_policy
 from compliance.rules import privacy
 from reports.compliance_report import ReportData, render_compliance_report
 
-from conftest import html_section, ts, violations_of
-
-UTC = timezone.utc
+UTC = UTC
 COLUMNS = (
     "request_id VARCHAR, request_type VARCHAR, received_at TIMESTAMPTZ, first_response_at TIMESTAMPTZ, "
     "completed_at TIMESTAMPTZ, extended BOOLEAN, extension_notified_at TIMESTAMPTZ, status VARCHAR, "

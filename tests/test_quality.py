@@ -5,8 +5,8 @@ from __future__ import annotations
 import great_expectations as gx
 import pytest
 
-from compliance.ingest.contract import SOURCES
 from compliance.expectations import ExpectationOutcome, _context, _expectations, validate_table, write_data_quality
+from compliance.ingest.contract import SOURCES
 
 AS_OF = "2026-11-01T00:00:00Z"
 COLUMNS = (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import load_staged_tickets, ts, write
 
 from compliance.rules import reconciliation
 from compliance.rules.ticket_clocks import TICKET_SLA_COLUMNS
-from conftest import load_staged_tickets, ts, write
 
 AS_OF = ts("2026-03-31 00:00")
 
@@ -37,7 +37,7 @@ def _our_clocks(con, rows: list[tuple]) -> None:
 def _reconciled(con) -> dict[str, dict]:
     cursor = con.execute("SELECT * FROM vendor_reconciliation")
     names = [column[0] for column in cursor.description]
-    return {row[0]: dict(zip(names, row)) for row in cursor.fetchall()}
+    return {row[0]: dict(zip(names, row, strict=False)) for row in cursor.fetchall()}
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_rows_that_cannot_be_compared_say_why(reconciled, record_id, reason):
 def test_agreement_rate_per_metric(con, reconciled):
     cursor = con.execute("SELECT * FROM vendor_reconciliation_metrics")
     names = [column[0] for column in cursor.description]
-    (row,) = [dict(zip(names, values)) for values in cursor.fetchall()]
+    (row,) = [dict(zip(names, values, strict=False)) for values in cursor.fetchall()]
     assert (row["source"], row["metric"], row["vendor_rows"]) == ("tickets", "resolution", 10)
     assert (row["compared"], row["agreeing"], row["disagreeing"]) == (6, 3, 3)
     assert (row["vendor_met_ours_missed"], row["vendor_missed_ours_met"]) == (2, 1)

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
+from compliance.core.files import publish_atomically
 from compliance.policy import Rule, Target, load_policy
 from reports.compliance_report import ReportData, change_periods, period_changes, render_compliance_report
 from reports.formatting import format_adherence, format_timestamp, human_duration
-from compliance.core.files import publish_atomically
-
-from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +341,7 @@ def test_old_report_survives_a_failed_render(policy, tmp_path: Path):
     publish_atomically("<p>old</p>", target)
     broken = _data(policy)
     broken.verdicts = pl.DataFrame({"rule_id": ["SUP-ACCT-STD"], "achieved": ["not a number"]})
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whatever the renderer raises, the old page must stay
         publish_atomically(render_compliance_report(broken), target)
     assert target.read_text(encoding="utf-8") == "<p>old</p>"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compliance_report.html"]

@@ -13,7 +13,7 @@ from reports.compliance_report import DOMAIN_ORDER, DOMAIN_TITLES
 
 
 def test_every_list_of_kinds_and_domains_is_the_registry():
-    assert RULE_KINDS == {kind: spec.domain for kind, spec in rule_kinds.RULE_KINDS.items()}
+    assert {kind: spec.domain for kind, spec in rule_kinds.RULE_KINDS.items()} == RULE_KINDS
     assert set(RULE_SOURCES) == set(rule_kinds.RULE_KINDS)
     # a domain missing from DOMAINS_WITH_RESULTS would drop out of `violations` without an error
     assert set(DOMAINS_WITH_RESULTS) == set(DOMAINS) == set(DOMAIN_ORDER) == set(DOMAIN_TITLES)

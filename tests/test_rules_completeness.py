@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import load_staged_tickets, metric_of, ts, violations_of, write
 
 from compliance.evidence.verdicts import build_verdicts, combine_results
 from compliance.ingest.staging import prepare_warehouse
 from compliance.policy import PolicyError, load_policy
 from compliance.rules import completeness, secrets_in_text
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
-
-from conftest import load_staged_tickets, metric_of, ts, violations_of, write
 
 AS_OF = ts("2026-11-30 00:00")
 MON = ts("2026-11-02 10:00")

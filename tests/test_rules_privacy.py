@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
 
-import duckdb
 import pytest
+from conftest import metric_of, ts, violations_of, write
 
 from compliance.ingest.staging import QUARANTINE_COLUMNS, ingest_source
 from compliance.policy import Policy, load_policy
 from compliance.rules import privacy
 
-from conftest import metric_of, ts, violations_of, write
-
-UTC = timezone.utc
+UTC = UTC
 violations = partial(violations_of, domain="privacy")
 metric = partial(metric_of, domain="privacy")
 COLUMNS = (

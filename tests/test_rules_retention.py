@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
 
-import duckdb
 import pytest
-
-from compliance.policy import Policy, load_policy
-from compliance.rules import retention
-
 from conftest import metric_of, ts, violations_of
 
-UTC = timezone.utc
+from compliance.rules import retention
+
+UTC = UTC
 violations = partial(violations_of, domain="retention")
 metric = partial(metric_of, domain="retention")
 DAY = timedelta(days=1)

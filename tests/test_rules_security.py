@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
 
-import duckdb
 import pytest
-
-from compliance.policy import Policy, load_policy
-from compliance.rules import security
-
 from conftest import metric_of, ts, violations_of
 
-UTC = timezone.utc
+from compliance.rules import security
+
+UTC = UTC
 violations = partial(violations_of, domain="security")
 metric = partial(metric_of, domain="security")
 DAY = timedelta(days=1)

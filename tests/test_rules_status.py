@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
 
-import duckdb
 import pytest
-
-from compliance.policy import Policy, load_policy
-from compliance.rules import status
-
 from conftest import metric_of, ts, violations_of
 
-UTC = timezone.utc
+from compliance.rules import status
+
+UTC = UTC
 violations = partial(violations_of, domain="status")
 metric = partial(metric_of, domain="status")
 DAY = timedelta(days=1)
@@ -195,7 +192,7 @@ def test_incident_response(con, policy):
     status.evaluate(con, policy, ts("2026-05-01 00:00"))
     cursor = con.execute("SELECT * FROM incident_response")
     names = [d[0] for d in cursor.description]
-    rows = {(r[0], r[1]): dict(zip(names, r)) for r in cursor.fetchall()}
+    rows = {(r[0], r[1]): dict(zip(names, r, strict=False)) for r in cursor.fetchall()}
     assert set(rows) == {("all", "all"), ("all", "sev1"), ("all", "sev2"), ("2026-03", "all"),
                          ("2026-03", "sev1"), ("2026-04", "all"), ("2026-04", "sev2")}
     sev1 = rows[("2026-03", "sev1")]

@@ -8,11 +8,10 @@ from datetime import datetime
 
 import polars as pl
 import pytest
+from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
 from compliance.policy import load_policy
 from reports.sla_dashboard import DashboardData, rag_status, render_sla_dashboard
-
-from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
 
 @pytest.fixture(scope="module")
@@ -170,10 +169,6 @@ def _empty_data(policy) -> DashboardData:
 def page(policy) -> str:
     return render_sla_dashboard(_data(policy))
 
-
-
-def without_plotlyjs(html: str) -> str:
-    return re.sub(r'<script id="plotlyjs">.*?</script>', '<script id="plotlyjs"></script>', html, count=1, flags=re.S)
 
 
 def _chart_scripts(html: str) -> list[str]:

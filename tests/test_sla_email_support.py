@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import load_staged_tickets
 
 from compliance.policy import load_policy
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
-from conftest import load_staged_tickets
-
-UTC = timezone.utc
+UTC = UTC
 AS_OF = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
 S = timedelta(seconds=1)

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from conftest import load_staged_tickets
 
 from compliance.policy import Target
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
+from tests.test_first_response import NEW_YORK, open_intervals
 
-from conftest import load_staged_tickets
-from tests.test_first_response import NEW_YORK, open_intervals, reference_due
-
-UTC = timezone.utc
+UTC = UTC
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TERMINAL = ("solved", "closed")
 PAUSING = ("pending", "on_hold")
@@ -205,7 +204,7 @@ def reference_paused_clock(calendar: str, target: int, start: datetime, stop: da
     elif stop is not None:
         state = "achieved" if stop <= due else "breached"
     else:
-        state = "breached" if AS_OF > due else "active"
+        state = "breached" if due < AS_OF else "active"
     elapsed = None if state == "excluded" else open_seconds(calendar, start, end) - pause
     return {"due_at": due, "elapsed_seconds": elapsed, "pause_seconds": pause if start <= AS_OF else 0,
             "state": state, "stopped_at": stop}

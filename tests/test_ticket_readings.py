@@ -4,23 +4,22 @@ Parquet, JSON Lines and mbox; negated keywords; TG-MAILBOX, the share of tickets
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
 import pytest
+from conftest import load_staged_tickets, metric_of, violations_of
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compliance.ingest.staging import ingest_source
+from compliance.ingest.tickets_reading import keyword_tier_sql
 from compliance.policy import load_policy
 from compliance.rules import categorisation
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
-from compliance.ingest.tickets_reading import keyword_tier_sql
 
-from conftest import load_staged_tickets, metric_of, violations_of
-
-UTC = timezone.utc
+UTC = UTC
 AS_OF = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 CREATED = "2026-11-02T10:00:00Z"
 ANSWERED_AFTER_72H = "2026-11-05T10:00:00Z"

@@ -18,6 +18,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from compliance.core.files import file_sha256, replacing
+from compliance.core.secrets import redact_sql
 from compliance.ingest.contract import QUARANTINE_SCHEMA, SOURCES
 from compliance.ingest.encodings import (
     UTF8_CODECS,
@@ -29,11 +31,8 @@ from compliance.ingest.encodings import (
     guess_encoding,
     utf8_copy,
 )
-from compliance.core.files import replacing
 from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
-from compliance.core.files import file_sha256
 from compliance.policy import Policy
-from compliance.core.secrets import redact_sql
 
 VENDOR_SLA = "vendor_sla.csv"
 # One row per record × metric where the vendor states its own verdict or due time.

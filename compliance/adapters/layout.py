@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import polars as pl
+
 from compliance.adapters.base import (
     ISO_FORMATS,
     VENDOR_SLA_COLUMNS,
@@ -25,11 +27,10 @@ from compliance.adapters.base import (
     split_checked,
     timestamp_text,
 )
+from compliance.adapters.value_overrides import ValueOverrides, spelling_lookup, value_overrides
 from compliance.ingest.contract import SOURCES, Column, Source
 from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
-from compliance.adapters.value_overrides import ValueOverrides, spelling_lookup, value_overrides
-
 
 METRICS = ("first_response", "resolution", "acknowledgement")
 _WORKING = "__"  # prefix of working columns, dropped by finish_table

@@ -10,12 +10,19 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import replace
 from pathlib import Path
-import polars as pl
-from compliance.adapters.base import ISO_FORMATS, Adapter, AdapterOptions, Conversion, ConversionError
-from compliance.ingest.contract import SOURCES
-from compliance.adapters.layout import METRICS, TableLayout, VendorSlaColumns, convert_csv_files
-from compliance.adapters.value_overrides import parse_values, mapping_problem, read_mapping_document, scalar_value, string_map
 
+import polars as pl
+
+from compliance.adapters.base import ISO_FORMATS, Adapter, AdapterOptions, Conversion, ConversionError
+from compliance.adapters.layout import METRICS, TableLayout, VendorSlaColumns, convert_csv_files
+from compliance.adapters.value_overrides import (
+    mapping_problem,
+    parse_values,
+    read_mapping_document,
+    scalar_value,
+    string_map,
+)
+from compliance.ingest.contract import SOURCES
 
 _VENDOR_SLA_KEYS = ("verdict", "met", "breached", "due")
 

@@ -43,7 +43,7 @@ import html
 import mailbox
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
@@ -61,11 +61,11 @@ from compliance.adapters.base import (
     empty_quarantine,
     input_record,
 )
-from compliance.ingest.encodings import Decoding, codec_name, decode_bytes, guess_encoding
-from compliance.policy import Policy, load_policy
-from compliance.core.sql import ident
 from compliance.core.secrets import redact
+from compliance.core.sql import ident
+from compliance.ingest.encodings import Decoding, codec_name, decode_bytes, guess_encoding
 from compliance.ingest.tickets_reading import channel_vocabulary, keyword_tier_sql, tag_channel_sql, tier_reading_sql
+from compliance.policy import Policy, load_policy
 
 FORMAT_VERSION = "mbox archive (RFC 4155) of RFC 5322 messages"
 MIME_CHARSETS = "MIME charsets"  # an archive's encoding: each message part says (or is detected) on its own
@@ -212,12 +212,12 @@ def _read_date(value: str | None, zone: str | None) -> tuple[datetime | None, st
         return None, "bad_timestamp", f"Date: not an RFC 5322 date: {_shown(value)}"
     if moment.tzinfo is None:
         if re.search(r"-0000\s*(?:\(.*\))?\s*$", value):  # RFC 5322: UTC, local zone unknown
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         elif zone:
             moment = moment.replace(tzinfo=ZoneInfo(zone))
         else:
             return None, "bad_timestamp", f"Date: no time zone (pass --timezone to read it in one): {_shown(value)}"
-    return moment.astimezone(timezone.utc), None, None
+    return moment.astimezone(UTC), None, None
 
 
 def _header_text(message: EmailMessage, name: str) -> tuple[str, int]:

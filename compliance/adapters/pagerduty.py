@@ -88,7 +88,7 @@ def _csv_frame(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, str]:
             f"{path.name}: not a PagerDuty incidents report (needs id, created_on) nor a raw API table (needs data)"
         )
     records, lines, malformed = [], [], []
-    for line, text in zip(frame["source_line"], frame["data"]):
+    for line, text in zip(frame["source_line"], frame["data"], strict=False):
         try:
             incident = json.loads(text or "")
         except json.JSONDecodeError as error:

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
 import polars as pl
 import yaml
+
 from compliance.adapters.base import AdapterOptions, ConversionError
 from compliance.ingest.contract import SOURCES
-
 
 _TOP_LEVEL_KEYS = ("source", "columns", "timestamp_formats", "timezone", "values", "constants", "vendor_sla")
 ValueOverrides = dict[str, dict[str, str]]  # contract column -> {vendor spelling (lower-case): canonical value}

@@ -61,14 +61,14 @@ Reading decisions (signed by compliance officers, so written down here):
 from __future__ import annotations
 
 from compliance.calendars.engine import compute_clocks
-from compliance.calendars.parsing import CalendarError, CalendarSpec, KINDS, WEEKDAYS, did_you_mean
+from compliance.calendars.parsing import KINDS, WEEKDAYS, CalendarError, CalendarSpec, did_you_mean
 from compliance.calendars.windows import closed_dates, is_open, open_windows
 
 __all__ = [
-    "CalendarError",
-    "CalendarSpec",
     "KINDS",
     "WEEKDAYS",
+    "CalendarError",
+    "CalendarSpec",
     "closed_dates",
     "compute_clocks",
     "did_you_mean",

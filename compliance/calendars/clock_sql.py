@@ -3,10 +3,8 @@ lookup by open-time bucket, over integer epoch microseconds."""
 
 from __future__ import annotations
 
-from datetime import time
-
-from compliance.core.sql import table_ref
 from compliance.calendars.zones import DAY0, DAY_US, US_PER_SECOND
+from compliance.core.sql import table_ref
 
 
 def _ts(expr: str) -> str:

@@ -6,16 +6,16 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
-from compliance.calendars.parsing import CalendarError, CalendarSpec
-from compliance.calendars.zones import DAY0, DAY_US, US_PER_SECOND, local_date_of, to_us
-from compliance.calendars.windows import Expansion, day_windows_sec, expand
-from compliance.calendars.clock_sql import build_clock_sql
-from compliance.core.sql import table_ref
 
+from compliance.calendars.clock_sql import build_clock_sql
+from compliance.calendars.parsing import CalendarError, CalendarSpec
+from compliance.calendars.windows import Expansion, day_windows_sec, expand
+from compliance.calendars.zones import DAY0, DAY_US, US_PER_SECOND, local_date_of, to_us
+from compliance.core.sql import table_ref
 
 # ----------------------------------------------------------------------------------------------------------
 # the clock engine
@@ -104,7 +104,7 @@ def compute_clocks(
             continue
         lo = min(min_t, as_of_us)
         exp = _expand_for_clocks(spec, lo, max_s, max(max_anchor, as_of_us), max_tsec, max_tdays)
-        lens = [e - s for s, e in zip(exp.ws, exp.we)]
+        lens = [e - s for s, e in zip(exp.ws, exp.we, strict=False)]
         q = max(min(lens) if lens else DAY_US, 600 * US_PER_SECOND)
         cal_rows.append((cal_id, cal_no, spec.kind, q))
         built.append((cal_no, exp, lo, q))
@@ -148,7 +148,7 @@ def _expand_for_clocks(spec: CalendarSpec, min_t: int, max_s: int, max_anchor: i
     while True:
         exp = expand(spec, first, last)
         k = bisect.bisect_left(exp.ws, max_s)        # windows starting at or after the latest start
-        open_after = sum(e - s for s, e in zip(exp.ws[k:], exp.we[k:]))
+        open_after = sum(e - s for s, e in zip(exp.ws[k:], exp.we[k:], strict=False))
         days_after = sum(1 for _i, d, _ in exp.days if d > start_day)
         # margin: one more working day and a window beyond the furthest deadline
         if (open_after > need_open and days_after >= need_days + 2 and k < len(exp.ws)) or last >= cap:
@@ -213,7 +213,7 @@ def _open_time_buckets(built: list[tuple[int, Expansion, int, int]]) -> tuple[pl
     buckets: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
     for cal_no, exp, _lo, q in built:
         acc = 0
-        for s, e in zip(exp.ws, exp.we):
+        for s, e in zip(exp.ws, exp.we, strict=False):
             length = e - s
             for key in range(acc // q, (acc + length - 1) // q + 1):
                 buckets.setdefault((cal_no, key), []).append((acc, s, length))
@@ -239,6 +239,6 @@ def _day_table(built: list[tuple[int, Expansion, int, int]]) -> pl.DataFrame:
     for cal_no, exp, _lo, _q in built:
         for idx, _d, info in exp.days:
             for c, v in zip(cols, (cal_no, idx, info.mid_us, info.off_before, info.off_after, info.trans_us,
-                                   info.wb, info.wa)):
+                                   info.wb, info.wa), strict=False):
                 data[c].append(v)
     return pl.DataFrame(data, schema={c: pl.Int64 for c in cols})

@@ -6,12 +6,11 @@ import dataclasses
 import difflib
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays as holidays_lib
-
 
 KINDS = ("always_open", "business_hours", "working_days")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -42,7 +41,7 @@ class CalendarSpec:
         return ZoneInfo(self.timezone)
 
     @classmethod
-    def from_mapping(cls, calendar_id: str, mapping: Any) -> "CalendarSpec":
+    def from_mapping(cls, calendar_id: str, mapping: Any) -> CalendarSpec:
         return _parse_calendar(calendar_id, mapping)
 
 
@@ -182,7 +181,7 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
                     raise _err(wpath, f"opening {_fmt_sec(o)} is not before closing {_fmt_sec(c)}")
                 parsed.append((o, c, i))
             parsed.sort()
-            for (o1, c1, _), (o2, c2, i2) in zip(parsed, parsed[1:]):
+            for (o1, c1, _), (o2, c2, i2) in zip(parsed, parsed[1:], strict=False):
                 if o2 < c1:
                     raise _err(f"{dpath}[{i2}]", f"window {_fmt_sec(o2)}-{_fmt_sec(c2)} overlaps "
                                                  f"{_fmt_sec(o1)}-{_fmt_sec(c1)}")
@@ -214,10 +213,9 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
                 raise _err(f"{hpath}.{key}", f"unknown key `{key}`{did_you_mean(str(key), sorted(_HOLIDAY_KEYS))}")
         supported = holidays_lib.list_supported_countries()
         country = hol.get("country")
-        if country is not None:
-            if not isinstance(country, str) or country not in supported:
-                raise _err(f"{hpath}.country", f"unknown holiday country {country!r} "
-                                               "(expected a code of holidays.list_supported_countries())")
+        if country is not None and (not isinstance(country, str) or country not in supported):
+            raise _err(f"{hpath}.country", f"unknown holiday country {country!r} "
+                                           "(expected a code of holidays.list_supported_countries())")
         subdiv = hol.get("subdivision")
         if subdiv is not None:
             if country is None:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import holidays as holidays_lib
 import polars as pl
+
 from compliance.calendars.parsing import CalendarSpec
-from compliance.calendars.zones import DAY_US, DayInfo, EPOCH_DATE, US_PER_SECOND, day_info, from_us, local_date_of, time_to_sec, to_us
+from compliance.calendars.zones import (
+    DAY_US,
+    EPOCH_DATE,
+    US_PER_SECOND,
+    DayInfo,
+    day_info,
+    from_us,
+    local_date_of,
+    time_to_sec,
+    to_us,
+)
 
 
 def day_windows_sec(spec: CalendarSpec, weekday: int) -> list[tuple[int, int]]:
@@ -29,7 +40,7 @@ def closed_dates(spec: CalendarSpec, first: date, last: date) -> set[date]:
         years = list(range(first.year - 1, last.year + 2))
         hol = holidays_lib.country_holidays(spec.holiday_country, subdiv=spec.holiday_subdivision,
                                             years=years, observed=spec.observed)
-        out.update(d for d in hol.keys() if first <= d <= last)
+        out.update(d for d in hol if first <= d <= last)
     out.update(d for d in spec.extra_closed_dates if first <= d <= last)
     out.difference_update(spec.removed_holidays)
     return out
@@ -110,7 +121,7 @@ def open_windows(spec: CalendarSpec, start: datetime, end: datetime) -> pl.DataF
         we = [exp.we[i] for i in keep]
         wdate = [exp.wdate[i] for i in keep]
     osb, acc = [], 0
-    for a, b in zip(ws, we):
+    for a, b in zip(ws, we, strict=False):
         osb.append(acc // US_PER_SECOND)
         acc += b - a
     wdi, idx, prev = [], -1, None
@@ -139,4 +150,4 @@ def is_open(spec: CalendarSpec, instant: datetime) -> bool:
         return True
     d = local_date_of(spec, us)
     exp = expand(spec, d - timedelta(days=1), d + timedelta(days=1))
-    return any(s <= us < e for s, e in zip(exp.ws, exp.we))
+    return any(s <= us < e for s, e in zip(exp.ws, exp.we, strict=False))

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
-from compliance.calendars.parsing import CalendarSpec
 
+from compliance.calendars.parsing import CalendarSpec
 
 US_PER_SECOND = 1_000_000
 DAY_US = 86_400 * US_PER_SECOND
 DAY0 = 800_000   # UTC day numbers are shifted by this so that integer division never sees negative values
 EPOCH_DATE = date(1970, 1, 1)
-_UTC = timezone.utc
+_UTC = UTC
 
 
 def time_to_sec(t: time, *, closing: bool) -> int:

@@ -146,7 +146,7 @@ def redact(text: str | None) -> str | None:
     for kind, pattern in _PYTHON_PATTERNS:
         marker = _marker(kind)
         if kind == "card_number":
-            text = pattern.sub(lambda m: m.group(1) + (marker if _luhn_ok(m.group(2)) else m.group(2)), text)
+            text = pattern.sub(lambda m, marker=marker: m.group(1) + (marker if _luhn_ok(m.group(2)) else m.group(2)), text)
         else:
             text = pattern.sub(lambda m, marker=marker: m.group(1) + marker, text)
     return text

@@ -9,7 +9,7 @@ SQL text that is composed and run later (views, generated clock SQL), ``ident`` 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -92,8 +92,8 @@ def table_ref(name: str) -> str:
 def ts_lit(moment: datetime) -> str:
     """A TIMESTAMPTZ literal for a tz-aware datetime (a naive one is read as UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return f"TIMESTAMPTZ '{moment.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M:%S.%f')}+00'"
+        moment = moment.replace(tzinfo=UTC)
+    return f"TIMESTAMPTZ '{moment.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S.%f')}+00'"
 
 
 def seconds_interval(seconds: int | float) -> str:

@@ -7,8 +7,8 @@ time from the same run that it times as a whole. The table is internal: no evide
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import duckdb
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy
 from compliance.rules.common import input_columns_known
 from compliance.rules.reconciliation import conversion_record
+
 
 def package_versions() -> dict[str, str]:
     names = ("compliance-reporter", "dagster", "duckdb", "polars", "great-expectations", "plotly", "holidays", "pyarrow")
@@ -115,5 +116,5 @@ def _carried_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], di
 
 def iso_utc(moment: datetime) -> str:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

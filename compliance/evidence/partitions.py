@@ -8,14 +8,14 @@ object storage) never sees half a month.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from compliance.ingest.contract import SOURCES, Source
 from compliance.core.files import replacing
 from compliance.core.sql import lit, table_exists
+from compliance.ingest.contract import SOURCES, Source
 
 
 def month_sql(source: Source) -> str:
@@ -26,7 +26,7 @@ def month_sql(source: Source) -> str:
 
 def write_month(con: duckdb.DuckDBPyConnection, root: Path, month: str) -> dict[str, int]:
     """Write every staged source's rows of ``month`` (YYYY-MM); returns rows written per source."""
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=timezone.utc)
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
     end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
     written = {}
     for source in SOURCES.values():

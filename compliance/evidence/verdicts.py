@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import duckdb
 
+from compliance.core.sql import lit, table_exists
 from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy
 from compliance.rule_kinds import DOMAINS
@@ -16,10 +17,8 @@ from compliance.rules.common import (
     RULE_INPUTS,
     VIOLATION_COLUMNS,
     absent_rule_columns,
-    input_columns_known,
     rule_columns_absent_everywhere,
 )
-from compliance.core.sql import lit, table_exists
 from compliance.rules.ticket_clocks import events_stop_missing
 
 # Every domain of the registry: a domain missing here would drop out of `violations` and `metrics` silently.

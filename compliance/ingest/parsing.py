@@ -3,19 +3,20 @@ row with a problem goes to ``quarantine`` with a reason, never a traceback."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
-from typing import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
-import duckdb
-from compliance.ingest.contract import REQUEST_TYPES, Column, Source
-from compliance.policy import Policy
-from compliance.core.sql import ident, lit
-from compliance.core.secrets import redact_sql
-from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 
+import duckdb
+
+from compliance.core.secrets import redact_sql
+from compliance.core.sql import ident, lit
+from compliance.ingest.contract import REQUEST_TYPES, Column, Source
+from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
+from compliance.policy import Policy
 
 _REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
 _SQL_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ", "boolean": "BOOLEAN"}
@@ -139,18 +140,18 @@ def _repeated_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, in
     time_of_day = f"((epoch_us({wall}) % {day} + {day}) % {day})"
     candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges or [])
     first = _first_occurrence_sql(wall, reading, zone)
-    return (f"(CASE " + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
+    return ("(CASE " + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
             + f"WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _repeated_wall_times(zone_name: str) -> list[tuple[int, int]]:
     """Times of day [start, end) in microseconds after local midnight at which a fall-back of the zone
     (1900-2100) repeats the wall clock; a range that crosses midnight is split. Found day by day with zoneinfo."""
     zone = ZoneInfo(zone_name)
     day = timedelta(days=1)
     ranges: set[tuple[int, int]] = set()
-    instant = datetime(1900, 1, 1, tzinfo=timezone.utc)
+    instant = datetime(1900, 1, 1, tzinfo=UTC)
     offset = instant.astimezone(zone).utcoffset()
     while instant.year < 2101:
         following = instant + day

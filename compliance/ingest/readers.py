@@ -3,9 +3,12 @@ another encoding), Parquet through a view. A file that cannot be read at all is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+
 import duckdb
+
+from compliance.core.sql import ident, lit
 from compliance.ingest.contract import Source
 from compliance.ingest.encodings import (
     MAX_WINDOWS,
@@ -15,7 +18,6 @@ from compliance.ingest.encodings import (
     first_invalid_utf8,
     utf8_copy,
 )
-from compliance.core.sql import ident, lit
 
 
 class UnusableFile(Exception):
@@ -154,7 +156,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
             FROM {lines}
             WHERE NOT json_valid(json_line) OR json_type(json_line) <> 'OBJECT'"""
     )
-    rejected = con.execute(f"SELECT count(*) FROM quarantine WHERE source_file = ?", [file_name]).fetchall()[0][0]
+    rejected = con.execute("SELECT count(*) FROM quarantine WHERE source_file = ?", [file_name]).fetchall()[0][0]
     keys = [
         row[0]
         for row in con.execute(

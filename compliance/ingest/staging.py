@@ -28,16 +28,17 @@ import json
 import re
 from dataclasses import astuple, dataclass
 from pathlib import Path
+
 import duckdb
+
+from compliance.core.files import file_sha256
+from compliance.core.sql import ident, lit, table_exists
 from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL, SOURCES, Source
 from compliance.ingest.encodings import REPLACEMENT_CHARACTER, Decoding, codec_name
 from compliance.ingest.landing import CONVERSION_LOG, export_files, file_pattern, format_conflicts
-from compliance.core.files import file_sha256
-from compliance.policy import Policy
-from compliance.core.sql import ident, lit, table_exists
-from compliance.ingest.parsing import parse_and_check, accepted_spellings
+from compliance.ingest.parsing import accepted_spellings, parse_and_check
 from compliance.ingest.readers import UnusableFile, read_raw
-
+from compliance.policy import Policy
 
 QUARANTINE_COLUMNS = QUARANTINE_COLUMNS_SQL
 INGEST_LOG_COLUMNS = (
@@ -174,7 +175,7 @@ def ingest_source(
         f"INSERT INTO ingest_log VALUES ({', '.join('?' * len(astuple(entries[0])))})", [astuple(entry) for entry in entries]
     )
     _record_input_columns(con, source, [entry.file for entry in current if entry.change != "superseded"], exports_dir)
-    merged = MergeCounts(*(sum(column) for column in zip(*map(astuple, merges)))) if merges else MergeCounts()
+    merged = MergeCounts(*(sum(column) for column in zip(*map(astuple, merges), strict=False))) if merges else MergeCounts()
     return IngestResult(source.name, *_source_status(entries), tuple(entries), merged)
 
 
@@ -406,4 +407,4 @@ def _replaced_by_column(con: duckdb.DuckDBPyConnection, raw: str) -> dict[str, i
             for name in columns
         ) + f" FROM {raw}"
     ).fetchall()[0]
-    return {name.strip(): int(count) for name, count in zip(columns, counts) if count}
+    return {name.strip(): int(count) for name, count in zip(columns, counts, strict=False) if count}

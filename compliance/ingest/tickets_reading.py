@@ -33,8 +33,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from compliance.policy import Policy
 from compliance.core.sql import lit
+from compliance.policy import Policy
 
 CHANNEL_SOURCES = ("column", "mailbox", "subject tag")
 TIER_SOURCES = ("column", "keywords", "plan", "default")

@@ -20,6 +20,7 @@ from datetime import datetime
 
 import duckdb
 
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.policy import Policy
 from compliance.rules.common import (
     create_empty_results,
@@ -29,7 +30,6 @@ from compliance.rules.common import (
     write_metrics,
     write_violations,
 )
-from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 
 DOMAIN = "tickets"
 # The rule asset that runs this (assets/rules.py) shares the data_quality tables with the secret scan and the

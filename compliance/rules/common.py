@@ -17,8 +17,6 @@ connection by :func:`install_macros`.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import duckdb
 
 from compliance.core.sql import lit, table_exists

@@ -20,6 +20,7 @@ from datetime import datetime
 
 import duckdb
 
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.policy import Policy, Rule
 from compliance.rules.common import (
     create_empty_results,
@@ -29,7 +30,6 @@ from compliance.rules.common import (
     write_metrics,
     write_violations,
 )
-from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 
 DOMAIN = "data_quality"
 # write_violations / write_metrics replace their target tables; the secret scan's rows already sit in the

@@ -47,6 +47,7 @@ from zoneinfo import available_timezones
 
 import duckdb
 
+from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
 from compliance.ingest.contract import REQUEST_TYPES, SOURCES
 from compliance.ingest.landing import file_pattern
 from compliance.policy import Policy, Rule
@@ -54,15 +55,14 @@ from compliance.rules.common import (
     create_empty_results,
     create_items,
     deadline_items,
-    exclude_items_of_files_without,
     drop_items,
+    exclude_items_of_files_without,
     insert_items,
     require_seconds,
     target_phrase,
     write_metrics,
     write_violations,
 )
-from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
 
 DOMAIN = "privacy"
 SOURCE = "staged_privacy_requests"
@@ -386,7 +386,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             late_cause="'answered_late'", open_cause="'open_past_due'",
         ))
 
-    extension_note = f"""CASE WHEN extended IS TRUE THEN ' The extension flagged on this request does not count: the '
+    extension_note = """CASE WHEN extended IS TRUE THEN ' The extension flagged on this request does not count: the '
         || 'requester was ' || CASE WHEN notified_eff IS NULL THEN 'never notified of it'
                                     ELSE 'notified of it only ' || cr_ts(notified_eff) || ', after the original deadline'
                                END || ' (see PRIV-EXTEND).' ELSE '' END"""

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import duckdb
 
+from compliance.core.secrets import redact_sql
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL
 from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
 from compliance.policy import Policy
-from compliance.core.sql import install_macros, lit, table_exists, ts_lit
-from compliance.core.secrets import redact_sql
 from compliance.rules.ticket_clocks import ticket_settings
 
 SOURCE = "staged_vendor_sla"

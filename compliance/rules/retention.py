@@ -31,20 +31,20 @@ from datetime import datetime
 
 import duckdb
 
+from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
 from compliance.policy import Policy, Rule
 from compliance.rules.common import (
     create_empty_results,
     create_items,
     deadline_items,
-    exclude_items_of_files_without,
     drop_items,
+    exclude_items_of_files_without,
     insert_items,
     require_seconds,
     target_phrase,
     write_metrics,
     write_violations,
 )
-from compliance.core.sql import install_macros, lit, table_exists, seconds_interval, ts_lit
 
 DOMAIN = "retention"
 SOURCE = "staged_retention_inventory"

@@ -11,6 +11,8 @@ from datetime import datetime
 
 import duckdb
 
+from compliance.core.secrets import FINDINGS_COLUMNS, SECRET_KINDS, scan_secrets
+from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.policy import Policy
 from compliance.rules.common import (
     create_empty_results,
@@ -20,8 +22,6 @@ from compliance.rules.common import (
     write_metrics,
     write_violations,
 )
-from compliance.core.sql import install_macros, lit, table_exists, ts_lit
-from compliance.core.secrets import FINDINGS_COLUMNS, SECRET_KINDS, scan_secrets
 
 DOMAIN = "data_quality"
 

@@ -78,8 +78,10 @@ from datetime import datetime
 import duckdb
 
 from compliance.calendars import compute_clocks
-from compliance.policy import Policy
+from compliance.core.sql import install_macros, lit, mark_stored_order, table_exists, ts_lit
+from compliance.core.timings import timed
 from compliance.ingest.tickets_reading import keyword_tier_sql, tier_reading_sql
+from compliance.policy import Policy
 from compliance.rules.common import (
     RULE_INPUTS,
     absent_rule_columns,
@@ -88,8 +90,6 @@ from compliance.rules.common import (
     write_metrics,
     write_violations,
 )
-from compliance.core.sql import install_macros, lit, mark_stored_order, table_exists, ts_lit
-from compliance.core.timings import timed
 
 TICKET_SLA_COLUMNS = (
     "record_id VARCHAR, rule_id VARCHAR, metric VARCHAR, calendar VARCHAR, target_seconds BIGINT, "

@@ -15,7 +15,7 @@ clean row lies after ``as_of``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,16 +23,16 @@ import numpy as np
 import polars as pl
 
 __all__ = [
+    "CHANNELS",
+    "CONTRACT_COLUMNS",
+    "DEFAULT_AS_OF",
+    "MESSY_KINDS",
+    "PLANS",
     "GenerateOptions",
     "generate",
-    "CONTRACT_COLUMNS",
-    "MESSY_KINDS",
-    "CHANNELS",
-    "PLANS",
-    "DEFAULT_AS_OF",
 ]
 
-DEFAULT_AS_OF = datetime(2026, 11, 1, tzinfo=timezone.utc)
+DEFAULT_AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 CHUNK_ROWS = 1_000_000
 FORMATS = ("csv", "parquet", "jsonl")
 
@@ -149,8 +149,8 @@ class _Clock:
         local_day = local // DAY
         self.weekday = ((local_day + 3) % 7).astype(np.int8)  # 1970-01-01 was a Thursday; Monday = 0
         self.local_hour = ((local % DAY) // HOUR).astype(np.int8)
-        y0 = int(datetime.fromtimestamp(int(self.hours[0]), timezone.utc).year)
-        y1 = int(datetime.fromtimestamp(int(self.hours[-1]), timezone.utc).year)
+        y0 = int(datetime.fromtimestamp(int(self.hours[0]), UTC).year)
+        y1 = int(datetime.fromtimestamp(int(self.hours[-1]), UTC).year)
         self.holiday = np.isin(local_day, _us_holiday_days(y0, y1))
         self.open = (self.weekday < 5) & (self.local_hour >= 9) & (self.local_hour < 17) & ~self.holiday
         self.cum = np.concatenate([[0], np.cumsum(self.open.astype(np.int64) * HOUR)])
@@ -225,12 +225,12 @@ def _iso_offset(t: int, offset_hours: float) -> str:
 
 
 def _iso_naive(t: int, space: bool = False) -> str:
-    s = datetime.fromtimestamp(int(t), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    s = datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return s.replace("T", " ") if space else s
 
 
 def _iso_z(t: int) -> str:
-    return datetime.fromtimestamp(int(t), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ids(prefix: str, start: int, n: int, width: int) -> pl.Series:
@@ -247,7 +247,8 @@ class _Sink:
 
     def __init__(self, path: Path, fmt: str, columns: list[str]):
         self.path, self.fmt, self.columns, self.rows = path, fmt, columns, 0
-        self._fh = open(path, "wb") if fmt in ("csv", "jsonl") else None
+        # kept open across write() calls, closed by close(): one file written in chunks
+        self._fh = open(path, "wb") if fmt in ("csv", "jsonl") else None  # noqa: SIM115
         self._pq = None
         self._header_done = False
 
@@ -610,7 +611,7 @@ def _ticket_chunk(rng, clock: _Clock, created: np.ndarray, as_of: int, start_ind
     T[:, 14], V[:, 14], S[:, 14] = r2, reopen, ST_SOLVED
     r_final = np.where(reopen, r2, r1)
     T[:, 15], V[:, 15], S[:, 15] = r_final + 4 * DAY, resolves & (rng.random(n) < 0.95), ST_CLOSED
-    V &= T <= as_of  # nothing after as_of
+    V &= as_of >= T  # nothing after as_of
 
     status = np.full(n, ST_NEW, dtype=np.int8)
     for s in _STATUS_SLOTS:
@@ -747,7 +748,7 @@ def _write_privacy(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[str
     status = np.where(done_ok, 0, np.where(notice_ok, 1, np.where(fr_ok, 2, 3)))
     status_names = ("completed", "extended", "in_progress", "received")
     spelling = rng.integers(0, len(_BOOL_SPELLINGS), n)
-    ext_txt = [(_BOOL_SPELLINGS[int(s)][0] if e else _BOOL_SPELLINGS[int(s)][1]) for s, e in zip(spelling, extended)]
+    ext_txt = [(_BOOL_SPELLINGS[int(s)][0] if e else _BOOL_SPELLINGS[int(s)][1]) for s, e in zip(spelling, extended, strict=False)]
     blank = ~extended & (rng.random(n) < 0.1)
     df = pl.DataFrame({
         "request_id": _ids("PR", 0, n, 6),
@@ -1024,7 +1025,7 @@ def generate(options: GenerateOptions) -> dict[str, int]:
             raise ValueError(f"{name} must be >= 0")
     as_of_dt = options.as_of
     if as_of_dt.tzinfo is None:
-        as_of_dt = as_of_dt.replace(tzinfo=timezone.utc)
+        as_of_dt = as_of_dt.replace(tzinfo=UTC)
     as_of = int(as_of_dt.timestamp())
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
