@@ -21,12 +21,17 @@ MONTHS = dg.MonthlyPartitionsDefinition(start_date=os.environ.get("CR_PARTITIONS
     partitions_def=MONTHS,
     deps=ingest_assets,
 )
-def monthly_records(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+def monthly_records(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """The staged records of one month, per source: OUT/partitions/<source>/month=YYYY-MM/part-0.parquet."""
     started = time.monotonic()
     month = context.partition_key[:7]
     with warehouse.connect(read_only=True) as con:  # readers of the warehouse may run side by side
         written = write_month(con, Path(settings.out_dir) / "partitions", month)
     return dg.MaterializeResult(
-        metadata={**{f"rows_{name}": rows for name, rows in written.items()}, "duration_seconds": round(time.monotonic() - started, 3)}
+        metadata={
+            **{f"rows_{name}": rows for name, rows in written.items()},
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
     )

@@ -33,7 +33,12 @@ def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.Materialize
         combine_results(con)
         build_verdicts(con, settings.load_policy(), blocked_domains(con))
         counts = dict(con.execute("SELECT verdict, count(*) FROM verdicts GROUP BY verdict").fetchall())
-    return dg.MaterializeResult(metadata={**{verdict: int(count) for verdict, count in sorted(counts.items())}, "duration_seconds": round(time.monotonic() - started, 3)})
+    return dg.MaterializeResult(
+        metadata={
+            **{verdict: int(count) for verdict, count in sorted(counts.items())},
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
+    )
 
 
 @dg.asset(group_name="publish", kinds={"csv", "parquet"}, pool=WAREHOUSE_POOL, deps=[verdicts])
@@ -42,7 +47,9 @@ def evidence_files(settings: ReporterSettings, warehouse: Warehouse) -> dg.Mater
     started = time.monotonic()
     with warehouse.connect() as con:
         written = write_evidence(con, Path(settings.out_dir))
-    return dg.MaterializeResult(metadata={"files": [str(path) for path in written], "duration_seconds": round(time.monotonic() - started, 3)})
+    return dg.MaterializeResult(
+        metadata={"files": [str(path) for path in written], "duration_seconds": round(time.monotonic() - started, 3)}
+    )
 
 
 def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con, outputs: list[Path]) -> dict:
@@ -62,7 +69,9 @@ def _evidence_paths(out_dir: Path) -> list[Path]:
 
 
 @dg.asset(group_name="publish", kinds={"html"}, pool=WAREHOUSE_POOL, deps=[evidence_files])
-def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+def compliance_report(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """compliance_report.html: verdicts, figures with denominators, violations, data coverage, provenance."""
     started = time.monotonic()
     out_dir = Path(settings.out_dir)
@@ -94,18 +103,24 @@ def compliance_report(context: dg.AssetExecutionContext, settings: ReporterSetti
                 "SELECT kind, count(*) AS findings, count(DISTINCT record_id) AS records FROM secret_findings "
                 "GROUP BY kind ORDER BY findings DESC, kind"
             ).pl(),
-            privacy_backlog=con.sql("SELECT request_type, age_days, days_left FROM privacy_backlog ORDER BY request_id").pl(),
+            privacy_backlog=con.sql(
+                "SELECT request_type, age_days, days_left FROM privacy_backlog ORDER BY request_id"
+            ).pl(),
             finding_counts=con.sql(
                 "SELECT rule_id, severity, count(*) AS findings FROM violations GROUP BY ALL ORDER BY ALL"
             ).pl(),
         )
     path = out_dir / "compliance_report.html"
     publish_atomically(render_compliance_report(data), path)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "duration_seconds": round(time.monotonic() - started, 3)})
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)), "duration_seconds": round(time.monotonic() - started, 3)}
+    )
 
 
 @dg.asset(group_name="publish", kinds={"html"}, pool=WAREHOUSE_POOL, deps=[evidence_files])
-def sla_dashboard(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+def sla_dashboard(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """sla_dashboard.html: KPIs with red/amber/green status, trends, breaches by hour, at-risk items, incidents."""
     started = time.monotonic()
     policy = settings.load_policy()
@@ -141,11 +156,15 @@ def sla_dashboard(context: dg.AssetExecutionContext, settings: ReporterSettings,
         )
     path = Path(settings.out_dir) / "sla_dashboard.html"
     publish_atomically(render_sla_dashboard(data), path)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "duration_seconds": round(time.monotonic() - started, 3)})
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)), "duration_seconds": round(time.monotonic() - started, 3)}
+    )
 
 
 @dg.asset(group_name="publish", kinds={"json"}, pool=WAREHOUSE_POOL, deps=[compliance_report, sla_dashboard])
-def run_manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+def run_manifest(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """manifest.json: run id, as-of, policy and input hashes, rows read/loaded/quarantined, output hashes."""
     started = time.monotonic()
     out_dir = Path(settings.out_dir)
@@ -153,4 +172,9 @@ def run_manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, 
     with warehouse.connect() as con:
         manifest = _manifest(context, settings, con, outputs)
     write_json(out_dir / "manifest.json", manifest)
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(out_dir / "manifest.json")), "duration_seconds": round(time.monotonic() - started, 3)})
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out_dir / "manifest.json")),
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
+    )

@@ -34,13 +34,17 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
         deps=deps,
         description=f"Violations and figures of the {domain} commitments.",
     )
-    def _asset(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
         started = time.monotonic()
         with warehouse.connect() as con:
             for module in modules:
                 module.evaluate(con, settings.load_policy(), settings.as_of_instant(context))
             violations = con.execute(f"SELECT count(*) FROM violations_{domain}").fetchall()[0][0]
-        return dg.MaterializeResult(metadata={"violations": int(violations), "duration_seconds": round(time.monotonic() - started, 3)})
+        return dg.MaterializeResult(
+            metadata={"violations": int(violations), "duration_seconds": round(time.monotonic() - started, 3)}
+        )
 
     return _asset
 
@@ -49,9 +53,17 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
     group_name="rules",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[staged["vendor_sla"], ticket_sla, staged["incidents"], staged["privacy_requests"], staged["security_reports"]],
+    deps=[
+        staged["vendor_sla"],
+        ticket_sla,
+        staged["incidents"],
+        staged["privacy_requests"],
+        staged["security_reports"],
+    ],
 )
-def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+def vendor_reconciliation(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """The vendor's own SLA verdicts beside our recomputation and our policy's verdicts; conversion quarantine."""
     started = time.monotonic()
     exports_dir = Path(settings.exports_dir)
@@ -64,8 +76,13 @@ def vendor_reconciliation(context: dg.AssetExecutionContext, settings: ReporterS
             "SELECT count(*), count(agrees), count(*) FILTER (WHERE agrees) FROM vendor_reconciliation"
         ).fetchall()[0]
     return dg.MaterializeResult(
-        metadata={"vendor_rows": rows, "compared": compared, "agreeing": agreeing, "conversion_quarantined": quarantined,
-                  "duration_seconds": round(time.monotonic() - started, 3)}
+        metadata={
+            "vendor_rows": rows,
+            "compared": compared,
+            "agreeing": agreeing,
+            "conversion_quarantined": quarantined,
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
     )
 
 

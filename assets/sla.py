@@ -15,12 +15,17 @@ from compliance.rules.ticket_clocks import evaluate_ticket_clocks
     pool=WAREHOUSE_POOL,
     deps=[staged["tickets"], staged["ticket_events"]],
 )
-def ticket_sla(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
+def ticket_sla(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """One row per ticket × clock rule: due, stopped, elapsed open seconds, state."""
     started = time.monotonic()
     with warehouse.connect() as con:
         evaluate_ticket_clocks(con, settings.load_policy(), settings.as_of_instant(context))
         counts = dict(con.execute("SELECT state, count(*) FROM ticket_sla GROUP BY state").fetchall())
     return dg.MaterializeResult(
-        metadata={**{state: int(counts.get(state, 0)) for state in ("achieved", "breached", "active", "excluded")}, "duration_seconds": round(time.monotonic() - started, 3)}
+        metadata={
+            **{state: int(counts.get(state, 0)) for state in ("achieved", "breached", "active", "excluded")},
+            "duration_seconds": round(time.monotonic() - started, 3),
+        }
     )

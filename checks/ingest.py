@@ -27,7 +27,10 @@ def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
     verdicts into "not assessed" with the reason (``compliance.evidence.verdicts.blocked_domains``)."""
     return [
         dg.AssetCheckSpec(
-            ACCOUNTING, asset=asset_name, blocking=True, description="rows read = rows loaded + rows quarantined, per file"
+            ACCOUNTING,
+            asset=asset_name,
+            blocking=True,
+            description="rows read = rows loaded + rows quarantined, per file",
         ),
         dg.AssetCheckSpec(EXPECTATIONS, asset=asset_name, description="Great Expectations suite of the staged table"),
     ]
@@ -42,7 +45,11 @@ def accounting_result(con: duckdb.DuckDBPyConnection, asset_name: str, result: I
         passed=not problems,
         severity=dg.AssetCheckSeverity.ERROR,
         description="; ".join(problems[:5]) or "every row of every file accounted for",
-        metadata={"rows_read": result.rows_read, "rows_loaded": result.rows_loaded, "rows_quarantined": result.rows_quarantined},
+        metadata={
+            "rows_read": result.rows_read,
+            "rows_loaded": result.rows_loaded,
+            "rows_quarantined": result.rows_quarantined,
+        },
     )
 
 

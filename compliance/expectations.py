@@ -262,7 +262,8 @@ def _frame(rows: pa.Table) -> pd.DataFrame:
     frame and filters it per expectation, several times faster on categoricals than on strings; same values."""
     rows = rows.combine_chunks()
     columns = [
-        pc.dictionary_encode(column) if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        pc.dictionary_encode(column)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
         else column
         for column in rows.columns
     ]
@@ -279,7 +280,8 @@ def _selection(source: Source, runnable: list[_Merged], present: set[str]) -> st
     read = {c for m in runnable for c in _columns_of(m.type, m.kwargs)}
     values_read = {c for m in runnable if m.type not in (_EXIST, _NOT_NULL) for c in _columns_of(m.type, m.kwargs)}
     select = [
-        ident(column.name) if column.name in values_read
+        ident(column.name)
+        if column.name in values_read
         else f"CASE WHEN {ident(column.name)} IS NOT NULL THEN 0 END::UTINYINT AS {ident(column.name)}"
         for column in source.columns
         if column.name in present and column.name in read
@@ -322,9 +324,7 @@ def _validate_table(
     total_rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
     expectations = _expectations(source, policy, as_of, previous_rows)
-    merged = [
-        _Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in expectations
-    ]
+    merged = [_Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in expectations]
     runnable = [
         (e, m)
         for e, m in zip(expectations, merged, strict=False)
@@ -383,8 +383,13 @@ def _ambiguous_local_times(
     ).fetchall()
     return [
         ExpectationOutcome(
-            source.name, AMBIGUOUS_LOCAL_TIMES, column, True, int(count),
-            f"{_plural(int(count), 'value')} read as the earlier instant", False,
+            source.name,
+            AMBIGUOUS_LOCAL_TIMES,
+            column,
+            True,
+            int(count),
+            f"{_plural(int(count), 'value')} read as the earlier instant",
+            False,
             f"{source.name}: {_plural(int(count), 'value')} of {column} name a local time that occurs twice "
             "(clocks set back for daylight saving); each is read as its earlier instant",
         )
@@ -398,12 +403,16 @@ def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, order: str, me
     column = ident(merged.kwargs["column"])
     groups = f"FROM {table} WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1"
     rows = con.execute(f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n {groups})").fetchall()[0][0]
-    examples = con.execute(
-        f"""SELECT CAST(id AS VARCHAR), count(*) FROM (
+    examples = (
+        con.execute(
+            f"""SELECT CAST(id AS VARCHAR), count(*) FROM (
                 SELECT {column} AS id FROM {table} WHERE {column} IN (SELECT {column} {groups}) {order}
                 LIMIT {EXAMPLE_ROWS})
             GROUP BY id"""
-    ).fetchall() if rows else []
+        ).fetchall()
+        if rows
+        else []
+    )
     merged.unexpected_count = int(rows)
     merged.success = rows == 0
     merged.examples = {value: int(count) for value, count in examples}
@@ -434,7 +443,13 @@ def _outcome(
     count = m.unexpected_count
     if m.error is not None and m.type != _EXIST:
         return ExpectationOutcome(
-            name, m.type, column, False, None, f"error: {m.error}"[:200], blocking,
+            name,
+            m.type,
+            column,
+            False,
+            None,
+            f"error: {m.error}"[:200],
+            blocking,
             f"{name}: the check {m.type} on {column or 'the table'} could not run: {m.error}"[:300],
         )
     if m.type == _EXIST:
@@ -444,8 +459,9 @@ def _outcome(
             if success
             else f"{name}: required column {column_label} is missing"
         )
-        return ExpectationOutcome(name, m.type, column, success, None, "present" if success else "missing",
-                                  blocking, message)
+        return ExpectationOutcome(
+            name, m.type, column, success, None, "present" if success else "missing", blocking, message
+        )
     if m.type == _NOT_NULL:
         observed = f"{count} of {total_rows} rows empty"
         message = (
@@ -466,8 +482,7 @@ def _outcome(
         message = (
             f"{name}: every {column_label} is a known value"
             if m.success
-            else f"{name}: {_have(count)} an unknown {column_label} (e.g. {_sample(m.examples)}; "
-            f"allowed: {allowed})"
+            else f"{name}: {_have(count)} an unknown {column_label} (e.g. {_sample(m.examples)}; allowed: {allowed})"
         )
     elif m.type == _ORDER:
         earlier, later = m.kwargs["column_B"], m.kwargs["column_A"]
@@ -534,7 +549,12 @@ def decoding_outcomes(con: duckdb.DuckDBPyConnection, source_name: str) -> list[
     ).fetchall()
     return [
         ExpectationOutcome(
-            source_name, DECODED, column, False, int(count), f"{_plural(count, 'character')} replaced: {files}"[:200],
+            source_name,
+            DECODED,
+            column,
+            False,
+            int(count),
+            f"{_plural(count, 'character')} replaced: {files}"[:200],
             False,
             f"{source_name}: {_plural(count, 'character')} of {column} did not decode and became U+FFFD "
             f"({files}); the records are kept"[:300],

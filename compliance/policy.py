@@ -110,9 +110,7 @@ class EmailSettings:
     support_domains: tuple[str, ...] = ()  # default: the domains of the mailbox aliases of the channels
     auto_reply_senders: tuple[str, ...] = ("noreply", "no-reply", "donotreply", "do-not-reply")
     # One group: the ticket number an auto-reply announces ("工单号: TG-1234", "Ticket #1234").
-    ticket_number_pattern: str = (
-        r"(?i)(?:工单号|工单编号|ticket\s*(?:number|no\.?|id|#))\s*(?:is\s*)?[:：#]?\s*([A-Za-z]{0,5}-?[0-9][0-9A-Za-z-]{3,})"
-    )
+    ticket_number_pattern: str = r"(?i)(?:工单号|工单编号|ticket\s*(?:number|no\.?|id|#))\s*(?:is\s*)?[:：#]?\s*([A-Za-z]{0,5}-?[0-9][0-9A-Za-z-]{3,})"
 
 
 @dataclass(frozen=True)
@@ -204,8 +202,13 @@ def _schema_validator() -> Draft202012Validator:
 # each, and of two errors at one place the one of the more specific schema (a calendar's kind over any calendar).
 _ERROR_RANK = {"additionalProperties": 0, "required": 1}
 _TYPE_WORDS = {
-    "object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
-    "integer": "a whole number", "boolean": "true or false", "null": "nothing",
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "null": "nothing",
 }
 
 
@@ -314,7 +317,9 @@ def _key_path(document: dict, path: list[Any]) -> str:
     text, node = "", document
     for depth, part in enumerate(path):
         if isinstance(part, int):
-            rule_id = node[part].get("id") if depth == 1 and path[0] == "rules" and isinstance(node[part], dict) else None
+            rule_id = (
+                node[part].get("id") if depth == 1 and path[0] == "rules" and isinstance(node[part], dict) else None
+            )
             text += f".{rule_id}" if isinstance(rule_id, str) and rule_id.strip() else f"[{part}]"
         else:
             text += f".{part}" if text else str(part)
@@ -438,12 +443,16 @@ def _parse_urgency_keywords(raw: Mapping[str, Any], tiers: tuple[str, ...]) -> t
 
 
 def _parse_email(raw: Mapping[str, Any], channels: Mapping[str, tuple[str, ...]]) -> EmailSettings:
-    alias_domains = sorted({alias.rsplit("@", 1)[1].lower() for aliases in channels.values() for alias in aliases if "@" in alias})
+    alias_domains = sorted(
+        {alias.rsplit("@", 1)[1].lower() for aliases in channels.values() for alias in aliases if "@" in alias}
+    )
     defaults = EmailSettings()
     pattern = _optional(raw, "ticket_number", "email.", str, defaults.ticket_number_pattern)
     return EmailSettings(
         support_domains=tuple(d.lower() for d in _string_list(raw, "support_domains", "email.", tuple(alias_domains))),
-        auto_reply_senders=tuple(s.lower() for s in _string_list(raw, "auto_reply_senders", "email.", defaults.auto_reply_senders)),
+        auto_reply_senders=tuple(
+            s.lower() for s in _string_list(raw, "auto_reply_senders", "email.", defaults.auto_reply_senders)
+        ),
         ticket_number_pattern=_portable_regex(pattern, "email.ticket_number", groups=1),
     )
 
@@ -465,7 +474,9 @@ def _portable_regex(value: Any, where: str, groups: int | None = None) -> str:
 
 def _parse_settings(raw: Mapping[str, Any], kind: str, where: str) -> Mapping[str, Any]:
     met_min = raw.get("met_min_adherence_pct")
-    if met_min is not None and (isinstance(met_min, bool) or not isinstance(met_min, (int, float)) or not 0 <= met_min <= 100):
+    if met_min is not None and (
+        isinstance(met_min, bool) or not isinstance(met_min, (int, float)) or not 0 <= met_min <= 100
+    ):
         raise _KeyProblem(f"{where}met_min_adherence_pct: must be a number between 0 and 100, got {met_min!r}")
     if kind == "information_completeness":
         items = _require(raw, "required_information", where, dict)

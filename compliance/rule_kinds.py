@@ -64,17 +64,24 @@ RULE_KINDS: dict[str, RuleKind] = {
     "security_timeline": RuleKind(
         "security", RuleInputs(("security_reports",), (("security_reports", "timeline_sent_at"),))
     ),
-    "security_embargo": RuleKind("security", RuleInputs(("security_reports",), (("security_reports", "disclosed_at"),))),
+    "security_embargo": RuleKind(
+        "security", RuleInputs(("security_reports",), (("security_reports", "disclosed_at"),))
+    ),
     "privacy_first_response": RuleKind(
         "privacy", RuleInputs(("privacy_requests",), (("privacy_requests", "first_response_at"),))
     ),
-    "privacy_completion": RuleKind("privacy", RuleInputs(("privacy_requests",), (("privacy_requests", "completed_at"),))),
+    "privacy_completion": RuleKind(
+        "privacy", RuleInputs(("privacy_requests",), (("privacy_requests", "completed_at"),))
+    ),
     "privacy_extension": RuleKind(
         "privacy",
         RuleInputs(
             ("privacy_requests",),
-            (("privacy_requests", "extended"), ("privacy_requests", "extension_notified_at"),
-             ("privacy_requests", "completed_at")),
+            (
+                ("privacy_requests", "extended"),
+                ("privacy_requests", "extension_notified_at"),
+                ("privacy_requests", "completed_at"),
+            ),
         ),
     ),
     "privacy_types": RuleKind("privacy", RuleInputs(("privacy_requests",))),

@@ -52,7 +52,11 @@ def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
                 seconds = time.monotonic() - self.started.get(step, time.monotonic())
                 status = "done" if kind == "STEP_SUCCESS" else "FAILED"
                 width = len(str(total_steps))
-                print(f"  [{self.done:>{width}}/{total_steps}] {step:<46} {status} in {seconds:.1f}s", file=stream, flush=True)
+                print(
+                    f"  [{self.done:>{width}}/{total_steps}] {step:<46} {status} in {seconds:.1f}s",
+                    file=stream,
+                    flush=True,
+                )
 
     @dg.logger(description="One line per finished step.")
     def progress(_init_context) -> logging.Logger:
@@ -271,10 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="evaluate every commitment on a folder of exports")
     run.add_argument("--exports", required=True, help="folder with the canonical export files")
     run.add_argument("--out", required=True, help="folder for the report, evidence and manifest")
-    run.add_argument("--policy", default="platform", help="profile name (platform, email-support) or a policy YAML path")
+    run.add_argument(
+        "--policy", default="platform", help="profile name (platform, email-support) or a policy YAML path"
+    )
     run.add_argument("--as-of", default="", help="ISO-8601 instant the report judges at (default: now)")
     run.add_argument("--warehouse", default="", help="DuckDB file (default: OUT/warehouse.duckdb)")
-    run.add_argument("--export", default="", help="also write sla_dashboard.png/.pdf with headless Chrome: png, pdf or png,pdf")
+    run.add_argument(
+        "--export", default="", help="also write sla_dashboard.png/.pdf with headless Chrome: png, pdf or png,pdf"
+    )
     _add_adapter_options(run, required=False)
     run.set_defaults(handler=_run)
 
@@ -305,13 +313,17 @@ def _add_adapter_options(parser: argparse.ArgumentParser, required: bool) -> Non
     from compliance.adapters import FORMATS
 
     parser.add_argument(
-        "--format", required=required, default="", choices=sorted(FORMATS) if required else None,
+        "--format",
+        required=required,
+        default="",
+        choices=sorted(FORMATS) if required else None,
         help="vendor export format: " + ", ".join(FORMATS) + ("" if required else " (the exports are converted first)"),
     )
     parser.add_argument("--mapping", default="", help="column and value mapping YAML for --format mapping")
     parser.add_argument("--timezone", default="", help="IANA zone of vendor timestamps without an offset")
     parser.add_argument(
-        "--encoding", default="",
+        "--encoding",
+        default="",
         help="text encoding of every input file, e.g. cp1252, gb18030, utf-16 (default: detected per file)",
     )
 

@@ -11,7 +11,16 @@ from assets.sla import ticket_sla
 from pipelines.automation import daily_compliance_run, landing_folder_sensor
 
 # The report: what `compliance-report run`, the schedule and the sensor execute (unpartitioned).
-ALL_ASSETS = [*ingest_assets, ticket_sla, *rule_assets, verdicts, evidence_files, compliance_report, sla_dashboard, run_manifest]
+ALL_ASSETS = [
+    *ingest_assets,
+    ticket_sla,
+    *rule_assets,
+    verdicts,
+    evidence_files,
+    compliance_report,
+    sla_dashboard,
+    run_manifest,
+]
 ALL_CHECKS: list = []  # every check runs inside the step of the asset it checks (see checks/)
 
 # Steps share one DuckDB file, which one process writes at a time: in one process by default. The multiprocess

@@ -16,7 +16,6 @@ Rules of the page:
 No Dagster imports here: the publish assets call :func:`render_compliance_report` and :func:`publish_atomically`.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -312,11 +311,17 @@ def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: 
             go.Scatter(
                 x=[cell_text(row.get("period")) for row in points],
                 y=[
-                    None if not row.get("denominator") else 100.0 * int(row.get("achieved") or 0) / int(row["denominator"])
+                    None
+                    if not row.get("denominator")
+                    else 100.0 * int(row.get("achieved") or 0) / int(row["denominator"])
                     for row in points
                 ],
                 customdata=[
-                    [format_count(row.get("achieved")), format_count(row.get("denominator")), format_count(row.get("active"))]
+                    [
+                        format_count(row.get("achieved")),
+                        format_count(row.get("denominator")),
+                        format_count(row.get("active")),
+                    ]
                     for row in points
                 ],
                 name=chart_text(rule_id),
@@ -328,10 +333,18 @@ def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: 
                 ),
             )
         )
-    base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
+    base_layout(
+        fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %"
+    )
     fig.update_yaxes(range=[0, 102])
     fig.update_xaxes(type="category")
-    fig.add_hline(y=met_min, line_dash="dot", line_color="#555", annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
+    fig.add_hline(
+        y=met_min,
+        line_dash="dot",
+        line_color="#555",
+        annotation_text=f"met at ≥ {met_min:g}%",
+        annotation_position="top left",
+    )
     return chart_html(fig, "chart-tickets")
 
 
@@ -372,20 +385,34 @@ def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], pol
         if seconds:
             targets[row["rule_id"]] = float(seconds)
     headline = _metric_rows_for(metrics, list(targets))
-    measured = [row["rule_id"] for row in rules if row["rule_id"] in headline and headline[row["rule_id"]].get("median_seconds") is not None]
+    measured = [
+        row["rule_id"]
+        for row in rules
+        if row["rule_id"] in headline and headline[row["rule_id"]].get("median_seconds") is not None
+    ]
     if not measured:
         return None
     fig = go.Figure()
-    for key, label, color in (("median_seconds", "median", "#2a5db0"), ("p90_seconds", "p90", "#e07b00"), ("p95_seconds", "p95", "#8e24aa")):
+    for key, label, color in (
+        ("median_seconds", "median", "#2a5db0"),
+        ("p90_seconds", "p90", "#e07b00"),
+        ("p95_seconds", "p95", "#8e24aa"),
+    ):
         values = [headline[rule_id].get(key) for rule_id in measured]
         fig.add_trace(
             go.Bar(
                 y=[chart_text(rule_id) for rule_id in measured],
-                x=[None if value is None else round(100.0 * float(value) / targets[rule_id], 2) for value, rule_id in zip(values, measured, strict=False)],
+                x=[
+                    None if value is None else round(100.0 * float(value) / targets[rule_id], 2)
+                    for value, rule_id in zip(values, measured, strict=False)
+                ],
                 orientation="h",
                 name=label,
                 marker_color=color,
-                customdata=[[human_duration(value), human_duration(targets[rule_id])] for value, rule_id in zip(values, measured, strict=False)],
+                customdata=[
+                    [human_duration(value), human_duration(targets[rule_id])]
+                    for value, rule_id in zip(values, measured, strict=False)
+                ],
                 hovertemplate=f"%{{y}} {label}: %{{customdata[0]}} = %{{x:.0f}}% of the target %{{customdata[1]}}<extra></extra>",
             )
         )
@@ -401,13 +428,18 @@ def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
     """Open privacy requests at the as-of time by age, within their deadline or past it."""
     if backlog is None or backlog.height == 0 or "age_days" not in backlog.columns:
         return None
-    labels = [f"< {BACKLOG_AGE_BOUNDS[0]} d"] + [
-        f"{low}–{high} d" for low, high in zip(BACKLOG_AGE_BOUNDS, BACKLOG_AGE_BOUNDS[1:], strict=False)
-    ] + [f"≥ {BACKLOG_AGE_BOUNDS[-1]} d"]
+    labels = (
+        [f"< {BACKLOG_AGE_BOUNDS[0]} d"]
+        + [f"{low}–{high} d" for low, high in zip(BACKLOG_AGE_BOUNDS, BACKLOG_AGE_BOUNDS[1:], strict=False)]
+        + [f"≥ {BACKLOG_AGE_BOUNDS[-1]} d"]
+    )
     counts = (
         backlog.filter(pl.col("age_days").is_not_null())
         .with_columns(
-            pl.col("age_days").cut(list(BACKLOG_AGE_BOUNDS), labels=labels, left_closed=True).cast(pl.String).alias("age"),
+            pl.col("age_days")
+            .cut(list(BACKLOG_AGE_BOUNDS), labels=labels, left_closed=True)
+            .cast(pl.String)
+            .alias("age"),
             (pl.col("days_left") < 0).fill_null(False).alias("past_due"),
         )
         .group_by("age", "past_due")
@@ -417,7 +449,10 @@ def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
         return None
     by_key = {(row["age"], row["past_due"]): row["requests"] for row in counts.to_dicts()}
     fig = go.Figure()
-    for past_due, label, color in ((False, "within its deadline", CHART_COLORS["active"]), (True, "past its deadline", CHART_COLORS["breached"])):
+    for past_due, label, color in (
+        (False, "within its deadline", CHART_COLORS["active"]),
+        (True, "past its deadline", CHART_COLORS["breached"]),
+    ):
         fig.add_trace(
             go.Bar(
                 x=labels,
@@ -433,14 +468,18 @@ def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
     return chart_html(fig, "chart-privacy-backlog")
 
 
-def _data_class_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], finding_counts: pl.DataFrame | None) -> Markup | None:
+def _data_class_chart(
+    metrics: pl.DataFrame, rules: list[dict[str, Any]], finding_counts: pl.DataFrame | None
+) -> Markup | None:
     """Retention findings per data class: kept to schedule, breached, minimisation warnings, not yet due."""
     rule_ids = {row["rule_id"] for row in rules}
     classes: dict[str, dict[str, Any]] = {}
     for row in frame_rows(metrics):
         segment = cell_text(row.get("segment"))
         if row.get("period") == "all" and segment.startswith("data_class=") and row.get("rule_id") in rule_ids:
-            figures = classes.setdefault(segment.split("=", 1)[1], {"rules": set(), "achieved": 0, "breached": 0, "active": 0, "warning": 0})
+            figures = classes.setdefault(
+                segment.split("=", 1)[1], {"rules": set(), "achieved": 0, "breached": 0, "active": 0, "warning": 0}
+            )
             figures["rules"].add(cell_text(row.get("rule_id")))
             for key in ("achieved", "breached", "active"):
                 figures[key] += int(row.get(key) or 0)
@@ -475,7 +514,9 @@ def _data_class_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], findin
     return chart_html(fig, "chart-retention-classes")
 
 
-def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _domain_sections(
+    data: ReportData, verdict_rows: list[dict[str, Any]], inputs: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     used = {row["domain"] for row in verdict_rows}
     domains = [d for d in DOMAIN_ORDER if d in CORE_DOMAINS or d in used]
     domains += sorted(d for d in used if d and d not in DOMAIN_ORDER)
@@ -490,7 +531,9 @@ def _domain_sections(data: ReportData, verdict_rows: list[dict[str, Any]], input
         figures = []
         for row in rules:
             metric = headline.get(row["rule_id"])
-            figures.append({**row, "metric": _metric_view(metric) if metric else None, "reading": readings.get(row["rule_id"], "")})
+            figures.append(
+                {**row, "metric": _metric_view(metric) if metric else None, "reading": readings.get(row["rule_id"], "")}
+            )
         feeding = [inputs_by_stem[stem] for stem in DOMAIN_INPUTS.get(domain, ()) if stem in inputs_by_stem]
         missing_inputs = [row for row in feeding if row["status"] != "loaded"]
         measured = any(row["verdict"] in ("met", "breached") for row in rules)
@@ -584,9 +627,15 @@ def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
 
 def _quarantine_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
     rows = frame_rows(summary)
-    rows.sort(key=lambda row: (cell_text(row.get("source_file")), -int(row.get("rows") or 0), cell_text(row.get("reason"))))
+    rows.sort(
+        key=lambda row: (cell_text(row.get("source_file")), -int(row.get("rows") or 0), cell_text(row.get("reason")))
+    )
     return [
-        {"source_file": cell_text(row.get("source_file")), "reason": cell_text(row.get("reason")), "rows": format_count(row.get("rows"))}
+        {
+            "source_file": cell_text(row.get("source_file")),
+            "reason": cell_text(row.get("reason")),
+            "rows": format_count(row.get("rows")),
+        }
         for row in rows
     ]
 
@@ -658,7 +707,10 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "violations_total": max(int(data.violations_total or 0), len(violations)),
         "print_violation_rows": PRINT_VIOLATION_ROWS,
         "violation_domains": sorted({row["domain"] for row in violations if row["domain"]}),
-        "versions": [{"package": cell_text(k), "version": cell_text(v)} for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))],
+        "versions": [
+            {"package": cell_text(k), "version": cell_text(v)}
+            for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))
+        ],
         "outputs": outputs,
         "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
     }

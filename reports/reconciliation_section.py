@@ -93,7 +93,9 @@ class ReconciliationData:
             disagreements=con.sql(
                 f"SELECT * FROM vendor_reconciliation WHERE NOT agrees ORDER BY source, metric, record_id LIMIT {DISAGREEMENTS_SHOWN}"
             ).pl(),
-            disagreements_total=con.execute("SELECT count(*) FROM vendor_reconciliation WHERE NOT agrees").fetchall()[0][0],
+            disagreements_total=con.execute("SELECT count(*) FROM vendor_reconciliation WHERE NOT agrees").fetchall()[
+                0
+            ][0],
         )
 
 
@@ -119,7 +121,9 @@ def reconciliation_section(data: ReconciliationData | None, conversion: Mapping[
         }
         for row in (data.disagreements.to_dicts() if data is not None else [])
     ]
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment = jinja2.Environment(
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    )
     environment.filters["count"] = format_count
     html = environment.from_string(_TEMPLATE).render(
         conversion=conversion if isinstance(conversion, Mapping) and conversion.get("inputs") is not None else None,

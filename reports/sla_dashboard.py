@@ -258,9 +258,16 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
         domain = _domain_of(policy, cell_text(row.get("rule_id")))
         if (cell_text(row.get("segment")) or "all") != "all" or domain not in pooled:
             continue
-        totals = monthly.setdefault((domain, cell_text(row.get("period"))),
-                                    {"rule_id": domain, "period": cell_text(row.get("period")), "segment": "all",
-                                     "achieved": 0, "denominator": 0})
+        totals = monthly.setdefault(
+            (domain, cell_text(row.get("period"))),
+            {
+                "rule_id": domain,
+                "period": cell_text(row.get("period")),
+                "segment": "all",
+                "achieved": 0,
+                "denominator": 0,
+            },
+        )
         totals["achieved"] += int(row.get("achieved") or 0)
         totals["denominator"] += _denominator(row) or 0
     changes = period_changes(pl.DataFrame(list(monthly.values())) if monthly else None, data.as_of)
@@ -330,17 +337,31 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                 )
             )
             groups.append((rule_id, segment))
-    base_layout(fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %")
+    base_layout(
+        fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %"
+    )
     fig.update_yaxes(range=[0, 102])
     fig.update_xaxes(type="category")
-    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
+    fig.add_hline(
+        y=met_min,
+        line_dash="dot",
+        line_color=THRESHOLD_COLOR,
+        annotation_text=f"met at ≥ {met_min:g}%",
+        annotation_position="top left",
+    )
     split_rules = [rule_id for rule_id in rules if any(seg != "all" for seg in series[rule_id])]
     if split_rules or len(domains) > 1:
         buttons = [
             {
                 "label": chart_text(f"{DOMAIN_LABELS.get(domain, domain or 'other')}: every rule"),
                 "method": "update",
-                "args": [{"visible": [segment == "all" and _domain_of(data.policy, owner) == domain for owner, segment in groups]}],
+                "args": [
+                    {
+                        "visible": [
+                            segment == "all" and _domain_of(data.policy, owner) == domain for owner, segment in groups
+                        ]
+                    }
+                ],
             }
             for domain in domains
         ]
@@ -361,8 +382,16 @@ def _trend_chart(data: DashboardData) -> Markup | None:
             )
         fig.update_layout(
             updatemenus=[
-                {"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.16, "yanchor": "top",
-                 "showactive": True, "active": 0}
+                {
+                    "buttons": buttons,
+                    "direction": "down",
+                    "x": 1.0,
+                    "xanchor": "right",
+                    "y": 1.16,
+                    "yanchor": "top",
+                    "showactive": True,
+                    "active": 0,
+                }
             ],
             margin={"t": 70},
         )
@@ -379,7 +408,9 @@ def _is_response_time(policy: Policy, rule_id: str) -> bool:
 
 def _response_chart(data: DashboardData) -> Markup | None:
     """Median and p90 per rule as % of the rule's target (100% = target); a dropdown picks the period."""
-    targets_by_rule = {rule_id: seconds for rule_id, seconds in (data.targets or {}).items() if _is_response_time(data.policy, rule_id)}
+    targets_by_rule = {
+        rule_id: seconds for rule_id, seconds in (data.targets or {}).items() if _is_response_time(data.policy, rule_id)
+    }
     by_period: dict[str, dict[str, dict[str, Any]]] = {}
     for row in frame_rows(data.monthly):
         if (cell_text(row.get("segment")) or "all") != "all":
@@ -406,12 +437,18 @@ def _response_chart(data: DashboardData) -> Markup | None:
                 go.Bar(
                     # horizontal bars: one row per rule stays readable with two dozen rules
                     y=[chart_text(rule_id) for rule_id in rules],
-                    x=[None if value is None else round(100.0 * value / target, 2) for value, target in zip(values, targets, strict=False)],
+                    x=[
+                        None if value is None else round(100.0 * value / target, 2)
+                        for value, target in zip(values, targets, strict=False)
+                    ],
                     orientation="h",
                     text=[human_duration(value) for value in values],
                     textposition="outside",
                     cliponaxis=False,
-                    customdata=[[human_duration(value), human_duration(target)] for value, target in zip(values, targets, strict=False)],
+                    customdata=[
+                        [human_duration(value), human_duration(target)]
+                        for value, target in zip(values, targets, strict=False)
+                    ],
                     name=label,
                     marker_color=color,
                     visible=period == default,
@@ -440,8 +477,16 @@ def _response_chart(data: DashboardData) -> Markup | None:
         ]
         fig.update_layout(
             updatemenus=[
-                {"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.16, "yanchor": "top",
-                 "showactive": True, "active": periods.index(default)}
+                {
+                    "buttons": buttons,
+                    "direction": "down",
+                    "x": 1.0,
+                    "xanchor": "right",
+                    "y": 1.16,
+                    "yanchor": "top",
+                    "showactive": True,
+                    "active": periods.index(default),
+                }
             ],
             margin={"t": 70},
         )
@@ -452,7 +497,11 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
     grid = [[0 for _ in range(24)] for _ in range(7)]
     seen = False
     for row in frame_rows(data.breaches_by_hour):
-        weekday, hour, count = _int_or_none(row.get("weekday")), _int_or_none(row.get("hour")), _int_or_none(row.get("breaches"))
+        weekday, hour, count = (
+            _int_or_none(row.get("weekday")),
+            _int_or_none(row.get("hour")),
+            _int_or_none(row.get("breaches")),
+        )
         if weekday is None or hour is None or count is None or not 1 <= weekday <= 7 or not 0 <= hour <= 23:
             continue
         grid[weekday - 1][hour] += count
@@ -515,8 +564,10 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
                 y=[None if value is None else round(value / size, 3) for value in seconds],
                 text=[human_duration(value) for value in seconds],
                 textposition="outside",
-                customdata=[[human_duration(value), format_count(row.get(count_key)), format_count(row.get("incidents"))]
-                            for value, row in zip(seconds, rows, strict=False)],
+                customdata=[
+                    [human_duration(value), format_count(row.get(count_key)), format_count(row.get("incidents"))]
+                    for value, row in zip(seconds, rows, strict=False)
+                ],
                 name=label,
                 marker_color=color,
                 hovertemplate=(
@@ -559,11 +610,19 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
                 hovertemplate=f"{chart_text(rule_id)} %{{x}}: %{{y:.1f}}% on time (%{{text}})<extra></extra>",
             )
         )
-    base_layout(fig, "Privacy requests handled on time, by month of receipt (UTC): on time / (on time + late)", "on time %")
+    base_layout(
+        fig, "Privacy requests handled on time, by month of receipt (UTC): on time / (on time + late)", "on time %"
+    )
     fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
     fig.update_yaxes(range=[0, 108])
     fig.update_xaxes(type="category")
-    fig.add_hline(y=met_min, line_dash="dot", line_color=THRESHOLD_COLOR, annotation_text=f"met at ≥ {met_min:g}%", annotation_position="top left")
+    fig.add_hline(
+        y=met_min,
+        line_dash="dot",
+        line_color=THRESHOLD_COLOR,
+        annotation_text=f"met at ≥ {met_min:g}%",
+        annotation_position="top left",
+    )
     return chart_html(fig, "chart-privacy")
 
 

@@ -92,12 +92,16 @@ def export_page(page: Path, target: Path, chrome: str) -> Path:
                     timeout=TIMEOUT_SECONDS,
                 )
             except subprocess.TimeoutExpired:
-                raise ExportError(f"{page.name}: {Path(chrome).name} did not finish the {kind.upper()} within {TIMEOUT_SECONDS} s") from None
+                raise ExportError(
+                    f"{page.name}: {Path(chrome).name} did not finish the {kind.upper()} within {TIMEOUT_SECONDS} s"
+                ) from None
             except OSError as error:
                 raise ExportError(f"{page.name}: cannot start {chrome}: {error.strerror or error}") from None
         if finished.returncode != 0 or not Path(temp_name).is_file() or Path(temp_name).stat().st_size == 0:
             last_line = (finished.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ExportError(f"{page.name}: {Path(chrome).name} wrote no {kind.upper()} (exit {finished.returncode}): {last_line}")
+            raise ExportError(
+                f"{page.name}: {Path(chrome).name} wrote no {kind.upper()} (exit {finished.returncode}): {last_line}"
+            )
         os.chmod(temp_name, 0o644)
         os.replace(temp_name, target)
     finally:

@@ -71,8 +71,9 @@ def _exports(args: argparse.Namespace, exports: Path) -> tuple[float | None, Gen
 def _scans(tickets_file: Path, file_format: str) -> tuple[float, list[float]]:
     """Seconds of a count-only scan, and of three full reads of every column into a DuckDB table."""
     # Text for CSV: the exports are messy on purpose (impossible dates), so a typed read would stop at the first one.
-    reader = (f"read_csv('{tickets_file}', all_varchar = true)" if file_format == "csv"
-              else f"read_parquet('{tickets_file}')")
+    reader = (
+        f"read_csv('{tickets_file}', all_varchar = true)" if file_format == "csv" else f"read_parquet('{tickets_file}')"
+    )
     con = duckdb.connect()
     started = time.perf_counter()
     con.execute(f"SELECT count(*), min(created_at), max(created_at) FROM {reader}").fetchall()
@@ -130,17 +131,25 @@ def main() -> int:
     steps = [line.strip() for line in run.stdout.splitlines() if line.strip().startswith("[")]
     ticket_mib = tickets_file.stat().st_size / 2**20
 
-    print(f"tickets: {args.tickets:,} ({args.format}, {ticket_mib:,.0f} MiB{', with ticket_events' if args.events else ''}), "
-          f"other domains scaled alike; as-of {AS_OF}; {os.cpu_count()} cores")
+    print(
+        f"tickets: {args.tickets:,} ({args.format}, {ticket_mib:,.0f} MiB{', with ticket_events' if args.events else ''}), "
+        f"other domains scaled alike; as-of {AS_OF}; {os.cpu_count()} cores"
+    )
     print(f"generate exports:                      {'reused' if generated is None else f'{generated:8.1f} s'}")
     print(f"baseline, count-only scan of tickets:  {count_only:8.2f} s")
-    print(f"baseline, full read into DuckDB table: {full_read:8.2f} s  (median of 3: {', '.join(f'{r:.2f}' for r in full_reads)})")
-    print(f"whole run (all assets, in-process):    {whole:8.1f} s  = {whole / full_read:.1f}x the full read "
-          f"({whole / count_only:.0f}x the count-only scan)")
+    print(
+        f"baseline, full read into DuckDB table: {full_read:8.2f} s  (median of 3: {', '.join(f'{r:.2f}' for r in full_reads)})"
+    )
+    print(
+        f"whole run (all assets, in-process):    {whole:8.1f} s  = {whole / full_read:.1f}x the full read "
+        f"({whole / count_only:.0f}x the count-only scan)"
+    )
     print(f"peak memory of the run (max RSS):      {peak_gib:8.2f} GiB")
     print(f"clock engine (elapsed + due, all ticket clocks): {clock_engine:6.1f} s")
-    print(f"checks: expectations {expectations:.1f} s + secret scan {secret_scan:.1f} s = {checks:.1f} s, "
-          f"{100 * checks / max(whole - checks, 1e-9):.0f}% on top of the rest of the run ({whole - checks:.1f} s)")
+    print(
+        f"checks: expectations {expectations:.1f} s + secret scan {secret_scan:.1f} s = {checks:.1f} s, "
+        f"{100 * checks / max(whole - checks, 1e-9):.0f}% on top of the rest of the run ({whole - checks:.1f} s)"
+    )
     print("slowest steps:")
     for line in sorted(steps, key=lambda text: -float(text.rsplit(" in ", 1)[1].rstrip("s")))[:8]:
         print("   ", line)

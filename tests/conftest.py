@@ -53,6 +53,7 @@ def pytest_unconfigure(config):
 
 # --- helpers of the rule tests (tests/test_rules_*.py) ---------------------------------------------------------
 
+
 def ts(text: str):
     """A UTC instant from 'YYYY-MM-DD HH:MM[:SS]'."""
     from datetime import datetime
@@ -88,6 +89,7 @@ def memory_con():
 
 
 # --- helpers of the ticket-clock tests -----------------------------------------------------------------------------
+
 
 def load_staged_tickets(con, tickets: list[dict]) -> None:
     """Create ``staged_tickets`` with the contract's typed columns from dicts (absent keys are NULL)."""

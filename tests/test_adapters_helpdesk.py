@@ -83,7 +83,11 @@ def test_zendesk_csv_export_converts_times_statuses_and_quarantines(tmp_path, po
     assert first["resolved_at"] == "2026-07-18T15:40:00Z"
     assert (first["channel"], first["status"]) == ("technical_support", "solved")
     # Unknown vendor columns are kept under their own names.
-    assert (first["Priority"], first["Satisfaction Score"], first["First reply time in minutes within business hours"]) == ("Normal", "Good", "95")
+    assert (
+        first["Priority"],
+        first["Satisfaction Score"],
+        first["First reply time in minutes within business hours"],
+    ) == ("Normal", "Good", "95")
     second = tickets["102"]
     assert (second["channel"], second["status"]) == ("account_billing", "on_hold")
     # 1440 calendar minutes across the spring-forward night are 24 real hours: 23:30 EST -> 00:30 EDT two days on.
@@ -103,10 +107,16 @@ def test_zendesk_csv_export_converts_times_statuses_and_quarantines(tmp_path, po
 
 def test_zendesk_csv_export_without_timezone_keeps_wall_times_and_mapping_overrides(tmp_path, policy):
     path = write(tmp_path / "export.csv", ZENDESK_CSV)
-    mapping = write(tmp_path / "spellings.yaml", 'values:\n  channel: {"Web form": sales, "mystery": abuse}\n  status: {hold: pending}\n')
+    mapping = write(
+        tmp_path / "spellings.yaml",
+        'values:\n  channel: {"Web form": sales, "mystery": abuse}\n  status: {hold: pending}\n',
+    )
     conversion = convert("zendesk", [path], policy, mapping=mapping)
     tickets = rows(conversion.tables["tickets"], "ticket_id")
-    assert (tickets["101"]["created_at"], tickets["101"]["first_response_at"]) == ("2026-07-18T09:10:00", "2026-07-18T10:45:00")
+    assert (tickets["101"]["created_at"], tickets["101"]["first_response_at"]) == (
+        "2026-07-18T09:10:00",
+        "2026-07-18T10:45:00",
+    )
     assert tickets["102"]["status"] == "pending"  # the mapping file's spelling wins over the adapter's
     assert tickets["106"]["channel"] == "abuse"  # case-insensitive
     assert tickets["107"]["channel"] == "sales"  # no group: the Via value, mapped
@@ -117,43 +127,105 @@ def test_zendesk_csv_export_without_timezone_keeps_wall_times_and_mapping_overri
 
 TICKETS_JSON = {
     "tickets": [
-        {"id": 201, "created_at": "2026-07-18T09:00:00Z", "status": "solved", "priority": "high", "group_id": 360001,
-         "via": {"channel": "web"}, "subject": "Login", "description": "Cannot log in", "tags": ["login", "vip"]},
-        {"id": 202, "created_at": "2026-07-18T10:00:00Z", "status": "open", "group_id": None,
-         "via": {"channel": "email"}, "subject": "Invoice", "description": "Wrong amount", "tags": []},
-        {"id": 203, "created_at": "2026-07-18T12:00:00Z", "status": "hold", "group_id": 360001,
-         "via": {"channel": "email"}, "subject": "Crash", "description": "It crashes"},
+        {
+            "id": 201,
+            "created_at": "2026-07-18T09:00:00Z",
+            "status": "solved",
+            "priority": "high",
+            "group_id": 360001,
+            "via": {"channel": "web"},
+            "subject": "Login",
+            "description": "Cannot log in",
+            "tags": ["login", "vip"],
+        },
+        {
+            "id": 202,
+            "created_at": "2026-07-18T10:00:00Z",
+            "status": "open",
+            "group_id": None,
+            "via": {"channel": "email"},
+            "subject": "Invoice",
+            "description": "Wrong amount",
+            "tags": [],
+        },
+        {
+            "id": 203,
+            "created_at": "2026-07-18T12:00:00Z",
+            "status": "hold",
+            "group_id": 360001,
+            "via": {"channel": "email"},
+            "subject": "Crash",
+            "description": "It crashes",
+        },
         {"id": None, "created_at": "2026-07-18T12:00:00Z", "status": "open", "via": {"channel": "email"}},
     ]
 }
 
 
 def _event(n, ticket, metric, kind, time, instance=1, **extra):
-    return {"id": n, "ticket_id": ticket, "metric": metric, "instance_id": instance, "type": kind, "time": time, **extra}
+    return {
+        "id": n,
+        "ticket_id": ticket,
+        "metric": metric,
+        "instance_id": instance,
+        "type": kind,
+        "time": time,
+        **extra,
+    }
 
 
 METRIC_EVENTS_JSON = {
     "ticket_metric_events": [
         _event(1, 201, "reply_time", "activate", "2026-07-18T09:00:00Z"),
-        _event(2, 201, "reply_time", "apply_sla", "2026-07-18T09:00:00Z",
-               sla={"target": 60, "business_hours": False, "policy": {"id": 7, "title": "Gold"}}),
+        _event(
+            2,
+            201,
+            "reply_time",
+            "apply_sla",
+            "2026-07-18T09:00:00Z",
+            sla={"target": 60, "business_hours": False, "policy": {"id": 7, "title": "Gold"}},
+        ),
         _event(3, 201, "reply_time", "fulfill", "2026-07-18T09:30:00Z"),
         _event(4, 201, "requester_wait_time", "activate", "2026-07-18T09:00:00Z"),
-        _event(5, 201, "requester_wait_time", "apply_sla", "2026-07-18T09:00:00Z",
-               sla={"target": 300, "business_hours": False, "policy": {"id": 7, "title": "Gold"}}),
+        _event(
+            5,
+            201,
+            "requester_wait_time",
+            "apply_sla",
+            "2026-07-18T09:00:00Z",
+            sla={"target": 300, "business_hours": False, "policy": {"id": 7, "title": "Gold"}},
+        ),
         _event(6, 201, "requester_wait_time", "breach", "2026-07-18T14:00:00Z"),
         _event(7, 201, "requester_wait_time", "fulfill", "2026-07-18T15:00:00Z"),
-        _event(8, 201, "agent_work_time", "apply_sla", "2026-07-18T09:00:00Z",
-               sla={"target": 600, "business_hours": False, "policy": {"id": 7, "title": "Gold"}}),
+        _event(
+            8,
+            201,
+            "agent_work_time",
+            "apply_sla",
+            "2026-07-18T09:00:00Z",
+            sla={"target": 600, "business_hours": False, "policy": {"id": 7, "title": "Gold"}},
+        ),
         _event(9, 201, "agent_work_time", "fulfill", "2026-07-18T15:00:00Z"),
         _event(10, 202, "reply_time", "activate", "2026-07-18T10:00:00Z"),
-        _event(11, 202, "reply_time", "apply_sla", "2026-07-18T10:00:00Z",
-               sla={"target": 120, "business_hours": True, "policy": {"id": 8, "title": "Silver"}}),
+        _event(
+            11,
+            202,
+            "reply_time",
+            "apply_sla",
+            "2026-07-18T10:00:00Z",
+            sla={"target": 120, "business_hours": True, "policy": {"id": 8, "title": "Silver"}},
+        ),
         _event(12, 202, "reply_time", "breach", "2026-07-18T13:00:00Z", deleted=True),
         _event(13, 202, "reply_time", "fulfill", "2026-07-18T11:00:00Z"),
         _event(14, 203, "reply_time", "activate", "2026-07-18T12:00:00Z"),
-        _event(15, 203, "reply_time", "apply_sla", "2026-07-18T12:00:00Z",
-               sla={"target": 30, "business_hours": False, "policy": {"id": 7, "title": "Gold"}}),
+        _event(
+            15,
+            203,
+            "reply_time",
+            "apply_sla",
+            "2026-07-18T12:00:00Z",
+            sla={"target": 30, "business_hours": False, "policy": {"id": 7, "title": "Gold"}},
+        ),
         _event(16, 203, "reply_time", "breach", "2026-07-18T12:30:00Z"),
         _event(17, 203, "reply_time", "fulfill", "yesterday"),
         _event(18, 999, "reply_time", "activate", "2026-07-18T12:00:00Z"),
@@ -165,7 +237,9 @@ METRIC_EVENTS_JSON = {
 def test_zendesk_api_tickets_and_metric_events(tmp_path, policy):
     tickets_path = write(tmp_path / "tickets.json", json.dumps(TICKETS_JSON))
     events_path = write(tmp_path / "ticket_metric_events.json", json.dumps(METRIC_EVENTS_JSON))
-    mapping = write(tmp_path / "groups.yaml", 'values:\n  channel: {"360001": technical_support, email: account_billing}\n')
+    mapping = write(
+        tmp_path / "groups.yaml", 'values:\n  channel: {"360001": technical_support, email: account_billing}\n'
+    )
     conversion = convert("zendesk", [tickets_path, events_path], policy, mapping=mapping)
     assert_accounting(conversion)
     assert conversion.format_version.startswith("zendesk api v2")
@@ -185,13 +259,22 @@ def test_zendesk_api_tickets_and_metric_events(tmp_path, policy):
         ("ticket_metric_events.json", 19): ("not_used", "203"),
     }
     sla = verdicts(conversion)
-    assert (sla[("201", "first_response")]["vendor_met"], sla[("201", "first_response")]["vendor_due_at"]) == ("true", "2026-07-18T10:00:00Z")
+    assert (sla[("201", "first_response")]["vendor_met"], sla[("201", "first_response")]["vendor_due_at"]) == (
+        "true",
+        "2026-07-18T10:00:00Z",
+    )
     resolution = sla[("201", "resolution")]  # requester wait time preferred over agent work time
     assert (resolution["vendor_met"], resolution["vendor_due_at"]) == ("false", "2026-07-18T14:00:00Z")
     assert resolution["vendor_field"] == "ticket_metric_events requester_wait_time"
     # A deleted breach event is no breach; a business-hours target gives no computable due time.
-    assert (sla[("202", "first_response")]["vendor_met"], sla[("202", "first_response")]["vendor_due_at"]) == ("true", None)
-    assert (sla[("203", "first_response")]["vendor_met"], sla[("203", "first_response")]["vendor_due_at"]) == ("false", "2026-07-18T12:30:00Z")
+    assert (sla[("202", "first_response")]["vendor_met"], sla[("202", "first_response")]["vendor_due_at"]) == (
+        "true",
+        None,
+    )
+    assert (sla[("203", "first_response")]["vendor_met"], sla[("203", "first_response")]["vendor_due_at"]) == (
+        "false",
+        "2026-07-18T12:30:00Z",
+    )
     assert len(conversion.vendor_sla) == 4
 
 
@@ -218,16 +301,32 @@ def test_zendesk_warehouse_seeds(policy):
     assert any("schedule_data.csv" in note for note in conversion.notes)  # recognised, not read
     tickets = rows(conversion.tables["tickets"], "ticket_id")
     assert len(tickets) == 8  # 10 rows, two deleted tickets
-    assert {r["reason"] for r in conversion.quarantine.filter(pl.col("source_file") == "ticket_data.csv").to_dicts()} == {
-        "status deleted: the ticket was deleted in Zendesk"
-    }
+    assert {
+        r["reason"] for r in conversion.quarantine.filter(pl.col("source_file") == "ticket_data.csv").to_dicts()
+    } == {"status deleted: the ticket was deleted in Zendesk"}
     ticket = tickets["11071"]
-    assert (ticket["channel"], ticket["created_at"], ticket["status"]) == ("technical_support", "2020-08-28T18:06:36Z", "closed")
+    assert (ticket["channel"], ticket["created_at"], ticket["status"]) == (
+        "technical_support",
+        "2020-08-28T18:06:36Z",
+        "closed",
+    )
     assert ticket["resolved_at"] == "2020-11-14T11:01:27Z"  # the change to solved in the field history
     assert ticket["priority"] == "urgent"  # vendor column kept
     events = conversion.tables["ticket_events"].filter(pl.col("ticket_id") == "11071")
     assert events.get_column("new_status").to_list() == [
-        "open", "pending", "on_hold", "pending", "open", "pending", "on_hold", "open", "on_hold", "pending", "open", "solved", "closed"
+        "open",
+        "pending",
+        "on_hold",
+        "pending",
+        "open",
+        "pending",
+        "on_hold",
+        "open",
+        "on_hold",
+        "pending",
+        "open",
+        "solved",
+        "closed",
     ]
     assert set(events.get_column("event_type")) == {"status_change"}
     # Comments belong to tickets absent from ticket_data: who wrote them cannot be told, so none is guessed.
@@ -236,25 +335,39 @@ def test_zendesk_warehouse_seeds(policy):
     # Policy 1002 (calendar hours) applied at creation; the ticket's priority was then "normal": 960 minutes.
     assert verdicts(conversion) == {
         ("11071", "first_response"): {
-            "record_id": "11071", "source": "tickets", "metric": "first_response", "vendor_due_at": "2020-08-29T10:06:36Z",
-            "vendor_met": None, "vendor_status": "policy 1002 first_reply_time normal: 960 min, calendar hours",
+            "record_id": "11071",
+            "source": "tickets",
+            "metric": "first_response",
+            "vendor_due_at": "2020-08-29T10:06:36Z",
+            "vendor_met": None,
+            "vendor_status": "policy 1002 first_reply_time normal: 960 min, calendar hours",
             "vendor_field": "ticket_sla_policy_data + sla_policy_metric_history_data",
         }
     }
 
 
 def test_zendesk_warehouse_comments_become_replies_and_first_response(tmp_path, policy):
-    tickets = write(tmp_path / "ticket_data.csv", "id,created_at,via_channel,status,group_id,requester_id,priority\n"
-                    "1,2020-01-01 10:00:00,email,solved,360006965034,55,normal\n")
-    comments = write(tmp_path / "ticket_comment_data.csv", "id,created,public,ticket_id,user_id,body\n"
-                     "1,2020-01-01 10:00:00,TRUE,1,55,help\n"
-                     "2,2020-01-01 10:20:00,FALSE,1,77,note\n"
-                     "3,2020-01-01 11:00:00,TRUE,1,77,answer\n"
-                     "4,2020-01-01 12:00:00,maybe,1,77,odd\n")
+    tickets = write(
+        tmp_path / "ticket_data.csv",
+        "id,created_at,via_channel,status,group_id,requester_id,priority\n"
+        "1,2020-01-01 10:00:00,email,solved,360006965034,55,normal\n",
+    )
+    comments = write(
+        tmp_path / "ticket_comment_data.csv",
+        "id,created,public,ticket_id,user_id,body\n"
+        "1,2020-01-01 10:00:00,TRUE,1,55,help\n"
+        "2,2020-01-01 10:20:00,FALSE,1,77,note\n"
+        "3,2020-01-01 11:00:00,TRUE,1,77,answer\n"
+        "4,2020-01-01 12:00:00,maybe,1,77,odd\n",
+    )
     conversion = convert("zendesk", [tickets, comments], policy, mapping=ZENDESK_GROUPS)
     assert_accounting(conversion)
     events = conversion.tables["ticket_events"].sort("occurred_at")
-    assert events.select("event_type", "actor").rows() == [("requester_reply", "requester"), ("internal_note", "agent"), ("public_reply", "agent")]
+    assert events.select("event_type", "actor").rows() == [
+        ("requester_reply", "requester"),
+        ("internal_note", "agent"),
+        ("public_reply", "agent"),
+    ]
     assert conversion.tables["tickets"].row(0, named=True)["first_response_at"] == "2020-01-01T11:00:00Z"
     assert reasons(conversion) == {("ticket_comment_data.csv", 5): "bad_boolean"}
 
@@ -282,7 +395,10 @@ def test_jsm_english_dates_sla_cells_and_quarantine(tmp_path, policy):
     conversion = convert("jsm", [path], policy)
     assert_accounting(conversion)
     tickets = rows(conversion.tables["tickets"], "ticket_id")
-    assert (tickets["SD-1"]["created_at"], tickets["SD-1"]["resolved_at"]) == ("2026-07-18T09:10:00", "2026-07-18T14:45:00")
+    assert (tickets["SD-1"]["created_at"], tickets["SD-1"]["resolved_at"]) == (
+        "2026-07-18T09:10:00",
+        "2026-07-18T14:45:00",
+    )
     assert tickets["SD-2"]["created_at"] == "2026-07-18T21:10:00"  # 24-hour form
     assert tickets["SD-5"]["created_at"] == "2026-07-19T06:00:00Z"  # ISO with an offset
     assert (tickets["SD-1"]["status"], tickets["SD-2"]["status"]) == ("solved", "pending")
@@ -290,8 +406,14 @@ def test_jsm_english_dates_sla_cells_and_quarantine(tmp_path, policy):
     assert (tickets["SD-1"]["Labels"], tickets["SD-1"]["Priority"]) == ("hardware", "High")
     assert reasons(conversion) == {("jira.csv", 4): "bad_timestamp", ("jira.csv", 5): "bad_number"}
     sla = verdicts(conversion)
-    assert (sla[("SD-1", "first_response")]["vendor_met"], sla[("SD-1", "first_response")]["vendor_status"]) == ("true", "0:45")
-    assert (sla[("SD-1", "resolution")]["vendor_met"], sla[("SD-1", "resolution")]["vendor_status"]) == ("false", "-1:30")
+    assert (sla[("SD-1", "first_response")]["vendor_met"], sla[("SD-1", "first_response")]["vendor_status"]) == (
+        "true",
+        "0:45",
+    )
+    assert (sla[("SD-1", "resolution")]["vendor_met"], sla[("SD-1", "resolution")]["vendor_status"]) == (
+        "false",
+        "-1:30",
+    )
     assert sla[("SD-2", "first_response")]["vendor_met"] == "false"
     assert sla[("SD-2", "resolution")]["vendor_met"] is None  # 3 h left on an open ticket: no verdict yet
     assert sla[("SD-1", "resolution")]["vendor_field"] == "Custom field (Time to resolution)"
@@ -300,7 +422,10 @@ def test_jsm_english_dates_sla_cells_and_quarantine(tmp_path, policy):
 
 def test_jsm_french_headers_months_and_timezone(tmp_path, policy):
     path = write(tmp_path / "jira_fr.csv", JSM_FRENCH, bom=True)
-    mapping = write(tmp_path / "fr.yaml", 'values:\n  channel: {"Support technique": technical_support, Facturation: account_billing}\n')
+    mapping = write(
+        tmp_path / "fr.yaml",
+        'values:\n  channel: {"Support technique": technical_support, Facturation: account_billing}\n',
+    )
     conversion = convert("jsm", [path], policy, mapping=mapping, timezone="Europe/Paris")
     assert_accounting(conversion)
     tickets = rows(conversion.tables["tickets"], "ticket_id")
@@ -343,10 +468,22 @@ def test_freshdesk_export_tickets_verdicts_and_quarantine(tmp_path, policy):
     assert set(tickets) == {"1", "2", "6"}
     one = tickets["1"]
     assert (one["created_at"], one["first_response_at"], one["resolved_at"]) == (
-        "2026-07-18T03:40:00Z", "2026-07-18T04:10:00Z", "2026-07-18T09:30:00Z")  # IST is UTC+05:30
-    assert (one["channel"], one["status"], one["Agent"], one["Priority"]) == ("technical_support", "solved", "Ana", "High")
+        "2026-07-18T03:40:00Z",
+        "2026-07-18T04:10:00Z",
+        "2026-07-18T09:30:00Z",
+    )  # IST is UTC+05:30
+    assert (one["channel"], one["status"], one["Agent"], one["Priority"]) == (
+        "technical_support",
+        "solved",
+        "Ana",
+        "High",
+    )
     assert tickets["2"]["resolved_at"] == "2026-07-19T06:30:00Z"  # no Resolved time: the Closed time
-    assert (tickets["2"]["channel"], tickets["6"]["channel"], tickets["6"]["status"]) == ("account_billing", "sales", "pending")
+    assert (tickets["2"]["channel"], tickets["6"]["channel"], tickets["6"]["status"]) == (
+        "account_billing",
+        "sales",
+        "pending",
+    )
     assert reasons(conversion) == {
         ("freshdesk.csv", 4): "bad_timestamp",
         ("freshdesk.csv", 5): "bad_number",
@@ -356,10 +493,18 @@ def test_freshdesk_export_tickets_verdicts_and_quarantine(tmp_path, policy):
     }
     sla = verdicts(conversion)
     assert sla[("1", "first_response")] == {
-        "record_id": "1", "source": "tickets", "metric": "first_response", "vendor_due_at": None, "vendor_met": "true",
-        "vendor_status": "Within SLA", "vendor_field": "First response status",
+        "record_id": "1",
+        "source": "tickets",
+        "metric": "first_response",
+        "vendor_due_at": None,
+        "vendor_met": "true",
+        "vendor_status": "Within SLA",
+        "vendor_field": "First response status",
     }
-    assert (sla[("2", "resolution")]["vendor_met"], sla[("2", "resolution")]["vendor_due_at"]) == ("false", "2026-07-18T12:30:00Z")
+    assert (sla[("2", "resolution")]["vendor_met"], sla[("2", "resolution")]["vendor_due_at"]) == (
+        "false",
+        "2026-07-18T12:30:00Z",
+    )
     assert ("6", "resolution") not in sla  # neither a verdict nor a due time
     assert len(sla) == 4
 
@@ -371,13 +516,34 @@ def test_freshdesk_export_tickets_verdicts_and_quarantine(tmp_path, policy):
     ("text", "expected"),
     [
         ("source: tickets_v2\ncolumns: {ticket_id: Id}\n", r"source: unknown source 'tickets_v2'"),
-        ("source: privacy_requests\ncolumns: {request_id: A, recieved_at: B}\n", r"columns\.recieved_at: unknown contract column"),
-        ("source: privacy_requests\ncolumns: {request_id: A, received_at: B}\n", r"columns: required contract column request_type"),
-        ("source: privacy_requests\ncolumns: {request_id: A, received_at: B, request_type: C}\ntimezone: Mars/Olympus\n", r"timezone: 'Mars/Olympus'"),
-        ("source: privacy_requests\ncolumns: {request_id: A, received_at: B}\nconstants: {request_type: access, received_at: x}\n", r"constants\.received_at: is also mapped"),
-        ("source: privacy_requests\ncolumns: {request_id: A, received_at: B, request_type: C}\ntimestamp_formats: [mm/dd/yyyy]\n", r"timestamp_formats: 'mm/dd/yyyy' is not a chrono format"),
-        ("source: tickets\ncolumns: {ticket_id: A, channel: B, created_at: C}\nvendor_sla: {speed: {verdict: X}}\n", r"vendor_sla\.speed: unknown metric"),
-        ("source: tickets\ncolumns: {ticket_id: A, channel: B, created_at: C}\nvalues: {colour: {red: blue}}\n", r"values\.colour: not a contract column"),
+        (
+            "source: privacy_requests\ncolumns: {request_id: A, recieved_at: B}\n",
+            r"columns\.recieved_at: unknown contract column",
+        ),
+        (
+            "source: privacy_requests\ncolumns: {request_id: A, received_at: B}\n",
+            r"columns: required contract column request_type",
+        ),
+        (
+            "source: privacy_requests\ncolumns: {request_id: A, received_at: B, request_type: C}\ntimezone: Mars/Olympus\n",
+            r"timezone: 'Mars/Olympus'",
+        ),
+        (
+            "source: privacy_requests\ncolumns: {request_id: A, received_at: B}\nconstants: {request_type: access, received_at: x}\n",
+            r"constants\.received_at: is also mapped",
+        ),
+        (
+            "source: privacy_requests\ncolumns: {request_id: A, received_at: B, request_type: C}\ntimestamp_formats: [mm/dd/yyyy]\n",
+            r"timestamp_formats: 'mm/dd/yyyy' is not a chrono format",
+        ),
+        (
+            "source: tickets\ncolumns: {ticket_id: A, channel: B, created_at: C}\nvendor_sla: {speed: {verdict: X}}\n",
+            r"vendor_sla\.speed: unknown metric",
+        ),
+        (
+            "source: tickets\ncolumns: {ticket_id: A, channel: B, created_at: C}\nvalues: {colour: {red: blue}}\n",
+            r"values\.colour: not a contract column",
+        ),
         ("source: tickets\nextra: 1\n", r"extra: unknown key"),
         ("source: [unclosed\n", r"not valid YAML"),
     ],
@@ -392,14 +558,21 @@ def test_mapping_file_problems_are_one_line_naming_file_and_key(tmp_path, text, 
 
 
 def test_mapping_missing_header_names_csv_and_mapping_key(tmp_path, policy):
-    mapping = write(tmp_path / "m.yaml", "source: privacy_requests\ncolumns: {request_id: Ref, received_at: Opened}\nconstants: {request_type: erasure}\n")
+    mapping = write(
+        tmp_path / "m.yaml",
+        "source: privacy_requests\ncolumns: {request_id: Ref, received_at: Opened}\nconstants: {request_type: erasure}\n",
+    )
     data = write(tmp_path / "log.csv", "Ref,Opened on\nR1,2026-01-01\n")
-    with pytest.raises(ConversionError, match=r"^log\.csv: no column 'Opened' \(named by .*m\.yaml: columns\.received_at\)$"):
+    with pytest.raises(
+        ConversionError, match=r"^log\.csv: no column 'Opened' \(named by .*m\.yaml: columns\.received_at\)$"
+    ):
         convert("mapping", [data], policy, mapping=mapping)
 
 
 def test_mapping_values_constants_vendor_sla_and_unknown_columns(tmp_path, policy):
-    mapping = write(tmp_path / "crm.yaml", """\
+    mapping = write(
+        tmp_path / "crm.yaml",
+        """\
 source: tickets
 columns: {ticket_id: Case, channel: [Queue, Origin], created_at: Opened, resolved_at: Closed, status: State}
 timestamp_formats: ["%m/%d/%Y %I:%M:%S %p", "%Y-%m-%d %H:%M:%S"]
@@ -410,29 +583,45 @@ values:
 constants: {plan: plan_2}
 vendor_sla:
   resolution: {verdict: OnTime, met: [ONTIME], breached: [OVERDUE], due: Target}
-""")
-    data = write(tmp_path / "cases.csv", """\
+""",
+    )
+    data = write(
+        tmp_path / "cases.csv",
+        """\
 Case,Queue,Origin,Opened,Closed,State,OnTime,Target,Neighbourhood
 C1,Queue A,Web,07/01/2026 09:00:00 AM,07/01/2026 05:30:00 PM,Done,ONTIME,07/02/2026 09:00:00 AM,North
 C2,,Phone,2026-07-01 10:00:00,,In work,OVERDUE,2026-07-01 12:00:00,South
 C3,Queue A,Web,07/01/2026 13:00:00 PM,,In work,,,East
 C1,Queue A,Web,07/01/2026 09:00:00 AM,,Done,,,North
-""")
+""",
+    )
     conversion = convert("mapping", [data], policy, mapping=mapping)
     assert_accounting(conversion)
     tickets = rows(conversion.tables["tickets"], "ticket_id")
-    assert (tickets["C1"]["created_at"], tickets["C1"]["resolved_at"]) == ("2026-07-01T14:00:00Z", "2026-07-01T22:30:00Z")
-    assert (tickets["C1"]["channel"], tickets["C1"]["status"], tickets["C1"]["plan"]) == ("technical_support", "solved", "plan_2")
+    assert (tickets["C1"]["created_at"], tickets["C1"]["resolved_at"]) == (
+        "2026-07-01T14:00:00Z",
+        "2026-07-01T22:30:00Z",
+    )
+    assert (tickets["C1"]["channel"], tickets["C1"]["status"], tickets["C1"]["plan"]) == (
+        "technical_support",
+        "solved",
+        "plan_2",
+    )
     assert (tickets["C2"]["channel"], tickets["C2"]["status"]) == ("sales", "open")
     assert tickets["C1"]["Neighbourhood"] == "North"
     assert reasons(conversion) == {("cases.csv", 4): "bad_timestamp", ("cases.csv", 5): "duplicate_id"}
     sla = verdicts(conversion)
-    assert (sla[("C1", "resolution")]["vendor_met"], sla[("C1", "resolution")]["vendor_due_at"]) == ("true", "2026-07-02T14:00:00Z")
+    assert (sla[("C1", "resolution")]["vendor_met"], sla[("C1", "resolution")]["vendor_due_at"]) == (
+        "true",
+        "2026-07-02T14:00:00Z",
+    )
     assert (sla[("C2", "resolution")]["vendor_met"], sla[("C2", "resolution")]["vendor_status"]) == ("false", "OVERDUE")
 
 
 def test_value_override_helpers(tmp_path):
-    path = write(tmp_path / "v.yaml", 'values:\n  channel: {"Tier 1": technical_support}\n  new_status: {Hold: on_hold}\n')
+    path = write(
+        tmp_path / "v.yaml", 'values:\n  channel: {"Tier 1": technical_support}\n  new_status: {Hold: on_hold}\n'
+    )
     overrides = load_value_overrides(path)
     assert overrides == {"channel": {"tier 1": "technical_support"}, "new_status": {"hold": "on_hold"}}
     frame = pl.DataFrame({"group": [" TIER 1 ", "Tier 2", None], "new_status": ["hold", "open", None]})
@@ -450,8 +639,15 @@ def test_doj_foia_log_through_the_example_mapping(tmp_path, policy):
     assert conversion.inputs[0].rows_read == len(raw) and conversion.quarantine.height == 0
     requests = rows(conversion.tables["privacy_requests"], "request_id")
     first = requests["DOJ-2017-005712"]
-    assert (first["received_at"], first["completed_at"]) == ("2017-07-03T04:00:00Z", "2017-08-01T04:00:00Z")  # EDT midnight
-    assert (first["request_type"], first["status"], first["Sub-Office"]) == ("access", "Full grant", "Office of Information Policy")
+    assert (first["received_at"], first["completed_at"]) == (
+        "2017-07-03T04:00:00Z",
+        "2017-08-01T04:00:00Z",
+    )  # EDT midnight
+    assert (first["request_type"], first["status"], first["Sub-Office"]) == (
+        "access",
+        "Full grant",
+        "Office of Information Policy",
+    )
     assert requests["DOJ-2017-000676"]["received_at"] == "2016-11-08T05:00:00Z"  # EST midnight
 
 
@@ -460,8 +656,21 @@ def test_doj_foia_log_runs_end_to_end(tmp_path, capsys):
 
     log = real("requests/doj_foia_2017_request_log.csv")
     out = tmp_path / "run"
-    code = main(["run", "--format", "mapping", "--mapping", str(FOIA_MAPPING), "--exports", str(log), "--out", str(out),
-                 "--as-of", "2017-09-01T00:00:00Z"])
+    code = main(
+        [
+            "run",
+            "--format",
+            "mapping",
+            "--mapping",
+            str(FOIA_MAPPING),
+            "--exports",
+            str(log),
+            "--out",
+            str(out),
+            "--as-of",
+            "2017-09-01T00:00:00Z",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     with (out / "evidence" / "verdicts.csv").open(newline="", encoding="utf-8") as handle:
         privacy = {row["rule_id"]: row for row in csv.DictReader(handle) if row["domain"] == "privacy"}
@@ -469,7 +678,9 @@ def test_doj_foia_log_runs_end_to_end(tmp_path, capsys):
     with log.open(newline="", encoding="utf-8") as handle:
         zone = ZoneInfo("America/New_York")
         day = lambda text: datetime.strptime(text, "%m/%d/%Y").replace(tzinfo=zone)  # noqa: E731
-        on_time = sum(day(r["Closed Date"]) - day(r["Submitted Date"]) <= timedelta(days=30) for r in csv.DictReader(handle))
+        on_time = sum(
+            day(r["Closed Date"]) - day(r["Submitted Date"]) <= timedelta(days=30) for r in csv.DictReader(handle)
+        )
     complete = privacy["PRIV-COMPLETE"]
     assert (int(complete["achieved"]), int(complete["breached"])) == (on_time, 244 - on_time)
     assert complete["verdict"] == "breached"

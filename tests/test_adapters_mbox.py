@@ -32,8 +32,16 @@ def _b64(text: str, charset: str = "utf-8") -> str:
     return f"=?{charset}?b?{base64.b64encode(text.encode(charset)).decode()}?="
 
 
-def message(sender: str, to: str, subject: str, body: str, date: str | None, message_id: str | None,
-            in_reply_to: str | None = None, headers: dict | None = None) -> EmailMessage:
+def message(
+    sender: str,
+    to: str,
+    subject: str,
+    body: str,
+    date: str | None,
+    message_id: str | None,
+    in_reply_to: str | None = None,
+    headers: dict | None = None,
+) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = sender
     mail["To"] = to
@@ -76,42 +84,116 @@ REQUEST_BODY = (
 
 def inbox_messages() -> list:
     gbk_request = raw_message(
-        {"From": "Li Lei <lilei@example.cn>", "To": "security@telegram.org", "Subject": _b64(GB_SUBJECT, "gb2312"),
-         "Date": "Wed, 04 Nov 2026 09:00:00 +0800", "Message-ID": "<gb-1@example.cn>"},
-        "有人登录了我的账户，系统：Android 14".encode("gbk"), "gbk")
+        {
+            "From": "Li Lei <lilei@example.cn>",
+            "To": "security@telegram.org",
+            "Subject": _b64(GB_SUBJECT, "gb2312"),
+            "Date": "Wed, 04 Nov 2026 09:00:00 +0800",
+            "Message-ID": "<gb-1@example.cn>",
+        },
+        "有人登录了我的账户，系统：Android 14".encode("gbk"),
+        "gbk",
+    )
     return [
         # Thread 1: mailbox support@, urgent keyword, auto-reply with a ticket number, agent reply (in sent.mbox),
         # customer follow-up quoting the agent.
-        message("Alice <alice@example.com>", SUPPORT, "[技术问题] 账号被盗，无法登录", REQUEST_BODY,
-                "Mon, 02 Nov 2026 10:00:00 +0800", "req-1@example.com"),
-        message("Telegram Support <noreply@telegram.org>", "alice@example.com", "Re: [技术问题] 账号被盗，无法登录",
-                "我们已收到您的邮件。您的工单号：TG-20261102-0001，预计处理时间24-48小时。",
-                "Mon, 02 Nov 2026 02:05:00 +0000", "ack-1@telegram.org", "req-1@example.com",
-                {"Auto-Submitted": "auto-replied"}),
-        message("alice@example.com", SUPPORT, "Re: [技术问题] 账号被盗，无法登录",
-                "谢谢！补充：问题从昨天开始。\n\n> 您好，请确认……\n> 旧的引用",
-                "Wed, 04 Nov 2026 08:00:00 +0000", "req-1-followup@example.com", "agent-1@telegram.org"),
+        message(
+            "Alice <alice@example.com>",
+            SUPPORT,
+            "[技术问题] 账号被盗，无法登录",
+            REQUEST_BODY,
+            "Mon, 02 Nov 2026 10:00:00 +0800",
+            "req-1@example.com",
+        ),
+        message(
+            "Telegram Support <noreply@telegram.org>",
+            "alice@example.com",
+            "Re: [技术问题] 账号被盗，无法登录",
+            "我们已收到您的邮件。您的工单号：TG-20261102-0001，预计处理时间24-48小时。",
+            "Mon, 02 Nov 2026 02:05:00 +0000",
+            "ack-1@telegram.org",
+            "req-1@example.com",
+            {"Auto-Submitted": "auto-replied"},
+        ),
+        message(
+            "alice@example.com",
+            SUPPORT,
+            "Re: [技术问题] 账号被盗，无法登录",
+            "谢谢！补充：问题从昨天开始。\n\n> 您好，请确认……\n> 旧的引用",
+            "Wed, 04 Nov 2026 08:00:00 +0000",
+            "req-1-followup@example.com",
+            "agent-1@telegram.org",
+        ),
         # Thread 2: no mailbox, English subject tag; the agent answers without In-Reply-To (subject fallback).
-        message("bob@example.org", "helpdesk@example.net", "[Account security] Strange login",
-                "Someone logged in from another country.", "Tue, 03 Nov 2026 08:00:00 -0500", "req-2@example.org"),
-        message("Agent Li <agent.li@telegram.org>", "bob@example.org", "RE: [Account security] Strange login",
-                "We are looking into it.", "Thu, 05 Nov 2026 13:00:00 +0000", "agent-2@telegram.org"),
+        message(
+            "bob@example.org",
+            "helpdesk@example.net",
+            "[Account security] Strange login",
+            "Someone logged in from another country.",
+            "Tue, 03 Nov 2026 08:00:00 -0500",
+            "req-2@example.org",
+        ),
+        message(
+            "Agent Li <agent.li@telegram.org>",
+            "bob@example.org",
+            "RE: [Account security] Strange login",
+            "We are looking into it.",
+            "Thu, 05 Nov 2026 13:00:00 +0000",
+            "agent-2@telegram.org",
+        ),
         # Thread 3: a broken Date quoting a card number, and a reply to it.
-        raw_message({"From": "carol@example.com", "To": "abuse@telegram.org", "Subject": _b64("[滥用举报] 垃圾信息"),
-                     "Date": "sometime 4111 1111 1111 1111", "Message-ID": "<req-3@example.com>"}, b"spam bot"),
-        message(SUPPORT, "carol@example.com", "Re: [滥用举报] 垃圾信息", "Thanks",
-                "Fri, 06 Nov 2026 10:00:00 +0000", "agent-3@telegram.org", "req-3@example.com"),
+        raw_message(
+            {
+                "From": "carol@example.com",
+                "To": "abuse@telegram.org",
+                "Subject": _b64("[滥用举报] 垃圾信息"),
+                "Date": "sometime 4111 1111 1111 1111",
+                "Message-ID": "<req-3@example.com>",
+            },
+            b"spam bot",
+        ),
+        message(
+            SUPPORT,
+            "carol@example.com",
+            "Re: [滥用举报] 垃圾信息",
+            "Thanks",
+            "Fri, 06 Nov 2026 10:00:00 +0000",
+            "agent-3@telegram.org",
+            "req-3@example.com",
+        ),
         # Thread 4: no Date at all.
-        message("dave@example.com", "legal@telegram.org", "[legal] DMCA notice", "copyright", None, "req-4@example.com"),
+        message(
+            "dave@example.com", "legal@telegram.org", "[legal] DMCA notice", "copyright", None, "req-4@example.com"
+        ),
         # Thread 5: a Date without a time zone.
-        raw_message({"From": "erin@example.com", "To": SUPPORT, "Subject": "App crashes",
-                     "Date": "Mon, 09 Nov 2026 10:00:00", "Message-ID": "<req-5@example.com>"}, b"crash"),
+        raw_message(
+            {
+                "From": "erin@example.com",
+                "To": SUPPORT,
+                "Subject": "App crashes",
+                "Date": "Mon, 09 Nov 2026 10:00:00",
+                "Message-ID": "<req-5@example.com>",
+            },
+            b"crash",
+        ),
         # Thread 6: press@ mailbox, complex keyword, "-0000" (UTC, local zone unknown), never answered.
-        message("frank@example.com", "press@telegram.org", "[功能咨询] Bot API 企业版开通申请", "企业客户",
-                "Tue, 10 Nov 2026 12:00:00 -0000", "req-6@example.com"),
+        message(
+            "frank@example.com",
+            "press@telegram.org",
+            "[功能咨询] Bot API 企业版开通申请",
+            "企业客户",
+            "Tue, 10 Nov 2026 12:00:00 -0000",
+            "req-6@example.com",
+        ),
         # Thread 7: neither a support mailbox nor a known tag.
-        message("gina@example.com", "someone@example.com", "hello", "hi", "Tue, 10 Nov 2026 12:00:00 +0000",
-                "req-7@example.com"),
+        message(
+            "gina@example.com",
+            "someone@example.com",
+            "hello",
+            "hi",
+            "Tue, 10 Nov 2026 12:00:00 +0000",
+            "req-7@example.com",
+        ),
         # Thread 8: gb2312 RFC 2047 subject, gbk body, security@ mailbox.
         gbk_request,
     ]
@@ -119,11 +201,24 @@ def inbox_messages() -> list:
 
 def sent_messages() -> list:
     return [
-        message(SUPPORT, "alice@example.com", "Re: [技术问题] 账号被盗，无法登录", "您好，请确认……",
-                "Tue, 03 Nov 2026 09:30:00 +0000", "agent-1@telegram.org", "req-1@example.com"),
+        message(
+            SUPPORT,
+            "alice@example.com",
+            "Re: [技术问题] 账号被盗，无法登录",
+            "您好，请确认……",
+            "Tue, 03 Nov 2026 09:30:00 +0000",
+            "agent-1@telegram.org",
+            "req-1@example.com",
+        ),
         # A copy of the request (the archive holds it twice).
-        message("Alice <alice@example.com>", SUPPORT, "[技术问题] 账号被盗，无法登录", REQUEST_BODY,
-                "Mon, 02 Nov 2026 10:00:00 +0800", "req-1@example.com"),
+        message(
+            "Alice <alice@example.com>",
+            SUPPORT,
+            "[技术问题] 账号被盗，无法登录",
+            REQUEST_BODY,
+            "Mon, 02 Nov 2026 10:00:00 +0800",
+            "req-1@example.com",
+        ),
     ]
 
 
@@ -158,14 +253,21 @@ def test_threads_become_tickets_with_channel_tier_and_times(converted):
     first = tickets["TG-20261102-0001"]  # the number the auto-reply announced
     assert (first["channel"], first["tier"]) == ("technical", "urgent")
     assert (first["created_at"], first["first_response_at"], first["acknowledged_at"]) == (
-        "2026-11-02T02:00:00Z", "2026-11-03T09:30:00Z", "2026-11-02T02:05:00Z")
+        "2026-11-02T02:00:00Z",
+        "2026-11-03T09:30:00Z",
+        "2026-11-02T02:05:00Z",
+    )
     assert first["subject"] == "[技术问题] 账号被盗，无法登录"
     assert first["description"].startswith("我的账号被盗") and "谢谢！补充" in first["description"]
     assert "旧的引用" not in first["description"]  # quoted lines of a reply are not the customer's text
     by_subject = {row["subject"]: row for row in tickets.values()}
     fallback = by_subject["[Account security] Strange login"]
     assert fallback["ticket_id"].startswith("mbox-")
-    assert (fallback["channel"], fallback["tier"], fallback["channel_source"]) == ("account_security", "general", "subject tag")
+    assert (fallback["channel"], fallback["tier"], fallback["channel_source"]) == (
+        "account_security",
+        "general",
+        "subject tag",
+    )
     assert (fallback["created_at"], fallback["first_response_at"]) == ("2026-11-03T13:00:00Z", "2026-11-05T13:00:00Z")
     press = by_subject["[功能咨询] Bot API 企业版开通申请"]
     assert (press["channel"], press["tier"], press["channel_source"]) == ("media_partnership", "complex", "mailbox")
@@ -193,7 +295,10 @@ def test_quarantine_reasons(converted):
     assert "4111" not in broken["reason"]
     assert reasons[("inbox.mbox", 7)]["reason_code"] == "incomplete_thread"
     assert "message 6 of inbox.mbox" in reasons[("inbox.mbox", 7)]["reason"]
-    assert (reasons[("inbox.mbox", 8)]["reason_code"], reasons[("inbox.mbox", 8)]["reason"]) == ("missing_value", "Date: missing")
+    assert (reasons[("inbox.mbox", 8)]["reason_code"], reasons[("inbox.mbox", 8)]["reason"]) == (
+        "missing_value",
+        "Date: missing",
+    )
     assert "no time zone" in reasons[("inbox.mbox", 9)]["reason"]
     assert reasons[("inbox.mbox", 11)]["reason_code"] == "unknown_value"
     assert reasons[("sent.mbox", 2)]["reason_code"] == "duplicate_id"
@@ -222,31 +327,61 @@ def test_not_an_mbox_is_one_line_error(tmp_path, email_policy):
     with pytest.raises(ConversionError, match=r"notes\.txt: not an mbox archive"):
         convert([write(tmp_path / "notes.txt", "hello\n")], AdapterOptions(policy=email_policy))
     with pytest.raises(ConversionError, match="maps no mailbox address or subject tag"):
-        convert([tmp_path / "notes.txt"], AdapterOptions(policy=replace(email_policy, channels={"technical": ("tech",)})))
+        convert(
+            [tmp_path / "notes.txt"], AdapterOptions(policy=replace(email_policy, channels={"technical": ("tech",)}))
+        )
 
 
 def test_convert_then_run_gives_verdicts(archive, tmp_path, capsys):
     from pipelines.cli import main
 
     out = tmp_path / "canonical"
-    assert main(["convert", "--format", "mbox", *map(str, archive), "--out", str(out), "--policy", "email-support"]) == 0
+    assert (
+        main(["convert", "--format", "mbox", *map(str, archive), "--out", str(out), "--policy", "email-support"]) == 0
+    )
     with (out / "tickets.csv").open("a", encoding="utf-8", newline="") as handle:
         header = (out / "tickets.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
         csv.DictWriter(handle, header).writerow(
-            {"ticket_id": "T-PLANTED", "channel": "technical", "created_at": "4111 1111 1111 1111 alice@example.com"})
+            {"ticket_id": "T-PLANTED", "channel": "technical", "created_at": "4111 1111 1111 1111 alice@example.com"}
+        )
     run = tmp_path / "run"
-    assert main(["run", "--exports", str(out), "--out", str(run), "--policy", "email-support",
-                 "--as-of", "2026-12-31T00:00:00Z"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--exports",
+                str(out),
+                "--out",
+                str(run),
+                "--policy",
+                "email-support",
+                "--as-of",
+                "2026-12-31T00:00:00Z",
+            ]
+        )
+        == 0
+    )
     with (run / "evidence" / "verdicts.csv").open(encoding="utf-8") as handle:
         verdicts = {row["rule_id"]: row for row in csv.DictReader(handle)}
     # urgent: answered after 31.5 h of 48; general: 2 working days of 7; complex: never answered, 14 working days passed
     # urgent: answered after 31.5 h of 48; general: one answered in 2 of 7 working days, one never answered;
     # complex: never answered and 14 working days have passed
-    assert (verdicts["TG-URGENT"]["verdict"], verdicts["TG-URGENT"]["achieved"], verdicts["TG-URGENT"]["breached"]) == ("met", "1", "0")
-    assert (verdicts["TG-GENERAL"]["verdict"], verdicts["TG-GENERAL"]["achieved"], verdicts["TG-GENERAL"]["breached"]) == ("breached", "1", "1")
+    assert (verdicts["TG-URGENT"]["verdict"], verdicts["TG-URGENT"]["achieved"], verdicts["TG-URGENT"]["breached"]) == (
+        "met",
+        "1",
+        "0",
+    )
+    assert (
+        verdicts["TG-GENERAL"]["verdict"],
+        verdicts["TG-GENERAL"]["achieved"],
+        verdicts["TG-GENERAL"]["breached"],
+    ) == ("breached", "1", "1")
     assert (verdicts["TG-COMPLEX"]["verdict"], verdicts["TG-COMPLEX"]["breached"]) == ("breached", "1")
     # one of four tickets carries every required item: under the 80 % tolerance
-    assert (verdicts["TG-COMPLETE-INFO"]["verdict"], verdicts["TG-COMPLETE-INFO"]["adherence_pct"]) == ("breached", "25.0")
+    assert (verdicts["TG-COMPLETE-INFO"]["verdict"], verdicts["TG-COMPLETE-INFO"]["adherence_pct"]) == (
+        "breached",
+        "25.0",
+    )
     with (run / "evidence" / "secret_findings.csv").open(encoding="utf-8") as handle:
         assert "phone" in {row["kind"] for row in csv.DictReader(handle)}  # the text of the mail was scanned
     # a bad timestamp planted in the converted tickets carries secrets: the published quarantine redacts them
@@ -257,19 +392,26 @@ def test_convert_then_run_gives_verdicts(archive, tmp_path, capsys):
     # TG-MAILBOX: four threads categorised (mailbox or subject tag), the one sent to no known mailbox listed
     mailbox = verdicts["TG-MAILBOX"]
     assert (mailbox["verdict"], mailbox["achieved"], mailbox["breached"], mailbox["adherence_pct"]) == (
-        "breached", "4", "1", "80.0")
+        "breached",
+        "4",
+        "1",
+        "80.0",
+    )
 
 
 def test_quarantine_reasons_of_the_ingest_are_redacted_and_short(tmp_path, con, policy):
     exports = tmp_path / "exports"
-    write(exports / "tickets.csv", (
-        "ticket_id,channel,created_at\n"
-        "T-1,technical_support,card 4111 1111 1111 1111\n"
-        "T-2,technical_support,mail alice@example.com\n"
-        "T-3,technical_support,password: hunter2\n"
-        "T-4,technical_support," + "x" * 300 + "\n"
-        "T-5,technical_support,2026-11-01T10:00:00Z\n"
-    ))
+    write(
+        exports / "tickets.csv",
+        (
+            "ticket_id,channel,created_at\n"
+            "T-1,technical_support,card 4111 1111 1111 1111\n"
+            "T-2,technical_support,mail alice@example.com\n"
+            "T-3,technical_support,password: hunter2\n"
+            "T-4,technical_support," + "x" * 300 + "\n"
+            "T-5,technical_support,2026-11-01T10:00:00Z\n"
+        ),
+    )
     result = ingest_source(con, "tickets", exports, policy)
     assert (result.rows_loaded, result.rows_quarantined) == (1, 4)
     reasons = dict(con.execute("SELECT record_id, reason FROM quarantine").fetchall())

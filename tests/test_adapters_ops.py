@@ -49,25 +49,46 @@ def accounted(conversion: Conversion) -> None:
 
 # --- servicenow ------------------------------------------------------------------------------------------------
 
+
 def test_servicenow_table_export():
-    conversion = convert("servicenow", real("incidents/servicenow_table_api_incidents.csv"), timezone="America/New_York")
+    conversion = convert(
+        "servicenow", real("incidents/servicenow_table_api_incidents.csv"), timezone="America/New_York"
+    )
     accounted(conversion)
     assert conversion.inputs[0].rows_read == 67 and conversion.inputs[0].variant == "table export"
     tickets = by_id(conversion, "tickets", "ticket_id")
     assert len(tickets) == 67
     ticket = tickets["INC0000060"]
     # 2016-12-12 15:19:57 in New York (EST, UTC-5)
-    assert (ticket["created_at"], ticket["resolved_at"], ticket["status"]) == ("2016-12-12T20:19:57Z", "2016-12-14T02:43:14Z", "closed")
-    assert (ticket["channel"], ticket["tier"], ticket["subject"]) == ("technical_support", "standard", "Unable to connect to email")
+    assert (ticket["created_at"], ticket["resolved_at"], ticket["status"]) == (
+        "2016-12-12T20:19:57Z",
+        "2016-12-14T02:43:14Z",
+        "closed",
+    )
+    assert (ticket["channel"], ticket["tier"], ticket["subject"]) == (
+        "technical_support",
+        "standard",
+        "Unable to connect to email",
+    )
     assert tickets["INC0000009"]["tier"] == "priority"  # priority 1
     assert ticket["sys_id"] == "1c741bd70b2322007518478d83673af3" and ticket["business_stc"] == "28800"  # kept
     found = verdicts(conversion)
-    assert found["INC0000060"] == {"record_id": "INC0000060", "source": "tickets", "metric": "resolution", "vendor_due_at": None,
-                                   "vendor_met": "true", "vendor_status": "true", "vendor_field": "made_sla"}
+    assert found["INC0000060"] == {
+        "record_id": "INC0000060",
+        "source": "tickets",
+        "metric": "resolution",
+        "vendor_due_at": None,
+        "vendor_met": "true",
+        "vendor_status": "true",
+        "vendor_field": "made_sla",
+    }
     assert found["INC0000009"]["vendor_met"] == "false"
     # made_sla "true" on an incident still open is no verdict yet
     assert tickets["INC0008001"]["status"] != "closed"
-    assert found["INC0008001"]["vendor_met"] is None and found["INC0008001"]["vendor_status"] == "true (incident still open)"
+    assert (
+        found["INC0008001"]["vendor_met"] is None
+        and found["INC0008001"]["vendor_status"] == "true (incident still open)"
+    )
 
 
 def test_servicenow_event_log():
@@ -78,7 +99,11 @@ def test_servicenow_event_log():
     assert len(tickets) == 890
     ticket = tickets["INC0000047"]
     # dd-mm-yyyy, no time zone given: wall time for the policy's source_timezone; "?" is empty
-    assert (ticket["created_at"], ticket["resolved_at"], ticket["status"]) == ("2016-02-29T04:40:00", "2016-03-01T09:52:00", "closed")
+    assert (ticket["created_at"], ticket["resolved_at"], ticket["status"]) == (
+        "2016-02-29T04:40:00",
+        "2016-03-01T09:52:00",
+        "closed",
+    )
     assert ticket["cmdb_ci"] is None and ticket["channel"] == "Category 40"  # anonymised category: left for --mapping
     events = conversion.tables["ticket_events"].filter(ticket_id="INC0000047").to_dicts()
     assert [(e["occurred_at"], e["new_status"], e["incident_state"]) for e in events] == [
@@ -111,7 +136,12 @@ def test_servicenow_bad_values_are_quarantined_not_guessed(tmp_path):
         6: ("missing_value", "number: missing incident number"),
     }
     (ticket,) = conversion.tables["tickets"].to_dicts()
-    assert (ticket["ticket_id"], ticket["created_at"], ticket["status"], ticket["u_custom"]) == ("INC1", "2026-03-01T09:00:00Z", "solved", "kept")
+    assert (ticket["ticket_id"], ticket["created_at"], ticket["status"], ticket["u_custom"]) == (
+        "INC1",
+        "2026-03-01T09:00:00Z",
+        "solved",
+        "kept",
+    )
 
 
 def test_servicenow_mapping_file_respells_values(tmp_path):
@@ -125,12 +155,19 @@ def test_servicenow_mapping_file_respells_values(tmp_path):
     options = AdapterOptions(timezone="UTC", mapping=mapping, policy=load_policy("platform"))
     conversion = adapter_for("servicenow").convert([path], options)
     tickets = by_id(conversion, "tickets", "ticket_id")
-    assert (tickets["INC1"]["channel"], tickets["INC1"]["status"], tickets["INC1"]["tier"]) == ("sales", "on_hold", "standard")
-    assert tickets["INC1"]["category"] == "Category 55" and tickets["INC1"]["incident_state"] == "Parked"  # kept as exported
+    assert (tickets["INC1"]["channel"], tickets["INC1"]["status"], tickets["INC1"]["tier"]) == (
+        "sales",
+        "on_hold",
+        "standard",
+    )
+    assert (
+        tickets["INC1"]["category"] == "Category 55" and tickets["INC1"]["incident_state"] == "Parked"
+    )  # kept as exported
     assert (tickets["INC2"]["channel"], tickets["INC2"]["tier"]) == ("technical_support", "priority")
 
 
 # --- pagerduty -------------------------------------------------------------------------------------------------
+
 
 def test_pagerduty_raw_api_table():
     conversion = convert("pagerduty", real("incidents/pagerduty_raw_incidents.csv"))
@@ -139,8 +176,13 @@ def test_pagerduty_raw_api_table():
     assert set(incidents) == {"Q3YON8WNWTZMRQ", "Q3CZAU7Q4008QD", "Q1OHFWFP3GPXOG"}
     resolved = incidents["Q1OHFWFP3GPXOG"]
     # acknowledged only in the log entries (PagerDuty drops acknowledgements[] on resolve)
-    assert (resolved["kind"], resolved["severity"], resolved["started_at"], resolved["acknowledged_at"], resolved["resolved_at"]) == (
-        "incident", "low", "2022-11-03T06:45:36Z", "2022-11-03T06:45:46Z", "2022-11-03T06:51:44Z")
+    assert (
+        resolved["kind"],
+        resolved["severity"],
+        resolved["started_at"],
+        resolved["acknowledged_at"],
+        resolved["resolved_at"],
+    ) == ("incident", "low", "2022-11-03T06:45:36Z", "2022-11-03T06:45:46Z", "2022-11-03T06:51:44Z")
     retriggered = incidents["Q3YON8WNWTZMRQ"]
     assert (retriggered["acknowledged_at"], retriggered["resolved_at"]) == ("2022-11-03T06:23:07Z", None)
     assert retriggered["service"] == "DevService" and retriggered["title"] == "Crash reported"
@@ -161,9 +203,17 @@ def test_pagerduty_incidents_report_csv(tmp_path):
     incidents = by_id(conversion, "incidents", "incident_id")
     first = incidents["PABC1"]
     assert (first["severity"], first["started_at"], first["acknowledged_at"], first["resolved_at"]) == (
-        "P1", "2026-03-01T15:00:00Z", "2026-03-01T15:01:35Z", "2026-03-01T17:30:00Z")
+        "P1",
+        "2026-03-01T15:00:00Z",
+        "2026-03-01T15:01:35Z",
+        "2026-03-01T17:30:00Z",
+    )
     second = incidents["PABC2"]  # no resolved_on: created_on + seconds_to_resolve
-    assert (second["severity"], second["acknowledged_at"], second["resolved_at"]) == ("low", "2026-03-01T10:01:00Z", "2026-03-01T10:10:00Z")
+    assert (second["severity"], second["acknowledged_at"], second["resolved_at"]) == (
+        "low",
+        "2026-03-01T10:01:00Z",
+        "2026-03-01T10:10:00Z",
+    )
     assert second["escalation_policy_name"] == "Default"
     assert quarantine(conversion) == {
         4: ("bad_number", "seconds_to_first_ack: not a number of seconds: soon"),
@@ -173,26 +223,57 @@ def test_pagerduty_incidents_report_csv(tmp_path):
 
 def test_pagerduty_rest_json(tmp_path):
     incidents = [
-        {"id": "Q1", "incident_number": 1, "created_at": "2026-03-01T10:00:00Z", "status": "resolved", "urgency": "high",
-         "priority": {"summary": "P2"}, "service": {"summary": "Checkout"}, "acknowledgements": [],
-         "last_status_change_at": "2026-03-01T11:00:00Z"},
-        {"id": "Q2", "incident_number": 2, "created_at": "2026-03-01T10:00:00Z", "status": "acknowledged", "urgency": "low",
-         "acknowledgements": [{"at": "2026-03-01T10:07:00Z"}, {"at": "2026-03-01T10:05:00Z"}],
-         "last_status_change_at": "2026-03-01T10:05:00Z"},
-        {"id": "Q3", "created_at": "2026-03-01T10:00:00Z", "status": "acknowledged", "acknowledgements": [{"at": "not a time"}]},
+        {
+            "id": "Q1",
+            "incident_number": 1,
+            "created_at": "2026-03-01T10:00:00Z",
+            "status": "resolved",
+            "urgency": "high",
+            "priority": {"summary": "P2"},
+            "service": {"summary": "Checkout"},
+            "acknowledgements": [],
+            "last_status_change_at": "2026-03-01T11:00:00Z",
+        },
+        {
+            "id": "Q2",
+            "incident_number": 2,
+            "created_at": "2026-03-01T10:00:00Z",
+            "status": "acknowledged",
+            "urgency": "low",
+            "acknowledgements": [{"at": "2026-03-01T10:07:00Z"}, {"at": "2026-03-01T10:05:00Z"}],
+            "last_status_change_at": "2026-03-01T10:05:00Z",
+        },
+        {
+            "id": "Q3",
+            "created_at": "2026-03-01T10:00:00Z",
+            "status": "acknowledged",
+            "acknowledgements": [{"at": "not a time"}],
+        },
     ]
     path = write(tmp_path / "incidents.json", json.dumps({"incidents": incidents, "limit": 25}))
     conversion = convert("pagerduty", path)
     accounted(conversion)
     found = by_id(conversion, "incidents", "incident_id")
-    assert (found["Q1"]["severity"], found["Q1"]["resolved_at"], found["Q1"]["acknowledged_at"]) == ("P2", "2026-03-01T11:00:00Z", None)
-    assert (found["Q2"]["severity"], found["Q2"]["acknowledged_at"], found["Q2"]["resolved_at"]) == ("low", "2026-03-01T10:05:00Z", None)
+    assert (found["Q1"]["severity"], found["Q1"]["resolved_at"], found["Q1"]["acknowledged_at"]) == (
+        "P2",
+        "2026-03-01T11:00:00Z",
+        None,
+    )
+    assert (found["Q2"]["severity"], found["Q2"]["acknowledged_at"], found["Q2"]["resolved_at"]) == (
+        "low",
+        "2026-03-01T10:05:00Z",
+        None,
+    )
     assert quarantine(conversion) == {
-        3: ("bad_timestamp", "acknowledgements[].at / acknowledge_log_entry.created_at: not a timestamp this format knows: not a time")
+        3: (
+            "bad_timestamp",
+            "acknowledgements[].at / acknowledge_log_entry.created_at: not a timestamp this format knows: not a time",
+        )
     }
 
 
 # --- statuspage ------------------------------------------------------------------------------------------------
+
 
 def test_statuspage_github_status_history():
     conversion = convert("statuspage", real("incidents/github_status_incidents.jsonl"))
@@ -200,16 +281,29 @@ def test_statuspage_github_status_history():
     assert conversion.inputs[0].rows_read == 819 and conversion.inputs[0].variant == "status history jsonl"
     incidents = by_id(conversion, "incidents", "incident_id")
     incident = incidents["9632825"]
-    assert (incident["kind"], incident["severity"], incident["started_at"], incident["resolved_at"], incident["announced_at"]) == (
-        "incident", "minor", "2022-03-26T01:43:00Z", "2022-03-26T03:35:00Z", "2022-03-26T01:43:00Z")
+    assert (
+        incident["kind"],
+        incident["severity"],
+        incident["started_at"],
+        incident["resolved_at"],
+        incident["announced_at"],
+    ) == ("incident", "minor", "2022-03-26T01:43:00Z", "2022-03-26T03:35:00Z", "2022-03-26T01:43:00Z")
     maintenance = incidents["9630129"]
     # announced by its "Scheduled" update, started by its "In progress" one; the feed has no scheduled_for
-    assert (maintenance["kind"], maintenance["announced_at"], maintenance["started_at"], maintenance["scheduled_start_at"]) == (
-        "maintenance", "2022-03-25T17:35:00Z", "2022-03-28T12:01:00Z", None)
+    assert (
+        maintenance["kind"],
+        maintenance["announced_at"],
+        maintenance["started_at"],
+        maintenance["scheduled_start_at"],
+    ) == ("maintenance", "2022-03-25T17:35:00Z", "2022-03-28T12:01:00Z", None)
     assert sum(row["kind"] == "maintenance" for row in incidents.values()) == 18
     updates = conversion.tables["incident_updates"].filter(incident_id="9632825").to_dicts()
     assert [update["posted_at"] for update in updates] == [
-        "2022-03-26T01:43:00Z", "2022-03-26T01:44:00Z", "2022-03-26T02:20:00Z", "2022-03-26T03:35:00Z"]
+        "2022-03-26T01:43:00Z",
+        "2022-03-26T01:44:00Z",
+        "2022-03-26T02:20:00Z",
+        "2022-03-26T03:35:00Z",
+    ]
     assert updates[-1]["update_status"] == "Resolved"
 
 
@@ -218,32 +312,63 @@ def test_statuspage_v2_incidents_json():
     accounted(conversion)
     incident = by_id(conversion, "incidents", "incident_id")["q746ybtyb6q0"]
     assert (incident["kind"], incident["severity"], incident["started_at"], incident["resolved_at"]) == (
-        "incident", "minor", "2018-09-17T19:29:21.132000Z", "2018-09-18T07:45:41.290000Z")
+        "incident",
+        "minor",
+        "2018-09-17T19:29:21.132000Z",
+        "2018-09-18T07:45:41.290000Z",
+    )
     updates = conversion.tables["incident_updates"].filter(incident_id="q746ybtyb6q0")
     assert incident["announced_at"] == min(updates["posted_at"].to_list())
     assert incident["shortlink"] == "http://stspg.io/7f079791e"
 
 
 def test_statuspage_scheduled_maintenances_and_bad_records(tmp_path):
-    document = {"page": {"id": "p"}, "scheduled_maintenances": [
-        {"id": "m1", "name": "DB upgrade", "status": "completed", "impact": "maintenance",
-         "created_at": "2026-03-01T09:00:00Z", "scheduled_for": "2026-03-10T02:00:00Z", "scheduled_until": "2026-03-10T04:00:00Z",
-         "resolved_at": "2026-03-10T03:40:00Z",
-         "incident_updates": [
-             {"status": "completed", "created_at": "2026-03-10T03:40:00Z", "display_at": "2026-03-10T03:40:00Z"},
-             {"status": "in_progress", "created_at": "2026-03-10T02:01:00Z", "display_at": "2026-03-10T02:01:00Z"},
-             {"status": "scheduled", "created_at": "2026-03-01T09:00:00Z", "display_at": "2026-02-20T09:00:00Z"}]},
-        {"id": "m2", "name": "bad", "created_at": "2026-03-01T09:00:00Z", "scheduled_for": "2026-03-10T02:00:00Z",
-         "incident_updates": [{"status": "scheduled", "created_at": "tomorrow-ish"}]},
-    ]}
+    document = {
+        "page": {"id": "p"},
+        "scheduled_maintenances": [
+            {
+                "id": "m1",
+                "name": "DB upgrade",
+                "status": "completed",
+                "impact": "maintenance",
+                "created_at": "2026-03-01T09:00:00Z",
+                "scheduled_for": "2026-03-10T02:00:00Z",
+                "scheduled_until": "2026-03-10T04:00:00Z",
+                "resolved_at": "2026-03-10T03:40:00Z",
+                "incident_updates": [
+                    {"status": "completed", "created_at": "2026-03-10T03:40:00Z", "display_at": "2026-03-10T03:40:00Z"},
+                    {
+                        "status": "in_progress",
+                        "created_at": "2026-03-10T02:01:00Z",
+                        "display_at": "2026-03-10T02:01:00Z",
+                    },
+                    {"status": "scheduled", "created_at": "2026-03-01T09:00:00Z", "display_at": "2026-02-20T09:00:00Z"},
+                ],
+            },
+            {
+                "id": "m2",
+                "name": "bad",
+                "created_at": "2026-03-01T09:00:00Z",
+                "scheduled_for": "2026-03-10T02:00:00Z",
+                "incident_updates": [{"status": "scheduled", "created_at": "tomorrow-ish"}],
+            },
+        ],
+    }
     path = write(tmp_path / "scheduled-maintenances.json", json.dumps(document))
-    lines = write(tmp_path / "history.jsonl", '{"id": "1", "started_at": "2026-03-01T09:00:00Z", "impact": "major", "updates": []}\n{broken\n')
+    lines = write(
+        tmp_path / "history.jsonl",
+        '{"id": "1", "started_at": "2026-03-01T09:00:00Z", "impact": "major", "updates": []}\n{broken\n',
+    )
     conversion = convert("statuspage", path, lines)
     accounted(conversion)
     maintenance = by_id(conversion, "incidents", "incident_id")["m1"]
     # announced at the update's created_at (display_at can be back-dated)
-    assert (maintenance["kind"], maintenance["scheduled_start_at"], maintenance["announced_at"], maintenance["started_at"]) == (
-        "maintenance", "2026-03-10T02:00:00Z", "2026-03-01T09:00:00Z", "2026-03-10T02:01:00Z")
+    assert (
+        maintenance["kind"],
+        maintenance["scheduled_start_at"],
+        maintenance["announced_at"],
+        maintenance["started_at"],
+    ) == ("maintenance", "2026-03-10T02:00:00Z", "2026-03-01T09:00:00Z", "2026-03-10T02:01:00Z")
     assert sorted(conversion.quarantine.select("source_file", "line", "record_id", "reason_code").rows()) == [
         ("history.jsonl", 2, None, "malformed_row"),
         ("scheduled-maintenances.json", 2, "m2", "bad_timestamp"),
@@ -252,6 +377,7 @@ def test_statuspage_scheduled_maintenances_and_bad_records(tmp_path):
 
 
 # --- open311 ---------------------------------------------------------------------------------------------------
+
 
 def test_open311_boston_cases():
     heat, bed_bugs = real("tickets/boston311_2015_heat.csv"), real("tickets/boston311_2015_bed_bugs.csv")
@@ -262,14 +388,27 @@ def test_open311_boston_cases():
     assert len(tickets) == 1751
     closed = tickets["101001240786"]  # 01/01/2015 10:59:01 AM EST, closed 01/07/2015 08:49:25 AM
     assert (closed["created_at"], closed["resolved_at"], closed["status"], closed["channel"]) == (
-        "2015-01-01T15:59:01Z", "2015-01-07T13:49:25Z", "closed", "Heat - Excessive  Insufficient")
+        "2015-01-01T15:59:01Z",
+        "2015-01-07T13:49:25Z",
+        "closed",
+        "Heat - Excessive  Insufficient",
+    )
     summer = tickets["101001422241"]  # 07/02/2015 01:03:00 PM EDT (UTC-4)
     assert summer["created_at"] == "2015-07-02T17:03:00Z" and summer["LATITUDE"] is not None  # unknown columns kept
     found = verdicts(conversion)
-    assert (found["101001240786"]["vendor_due_at"], found["101001240786"]["vendor_met"]) == ("2015-01-31T15:59:01Z", "true")
-    assert (found["101001422241"]["vendor_met"], found["101001422241"]["vendor_status"]) == ("false", "OVERDUE (case still open)")
+    assert (found["101001240786"]["vendor_due_at"], found["101001240786"]["vendor_met"]) == (
+        "2015-01-31T15:59:01Z",
+        "true",
+    )
+    assert (found["101001422241"]["vendor_met"], found["101001422241"]["vendor_status"]) == (
+        "false",
+        "OVERDUE (case still open)",
+    )
     # ONTIME on a case still open is not a verdict yet
-    assert (found["101001578735"]["vendor_met"], found["101001578735"]["vendor_due_at"]) == (None, "2016-01-13T14:40:15Z")
+    assert (found["101001578735"]["vendor_met"], found["101001578735"]["vendor_due_at"]) == (
+        None,
+        "2016-01-13T14:40:15Z",
+    )
     assert found["101001578735"]["vendor_field"] == "TARGET_DT, OnTime_Status"
 
 
@@ -282,26 +421,54 @@ def test_open311_bad_values_and_georeport_json(tmp_path):
         "3,C3,03/09/2026 09:00:00 AM,03/10/2026 09:00:00 AM,,LATE-ISH,Open,Bed Bugs\n"
         "4,C4,03/09/2026 09:00:00 AM,soon,,ONTIME,Open,Bed Bugs\n",
     )
-    requests = write(tmp_path / "requests.json", json.dumps([
-        {"service_request_id": "G1", "status": "closed", "service_name": "Bed Bugs", "description": "bugs",
-         "requested_datetime": "2026-03-01T10:00:00-05:00", "expected_datetime": "2026-03-05T10:00:00-05:00",
-         "updated_datetime": "2026-03-03T12:00:00-05:00"},
-        {"service_request_id": "G2", "status": "open", "service_name": "Bed Bugs", "requested_datetime": "2026-03-02T10:00:00-05:00"},
-    ]))
+    requests = write(
+        tmp_path / "requests.json",
+        json.dumps(
+            [
+                {
+                    "service_request_id": "G1",
+                    "status": "closed",
+                    "service_name": "Bed Bugs",
+                    "description": "bugs",
+                    "requested_datetime": "2026-03-01T10:00:00-05:00",
+                    "expected_datetime": "2026-03-05T10:00:00-05:00",
+                    "updated_datetime": "2026-03-03T12:00:00-05:00",
+                },
+                {
+                    "service_request_id": "G2",
+                    "status": "open",
+                    "service_name": "Bed Bugs",
+                    "requested_datetime": "2026-03-02T10:00:00-05:00",
+                },
+            ]
+        ),
+    )
     conversion = convert("open311", cases, requests, timezone="America/New_York", policy="city-311")
     accounted(conversion)
     assert {line: code for line, (code, _) in quarantine(conversion).items()} == {
-        3: "bad_timestamp", 4: "unknown_value", 5: "bad_timestamp"}
+        3: "bad_timestamp",
+        4: "unknown_value",
+        5: "bad_timestamp",
+    }
     assert quarantine(conversion)[4][1] == "OnTime_Status: unknown value LATE-ISH"
     tickets = by_id(conversion, "tickets", "ticket_id")
-    assert (tickets["C1"]["created_at"], tickets["C1"]["resolved_at"]) == ("2026-03-08T06:30:00Z", "2026-03-08T07:30:00Z")
+    assert (tickets["C1"]["created_at"], tickets["C1"]["resolved_at"]) == (
+        "2026-03-08T06:30:00Z",
+        "2026-03-08T07:30:00Z",
+    )
     assert tickets["C1"]["column_1"] == "1"  # the unnamed index column, kept under a name
     # GeoReport: a closed request is resolved at its last update; a due time but no verdict
     assert (tickets["G1"]["resolved_at"], tickets["G1"]["description"], tickets["G2"]["resolved_at"]) == (
-        "2026-03-03T17:00:00Z", "bugs", None)
+        "2026-03-03T17:00:00Z",
+        "bugs",
+        None,
+    )
     found = verdicts(conversion)
     assert (found["G1"]["vendor_due_at"], found["G1"]["vendor_met"], found["G1"]["vendor_field"]) == (
-        "2026-03-05T15:00:00Z", None, "expected_datetime")
+        "2026-03-05T15:00:00Z",
+        None,
+        "expected_datetime",
+    )
     assert "G2" not in found
 
 
@@ -316,26 +483,67 @@ def test_convert_and_run_reconcile_the_crm_verdicts(tmp_path, capsys):
         "C4,13/45/2015 10:00:00 AM,01/31/2015 10:00:00 AM,,OVERDUE,Open,Heat - Excessive  Insufficient\n",
     )
     exports, out = tmp_path / "exports", tmp_path / "out"
-    assert main(["convert", "--format", "open311", "--policy", "city-311", "--timezone", "America/New_York",
-                 str(cases), "--out", str(exports)]) == 0
-    assert main(["run", "--policy", "city-311", "--exports", str(exports), "--out", str(out),
-                 "--as-of", "2015-06-01T00:00:00Z"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--format",
+                "open311",
+                "--policy",
+                "city-311",
+                "--timezone",
+                "America/New_York",
+                str(cases),
+                "--out",
+                str(exports),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "run",
+                "--policy",
+                "city-311",
+                "--exports",
+                str(exports),
+                "--out",
+                str(out),
+                "--as-of",
+                "2015-06-01T00:00:00Z",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["conversion"]["format"] == "open311"
     assert manifest["conversion"]["inputs"][0] | {"sha256": ""} == {
-        "file": "cases.csv", "sha256": "", "rows_read": 4, "rows_converted": 3, "rows_quarantined": 1, "variant": "crm case export csv",
-        "encoding": "utf-8", "replaced_characters": 0}
+        "file": "cases.csv",
+        "sha256": "",
+        "rows_read": 4,
+        "rows_converted": 3,
+        "rows_quarantined": 1,
+        "variant": "crm case export csv",
+        "encoding": "utf-8",
+        "replaced_characters": 0,
+    }
     assert "evidence/vendor_reconciliation.csv" in {entry["file"] for entry in manifest["outputs"]}
     with (out / "evidence" / "quarantine.csv").open(newline="", encoding="utf-8") as handle:
         assert [(row["source_file"], row["line"], row["reason_code"]) for row in csv.DictReader(handle)] == [
-            ("cases.csv", "5", "bad_timestamp")]
+            ("cases.csv", "5", "bad_timestamp")
+        ]
     with (out / "evidence" / "vendor_reconciliation.csv").open(newline="", encoding="utf-8") as handle:
         rows = {row["record_id"]: row for row in csv.DictReader(handle)}
     assert (rows["C1"]["agrees"], rows["C1"]["our_rule_id"]) == ("true", "CITY-HEAT-CLOSE")
     # the CRM said ONTIME for a case closed five days after its own due time: both our readings say missed
     assert (rows["C2"]["vendor_met"], rows["C2"]["recomputed_met"], rows["C2"]["our_state"], rows["C2"]["agrees"]) == (
-        "true", "false", "breached", "false")
+        "true",
+        "false",
+        "breached",
+        "false",
+    )
     assert rows["C3"]["agrees"] == "true"
     report = (out / "compliance_report.html").read_text(encoding="utf-8")
     assert "Vendor verdicts reconciled" in report and "66.6% (2 / 3)" in report

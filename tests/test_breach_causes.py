@@ -64,8 +64,10 @@ def test_ticket_breaches_split_into_late_never_and_open(hand_made):
 def test_security_breaches_have_their_causes(hand_made):
     verdicts, violations = hand_made
     assert {(row["rule_id"], row["record_id"]): row["cause"] for row in violations if row["domain"] == "security"} == {
-        ("SEC-ACK", "S1"): "acknowledged_late", ("SEC-ACK", "S2"): "not_acknowledged",
-        ("SEC-TIMELINE", "S1"): "timeline_late", ("SEC-TIMELINE", "S2"): "timeline_missing",
+        ("SEC-ACK", "S1"): "acknowledged_late",
+        ("SEC-ACK", "S2"): "not_acknowledged",
+        ("SEC-TIMELINE", "S1"): "timeline_late",
+        ("SEC-TIMELINE", "S2"): "timeline_missing",
     }
     assert verdicts["SEC-ACK"]["reason"] == "2 breached: 1 acknowledged late, 1 not acknowledged past due"
     assert verdicts["SEC-ACK"]["causes"] == "acknowledged_late=1;not_acknowledged=1"
@@ -78,11 +80,17 @@ def test_a_met_commitment_has_no_causes(hand_made):
 
 def test_a_ticket_closed_in_its_event_history_was_never_answered(tmp_path):
     # the events are the source of truth: E1's tickets row still says open, its history closes it unanswered
-    write(tmp_path / "exports" / "tickets.csv", "ticket_id,channel,plan,created_at,first_response_at,status\n"
-          "E1,account_billing,free,2026-03-02T10:00:00Z,,open\nE2,account_billing,free,2026-03-02T10:00:00Z,,closed\n")
-    write(tmp_path / "exports" / "ticket_events.csv", "ticket_id,occurred_at,event_type,actor,new_status\n"
-          "E1,2026-03-02T11:00:00Z,internal_note,agent,\nE1,2026-03-04T10:00:00Z,status_change,agent,solved\n"
-          "E2,2026-03-02T11:00:00Z,public_reply,agent,\n")
+    write(
+        tmp_path / "exports" / "tickets.csv",
+        "ticket_id,channel,plan,created_at,first_response_at,status\n"
+        "E1,account_billing,free,2026-03-02T10:00:00Z,,open\nE2,account_billing,free,2026-03-02T10:00:00Z,,closed\n",
+    )
+    write(
+        tmp_path / "exports" / "ticket_events.csv",
+        "ticket_id,occurred_at,event_type,actor,new_status\n"
+        "E1,2026-03-02T11:00:00Z,internal_note,agent,\nE1,2026-03-04T10:00:00Z,status_change,agent,solved\n"
+        "E2,2026-03-02T11:00:00Z,public_reply,agent,\n",
+    )
     verdicts, violations = run(tmp_path / "exports", tmp_path / "out")
     assert {row["record_id"]: row["cause"] for row in violations if row["rule_id"] == "SUP-ACCT-STD"} == {
         "E1": "never_answered"
@@ -94,9 +102,30 @@ def test_a_ticket_closed_in_its_event_history_was_never_answered(tmp_path):
 def demo(tmp_path_factory) -> tuple[dict[str, dict], list[dict]]:
     folder = tmp_path_factory.mktemp("demo")
     as_of = "2026-11-01T00:00:00Z"
-    assert main(["generate", "--out", str(folder / "exports"), "--seed", "7", "--as-of", as_of, "--tickets", "800",
-                 "--privacy-requests", "120", "--security-reports", "40", "--incidents", "40",
-                 "--retention-records", "400"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--out",
+                str(folder / "exports"),
+                "--seed",
+                "7",
+                "--as-of",
+                as_of,
+                "--tickets",
+                "800",
+                "--privacy-requests",
+                "120",
+                "--security-reports",
+                "40",
+                "--incidents",
+                "40",
+                "--retention-records",
+                "400",
+            ]
+        )
+        == 0
+    )
     return run(folder / "exports", folder / "out", as_of)
 
 
@@ -119,5 +148,7 @@ def test_demo_causes_count_the_violations_per_cause(demo):
         stated = Counter({code: int(n) for code, n in (part.split("=") for part in row["causes"].split(";") if part)})
         assert stated == counted.get(rule_id, Counter()), rule_id
         if row["verdict"] == "breached" and stated:
-            words = ", ".join(f"{n} {CAUSE_WORDS[code]}" for code, n in sorted(stated.items(), key=lambda c: (-c[1], c[0])))
+            words = ", ".join(
+                f"{n} {CAUSE_WORDS[code]}" for code, n in sorted(stated.items(), key=lambda c: (-c[1], c[0]))
+            )
             assert row["reason"].startswith(f"{sum(stated.values())} breached: {words}"), rule_id

@@ -55,9 +55,16 @@ class Browser:
         chrome_in, self._to_chrome = os.pipe()  # Chrome reads commands on its fd 3 ...
         self._from_chrome, chrome_out = os.pipe()  # ... and answers on its fd 4
         argv = [
-            binary, "--headless=new", "--remote-debugging-pipe", "--disable-gpu", "--no-first-run",
-            "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",
-            f"--user-data-dir={profile_dir}", "about:blank",
+            binary,
+            "--headless=new",
+            "--remote-debugging-pipe",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile_dir}",
+            "about:blank",
         ]
         if os.geteuid() == 0:
             argv.insert(1, "--no-sandbox")
@@ -117,10 +124,18 @@ class Browser:
         self.events.append(event)
         if event.get("method") == "Page.javascriptDialogOpening":  # a dialog blocks the page: record and close it
             self._next_id += 1
-            os.write(self._to_chrome, json.dumps({
-                "id": self._next_id, "method": "Page.handleJavaScriptDialog", "params": {"accept": True},
-                "sessionId": self.session,
-            }).encode() + b"\0")
+            os.write(
+                self._to_chrome,
+                json.dumps(
+                    {
+                        "id": self._next_id,
+                        "method": "Page.handleJavaScriptDialog",
+                        "params": {"accept": True},
+                        "sessionId": self.session,
+                    }
+                ).encode()
+                + b"\0",
+            )
 
     def wait_for(self, method: str) -> dict:
         deadline = time.monotonic() + PAGE_TIMEOUT_SECONDS
@@ -132,14 +147,21 @@ class Browser:
 
     def open(self, path: Path, *, width: int = 1440, height: int = 900) -> None:
         self.events.clear()
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                  deviceScaleFactor=1, mobile=False)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            session=True,
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self.call("Page.navigate", session=True, url=path.resolve().as_uri())
         self.wait_for("Page.loadEventFired")
 
     def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", session=True, expression=expression, awaitPromise=True,
-                           returnByValue=True)
+        result = self.call(
+            "Runtime.evaluate", session=True, expression=expression, awaitPromise=True, returnByValue=True
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"page script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -150,15 +172,24 @@ class Browser:
         for event in self.events:
             method, params = event.get("method"), event.get("params", {})
             if method == "Runtime.exceptionThrown":
-                found.append(f"exception: {params['exceptionDetails'].get('text')} {params['exceptionDetails'].get('exception', {}).get('description', '')}")
+                found.append(
+                    f"exception: {params['exceptionDetails'].get('text')} {params['exceptionDetails'].get('exception', {}).get('description', '')}"
+                )
             elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                found.append("console.error: " + " ".join(str(arg.get("value", arg.get("description"))) for arg in params.get("args", [])))
+                found.append(
+                    "console.error: "
+                    + " ".join(str(arg.get("value", arg.get("description"))) for arg in params.get("args", []))
+                )
             elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                 found.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
         return found
 
     def dialogs(self) -> list[str]:
-        return [event["params"].get("message", "") for event in self.events if event.get("method") == "Page.javascriptDialogOpening"]
+        return [
+            event["params"].get("message", "")
+            for event in self.events
+            if event.get("method") == "Page.javascriptDialogOpening"
+        ]
 
     def close(self) -> None:
         try:
@@ -178,18 +209,28 @@ class Browser:
 
 def _make_hostile(exports: Path) -> None:
     """Every ticket and incident ID, and the incident severity sev3, carry markup: they reach both pages as text."""
+
     def hostile_ids(column: pl.Expr) -> pl.Expr:
-        payload = pl.lit(list(HOSTILE_PAYLOADS)).list.get(column.str.slice(-1).cast(pl.Int64, strict=False).fill_null(0) % len(HOSTILE_PAYLOADS))
+        payload = pl.lit(list(HOSTILE_PAYLOADS)).list.get(
+            column.str.slice(-1).cast(pl.Int64, strict=False).fill_null(0) % len(HOSTILE_PAYLOADS)
+        )
         return pl.concat_str([column, payload])
 
-    for name, id_column in (("tickets.csv", "ticket_id"), ("ticket_events.csv", "ticket_id"),
-                            ("incidents.csv", "incident_id"), ("incident_updates.csv", "incident_id")):
+    for name, id_column in (
+        ("tickets.csv", "ticket_id"),
+        ("ticket_events.csv", "ticket_id"),
+        ("incidents.csv", "incident_id"),
+        ("incident_updates.csv", "incident_id"),
+    ):
         path = exports / name
         frame = pl.read_csv(path, infer_schema=False)
         frame = frame.with_columns(hostile_ids(pl.col(id_column)).alias(id_column))
         if name == "incidents.csv":
             frame = frame.with_columns(
-                pl.when(pl.col("severity") == "sev3").then(pl.lit(HOSTILE_PAYLOADS[1])).otherwise(pl.col("severity")).alias("severity")
+                pl.when(pl.col("severity") == "sev3")
+                .then(pl.lit(HOSTILE_PAYLOADS[1]))
+                .otherwise(pl.col("severity"))
+                .alias("severity")
             )
         frame.write_csv(path)
 
@@ -197,8 +238,16 @@ def _make_hostile(exports: Path) -> None:
 @pytest.fixture(scope="module")
 def run_out(tmp_path_factory) -> Path:
     exports = tmp_path_factory.mktemp("hostile_exports")
-    generate(GenerateOptions(out_dir=exports, tickets=2000, privacy_requests=150, security_reports=30, incidents=40,
-                             retention_records=600))
+    generate(
+        GenerateOptions(
+            out_dir=exports,
+            tickets=2000,
+            privacy_requests=150,
+            security_reports=30,
+            incidents=40,
+            retention_records=600,
+        )
+    )
     _make_hostile(exports)
     out = tmp_path_factory.mktemp("hostile_out")
     assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF]) == 0
@@ -253,10 +302,22 @@ def _check_page(browser: Browser, path: Path, expected_charts: set[str]) -> dict
 
 @needs_chrome
 def test_compliance_report_in_chromium(browser, run_out):
-    injected = _check_page(browser, run_out / "compliance_report.html",
-                           {"chart-tickets", "chart-tickets-response", "chart-security", "chart-privacy",
-                            "chart-privacy-backlog", "chart-status", "chart-retention-classes"})
-    listed = browser.evaluate("Array.from(document.querySelectorAll('table.verdicts tbody tr code')).map(c => c.textContent)")
+    injected = _check_page(
+        browser,
+        run_out / "compliance_report.html",
+        {
+            "chart-tickets",
+            "chart-tickets-response",
+            "chart-security",
+            "chart-privacy",
+            "chart-privacy-backlog",
+            "chart-status",
+            "chart-retention-classes",
+        },
+    )
+    listed = browser.evaluate(
+        "Array.from(document.querySelectorAll('table.verdicts tbody tr code')).map(c => c.textContent)"
+    )
     assert listed == [rule.id for rule in load_policy("platform").rules]
     # the record IDs reached the page, as visible text
     for payload in HOSTILE_PAYLOADS:
@@ -288,8 +349,11 @@ def test_violations_table_sorts_and_filters_in_the_page(browser, run_out):
 
 @needs_chrome
 def test_sla_dashboard_in_chromium(browser, run_out):
-    injected = _check_page(browser, run_out / "sla_dashboard.html",
-                           {"chart-trend", "chart-response", "chart-heatmap", "chart-incidents", "chart-privacy"})
+    injected = _check_page(
+        browser,
+        run_out / "sla_dashboard.html",
+        {"chart-trend", "chart-response", "chart-heatmap", "chart-incidents", "chart-privacy"},
+    )
     tiles = browser.evaluate("Array.from(document.querySelectorAll('#kpis .kpi')).map(k => k.dataset.status)")
     assert tiles and set(tiles) <= {"green", "amber", "red", "grey"}
     assert HOSTILE_PAYLOADS[1] in injected["text"]  # the incident severity, in the MTTA/MTTR table

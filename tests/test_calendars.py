@@ -35,28 +35,47 @@ WEEK = {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 CAL_MAPPINGS = {
     "CAL-247": {"kind": "always_open", "description": "24/7"},
     "CAL-BH-EST": {
-        "kind": "business_hours", "timezone": "America/New_York", "hours": WEEK,
+        "kind": "business_hours",
+        "timezone": "America/New_York",
+        "hours": WEEK,
         "holidays": {"country": "US", "observed": True, "extra": [], "removed": []},
     },
-    "CAL-EU": {   # several windows a day, Saturday morning, Bavarian holidays, extra and removed dates
-        "kind": "business_hours", "timezone": "Europe/Berlin",
-        "hours": {**{d: [["13:00", "17:30"], ["08:00", "12:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
-                  "sat": [["10:00", "14:00"]]},
-        "holidays": {"country": "DE", "subdivision": "BY", "observed": False,
-                     "extra": ["2026-12-24", date(2026, 12, 31)], "removed": ["2026-01-06"]},
+    "CAL-EU": {  # several windows a day, Saturday morning, Bavarian holidays, extra and removed dates
+        "kind": "business_hours",
+        "timezone": "Europe/Berlin",
+        "hours": {
+            **{d: [["13:00", "17:30"], ["08:00", "12:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+            "sat": [["10:00", "14:00"]],
+        },
+        "holidays": {
+            "country": "DE",
+            "subdivision": "BY",
+            "observed": False,
+            "extra": ["2026-12-24", date(2026, 12, 31)],
+            "removed": ["2026-01-06"],
+        },
     },
-    "CAL-NIGHT": {   # windows touching midnight (24:00 / 00:00) and inside the DST switches of New York
-        "kind": "business_hours", "timezone": "America/New_York",
-        "hours": {"fri": [["20:00", "24:00"]], "sat": [["00:00", "04:00"], ["22:00", "24:00"]],
-                  "sun": [["00:00", "01:00"], ["02:30", "05:00"]], "wed": [["01:30", "02:30"]]},
+    "CAL-NIGHT": {  # windows touching midnight (24:00 / 00:00) and inside the DST switches of New York
+        "kind": "business_hours",
+        "timezone": "America/New_York",
+        "hours": {
+            "fri": [["20:00", "24:00"]],
+            "sat": [["00:00", "04:00"], ["22:00", "24:00"]],
+            "sun": [["00:00", "01:00"], ["02:30", "05:00"]],
+            "wed": [["01:30", "02:30"]],
+        },
         "holidays": {"country": "US", "observed": True, "extra": ["2026-03-20"]},
     },
     "CAL-WD": {
-        "kind": "working_days", "timezone": "Europe/Berlin", "days": ["mon", "tue", "wed", "thu", "fri"],
+        "kind": "working_days",
+        "timezone": "Europe/Berlin",
+        "days": ["mon", "tue", "wed", "thu", "fri"],
         "holidays": {"country": "DE", "observed": False},
     },
     "CAL-WD-NY": {
-        "kind": "working_days", "timezone": "America/New_York", "days": ["mon", "tue", "wed", "thu", "fri"],
+        "kind": "working_days",
+        "timezone": "America/New_York",
+        "days": ["mon", "tue", "wed", "thu", "fri"],
         "holidays": {"country": "US", "observed": True},
     },
 }
@@ -101,9 +120,12 @@ def ref_closed(mapping: dict, first: date, last: date) -> set[date]:
     hol = mapping.get("holidays") or {}
     out: set[date] = set()
     if hol.get("country"):
-        h = holidays.country_holidays(hol["country"], subdiv=hol.get("subdivision"),
-                                      years=range(first.year - 1, last.year + 2),
-                                      observed=hol.get("observed", True))
+        h = holidays.country_holidays(
+            hol["country"],
+            subdiv=hol.get("subdivision"),
+            years=range(first.year - 1, last.year + 2),
+            observed=hol.get("observed", True),
+        )
         out |= set(h.keys())
     out |= {date.fromisoformat(d) if isinstance(d, str) else d for d in hol.get("extra") or []}
     out -= {date.fromisoformat(d) if isinstance(d, str) else d for d in hol.get("removed") or []}
@@ -137,7 +159,7 @@ class RefCalendar:
         if b < a:
             return -self.open_seconds(b, a)
         total = 0
-        for ws, we, _ in self.windows[max(bisect.bisect_right(self.starts, a) - 1, 0):]:
+        for ws, we, _ in self.windows[max(bisect.bisect_right(self.starts, a) - 1, 0) :]:
             if ws >= b:
                 break
             lo, hi = max(ws, a), min(we, b)
@@ -146,7 +168,7 @@ class RefCalendar:
         return total
 
     def effective_start(self, s: datetime) -> tuple[datetime, date]:
-        for ws, we, d in self.windows[max(bisect.bisect_right(self.starts, s) - 1, 0):]:
+        for ws, we, d in self.windows[max(bisect.bisect_right(self.starts, s) - 1, 0) :]:
             if ws <= s < we:
                 return s, d
             if ws > s:
@@ -158,12 +180,12 @@ class RefCalendar:
         left = target
         if left <= 0:
             return es
-        for ws, we, _ in self.windows[max(bisect.bisect_right(self.starts, es) - 1, 0):]:
+        for ws, we, _ in self.windows[max(bisect.bisect_right(self.starts, es) - 1, 0) :]:
             if we <= es:
                 continue
             lo = max(ws, es)
             avail = int((we - lo).total_seconds())
-            if left <= avail:          # exactly at closing -> the closing instant
+            if left <= avail:  # exactly at closing -> the closing instant
                 return lo + timedelta(seconds=left)
             left -= avail
         raise AssertionError("reference horizon too short")
@@ -188,13 +210,29 @@ def run_engine(rows: list[dict], as_of: datetime, specs=SPECS) -> dict:
     """rows: clock_key, calendar_id, started_at/stopped_at as ISO strings with offsets, targets."""
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
-    con.execute("CREATE TABLE raw (clock_key BIGINT, calendar_id VARCHAR, started VARCHAR, stopped VARCHAR, "
-                "target_seconds BIGINT, target_days BIGINT, note VARCHAR)")
-    con.executemany("INSERT INTO raw VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(r["clock_key"], r["calendar_id"], r["started_at"], r.get("stopped_at"),
-                      r.get("target_seconds"), r.get("target_days"), f"n{r['clock_key']}") for r in rows])
-    con.execute("CREATE TABLE clocks AS SELECT clock_key, calendar_id, started::TIMESTAMPTZ AS started_at, "
-                "stopped::TIMESTAMPTZ AS stopped_at, target_seconds, target_days, note FROM raw")
+    con.execute(
+        "CREATE TABLE raw (clock_key BIGINT, calendar_id VARCHAR, started VARCHAR, stopped VARCHAR, "
+        "target_seconds BIGINT, target_days BIGINT, note VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO raw VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                r["clock_key"],
+                r["calendar_id"],
+                r["started_at"],
+                r.get("stopped_at"),
+                r.get("target_seconds"),
+                r.get("target_days"),
+                f"n{r['clock_key']}",
+            )
+            for r in rows
+        ],
+    )
+    con.execute(
+        "CREATE TABLE clocks AS SELECT clock_key, calendar_id, started::TIMESTAMPTZ AS started_at, "
+        "stopped::TIMESTAMPTZ AS stopped_at, target_seconds, target_days, note FROM raw"
+    )
     compute_clocks(con, specs, "clocks", "clock_out", as_of)
     cur = con.execute("SELECT * FROM clock_out")
     names = [d[0] for d in cur.description]
@@ -203,8 +241,14 @@ def run_engine(rows: list[dict], as_of: datetime, specs=SPECS) -> dict:
     return {r["clock_key"]: r for r in out}
 
 
-OFFSETS = [timedelta(0), timedelta(hours=-5), timedelta(hours=5, minutes=30), timedelta(hours=9),
-           timedelta(hours=-3, minutes=-30), timedelta(hours=1)]
+OFFSETS = [
+    timedelta(0),
+    timedelta(hours=-5),
+    timedelta(hours=5, minutes=30),
+    timedelta(hours=9),
+    timedelta(hours=-3, minutes=-30),
+    timedelta(hours=1),
+]
 
 
 def iso_mixed(dt: datetime, rng: random.Random) -> str:
@@ -216,9 +260,20 @@ def iso_mixed(dt: datetime, rng: random.Random) -> str:
 # the engine against the reference on thousands of random clocks
 # ---------------------------------------------------------------------------------------------------------
 FIRST, LAST = date(2025, 12, 1), date(2027, 6, 30)
-SPECIAL = [utc(2026, 3, 8, 7), ny(2026, 3, 8, 2, 30), utc(2026, 11, 1, 5), utc(2026, 11, 1, 6),
-           ny(2026, 11, 1, 1, 30), utc(2026, 3, 29, 1), utc(2026, 10, 25, 1), ny(2026, 7, 3, 10), ny(2026, 7, 4, 12),
-           ny(2026, 11, 26, 10), datetime(2026, 12, 24, 9, tzinfo=BER), datetime(2026, 1, 6, 9, tzinfo=BER)]
+SPECIAL = [
+    utc(2026, 3, 8, 7),
+    ny(2026, 3, 8, 2, 30),
+    utc(2026, 11, 1, 5),
+    utc(2026, 11, 1, 6),
+    ny(2026, 11, 1, 1, 30),
+    utc(2026, 3, 29, 1),
+    utc(2026, 10, 25, 1),
+    ny(2026, 7, 3, 10),
+    ny(2026, 7, 4, 12),
+    ny(2026, 11, 26, 10),
+    datetime(2026, 12, 24, 9, tzinfo=BER),
+    datetime(2026, 1, 6, 9, tzinfo=BER),
+]
 
 
 @pytest.mark.parametrize("cal_id", ["CAL-BH-EST", "CAL-EU", "CAL-NIGHT", "CAL-WD", "CAL-WD-NY"])
@@ -246,7 +301,7 @@ def test_engine_matches_reference(cal_id):
             due = ref.due_working_days(s, tdays)
         else:
             k = rng.random()
-            if k < 0.3:   # a deadline exactly at a closing time
+            if k < 0.3:  # a deadline exactly at a closing time
                 es, _ = ref.effective_start(s)
                 j = bisect.bisect_right(ref.starts, es) - 1
                 j = max(j, 0) + rng.randrange(0, 12)
@@ -271,9 +326,16 @@ def test_engine_matches_reference(cal_id):
             stop = s + timedelta(seconds=rng.randrange(0, 40 * 86400))
         else:
             stop = None
-        rows.append({"clock_key": key, "calendar_id": cal_id, "started_at": iso_mixed(s, rng),
-                     "stopped_at": iso_mixed(stop, rng) if stop else None,
-                     "target_seconds": tsec, "target_days": tdays})
+        rows.append(
+            {
+                "clock_key": key,
+                "calendar_id": cal_id,
+                "started_at": iso_mixed(s, rng),
+                "stopped_at": iso_mixed(stop, rng) if stop else None,
+                "target_seconds": tsec,
+                "target_days": tdays,
+            }
+        )
         end = stop or as_of
         remaining = ref.open_seconds(as_of, due) if stop is None and as_of < due else None
         expect[key] = (ref.effective_start(s)[0], due, ref.open_seconds(s, end), remaining)
@@ -295,8 +357,15 @@ def test_always_open_and_pass_through():
         s = utc(2026, 1, 1) + timedelta(seconds=rng.randrange(200 * 86400))
         t = rng.choice([None, 3600, 86400, 7 * 86400])
         stop = rng.choice([None, s + timedelta(seconds=rng.randrange(10 * 86400))])
-        rows.append({"clock_key": key, "calendar_id": "CAL-247", "started_at": iso_mixed(s, rng),
-                     "stopped_at": iso_mixed(stop, rng) if stop else None, "target_seconds": t})
+        rows.append(
+            {
+                "clock_key": key,
+                "calendar_id": "CAL-247",
+                "started_at": iso_mixed(s, rng),
+                "stopped_at": iso_mixed(stop, rng) if stop else None,
+                "target_seconds": t,
+            }
+        )
     got = run_engine(rows, as_of)
     for r in rows:
         g = got[r["clock_key"]]
@@ -318,9 +387,14 @@ FAR_AS_OF = utc(2027, 1, 1)
 
 
 def one(cal_id, started, target_seconds=None, stopped=None, as_of=FAR_AS_OF, target_days=None):
-    row = {"clock_key": 1, "calendar_id": cal_id, "started_at": started.isoformat(),
-           "stopped_at": stopped.isoformat() if stopped else None, "target_seconds": target_seconds,
-           "target_days": target_days}
+    row = {
+        "clock_key": 1,
+        "calendar_id": cal_id,
+        "started_at": started.isoformat(),
+        "stopped_at": stopped.isoformat() if stopped else None,
+        "target_seconds": target_seconds,
+        "target_days": target_days,
+    }
     return run_engine([row], as_of)[1]
 
 
@@ -328,8 +402,8 @@ H = 3600
 
 
 def test_friday_afternoon_four_hours_due_monday_noon_across_spring_forward():
-    g = one("CAL-BH-EST", ny(2026, 3, 6, 16), 4 * H)     # Friday 16:00 EST; DST starts Sunday 2026-03-08
-    assert g["due_at"] == ny(2026, 3, 9, 12)              # Monday 12:00 EDT
+    g = one("CAL-BH-EST", ny(2026, 3, 6, 16), 4 * H)  # Friday 16:00 EST; DST starts Sunday 2026-03-08
+    assert g["due_at"] == ny(2026, 3, 9, 12)  # Monday 12:00 EDT
     assert g["due_at"] == utc(2026, 3, 9, 16)
 
 
@@ -352,13 +426,13 @@ def test_due_at_closing_stop_on_time_and_one_second_late():
 
 
 def test_thanksgiving_closed():
-    g = one("CAL-BH-EST", ny(2026, 11, 25, 16), 4 * H)   # Wednesday 16:00; Thursday 2026-11-26 closed
+    g = one("CAL-BH-EST", ny(2026, 11, 25, 16), 4 * H)  # Wednesday 16:00; Thursday 2026-11-26 closed
     assert g["due_at"] == ny(2026, 11, 27, 12)
     assert not is_open(SPECS["CAL-BH-EST"], ny(2026, 11, 26, 12))
 
 
 def test_observed_independence_day_friday_closed():
-    g = one("CAL-BH-EST", ny(2026, 7, 2, 16), 2 * H)     # Thursday; Friday 2026-07-03 is the observed holiday
+    g = one("CAL-BH-EST", ny(2026, 7, 2, 16), 2 * H)  # Thursday; Friday 2026-07-03 is the observed holiday
     assert g["due_at"] == ny(2026, 7, 6, 10)
 
 
@@ -368,7 +442,7 @@ def test_started_on_weekend_and_at_closing_starts_at_next_opening():
     assert g["due_at"] == ny(2026, 7, 6, 10)
     assert g["elapsed_seconds"] == 1800
     assert g["remaining_seconds"] == 1800
-    g = one("CAL-BH-EST", ny(2026, 5, 4, 17), 1 * H)     # exactly at closing: closed
+    g = one("CAL-BH-EST", ny(2026, 5, 4, 17), 1 * H)  # exactly at closing: closed
     assert g["clock_started_at"] == ny(2026, 5, 5, 9)
 
 
@@ -380,8 +454,10 @@ def test_open_clock_at_as_of_and_missing_target():
 
 def test_spring_forward_and_fall_back_windows_have_their_real_length():
     win = open_windows(SPECS["CAL-NIGHT"], utc(2026, 3, 7), utc(2026, 3, 9))
-    lengths = {(r["local_date"], r["window_start"]): (r["window_end"] - r["window_start"]).total_seconds()
-               for r in win.to_dicts()}
+    lengths = {
+        (r["local_date"], r["window_start"]): (r["window_end"] - r["window_start"]).total_seconds()
+        for r in win.to_dicts()
+    }
     # Sunday 2026-03-08: 00:00-01:00 EST (1 h), 02:30 lies in the gap -> 03:00 EDT .. 05:00 EDT (2 h)
     assert lengths[(date(2026, 3, 8), utc(2026, 3, 8, 5))] == 3600
     assert lengths[(date(2026, 3, 8), utc(2026, 3, 8, 7))] == 2 * 3600
@@ -389,22 +465,24 @@ def test_spring_forward_and_fall_back_windows_have_their_real_length():
     rows = [r for r in win.to_dicts() if r["local_date"] == date(2026, 11, 1)]
     # Sunday 2026-11-01: 00:00-01:00 EDT (1 h; 01:00 ambiguous -> first occurrence), 02:30-05:00 EST (2.5 h)
     assert [(r["window_start"], r["window_end"]) for r in rows] == [
-        (utc(2026, 11, 1, 4), utc(2026, 11, 1, 5)), (utc(2026, 11, 1, 7, 30), utc(2026, 11, 1, 10))]
+        (utc(2026, 11, 1, 4), utc(2026, 11, 1, 5)),
+        (utc(2026, 11, 1, 7, 30), utc(2026, 11, 1, 10)),
+    ]
 
 
 def test_clock_across_fall_back_night():
     # Saturday 2026-10-31 22:00 EDT: 2 h to midnight, Sunday 00:00-01:00 EDT, then 02:30 EST...
     g = one("CAL-NIGHT", ny(2026, 10, 31, 22), 4 * H)
-    assert g["due_at"] == utc(2026, 11, 1, 8, 30)        # 03:30 EST
+    assert g["due_at"] == utc(2026, 11, 1, 8, 30)  # 03:30 EST
 
 
 def test_working_days_keep_wall_time_across_dst():
-    g = one("CAL-WD", datetime(2026, 3, 27, 10, tzinfo=BER), target_days=1)   # Friday CET
-    assert g["due_at"] == datetime(2026, 3, 30, 10, tzinfo=BER)               # Monday CEST
+    g = one("CAL-WD", datetime(2026, 3, 27, 10, tzinfo=BER), target_days=1)  # Friday CET
+    assert g["due_at"] == datetime(2026, 3, 30, 10, tzinfo=BER)  # Monday CEST
     assert g["due_at"] == utc(2026, 3, 30, 8)
-    g = one("CAL-WD-NY", ny(2026, 11, 25, 15), target_days=1)               # Thanksgiving in between
+    g = one("CAL-WD-NY", ny(2026, 11, 25, 15), target_days=1)  # Thanksgiving in between
     assert g["due_at"] == ny(2026, 11, 27, 15)
-    g = one("CAL-WD-NY", ny(2026, 7, 4, 15), target_days=3)                 # Saturday: starts Monday 00:00
+    g = one("CAL-WD-NY", ny(2026, 7, 4, 15), target_days=3)  # Saturday: starts Monday 00:00
     assert g["clock_started_at"] == ny(2026, 7, 6)
     assert g["due_at"] == ny(2026, 7, 9)
 
@@ -413,18 +491,22 @@ def test_microsecond_inputs_and_null_started_and_unknown_calendar():
     g = one("CAL-BH-EST", datetime(2026, 5, 4, 13, 0, 0, 500_000, tzinfo=UTC), 3600)
     assert g["due_at"] == datetime(2026, 5, 4, 14, 0, 0, 500_000, tzinfo=UTC)
     con = duckdb.connect()
-    con.execute("CREATE TABLE c AS SELECT 1 AS clock_key, 'CAL-BH-EST' AS calendar_id, "
-                "NULL::TIMESTAMPTZ AS started_at, NULL::TIMESTAMPTZ AS stopped_at, 5::BIGINT AS target_seconds")
+    con.execute(
+        "CREATE TABLE c AS SELECT 1 AS clock_key, 'CAL-BH-EST' AS calendar_id, "
+        "NULL::TIMESTAMPTZ AS started_at, NULL::TIMESTAMPTZ AS stopped_at, 5::BIGINT AS target_seconds"
+    )
     compute_clocks(con, SPECS, "c", "o", utc(2026, 1, 1))
     assert con.execute("SELECT due_at, elapsed_seconds FROM o").fetchall() == [(None, None)]
-    con.execute("CREATE TABLE d AS SELECT 1 AS clock_key, 'NOPE' AS calendar_id, "
-                "TIMESTAMPTZ '2026-01-01 00:00:00+00' AS started_at, NULL::TIMESTAMPTZ AS stopped_at")
+    con.execute(
+        "CREATE TABLE d AS SELECT 1 AS clock_key, 'NOPE' AS calendar_id, "
+        "TIMESTAMPTZ '2026-01-01 00:00:00+00' AS started_at, NULL::TIMESTAMPTZ AS stopped_at"
+    )
     with pytest.raises(CalendarError, match="unknown calendar"):
         compute_clocks(con, SPECS, "d", "o2", utc(2026, 1, 1))
 
 
 def test_far_targets_extend_the_horizon():
-    g = one("CAL-BH-EST", ny(2026, 5, 4, 9), 8 * H * 600)   # ~600 business days
+    g = one("CAL-BH-EST", ny(2026, 5, 4, 9), 8 * H * 600)  # ~600 business days
     ref = RefCalendar(CAL_MAPPINGS["CAL-BH-EST"], date(2026, 5, 1), date(2029, 12, 31))
     assert g["due_at"] == ref.due(ny(2026, 5, 4, 9), 8 * H * 600)
 
@@ -434,9 +516,16 @@ def test_far_targets_extend_the_horizon():
 # ---------------------------------------------------------------------------------------------------------
 def test_open_windows_shape_and_cumulative_columns():
     win = open_windows(SPECS["CAL-EU"], utc(2026, 1, 5), utc(2026, 1, 10))
-    assert win.schema == pl.Schema({"calendar_id": pl.String, "window_start": pl.Datetime("us", "UTC"),
-                                    "window_end": pl.Datetime("us", "UTC"), "open_seconds_before": pl.Int64,
-                                    "local_date": pl.Date, "working_day_index": pl.Int64})
+    assert win.schema == pl.Schema(
+        {
+            "calendar_id": pl.String,
+            "window_start": pl.Datetime("us", "UTC"),
+            "window_end": pl.Datetime("us", "UTC"),
+            "open_seconds_before": pl.Int64,
+            "local_date": pl.Date,
+            "working_day_index": pl.Int64,
+        }
+    )
     rows = win.to_dicts()
     acc = 0
     for r in rows:
@@ -461,9 +550,9 @@ def test_is_open():
     assert is_open(bh, ny(2026, 5, 4, 9))
     assert not is_open(bh, ny(2026, 5, 4, 17))
     assert is_open(bh, ny(2026, 5, 4, 16, 59, 59))
-    assert not is_open(bh, ny(2026, 5, 9, 12))            # Saturday
+    assert not is_open(bh, ny(2026, 5, 9, 12))  # Saturday
     assert is_open(SPECS["CAL-247"], ny(2026, 5, 9, 12))
-    assert is_open(SPECS["CAL-NIGHT"], ny(2026, 5, 9, 23, 59, 59))   # Saturday 22:00-24:00
+    assert is_open(SPECS["CAL-NIGHT"], ny(2026, 5, 9, 23, 59, 59))  # Saturday 22:00-24:00
     assert is_open(SPECS["CAL-NIGHT"], ny(2026, 5, 10, 0))
     with pytest.raises(ValueError):
         is_open(bh, datetime(2026, 5, 4, 9))
@@ -480,7 +569,7 @@ def test_from_mapping_platform_shape():
     assert SPECS["CAL-247"].timezone == "UTC"
     assert SPECS["CAL-EU"].weekly_hours[0] == ((time(8), time(12)), (time(13), time(17, 30)))
     assert SPECS["CAL-EU"].extra_closed_dates == frozenset({date(2026, 12, 24), date(2026, 12, 31)})
-    assert SPECS["CAL-NIGHT"].weekly_hours[4] == ((time(20), time(0)),)        # 24:00 -> time(0, 0)
+    assert SPECS["CAL-NIGHT"].weekly_hours[4] == ((time(20), time(0)),)  # 24:00 -> time(0, 0)
     assert SPECS["CAL-WD"].weekly_hours[0] == ((time(0), time(0)),)
 
 
@@ -490,34 +579,55 @@ def bh(**over):
     return m
 
 
-@pytest.mark.parametrize("mapping, message", [
-    (bh(timezone="America/New_Yrok"), "calendars.X.timezone: unknown time zone 'America/New_Yrok'"),
-    (bh(hours={"mon": [["18:00", "09:00"]]}), "calendars.X.hours.mon[0]: opening 18:00 is not before closing 09:00"),
-    (bh(kind="sometimes"), "calendars.X.kind: unknown kind 'sometimes'"),
-    ({"timezone": "UTC"}, "calendars.X.kind: missing"),
-    (bh(holidays={"country": "XX"}), "calendars.X.holidays.country: unknown holiday country 'XX'"),
-    (bh(holidays={"country": "US", "subdivision": "ZZ"}), "calendars.X.holidays.subdivision: unknown subdivision 'ZZ'"),
-    (bh(hours={"mon": [["09:00", "13:00"], ["12:00", "14:00"]]}),
-     "calendars.X.hours.mon[1]: window 12:00-14:00 overlaps 09:00-13:00"),
-    (bh(holidays={"country": "US", "extra": ["2026-02-30"]}), "calendars.X.holidays.extra[0]: not a date '2026-02-30'"),
-    (bh(holidays={"country": "US", "removed": ["tomorrow"]}), "calendars.X.holidays.removed[0]: not a date 'tomorrow'"),
-    (bh(hours={"mon": [["09:00", "25:00"]]}), "calendars.X.hours.mon[0]: not a time '25:00'"),
-    (bh(hours={"mon": [["24:00", "24:00"]]}), "calendars.X.hours.mon[0]: 24:00 is only allowed as a closing time"),
-    (bh(hours={"mon": [["09:00", 1020]]}), "calendars.X.hours.mon[0]: expected a quoted"),
-    (bh(hours={"funday": [["09:00", "17:00"]]}), "calendars.X.hours.funday: unknown weekday"),
-    (bh(hours={"mon": ["09:00-17:00"]}), "calendars.X.hours.mon[0]: expected a pair"),
-    (bh(hours={}), "calendars.X.hours: missing or empty"),
-    (bh(timezone=None), "calendars.X.timezone: missing"),
-    (bh(holidays={"country": "US", "observed": "yes"}), "calendars.X.holidays.observed: expected true or false"),
-    (bh(holidays={"country": "US", "obsreved": True}), "calendars.X.holidays.obsreved: unknown key"),
-    (bh(colour="red"), "calendars.X.colour: unknown key"),
-    ({"kind": "working_days", "timezone": "Europe/Berlin", "days": ["mon", "fry"]},
-     "calendars.X.days[1]: unknown weekday 'fry'"),
-    ({"kind": "working_days", "timezone": "Europe/Berlin"}, "calendars.X.days: missing or empty"),
-    ({"kind": "always_open", "hours": {"mon": [["09:00", "17:00"]]}},
-     "calendars.X.hours: not allowed for an always_open calendar"),
-    ("nonsense", "calendars.X: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        (bh(timezone="America/New_Yrok"), "calendars.X.timezone: unknown time zone 'America/New_Yrok'"),
+        (
+            bh(hours={"mon": [["18:00", "09:00"]]}),
+            "calendars.X.hours.mon[0]: opening 18:00 is not before closing 09:00",
+        ),
+        (bh(kind="sometimes"), "calendars.X.kind: unknown kind 'sometimes'"),
+        ({"timezone": "UTC"}, "calendars.X.kind: missing"),
+        (bh(holidays={"country": "XX"}), "calendars.X.holidays.country: unknown holiday country 'XX'"),
+        (
+            bh(holidays={"country": "US", "subdivision": "ZZ"}),
+            "calendars.X.holidays.subdivision: unknown subdivision 'ZZ'",
+        ),
+        (
+            bh(hours={"mon": [["09:00", "13:00"], ["12:00", "14:00"]]}),
+            "calendars.X.hours.mon[1]: window 12:00-14:00 overlaps 09:00-13:00",
+        ),
+        (
+            bh(holidays={"country": "US", "extra": ["2026-02-30"]}),
+            "calendars.X.holidays.extra[0]: not a date '2026-02-30'",
+        ),
+        (
+            bh(holidays={"country": "US", "removed": ["tomorrow"]}),
+            "calendars.X.holidays.removed[0]: not a date 'tomorrow'",
+        ),
+        (bh(hours={"mon": [["09:00", "25:00"]]}), "calendars.X.hours.mon[0]: not a time '25:00'"),
+        (bh(hours={"mon": [["24:00", "24:00"]]}), "calendars.X.hours.mon[0]: 24:00 is only allowed as a closing time"),
+        (bh(hours={"mon": [["09:00", 1020]]}), "calendars.X.hours.mon[0]: expected a quoted"),
+        (bh(hours={"funday": [["09:00", "17:00"]]}), "calendars.X.hours.funday: unknown weekday"),
+        (bh(hours={"mon": ["09:00-17:00"]}), "calendars.X.hours.mon[0]: expected a pair"),
+        (bh(hours={}), "calendars.X.hours: missing or empty"),
+        (bh(timezone=None), "calendars.X.timezone: missing"),
+        (bh(holidays={"country": "US", "observed": "yes"}), "calendars.X.holidays.observed: expected true or false"),
+        (bh(holidays={"country": "US", "obsreved": True}), "calendars.X.holidays.obsreved: unknown key"),
+        (bh(colour="red"), "calendars.X.colour: unknown key"),
+        (
+            {"kind": "working_days", "timezone": "Europe/Berlin", "days": ["mon", "fry"]},
+            "calendars.X.days[1]: unknown weekday 'fry'",
+        ),
+        ({"kind": "working_days", "timezone": "Europe/Berlin"}, "calendars.X.days: missing or empty"),
+        (
+            {"kind": "always_open", "hours": {"mon": [["09:00", "17:00"]]}},
+            "calendars.X.hours: not allowed for an always_open calendar",
+        ),
+        ("nonsense", "calendars.X: expected a mapping"),
+    ],
+)
 def test_from_mapping_errors(mapping, message):
     with pytest.raises(CalendarError) as exc:
         CalendarSpec.from_mapping("X", mapping)
@@ -527,6 +637,7 @@ def test_from_mapping_errors(mapping, message):
 
 def test_shipped_policy_calendars_parse():
     from pathlib import Path
+
     for path in sorted((Path(__file__).resolve().parent.parent / "policies").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for cal_id, mapping in (doc.get("calendars") or {}).items():
@@ -537,11 +648,15 @@ _NIGHT_REF = RefCalendar(CAL_MAPPINGS["CAL-NIGHT"], date(2026, 1, 1), date(2026,
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(
-    st.integers(min_value=0, max_value=330 * 86400 - 1).map(lambda s: utc(2026, 1, 10) + timedelta(seconds=s)),
-    st.tuples(st.sampled_from([w[i] for w in _NIGHT_REF.windows[5:-5] for i in (0, 1)]),
-              st.integers(min_value=-2, max_value=2)).map(lambda p: p[0] + timedelta(seconds=p[1])),
-))
+@given(
+    st.one_of(
+        st.integers(min_value=0, max_value=330 * 86400 - 1).map(lambda s: utc(2026, 1, 10) + timedelta(seconds=s)),
+        st.tuples(
+            st.sampled_from([w[i] for w in _NIGHT_REF.windows[5:-5] for i in (0, 1)]),
+            st.integers(min_value=-2, max_value=2),
+        ).map(lambda p: p[0] + timedelta(seconds=p[1])),
+    )
+)
 def test_is_open_agrees_with_reference_windows(t):
     expected = any(ws <= t < we for ws, we, _ in _NIGHT_REF.windows)
     assert is_open(SPECS["CAL-NIGHT"], t) == expected
@@ -553,12 +668,19 @@ def test_is_open_agrees_with_reference_windows(t):
 LON = ZoneInfo("Europe/London")
 CLOSING_MAPPINGS = {
     **CAL_MAPPINGS,
-    "CAL-WD-LON": {"kind": "working_days", "timezone": "Europe/London", "days": ["mon", "tue", "wed", "thu", "fri"],
-                   "holidays": {"country": "GB", "observed": True}},
+    "CAL-WD-LON": {
+        "kind": "working_days",
+        "timezone": "Europe/London",
+        "days": ["mon", "tue", "wed", "thu", "fri"],
+        "holidays": {"country": "GB", "observed": True},
+    },
     # a custom working week (Sunday-Thursday) with an extra closed date
-    "CAL-WD-CUSTOM": {"kind": "working_days", "timezone": "America/New_York",
-                      "days": ["sun", "mon", "tue", "wed", "thu"],
-                      "holidays": {"country": "US", "observed": True, "extra": ["2026-06-17"]}},
+    "CAL-WD-CUSTOM": {
+        "kind": "working_days",
+        "timezone": "America/New_York",
+        "days": ["sun", "mon", "tue", "wed", "thu"],
+        "holidays": {"country": "US", "observed": True, "extra": ["2026-06-17"]},
+    },
 }
 CLOSING_SPECS = {k: CalendarSpec.from_mapping(k, v) for k, v in CLOSING_MAPPINGS.items()}
 
@@ -568,43 +690,51 @@ def lon(*a) -> datetime:
 
 
 def due_of(cal_id, started, target_days=None, target_seconds=None):
-    row = {"clock_key": 1, "calendar_id": cal_id, "started_at": started.isoformat(),
-           "target_seconds": target_seconds, "target_days": target_days}
+    row = {
+        "clock_key": 1,
+        "calendar_id": cal_id,
+        "started_at": started.isoformat(),
+        "target_seconds": target_seconds,
+        "target_days": target_days,
+    }
     got = run_engine([row], utc(2027, 1, 1), CLOSING_SPECS)[1]
     return got["clock_started_at"], got["due_at"]
 
 
-@pytest.mark.parametrize("cal_id, started, days, clock_start, due", [
-    # Saturday / Sunday, at local midnight and later: starts Monday 00:00; 5 days end Friday 24:00 (not Monday 00:00)
-    ("CAL-WD-NY", ny(2026, 5, 2, 10), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
-    ("CAL-WD-NY", ny(2026, 5, 2), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
-    ("CAL-WD-NY", ny(2026, 5, 3), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
-    ("CAL-WD-NY", ny(2026, 5, 7), 2, ny(2026, 5, 7), ny(2026, 5, 9)),            # Thursday 00:00: Thu + Fri
-    ("CAL-WD-NY", ny(2026, 5, 6, 12), 2, ny(2026, 5, 6, 12), ny(2026, 5, 8, 12)),  # mid-day keeps its wall time
-    ("CAL-WD-NY", ny(2026, 5, 7, 12), 2, ny(2026, 5, 7, 12), ny(2026, 5, 11, 12)),
-    # the day before a holiday: Thanksgiving (Thursday 2026-11-26) -> Wednesday 24:00
-    ("CAL-WD-NY", ny(2026, 11, 23), 3, ny(2026, 11, 23), ny(2026, 11, 26)),
-    # the day before an observed holiday: July 4 is a Saturday, observed Friday July 3 -> Thursday 24:00
-    ("CAL-WD-NY", ny(2026, 6, 30), 3, ny(2026, 6, 30), ny(2026, 7, 3)),
-    # a clock started on the holiday itself starts at the next opening: Monday 2026-07-06 00:00
-    ("CAL-WD-NY", ny(2026, 7, 3, 8), 5, ny(2026, 7, 6), ny(2026, 7, 11)),
-    # an extra closed date (Wednesday 2026-06-17) and a Sunday-Thursday week: Thursday ends at 24:00
-    ("CAL-WD-CUSTOM", ny(2026, 6, 15), 2, ny(2026, 6, 15), ny(2026, 6, 17)),
-    ("CAL-WD-CUSTOM", ny(2026, 6, 13, 9), 4, ny(2026, 6, 14), ny(2026, 6, 19)),   # Sat -> Sun; Sun Mon Tue Thu
-    # across both New York DST switches
-    ("CAL-WD-NY", ny(2026, 3, 5), 2, ny(2026, 3, 5), ny(2026, 3, 7)),             # Friday 24:00 EST
-    ("CAL-WD-NY", ny(2026, 3, 5), 3, ny(2026, 3, 5), ny(2026, 3, 10)),            # Monday 24:00 EDT
-    ("CAL-WD-NY", ny(2026, 3, 7, 10), 5, ny(2026, 3, 9), ny(2026, 3, 14)),        # weekend of the switch
-    ("CAL-WD-NY", ny(2026, 10, 30), 1, ny(2026, 10, 30), ny(2026, 10, 31)),       # Friday 24:00 EDT
-    ("CAL-WD-NY", ny(2026, 10, 31, 1), 5, ny(2026, 11, 2), ny(2026, 11, 7)),       # Friday 24:00 EST
-    # Europe/London: both switches, Good Friday, Christmas and the observed Boxing Day (Monday 28th)
-    ("CAL-WD-LON", lon(2026, 3, 27), 1, lon(2026, 3, 27), lon(2026, 3, 28)),      # Friday 24:00 GMT
-    ("CAL-WD-LON", lon(2026, 3, 28, 12), 4, lon(2026, 3, 30), lon(2026, 4, 3)),   # Mon-Thu, then Good Friday
-    ("CAL-WD-LON", lon(2026, 3, 28, 12), 5, lon(2026, 3, 30), lon(2026, 4, 7)),   # ... and Monday (open in GB)
-    ("CAL-WD-LON", lon(2026, 10, 22), 2, lon(2026, 10, 22), lon(2026, 10, 24)),   # Friday 24:00 BST
-    ("CAL-WD-LON", lon(2026, 12, 23), 2, lon(2026, 12, 23), lon(2026, 12, 25)),
-    ("CAL-WD-LON", lon(2026, 12, 24, 15), 2, lon(2026, 12, 24, 15), lon(2026, 12, 30, 15)),
-])
+@pytest.mark.parametrize(
+    "cal_id, started, days, clock_start, due",
+    [
+        # Saturday / Sunday, at local midnight and later: starts Monday 00:00; 5 days end Friday 24:00 (not Monday 00:00)
+        ("CAL-WD-NY", ny(2026, 5, 2, 10), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
+        ("CAL-WD-NY", ny(2026, 5, 2), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
+        ("CAL-WD-NY", ny(2026, 5, 3), 5, ny(2026, 5, 4), ny(2026, 5, 9)),
+        ("CAL-WD-NY", ny(2026, 5, 7), 2, ny(2026, 5, 7), ny(2026, 5, 9)),  # Thursday 00:00: Thu + Fri
+        ("CAL-WD-NY", ny(2026, 5, 6, 12), 2, ny(2026, 5, 6, 12), ny(2026, 5, 8, 12)),  # mid-day keeps its wall time
+        ("CAL-WD-NY", ny(2026, 5, 7, 12), 2, ny(2026, 5, 7, 12), ny(2026, 5, 11, 12)),
+        # the day before a holiday: Thanksgiving (Thursday 2026-11-26) -> Wednesday 24:00
+        ("CAL-WD-NY", ny(2026, 11, 23), 3, ny(2026, 11, 23), ny(2026, 11, 26)),
+        # the day before an observed holiday: July 4 is a Saturday, observed Friday July 3 -> Thursday 24:00
+        ("CAL-WD-NY", ny(2026, 6, 30), 3, ny(2026, 6, 30), ny(2026, 7, 3)),
+        # a clock started on the holiday itself starts at the next opening: Monday 2026-07-06 00:00
+        ("CAL-WD-NY", ny(2026, 7, 3, 8), 5, ny(2026, 7, 6), ny(2026, 7, 11)),
+        # an extra closed date (Wednesday 2026-06-17) and a Sunday-Thursday week: Thursday ends at 24:00
+        ("CAL-WD-CUSTOM", ny(2026, 6, 15), 2, ny(2026, 6, 15), ny(2026, 6, 17)),
+        ("CAL-WD-CUSTOM", ny(2026, 6, 13, 9), 4, ny(2026, 6, 14), ny(2026, 6, 19)),  # Sat -> Sun; Sun Mon Tue Thu
+        # across both New York DST switches
+        ("CAL-WD-NY", ny(2026, 3, 5), 2, ny(2026, 3, 5), ny(2026, 3, 7)),  # Friday 24:00 EST
+        ("CAL-WD-NY", ny(2026, 3, 5), 3, ny(2026, 3, 5), ny(2026, 3, 10)),  # Monday 24:00 EDT
+        ("CAL-WD-NY", ny(2026, 3, 7, 10), 5, ny(2026, 3, 9), ny(2026, 3, 14)),  # weekend of the switch
+        ("CAL-WD-NY", ny(2026, 10, 30), 1, ny(2026, 10, 30), ny(2026, 10, 31)),  # Friday 24:00 EDT
+        ("CAL-WD-NY", ny(2026, 10, 31, 1), 5, ny(2026, 11, 2), ny(2026, 11, 7)),  # Friday 24:00 EST
+        # Europe/London: both switches, Good Friday, Christmas and the observed Boxing Day (Monday 28th)
+        ("CAL-WD-LON", lon(2026, 3, 27), 1, lon(2026, 3, 27), lon(2026, 3, 28)),  # Friday 24:00 GMT
+        ("CAL-WD-LON", lon(2026, 3, 28, 12), 4, lon(2026, 3, 30), lon(2026, 4, 3)),  # Mon-Thu, then Good Friday
+        ("CAL-WD-LON", lon(2026, 3, 28, 12), 5, lon(2026, 3, 30), lon(2026, 4, 7)),  # ... and Monday (open in GB)
+        ("CAL-WD-LON", lon(2026, 10, 22), 2, lon(2026, 10, 22), lon(2026, 10, 24)),  # Friday 24:00 BST
+        ("CAL-WD-LON", lon(2026, 12, 23), 2, lon(2026, 12, 23), lon(2026, 12, 25)),
+        ("CAL-WD-LON", lon(2026, 12, 24, 15), 2, lon(2026, 12, 24, 15), lon(2026, 12, 30, 15)),
+    ],
+)
 def test_working_day_deadline_at_a_closing_instant(cal_id, started, days, clock_start, due):
     assert due_of(cal_id, started, target_days=days) == (clock_start, due)
 
@@ -618,34 +748,48 @@ def test_hand_computed_utc_instants_of_closing_deadlines():
     assert due_of("CAL-WD-LON", lon(2026, 10, 22), 2)[1] == utc(2026, 10, 23, 23)
 
 
-@pytest.mark.parametrize("started, days, seconds, due", [
-    (ny(2026, 5, 4, 9), None, 40 * H, ny(2026, 5, 8, 17)),         # 40 business hours: Friday 17:00
-    (ny(2026, 5, 2, 10), None, 40 * H, ny(2026, 5, 8, 17)),        # started Saturday
-    (ny(2026, 5, 2, 10), 5, None, ny(2026, 5, 8, 17)),             # 5 working days: Friday closing, not Monday
-    (ny(2026, 5, 4, 9), 5, None, ny(2026, 5, 8, 17)),
-    (ny(2026, 11, 23, 9), None, 24 * H, ny(2026, 11, 25, 17)),     # before Thanksgiving
-    (ny(2026, 11, 23, 9), 3, None, ny(2026, 11, 25, 17)),
-    (ny(2026, 6, 30, 9), 3, None, ny(2026, 7, 2, 17)),             # before the observed July 3
-    (ny(2026, 3, 6, 9), 1, None, ny(2026, 3, 6, 17)),              # Friday before the spring switch
-    (ny(2026, 5, 6, 12), 2, None, ny(2026, 5, 8, 12)),             # mid-day keeps its wall time
-])
+@pytest.mark.parametrize(
+    "started, days, seconds, due",
+    [
+        (ny(2026, 5, 4, 9), None, 40 * H, ny(2026, 5, 8, 17)),  # 40 business hours: Friday 17:00
+        (ny(2026, 5, 2, 10), None, 40 * H, ny(2026, 5, 8, 17)),  # started Saturday
+        (ny(2026, 5, 2, 10), 5, None, ny(2026, 5, 8, 17)),  # 5 working days: Friday closing, not Monday
+        (ny(2026, 5, 4, 9), 5, None, ny(2026, 5, 8, 17)),
+        (ny(2026, 11, 23, 9), None, 24 * H, ny(2026, 11, 25, 17)),  # before Thanksgiving
+        (ny(2026, 11, 23, 9), 3, None, ny(2026, 11, 25, 17)),
+        (ny(2026, 6, 30, 9), 3, None, ny(2026, 7, 2, 17)),  # before the observed July 3
+        (ny(2026, 3, 6, 9), 1, None, ny(2026, 3, 6, 17)),  # Friday before the spring switch
+        (ny(2026, 5, 6, 12), 2, None, ny(2026, 5, 8, 12)),  # mid-day keeps its wall time
+    ],
+)
 def test_business_hours_deadline_at_a_closing_instant(started, days, seconds, due):
     assert due_of("CAL-BH-EST", started, target_days=days, target_seconds=seconds)[1] == due
 
 
 def test_response_and_open_clock_around_a_friday_closing_deadline():
-    due = ny(2026, 5, 9)            # Saturday 2026-05-02 start, 5 working days -> Friday 24:00
-    rows = [{"clock_key": k, "calendar_id": "CAL-WD-NY", "started_at": ny(2026, 5, 2, 10).isoformat(),
-             "stopped_at": stop.isoformat() if stop else None, "target_days": 5}
-            for k, stop in enumerate([due, due + timedelta(seconds=1), ny(2026, 5, 10, 12), None])]
+    due = ny(2026, 5, 9)  # Saturday 2026-05-02 start, 5 working days -> Friday 24:00
+    rows = [
+        {
+            "clock_key": k,
+            "calendar_id": "CAL-WD-NY",
+            "started_at": ny(2026, 5, 2, 10).isoformat(),
+            "stopped_at": stop.isoformat() if stop else None,
+            "target_days": 5,
+        }
+        for k, stop in enumerate([due, due + timedelta(seconds=1), ny(2026, 5, 10, 12), None])
+    ]
     got = run_engine(rows, ny(2026, 5, 12), CLOSING_SPECS)
     assert {g["due_at"] for g in got.values()} == {due}
-    assert got[0]["stopped_at"] <= got[0]["due_at"]           # on time
-    assert got[1]["stopped_at"] > got[1]["due_at"]            # one second later: a breach
-    assert got[2]["stopped_at"] > got[2]["due_at"]            # a weekend answer is late
+    assert got[0]["stopped_at"] <= got[0]["due_at"]  # on time
+    assert got[1]["stopped_at"] > got[1]["due_at"]  # one second later: a breach
+    assert got[2]["stopped_at"] > got[2]["due_at"]  # a weekend answer is late
     assert got[0]["elapsed_seconds"] == got[1]["elapsed_seconds"] == 5 * 86400
-    for as_of, remaining in ((due - timedelta(seconds=1), 1), (due, None), (due + timedelta(seconds=1), None),
-                             (ny(2026, 5, 10, 12), None)):
+    for as_of, remaining in (
+        (due - timedelta(seconds=1), 1),
+        (due, None),
+        (due + timedelta(seconds=1), None),
+        (ny(2026, 5, 10, 12), None),
+    ):
         open_clock = run_engine([rows[3]], as_of, CLOSING_SPECS)[3]
         assert open_clock["due_at"] == due
         assert open_clock["remaining_seconds"] == remaining, as_of
@@ -656,21 +800,66 @@ def test_response_and_open_clock_around_a_friday_closing_deadline():
 EMAIL_CASES = [
     # id, tier, created, response, (rule, due, expectation due, state)
     # Thursday 00:00: 3 days Thu Fri Mon -> Tuesday 00:00; 7 days -> Friday 13th 24:00 (= Saturday 00:00)
-    ("G-THU", "general", utc(2026, 11, 5), utc(2026, 11, 14), ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "achieved")),
-    ("G-THU+1", "general", utc(2026, 11, 5), utc(2026, 11, 14, 0, 0, 1),
-     ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "breached")),
-    ("G-THU-SUN", "general", utc(2026, 11, 5), utc(2026, 11, 15, 12),
-     ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "breached")),
+    (
+        "G-THU",
+        "general",
+        utc(2026, 11, 5),
+        utc(2026, 11, 14),
+        ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "achieved"),
+    ),
+    (
+        "G-THU+1",
+        "general",
+        utc(2026, 11, 5),
+        utc(2026, 11, 14, 0, 0, 1),
+        ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "breached"),
+    ),
+    (
+        "G-THU-SUN",
+        "general",
+        utc(2026, 11, 5),
+        utc(2026, 11, 15, 12),
+        ("TG-GENERAL", utc(2026, 11, 14), utc(2026, 11, 10), "breached"),
+    ),
     # Wednesday 00:00: 3 days -> Friday 24:00
-    ("G-WED", "general", utc(2026, 11, 4), utc(2026, 11, 7), ("TG-GENERAL", utc(2026, 11, 13), utc(2026, 11, 7), "achieved")),
+    (
+        "G-WED",
+        "general",
+        utc(2026, 11, 4),
+        utc(2026, 11, 7),
+        ("TG-GENERAL", utc(2026, 11, 13), utc(2026, 11, 7), "achieved"),
+    ),
     # Tuesday 00:00: 14 days -> Friday 20th 24:00; 7 days -> Wednesday 11th 24:00
-    ("C-TUE", "complex", utc(2026, 11, 3), utc(2026, 11, 21), ("TG-COMPLEX", utc(2026, 11, 21), utc(2026, 11, 12), "achieved")),
-    ("C-TUE+1", "complex", utc(2026, 11, 3), utc(2026, 11, 21, 0, 0, 1),
-     ("TG-COMPLEX", utc(2026, 11, 21), utc(2026, 11, 12), "breached")),
+    (
+        "C-TUE",
+        "complex",
+        utc(2026, 11, 3),
+        utc(2026, 11, 21),
+        ("TG-COMPLEX", utc(2026, 11, 21), utc(2026, 11, 12), "achieved"),
+    ),
+    (
+        "C-TUE+1",
+        "complex",
+        utc(2026, 11, 3),
+        utc(2026, 11, 21, 0, 0, 1),
+        ("TG-COMPLEX", utc(2026, 11, 21), utc(2026, 11, 12), "breached"),
+    ),
     # Saturday: starts Monday 00:00; 7 days -> Tuesday 24:00 (= Wednesday 00:00), 3 days -> Wednesday 24:00
-    ("G-SAT", "general", utc(2026, 10, 31, 15), utc(2026, 11, 11), ("TG-GENERAL", utc(2026, 11, 11), utc(2026, 11, 5), "achieved")),
+    (
+        "G-SAT",
+        "general",
+        utc(2026, 10, 31, 15),
+        utc(2026, 11, 11),
+        ("TG-GENERAL", utc(2026, 11, 11), utc(2026, 11, 5), "achieved"),
+    ),
     # Friday 18:00 (open all day): 7 days -> Tuesday 18:00 after next
-    ("G-FRI", "general", utc(2026, 11, 6, 18), None, ("TG-GENERAL", utc(2026, 11, 17, 18), utc(2026, 11, 11, 18), "breached")),
+    (
+        "G-FRI",
+        "general",
+        utc(2026, 11, 6, 18),
+        None,
+        ("TG-GENERAL", utc(2026, 11, 17, 18), utc(2026, 11, 11, 18), "breached"),
+    ),
 ]
 
 
@@ -680,27 +869,49 @@ def test_email_support_working_day_rules_end_at_friday_closing(con):
     from compliance.policy import load_policy
     from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
-    load_staged_tickets(con, [{"ticket_id": tid, "channel": "technical", "tier": tier, "created_at": created,
-                               "first_response_at": response} for tid, tier, created, response, _ in EMAIL_CASES])
+    load_staged_tickets(
+        con,
+        [
+            {
+                "ticket_id": tid,
+                "channel": "technical",
+                "tier": tier,
+                "created_at": created,
+                "first_response_at": response,
+            }
+            for tid, tier, created, response, _ in EMAIL_CASES
+        ],
+    )
     evaluate_ticket_clocks(con, load_policy("email-support"), utc(2026, 11, 30, 12))
-    got = {r[0]: r[1:] for r in con.execute(
-        "SELECT record_id, rule_id, due_at, expectation_due_at, state, target_seconds FROM ticket_sla").fetchall()}
+    got = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT record_id, rule_id, due_at, expectation_due_at, state, target_seconds FROM ticket_sla"
+        ).fetchall()
+    }
     for tid, tier, _created, _response, expected in EMAIL_CASES:
         days = 7 if tier == "general" else 14
         assert got[tid] == (*expected, days * 86400), tid
 
 
-@pytest.mark.parametrize("as_of, state", [
-    (utc(2026, 11, 13, 23, 59, 59), "active"), (utc(2026, 11, 14), "active"),
-    (utc(2026, 11, 14, 0, 0, 1), "breached"), (utc(2026, 11, 15, 12), "breached")])
+@pytest.mark.parametrize(
+    "as_of, state",
+    [
+        (utc(2026, 11, 13, 23, 59, 59), "active"),
+        (utc(2026, 11, 14), "active"),
+        (utc(2026, 11, 14, 0, 0, 1), "breached"),
+        (utc(2026, 11, 15, 12), "breached"),
+    ],
+)
 def test_email_support_open_ticket_around_friday_closing(con, as_of, state):
     from conftest import load_staged_tickets
 
     from compliance.policy import load_policy
     from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
-    load_staged_tickets(con, [{"ticket_id": "G-OPEN", "channel": "technical", "tier": "general",
-                               "created_at": utc(2026, 11, 5)}])
+    load_staged_tickets(
+        con, [{"ticket_id": "G-OPEN", "channel": "technical", "tier": "general", "created_at": utc(2026, 11, 5)}]
+    )
     evaluate_ticket_clocks(con, load_policy("email-support"), as_of)
     assert con.execute("SELECT due_at, state FROM ticket_sla").fetchall() == [(utc(2026, 11, 14), state)]
 
@@ -708,9 +919,15 @@ def test_email_support_open_ticket_around_friday_closing(con, as_of, state):
 # ---------------------------------------------------------------------------------------------------------
 # random calendars, starts and targets against the day-by-day reference
 # ---------------------------------------------------------------------------------------------------------
-_WINDOW_SETS = [[["09:00", "17:00"]], [["08:00", "12:00"], ["13:00", "17:30"]], [["00:00", "24:00"]],
-                [["00:00", "03:00"], ["22:00", "24:00"]], [["01:30", "02:30"]], [["00:30", "01:30"]],
-                [["10:00", "14:00"]]]
+_WINDOW_SETS = [
+    [["09:00", "17:00"]],
+    [["08:00", "12:00"], ["13:00", "17:30"]],
+    [["00:00", "24:00"]],
+    [["00:00", "03:00"], ["22:00", "24:00"]],
+    [["01:30", "02:30"]],
+    [["00:30", "01:30"]],
+    [["10:00", "14:00"]],
+]
 _ZONES = ["America/New_York", "Europe/London", "Europe/Berlin", "UTC"]
 _RANDOM_FIRST, _RANDOM_LAST = date(2025, 12, 1), date(2028, 6, 30)
 
@@ -726,8 +943,11 @@ def random_calendars(draw):
         mapping = {"kind": "business_hours", "timezone": zone, "hours": hours}
     if draw(st.booleans()):
         extra = draw(st.lists(st.dates(date(2026, 1, 1), date(2026, 12, 31)), max_size=6))
-        mapping["holidays"] = {"country": draw(st.sampled_from(["US", "GB", None])), "observed": draw(st.booleans()),
-                               "extra": [d.isoformat() for d in extra]}
+        mapping["holidays"] = {
+            "country": draw(st.sampled_from(["US", "GB", None])),
+            "observed": draw(st.booleans()),
+            "extra": [d.isoformat() for d in extra],
+        }
     return mapping
 
 
@@ -737,7 +957,7 @@ def test_random_calendars_match_the_reference(mapping, data):
     spec = CalendarSpec.from_mapping("R", mapping)
     ref = RefCalendar(mapping, _RANDOM_FIRST, _RANDOM_LAST)
     if len(ref.windows) < 200:
-        return                                       # a calendar open a few hours a year: nothing to compare
+        return  # a calendar open a few hours a year: nothing to compare
     tz = ZoneInfo(mapping["timezone"])
     in_2026 = [w for w in ref.windows if utc(2026, 1, 1) <= w[0] < utc(2027, 1, 1)]
     weekly_open = sum(ref.open_seconds(w[0], w[1]) for w in in_2026) // 52
@@ -761,12 +981,22 @@ def test_random_calendars_match_the_reference(mapping, data):
             tdays, tsec = None, data.draw(st.integers(0, 6 * weekly_open))
             due = ref.due(s, tsec)
         stop = data.draw(st.sampled_from([None, due, due + timedelta(seconds=1), due - timedelta(seconds=1)]))
-        rows.append({"clock_key": key, "calendar_id": "R", "started_at": s.isoformat(),
-                     "stopped_at": stop.isoformat() if stop else None, "target_seconds": tsec, "target_days": tdays})
+        rows.append(
+            {
+                "clock_key": key,
+                "calendar_id": "R",
+                "started_at": s.isoformat(),
+                "stopped_at": stop.isoformat() if stop else None,
+                "target_seconds": tsec,
+                "target_days": tdays,
+            }
+        )
         remaining = ref.open_seconds(as_of, due) if stop is None and as_of < due else None
         expect[key] = (ref.effective_start(s)[0], due, ref.open_seconds(s, stop or as_of), remaining)
     got = run_engine(rows, as_of, {"R": spec})
     for key, expected in expect.items():
         g = got[key]
-        assert (g["clock_started_at"], g["due_at"], g["elapsed_seconds"], g["remaining_seconds"]) == expected, \
-            (mapping, rows[key])
+        assert (g["clock_started_at"], g["due_at"], g["elapsed_seconds"], g["remaining_seconds"]) == expected, (
+            mapping,
+            rows[key],
+        )

@@ -116,14 +116,25 @@ def test_a_failed_accounting_stops_the_steps_downstream(tmp_path, monkeypatch):
     from assets.sla import ticket_sla
     from compliance.samples.generate import GenerateOptions, generate
 
-    generate(GenerateOptions(out_dir=tmp_path / "exports", tickets=20, privacy_requests=0, security_reports=0,
-                             incidents=0, retention_records=0))
-    monkeypatch.setattr("checks.ingest.accounting_problems", lambda con, result: ["tickets.csv: 1 row read, 0 accounted for"])
+    generate(
+        GenerateOptions(
+            out_dir=tmp_path / "exports",
+            tickets=20,
+            privacy_requests=0,
+            security_reports=0,
+            incidents=0,
+            retention_records=0,
+        )
+    )
+    monkeypatch.setattr(
+        "checks.ingest.accounting_problems", lambda con, result: ["tickets.csv: 1 row read, 0 accounted for"]
+    )
     result = dg.materialize(
         [staged["tickets"], staged["ticket_events"], ticket_sla],
         resources={
-            "settings": ReporterSettings(exports_dir=str(tmp_path / "exports"), out_dir=str(tmp_path / "out"),
-                                         as_of="2026-11-01T00:00:00Z"),
+            "settings": ReporterSettings(
+                exports_dir=str(tmp_path / "exports"), out_dir=str(tmp_path / "out"), as_of="2026-11-01T00:00:00Z"
+            ),
             "warehouse": Warehouse(path=str(tmp_path / "out" / "warehouse.duckdb")),
         },
         raise_on_error=False,
@@ -133,6 +144,9 @@ def test_a_failed_accounting_stops_the_steps_downstream(tmp_path, monkeypatch):
     assert failed == {"staged_tickets", "staged_ticket_events"}
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     assert "ticket_sla" not in materialized
-    accounting = {evaluation.asset_key.to_user_string(): evaluation.passed for evaluation in result.get_asset_check_evaluations()
-                  if evaluation.check_name == "rows_accounted_for"}
+    accounting = {
+        evaluation.asset_key.to_user_string(): evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == "rows_accounted_for"
+    }
     assert accounting == {"staged_tickets": False, "staged_ticket_events": False}

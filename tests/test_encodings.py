@@ -26,7 +26,9 @@ CHINESE_SUBJECTS = ("无法登录账户", "退款申请进度查询", "发票抬
 
 
 def tickets(*subjects: str, description: str = "") -> str:
-    return HEADER + "".join(TICKET.format(id=f"T{n}", subject=s, description=description) for n, s in enumerate(subjects, 1))
+    return HEADER + "".join(
+        TICKET.format(id=f"T{n}", subject=s, description=description) for n, s in enumerate(subjects, 1)
+    )
 
 
 def staged(con, columns: str = "ticket_id, subject") -> list[tuple]:
@@ -43,6 +45,7 @@ def assert_accounted(result) -> None:
 
 
 # --- detection --------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("data", "expected"),
@@ -78,15 +81,23 @@ def test_detection_looks_around_given_offsets(tmp_path, monkeypatch):
 
 
 def test_codec_names():
-    assert [codec_name(name) for name in ("UTF8", "CP1252", "latin-1", "GB18030")] == ["utf-8", "cp1252", "iso8859-1", "gb18030"]
+    assert [codec_name(name) for name in ("UTF8", "CP1252", "latin-1", "GB18030")] == [
+        "utf-8",
+        "cp1252",
+        "iso8859-1",
+        "gb18030",
+    ]
     for name in ("no-such-codec", "base64"):
         with pytest.raises(LookupError):
             codec_name(name)
 
 
 @settings(max_examples=60, deadline=None)
-@given(text=st.text(alphabet=st.characters(codec="gb18030", exclude_categories=("Cs",)), max_size=80),
-       encoding=st.sampled_from(["utf-8", "gb18030", "utf-16", "utf-8-sig"]), chunk=st.integers(1, 9))
+@given(
+    text=st.text(alphabet=st.characters(codec="gb18030", exclude_categories=("Cs",)), max_size=80),
+    encoding=st.sampled_from(["utf-8", "gb18030", "utf-16", "utf-8-sig"]),
+    chunk=st.integers(1, 9),
+)
 def test_copy_round_trips_whatever_the_chunk_cut(tmp_path_factory, text, encoding, chunk):
     """The streamed copy equals decoding the whole file at once, however chunks split its characters."""
     path = tmp_path_factory.mktemp("copy") / "tickets.csv"
@@ -116,10 +127,13 @@ def test_first_invalid_utf8_and_replacements_match_a_whole_decode(tmp_path_facto
         with utf8_copy(path, "utf-8") as (copy, decoding):
             assert copy.read_bytes().decode("utf-8") == reference
             # each U+FFFD written for bytes that did not decode is one counted replacement
-            assert decoding.replaced == reference.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+            assert decoding.replaced == reference.count("\ufffd") - data.decode("utf-8", errors="ignore").count(
+                "\ufffd"
+            )
 
 
 # --- ingest -----------------------------------------------------------------------------------------------------
+
 
 def test_one_cp1252_byte_in_a_subject_keeps_the_ticket(con, tmp_path, policy):
     (tmp_path / "tickets.csv").write_bytes(tickets("caf\xe9 au lait", "plain").encode("cp1252"))
@@ -157,7 +171,12 @@ def test_an_undecodable_byte_in_utf8_text_is_replaced_counted_and_the_record_kep
     assert replaced(con) == {"subject": 1}
     [outcome] = decoding_outcomes(con, "tickets")
     assert (outcome.expectation, outcome.column, outcome.success, outcome.unexpected_count, outcome.blocking) == (
-        DECODED, "subject", False, 1, False)
+        DECODED,
+        "subject",
+        False,
+        1,
+        False,
+    )
     assert "tickets.csv (utf-8) 1" in outcome.message
 
 
@@ -175,9 +194,14 @@ def test_bytes_past_the_samples_are_found_by_duckdb_and_the_file_read_again(con,
 @pytest.mark.parametrize("sample_bytes", [1 << 20, 64])
 def test_json_lines_in_cp1252(con, tmp_path, policy, monkeypatch, sample_bytes):
     monkeypatch.setattr(encodings, "SAMPLE_BYTES", sample_bytes)  # 64: the é lies past the samples
-    lines = [{"ticket_id": f"T{n}", "channel": "sales", "created_at": "2026-03-02T10:00:00Z", "subject": "plain"} for n in range(1, 4)]
+    lines = [
+        {"ticket_id": f"T{n}", "channel": "sales", "created_at": "2026-03-02T10:00:00Z", "subject": "plain"}
+        for n in range(1, 4)
+    ]
     lines[2]["subject"] = "caf\xe9"
-    (tmp_path / "tickets.jsonl").write_bytes("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("cp1252"))
+    (tmp_path / "tickets.jsonl").write_bytes(
+        "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode("cp1252")
+    )
     result = ingest_source(con, "tickets", tmp_path, policy)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (3, 3, 0)
     assert staged(con)[2] == ("T3", "café")
@@ -232,9 +256,13 @@ def test_mbox_archive_counts_what_did_not_decode(tmp_path):
 
     path = tmp_path / "inbox.mbox"
     box = mailbox.mbox(str(path))
-    box.add(b"From: user@example.cn\nTo: security@telegram.org\nSubject: " + "账户无法登录".encode("gbk")
-            + b"\nDate: Wed, 04 Nov 2026 09:00:00 +0800\nMessage-ID: <m1@example.cn>\nContent-Type: text/plain\n\n"
-            + "有人登录了我的账户".encode("gbk") + b" \xff\n")
+    box.add(
+        b"From: user@example.cn\nTo: security@telegram.org\nSubject: "
+        + "账户无法登录".encode("gbk")
+        + b"\nDate: Wed, 04 Nov 2026 09:00:00 +0800\nMessage-ID: <m1@example.cn>\nContent-Type: text/plain\n\n"
+        + "有人登录了我的账户".encode("gbk")
+        + b" \xff\n"
+    )
     box.flush()
     box.close()
     with vendor_encoding(None):
@@ -246,18 +274,26 @@ def test_mbox_archive_counts_what_did_not_decode(tmp_path):
 
 
 def test_mbox_with_undeclared_8bit_gbk():
-    raw = (b"From: user@example.com\nTo: support@telegram.org\nSubject: " + "账户无法登录，请协助".encode("gbk")
-           + b"\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n" + "你好，我的账户无法登录。".encode("gbk") + b"\n")
+    raw = (
+        b"From: user@example.com\nTo: support@telegram.org\nSubject: "
+        + "账户无法登录，请协助".encode("gbk")
+        + b"\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n"
+        + "你好，我的账户无法登录。".encode("gbk")
+        + b"\n"
+    )
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert _header_text(parsed, "subject") == ("账户无法登录，请协助", 0)
     assert _body_text(parsed) == ("你好，我的账户无法登录。", 0)
     declared_wrong = raw.replace(b"Content-Type: text/plain", b"Content-Type: text/plain; charset=gb2312")
     body = "镕".encode("gbk")  # a GBK character outside GB2312, under a gb2312 label
-    parsed = email.message_from_bytes(declared_wrong.split(b"\n\n")[0] + b"\n\n" + body + b"\n", policy=email.policy.default)
+    parsed = email.message_from_bytes(
+        declared_wrong.split(b"\n\n")[0] + b"\n\n" + body + b"\n", policy=email.policy.default
+    )
     assert _body_text(parsed) == ("镕", 0)
 
 
 # --- command line and manifest ----------------------------------------------------------------------------------
+
 
 def test_run_reads_cp1252_judges_the_ticket_and_the_manifest_names_every_encoding(tmp_path, capsys):
     from pipelines.cli import main
@@ -267,7 +303,10 @@ def test_run_reads_cp1252_judges_the_ticket_and_the_manifest_names_every_encodin
     # 0x81 has no character in cp1252 (and "é " none in GB18030): replaced, counted, the ticket kept
     (exports / "tickets.csv").write_bytes(tickets("caf\xe9 au lait", description="x\x81 y").encode("latin-1"))
     (exports / "incidents.jsonl").write_bytes(
-        ('{"incident_id": "I1", "kind": "incident", "severity": "sev1", "started_at": "2026-03-01T10:00:00Z"}\n').encode("utf-16"))
+        (
+            '{"incident_id": "I1", "kind": "incident", "severity": "sev1", "started_at": "2026-03-01T10:00:00Z"}\n'
+        ).encode("utf-16")
+    )
     out = tmp_path / "out"
     assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", "2026-04-01T00:00:00Z"]) == 0
     with (out / "evidence" / "ticket_sla.csv").open(encoding="utf-8") as handle:
@@ -279,7 +318,8 @@ def test_run_reads_cp1252_judges_the_ticket_and_the_manifest_names_every_encodin
     with (out / "evidence" / "data_quality.csv").open(encoding="utf-8") as handle:
         decoded = [row for row in csv.DictReader(handle) if row["expectation"] == DECODED]
     assert [(row["source"], row["column_name"], row["unexpected_count"], row["blocking"]) for row in decoded] == [
-        ("tickets", "description", "1", "false")]
+        ("tickets", "description", "1", "false")
+    ]
 
 
 def test_encoding_option_of_convert_and_run(tmp_path, capsys):
@@ -288,12 +328,30 @@ def test_encoding_option_of_convert_and_run(tmp_path, capsys):
     vendor = tmp_path / "zendesk_tickets.csv"
     vendor.write_bytes(ZENDESK_CSV.encode("cp1252"))
     out = tmp_path / "canonical"
-    assert main(["convert", "--format", "zendesk", str(vendor), "--out", str(out), "--timezone", "UTC",
-                 "--encoding", "latin-1"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--format",
+                "zendesk",
+                str(vendor),
+                "--out",
+                str(out),
+                "--timezone",
+                "UTC",
+                "--encoding",
+                "latin-1",
+            ]
+        )
+        == 0
+    )
     log = json.loads((out / "conversion.json").read_text(encoding="utf-8"))
     assert [(item["encoding"], item["replaced_characters"]) for item in log["inputs"]] == [("iso8859-1", 0)]
     with (out / "tickets.csv").open(encoding="utf-8") as handle:
         assert [row["subject"] for row in csv.DictReader(handle)] == ["Café crème: cannot log in"]
-    for command in (["convert", "--format", "zendesk", str(vendor), "--out", str(out)], ["run", "--exports", str(out), "--out", str(out)]):
+    for command in (
+        ["convert", "--format", "zendesk", str(vendor), "--out", str(out)],
+        ["run", "--exports", str(out), "--out", str(out)],
+    ):
         assert main([*command, "--encoding", "klingon"]) == 2
         assert "--encoding 'klingon': not a known text encoding" in capsys.readouterr().err

@@ -71,11 +71,22 @@ def reference_clock(ticket: dict, rule) -> dict:
 
 
 INTERESTING_DAYS = [
-    date(2026, 3, 6), date(2026, 3, 8), date(2026, 3, 9),  # spring forward (Sunday 8 March)
-    date(2026, 10, 30), date(2026, 11, 1), date(2026, 11, 2),  # fall back (Sunday 1 November)
-    date(2026, 7, 2), date(2026, 7, 3), date(2026, 7, 4),  # Independence Day on a Saturday, observed Friday
-    date(2026, 11, 25), date(2026, 11, 26), date(2026, 11, 19),  # Thanksgiving; open at as-of
-    date(2025, 12, 24), date(2025, 12, 25), date(2026, 1, 1), date(2026, 5, 25),
+    date(2026, 3, 6),
+    date(2026, 3, 8),
+    date(2026, 3, 9),  # spring forward (Sunday 8 March)
+    date(2026, 10, 30),
+    date(2026, 11, 1),
+    date(2026, 11, 2),  # fall back (Sunday 1 November)
+    date(2026, 7, 2),
+    date(2026, 7, 3),
+    date(2026, 7, 4),  # Independence Day on a Saturday, observed Friday
+    date(2026, 11, 25),
+    date(2026, 11, 26),
+    date(2026, 11, 19),  # Thanksgiving; open at as-of
+    date(2025, 12, 24),
+    date(2025, 12, 25),
+    date(2026, 1, 1),
+    date(2026, 5, 25),
 ]
 
 
@@ -86,23 +97,34 @@ def random_ticket(rng: random.Random, index: int, policy) -> dict:
     channel = rng.choice(["technical_support", "account_billing", "sales", "abuse", "privacy"])
     plan = rng.choice(["free", "plan_1", "plan_2", "plan_3"])
     rules = [r for r in policy.rules_of("first_response") if r.applies_to.get("channel") == channel]
-    rule = next(r for r in rules if r.applies_to.get("tier") in (None, "priority" if plan in ("plan_2", "plan_3") else "standard"))
+    rule = next(
+        r
+        for r in rules
+        if r.applies_to.get("tier") in (None, "priority" if plan in ("plan_2", "plan_3") else "standard")
+    )
     choice = rng.random()
     if choice < 0.2:
         response = None
     elif choice < 0.45:  # exactly at the due instant, or one second either side
-        response = reference_due(rule.calendar, created, rule.target.seconds) + timedelta(seconds=rng.choice([-1, 0, 1]))
+        response = reference_due(rule.calendar, created, rule.target.seconds) + timedelta(
+            seconds=rng.choice([-1, 0, 1])
+        )
     else:
         response = created + timedelta(seconds=rng.randint(0, 6 * 86400))
-    return {"ticket_id": f"T{index:05d}", "channel": channel, "plan": plan, "created_at": created,
-            "first_response_at": response, "rule": rule}
-
+    return {
+        "ticket_id": f"T{index:05d}",
+        "channel": channel,
+        "plan": plan,
+        "created_at": created,
+        "first_response_at": response,
+        "rule": rule,
+    }
 
 
 def test_engine_matches_reference_on_random_tickets(con, policy):
     rng = random.Random(20261120)
     tickets = [random_ticket(rng, index, policy) for index in range(3000)]
-    load_staged_tickets(con, [{**t, 'status': 'open'} for t in tickets])
+    load_staged_tickets(con, [{**t, "status": "open"} for t in tickets])
     evaluate_ticket_clocks(con, policy, AS_OF)
     rows = {
         record: (rule_id, due, elapsed, state)
@@ -125,21 +147,59 @@ def test_edges_by_hand(con, policy):
     ny = lambda *args: datetime(*args, tzinfo=NEW_YORK).astimezone(UTC)  # noqa: E731
     tickets = [
         # Friday 16:00 New York, priority technical (4 business hours): due Monday 12:00.
-        {"ticket_id": "FRI", "channel": "technical_support", "plan": "plan_2", "created_at": ny(2026, 3, 6, 16), "first_response_at": ny(2026, 3, 9, 12)},
+        {
+            "ticket_id": "FRI",
+            "channel": "technical_support",
+            "plan": "plan_2",
+            "created_at": ny(2026, 3, 6, 16),
+            "first_response_at": ny(2026, 3, 9, 12),
+        },
         # The same, answered one second late.
-        {"ticket_id": "LATE", "channel": "technical_support", "plan": "plan_2", "created_at": ny(2026, 3, 6, 16), "first_response_at": ny(2026, 3, 9, 12, 0, 1)},
+        {
+            "ticket_id": "LATE",
+            "channel": "technical_support",
+            "plan": "plan_2",
+            "created_at": ny(2026, 3, 6, 16),
+            "first_response_at": ny(2026, 3, 9, 12, 0, 1),
+        },
         # Standard technical (24 business hours) from Monday 09:00: due Wednesday 17:00, the closing instant.
-        {"ticket_id": "CLOSE", "channel": "technical_support", "plan": "free", "created_at": ny(2026, 3, 2, 9), "first_response_at": None},
+        {
+            "ticket_id": "CLOSE",
+            "channel": "technical_support",
+            "plan": "free",
+            "created_at": ny(2026, 3, 2, 9),
+            "first_response_at": None,
+        },
         # Created Saturday night: the clock starts Monday 09:00 (not Sunday, not Friday's observed holiday).
-        {"ticket_id": "WEEKEND", "channel": "technical_support", "plan": "plan_3", "created_at": ny(2026, 7, 4, 22), "first_response_at": None},
+        {
+            "ticket_id": "WEEKEND",
+            "channel": "technical_support",
+            "plan": "plan_3",
+            "created_at": ny(2026, 7, 4, 22),
+            "first_response_at": None,
+        },
         # 24/7 account ticket: due exactly 24 hours later across the fall-back night (25 local hours).
-        {"ticket_id": "FALLBACK", "channel": "account_billing", "plan": "free", "created_at": ny(2026, 10, 31, 12), "first_response_at": None},
+        {
+            "ticket_id": "FALLBACK",
+            "channel": "account_billing",
+            "plan": "free",
+            "created_at": ny(2026, 10, 31, 12),
+            "first_response_at": None,
+        },
         # Created after as-of: excluded.
-        {"ticket_id": "FUTURE", "channel": "abuse", "plan": "free", "created_at": AS_OF + timedelta(hours=1), "first_response_at": None},
+        {
+            "ticket_id": "FUTURE",
+            "channel": "abuse",
+            "plan": "free",
+            "created_at": AS_OF + timedelta(hours=1),
+            "first_response_at": None,
+        },
     ]
-    load_staged_tickets(con, [{**t, 'status': 'open'} for t in tickets])
+    load_staged_tickets(con, [{**t, "status": "open"} for t in tickets])
     evaluate_ticket_clocks(con, policy, AS_OF)
-    got = {r[0]: r[1:] for r in con.execute("SELECT record_id, due_at, state, elapsed_seconds FROM ticket_sla").fetchall()}
+    got = {
+        r[0]: r[1:] for r in con.execute("SELECT record_id, due_at, state, elapsed_seconds FROM ticket_sla").fetchall()
+    }
     assert got["FRI"][:2] == (ny(2026, 3, 9, 12), "achieved")
     assert got["LATE"][:2] == (ny(2026, 3, 9, 12), "breached")
     assert got["CLOSE"][0] == ny(2026, 3, 4, 17)
@@ -147,18 +207,23 @@ def test_edges_by_hand(con, policy):
     assert got["FALLBACK"][0] == ny(2026, 10, 31, 12) + timedelta(hours=24)
     assert got["FALLBACK"][0].astimezone(NEW_YORK).hour == 11
     assert got["FUTURE"][1] == "excluded"
-    violations = con.execute("SELECT record_id, overdue_seconds, explanation FROM violations_tickets WHERE record_id = 'LATE'").fetchall()
+    violations = con.execute(
+        "SELECT record_id, overdue_seconds, explanation FROM violations_tickets WHERE record_id = 'LATE'"
+    ).fetchall()
     assert violations[0][1] == 1 and "1 s late (1 s of CAL-BH-EST open time)" in violations[0][2]
 
 
 def test_ticket_sla_and_at_risk_are_stored_in_the_order_of_their_evidence(con, policy):
     rng = random.Random(7)
     tickets = [random_ticket(rng, index, policy) for index in range(3000)]
-    load_staged_tickets(con, [{**t, 'status': 'open'} for t in reversed(tickets)])
+    load_staged_tickets(con, [{**t, "status": "open"} for t in reversed(tickets)])
     evaluate_ticket_clocks(con, policy, AS_OF)
     for table, order in (("ticket_sla", TICKET_SLA_ORDER), ("at_risk", AT_RISK_ORDER)):
         stored = con.execute(f"SELECT record_id, rule_id, cycle FROM {table}").fetchall()
-        assert len(stored) > 100 and stored == con.execute(f"SELECT record_id, rule_id, cycle FROM {table} ORDER BY {order}").fetchall()
+        assert (
+            len(stored) > 100
+            and stored == con.execute(f"SELECT record_id, rule_id, cycle FROM {table} ORDER BY {order}").fetchall()
+        )
         assert stored_in_order(con, table, order)
     assert not stored_in_order(con, "ticket_sla", "record_id")
     con.execute("CREATE OR REPLACE TABLE ticket_sla AS SELECT * FROM ticket_sla")
@@ -167,11 +232,20 @@ def test_ticket_sla_and_at_risk_are_stored_in_the_order_of_their_evidence(con, p
 
 def test_utc_wall_time_without_a_time_zone_conversion(con):
     install_macros(con)
-    values = ["TIMESTAMPTZ '2026-03-08 07:00:00.25+00'", "TIMESTAMPTZ '1969-12-31 23:59:59.999999+00'",
-              "TIMESTAMPTZ '0044-03-15 10:00:00+00' - INTERVAL 100 YEARS", "'infinity'::TIMESTAMPTZ",
-              "'-infinity'::TIMESTAMPTZ", "NULL::TIMESTAMPTZ", "TIMESTAMP '2026-03-08 07:00:00'"]
+    values = [
+        "TIMESTAMPTZ '2026-03-08 07:00:00.25+00'",
+        "TIMESTAMPTZ '1969-12-31 23:59:59.999999+00'",
+        "TIMESTAMPTZ '0044-03-15 10:00:00+00' - INTERVAL 100 YEARS",
+        "'infinity'::TIMESTAMPTZ",
+        "'-infinity'::TIMESTAMPTZ",
+        "NULL::TIMESTAMPTZ",
+        "TIMESTAMP '2026-03-08 07:00:00'",
+    ]
     for value in values:
-        same = con.execute(f"SELECT cr_utc(t) IS NOT DISTINCT FROM timezone('UTC', t) FROM (SELECT {value} AS t)").fetchall()
+        same = con.execute(
+            f"SELECT cr_utc(t) IS NOT DISTINCT FROM timezone('UTC', t) FROM (SELECT {value} AS t)"
+        ).fetchall()
         assert same == [(True,)], value
-    assert con.execute("SELECT cr_ts(TIMESTAMPTZ '2026-03-08 07:00:00+00'), cr_ts(TIMESTAMPTZ '2026-03-08 07:00:09.5+00')"
-                       ).fetchall() == [("2026-03-08 07:00 UTC", "2026-03-08 07:00:09 UTC")]
+    assert con.execute(
+        "SELECT cr_ts(TIMESTAMPTZ '2026-03-08 07:00:00+00'), cr_ts(TIMESTAMPTZ '2026-03-08 07:00:09.5+00')"
+    ).fetchall() == [("2026-03-08 07:00 UTC", "2026-03-08 07:00:09 UTC")]

@@ -125,7 +125,9 @@ def test_other_formats_readable_by_duckdb(tmp_path, fmt):
     # same content as the CSV export of the same seed
     _gen(tmp_path / "csv", tickets=1500)
     _view(con, "tickets_csv", tmp_path / "csv" / "tickets.csv")
-    diff = con.execute("SELECT count(*) FROM (SELECT * FROM tickets EXCEPT ALL SELECT * FROM tickets_csv)").fetchone()[0]
+    diff = con.execute("SELECT count(*) FROM (SELECT * FROM tickets EXCEPT ALL SELECT * FROM tickets_csv)").fetchone()[
+        0
+    ]
     assert diff == 0
 
 
@@ -142,8 +144,9 @@ def test_zero_and_tiny_counts(tmp_path):
     assert counts["tickets.csv"] == 0 and counts["ticket_events.csv"] == 0
     for name, cols in CONTRACT_COLUMNS.items():
         assert (tmp_path / f"{name}.csv").read_text().strip() == ",".join(cols)
-    tiny = _gen(tmp_path / "tiny", tickets=30, privacy_requests=25, security_reports=12, incidents=10,
-                retention_records=20)
+    tiny = _gen(
+        tmp_path / "tiny", tickets=30, privacy_requests=25, security_reports=12, incidents=10, retention_records=20
+    )
     assert tiny["tickets.csv"] == 30
 
 
@@ -187,10 +190,26 @@ def test_ticket_messy_kinds_present(messy):
     assert "other" not in kinds
     channels = {r["channel"] for r in rows}
     assert channels - set(CHANNELS) - {""}, "unknown channel values / aliases expected"
-    assert any(c in {"tech", "technical support", "support", "account", "billing", "account & billing",
-                     "sales@telegramos.com", "sales inquiries", "abuse@telegramos.com", "abuse reports",
-                     "privacy requests", "/legal/privacy", "security@telegramos.com", "security disclosures"}
-               for c in channels)
+    assert any(
+        c
+        in {
+            "tech",
+            "technical support",
+            "support",
+            "account",
+            "billing",
+            "account & billing",
+            "sales@telegramos.com",
+            "sales inquiries",
+            "abuse@telegramos.com",
+            "abuse reports",
+            "privacy requests",
+            "/legal/privacy",
+            "security@telegramos.com",
+            "security disclosures",
+        }
+        for c in channels
+    )
     assert "" in channels  # missing required channel
     full = [tuple(r.values()) for r in rows]
     assert len(set(full)) < n, "exact duplicate rows expected"
@@ -216,8 +235,15 @@ def test_ticket_messy_kinds_present(messy):
 def test_messy_kinds_in_other_files(messy):
     out, _ = messy
     pr = _rows(out / "privacy_requests.csv")
-    assert {r["request_type"] for r in pr} - {"erasure", "access", "portability", "rectification", "restriction",
-                                                "objection", ""}
+    assert {r["request_type"] for r in pr} - {
+        "erasure",
+        "access",
+        "portability",
+        "rectification",
+        "restriction",
+        "objection",
+        "",
+    }
     assert {r["extended"] for r in pr} - {"true", "false", "yes", "no", "1", "0", ""}, "bad boolean expected"
     assert {"true", "false", "yes", "no", "1", "0"} <= {r["extended"] for r in pr}
     assert len({tuple(r.values()) for r in pr}) < len(pr)
@@ -273,7 +299,9 @@ def test_ticket_plausibility(clean):
     assert abs(share["technical_support"] - 0.45) < 0.03
     assert abs(share["account_billing"] - 0.30) < 0.03
     assert all(share[c] < 0.12 for c in ("abuse", "sales", "privacy", "security"))
-    plans = dict(con.execute("SELECT plan, count(*) / sum(count(*)) OVER () FROM x WHERE plan IS NOT NULL GROUP BY 1").fetchall())
+    plans = dict(
+        con.execute("SELECT plan, count(*) / sum(count(*)) OVER () FROM x WHERE plan IS NOT NULL GROUP BY 1").fetchall()
+    )
     assert abs(plans["free"] - 0.5) < 0.04 and abs(plans["plan_3"] - 0.1) < 0.03
     tier_share = con.execute("SELECT avg((tier IS NOT NULL)::INT) FROM x").fetchone()[0]
     assert 0.005 < tier_share < 0.08
@@ -291,24 +319,39 @@ def test_ticket_plausibility(clean):
     assert prio[0] < prio[1] / 2
     # business-hours channels answered during New York business hours
     bh = con.execute("""SELECT avg((hour(timezone('America/New_York', f)) BETWEEN 9 AND 16
-        AND isodow(timezone('America/New_York', f)) <= 5)::INT) FROM x WHERE channel = 'technical_support' AND f IS NOT NULL""").fetchone()[0]
+        AND isodow(timezone('America/New_York', f)) <= 5)::INT) FROM x WHERE channel = 'technical_support' AND f IS NOT NULL""").fetchone()[
+        0
+    ]
     assert bh > 0.97
     # arrivals: busier on weekdays and in New York office hours
     wk = dict(con.execute("SELECT isodow(timezone('America/New_York', c)) d, count(*) FROM x GROUP BY 1").fetchall())
     assert min(wk[d] for d in (1, 2, 3, 4)) > 1.5 * max(wk[6], wk[7])
-    office = con.execute("SELECT avg((hour(timezone('America/New_York', c)) BETWEEN 9 AND 16)::INT) FROM x").fetchone()[0]
+    office = con.execute("SELECT avg((hour(timezone('America/New_York', c)) BETWEEN 9 AND 16)::INT) FROM x").fetchone()[
+        0
+    ]
     assert office > 0.45
     # statuses consistent with resolved_at; recent tickets often still open
-    bad = con.execute("""SELECT count(*) FROM x WHERE (r IS NOT NULL) <> (status IN ('solved', 'closed'))""").fetchone()[0]
+    bad = con.execute(
+        """SELECT count(*) FROM x WHERE (r IS NOT NULL) <> (status IN ('solved', 'closed'))"""
+    ).fetchone()[0]
     assert bad == 0
-    recent_open = con.execute(f"SELECT avg((r IS NULL)::INT) FROM x WHERE c > {AS_OF_SQL} - INTERVAL 1 DAY").fetchone()[0]
+    recent_open = con.execute(f"SELECT avg((r IS NULL)::INT) FROM x WHERE c > {AS_OF_SQL} - INTERVAL 1 DAY").fetchone()[
+        0
+    ]
     assert recent_open > 0.4
     esc = con.execute("SELECT avg((e IS NOT NULL)::INT), count(e), count(s) FROM x").fetchone()
     assert 0.03 < esc[0] < 0.07 and esc[2] < esc[1]
     # planted secrets, contact data and hostile strings
     text = con.execute("SELECT string_agg(subject || ' ' || description, ' ') FROM x").fetchone()[0]
-    for needle in ("hunter2", "4111 1111 1111 1111", "PIN 4821", "@example.", "+1 (415)", "<script>alert(1)</script>",
-                   '=HYPERLINK("http://x")'):
+    for needle in (
+        "hunter2",
+        "4111 1111 1111 1111",
+        "PIN 4821",
+        "@example.",
+        "+1 (415)",
+        "<script>alert(1)</script>",
+        '=HYPERLINK("http://x")',
+    ):
         assert needle in text, needle
     assert n == 6000
 
@@ -350,7 +393,9 @@ def test_events_consistent_with_tickets(clean):
     assert reopened > 0
     # events in chronological order within each ticket
     unordered = con.execute("""SELECT count(*) FROM (SELECT occurred_at::TIMESTAMPTZ ts,
-        lag(occurred_at::TIMESTAMPTZ) OVER (PARTITION BY ticket_id ORDER BY rowid) prev FROM ev) WHERE ts < prev""").fetchone()[0]
+        lag(occurred_at::TIMESTAMPTZ) OVER (PARTITION BY ticket_id ORDER BY rowid) prev FROM ev) WHERE ts < prev""").fetchone()[
+        0
+    ]
     assert unordered == 0
 
 
@@ -383,7 +428,9 @@ def test_other_domains_plausibility(clean):
         FROM incidents""").fetchone()
     assert inc[0] > 0 and 0.6 < inc[1] < 1.0 and inc[2] == 0 and inc[3] > 0.7
     gaps = con.execute("""SELECT avg((gap <= 3600)::INT) FROM (SELECT epoch(posted_at::TIMESTAMPTZ
-        - lag(posted_at::TIMESTAMPTZ) OVER (PARTITION BY incident_id ORDER BY posted_at)) gap FROM incident_updates) WHERE gap IS NOT NULL""").fetchone()[0]
+        - lag(posted_at::TIMESTAMPTZ) OVER (PARTITION BY incident_id ORDER BY posted_at)) gap FROM incident_updates) WHERE gap IS NOT NULL""").fetchone()[
+        0
+    ]
     assert 0.85 < gaps < 1.0
     ret = dict(con.execute("SELECT data_class, count(*) FROM retention_inventory GROUP BY 1").fetchall())
     assert set(ret) == {"account_data", "audit_log", "billing_record", "backup"}

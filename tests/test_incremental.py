@@ -81,7 +81,10 @@ def test_a_file_whose_records_were_all_replaced_is_superseded(con, tmp_path, pol
     tickets_file(tmp_path, "tickets-a.csv", ticket("T1"), ticket("T2"))
     tickets_file(tmp_path, "tickets-b.csv", ticket("T1", status="solved"), ticket("T2", status="solved"))
     result = ingest_source(con, "tickets", tmp_path, policy)
-    assert [(entry.file, entry.change) for entry in result.files] == [("tickets-a.csv", "superseded"), ("tickets-b.csv", "new")]
+    assert [(entry.file, entry.change) for entry in result.files] == [
+        ("tickets-a.csv", "superseded"),
+        ("tickets-b.csv", "new"),
+    ]
     assert {status for status, *_ in staged(con).values()} == {"solved"}
 
 
@@ -91,7 +94,11 @@ def test_a_new_version_of_a_file_replaces_that_files_contribution(con, tmp_path,
     tickets_file(tmp_path, "tickets.csv", ticket("T5"), ticket("T1"), ticket("T2", status="solved"))
     result = ingest_source(con, "tickets", tmp_path, policy)
     rows = staged(con)
-    assert rows == {"T1": ("open", "tickets.csv", 3), "T2": ("solved", "tickets.csv", 4), "T5": ("open", "tickets.csv", 2)}
+    assert rows == {
+        "T1": ("open", "tickets.csv", 3),
+        "T2": ("solved", "tickets.csv", 4),
+        "T5": ("open", "tickets.csv", 2),
+    }
     assert (result.merged.inserted, result.merged.replaced, result.merged.unchanged) == (1, 1, 1)
     assert con.execute("SELECT count(*) FROM quarantine").fetchall() == [(0,)]  # T3's bad row belonged to v1
     assert changes(result) == {
@@ -99,7 +106,8 @@ def test_a_new_version_of_a_file_replaces_that_files_contribution(con, tmp_path,
         f"tickets.csv@{result.files[-1].sha256[:8]}": "new",
     }
     assert con.execute("SELECT state, count(*) FROM loaded_files GROUP BY ALL ORDER BY ALL").fetchall() == [
-        ("current", 1), ("superseded", 1)
+        ("current", 1),
+        ("superseded", 1),
     ]
     assert accounting_problems(con, result) == []
 
@@ -120,15 +128,23 @@ def test_an_unusable_new_version_keeps_the_loaded_one(con, tmp_path, policy):
 
 def test_a_files_events_replace_all_events_of_its_tickets(con, tmp_path, policy):
     header = "ticket_id,occurred_at,event_type,actor,new_status\n"
-    write(tmp_path / "ticket_events-1.csv", header + "T1,2026-03-02T10:00:00Z,public_reply,agent,\n"
-          "T1,2026-03-02T11:00:00Z,requester_reply,requester,\nT1,2026-03-02T12:00:00Z,public_reply,agent,\n"
-          "T2,2026-03-02T10:00:00Z,public_reply,agent,\nT2,2026-03-02T10:00:00Z,public_reply,agent,\n")
+    write(
+        tmp_path / "ticket_events-1.csv",
+        header + "T1,2026-03-02T10:00:00Z,public_reply,agent,\n"
+        "T1,2026-03-02T11:00:00Z,requester_reply,requester,\nT1,2026-03-02T12:00:00Z,public_reply,agent,\n"
+        "T2,2026-03-02T10:00:00Z,public_reply,agent,\nT2,2026-03-02T10:00:00Z,public_reply,agent,\n",
+    )
     ingest_source(con, "ticket_events", tmp_path, policy)
-    write(tmp_path / "ticket_events-2.csv", header + "T1,2026-03-02T10:05:00Z,public_reply,agent,\n"
-          "T1,2026-03-03T09:00:00Z,status_change,agent,solved\n"
-          "T2,2026-03-02T10:00:00Z,public_reply,agent,\nT2,2026-03-02T10:00:00Z,public_reply,agent,\n")
+    write(
+        tmp_path / "ticket_events-2.csv",
+        header + "T1,2026-03-02T10:05:00Z,public_reply,agent,\n"
+        "T1,2026-03-03T09:00:00Z,status_change,agent,solved\n"
+        "T2,2026-03-02T10:00:00Z,public_reply,agent,\nT2,2026-03-02T10:00:00Z,public_reply,agent,\n",
+    )
     result = ingest_source(con, "ticket_events", tmp_path, policy)
-    events = con.execute("SELECT ticket_id, source_file, count(*) FROM staged_ticket_events GROUP BY ALL ORDER BY ALL").fetchall()
+    events = con.execute(
+        "SELECT ticket_id, source_file, count(*) FROM staged_ticket_events GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     assert events == [("T1", "ticket_events-2.csv", 2), ("T2", "ticket_events-1.csv", 2)]
     assert (result.merged.inserted, result.merged.replaced, result.merged.unchanged) == (0, 2, 2)
 
@@ -154,10 +170,15 @@ def test_landing_file_names(tmp_path):
     write(tmp_path / "tickets_2.csv", "x")
     write(tmp_path / "tickets.csv", "x")
     write(tmp_path / "tickets-1.csv", "x")
-    assert [path.name for path in export_files(tmp_path, "tickets")] == ["tickets-1.csv", "tickets.csv", "tickets_2.csv"]
+    assert [path.name for path in export_files(tmp_path, "tickets")] == [
+        "tickets-1.csv",
+        "tickets.csv",
+        "tickets_2.csv",
+    ]
 
 
 # --- through Dagster: the manifest and the monthly partitions -------------------------------------------------------
+
 
 def _resources(exports: Path, out: Path):
     from assets.resources import ReporterSettings, Warehouse
@@ -174,14 +195,21 @@ def test_the_manifest_names_new_unchanged_and_superseded_files(tmp_path):
     exports, out = tmp_path / "exports", tmp_path / "out"
     tickets_file(exports, "tickets-2026-11-19.csv", ticket("T1"), ticket("T2"))
     assert dg.materialize(ALL_ASSETS, resources=_resources(exports, out)).success
-    tickets_file(exports, "tickets-2026-11-20.csv", ticket("T1", status="solved"), ticket("T2", status="solved"), ticket("T3"))
+    tickets_file(
+        exports, "tickets-2026-11-20.csv", ticket("T1", status="solved"), ticket("T2", status="solved"), ticket("T3")
+    )
     assert dg.materialize(ALL_ASSETS, resources=_resources(exports, out)).success
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert {change: [entry["file"] for entry in entries] for change, entries in manifest["changes"].items()} == {
-        "new": ["tickets-2026-11-20.csv"], "unchanged": [], "superseded": ["tickets-2026-11-19.csv"],
+        "new": ["tickets-2026-11-20.csv"],
+        "unchanged": [],
+        "superseded": ["tickets-2026-11-19.csv"],
     }
     tickets = [entry for entry in manifest["inputs"] if entry["source"] == "tickets"]
-    assert [(entry["file"], entry["rows_loaded"]) for entry in tickets] == [("tickets-2026-11-19.csv", 2), ("tickets-2026-11-20.csv", 3)]
+    assert [(entry["file"], entry["rows_loaded"]) for entry in tickets] == [
+        ("tickets-2026-11-19.csv", 2),
+        ("tickets-2026-11-20.csv", 3),
+    ]
     with (out / "evidence" / "ticket_sla.csv").open(newline="", encoding="utf-8") as handle:
         clocks = [(row["record_id"], row["rule_id"]) for row in csv.DictReader(handle)]
     assert {record for record, _ in clocks} == {"T1", "T2", "T3"}

@@ -48,7 +48,10 @@ def test_each_quarantine_reason_and_accounting(con, tmp_path, policy):
     assert reasons[5][1:] == ("missing_value", "ticket_id: missing required value")
     assert reasons[6][1] == "missing_value" and "created_at" in reasons[6][2]
     assert reasons[7][2] == "plan: unknown value plan_9"
-    assert reasons[8][1] == "out_of_order" and "first_response_at 2026-03-01T10:00:00Z is before created_at" in reasons[8][2]
+    assert (
+        reasons[8][1] == "out_of_order"
+        and "first_response_at 2026-03-01T10:00:00Z is before created_at" in reasons[8][2]
+    )
     assert reasons[9] == ("T1", "exact_duplicate", "exact duplicate of line 2")
     assert reasons[10][1] == "duplicate_id" and "already used on line 2" in reasons[10][2]
     assert reasons[11][2] == "status: unknown value weird"
@@ -59,7 +62,10 @@ def test_each_quarantine_reason_and_accounting(con, tmp_path, policy):
 
 
 def test_rerun_replaces_previous_load(con, tmp_path, policy):
-    write(tmp_path / "tickets.csv", HEADER + "T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,,\nT2,fax,free,,2026-03-02T10:00:00Z,,,open,,,,\n")
+    write(
+        tmp_path / "tickets.csv",
+        HEADER + "T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,,\nT2,fax,free,,2026-03-02T10:00:00Z,,,open,,,,\n",
+    )
     for _ in range(2):
         ingest_source(con, "tickets", tmp_path, policy)
     assert con.execute("SELECT count(*) FROM quarantine").fetchall() == [(1,)]
@@ -128,7 +134,9 @@ def test_parquet_and_jsonl(con, tmp_path, policy, file_format):
     path = tmp_path / f"tickets.{file_format}"
     if file_format == "parquet":
         source = duckdb.connect()
-        source.execute("CREATE TABLE t (ticket_id VARCHAR, channel VARCHAR, created_at VARCHAR, first_response_at TIMESTAMPTZ)")
+        source.execute(
+            "CREATE TABLE t (ticket_id VARCHAR, channel VARCHAR, created_at VARCHAR, first_response_at TIMESTAMPTZ)"
+        )
         source.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [tuple(r.values()) for r in records])
         source.execute(f"COPY t TO '{path}' (FORMAT parquet)")
         expected_lines = [2]
@@ -147,7 +155,9 @@ def test_unusable_files_are_named_with_the_problem(con, tmp_path, policy):
     write(tmp_path / "tickets.csv", "ticket_id,channel\nT1,sales\n")
     result = ingest_source(con, "tickets", tmp_path, policy)
     assert (result.status, result.problem) == ("unusable", "missing required column created_at")
-    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'staged_tickets'").fetchall() == [(0,)]
+    assert con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'staged_tickets'"
+    ).fetchall() == [(0,)]
 
     write(tmp_path / "tickets.csv", "")
     assert ingest_source(con, "tickets", tmp_path, policy).problem == "the file is empty"
@@ -168,7 +178,10 @@ def test_unusable_files_are_named_with_the_problem(con, tmp_path, policy):
 def test_bytes_that_are_not_utf8_never_cost_the_row(con, tmp_path, policy):
     # Nothing else in the file is UTF-8 beyond ASCII: it is read as cp1252 (tests/test_encodings.py has the rest).
     path = tmp_path / "tickets.csv"
-    path.write_bytes(HEADER.encode() + b"T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,\xff\xfe bad,\nT2,sales,free,,2026-03-02T10:00:00Z,,,open,,,,\n")
+    path.write_bytes(
+        HEADER.encode()
+        + b"T1,sales,free,,2026-03-02T10:00:00Z,,,open,,,\xff\xfe bad,\nT2,sales,free,,2026-03-02T10:00:00Z,,,open,,,,\n"
+    )
     result = ingest_source(con, "tickets", tmp_path, policy)
     assert result.rows_read == result.rows_loaded + result.rows_quarantined == 2
     assert staged(con, "ticket_id, subject") == [("T1", "\u00ff\u00fe bad"), ("T2", None)]
@@ -179,7 +192,11 @@ def test_every_source_ingests_generated_exports(con, tmp_path, policy):
     from compliance.ingest.contract import SOURCES
     from compliance.samples.generate import GenerateOptions, generate
 
-    generate(GenerateOptions(out_dir=tmp_path, tickets=400, privacy_requests=60, security_reports=20, incidents=20, retention_records=200))
+    generate(
+        GenerateOptions(
+            out_dir=tmp_path, tickets=400, privacy_requests=60, security_reports=20, incidents=20, retention_records=200
+        )
+    )
     for name in SOURCES:
         if name == "vendor_sla":  # optional: vendor adapters write it, the generator does not
             continue

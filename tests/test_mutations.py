@@ -19,15 +19,38 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def test_boolean_spellings_are_read_and_an_unknown_one_is_quarantined(con, tmp_path, policy):
-    spellings = {"R1": "yes", "R2": "Yes", "R3": "y", "R4": "TRUE", "R5": "1", "R6": "no", "R7": "N", "R8": "false", "R9": "0"}
+    spellings = {
+        "R1": "yes",
+        "R2": "Yes",
+        "R3": "y",
+        "R4": "TRUE",
+        "R5": "1",
+        "R6": "no",
+        "R7": "N",
+        "R8": "false",
+        "R9": "0",
+    }
     lines = [f"{request},access,2026-03-02T10:00:00Z,{value}" for request, value in spellings.items()]
-    write(tmp_path / "privacy_requests.csv", "request_id,request_type,received_at,extended\n" + "\n".join(lines)
-          + "\nR10,access,2026-03-02T10:00:00Z,maybe\n")
+    write(
+        tmp_path / "privacy_requests.csv",
+        "request_id,request_type,received_at,extended\n"
+        + "\n".join(lines)
+        + "\nR10,access,2026-03-02T10:00:00Z,maybe\n",
+    )
     result = ingest_source(con, "privacy_requests", tmp_path, policy)
     assert (result.rows_read, result.rows_loaded, result.rows_quarantined) == (10, 9, 1)
     loaded = dict(con.execute("SELECT request_id, extended FROM staged_privacy_requests").fetchall())
-    assert loaded == {"R1": True, "R2": True, "R3": True, "R4": True, "R5": True,
-                      "R6": False, "R7": False, "R8": False, "R9": False}
+    assert loaded == {
+        "R1": True,
+        "R2": True,
+        "R3": True,
+        "R4": True,
+        "R5": True,
+        "R6": False,
+        "R7": False,
+        "R8": False,
+        "R9": False,
+    }
     assert con.execute("SELECT record_id, reason_code FROM quarantine").fetchall() == [("R10", "bad_boolean")]
 
 
@@ -53,6 +76,7 @@ def test_the_manifest_states_the_report_period(con, tmp_path, policy):
         "(TIMESTAMPTZ '2026-03-05 08:00:00+00', 'breached'), (TIMESTAMPTZ '2026-03-01 09:00:00+00', 'excluded'), "
         "(TIMESTAMPTZ '2026-03-02 10:30:00+00', 'achieved')) AS t(started_at, state)"
     )
-    manifest = build_manifest(con, run_id="r1", as_of=AS_OF, policy=policy, exports_dir=tmp_path, out_dir=tmp_path,
-                              outputs=[])
+    manifest = build_manifest(
+        con, run_id="r1", as_of=AS_OF, policy=policy, exports_dir=tmp_path, out_dir=tmp_path, outputs=[]
+    )
     assert manifest["period"] == {"start": "2026-03-02T10:30:00Z", "end": "2026-11-01T00:00:00Z"}

@@ -16,13 +16,26 @@ from conftest import write
 from pipelines.cli import main
 
 # the real samples live beside the repository (../shared/data/real), or beside the folder of worktrees
-REAL = next((folder / "shared" / "data" / "real" for folder in Path(__file__).resolve().parents
-             if (folder / "shared" / "data" / "real").is_dir()), Path("shared") / "data" / "real")
+REAL = next(
+    (
+        folder / "shared" / "data" / "real"
+        for folder in Path(__file__).resolve().parents
+        if (folder / "shared" / "data" / "real").is_dir()
+    ),
+    Path("shared") / "data" / "real",
+)
 FOIA_MAPPING = Path(__file__).resolve().parents[1] / "examples" / "mappings" / "doj_foia_privacy_requests.yaml"
 PLATFORM = Path(__file__).resolve().parents[1] / "policies" / "platform.yaml"
 AS_OF = "2026-03-10T00:00:00Z"
-FIRST_RESPONSE_RULES = ("SUP-ACCT-STD", "SUP-ACCT-PRIO", "SUP-TECH-STD", "SUP-TECH-PRIO", "SUP-SALES", "SUP-ABUSE",
-                        "SUP-PRIV-RESP")
+FIRST_RESPONSE_RULES = (
+    "SUP-ACCT-STD",
+    "SUP-ACCT-PRIO",
+    "SUP-TECH-STD",
+    "SUP-TECH-PRIO",
+    "SUP-SALES",
+    "SUP-ABUSE",
+    "SUP-PRIV-RESP",
+)
 # Five account-and-billing tickets of the free plan (SUP-ACCT-STD, 24 h on the 24/7 calendar): answered late,
 # closed without an answer, still open past due, answered on time, and open before its deadline.
 TICKETS_WITH_RESPONSES = """ticket_id,channel,plan,created_at,first_response_at,resolved_at,status
@@ -107,37 +120,60 @@ def test_mixed_folder_excludes_only_the_tickets_of_the_file_without_the_column(t
     run(tmp_path / "exports", tmp_path / "out")
     standard = verdicts(tmp_path / "out")["SUP-ACCT-STD"]
     # B1-B3 would be three more breaches ("still missing") if the absent column read as "not yet"
-    assert (standard["verdict"], standard["achieved"], standard["breached"], standard["active"], standard["excluded"]) == (
-        "breached", "1", "3", "1", "3"
-    )
+    assert (
+        standard["verdict"],
+        standard["achieved"],
+        standard["breached"],
+        standard["active"],
+        standard["excluded"],
+    ) == ("breached", "1", "3", "1", "3")
     assert "excluded where tickets-legacy.csv has no first_response_at column" in standard["reason"]
     breached = {row["record_id"] for row in rows_of(tmp_path / "out", "violations.csv", "SUP-ACCT-STD")}
     assert breached == {"A1", "A2", "A3"}
-    excluded = {row["record_id"]: row["exclusion_reason"] for row in rows_of(tmp_path / "out", "ticket_sla.csv", "SUP-ACCT-STD")
-                if row["state"] == "excluded"}
+    excluded = {
+        row["record_id"]: row["exclusion_reason"]
+        for row in rows_of(tmp_path / "out", "ticket_sla.csv", "SUP-ACCT-STD")
+        if row["state"] == "excluded"
+    }
     assert excluded == {ticket: "tickets-legacy.csv has no first_response_at column" for ticket in ("B1", "B2", "B3")}
 
 
 def test_tickets_with_events_are_judged_when_the_column_is_absent(tmp_path):
     write(tmp_path / "exports" / "tickets.csv", TICKETS_WITHOUT_RESPONSES)
-    write(tmp_path / "exports" / "ticket_events.csv",
-          "ticket_id,occurred_at,event_type,actor,new_status\nB1,2026-03-02T11:00:00Z,public_reply,agent,\n")
+    write(
+        tmp_path / "exports" / "ticket_events.csv",
+        "ticket_id,occurred_at,event_type,actor,new_status\nB1,2026-03-02T11:00:00Z,public_reply,agent,\n",
+    )
     run(tmp_path / "exports", tmp_path / "out")
     standard = verdicts(tmp_path / "out")["SUP-ACCT-STD"]
     # B1 is answered by its events; B2 and B3 have no event history and no first_response_at column
-    assert (standard["verdict"], standard["achieved"], standard["breached"], standard["excluded"]) == ("met", "1", "0", "2")
+    assert (standard["verdict"], standard["achieved"], standard["breached"], standard["excluded"]) == (
+        "met",
+        "1",
+        "0",
+        "2",
+    )
 
 
 def test_privacy_files_without_the_column_exclude_their_requests_only(tmp_path):
-    write(tmp_path / "exports" / "privacy_requests.csv",
-          "request_id,request_type,received_at,first_response_at,completed_at\n"
-          "P1,access,2026-02-01T00:00:00Z,,\n"
-          "P2,access,2026-02-01T00:00:00Z,2026-02-02T00:00:00Z,2026-02-03T00:00:00Z\n")
-    write(tmp_path / "exports" / "privacy_requests-2025.csv",
-          "request_id,request_type,received_at,completed_at\nQ1,erasure,2026-02-01T00:00:00Z,2026-02-03T00:00:00Z\n")
+    write(
+        tmp_path / "exports" / "privacy_requests.csv",
+        "request_id,request_type,received_at,first_response_at,completed_at\n"
+        "P1,access,2026-02-01T00:00:00Z,,\n"
+        "P2,access,2026-02-01T00:00:00Z,2026-02-02T00:00:00Z,2026-02-03T00:00:00Z\n",
+    )
+    write(
+        tmp_path / "exports" / "privacy_requests-2025.csv",
+        "request_id,request_type,received_at,completed_at\nQ1,erasure,2026-02-01T00:00:00Z,2026-02-03T00:00:00Z\n",
+    )
     run(tmp_path / "exports", tmp_path / "out")
     response = verdicts(tmp_path / "out")["PRIV-RESP"]
-    assert (response["verdict"], response["achieved"], response["breached"], response["excluded"]) == ("breached", "1", "1", "1")
+    assert (response["verdict"], response["achieved"], response["breached"], response["excluded"]) == (
+        "breached",
+        "1",
+        "1",
+        "1",
+    )
     assert response["reason"] == (
         "1 breached: 1 still open past due; excluded where privacy_requests-2025.csv has no first_response_at column"
     )
@@ -147,7 +183,10 @@ def test_privacy_files_without_the_column_exclude_their_requests_only(tmp_path):
 def test_servicenow_incidents_first_response_not_assessed_resolution_judged(tmp_path):
     incidents = real("incidents/servicenow_table_api_incidents.csv")
     # the platform policy plus a resolution target, to see that what the export carries is still judged
-    policy = write(tmp_path / "policy.yaml", PLATFORM.read_text(encoding="utf-8") + """
+    policy = write(
+        tmp_path / "policy.yaml",
+        PLATFORM.read_text(encoding="utf-8")
+        + """
   - id: TEST-RESOLVE
     domain: tickets
     kind: resolution
@@ -156,7 +195,8 @@ def test_servicenow_incidents_first_response_not_assessed_resolution_judged(tmp_
     applies_to: {channel: technical_support}
     target: {days: 5}
     calendar: CAL-247
-""")
+""",
+    )
     out = tmp_path / "out"
     run(incidents, out, "--format", "servicenow", "--policy", str(policy), as_of="2026-01-01T00:00:00Z")
     result = verdicts(out)
@@ -191,7 +231,8 @@ def test_foia_log_privacy_first_response_not_assessed(tmp_path):
     result = verdicts(out)
     # before: PRIV-RESP 0/244, every request "had no first response"
     assert (result["PRIV-RESP"]["verdict"], result["PRIV-RESP"]["reason"]) == (
-        "not assessed", "privacy_requests.csv has no first_response_at column"
+        "not assessed",
+        "privacy_requests.csv has no first_response_at column",
     )
     assert not rows_of(out, "violations.csv", "PRIV-RESP")
     assert result["PRIV-COMPLETE"]["verdict"] == "breached"
@@ -207,9 +248,13 @@ def test_zendesk_warehouse_without_comments_cannot_fill_first_response(tmp_path)
     conversion = json.loads((out / "converted" / "conversion.json").read_text(encoding="utf-8"))
     assert "first_response_at" not in conversion["filled_columns"]["tickets"]
     assert "resolved_at" in conversion["filled_columns"]["tickets"]
-    reason = "tickets.csv: the zendesk adapter cannot fill first_response_at; ticket_events.csv has no public_reply event"
+    reason = (
+        "tickets.csv: the zendesk adapter cannot fill first_response_at; ticket_events.csv has no public_reply event"
+    )
     for rule_id in FIRST_RESPONSE_RULES:
-        assert (verdicts(out)[rule_id]["verdict"], verdicts(out)[rule_id]["reason"]) == ("not assessed", reason), rule_id
+        assert (verdicts(out)[rule_id]["verdict"], verdicts(out)[rule_id]["reason"]) == ("not assessed", reason), (
+            rule_id
+        )
     assert manifest_input(out, "tickets.csv")["absent_columns"]["first_response_at"] == (
         "tickets.csv: the zendesk adapter cannot fill first_response_at"
     )

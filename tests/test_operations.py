@@ -30,7 +30,11 @@ AS_OF = "2026-11-01T00:00:00Z"
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("exports")
-    generate(GenerateOptions(out_dir=folder, tickets=400, privacy_requests=40, security_reports=15, incidents=15, retention_records=150))
+    generate(
+        GenerateOptions(
+            out_dir=folder, tickets=400, privacy_requests=40, security_reports=15, incidents=15, retention_records=150
+        )
+    )
     return folder
 
 
@@ -47,7 +51,9 @@ def cli_run(exports: Path, out: Path, **env: str) -> subprocess.Popen:
 
 
 def evidence(out: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted((out / "evidence").iterdir()) if not path.name.startswith(".")}
+    return {
+        path.name: path.read_bytes() for path in sorted((out / "evidence").iterdir()) if not path.name.startswith(".")
+    }
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -59,9 +65,13 @@ def assert_warehouse_consistent(warehouse: Path) -> None:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         assert con.execute("SELECT count(*) - count(DISTINCT ticket_id) FROM staged_tickets").fetchall() == [(0,)]
-        current = con.execute("SELECT file, count(*) FROM loaded_files WHERE state = 'current' GROUP BY ALL HAVING count(*) > 1").fetchall()
+        current = con.execute(
+            "SELECT file, count(*) FROM loaded_files WHERE state = 'current' GROUP BY ALL HAVING count(*) > 1"
+        ).fetchall()
         assert current == []
-        unbalanced = con.execute("SELECT file FROM ingest_log WHERE rows_read <> rows_loaded + rows_quarantined").fetchall()
+        unbalanced = con.execute(
+            "SELECT file FROM ingest_log WHERE rows_read <> rows_loaded + rows_quarantined"
+        ).fetchall()
         assert unbalanced == []
     finally:
         con.close()
@@ -99,7 +109,11 @@ def test_a_second_run_fails_with_one_line_when_the_warehouse_stays_busy(exports,
 def test_a_step_waits_for_the_duckdb_file_then_names_its_holder(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(60)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(60)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -125,7 +139,10 @@ def test_a_run_killed_midway_is_followed_by_a_clean_run(exports, reference, tmp_
     shutil.copytree(exports, newer)
     # A superseding export, so that the killed run has real work to do in its ingest transactions.
     lines = (exports / "tickets.csv").read_text(encoding="utf-8").splitlines()
-    write(newer / "tickets-2026-11-20.csv", "\n".join([lines[0], *(line.replace(",open,", ",solved,") for line in lines[1:200])]) + "\n")
+    write(
+        newer / "tickets-2026-11-20.csv",
+        "\n".join([lines[0], *(line.replace(",open,", ",solved,") for line in lines[1:200])]) + "\n",
+    )
     run = cli_run(newer, out)
     for line in run.stdout:  # kill -9 as soon as the first step has committed: the next one is under way
         if "[ 1/" in line:
@@ -145,6 +162,7 @@ def test_a_run_killed_midway_is_followed_by_a_clean_run(exports, reference, tmp_
 
 # --- the landing-folder sensor ---------------------------------------------------------------------------------------
 
+
 def test_the_sensor_picks_up_a_new_file_exactly_once(tmp_path):
     from pipelines.automation import landing_folder_sensor
 
@@ -153,7 +171,9 @@ def test_the_sensor_picks_up_a_new_file_exactly_once(tmp_path):
     settings = ReporterSettings(exports_dir=str(landing), out_dir=str(tmp_path / "out"))
 
     def evaluate(cursor: str | None) -> dg.SensorResult:
-        with dg.build_sensor_context(cursor=cursor, resources={"settings": settings}, instance=dg.DagsterInstance.ephemeral()) as context:
+        with dg.build_sensor_context(
+            cursor=cursor, resources={"settings": settings}, instance=dg.DagsterInstance.ephemeral()
+        ) as context:
             return landing_folder_sensor(context)
 
     empty = evaluate(None)
@@ -190,10 +210,13 @@ def test_schedule_and_sensor_are_in_the_definitions():
 
 # --- Dagster executors and instance storage ----------------------------------------------------------------------
 
+
 def _run_config(exports: Path, out: Path) -> dict:
     return {
         "resources": {
-            "settings": {"config": {"exports_dir": str(exports), "out_dir": str(out), "as_of": AS_OF, "policy": "platform"}},
+            "settings": {
+                "config": {"exports_dir": str(exports), "out_dir": str(out), "as_of": AS_OF, "policy": "platform"}
+            },
             "warehouse": {"config": {"path": str(out / "warehouse.duckdb")}},
         }
     }
@@ -204,7 +227,9 @@ def test_the_multiprocess_executor_produces_the_same_evidence(exports, reference
 
     out = tmp_path / "out"
     with dg.instance_for_test() as instance:
-        result = dg.execute_job(dg.reconstructable(multiprocess_job), instance=instance, run_config=_run_config(exports, out))
+        result = dg.execute_job(
+            dg.reconstructable(multiprocess_job), instance=instance, run_config=_run_config(exports, out)
+        )
         assert result.success
         processes = {event.pid for event in result.all_events if event.is_step_success}
     assert len(processes) > 1  # the steps really ran in several processes
@@ -219,7 +244,9 @@ def _free_port() -> int:
 
 def _postgres_binaries() -> Path | None:
     candidates = [Path("/usr/local/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
-    return next((folder for folder in candidates if (folder / "initdb").exists() and (folder / "pg_ctl").exists()), None)
+    return next(
+        (folder for folder in candidates if (folder / "initdb").exists() and (folder / "pg_ctl").exists()), None
+    )
 
 
 @pytest.fixture()
@@ -240,17 +267,35 @@ def postgres_url():
         shutil.chown(data, "nobody")
         as_user = ["runuser", "-u", "nobody", "--"]
     port = _free_port()
-    subprocess.run([*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"], check=True, capture_output=True)
     subprocess.run(
-        [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60", "start",
-         "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1"],
+        [*as_user, str(binaries / "initdb"), "-D", str(data), "-U", "dagster", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+            "-o",
+            f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+        ],
         check=True,
         capture_output=True,
     )
     try:
         yield f"postgresql://dagster@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(server, ignore_errors=True)
 
 
@@ -262,8 +307,13 @@ def test_a_run_on_postgresql_instance_storage(postgres_url, exports, reference, 
     # The shipped production setting, pointed at the throwaway server through its environment variables.
     shutil.copy(REPO / "deploy" / "dagster-postgres.yaml", home / "dagster.yaml")
     host, port = postgres_url.rsplit("@", 1)[1].split("/")[0].split(":")
-    for name, value in {"DAGSTER_PG_HOST": host, "DAGSTER_PG_PORT": port, "DAGSTER_PG_USER": "dagster",
-                        "DAGSTER_PG_PASSWORD": "", "DAGSTER_PG_DB": "postgres"}.items():
+    for name, value in {
+        "DAGSTER_PG_HOST": host,
+        "DAGSTER_PG_PORT": port,
+        "DAGSTER_PG_USER": "dagster",
+        "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_PG_DB": "postgres",
+    }.items():
         monkeypatch.setenv(name, value)
     out = tmp_path / "out"
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -279,6 +329,7 @@ def test_a_run_on_postgresql_instance_storage(postgres_url, exports, reference, 
 
 # --- observability -------------------------------------------------------------------------------------------------
 
+
 def test_every_asset_reports_timings_and_logs_carry_no_free_text(exports, tmp_path):
     from pipelines.definitions import ALL_ASSETS, defs
 
@@ -287,14 +338,22 @@ def test_every_asset_reports_timings_and_logs_carry_no_free_text(exports, tmp_pa
     present = [value for value in planted if value in exported]
     assert present, "the sample exports should carry planted personal data"
     with dg.instance_for_test() as instance:
-        result = defs.resolve_job_def("compliance_run").execute_in_process(instance=instance, run_config=_run_config(exports, tmp_path))
+        result = defs.resolve_job_def("compliance_run").execute_in_process(
+            instance=instance, run_config=_run_config(exports, tmp_path)
+        )
         assert result.success
-        materializations = [event.event_specific_data.materialization for event in result.get_asset_materialization_events()]
+        materializations = [
+            event.event_specific_data.materialization for event in result.get_asset_materialization_events()
+        ]
         logged = "\n".join(repr(record) for record in instance.all_logs(result.run_id))
     assert len(materializations) == len(ALL_ASSETS)
     for materialization in materializations:
         assert "duration_seconds" in materialization.metadata, materialization.asset_key
     ingest = next(m for m in materializations if m.asset_key.path[-1] == "staged_tickets")
-    assert ingest.metadata["rows_read"].value == ingest.metadata["rows_loaded"].value + ingest.metadata["rows_quarantined"].value > 0
+    assert (
+        ingest.metadata["rows_read"].value
+        == ingest.metadata["rows_loaded"].value + ingest.metadata["rows_quarantined"].value
+        > 0
+    )
     for value in present:
         assert value not in logged

@@ -27,7 +27,11 @@ CONTRACT_COLUMNS = {
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("exports")
-    generate(GenerateOptions(out_dir=folder, tickets=1500, privacy_requests=120, security_reports=30, incidents=40, retention_records=600))
+    generate(
+        GenerateOptions(
+            out_dir=folder, tickets=1500, privacy_requests=120, security_reports=30, incidents=40, retention_records=600
+        )
+    )
     return folder
 
 
@@ -53,14 +57,28 @@ def test_materialize_writes_the_data_contract(exports, tmp_path, policy):
         header = (tmp_path / "evidence" / name).read_text(encoding="utf-8").splitlines()[0]
         assert header.startswith(columns), name
     metrics_header = (tmp_path / "evidence" / "metrics.csv").read_text(encoding="utf-8").splitlines()[0]
-    for column in ("rule_id", "period", "achieved", "breached", "active", "adherence_pct", "median_seconds", "p90_seconds", "p95_seconds"):
+    for column in (
+        "rule_id",
+        "period",
+        "achieved",
+        "breached",
+        "active",
+        "adherence_pct",
+        "median_seconds",
+        "p90_seconds",
+        "p95_seconds",
+    ):
         assert column in metrics_header.split(",")
     manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["as_of"] == "2026-11-01T00:00:00Z"
     assert manifest["policy"]["sha256"] == policy.sha256
     for entry in manifest["inputs"]:
         assert entry["rows_read"] == entry["rows_loaded"] + entry["rows_quarantined"], entry
-    assert {entry["file"] for entry in manifest["outputs"]} >= {"compliance_report.html", "evidence/ticket_sla.csv", "evidence/violations.csv"}
+    assert {entry["file"] for entry in manifest["outputs"]} >= {
+        "compliance_report.html",
+        "evidence/ticket_sla.csv",
+        "evidence/violations.csv",
+    }
     report = (tmp_path / "compliance_report.html").read_text(encoding="utf-8")
     for rule in policy.rules:
         assert rule.id in report
@@ -69,8 +87,16 @@ def test_materialize_writes_the_data_contract(exports, tmp_path, policy):
     for row in read_csv(tmp_path / "evidence" / "ticket_sla.csv")[:200]:
         assert row["started_at"].endswith("Z") and row["state"] in {"achieved", "breached", "active", "excluded"}
     # Every ticket violation is a breached clock, traceable to its record.
-    breached = {(r["rule_id"], r["record_id"]) for r in read_csv(tmp_path / "evidence" / "ticket_sla.csv") if r["state"] == "breached"}
-    ticket_violations = {(r["rule_id"], r["record_id"]) for r in read_csv(tmp_path / "evidence" / "violations.csv") if r["domain"] == "tickets"}
+    breached = {
+        (r["rule_id"], r["record_id"])
+        for r in read_csv(tmp_path / "evidence" / "ticket_sla.csv")
+        if r["state"] == "breached"
+    }
+    ticket_violations = {
+        (r["rule_id"], r["record_id"])
+        for r in read_csv(tmp_path / "evidence" / "violations.csv")
+        if r["domain"] == "tickets"
+    }
     assert breached == ticket_violations
 
 
@@ -95,7 +121,9 @@ def test_missing_and_unusable_files_leave_other_domains_reported(exports, tmp_pa
     partial = tmp_path / "exports"
     shutil.copytree(exports, partial)
     (partial / "privacy_requests.csv").unlink()
-    (partial / "security_reports.csv").write_text("report_id,acknowledged_at\nS1,2026-01-01T00:00:00Z\n", encoding="utf-8")
+    (partial / "security_reports.csv").write_text(
+        "report_id,acknowledged_at\nS1,2026-01-01T00:00:00Z\n", encoding="utf-8"
+    )
     out = tmp_path / "out"
     assert materialize(partial, out).success
     verdicts = {row["rule_id"]: row for row in read_csv(out / "evidence" / "verdicts.csv")}
@@ -116,7 +144,7 @@ def test_csv_cells_cannot_run_as_formulas(tmp_path):
     exports.mkdir()
     (exports / "tickets.csv").write_text(
         "ticket_id,channel,plan,created_at,first_response_at\n"
-        "=HYPERLINK(\"http://x\"),abuse,free,2026-03-01T00:00:00Z,2026-03-05T00:00:00Z\n"
+        '=HYPERLINK("http://x"),abuse,free,2026-03-01T00:00:00Z,2026-03-05T00:00:00Z\n'
         "@SUM(A1),nonsense,free,2026-03-01T00:00:00Z,\n",
         encoding="utf-8",
     )
@@ -147,16 +175,23 @@ def test_large_csv_evidence_keeps_its_order_and_stays_inert(memory_con, tmp_path
 
 def test_csv_evidence_timestamps(memory_con, tmp_path):
     def rendered(*values: str) -> list[str]:
-        memory_con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM (VALUES {', '.join(f'({n}, {v})' for n, v in enumerate(values))}) v(n, moment)")
+        memory_con.execute(
+            f"CREATE OR REPLACE TABLE t AS SELECT * FROM (VALUES {', '.join(f'({n}, {v})' for n, v in enumerate(values))}) v(n, moment)"
+        )
         memory_con.execute(_csv_copy(memory_con, "t", "n", tmp_path / "t.csv"))
         return [row["moment"] for row in read_csv(tmp_path / "t.csv")]
 
     # whole seconds everywhere (formatted by the CSV writer), then a fraction, +-infinity and a year before 1000
     assert rendered("TIMESTAMPTZ '2026-03-08 07:00:00+00'", "NULL") == ["2026-03-08T07:00:00Z", ""]
     assert rendered("TIMESTAMPTZ '2026-03-08 07:00:00+00'", "TIMESTAMPTZ '2026-03-08 07:00:00.25+00'") == [
-        "2026-03-08T07:00:00Z", "2026-03-08T07:00:00.250000Z"]
+        "2026-03-08T07:00:00Z",
+        "2026-03-08T07:00:00.250000Z",
+    ]
     assert rendered("TIMESTAMPTZ '0999-01-02 03:04:05+00'", "'infinity'::TIMESTAMPTZ", "'-infinity'::TIMESTAMPTZ") == [
-        "0999-01-02T03:04:05Z", "infinity", "-infinity"]
+        "0999-01-02T03:04:05Z",
+        "infinity",
+        "-infinity",
+    ]
     assert rendered("TIMESTAMP '2026-03-08 07:00:00'") == ["2026-03-08T07:00:00Z"]
 
 
@@ -173,7 +208,9 @@ def test_cli_run_and_exit_codes(exports, tmp_path, capsys):
     assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", "last tuesday"]) == 2
     assert "not an ISO-8601 timestamp" in capsys.readouterr().err
     broken = tmp_path / "broken.yaml"
-    broken.write_text("profile: x\ncalendars: {}\nrules:\n  - {id: A, kind: nope, source: {doc: '1'}}\n", encoding="utf-8")
+    broken.write_text(
+        "profile: x\ncalendars: {}\nrules:\n  - {id: A, kind: nope, source: {doc: '1'}}\n", encoding="utf-8"
+    )
     assert main(["run", "--exports", str(exports), "--out", str(out), "--policy", str(broken)]) == 2
     error = capsys.readouterr().err
     assert "broken.yaml: rules.A.kind: unknown rule kind 'nope'" in error and "Traceback" not in error
@@ -210,7 +247,10 @@ def test_blocking_expectation_makes_the_domain_not_assessed(exports, tmp_path, p
     build_verdicts(con, policy, blocked_domains(con))
     verdicts = dict(con.execute("SELECT rule_id, verdict || ': ' || coalesce(reason, '') FROM verdicts").fetchall())
     con.close()
-    assert verdicts["PRIV-COMPLETE"] == "not assessed: blocking data-quality check failed: privacy_requests: 2 rows share a request_id"
+    assert (
+        verdicts["PRIV-COMPLETE"]
+        == "not assessed: blocking data-quality check failed: privacy_requests: 2 rows share a request_id"
+    )
     assert verdicts["SEC-ACK"].startswith(("met", "breached"))
 
 

@@ -19,11 +19,17 @@ def catalog_ids(profile_heading: str) -> set[str]:
     text = (SHARED / "spec" / "commitments.md").read_text(encoding="utf-8")
     sections = re.split(r"^## ", text, flags=re.M)
     section = next(s for s in sections if s.startswith(profile_heading))
-    return {match for match in re.findall(r"^\| ([A-Z]+(?:-[A-Z0-9]+)+) \|", section, flags=re.M) if not match.startswith("CAL-")}
+    return {
+        match
+        for match in re.findall(r"^\| ([A-Z]+(?:-[A-Z0-9]+)+) \|", section, flags=re.M)
+        if not match.startswith("CAL-")
+    }
 
 
 @pytest.mark.skipif(not (SHARED / "spec").exists(), reason="shared/spec is not beside the repository")
-@pytest.mark.parametrize("profile,heading", [("platform", "Profile `platform`"), ("email-support", "Profile `email-support`")])
+@pytest.mark.parametrize(
+    "profile,heading", [("platform", "Profile `platform`"), ("email-support", "Profile `email-support`")]
+)
 def test_every_catalogued_commitment_is_in_the_policy(profile, heading):
     policy = load_policy(profile)
     assert catalog_ids(heading) <= {rule.id for rule in policy.rules}
@@ -74,11 +80,26 @@ def _rule(document, rule_id):
 @pytest.mark.parametrize(
     "edit,expected",
     [
-        (lambda d: _rule(d, "SUP-TECH-PRIO").update(kind="first_reponse"), "rules.SUP-TECH-PRIO.kind: unknown rule kind 'first_reponse'"),
-        (lambda d: _rule(d, "SUP-TECH-PRIO").update(target={"hours": -4}), "rules.SUP-TECH-PRIO.target.hours: must be a positive number"),
-        (lambda d: _rule(d, "SUP-TECH-PRIO").update(target={"fortnights": 1}), "rules.SUP-TECH-PRIO.target.fortnights: unknown key `fortnights` in a target"),
-        (lambda d: _rule(d, "SUP-TECH-PRIO").update(calendar="CAL-MARS"), "rules.SUP-TECH-PRIO.calendar: unknown calendar 'CAL-MARS'"),
-        (lambda d: _rule(d, "SUP-TECH-PRIO").update(applies_to={"channel": "fax"}), "rules.SUP-TECH-PRIO.applies_to.channel: unknown channel 'fax'"),
+        (
+            lambda d: _rule(d, "SUP-TECH-PRIO").update(kind="first_reponse"),
+            "rules.SUP-TECH-PRIO.kind: unknown rule kind 'first_reponse'",
+        ),
+        (
+            lambda d: _rule(d, "SUP-TECH-PRIO").update(target={"hours": -4}),
+            "rules.SUP-TECH-PRIO.target.hours: must be a positive number",
+        ),
+        (
+            lambda d: _rule(d, "SUP-TECH-PRIO").update(target={"fortnights": 1}),
+            "rules.SUP-TECH-PRIO.target.fortnights: unknown key `fortnights` in a target",
+        ),
+        (
+            lambda d: _rule(d, "SUP-TECH-PRIO").update(calendar="CAL-MARS"),
+            "rules.SUP-TECH-PRIO.calendar: unknown calendar 'CAL-MARS'",
+        ),
+        (
+            lambda d: _rule(d, "SUP-TECH-PRIO").update(applies_to={"channel": "fax"}),
+            "rules.SUP-TECH-PRIO.applies_to.channel: unknown channel 'fax'",
+        ),
         (lambda d: _rule(d, "SUP-TECH-PRIO").pop("source"), "rules.SUP-TECH-PRIO.source: missing"),
         (lambda d: d["calendars"]["CAL-BH-EST"].update(timezone="America/New_Yrok"), "calendars.CAL-BH-EST.timezone"),
         (lambda d: d.update(source_timezone="Mars/Olympus"), "source_timezone: unknown time zone 'Mars/Olympus'"),

@@ -33,8 +33,14 @@ COLUMNS = (
 AS_OF = ts("2035-01-01 00:00")
 
 
-def month_policy(zone: str = "Europe/Berlin", *, roll_forward: bool = False, months: int | None = None,
-                 extension_months: int | None = None, counting: str = "calendar_month") -> Policy:
+def month_policy(
+    zone: str = "Europe/Berlin",
+    *,
+    roll_forward: bool = False,
+    months: int | None = None,
+    extension_months: int | None = None,
+    counting: str = "calendar_month",
+) -> Policy:
     policy = load_policy("platform")
     complete = {"day_counting": counting, "controller_timezone": zone, "roll_forward_closed_days": roll_forward}
     if months is not None:
@@ -88,11 +94,14 @@ def test_one_calendar_month_in_the_controller_zone(con, received, due):
 
 def test_completion_exactly_at_the_end_of_the_last_day_is_on_time(con):
     received, due = ts("2026-01-31 10:00"), ts("2026-02-28 23:00")
-    load(con, [
-        ("LAST-SECOND", received, due - timedelta(seconds=1), False, None),
-        ("EXACT", received, due, False, None),
-        ("ONE-SECOND", received, due + timedelta(seconds=1), False, None),
-    ])
+    load(
+        con,
+        [
+            ("LAST-SECOND", received, due - timedelta(seconds=1), False, None),
+            ("EXACT", received, due, False, None),
+            ("ONE-SECOND", received, due + timedelta(seconds=1), False, None),
+        ],
+    )
     privacy.evaluate(con, month_policy(), AS_OF)
     found = violations_of(con, "PRIV-COMPLETE", domain="privacy")
     assert set(found) == {"ONE-SECOND"}
@@ -100,17 +109,21 @@ def test_completion_exactly_at_the_end_of_the_last_day_is_on_time(con):
     assert found["ONE-SECOND"]["explanation"] == (
         "Privacy request ONE-SECOND (access) received 2026-01-31 10:00 UTC was completed 2026-02-28 23:00:01 UTC, "
         "1 s after the one-calendar-month deadline of 2026-02-28 23:00 UTC (the end of 2026-02-28 in "
-        "Europe/Berlin, Reg. 1182/71 Art. 3(2)(c)).")
+        "Europe/Berlin, Reg. 1182/71 Art. 3(2)(c))."
+    )
 
 
-@pytest.mark.parametrize("zone, received, due", [
-    # Chile: 6 Sep 2026 00:00 is skipped (-04 -> -03); 5 Sep ends at the change, 04:00 UTC.
-    ("America/Santiago", "2026-08-05 12:00", "2026-09-06 04:00"),
-    # Cuba: 3 Nov 2019 00:00-01:00 happens twice (01:00 CDT -> 00:00 CST); 2 Nov ends at the first, -04.
-    ("America/Havana", "2019-10-02 12:00", "2019-11-03 04:00"),
-    ("UTC", "2026-01-31 10:00", "2026-03-01 00:00"),
-    ("Asia/Kolkata", "2026-01-31 20:00", "2026-03-01 18:30"),  # 01:30 on 1 Feb local: end of 1 Mar, +05:30
-])
+@pytest.mark.parametrize(
+    "zone, received, due",
+    [
+        # Chile: 6 Sep 2026 00:00 is skipped (-04 -> -03); 5 Sep ends at the change, 04:00 UTC.
+        ("America/Santiago", "2026-08-05 12:00", "2026-09-06 04:00"),
+        # Cuba: 3 Nov 2019 00:00-01:00 happens twice (01:00 CDT -> 00:00 CST); 2 Nov ends at the first, -04.
+        ("America/Havana", "2019-10-02 12:00", "2019-11-03 04:00"),
+        ("UTC", "2026-01-31 10:00", "2026-03-01 00:00"),
+        ("Asia/Kolkata", "2026-01-31 20:00", "2026-03-01 18:30"),  # 01:30 on 1 Feb local: end of 1 Mar, +05:30
+    ],
+)
 def test_local_midnight_skipped_or_repeated_by_dst(con, zone, received, due):
     assert due_of(con, month_policy(zone), [ts(received)]) == [ts(due)]
 
@@ -119,28 +132,35 @@ def test_extension_is_two_further_months_from_the_original_last_day(con):
     # 31 Jan -> original last day 28 Feb -> two further months: 28 Apr (not 30 Apr, not 28 Feb + 60 days).
     assert due_of(con, month_policy(), [ts("2026-01-31 10:00")], extended=True) == [ts("2026-04-28 22:00")]
     assert due_of(con, month_policy(extension_months=1), [ts("2026-01-31 10:00")], extended=True) == [
-        ts("2026-03-28 23:00")]  # CET: the change is on 29 Mar
+        ts("2026-03-28 23:00")
+    ]  # CET: the change is on 29 Mar
     # 30 Nov -> 30 Dec -> 28 Feb (February has no 30th), over the year end.
     assert due_of(con, month_policy(), [ts("2026-11-30 10:00")], extended=True) == [ts("2027-02-28 23:00")]
 
 
 def test_extension_validity_and_explanations_under_calendar_months(con):
     received, original, extended = ts("2026-01-31 10:00"), ts("2026-02-28 23:00"), ts("2026-04-28 22:00")
-    load(con, [
-        ("NOTIFIED-AT-DUE", received, extended + timedelta(seconds=1), True, original),
-        ("NOTIFIED-LATE", received, None, True, original + timedelta(seconds=1)),
-    ])
+    load(
+        con,
+        [
+            ("NOTIFIED-AT-DUE", received, extended + timedelta(seconds=1), True, original),
+            ("NOTIFIED-LATE", received, None, True, original + timedelta(seconds=1)),
+        ],
+    )
     privacy.evaluate(con, month_policy(), AS_OF)
     found = violations_of(con, "PRIV-EXTEND", domain="privacy")
     valid = found["NOTIFIED-AT-DUE"]
     assert (valid["due_at"], valid["overdue_seconds"]) == (extended, 1)
     assert valid["explanation"].endswith(
         "1 s after the extended one-calendar-month + two-month deadline of 2026-04-28 22:00 UTC (the end of "
-        "2026-04-28 in Europe/Berlin, GDPR Art. 12(3), Reg. 1182/71 Art. 3(2)(c)).")
+        "2026-04-28 in Europe/Berlin, GDPR Art. 12(3), Reg. 1182/71 Art. 3(2)(c))."
+    )
     late = found["NOTIFIED-LATE"]
     assert (late["due_at"], late["overdue_seconds"]) == (original, 1)
-    assert ("1 s after the original one-calendar-month deadline of 2026-02-28 23:00 UTC (the end of 2026-02-28 in "
-            "Europe/Berlin, Reg. 1182/71 Art. 3(2)(c)). The request is judged") in late["explanation"]
+    assert (
+        "1 s after the original one-calendar-month deadline of 2026-02-28 23:00 UTC (the end of 2026-02-28 in "
+        "Europe/Berlin, Reg. 1182/71 Art. 3(2)(c)). The request is judged"
+    ) in late["explanation"]
     assert violations_of(con, "PRIV-COMPLETE", domain="privacy")["NOTIFIED-LATE"]["due_at"] == original
 
 
@@ -175,29 +195,39 @@ def test_the_report_names_the_counting_rule_applied():
     assert readings["PRIV-COMPLETE"] == (
         "1 calendar month, ending at the end of the corresponding day (or of the month's last day when it has "
         "none), Reg. 1182/71 Art. 3(2)(c), in Europe/Berlin; a last day on a Saturday or Sunday moves to the next "
-        "Monday (Reg. 1182/71 Art. 3(4); public holidays not considered)")
+        "Monday (Reg. 1182/71 Art. 3(4); public holidays not considered)"
+    )
     assert readings["PRIV-EXTEND"] == (
         "the original deadline's last day + 2 further calendar months (GDPR Art. 12(3)), to the end of the "
         "corresponding day, Reg. 1182/71 Art. 3(2)(c), in Europe/Berlin; only when flagged and notified by the "
-        "original deadline")
+        "original deadline"
+    )
     platform = privacy.counting_readings(load_policy("platform"))
     assert platform["PRIV-COMPLETE"] == "30 days (30 × 24 h on the UTC timeline)"
     assert platform["PRIV-EXTEND"].startswith("the original deadline + 60 days (60 × 24 h)")
     assert platform["PRIV-TYPES"].startswith("every request row read has one of the types erasure, access")
 
     empty = pl.DataFrame()
-    page = render_compliance_report(ReportData(
-        policy=month_policy(), manifest={"run_id": "r", "as_of": None, "policy": {}, "inputs": [], "versions": {},
-                                         "period": {}},
-        verdicts=empty, metrics=empty, violations=empty, violations_total=0, quarantine_summary=empty,
-        at_risk=empty, generated_at=datetime(2026, 3, 1, tzinfo=UTC),
-    ))
+    page = render_compliance_report(
+        ReportData(
+            policy=month_policy(),
+            manifest={"run_id": "r", "as_of": None, "policy": {}, "inputs": [], "versions": {}, "period": {}},
+            verdicts=empty,
+            metrics=empty,
+            violations=empty,
+            violations_total=0,
+            quarantine_summary=empty,
+            at_risk=empty,
+            generated_at=datetime(2026, 3, 1, tzinfo=UTC),
+        )
+    )
     section = html_section(page, "domain-privacy")
     assert "Counted as: 1 calendar month, ending at the end of the corresponding day" in section
     assert "Reg. 1182/71 Art. 3(2)(c), in Europe/Berlin" in section
 
 
 # --- against a slow, obvious reference ------------------------------------------------------------------------
+
 
 def months_later(day: date, months: int) -> date:
     year, month = divmod(day.month - 1 + months, 12)
@@ -214,8 +244,11 @@ def end_of_local_day(day: date, zone: ZoneInfo) -> datetime:
         for fold in (0, 1)
     )
     just_before = timedelta(microseconds=1)
-    return next(c for c in candidates
-                if c.astimezone(zone).date() >= following and (c - just_before).astimezone(zone).date() <= day)
+    return next(
+        c
+        for c in candidates
+        if c.astimezone(zone).date() >= following and (c - just_before).astimezone(zone).date() <= day
+    )
 
 
 def reference_due(
@@ -232,16 +265,26 @@ def reference_due(
 
 # Zones whose rules the tz database of DuckDB (ICU) and of Python agree on for these years; Havana has a midnight
 # that happens twice, Santiago one that is skipped, Lord Howe half-hour changes, Apia skipped 30 Dec 2011.
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "America/Santiago", "America/Havana", "Australia/Lord_Howe",
-         "Pacific/Apia", "Asia/Kolkata"]
-instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2025, 6, 30),
-                        timezones=st.just(UTC))
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "America/Santiago",
+    "America/Havana",
+    "Australia/Lord_Howe",
+    "Pacific/Apia",
+    "Asia/Kolkata",
+]
+instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2025, 6, 30), timezones=st.just(UTC))
 # Receipts at and around local midnights of the month ends, where the arithmetic has its edges.
 edge_instants = st.builds(
-    lambda day, zone_index, minutes: datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(ZONES[zone_index]))
-    .astimezone(UTC) + timedelta(minutes=minutes),
+    lambda day, zone_index, minutes: (
+        datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(ZONES[zone_index])).astimezone(UTC)
+        + timedelta(minutes=minutes)
+    ),
     st.dates(min_value=date(2000, 1, 1), max_value=date(2025, 6, 30)).filter(lambda d: d.day >= 28 or d.day == 1),
-    st.integers(0, len(ZONES) - 1), st.integers(-90, 90),
+    st.integers(0, len(ZONES) - 1),
+    st.integers(-90, 90),
 )
 
 

@@ -22,9 +22,20 @@ def _clean_rows(n: int = 10) -> list[tuple]:
         day = 1 + i % 27
         rows.append(
             (
-                f"T{i:05d}", ("sales", "technical_support", "account_billing")[i % 3], ("free", "plan_2")[i % 2],
-                ("standard", "priority")[i % 2], f"2026-03-{day:02d} 10:00:00Z", f"2026-03-{day:02d} 11:00:00Z",
-                f"2026-03-{day:02d} 15:00:00Z", "solved", None, None, "subject", "text", "tickets.csv", i + 2,
+                f"T{i:05d}",
+                ("sales", "technical_support", "account_billing")[i % 3],
+                ("free", "plan_2")[i % 2],
+                ("standard", "priority")[i % 2],
+                f"2026-03-{day:02d} 10:00:00Z",
+                f"2026-03-{day:02d} 11:00:00Z",
+                f"2026-03-{day:02d} 15:00:00Z",
+                "solved",
+                None,
+                None,
+                "subject",
+                "text",
+                "tickets.csv",
+                i + 2,
             )
         )
     return rows
@@ -62,7 +73,8 @@ def test_suite_is_built_from_the_contract(policy):
     assert "expect_column_values_to_be_unique" in types
     assert "expect_table_row_count_to_be_between" in types
     channel = next(
-        e for e in suite.expectations
+        e
+        for e in suite.expectations
         if e.expectation_type == "expect_column_values_to_be_in_set" and e.configuration.kwargs["column"] == "channel"
     )
     assert set(channel.configuration.kwargs["value_set"]) == set(policy.channels)
@@ -72,7 +84,8 @@ def test_suite_is_built_from_the_contract(policy):
     ]
     security = suite_for("security_reports", policy, as_of=AS_OF)
     max_columns = {
-        e.configuration.kwargs["column"] for e in security.expectations
+        e.configuration.kwargs["column"]
+        for e in security.expectations
         if e.expectation_type == "expect_column_max_to_be_between"
     }
     assert "received_at" in max_columns and "embargo_extended_until" not in max_columns
@@ -188,8 +201,11 @@ def _gx_on_the_whole_table(con, policy) -> dict[tuple[str, str], tuple[bool, int
         "SELECT * EXCLUDE (subject, description, source_file, source_line) FROM staged_tickets ORDER BY source_line"
     ).df()
     batch = (
-        _context().data_sources.add_pandas("reference").add_dataframe_asset("tickets")
-        .add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+        _context()
+        .data_sources.add_pandas("reference")
+        .add_dataframe_asset("tickets")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": frame})
     )
     reference = {}
     for result in batch.validate(suite_for("tickets", policy, as_of=AS_OF), result_format="SUMMARY").results:
@@ -198,12 +214,17 @@ def _gx_on_the_whole_table(con, policy) -> dict[tuple[str, str], tuple[bool, int
         kwargs = result.expectation_config.kwargs
         column = kwargs.get("column") or f"{kwargs['column_B']},{kwargs['column_A']}"
         counts = sorted(
-            ((item["count"], item["value"]) for item in result.result.get("partial_unexpected_counts") or []
-             if isinstance(item["value"], str)),
+            (
+                (item["count"], item["value"])
+                for item in result.result.get("partial_unexpected_counts") or []
+                if isinstance(item["value"], str)
+            ),
             key=lambda item: (-item[0], item[1]),
         )
         reference[(result.expectation_config.type, column)] = (
-            result.success, result.result["unexpected_count"], ", ".join(value for _, value in counts[:3])
+            result.success,
+            result.result["unexpected_count"],
+            ", ".join(value for _, value in counts[:3]),
         )
     return reference
 
@@ -256,7 +277,14 @@ def test_write_data_quality(con, policy):
     ).fetchall() == [("ticket_id", 2, True)]
     columns = [row[0] for row in con.execute("DESCRIBE data_quality").fetchall()]
     assert columns == [
-        "source", "expectation", "column_name", "success", "unexpected_count", "observed", "blocking", "message"
+        "source",
+        "expectation",
+        "column_name",
+        "success",
+        "unexpected_count",
+        "observed",
+        "blocking",
+        "message",
     ]
 
 

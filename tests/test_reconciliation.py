@@ -46,15 +46,50 @@ def reconciled(con):
     load_staged_tickets(
         con,
         [
-            {"ticket_id": "AGREE", "channel": "sales", "created_at": ts("2026-03-01 09:00"), "resolved_at": ts("2026-03-09 10:00")},
-            {"ticket_id": "VENDOR-MET-LATE", "channel": "sales", "created_at": ts("2026-03-01 09:00"), "resolved_at": ts("2026-03-10 12:00:01")},
-            {"ticket_id": "VENDOR-MISSED-ON-TIME", "channel": "sales", "created_at": ts("2026-03-01 09:00"), "resolved_at": ts("2026-03-10 12:00")},
-            {"ticket_id": "OURS-DIFFER", "channel": "sales", "created_at": ts("2026-03-01 09:00"), "resolved_at": ts("2026-03-10 11:30")},
+            {
+                "ticket_id": "AGREE",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-03-09 10:00"),
+            },
+            {
+                "ticket_id": "VENDOR-MET-LATE",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-03-10 12:00:01"),
+            },
+            {
+                "ticket_id": "VENDOR-MISSED-ON-TIME",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-03-10 12:00"),
+            },
+            {
+                "ticket_id": "OURS-DIFFER",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-03-10 11:30"),
+            },
             {"ticket_id": "OPEN-OVERDUE", "channel": "sales", "created_at": ts("2026-03-01 09:00")},
             {"ticket_id": "OPEN-RUNNING", "channel": "sales", "created_at": ts("2026-03-25 09:00")},
-            {"ticket_id": "NO-VERDICT", "channel": "sales", "created_at": ts("2026-03-01 09:00"), "resolved_at": ts("2026-03-02 09:00")},
-            {"ticket_id": "NO-DUE-NO-CLOCK", "channel": "sales", "created_at": ts("2026-03-01 09:00"), "resolved_at": ts("2026-03-02 09:00")},
-            {"ticket_id": "LATE-AFTER-AS-OF", "channel": "sales", "created_at": ts("2026-03-01 09:00"), "resolved_at": ts("2026-04-02 09:00")},
+            {
+                "ticket_id": "NO-VERDICT",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-03-02 09:00"),
+            },
+            {
+                "ticket_id": "NO-DUE-NO-CLOCK",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-03-02 09:00"),
+            },
+            {
+                "ticket_id": "LATE-AFTER-AS-OF",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-04-02 09:00"),
+            },
         ],
     )
     _our_clocks(
@@ -101,7 +136,10 @@ def test_vendor_met_but_resolved_one_second_after_its_own_due_time(reconciled):
     row = reconciled["VENDOR-MET-LATE"]
     assert (row["recomputed_met"], row["our_state"], row["agrees"]) == (False, "breached", False)
     assert "1 s after the vendor's due time, so missed" in row["explanation"]
-    assert "Disagrees: the record's own times against the vendor's due time say missed and our policy says missed." in row["explanation"]
+    assert (
+        "Disagrees: the record's own times against the vendor's due time say missed and our policy says missed."
+        in row["explanation"]
+    )
 
 
 def test_vendor_missed_but_resolved_at_the_due_instant(reconciled):
@@ -181,8 +219,12 @@ def test_ticket_stops_come_from_events_when_the_columns_are_empty(con):
         ],
     )
     reconciliation.evaluate(con, AS_OF)
-    rows = {row[0]: row[1:] for row in con.execute(
-        "SELECT metric, stopped_at, recomputed_met, agrees FROM vendor_reconciliation").fetchall()}
+    rows = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "SELECT metric, stopped_at, recomputed_met, agrees FROM vendor_reconciliation"
+        ).fetchall()
+    }
     assert rows["first_response"] == (ts("2026-03-01 10:00"), False, False)
     assert rows["resolution"] == (ts("2026-03-04 10:00"), False, False)  # the last solve of a ticket ending solved
     assert rows["acknowledgement"] == (ts("2026-03-01 09:01"), True, True)
@@ -193,12 +235,15 @@ def test_incident_acknowledgement_against_the_vendor_due_time(con):
         "CREATE TABLE staged_incidents (incident_id VARCHAR, kind VARCHAR, severity VARCHAR, started_at TIMESTAMPTZ, "
         "acknowledged_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, source_file VARCHAR, source_line BIGINT)"
     )
-    con.execute("INSERT INTO staged_incidents VALUES ('P1', 'incident', 'high', ?, ?, NULL, 'incidents.csv', 2)",
-                [ts("2026-03-01 09:00"), ts("2026-03-01 09:20")])
+    con.execute(
+        "INSERT INTO staged_incidents VALUES ('P1', 'incident', 'high', ?, ?, NULL, 'incidents.csv', 2)",
+        [ts("2026-03-01 09:00"), ts("2026-03-01 09:20")],
+    )
     _vendor_rows(con, [("P1", "incidents", "acknowledgement", ts("2026-03-01 09:15"), True, "acknowledged in time")])
     reconciliation.evaluate(con, AS_OF)
     ((recomputed, our_state, agrees, explanation),) = con.execute(
-        "SELECT recomputed_met, our_state, agrees, explanation FROM vendor_reconciliation").fetchall()
+        "SELECT recomputed_met, our_state, agrees, explanation FROM vendor_reconciliation"
+    ).fetchall()
     assert (recomputed, our_state, agrees) == (False, None, False)
     assert "No clock of our policy measures this acknowledgement." in explanation
 
@@ -210,22 +255,36 @@ def test_without_vendor_verdicts_the_tables_are_empty(con):
 
 
 def test_conversion_quarantine_joins_the_run_quarantine_once(con, tmp_path):
-    con.execute("CREATE TABLE quarantine (source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR)")
+    con.execute(
+        "CREATE TABLE quarantine (source_file VARCHAR, line BIGINT, record_id VARCHAR, reason_code VARCHAR, reason VARCHAR)"
+    )
     con.execute("INSERT INTO quarantine VALUES ('tickets.csv', 5, 'T5', 'bad_timestamp', 'created_at: not ISO')")
-    write(tmp_path / "conversion_quarantine.csv",
-          "source_file,line,record_id,reason_code,reason\n"
-          'cases.csv,7,C7,bad_timestamp,"OPEN_DT: not a timestamp this format knows: 13/45/2015, 9 AM"\n')
+    write(
+        tmp_path / "conversion_quarantine.csv",
+        "source_file,line,record_id,reason_code,reason\n"
+        'cases.csv,7,C7,bad_timestamp,"OPEN_DT: not a timestamp this format knows: 13/45/2015, 9 AM"\n',
+    )
     assert reconciliation.load_conversion_quarantine(con, tmp_path) == 1
     assert reconciliation.load_conversion_quarantine(con, tmp_path) == 1  # a rerun replaces its own rows
-    rows = con.execute("SELECT source_file, line, record_id, reason_code FROM quarantine ORDER BY source_file").fetchall()
+    rows = con.execute(
+        "SELECT source_file, line, record_id, reason_code FROM quarantine ORDER BY source_file"
+    ).fetchall()
     assert rows == [("cases.csv", 7, "C7", "bad_timestamp"), ("tickets.csv", 5, "T5", "bad_timestamp")]
 
 
 def test_conversion_record_for_the_manifest(tmp_path):
     assert reconciliation.conversion_record(tmp_path) is None
-    write(tmp_path / "conversion.json", json.dumps({
-        "format": "open311", "format_version": "open311 crm case export csv", "outputs": ["tickets.csv"],
-        "inputs": [{"file": "cases.csv", "rows_read": 3, "rows_converted": 2, "rows_quarantined": 1}], "notes": [],
-    }))
+    write(
+        tmp_path / "conversion.json",
+        json.dumps(
+            {
+                "format": "open311",
+                "format_version": "open311 crm case export csv",
+                "outputs": ["tickets.csv"],
+                "inputs": [{"file": "cases.csv", "rows_read": 3, "rows_converted": 2, "rows_quarantined": 1}],
+                "notes": [],
+            }
+        ),
+    )
     record = reconciliation.conversion_record(tmp_path)
     assert record["format"] == "open311" and record["inputs"][0]["rows_quarantined"] == 1

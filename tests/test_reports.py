@@ -142,14 +142,42 @@ def _manifest(policy) -> dict:
         "as_of": "2024-03-01T00:00:00Z",
         "policy": {"path": "policies/platform.yaml", "sha256": policy.sha256},
         "inputs": [
-            {"file": "tickets.csv", "sha256": "a" * 64, "rows_read": 4700, "rows_loaded": 4690,
-             "rows_quarantined": 10, "status": "loaded", "problem": ""},
-            {"file": "privacy_requests.csv", "sha256": None, "rows_read": 0, "rows_loaded": 0,
-             "rows_quarantined": 0, "status": "missing", "problem": "file not found in the export folder"},
-            {"file": "security_reports.csv", "sha256": "b" * 64, "rows_read": 18, "rows_loaded": 18,
-             "rows_quarantined": 0, "status": "loaded", "problem": ""},
-            {"file": "incidents.jsonl", "sha256": "c" * 64, "rows_read": 5, "rows_loaded": 0,
-             "rows_quarantined": 5, "status": "unusable", "problem": f"required column started_at absent {HOSTILE_IMG}"},
+            {
+                "file": "tickets.csv",
+                "sha256": "a" * 64,
+                "rows_read": 4700,
+                "rows_loaded": 4690,
+                "rows_quarantined": 10,
+                "status": "loaded",
+                "problem": "",
+            },
+            {
+                "file": "privacy_requests.csv",
+                "sha256": None,
+                "rows_read": 0,
+                "rows_loaded": 0,
+                "rows_quarantined": 0,
+                "status": "missing",
+                "problem": "file not found in the export folder",
+            },
+            {
+                "file": "security_reports.csv",
+                "sha256": "b" * 64,
+                "rows_read": 18,
+                "rows_loaded": 18,
+                "rows_quarantined": 0,
+                "status": "loaded",
+                "problem": "",
+            },
+            {
+                "file": "incidents.jsonl",
+                "sha256": "c" * 64,
+                "rows_read": 5,
+                "rows_loaded": 0,
+                "rows_quarantined": 5,
+                "status": "unusable",
+                "problem": f"required column started_at absent {HOSTILE_IMG}",
+            },
         ],
         "versions": {"polars": "2.1.0", "plotly": "7.1.0", "jinja2": "3.1.6"},
         "period": {"start": "2024-01-01T00:00:00Z", "end": "2024-02-29T23:59:59Z"},
@@ -165,7 +193,11 @@ def _data(policy, *, hostile: bool = True, generated_at: datetime | None = None)
         violations=_violations(hostile=hostile),
         violations_total=1234,
         quarantine_summary=pl.DataFrame(
-            {"source_file": ["tickets.csv", "tickets.csv"], "reason": ["unparseable created_at", "unknown channel"], "rows": [7, 3]}
+            {
+                "source_file": ["tickets.csv", "tickets.csv"],
+                "reason": ["unparseable created_at", "unknown channel"],
+                "rows": [7, 3],
+            }
         ),
         at_risk=_at_risk(),
         generated_at=generated_at or utc(2024, 3, 1, 6, 30, 0),
@@ -175,8 +207,6 @@ def _data(policy, *, hostile: bool = True, generated_at: datetime | None = None)
 @pytest.fixture(scope="module")
 def page(policy) -> str:
     return render_compliance_report(_data(policy))
-
-
 
 
 def test_every_rule_appears_in_the_verdict_table_in_policy_order(policy, page):
@@ -190,7 +220,12 @@ def test_verdict_table_shows_badges_figures_and_denominator_rule(page):
     table = html_section(page, "verdicts")
     assert "denominator = achieved + breached" in table
     assert "97.8% (4,402 / 4,501)" in table
-    for badge in ('badge met">met', 'badge breached">breached', 'badge nodata">no data', 'badge notassessed">not assessed'):
+    for badge in (
+        'badge met">met',
+        'badge breached">breached',
+        'badge nodata">no data',
+        'badge notassessed">not assessed',
+    ):
         assert badge in table
     assert "incident export covers only 60 of 90 days" in table
     assert "CAL-BH-EST" in table
@@ -288,8 +323,16 @@ def test_violations_table_and_counts(page):
 
 def test_header_and_provenance(policy, page):
     header = page.split('<section id="verdicts"', 1)[0]
-    for text in ("run-2024-03-01-abc", "2024-03-01 00:00:00 UTC", "2024-01-01 00:00:00 UTC", "2024-02-29 23:59:59 UTC",
-                 "policies/platform.yaml", policy.sha256, "2024-03-01 06:30:00 UTC", policy.title):
+    for text in (
+        "run-2024-03-01-abc",
+        "2024-03-01 00:00:00 UTC",
+        "2024-01-01 00:00:00 UTC",
+        "2024-02-29 23:59:59 UTC",
+        "policies/platform.yaml",
+        policy.sha256,
+        "2024-03-01 06:30:00 UTC",
+        policy.title,
+    ):
         assert text in header
     provenance = html_section(page, "provenance")
     assert "b" * 64 in provenance
@@ -353,9 +396,11 @@ def test_failed_publish_leaves_old_file_and_no_temp_files(tmp_path: Path, monkey
     # a write that fails half-way (text that cannot be encoded)
     with pytest.raises(UnicodeEncodeError):
         publish_atomically("<p>new \ud800</p>", target)
+
     # a rename that fails
     def failing_replace(src, dst):
         raise OSError("disk went away")
+
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError):
         publish_atomically("<p>new</p>", target)
@@ -411,7 +456,7 @@ def test_verdict_table_shows_the_change_against_the_month_before(page):
     assert "2024-02 vs</span><br>2024-01" in table
     rows = dict(re.findall(r'<tr id="rule-([^"]+)">(.*?)</tr>', table, re.S))
     # 2024-02: 2,202 / 2,241 = 98.2%; 2024-01: 2,200 / 2,260 = 97.3% (both cut): +0.9 points
-    assert 'change-up' in rows["SUP-ACCT-STD"] and "▲</span> +0.9 pp" in rows["SUP-ACCT-STD"]
+    assert "change-up" in rows["SUP-ACCT-STD"] and "▲</span> +0.9 pp" in rows["SUP-ACCT-STD"]
     assert "98.2% vs 97.3%" in rows["SUP-ACCT-STD"]
     assert "2024-02: 98.2% (2,202 / 2,241); 2024-01: 97.3% (2,200 / 2,260)" in rows["SUP-ACCT-STD"]
     assert "change-flat" in rows["SUP-ACCT-PRIO"] and "0.0 pp" in rows["SUP-ACCT-PRIO"]
@@ -458,14 +503,35 @@ def test_domain_sections_chart_response_times_backlog_and_data_classes(policy):
         pl.when(measured).then(pl.lit(2)).otherwise(pl.col("breached")).alias("breached"),
         pl.when(measured).then(pl.lit(12)).otherwise(pl.col("denominator")).alias("denominator"),
     )
-    data.privacy_backlog = pl.DataFrame({"request_type": ["access", "erasure", "access"], "age_days": [3.5, 45.0, 120.0],
-                                         "days_left": [26.5, -15.0, -90.0]})
-    data.metrics = pl.concat([
-        data.metrics,
-        pl.DataFrame({"rule_id": ["RET-BILLING"], "domain": ["retention"], "period": ["all"], "segment": ["data_class=billing_record"],
-                      "achieved": [30], "breached": [2], "active": [7], "excluded": [0], "denominator": [32]}),
-    ], how="diagonal_relaxed")
-    data.finding_counts = pl.DataFrame({"rule_id": ["RET-BILLING", "RET-BILLING"], "severity": ["breach", "warning"], "findings": [2, 6]})
+    data.privacy_backlog = pl.DataFrame(
+        {
+            "request_type": ["access", "erasure", "access"],
+            "age_days": [3.5, 45.0, 120.0],
+            "days_left": [26.5, -15.0, -90.0],
+        }
+    )
+    data.metrics = pl.concat(
+        [
+            data.metrics,
+            pl.DataFrame(
+                {
+                    "rule_id": ["RET-BILLING"],
+                    "domain": ["retention"],
+                    "period": ["all"],
+                    "segment": ["data_class=billing_record"],
+                    "achieved": [30],
+                    "breached": [2],
+                    "active": [7],
+                    "excluded": [0],
+                    "denominator": [32],
+                }
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+    data.finding_counts = pl.DataFrame(
+        {"rule_id": ["RET-BILLING", "RET-BILLING"], "severity": ["breach", "warning"], "findings": [2, 6]}
+    )
     page = render_compliance_report(data)
     tickets = html_section(page, "domain-tickets")
     assert 'id="chart-tickets-response"' in tickets
@@ -474,4 +540,8 @@ def test_domain_sections_chart_response_times_backlog_and_data_classes(policy):
     backlog = html_section(page, "domain-privacy")
     assert 'id="chart-privacy-backlog"' in backlog and "past its deadline" in backlog
     retention = html_section(page, "domain-retention")
-    assert 'id="chart-retention-classes"' in retention and "billing_record" in retention and "minimisation warning" in retention
+    assert (
+        'id="chart-retention-classes"' in retention
+        and "billing_record" in retention
+        and "minimisation warning" in retention
+    )

@@ -24,7 +24,11 @@ def test_every_kind_is_evaluated_by_a_module_of_its_steps():
     stepped = {module for modules in registry.RULE_STEPS.values() for module in modules}
     for kind, module in registry.EVALUATED_BY.items():
         # the ticket clocks run in the ticket_sla asset; every other module in one of the rules steps
-        assert module in stepped or kind in registry.ticket_clocks.CLOCK_KINDS or kind in registry.ticket_clocks.EVENT_CLOCK_KINDS
+        assert (
+            module in stepped
+            or kind in registry.ticket_clocks.CLOCK_KINDS
+            or kind in registry.ticket_clocks.EVENT_CLOCK_KINDS
+        )
 
 
 def test_a_kind_without_an_evaluating_module_fails_at_import(monkeypatch):
@@ -33,4 +37,3 @@ def test_a_kind_without_an_evaluating_module_fails_at_import(monkeypatch):
         importlib.reload(registry)
     monkeypatch.undo()
     importlib.reload(registry)
-

@@ -31,8 +31,10 @@ def evaluate(con, policy, tickets: list[dict]) -> dict[str, set[str]]:
     evaluate_ticket_clocks(con, policy, AS_OF)
     secrets_in_text.evaluate(con, policy, AS_OF)
     completeness.evaluate(con, policy, AS_OF)
-    return {record: set(missing) for record, missing in
-            con.execute("SELECT record_id, missing FROM information_completeness").fetchall()}
+    return {
+        record: set(missing)
+        for record, missing in con.execute("SELECT record_id, missing FROM information_completeness").fetchall()
+    }
 
 
 EDGES = [
@@ -84,7 +86,11 @@ def test_share_response_times_and_warnings(con, email_policy):
         {"ticket_id": "C1", "description": COMPLETE, "first_response_at": MON + day},
         {"ticket_id": "C2", "description": COMPLETE, "first_response_at": MON + 2 * day},
         {"ticket_id": "I1", "description": "消息发送失败", "first_response_at": MON + 3 * day},
-        {"ticket_id": "I2", "description": "app crashes, iOS 17.2", "first_response_at": MON + 7 * day},  # Mon: 5 working days
+        {
+            "ticket_id": "I2",
+            "description": "app crashes, iOS 17.2",
+            "first_response_at": MON + 7 * day,
+        },  # Mon: 5 working days
         {"ticket_id": "I3", "description": "password: hunter2", "first_response_at": MON + 8 * day},
         {"ticket_id": "I4", "description": "never answered"},
         {"ticket_id": "LATER", "created_at": AS_OF + day, "description": "after the as-of time"},
@@ -105,8 +111,13 @@ def test_share_response_times_and_warnings(con, email_policy):
     phone = metric_of(con, "TG-COMPLETE-INFO", segment="item=phone_number", domain="data_quality")
     assert (phone["achieved"], phone["breached"]) == (2, 4)
     # the breakdown never adds an all/all row of tickets x items
-    assert con.execute("SELECT count(*) FROM metrics_data_quality WHERE rule_id = 'TG-COMPLETE-INFO' "
-                       "AND period = 'all' AND segment = 'all'").fetchall()[0][0] == 1
+    assert (
+        con.execute(
+            "SELECT count(*) FROM metrics_data_quality WHERE rule_id = 'TG-COMPLETE-INFO' "
+            "AND period = 'all' AND segment = 'all'"
+        ).fetchall()[0][0]
+        == 1
+    )
     warnings = violations_of(con, "TG-COMPLETE-INFO", domain="data_quality")
     assert set(warnings) == {"I1", "I2", "I3", "I4"}
     assert {row["severity"] for row in warnings.values()} == {"warning"}
@@ -127,7 +138,9 @@ def test_verdict_uses_the_rules_tolerance(con, email_policy, complete, verdict):
     con.execute("INSERT INTO ingest_log (source, file, status) VALUES ('tickets', 'tickets.csv', 'loaded')")
     combine_results(con)
     build_verdicts(con, email_policy)
-    row = con.execute("SELECT verdict, warnings, adherence_pct FROM verdicts WHERE rule_id = 'TG-COMPLETE-INFO'").fetchall()[0]
+    row = con.execute(
+        "SELECT verdict, warnings, adherence_pct FROM verdicts WHERE rule_id = 'TG-COMPLETE-INFO'"
+    ).fetchall()[0]
     assert row == (verdict, 5 - complete, 100.0 * complete / 5)
 
 
@@ -140,17 +153,23 @@ def test_no_rule_or_no_tickets_writes_nothing(con, email_policy, policy):
     assert con.execute("SELECT count(*) FROM metrics_data_quality").fetchall()[0][0] == 0
 
 
-@pytest.mark.parametrize("settings, problem", [
-    ("required_information: [phone_number]", "required_information: expected a mapping"),
-    ("required_information: {phone: {label: phone, pattern: '(?<=x)1'}}", "look-around and back-references"),
-    ("required_information: {phone: {label: phone, pattern: '([0-9'}}", "not a valid regular expression"),
-    ("required_information: {phone: {pattern: '[0-9]+'}}", "required_information.phone.label: missing"),
-    ("{met_min_adherence_pct: 120, required_information: {p: {label: p, pattern: x}}}", "between 0 and 100"),
-])
+@pytest.mark.parametrize(
+    "settings, problem",
+    [
+        ("required_information: [phone_number]", "required_information: expected a mapping"),
+        ("required_information: {phone: {label: phone, pattern: '(?<=x)1'}}", "look-around and back-references"),
+        ("required_information: {phone: {label: phone, pattern: '([0-9'}}", "not a valid regular expression"),
+        ("required_information: {phone: {pattern: '[0-9]+'}}", "required_information.phone.label: missing"),
+        ("{met_min_adherence_pct: 120, required_information: {p: {label: p, pattern: x}}}", "between 0 and 100"),
+    ],
+)
 def test_policy_refuses_broken_settings(tmp_path, settings, problem):
-    text = (load_policy("email-support").path.read_text(encoding="utf-8").split("  - id: TG-COMPLETE-INFO")[0]
-            + "  - id: TG-COMPLETE-INFO\n    kind: information_completeness\n    source: {doc: \"002\"}\n"
-            + ("    settings: " + settings if settings.startswith("{") else "    settings:\n      " + settings) + "\n")
+    text = (
+        load_policy("email-support").path.read_text(encoding="utf-8").split("  - id: TG-COMPLETE-INFO")[0]
+        + '  - id: TG-COMPLETE-INFO\n    kind: information_completeness\n    source: {doc: "002"}\n'
+        + ("    settings: " + settings if settings.startswith("{") else "    settings:\n      " + settings)
+        + "\n"
+    )
     with pytest.raises(PolicyError, match=r"rules\.TG-COMPLETE-INFO\.settings\..*" + problem.replace("(", r"\(")):
         load_policy(write(tmp_path / "policy.yaml", text))
 

@@ -25,9 +25,6 @@ COLUMNS = (
 AS_OF = datetime(2026, 5, 1, tzinfo=UTC)
 
 
-
-
-
 def load(con, rows) -> None:
     """rows: (record_id, data_class, created_at, account_closed_at, workspace_deleted_at, deleted_at)"""
     con.execute(f"CREATE OR REPLACE TABLE staged_retention_inventory ({COLUMNS})")
@@ -35,8 +32,6 @@ def load(con, rows) -> None:
         "INSERT INTO staged_retention_inventory VALUES (?, ?, 'W-1', 'AC-1', ?, ?, ?, ?, 'retention_inventory.csv', ?)",
         [(*row, index + 2) for index, row in enumerate(rows)],
     )
-
-
 
 
 def test_missing_table_gives_empty_results(con, policy):
@@ -48,13 +43,16 @@ def test_missing_table_gives_empty_results(con, policy):
 def test_account_data_after_closure(con, policy):
     closed = ts("2026-03-01 00:00")
     due = closed + 30 * DAY
-    load(con, [
-        ("EXACT", "account_data", ts("2020-01-01 00:00"), closed, None, due),
-        ("LATE", "account_data", ts("2020-01-01 00:00"), closed, None, due + SECOND),
-        ("STORED", "account_data", ts("2020-01-01 00:00"), closed, None, None),
-        ("RECENT", "account_data", ts("2020-01-01 00:00"), ts("2026-04-20 00:00"), None, None),
-        ("OPEN-ACCOUNT", "account_data", ts("2020-01-01 00:00"), None, None, None),
-    ])
+    load(
+        con,
+        [
+            ("EXACT", "account_data", ts("2020-01-01 00:00"), closed, None, due),
+            ("LATE", "account_data", ts("2020-01-01 00:00"), closed, None, due + SECOND),
+            ("STORED", "account_data", ts("2020-01-01 00:00"), closed, None, None),
+            ("RECENT", "account_data", ts("2020-01-01 00:00"), ts("2026-04-20 00:00"), None, None),
+            ("OPEN-ACCOUNT", "account_data", ts("2020-01-01 00:00"), None, None, None),
+        ],
+    )
     retention.evaluate(con, policy, AS_OF)
     found = violations(con, "RET-ACCOUNT")
     assert set(found) == {"LATE", "STORED"}
@@ -69,13 +67,16 @@ def test_account_data_after_closure(con, policy):
 
 
 def test_audit_log_premature_deletion(con, policy):
-    load(con, [
-        ("AFTER-WS", "audit_log", ts("2024-01-01 00:00"), None, ts("2025-06-01 00:00"), ts("2025-06-02 00:00")),
-        ("SAME-INSTANT", "audit_log", ts("2024-01-01 00:00"), None, ts("2025-06-01 00:00"), ts("2025-06-01 00:00")),
-        ("BEFORE-WS", "audit_log", ts("2024-01-01 00:00"), None, ts("2025-06-01 00:00"), ts("2025-05-01 00:00")),
-        ("WS-ALIVE", "audit_log", ts("2024-01-01 00:00"), None, None, ts("2025-05-01 00:00")),
-        ("KEPT", "audit_log", ts("2024-01-01 00:00"), None, None, None),
-    ])
+    load(
+        con,
+        [
+            ("AFTER-WS", "audit_log", ts("2024-01-01 00:00"), None, ts("2025-06-01 00:00"), ts("2025-06-02 00:00")),
+            ("SAME-INSTANT", "audit_log", ts("2024-01-01 00:00"), None, ts("2025-06-01 00:00"), ts("2025-06-01 00:00")),
+            ("BEFORE-WS", "audit_log", ts("2024-01-01 00:00"), None, ts("2025-06-01 00:00"), ts("2025-05-01 00:00")),
+            ("WS-ALIVE", "audit_log", ts("2024-01-01 00:00"), None, None, ts("2025-05-01 00:00")),
+            ("KEPT", "audit_log", ts("2024-01-01 00:00"), None, None, None),
+        ],
+    )
     retention.evaluate(con, policy, AS_OF)
     found = violations(con, "RET-AUDIT")
     assert set(found) == {"BEFORE-WS", "WS-ALIVE"}
@@ -95,24 +96,31 @@ def test_billing_minimum_and_minimisation(con, policy):
     grace = policy.rule("RET-BILLING").setting("minimisation_grace_days")
     created = ts("2018-03-01 00:00")
     keep_until = ts("2025-03-01 00:00")
-    load(con, [
-        ("SIX-YEARS", "billing_record", created, None, None, ts("2024-03-01 00:00")),
-        ("EXACT-SEVEN", "billing_record", created, None, None, keep_until),
-        ("IN-GRACE", "billing_record", created, None, None, keep_until + grace * DAY),
-        ("KEPT-PAST-GRACE", "billing_record", ts("2018-01-01 00:00"), None, None, None),
-        ("YOUNG", "billing_record", ts("2024-01-01 00:00"), None, None, None),
-        ("LEAP", "billing_record", ts("2020-02-29 00:00"), None, None, ts("2027-02-28 00:00") - SECOND),
-    ])
+    load(
+        con,
+        [
+            ("SIX-YEARS", "billing_record", created, None, None, ts("2024-03-01 00:00")),
+            ("EXACT-SEVEN", "billing_record", created, None, None, keep_until),
+            ("IN-GRACE", "billing_record", created, None, None, keep_until + grace * DAY),
+            ("KEPT-PAST-GRACE", "billing_record", ts("2018-01-01 00:00"), None, None, None),
+            ("YOUNG", "billing_record", ts("2024-01-01 00:00"), None, None, None),
+            ("LEAP", "billing_record", ts("2020-02-29 00:00"), None, None, ts("2027-02-28 00:00") - SECOND),
+        ],
+    )
     as_of = ts("2025-01-01 00:00") + grace * DAY + DAY  # KEPT-PAST-GRACE: 7 years + grace + 1 day
     retention.evaluate(con, policy, as_of)
     found = violations(con, "RET-BILLING")
     assert set(found) == {"SIX-YEARS", "KEPT-PAST-GRACE"}
     premature = found["SIX-YEARS"]
     assert (premature["severity"], premature["due_at"], premature["actual_at"]) == (
-        "breach", keep_until, ts("2024-03-01 00:00"))
+        "breach",
+        keep_until,
+        ts("2024-03-01 00:00"),
+    )
     assert premature["explanation"] == (
         "PREMATURE DELETION: billing record SIX-YEARS created 2018-03-01 00:00 UTC was deleted 2024-03-01 00:00 UTC, "
-        "365 days before the end of its 7-year retention period on 2025-03-01 00:00 UTC.")
+        "365 days before the end of its 7-year retention period on 2025-03-01 00:00 UTC."
+    )
     warning = found["KEPT-PAST-GRACE"]
     assert warning["severity"] == "warning"
     assert warning["due_at"] == ts("2025-01-01 00:00") + grace * DAY
@@ -124,13 +132,18 @@ def test_billing_minimum_and_minimisation(con, policy):
 
 
 def test_billing_leap_day_and_grace_setting(con, policy):
-    load(con, [
-        ("LEAP-EARLY", "billing_record", ts("2020-02-29 00:00"), None, None, ts("2027-02-28 00:00") - SECOND),
-        ("LEAP-OK", "billing_record", ts("2020-02-29 00:00"), None, None, ts("2027-02-28 00:00")),
-        ("OLD", "billing_record", ts("2010-01-01 00:00"), None, None, None),
-    ])
+    load(
+        con,
+        [
+            ("LEAP-EARLY", "billing_record", ts("2020-02-29 00:00"), None, None, ts("2027-02-28 00:00") - SECOND),
+            ("LEAP-OK", "billing_record", ts("2020-02-29 00:00"), None, None, ts("2027-02-28 00:00")),
+            ("OLD", "billing_record", ts("2010-01-01 00:00"), None, None, None),
+        ],
+    )
     rules = tuple(
-        dataclasses.replace(r, settings={**r.settings, "minimisation_grace_days": 10000}) if r.id == "RET-BILLING" else r
+        dataclasses.replace(r, settings={**r.settings, "minimisation_grace_days": 10000})
+        if r.id == "RET-BILLING"
+        else r
         for r in policy.rules
     )
     retention.evaluate(con, dataclasses.replace(policy, rules=rules), ts("2030-01-01 00:00"))
@@ -141,20 +154,24 @@ def test_billing_leap_day_and_grace_setting(con, policy):
 
 def test_backups_rolling_window(con, policy):
     taken = ts("2026-03-01 00:00")
-    load(con, [
-        ("EXACT", "backup", taken, None, None, taken + 30 * DAY),
-        ("LATE", "backup", taken, None, None, taken + 30 * DAY + SECOND),
-        ("STILL-THERE", "backup", taken, None, None, None),
-        ("FRESH", "backup", ts("2026-04-20 00:00"), None, None, None),
-        ("NOT-A-BACKUP", "audit_log", ts("2026-04-20 00:00"), None, None, None),
-    ])
+    load(
+        con,
+        [
+            ("EXACT", "backup", taken, None, None, taken + 30 * DAY),
+            ("LATE", "backup", taken, None, None, taken + 30 * DAY + SECOND),
+            ("STILL-THERE", "backup", taken, None, None, None),
+            ("FRESH", "backup", ts("2026-04-20 00:00"), None, None, None),
+            ("NOT-A-BACKUP", "audit_log", ts("2026-04-20 00:00"), None, None, None),
+        ],
+    )
     retention.evaluate(con, policy, AS_OF)
     found = violations(con, "RET-BACKUP")
     assert set(found) == {"LATE", "STILL-THERE"}
     assert found["LATE"]["overdue_seconds"] == 1
     assert found["LATE"]["explanation"] == (
         "Over-retention: backup LATE taken 2026-03-01 00:00 UTC was purged only 2026-03-31 00:00:01 UTC, 1 s after "
-        "the end of its 30-day window on 2026-03-31 00:00 UTC.")
+        "the end of its 30-day window on 2026-03-31 00:00 UTC."
+    )
     assert found["STILL-THERE"]["actual_at"] is None
     m = metric(con, "RET-BACKUP")
     assert (m["achieved"], m["breached"], m["active"]) == (1, 2, 1)

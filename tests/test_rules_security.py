@@ -23,9 +23,6 @@ COLUMNS = (
 )
 
 
-
-
-
 def load(con, rows) -> None:
     """rows: (report_id, received_at, acknowledged_at, timeline_sent_at, disclosed_at, embargo_extended_until)"""
     con.execute(f"CREATE OR REPLACE TABLE staged_security_reports ({COLUMNS})")
@@ -33,8 +30,6 @@ def load(con, rows) -> None:
         "INSERT INTO staged_security_reports VALUES (?, ?, ?, ?, NULL, ?, ?, 'security_reports.csv', ?)",
         [(*row, index + 2) for index, row in enumerate(rows)],
     )
-
-
 
 
 def test_missing_table_gives_empty_results(con, policy):
@@ -47,19 +42,23 @@ def test_missing_table_gives_empty_results(con, policy):
 def test_acknowledgment_and_timeline_edges(con, policy):
     r = ts("2026-01-10 12:00")
     as_of = ts("2026-01-20 00:00")
-    load(con, [
-        ("ON-TIME", r, r + DAY, r + 7 * DAY, r + DAY, None),
-        ("LATE", r, r + DAY + SECOND, r + 7 * DAY + SECOND, r + DAY, None),
-        ("NEVER", r, None, None, r + DAY, None),
-        ("FRESH", ts("2026-01-19 12:00"), None, None, None, None),  # both deadlines still ahead
-    ])
+    load(
+        con,
+        [
+            ("ON-TIME", r, r + DAY, r + 7 * DAY, r + DAY, None),
+            ("LATE", r, r + DAY + SECOND, r + 7 * DAY + SECOND, r + DAY, None),
+            ("NEVER", r, None, None, r + DAY, None),
+            ("FRESH", ts("2026-01-19 12:00"), None, None, None, None),  # both deadlines still ahead
+        ],
+    )
     security.evaluate(con, policy, as_of)
     ack = violations(con, "SEC-ACK")
     assert set(ack) == {"LATE", "NEVER"}
     assert (ack["LATE"]["due_at"], ack["LATE"]["overdue_seconds"], ack["LATE"]["severity"]) == (r + DAY, 1, "breach")
     assert ack["LATE"]["explanation"] == (
         "Security report LATE received 2026-01-10 12:00 UTC was acknowledged 2026-01-11 12:00:01 UTC, 1 s after "
-        "the 24-hour deadline of 2026-01-11 12:00 UTC.")
+        "the 24-hour deadline of 2026-01-11 12:00 UTC."
+    )
     assert ack["NEVER"]["actual_at"] is None
     assert ack["NEVER"]["overdue_seconds"] == int((as_of - r - DAY).total_seconds())
     timeline = violations(con, "SEC-TIMELINE")
@@ -76,14 +75,17 @@ def test_embargo(con, policy):
     r = ts("2026-01-01 00:00")
     due = r + 90 * DAY
     as_of = ts("2026-06-01 00:00")
-    load(con, [
-        ("EXACT", r, r, r, due, None),
-        ("LATE", r, r, r, due + SECOND, None),
-        ("UNDISCLOSED", r, r, r, None, None),
-        ("EXTENDED-OK", r, r, r, ts("2026-05-15 00:00"), ts("2026-05-15 00:00")),
-        ("EXTENDED-OPEN", r, r, r, None, ts("2026-07-01 00:00")),  # agreed date still ahead: active
-        ("EXTENDED-LATE", r, r, r, None, ts("2026-05-01 00:00")),
-    ])
+    load(
+        con,
+        [
+            ("EXACT", r, r, r, due, None),
+            ("LATE", r, r, r, due + SECOND, None),
+            ("UNDISCLOSED", r, r, r, None, None),
+            ("EXTENDED-OK", r, r, r, ts("2026-05-15 00:00"), ts("2026-05-15 00:00")),
+            ("EXTENDED-OPEN", r, r, r, None, ts("2026-07-01 00:00")),  # agreed date still ahead: active
+            ("EXTENDED-LATE", r, r, r, None, ts("2026-05-01 00:00")),
+        ],
+    )
     security.evaluate(con, policy, as_of)
     found = violations(con, "SEC-EMBARGO")
     assert set(found) == {"LATE", "UNDISCLOSED", "EXTENDED-LATE"}

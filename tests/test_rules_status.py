@@ -25,9 +25,6 @@ COLUMNS = (
 UPDATE_COLUMNS = "incident_id VARCHAR, posted_at TIMESTAMPTZ, source_file VARCHAR, source_line BIGINT"
 
 
-
-
-
 def incident(iid, severity, started, acknowledged=None, resolved=None, postmortem=None):
     return (iid, "incident", severity, started, acknowledged, resolved, None, None, postmortem)
 
@@ -52,8 +49,6 @@ def load(con, rows, updates=None) -> None:
             )
 
 
-
-
 def test_missing_tables_give_empty_results(con, policy):
     status.evaluate(con, policy, ts("2026-05-01 00:00"))
     for table in ("violations_status", "metrics_status", "incident_response"):
@@ -63,13 +58,16 @@ def test_missing_tables_give_empty_results(con, policy):
 def test_maintenance_notice(con, policy):
     start = ts("2026-04-20 02:00")
     as_of = ts("2026-04-15 00:00")
-    load(con, [
-        maintenance("EXACT", start, start - 7 * DAY),
-        maintenance("LATE", start, start - 7 * DAY + SECOND),
-        maintenance("MISSING", start, None),
-        maintenance("FUTURE", ts("2026-06-01 00:00"), None),  # announcement not yet due: active
-        incident("INC", "sev2", ts("2026-04-01 00:00")),  # incidents are not judged by this rule
-    ])
+    load(
+        con,
+        [
+            maintenance("EXACT", start, start - 7 * DAY),
+            maintenance("LATE", start, start - 7 * DAY + SECOND),
+            maintenance("MISSING", start, None),
+            maintenance("FUTURE", ts("2026-06-01 00:00"), None),  # announcement not yet due: active
+            incident("INC", "sev2", ts("2026-04-01 00:00")),  # incidents are not judged by this rule
+        ],
+    )
     status.evaluate(con, policy, as_of)
     found = violations(con, "STAT-MAINT-NOTICE")
     assert set(found) == {"LATE", "MISSING"}
@@ -77,7 +75,8 @@ def test_maintenance_notice(con, policy):
     assert found["LATE"]["explanation"] == (
         "Maintenance LATE scheduled to start 2026-04-20 02:00 UTC was announced 2026-04-13 02:00:01 UTC, only "
         "6 days 23 h 59 min 59 s ahead: the 7-day notice required an announcement by 2026-04-13 02:00 UTC "
-        "(1 s late).")
+        "(1 s late)."
+    )
     assert found["MISSING"]["actual_at"] is None
     assert found["MISSING"]["overdue_seconds"] == int((as_of - (start - 7 * DAY)).total_seconds())
     m = metric(con, "STAT-MAINT-NOTICE")
@@ -88,14 +87,17 @@ def test_maintenance_notice(con, policy):
 def test_postmortem(con, policy):
     resolved = ts("2026-04-01 12:00")
     grace_end = resolved + 14 * DAY
-    load(con, [
-        incident("EXACT", "sev1", resolved - DAY, resolved - DAY, resolved, grace_end),
-        incident("LATE", "sev1", resolved - DAY, resolved - DAY, resolved, grace_end + SECOND),
-        incident("MISSING", "sev2", resolved - DAY, resolved - DAY, resolved, None),
-        incident("IN-GRACE", "sev2", ts("2026-04-20 00:00"), None, ts("2026-04-25 00:00"), None),
-        incident("UNRESOLVED", "sev2", ts("2026-04-20 00:00")),
-        maintenance("MAINT", ts("2026-04-01 00:00"), ts("2026-03-01 00:00")),
-    ])
+    load(
+        con,
+        [
+            incident("EXACT", "sev1", resolved - DAY, resolved - DAY, resolved, grace_end),
+            incident("LATE", "sev1", resolved - DAY, resolved - DAY, resolved, grace_end + SECOND),
+            incident("MISSING", "sev2", resolved - DAY, resolved - DAY, resolved, None),
+            incident("IN-GRACE", "sev2", ts("2026-04-20 00:00"), None, ts("2026-04-25 00:00"), None),
+            incident("UNRESOLVED", "sev2", ts("2026-04-20 00:00")),
+            maintenance("MAINT", ts("2026-04-01 00:00"), ts("2026-03-01 00:00")),
+        ],
+    )
     as_of = ts("2026-05-01 00:00")
     status.evaluate(con, policy, as_of)
     found = violations(con, "STAT-POSTMORTEM")
@@ -123,8 +125,10 @@ def test_live_updates_gaps(con, policy):
             incident("OPEN-FRESH", "sev3", as_of - 30 * MINUTE),
         ],
         updates=[
-            ("EXACT", s + hour), ("EXACT", s + 2 * hour),  # an update at the resolution instant is harmless
-            ("LATE-POST-IGNORED", s + hour), ("LATE-POST-IGNORED", s + 2 * hour + SECOND),  # posted after resolution: ignored
+            ("EXACT", s + hour),
+            ("EXACT", s + 2 * hour),  # an update at the resolution instant is harmless
+            ("LATE-POST-IGNORED", s + hour),
+            ("LATE-POST-IGNORED", s + 2 * hour + SECOND),  # posted after resolution: ignored
             ("LATE-POST-IGNORED", s + 30 * MINUTE),
             ("SILENT-OPEN", s + 10 * MINUTE),
             ("UNKNOWN", s),
@@ -135,11 +139,15 @@ def test_live_updates_gaps(con, policy):
     assert set(found) == {"NO-UPDATES", "SILENT-OPEN"}
     no_updates = found["NO-UPDATES"]
     assert (no_updates["due_at"], no_updates["actual_at"], no_updates["overdue_seconds"]) == (
-        s + hour, s + hour + SECOND, 1)
+        s + hour,
+        s + hour + SECOND,
+        1,
+    )
     assert no_updates["explanation"] == (
         "Incident NO-UPDATES (severity sev2) started 2026-04-10 08:00 UTC had no public update for 1 h 1 s between "
         "its start at 2026-04-10 08:00 UTC and its resolution at 2026-04-10 09:00:01 UTC, 1 s more than the "
-        "60-minute maximum silence (an update was due by 2026-04-10 09:00 UTC).")
+        "60-minute maximum silence (an update was due by 2026-04-10 09:00 UTC)."
+    )
     silent = found["SILENT-OPEN"]
     assert silent["actual_at"] is None
     assert silent["due_at"] == s + 10 * MINUTE + hour
@@ -171,7 +179,10 @@ def test_history_coverage(con, policy):
     finding = violations(con, "STAT-HISTORY")["incidents"]
     assert finding["severity"] == "coverage"
     assert (finding["due_at"], finding["actual_at"], finding["overdue_seconds"]) == (
-        period_start, period_start + SECOND, 1)
+        period_start,
+        period_start + SECOND,
+        1,
+    )
     assert "is not covered by the data" in finding["explanation"]
     assert metric(con, "STAT-HISTORY")["excluded"] == 1
 
@@ -183,18 +194,28 @@ def test_history_coverage(con, policy):
 
 def test_incident_response(con, policy):
     s = ts("2026-03-05 00:00")
-    load(con, [
-        incident("A", "sev1", s, s + 10 * MINUTE, s + timedelta(hours=2)),
-        incident("B", "sev1", s, s + 20 * MINUTE, s + timedelta(hours=4)),
-        incident("C", "sev2", ts("2026-04-05 00:00"), None, None),
-        maintenance("M", ts("2026-03-10 00:00"), ts("2026-03-01 00:00")),
-    ])
+    load(
+        con,
+        [
+            incident("A", "sev1", s, s + 10 * MINUTE, s + timedelta(hours=2)),
+            incident("B", "sev1", s, s + 20 * MINUTE, s + timedelta(hours=4)),
+            incident("C", "sev2", ts("2026-04-05 00:00"), None, None),
+            maintenance("M", ts("2026-03-10 00:00"), ts("2026-03-01 00:00")),
+        ],
+    )
     status.evaluate(con, policy, ts("2026-05-01 00:00"))
     cursor = con.execute("SELECT * FROM incident_response")
     names = [d[0] for d in cursor.description]
     rows = {(r[0], r[1]): dict(zip(names, r, strict=False)) for r in cursor.fetchall()}
-    assert set(rows) == {("all", "all"), ("all", "sev1"), ("all", "sev2"), ("2026-03", "all"),
-                         ("2026-03", "sev1"), ("2026-04", "all"), ("2026-04", "sev2")}
+    assert set(rows) == {
+        ("all", "all"),
+        ("all", "sev1"),
+        ("all", "sev2"),
+        ("2026-03", "all"),
+        ("2026-03", "sev1"),
+        ("2026-04", "all"),
+        ("2026-04", "sev2"),
+    }
     sev1 = rows[("2026-03", "sev1")]
     assert (sev1["incidents"], sev1["acknowledged"], sev1["resolved"]) == (2, 2, 2)
     assert sev1["mtta_median_seconds"] == 900 and sev1["mttr_median_seconds"] == 3 * 3600

@@ -24,7 +24,11 @@ PLANTED = [
     ("Please use my other card 5500-0000-0000-0004.", "card_number", "5500-0000-0000-0004"),
     ("amex 378282246310005 ok", "card_number", "378282246310005"),
     ("key sk_live_4eC39HqLyjWDarjtT1zdp7dc leaked", "api_key_or_token", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
-    ("ghp_abcdefghijklmnopqrstuvwxyz0123456789 in repo", "api_key_or_token", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+    (
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789 in repo",
+        "api_key_or_token",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    ),
     ("aws AKIAIOSFODNN7EXAMPLE", "api_key_or_token", "AKIAIOSFODNN7EXAMPLE"),
     ("Reach me at jane.doe@example.com for details.", "email", "jane.doe@example.com"),
     ("You can call me on +1 (415) 555-0134 any time.", "phone", "+1 (415) 555-0134"),
@@ -59,9 +63,7 @@ ORDINARY = [
 
 def _table(con, texts):
     con.execute("CREATE OR REPLACE TABLE notes (note_id VARCHAR, subject VARCHAR, body VARCHAR)")
-    con.executemany(
-        "INSERT INTO notes VALUES (?, ?, ?)", [(f"N{i}", "hello", text) for i, text in enumerate(texts)]
-    )
+    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", [(f"N{i}", "hello", text) for i, text in enumerate(texts)])
 
 
 @pytest.mark.parametrize(("text", "kind", "secret"), PLANTED)
@@ -107,13 +109,17 @@ def test_ordinary_text_is_not_flagged_in_duckdb(con):
 
 
 def test_python_and_sql_scans_agree(con):
-    texts = [text for text, _, _ in PLANTED] + ORDINARY + [
-        "My number is +44 20 7946 0958 and my email is k.ito@example.org, PIN 9999, card 4111111111111111"
-    ]
+    texts = (
+        [text for text, _, _ in PLANTED]
+        + ORDINARY
+        + ["My number is +44 20 7946 0958 and my email is k.ito@example.org, PIN 9999, card 4111111111111111"]
+    )
     _table(con, texts)
     scan_secrets(con, "notes", "note_id", ["body"])
     sql = sorted(con.execute("SELECT record_id, kind, start, length FROM secret_findings").fetchall())
-    python = sorted((f"N{i}", kind, start, length) for i, text in enumerate(texts) for kind, start, length in find_secrets(text))
+    python = sorted(
+        (f"N{i}", kind, start, length) for i, text in enumerate(texts) for kind, start, length in find_secrets(text)
+    )
     assert sql == python
 
 
@@ -128,7 +134,9 @@ def test_redaction_replaces_all_and_keeps_the_rest():
 
 
 def test_sql_redaction_matches_python_redaction(con):
-    texts = [text for text, _, _ in PLANTED] + ORDINARY + ["order 4111 1111 1111 1112 not a card, 4111 1111 1111 1111 is"]
+    texts = (
+        [text for text, _, _ in PLANTED] + ORDINARY + ["order 4111 1111 1111 1112 not a card, 4111 1111 1111 1111 is"]
+    )
     _table(con, texts + [None])
     rows = con.execute(f"SELECT note_id, body, {redact_sql('body')} AS clean FROM notes").fetchall()
     for _, body, clean in rows:

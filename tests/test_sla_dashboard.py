@@ -81,7 +81,9 @@ def _monthly(*, hostile: bool = True) -> pl.DataFrame:
     add("SUP-ACCT-PRIO", "2024-01", "all", 50, 3, 3600.0, 15000.0)
     add("SUP-ACCT-PRIO", "2024-02", "all", 45, 2, 3000.0, 13000.0)
     add("SUP-TECH-STD", "2024-02", "all", 0, 0, None, None)
-    return pl.DataFrame(rows, schema_overrides={"adherence_pct": pl.Float64, "median_seconds": pl.Float64, "p90_seconds": pl.Float64})
+    return pl.DataFrame(
+        rows, schema_overrides={"adherence_pct": pl.Float64, "median_seconds": pl.Float64, "p90_seconds": pl.Float64}
+    )
 
 
 def _breaches_by_hour() -> pl.DataFrame:
@@ -170,9 +172,10 @@ def page(policy) -> str:
     return render_sla_dashboard(_data(policy))
 
 
-
 def _chart_scripts(html: str) -> list[str]:
-    return [s for s in re.findall(r"<script[^>]*>(.*?)</script>", without_plotlyjs(html), re.S) if "Plotly.newPlot" in s]
+    return [
+        s for s in re.findall(r"<script[^>]*>(.*?)</script>", without_plotlyjs(html), re.S) if "Plotly.newPlot" in s
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -180,7 +183,9 @@ def _chart_scripts(html: str) -> list[str]:
 
 def test_every_kpi_tile_has_its_status_id_and_denominator(page):
     section = html_section(page, "kpis")
-    tiles = re.findall(r'<article class="kpi rag-(\w+)" id="kpi-([^"]+)" data-status="(\w+)">(.*?)</article>', section, re.S)
+    tiles = re.findall(
+        r'<article class="kpi rag-(\w+)" id="kpi-([^"]+)" data-status="(\w+)">(.*?)</article>', section, re.S
+    )
     assert [rule_id for _, rule_id, _, _ in tiles] == list(KPI_FIGURES)  # policy order
     for status, rule_id, data_status, body in tiles:
         (achieved, breached, _), expected = KPI_FIGURES[rule_id]
@@ -359,8 +364,17 @@ def test_empty_frames_with_columns_render_no_data_panels(policy):
 def test_response_chart_prefers_the_whole_period_and_offers_months(policy):
     data = _data(policy, hostile=False)
     whole = pl.DataFrame(
-        {"rule_id": ["SUP-ACCT-STD"], "period": ["all"], "segment": ["all"], "achieved": [99], "breached": [1],
-         "denominator": [100], "adherence_pct": [99.0], "median_seconds": [43200.0], "p90_seconds": [86400.0]}
+        {
+            "rule_id": ["SUP-ACCT-STD"],
+            "period": ["all"],
+            "segment": ["all"],
+            "achieved": [99],
+            "breached": [1],
+            "denominator": [100],
+            "adherence_pct": [99.0],
+            "median_seconds": [43200.0],
+            "p90_seconds": [86400.0],
+        }
     )
     data.monthly = pl.concat([data.monthly, whole], how="vertical_relaxed")
     page = render_sla_dashboard(data)
@@ -396,8 +410,16 @@ def test_headline_tiles_pool_each_domain(page):
 
 def test_trend_shows_the_first_domain_and_offers_every_domain(policy):
     data = _data(policy, hostile=False)
-    extra = pl.DataFrame({"rule_id": ["PRIV-RESP"], "period": ["2024-02"], "segment": ["all"], "achieved": [9],
-                          "breached": [1], "denominator": [10]})
+    extra = pl.DataFrame(
+        {
+            "rule_id": ["PRIV-RESP"],
+            "period": ["2024-02"],
+            "segment": ["all"],
+            "achieved": [9],
+            "breached": [1],
+            "denominator": [10],
+        }
+    )
     data.monthly = pl.concat([data.monthly, extra], how="diagonal_relaxed")
     trend = next(s for s in _chart_scripts(render_sla_dashboard(data)) if '"chart-trend"' in s)
     assert '"label":"Tickets: every rule"' in trend and '"label":"Privacy: every rule"' in trend

@@ -27,16 +27,25 @@ def email_policy():
 
 
 def load(con, rows):
-    load_staged_tickets(con, [
-        {"ticket_id": tid, "channel": "technical", "tier": tier, "created_at": created, "first_response_at": response}
-        for tid, tier, created, response in rows
-    ])
+    load_staged_tickets(
+        con,
+        [
+            {
+                "ticket_id": tid,
+                "channel": "technical",
+                "tier": tier,
+                "created_at": created,
+                "first_response_at": response,
+            }
+            for tid, tier, created, response in rows
+        ],
+    )
 
 
-MON = utc(2026, 11, 23, 10)       # Monday
-FRI = utc(2026, 11, 13, 10)       # Friday
-SAT = utc(2026, 11, 14, 15)       # Saturday
-WED = utc(2026, 11, 4, 9)         # Wednesday
+MON = utc(2026, 11, 23, 10)  # Monday
+FRI = utc(2026, 11, 13, 10)  # Friday
+SAT = utc(2026, 11, 14, 15)  # Saturday
+WED = utc(2026, 11, 4, 9)  # Wednesday
 CASES = [
     # id, tier, created, response, expected (rule, due, expectation due, state, met_expectation, target_seconds)
     ("U-24", "urgent", MON, MON + 24 * H, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "achieved", True, 172800)),
@@ -45,20 +54,80 @@ CASES = [
     ("U-48+1", "urgent", MON, MON + 48 * H + S, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "breached", False, 172800)),
     # open at as-of: before the expectation (NULL), and past it but before the commitment (false)
     ("U-open-early", "urgent", AS_OF - 23 * H, None, ("TG-URGENT", AS_OF + 25 * H, AS_OF + H, "active", None, 172800)),
-    ("U-open-late", "urgent", AS_OF - 30 * H, None, ("TG-URGENT", AS_OF + 18 * H, AS_OF - 6 * H, "active", False, 172800)),
+    (
+        "U-open-late",
+        "urgent",
+        AS_OF - 30 * H,
+        None,
+        ("TG-URGENT", AS_OF + 18 * H, AS_OF - 6 * H, "active", False, 172800),
+    ),
     # Friday 10:00: 3 working days -> Wednesday 10:00, 7 working days -> Tuesday 10:00 (a weekend in between)
-    ("G-FRI-3", "general", FRI, utc(2026, 11, 18, 10), ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400)),
-    ("G-FRI-3+1", "general", FRI, utc(2026, 11, 18, 10) + S, ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400)),
-    ("G-FRI-7", "general", FRI, utc(2026, 11, 24, 10), ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400)),
-    ("G-FRI-7+1", "general", FRI, utc(2026, 11, 24, 10) + S, ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "breached", False, 7 * 86400)),
+    (
+        "G-FRI-3",
+        "general",
+        FRI,
+        utc(2026, 11, 18, 10),
+        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400),
+    ),
+    (
+        "G-FRI-3+1",
+        "general",
+        FRI,
+        utc(2026, 11, 18, 10) + S,
+        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400),
+    ),
+    (
+        "G-FRI-7",
+        "general",
+        FRI,
+        utc(2026, 11, 24, 10),
+        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400),
+    ),
+    (
+        "G-FRI-7+1",
+        "general",
+        FRI,
+        utc(2026, 11, 24, 10) + S,
+        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "breached", False, 7 * 86400),
+    ),
     # Saturday: the clock starts Monday 00:00; 3 working days -> Thursday 00:00, 7 -> Wednesday 25th 00:00
-    ("G-SAT", "general", SAT, utc(2026, 11, 19, 0), ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "achieved", True, 7 * 86400)),
-    ("G-SAT-open", "general", SAT, None, ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "breached", False, 7 * 86400)),
+    (
+        "G-SAT",
+        "general",
+        SAT,
+        utc(2026, 11, 19, 0),
+        ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "achieved", True, 7 * 86400),
+    ),
+    (
+        "G-SAT-open",
+        "general",
+        SAT,
+        None,
+        ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "breached", False, 7 * 86400),
+    ),
     # no explicit tier: a general issue
-    ("G-DEFAULT", None, FRI, utc(2026, 11, 18, 10), ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400)),
+    (
+        "G-DEFAULT",
+        None,
+        FRI,
+        utc(2026, 11, 18, 10),
+        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400),
+    ),
     # Wednesday 09:00: 7 working days -> Friday 13th 09:00, 14 -> Tuesday 24th 09:00 (14 x 24 h of open time)
-    ("C-7", "complex", WED, utc(2026, 11, 13, 9), ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "achieved", True, 14 * 86400)),
-    ("C-14+1", "complex", WED, utc(2026, 11, 24, 9) + S, ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "breached", False, 14 * 86400)),
+    (
+        "C-7",
+        "complex",
+        WED,
+        utc(2026, 11, 13, 9),
+        ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "achieved", True, 14 * 86400),
+    ),
+    (
+        "C-14+1",
+        "complex",
+        WED,
+        utc(2026, 11, 24, 9) + S,
+        ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "breached", False, 14 * 86400),
+    ),
 ]
 
 
@@ -91,7 +160,7 @@ def test_expectation_metrics(con, email_policy):
     load(con, [case[:4] for case in CASES])
     evaluate_ticket_clocks(con, email_policy, AS_OF)
     rows = {r[0]: r[1:] for r in con.execute("SELECT * FROM expectation_metrics").fetchall()}
-    assert rows["TG-URGENT"] == (1, 4, 20.0)         # U-open-early is still before its expectation
+    assert rows["TG-URGENT"] == (1, 4, 20.0)  # U-open-early is still before its expectation
     assert rows["TG-GENERAL"] == (3, 4, pytest.approx(300 / 7))
     assert rows["TG-COMPLEX"] == (1, 1, 50.0)
     # the commitment still decides the metrics
@@ -119,22 +188,33 @@ def test_response_times_table(con, email_policy):
     ).fetchall()
     answered = sum(1 for case in CASES if case[3] is not None)
     assert [(dims, n) for metric, dims, n in breakdowns if metric == "first_response"] == [
-        ([], 1), (["channel"], 1), (["period"], 1), (["plan"], 1), (["tier"], 3)
+        ([], 1),
+        (["channel"], 1),
+        (["period"], 1),
+        (["plan"], 1),
+        (["tier"], 3),
     ]
     assert con.execute(
         "SELECT channel, plan, period, count FROM response_times WHERE metric = 'first_response' "
         "AND (channel <> 'all' OR plan <> 'all' OR period <> 'all')"
-    ).fetchall() == [("all", "all", "2026-11", answered), ("all", "unknown", "all", answered),
-                     ("technical", "all", "all", answered)]
+    ).fetchall() == [
+        ("all", "all", "2026-11", answered),
+        ("all", "unknown", "all", answered),
+        ("technical", "all", "all", answered),
+    ]
 
 
 def test_acknowledgment_stops_at_the_first_auto_ack_event(con, email_policy):
     """TG-ACK: 1 h on CAL-247 from receipt to the first auto_ack; internal notes and replies do not count."""
     created = MON
-    load_staged_tickets(con, [
-        {"ticket_id": tid, "channel": "technical", "tier": "general", "created_at": created}
-        for tid in ("ACK-ON-TIME", "ACK-EXACT", "ACK-LATE", "ACK-NONE", "NO-EVENTS")
-    ] + [{"ticket_id": "ACK-OPEN", "channel": "technical", "tier": "general", "created_at": AS_OF - 30 * 60 * S}])
+    load_staged_tickets(
+        con,
+        [
+            {"ticket_id": tid, "channel": "technical", "tier": "general", "created_at": created}
+            for tid in ("ACK-ON-TIME", "ACK-EXACT", "ACK-LATE", "ACK-NONE", "NO-EVENTS")
+        ]
+        + [{"ticket_id": "ACK-OPEN", "channel": "technical", "tier": "general", "created_at": AS_OF - 30 * 60 * S}],
+    )
     con.execute(
         "CREATE TABLE staged_ticket_events (ticket_id VARCHAR, occurred_at TIMESTAMPTZ, event_type VARCHAR, "
         "actor VARCHAR, new_status VARCHAR, source_file VARCHAR, source_line BIGINT)"
@@ -172,8 +252,11 @@ def test_acknowledgment_stops_at_the_first_auto_ack_event(con, email_policy):
     # missing_history_binding: false reads such a ticket's history as unknown
     ack = email_policy.rule("TG-ACK")
     lenient = dataclasses.replace(ack, settings={**ack.settings, "missing_history_binding": False})
-    evaluate_ticket_clocks(con, dataclasses.replace(
-        email_policy, rules=tuple(lenient if rule is ack else rule for rule in email_policy.rules)), AS_OF)
+    evaluate_ticket_clocks(
+        con,
+        dataclasses.replace(email_policy, rules=tuple(lenient if rule is ack else rule for rule in email_policy.rules)),
+        AS_OF,
+    )
     assert con.execute(
         "SELECT state, exclusion_reason FROM ticket_sla WHERE rule_id = 'TG-ACK' AND record_id = 'NO-EVENTS'"
     ).fetchall() == [("excluded", "no event history for this ticket (missing_history_binding: false)")]

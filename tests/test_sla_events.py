@@ -24,25 +24,46 @@ AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TERMINAL = ("solved", "closed")
 PAUSING = ("pending", "on_hold")
 DAYS = [
-    date(2026, 3, 6), date(2026, 3, 7), date(2026, 3, 9),       # spring forward (Sunday 8 March)
-    date(2026, 10, 30), date(2026, 10, 31), date(2026, 11, 2),  # fall back (Sunday 1 November)
-    date(2026, 7, 2), date(2026, 7, 3), date(2026, 12, 24),      # Independence Day observed; Christmas
-    date(2026, 11, 25), date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20),  # Thanksgiving; open at as-of
-    date(2025, 12, 31), date(2026, 5, 22),
+    date(2026, 3, 6),
+    date(2026, 3, 7),
+    date(2026, 3, 9),  # spring forward (Sunday 8 March)
+    date(2026, 10, 30),
+    date(2026, 10, 31),
+    date(2026, 11, 2),  # fall back (Sunday 1 November)
+    date(2026, 7, 2),
+    date(2026, 7, 3),
+    date(2026, 12, 24),  # Independence Day observed; Christmas
+    date(2026, 11, 25),
+    date(2026, 11, 18),
+    date(2026, 11, 19),
+    date(2026, 11, 20),  # Thanksgiving; open at as-of
+    date(2025, 12, 31),
+    date(2026, 5, 22),
 ]
 
 
 def policy_with_resolution(policy, reopen_new_cycle: bool):
     base = policy.rule("SUP-ACCT-STD")
     resolution = [
-        dataclasses.replace(base, id="RES-ACCT", kind="resolution", applies_to={"channel": "account_billing"},
-                            target=Target(seconds=36 * 3600), calendar="CAL-247"),
-        dataclasses.replace(base, id="RES-TECH", kind="resolution", applies_to={"channel": "technical_support"},
-                            target=Target(seconds=16 * 3600), calendar="CAL-BH-EST"),
+        dataclasses.replace(
+            base,
+            id="RES-ACCT",
+            kind="resolution",
+            applies_to={"channel": "account_billing"},
+            target=Target(seconds=36 * 3600),
+            calendar="CAL-247",
+        ),
+        dataclasses.replace(
+            base,
+            id="RES-TECH",
+            kind="resolution",
+            applies_to={"channel": "technical_support"},
+            target=Target(seconds=16 * 3600),
+            calendar="CAL-BH-EST",
+        ),
     ]
     settings = dict(policy.ticket_settings, reopen_starts_new_cycle=reopen_new_cycle)
-    return dataclasses.replace(policy, rules=tuple(policy.rules) + tuple(resolution),
-                               ticket_settings=settings)
+    return dataclasses.replace(policy, rules=tuple(policy.rules) + tuple(resolution), ticket_settings=settings)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -60,7 +81,9 @@ def _edge(rng: random.Random, t: datetime) -> datetime:
 
 
 def _dur(rng: random.Random) -> timedelta:
-    return timedelta(seconds=rng.choice([rng.randint(1, 3600), rng.randint(3600, 86400), rng.randint(86400, 4 * 86400)]))
+    return timedelta(
+        seconds=rng.choice([rng.randint(1, 3600), rng.randint(3600, 86400), rng.randint(86400, 4 * 86400)])
+    )
 
 
 def random_ticket(rng: random.Random, index: int) -> dict:
@@ -116,7 +139,12 @@ def random_ticket(rng: random.Random, index: int) -> dict:
             add(t + _dur(rng), "status_change", "system", "closed")
         if rng.random() < 0.45:
             t = _edge(rng, t + _dur(rng))
-            add(t, rng.choice(["status_change", "requester_reply"]), "requester", rng.choice(["open", "open", "new", "pending"]))
+            add(
+                t,
+                rng.choice(["status_change", "requester_reply"]),
+                "requester",
+                rng.choice(["open", "open", "new", "pending"]),
+            )
             flips()
             if rng.random() < 0.7:
                 t = _edge(rng, t + _dur(rng))
@@ -125,7 +153,10 @@ def random_ticket(rng: random.Random, index: int) -> dict:
     first_reply = next((e[0] for e in events if e[1] == "public_reply"), None)
     solves = [e[0] for e in events if e[3] == "solved"]
     return {
-        "ticket_id": f"E{index:05d}", "channel": channel, "plan": plan, "created_at": created,
+        "ticket_id": f"E{index:05d}",
+        "channel": channel,
+        "plan": plan,
+        "created_at": created,
         "events": events if with_events else [],
         # the tickets columns, used by tickets without events (and ignored for the others)
         "first_response_at": first_reply if first_reply is not None else None,
@@ -181,8 +212,13 @@ def active_ivs(calendar: str, start: datetime, pauses: list[tuple[datetime, date
             yield cur, high
 
 
-def reference_paused_clock(calendar: str, target: int, start: datetime, stop: datetime | None,
-                           segments: list[tuple[datetime, datetime | None, bool]]) -> dict:
+def reference_paused_clock(
+    calendar: str,
+    target: int,
+    start: datetime,
+    stop: datetime | None,
+    segments: list[tuple[datetime, datetime | None, bool]],
+) -> dict:
     end = stop or AS_OF
     pauses = []
     for s0, s1, counts in segments:
@@ -206,8 +242,13 @@ def reference_paused_clock(calendar: str, target: int, start: datetime, stop: da
     else:
         state = "breached" if due < AS_OF else "active"
     elapsed = None if state == "excluded" else open_seconds(calendar, start, end) - pause
-    return {"due_at": due, "elapsed_seconds": elapsed, "pause_seconds": pause if start <= AS_OF else 0,
-            "state": state, "stopped_at": stop}
+    return {
+        "due_at": due,
+        "elapsed_seconds": elapsed,
+        "pause_seconds": pause if start <= AS_OF else 0,
+        "state": state,
+        "stopped_at": stop,
+    }
 
 
 def reference(ticket: dict, policy, reopen_new_cycle: bool) -> dict:
@@ -226,7 +267,11 @@ def reference(ticket: dict, policy, reopen_new_cycle: bool) -> dict:
             if has_events:
                 stop = next((at for at, _i, kind, _s in events if kind == "public_reply"), None)
             else:
-                stop = ticket["first_response_at"] if ticket["first_response_at"] and ticket["first_response_at"] <= AS_OF else None
+                stop = (
+                    ticket["first_response_at"]
+                    if ticket["first_response_at"] and ticket["first_response_at"] <= AS_OF
+                    else None
+                )
             row = reference_paused_clock(cal, target, created, stop, [])
             out[(rule.id, 1)] = row
             continue
@@ -264,8 +309,13 @@ def run_and_compare(con, policy, tickets, reopen_new_cycle):
     load(con, tickets)
     evaluate_ticket_clocks(con, policy, AS_OF)
     got = {
-        (r[0], r[1], r[2]): {"due_at": r[3], "elapsed_seconds": r[4], "pause_seconds": r[5], "state": r[6],
-                             "stopped_at": r[7]}
+        (r[0], r[1], r[2]): {
+            "due_at": r[3],
+            "elapsed_seconds": r[4],
+            "pause_seconds": r[5],
+            "state": r[6],
+            "stopped_at": r[7],
+        }
         for r in con.execute(
             "SELECT record_id, rule_id, cycle, due_at, elapsed_seconds, pause_seconds, state, stopped_at "
             "FROM ticket_sla WHERE metric IN ('first_response', 'resolution')"
@@ -296,11 +346,19 @@ def test_engine_matches_reference_on_random_event_histories(con, policy, reopen_
 
 def test_internal_notes_and_auto_acks_do_not_stop_first_response(con, policy):
     created = datetime(2026, 11, 16, 14, 0, tzinfo=UTC)
-    ticket = {"ticket_id": "N1", "channel": "account_billing", "plan": "free", "created_at": created,
-              "first_response_at": created + timedelta(minutes=1), "resolved_at": None,
-              "events": [(created, "auto_ack", "system", None),
-                         (created + timedelta(minutes=1), "internal_note", "agent", None),
-                         (created + timedelta(hours=30), "public_reply", "agent", None)]}
+    ticket = {
+        "ticket_id": "N1",
+        "channel": "account_billing",
+        "plan": "free",
+        "created_at": created,
+        "first_response_at": created + timedelta(minutes=1),
+        "resolved_at": None,
+        "events": [
+            (created, "auto_ack", "system", None),
+            (created + timedelta(minutes=1), "internal_note", "agent", None),
+            (created + timedelta(hours=30), "public_reply", "agent", None),
+        ],
+    }
     load(con, [ticket])
     evaluate_ticket_clocks(con, policy, AS_OF)
     row = con.execute("SELECT stopped_at, state, clock_source FROM ticket_sla WHERE record_id = 'N1'").fetchall()
@@ -315,13 +373,21 @@ def test_internal_notes_and_auto_acks_do_not_stop_first_response(con, policy):
 def test_pause_on_business_hours_by_hand(con, policy):
     ny = lambda *a: datetime(*a, tzinfo=NEW_YORK).astimezone(UTC)  # noqa: E731
     created = ny(2026, 11, 16, 9)  # Monday 09:00; 16 business hours: due Tuesday 17:00 without pauses
-    ticket = {"ticket_id": "P1", "channel": "technical_support", "plan": "free", "created_at": created,
-              "first_response_at": None, "resolved_at": None,
-              "events": [(created, "status_change", "system", "new"),
-                         (ny(2026, 11, 16, 10), "public_reply", "agent", None),
-                         (ny(2026, 11, 16, 10), "status_change", "agent", "pending"),      # 10:00 Mon
-                         (ny(2026, 11, 17, 11), "status_change", "requester", "open"),     # 11:00 Tue: 9 h paused
-                         (ny(2026, 11, 18, 16), "status_change", "agent", "solved")]}
+    ticket = {
+        "ticket_id": "P1",
+        "channel": "technical_support",
+        "plan": "free",
+        "created_at": created,
+        "first_response_at": None,
+        "resolved_at": None,
+        "events": [
+            (created, "status_change", "system", "new"),
+            (ny(2026, 11, 16, 10), "public_reply", "agent", None),
+            (ny(2026, 11, 16, 10), "status_change", "agent", "pending"),  # 10:00 Mon
+            (ny(2026, 11, 17, 11), "status_change", "requester", "open"),  # 11:00 Tue: 9 h paused
+            (ny(2026, 11, 18, 16), "status_change", "agent", "solved"),
+        ],
+    }
     load(con, [ticket])
     policy = policy_with_resolution(policy, False)
     evaluate_ticket_clocks(con, policy, AS_OF)
@@ -345,46 +411,74 @@ def _resolution_row(con, policy, ticket, reopen_new_cycle=False):
 def test_requester_reply_with_new_status_open_ends_the_pause(con, policy):
     created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {"ticket_id": "R1", "channel": "account_billing", "plan": "free", "created_at": created,
-              "first_response_at": None, "resolved_at": None,
-              "events": [(created + hour, "public_reply", "agent", None),
-                         (created + hour, "status_change", "agent", "pending"),
-                         (created + 3 * hour, "requester_reply", "requester", "open"),  # the customer answers
-                         (created + 40 * hour, "status_change", "agent", "solved")]}
+    ticket = {
+        "ticket_id": "R1",
+        "channel": "account_billing",
+        "plan": "free",
+        "created_at": created,
+        "first_response_at": None,
+        "resolved_at": None,
+        "events": [
+            (created + hour, "public_reply", "agent", None),
+            (created + hour, "status_change", "agent", "pending"),
+            (created + 3 * hour, "requester_reply", "requester", "open"),  # the customer answers
+            (created + 40 * hour, "status_change", "agent", "solved"),
+        ],
+    }
     # 24/7, 36 h target: paused 2 h (not 39 h until the solve), so the solve after 40 h is 2 h late
     assert _resolution_row(con, policy, ticket) == [
-        (1, created, created + 40 * hour, 2 * 3600, 38 * 3600, created + 38 * hour, "breached")]
+        (1, created, created + 40 * hour, 2 * 3600, 38 * 3600, created + 38 * hour, "breached")
+    ]
 
 
 def test_public_reply_with_new_status_pending_starts_a_pause(con, policy):
     created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {"ticket_id": "R2", "channel": "account_billing", "plan": "free", "created_at": created,
-              "first_response_at": None, "resolved_at": None,
-              "events": [(created + hour, "public_reply", "agent", "pending"),  # reply and pending at once
-                         (created + 11 * hour, "requester_reply", "requester", "open"),
-                         (created + 40 * hour, "status_change", "agent", "solved")]}
+    ticket = {
+        "ticket_id": "R2",
+        "channel": "account_billing",
+        "plan": "free",
+        "created_at": created,
+        "first_response_at": None,
+        "resolved_at": None,
+        "events": [
+            (created + hour, "public_reply", "agent", "pending"),  # reply and pending at once
+            (created + 11 * hour, "requester_reply", "requester", "open"),
+            (created + 40 * hour, "status_change", "agent", "solved"),
+        ],
+    }
     # paused from 1 h to 11 h: 30 h of the 36 h counted, due at 46 h, solved at 40 h
     assert _resolution_row(con, policy, ticket) == [
-        (1, created, created + 40 * hour, 10 * 3600, 30 * 3600, created + 46 * hour, "achieved")]
+        (1, created, created + 40 * hour, 10 * 3600, 30 * 3600, created + 46 * hour, "achieved")
+    ]
 
 
 def test_requester_reply_reopening_a_solved_ticket_is_a_reopen(con, policy):
     created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {"ticket_id": "R3", "channel": "account_billing", "plan": "free", "created_at": created,
-              "first_response_at": None, "resolved_at": None,
-              "events": [(created + hour, "public_reply", "agent", None),
-                         (created + 2 * hour, "status_change", "agent", "solved"),
-                         (created + 5 * hour, "requester_reply", "requester", "open"),  # "it still fails"
-                         (created + 50 * hour, "status_change", "agent", "solved")]}
+    ticket = {
+        "ticket_id": "R3",
+        "channel": "account_billing",
+        "plan": "free",
+        "created_at": created,
+        "first_response_at": None,
+        "resolved_at": None,
+        "events": [
+            (created + hour, "public_reply", "agent", None),
+            (created + 2 * hour, "status_change", "agent", "solved"),
+            (created + 5 * hour, "requester_reply", "requester", "open"),  # "it still fails"
+            (created + 50 * hour, "status_change", "agent", "solved"),
+        ],
+    }
     # one cycle: the 3 h between the solve and the reopen do not count; 47 h of 36 are over by 11 h
     assert _resolution_row(con, policy, ticket) == [
-        (1, created, created + 50 * hour, 3 * 3600, 47 * 3600, created + 39 * hour, "breached")]
+        (1, created, created + 50 * hour, 3 * 3600, 47 * 3600, created + 39 * hour, "breached")
+    ]
     # a new cycle per reopen: the reopen starts cycle 2 at 5 h, solved 45 h later (36 h target)
     assert _resolution_row(con, policy, ticket, reopen_new_cycle=True) == [
         (1, created, created + 2 * hour, 0, 2 * 3600, created + 36 * hour, "achieved"),
-        (2, created + 5 * hour, created + 50 * hour, 0, 45 * 3600, created + 41 * hour, "breached")]
+        (2, created + 5 * hour, created + 50 * hour, 0, 45 * 3600, created + 41 * hour, "breached"),
+    ]
 
 
 def test_reconciliation_reads_status_changes_and_the_policy_as_the_clocks_do(con, policy):
@@ -393,15 +487,28 @@ def test_reconciliation_reads_status_changes_and_the_policy_as_the_clocks_do(con
 
     created = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {"ticket_id": "V1", "channel": "sales", "plan": "free", "created_at": created,
-              "first_response_at": None, "resolved_at": None,
-              "events": [(created + hour, "internal_note", "agent", None),
-                         (created + 2 * hour, "public_reply", "agent", "solved"),  # answered and solved at once
-                         (created + 3 * hour, "requester_reply", "requester", "open"),  # ... reopened by the customer
-                         (created + 4 * hour, "status_change", "agent", "closed")]}
+    ticket = {
+        "ticket_id": "V1",
+        "channel": "sales",
+        "plan": "free",
+        "created_at": created,
+        "first_response_at": None,
+        "resolved_at": None,
+        "events": [
+            (created + hour, "internal_note", "agent", None),
+            (created + 2 * hour, "public_reply", "agent", "solved"),  # answered and solved at once
+            (created + 3 * hour, "requester_reply", "requester", "open"),  # ... reopened by the customer
+            (created + 4 * hour, "status_change", "agent", "closed"),
+        ],
+    }
     load(con, [ticket])
-    _vendor_rows(con, [("V1", "tickets", "first_response", created + 5 * hour, True, "Within SLA"),
-                       ("V1", "tickets", "resolution", created + 5 * hour, True, "Within SLA")])
+    _vendor_rows(
+        con,
+        [
+            ("V1", "tickets", "first_response", created + 5 * hour, True, "Within SLA"),
+            ("V1", "tickets", "resolution", created + 5 * hour, True, "Within SLA"),
+        ],
+    )
     as_of = datetime(2026, 3, 31, tzinfo=UTC)
 
     def stops(reading_policy):
@@ -411,7 +518,10 @@ def test_reconciliation_reads_status_changes_and_the_policy_as_the_clocks_do(con
     # the reopen by the reply counts, and the later close is the resolution
     assert stops(policy) == {"first_response": created + 2 * hour, "resolution": created + 4 * hour}
     # a policy whose only terminal status is solved, and whose first response is any agent note
-    settings = dict(policy.ticket_settings, solved_statuses=["solved"],
-                    first_response_event_types=["public_reply", "internal_note"])
+    settings = dict(
+        policy.ticket_settings, solved_statuses=["solved"], first_response_event_types=["public_reply", "internal_note"]
+    )
     assert stops(dataclasses.replace(policy, ticket_settings=settings)) == {
-        "first_response": created + hour, "resolution": None}
+        "first_response": created + hour,
+        "resolution": None,
+    }

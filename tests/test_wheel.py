@@ -28,7 +28,9 @@ def _run(command: list, cwd: Path, env: dict, timeout: float = 120) -> subproces
     result = subprocess.run(
         [str(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
-    assert result.returncode == 0, f"{command}: exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"{command}: exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -46,8 +48,13 @@ def installed(tmp_path_factory) -> Installed:
     # From a copy: setuptools builds in the source folder, and a build/ left there from an earlier build would
     # put modules deleted since then into the wheel.
     source = work / "source"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"
+        ),
+    )
     build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", work / "dist", source], work, env)
     # A quiet build: setuptools' deprecation and package-discovery warnings run to a hundred lines otherwise.
     assert [line for line in (build.stdout + build.stderr).splitlines() if "warn" in line.lower()] == []
@@ -60,7 +67,11 @@ def installed(tmp_path_factory) -> Installed:
     )
     borrowed = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     (site_packages / "borrowed_dependencies.pth").write_text("\n".join(borrowed) + "\n", encoding="utf-8")
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", "--no-index", wheel], work, env)
+    _run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", "--no-index", wheel],
+        work,
+        env,
+    )
     return Installed(venv / "bin", site_packages, env)
 
 
@@ -71,11 +82,16 @@ def test_the_package_comes_from_the_wheel(installed, tmp_path):
         "print(any('editable' in type(f).__name__.lower() or 'editable' in getattr(f, '__name__', '').lower() "
         "for f in sys.meta_path))"
     )
-    module_file, policy_dir, editable_finder = _run([installed.bin_dir / "python", "-c", probe], tmp_path, installed.env).stdout.split("\n")[:3]
+    module_file, policy_dir, editable_finder = _run(
+        [installed.bin_dir / "python", "-c", probe], tmp_path, installed.env
+    ).stdout.split("\n")[:3]
     assert Path(module_file).is_relative_to(installed.site_packages)
     assert Path(policy_dir) == installed.site_packages / "compliance" / "policies"
     assert sorted(path.name for path in Path(policy_dir).glob("*.yaml")) == [
-        "city-311.yaml", "email-support.yaml", "platform.yaml", "status-feed.yaml"
+        "city-311.yaml",
+        "email-support.yaml",
+        "platform.yaml",
+        "status-feed.yaml",
     ]
     assert editable_finder == "False"
 
@@ -84,10 +100,31 @@ def test_the_package_comes_from_the_wheel(installed, tmp_path):
 def test_generate_and_run_a_shipped_profile(installed, tmp_path, profile):
     cli, env = installed.bin_dir / "compliance-report", installed.env
     exports, out = tmp_path / "exports", tmp_path / "out"
-    _run([cli, "generate", "--out", exports, "--tickets", 300, "--privacy-requests", 40, "--security-reports", 10,
-          "--incidents", 10, "--retention-records", 200], tmp_path, env)
-    result = _run([cli, "run", "--policy", profile, "--exports", exports, "--out", out,
-                   "--as-of", "2026-11-01T00:00:00Z"], tmp_path, env)
+    _run(
+        [
+            cli,
+            "generate",
+            "--out",
+            exports,
+            "--tickets",
+            300,
+            "--privacy-requests",
+            40,
+            "--security-reports",
+            10,
+            "--incidents",
+            10,
+            "--retention-records",
+            200,
+        ],
+        tmp_path,
+        env,
+    )
+    result = _run(
+        [cli, "run", "--policy", profile, "--exports", exports, "--out", out, "--as-of", "2026-11-01T00:00:00Z"],
+        tmp_path,
+        env,
+    )
     assert f"policy {profile} ({profile}.yaml)" in result.stdout
     assert (out / "compliance_report.html").stat().st_size > 0
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

@@ -99,7 +99,13 @@ class Adapter:
 
 def empty_quarantine() -> pl.DataFrame:
     return pl.DataFrame(
-        schema={"source_file": pl.Utf8, "line": pl.Int64, "record_id": pl.Utf8, "reason_code": pl.Utf8, "reason": pl.Utf8}
+        schema={
+            "source_file": pl.Utf8,
+            "line": pl.Int64,
+            "record_id": pl.Utf8,
+            "reason_code": pl.Utf8,
+            "reason": pl.Utf8,
+        }
     )
 
 
@@ -185,13 +191,17 @@ def timestamp_text(expr: pl.Expr, formats: Sequence[str], timezone: str | None) 
     instant), else written without an offset for the run to read in the policy's ``source_timezone``.
     """
     text = expr.str.strip_chars().str.replace(r"[zZ]$", "+00:00")
-    with_offset = [text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False) for f in formats if "%z" in f or "%#z" in f]
+    with_offset = [
+        text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False) for f in formats if "%z" in f or "%#z" in f
+    ]
     wall = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats if "%z" not in f and "%#z" not in f]
     candidates: list[pl.Expr] = [_utc_text(pl.coalesce(with_offset))] if with_offset else []
     if wall:
         local = pl.coalesce(wall)
         if timezone:
-            utc = local.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+            utc = local.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
+                "UTC"
+            )
             candidates.append(_utc_text(utc))
         else:
             candidates.append(local.dt.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -199,7 +209,11 @@ def timestamp_text(expr: pl.Expr, formats: Sequence[str], timezone: str | None) 
 
 
 def _utc_text(moment: pl.Expr) -> pl.Expr:
-    return pl.when(moment.dt.microsecond() == 0).then(moment.dt.strftime(_UTC_SECONDS)).otherwise(moment.dt.strftime(_UTC_MICROSECONDS))
+    return (
+        pl.when(moment.dt.microsecond() == 0)
+        .then(moment.dt.strftime(_UTC_SECONDS))
+        .otherwise(moment.dt.strftime(_UTC_MICROSECONDS))
+    )
 
 
 # ISO-8601 with or without an offset, "T" or a blank between date and time, optional fractional seconds.
@@ -266,7 +280,9 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
         written.append(_write_csv(frame.select(ordered), out_dir / f"{source_name}.csv"))
     if conversion.vendor_sla is not None:
         written.append(_write_csv(conversion.vendor_sla.select(VENDOR_SLA_COLUMNS), out_dir / VENDOR_SLA))
-    written.append(_write_csv(_redacted(conversion.quarantine.select(QUARANTINE_COLUMNS)), out_dir / CONVERSION_QUARANTINE))
+    written.append(
+        _write_csv(_redacted(conversion.quarantine.select(QUARANTINE_COLUMNS)), out_dir / CONVERSION_QUARANTINE)
+    )
     log = {
         "format": conversion.format,
         "format_version": conversion.format_version,
@@ -285,8 +301,11 @@ def filled_columns(conversion: Conversion) -> dict[str, list[str]]:
     declared = {}
     for source_name, frame in sorted(conversion.tables.items()):
         filled = conversion.filled_columns.get(source_name, frame.columns)
-        declared[source_name] = [column.name for column in SOURCES[source_name].columns
-                                 if column.name in filled and column.name in frame.columns]
+        declared[source_name] = [
+            column.name
+            for column in SOURCES[source_name].columns
+            if column.name in filled and column.name in frame.columns
+        ]
     return declared
 
 
@@ -300,8 +319,14 @@ def input_record(
     if decoding is None:
         decoding = Decoding(_named_encoding() or detect_encoding(path))
     return InputRecord(
-        path.name, file_sha256(path), rows_read, rows_read - rows_quarantined, rows_quarantined, variant,
-        decoding.encoding, decoding.replaced,
+        path.name,
+        file_sha256(path),
+        rows_read,
+        rows_read - rows_quarantined,
+        rows_quarantined,
+        variant,
+        decoding.encoding,
+        decoding.replaced,
     )
 
 
@@ -331,19 +356,27 @@ def shift_timestamp_text(moment_text: pl.Expr, seconds: pl.Expr, timezone: str) 
     earlier one. Null when either input is null.
     """
     is_utc = moment_text.str.ends_with("Z")
-    utc = moment_text.str.replace(r"Z$", "+00:00").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False)
+    utc = moment_text.str.replace(r"Z$", "+00:00").str.strptime(
+        pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False
+    )
     wall = (
         moment_text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
         .dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
         .dt.convert_time_zone("UTC")
     )
-    moved = pl.when(is_utc).then(utc).otherwise(wall) + pl.duration(microseconds=(seconds * 1_000_000).round(0).cast(pl.Int64))
+    moved = pl.when(is_utc).then(utc).otherwise(wall) + pl.duration(
+        microseconds=(seconds * 1_000_000).round(0).cast(pl.Int64)
+    )
     local = moved.dt.convert_time_zone(timezone)
     wall_text = local.dt.strftime("%Y-%m-%dT%H:%M:%S")
-    read_back = (wall_text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False)
-                 .dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null"))
-    wall_text = pl.when(read_back == local.dt.truncate("1s")).then(wall_text).otherwise(
-        local.dt.strftime("%Y-%m-%dT%H:%M:%S%:z"))
+    read_back = wall_text.str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False).dt.replace_time_zone(
+        timezone, ambiguous="earliest", non_existent="null"
+    )
+    wall_text = (
+        pl.when(read_back == local.dt.truncate("1s"))
+        .then(wall_text)
+        .otherwise(local.dt.strftime("%Y-%m-%dT%H:%M:%S%:z"))
+    )
     return pl.when(is_utc).then(_utc_text(moved)).otherwise(wall_text)
 
 

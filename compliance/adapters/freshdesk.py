@@ -33,8 +33,16 @@ LAYOUT = TableLayout(
         }
     },
     vendor_sla=(
-        VendorSlaColumns("first_response", verdict="First response status", met=("Within SLA",), breached=("SLA Violated",)),
-        VendorSlaColumns("resolution", verdict="Resolution status", met=("Within SLA",), breached=("SLA Violated",), due="Due by Time"),
+        VendorSlaColumns(
+            "first_response", verdict="First response status", met=("Within SLA",), breached=("SLA Violated",)
+        ),
+        VendorSlaColumns(
+            "resolution",
+            verdict="Resolution status",
+            met=("Within SLA",),
+            breached=("SLA Violated",),
+            due="Due by Time",
+        ),
     ),
     numbers=("First response time (in hrs)", "Resolution time (in hrs)"),
     required_headers=False,
@@ -44,7 +52,9 @@ VERSION = "freshdesk ticket export csv"
 
 def _recognise(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     if not {"Ticket ID", "Created time"} <= set(frame.columns):
-        raise ConversionError(f"{path.name}: not a Freshdesk ticket export (needs the columns Ticket ID and Created time)")
+        raise ConversionError(
+            f"{path.name}: not a Freshdesk ticket export (needs the columns Ticket ID and Created time)"
+        )
     return frame
 
 
@@ -61,7 +71,9 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
             "channel: Group, else Type, else Source, whichever is a channel spelling of the policy or the mapping file",
             "first_response_at: Initial response time; resolved_at: Resolved time, else Closed time",
             "vendor verdicts: First response status and Resolution status (Within SLA / SLA Violated); Due by Time is the resolution due time",
-            "wall times read in " + options.timezone if options.timezone else "wall times kept without an offset (read in the policy's source_timezone)",
+            "wall times read in " + options.timezone
+            if options.timezone
+            else "wall times kept without an offset (read in the policy's source_timezone)",
         ],
     )
 

@@ -31,31 +31,91 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "Status": ("Status", "État", "Statut", "Estado"),
     "Priority": ("Priority", "Priorité", "Priorität", "Prioridad"),
     REQUEST_TYPE: ("Request Type", "Customer Request Type", "Type de demande", "Anfragetyp", "Tipo de solicitud"),
-    FIRST_RESPONSE: ("Time to first response", "Délai de première réponse", "Temps de première réponse",
-                     "Zeit bis zur ersten Antwort", "Tiempo hasta la primera respuesta", "Tiempo de primera respuesta"),
-    RESOLUTION: ("Time to resolution", "Délai de résolution", "Temps de résolution", "Zeit bis zur Lösung",
-                 "Tiempo de resolución", "Tiempo hasta la resolución"),
+    FIRST_RESPONSE: (
+        "Time to first response",
+        "Délai de première réponse",
+        "Temps de première réponse",
+        "Zeit bis zur ersten Antwort",
+        "Tiempo hasta la primera respuesta",
+        "Tiempo de primera respuesta",
+    ),
+    RESOLUTION: (
+        "Time to resolution",
+        "Délai de résolution",
+        "Temps de résolution",
+        "Zeit bis zur Lösung",
+        "Tiempo de resolución",
+        "Tiempo hasta la resolución",
+    ),
 }
 # Month abbreviations (lower-case, without the trailing dot) in the same languages -> English.
 MONTHS = {
     **{m.lower(): m for m in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")},
     "sept": "Sep",
-    "janv": "Jan", "févr": "Feb", "fevr": "Feb", "mars": "Mar", "avr": "Apr", "mai": "May", "juin": "Jun",
-    "juil": "Jul", "août": "Aug", "aout": "Aug", "déc": "Dec",
-    "jän": "Jan", "mär": "Mar", "mrz": "Mar", "okt": "Oct", "dez": "Dec",
-    "ene": "Jan", "abr": "Apr", "ago": "Aug", "set": "Sep", "dic": "Dec",
+    "janv": "Jan",
+    "févr": "Feb",
+    "fevr": "Feb",
+    "mars": "Mar",
+    "avr": "Apr",
+    "mai": "May",
+    "juin": "Jun",
+    "juil": "Jul",
+    "août": "Aug",
+    "aout": "Aug",
+    "déc": "Dec",
+    "jän": "Jan",
+    "mär": "Mar",
+    "mrz": "Mar",
+    "okt": "Oct",
+    "dez": "Dec",
+    "ene": "Jan",
+    "abr": "Apr",
+    "ago": "Aug",
+    "set": "Sep",
+    "dic": "Dec",
 }
 STATUSES = {
-    "new": "new", "open": "open", "to do": "open", "waiting for support": "open", "in progress": "open",
-    "work in progress": "open", "escalated": "open", "waiting for customer": "pending", "pending": "pending",
-    "resolved": "solved", "done": "solved", "closed": "closed", "canceled": "closed", "cancelled": "closed",
-    "ouvert": "open", "en cours": "open", "en attente de l'assistance": "open", "en attente du client": "pending",
-    "résolu": "solved", "résolue": "solved", "terminé": "solved", "fermé": "closed", "fermée": "closed",
-    "offen": "open", "in arbeit": "open", "wartet auf support": "open", "wartet auf kunden": "pending",
-    "gelöst": "solved", "erledigt": "solved", "fertig": "solved", "geschlossen": "closed",
-    "abierto": "open", "abierta": "open", "en curso": "open", "esperando soporte": "open",
-    "esperando al cliente": "pending", "resuelto": "solved", "resuelta": "solved", "listo": "solved",
-    "cerrado": "closed", "cerrada": "closed",
+    "new": "new",
+    "open": "open",
+    "to do": "open",
+    "waiting for support": "open",
+    "in progress": "open",
+    "work in progress": "open",
+    "escalated": "open",
+    "waiting for customer": "pending",
+    "pending": "pending",
+    "resolved": "solved",
+    "done": "solved",
+    "closed": "closed",
+    "canceled": "closed",
+    "cancelled": "closed",
+    "ouvert": "open",
+    "en cours": "open",
+    "en attente de l'assistance": "open",
+    "en attente du client": "pending",
+    "résolu": "solved",
+    "résolue": "solved",
+    "terminé": "solved",
+    "fermé": "closed",
+    "fermée": "closed",
+    "offen": "open",
+    "in arbeit": "open",
+    "wartet auf support": "open",
+    "wartet auf kunden": "pending",
+    "gelöst": "solved",
+    "erledigt": "solved",
+    "fertig": "solved",
+    "geschlossen": "closed",
+    "abierto": "open",
+    "abierta": "open",
+    "en curso": "open",
+    "esperando soporte": "open",
+    "esperando al cliente": "pending",
+    "resuelto": "solved",
+    "resuelta": "solved",
+    "listo": "solved",
+    "cerrado": "closed",
+    "cerrada": "closed",
 }
 DATE_FORMATS = ("%d/%b/%y %I:%M %p", "%d/%b/%y %H:%M", "%d/%b/%Y %I:%M %p", "%d/%b/%Y %H:%M", "%d/%b/%y", *ISO_FORMATS)
 LAYOUT = TableLayout(
@@ -96,8 +156,10 @@ def _english_headers(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
             renames[name] = canonical
     frame = frame.rename(renames)
     if not {KEY, CREATED} <= set(frame.columns):
-        raise ConversionError(f"{path.name}: not a Jira Service Management CSV (no Issue key and Created columns in any "
-                              "known language: English, French, German, Spanish)")
+        raise ConversionError(
+            f"{path.name}: not a Jira Service Management CSV (no Issue key and Created columns in any "
+            "known language: English, French, German, Spanish)"
+        )
     dates = [name for name in (CREATED, "Resolved") if name in frame.columns]  # the mapped ones: others stay as written
     return frame.with_columns(_english_month(name).alias(name) for name in dates)
 
@@ -107,7 +169,7 @@ def _english_month(column: str) -> pl.Expr:
     value = pl.col(column).str.strip_chars()
     parts = value.str.extract_groups(r"^(\d{1,2})/([^/\d]+?)\.?/(\d{2,4})(.*)$")
     month = parts.struct.field("2").str.to_lowercase().replace_strict(MONTHS, default=None, return_dtype=pl.Utf8)
-    rest = (parts.struct.field("4").str.replace_all(r"(?i)a\.\s?m\.", "AM").str.replace_all(r"(?i)p\.\s?m\.", "PM"))
+    rest = parts.struct.field("4").str.replace_all(r"(?i)a\.\s?m\.", "AM").str.replace_all(r"(?i)p\.\s?m\.", "PM")
     english = pl.concat_str([parts.struct.field("1"), pl.lit("/"), month, pl.lit("/"), parts.struct.field("3"), rest])
     return pl.coalesce(english, value)
 
@@ -154,8 +216,9 @@ def _sla_verdicts(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
-    converted = convert_csv_files(paths, LAYOUT, options, VERSION, prepare=_english_headers, extend=_sla_checks,
-                                  vendor_sla=_sla_verdicts)
+    converted = convert_csv_files(
+        paths, LAYOUT, options, VERSION, prepare=_english_headers, extend=_sla_checks, vendor_sla=_sla_verdicts
+    )
     return Conversion(
         format="jsm",
         format_version=VERSION,
@@ -170,7 +233,8 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
             "vendor verdicts: Time to first response / Time to resolution hold the remaining time H:MM; below zero -> "
             "not met; zero or more on a resolved ticket -> met; zero or more on an open ticket -> no verdict yet; "
             "JSM states no due time",
-            "wall times read in " + options.timezone if options.timezone
+            "wall times read in " + options.timezone
+            if options.timezone
             else "wall times kept without an offset (read in the policy's source_timezone)",
         ],
     )

@@ -99,7 +99,11 @@ def map_table(
             continue
         mapped_headers.update(found)
         column = source.column(name)
-        spellings = {**(_enum_spellings(column, options.policy) or {}), **layout.values.get(name, {}), **overrides.get(name, {})}
+        spellings = {
+            **(_enum_spellings(column, options.policy) or {}),
+            **layout.values.get(name, {}),
+            **overrides.get(name, {}),
+        }
         resolved = [spelling_lookup(text(header).str.to_lowercase(), spellings) for header in found]
         value = pl.coalesce([*resolved, *(text(header) for header in found)])
         label = " / ".join(found)
@@ -142,7 +146,8 @@ def _bad_timestamp_of(raw: pl.Expr, parsed: pl.Expr, label: str) -> Check:
 def _bad_number(header: str) -> Check:
     value = text(header)
     return Check(
-        bad=value.is_not_null() & (value.cast(pl.Float64, strict=False).is_null() | (value.cast(pl.Float64, strict=False) < 0)),
+        bad=value.is_not_null()
+        & (value.cast(pl.Float64, strict=False).is_null() | (value.cast(pl.Float64, strict=False) < 0)),
         reason_code="bad_number",
         message=pl.format("{}: not a non-negative number: {}", pl.lit(header), value),
     )

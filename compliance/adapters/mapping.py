@@ -41,7 +41,11 @@ def load_mapping(path: Path) -> TableLayout:
     columns: dict[str, tuple[str, ...]] = {}
     for name, headers in string_map(path, "columns", document.get("columns")).items():
         if name not in contract:
-            raise mapping_problem(path, f"columns.{name}", f"unknown contract column of {source_name} (known: {', '.join(sorted(contract))})")
+            raise mapping_problem(
+                path,
+                f"columns.{name}",
+                f"unknown contract column of {source_name} (known: {', '.join(sorted(contract))})",
+            )
         listed = headers if isinstance(headers, list) else [headers]
         if not listed:
             raise mapping_problem(path, f"columns.{name}", "names no vendor column")
@@ -57,11 +61,15 @@ def load_mapping(path: Path) -> TableLayout:
 
     for name in source.required:
         if name not in columns and name not in constants:
-            raise mapping_problem(path, "columns", f"required contract column {name} of {source_name} is neither mapped nor a constant")
+            raise mapping_problem(
+                path, "columns", f"required contract column {name} of {source_name} is neither mapped nor a constant"
+            )
 
     formats_raw = document.get("timestamp_formats", list(ISO_FORMATS))
     if not isinstance(formats_raw, list) or not formats_raw:
-        raise mapping_problem(path, "timestamp_formats", "must be a non-empty list of chrono formats, e.g. ['%m/%d/%Y']")
+        raise mapping_problem(
+            path, "timestamp_formats", "must be a non-empty list of chrono formats, e.g. ['%m/%d/%Y']"
+        )
     formats = tuple(scalar_value(path, "timestamp_formats", item) for item in formats_raw)
     for item in formats:
         if "%" not in item:
@@ -69,14 +77,18 @@ def load_mapping(path: Path) -> TableLayout:
         try:
             pl.Series([""]).str.strptime(pl.Datetime("us"), item, strict=False)
         except pl.exceptions.PolarsError:
-            raise mapping_problem(path, "timestamp_formats", f"{item!r} is not a chrono format polars accepts") from None
+            raise mapping_problem(
+                path, "timestamp_formats", f"{item!r} is not a chrono format polars accepts"
+            ) from None
 
     timezone = document.get("timezone")
     if timezone is not None:
         try:
             zoneinfo.ZoneInfo(str(timezone))
         except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-            raise mapping_problem(path, "timezone", f"{timezone!r} is not an IANA time zone (e.g. America/New_York)") from None
+            raise mapping_problem(
+                path, "timezone", f"{timezone!r} is not an IANA time zone (e.g. America/New_York)"
+            ) from None
 
     vendor_sla = []
     for metric, spec in string_map(path, "vendor_sla", document.get("vendor_sla")).items():
@@ -85,7 +97,9 @@ def load_mapping(path: Path) -> TableLayout:
         spec = string_map(path, f"vendor_sla.{metric}", spec)
         unknown = [key for key in spec if key not in _VENDOR_SLA_KEYS]
         if unknown:
-            raise mapping_problem(path, f"vendor_sla.{metric}.{unknown[0]}", f"unknown key (known: {', '.join(_VENDOR_SLA_KEYS)})")
+            raise mapping_problem(
+                path, f"vendor_sla.{metric}.{unknown[0]}", f"unknown key (known: {', '.join(_VENDOR_SLA_KEYS)})"
+            )
         if "verdict" not in spec and "due" not in spec:
             raise mapping_problem(path, f"vendor_sla.{metric}", "names neither a verdict nor a due column")
         lists = {}
@@ -146,7 +160,11 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     zone = options.timezone or layout.timezone
     notes = [f"mapping file {options.mapping.name}: {layout.source} from {len(layout.columns)} mapped columns"]
     notes.append(f"timestamp formats tried in order: {', '.join(layout.timestamp_formats)}")
-    notes.append(f"wall times read in {zone}" if zone else "wall times kept without an offset (read in the policy's source_timezone)")
+    notes.append(
+        f"wall times read in {zone}"
+        if zone
+        else "wall times kept without an offset (read in the policy's source_timezone)"
+    )
     if layout.constants:
         notes.append("constants: " + ", ".join(f"{k}={v}" for k, v in layout.constants.items()))
     return Conversion(

@@ -73,7 +73,9 @@ MIME_CHARSETS = "MIME charsets"  # an archive's encoding: each message part says
 _GB18030_LABELS = frozenset({"gb2312", "gbk", "gb18030", "cp936", "euc-cn", "x-gbk"})
 _QUOTED_MAX_CHARS = 60
 _AUTO_HEADERS = ("x-autoreply", "x-autorespond")
-_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv|回复|答复|转发|回覆|轉寄|转寄)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.IGNORECASE)
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fwd?|aw|sv|回复|答复|转发|回覆|轉寄|转寄)\s*(?:\[\d+\])?\s*[:：]\s*)+", re.IGNORECASE
+)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 # Where a reply's quotation of earlier mail starts: ">" lines are dropped, these lines end the new text.
 _QUOTE_START = re.compile(
@@ -126,7 +128,13 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         tables={"tickets": tickets, "ticket_events": events},
         quarantine=quarantine.select(QUARANTINE_COLUMNS),
         inputs=[
-            input_record(path, counts[path.name], quarantined.get(path.name, 0), "mbox", Decoding(MIME_CHARSETS, replaced[path.name]))
+            input_record(
+                path,
+                counts[path.name],
+                quarantined.get(path.name, 0),
+                "mbox",
+                Decoding(MIME_CHARSETS, replaced[path.name]),
+            )
             for path in paths
         ],
         notes=[
@@ -153,7 +161,10 @@ def _read_archive(path: Path, ticket_number: re.Pattern, zone: str | None) -> li
         raise ConversionError(f"{path.name}: not an mbox archive (the first line does not start with 'From ')")
     archive = mailbox.mbox(str(path), factory=_parse_message, create=False)
     try:
-        return [_message_row(path.name, position, message, ticket_number, zone) for position, message in enumerate(archive, start=1)]
+        return [
+            _message_row(path.name, position, message, ticket_number, zone)
+            for position, message in enumerate(archive, start=1)
+        ]
     finally:
         archive.close()
 
@@ -285,8 +296,15 @@ def _drop_duplicates(messages: list[dict]) -> tuple[list[dict], pl.DataFrame]:
         if seen is message:
             kept.append(message)
         else:
-            rows.append((message["file"], message["position"], message["record_id"], "duplicate_id",
-                         f"Message-ID already read as message {seen['position']} of {seen['file']} (that one is kept)"))
+            rows.append(
+                (
+                    message["file"],
+                    message["position"],
+                    message["record_id"],
+                    "duplicate_id",
+                    f"Message-ID already read as message {seen['position']} of {seen['file']} (that one is kept)",
+                )
+            )
     return kept, _quarantine_frame(rows)
 
 
@@ -354,8 +372,11 @@ def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str]) 
         .with_row_index("rank")
         .filter(pl.col("recipients").str.split("@").list.last().is_in(list(policy.email.support_domains)))
         .with_columns(
-            pl.col("recipients").str.split("@").list.first()
-            .replace_strict(mailboxes, default=None, return_dtype=pl.Utf8).alias("mailbox_channel")
+            pl.col("recipients")
+            .str.split("@")
+            .list.first()
+            .replace_strict(mailboxes, default=None, return_dtype=pl.Utf8)
+            .alias("mailbox_channel")
         )
         .drop_nulls("mailbox_channel")
         .sort("rank")
@@ -364,9 +385,12 @@ def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str]) 
     )
     with_tags = _with_sql(frame, tag_channel=tag_channel_sql(policy, "subject"))
     return with_tags.join(recipients, on="record_id", how="left").with_columns(
-        pl.when(automatic & (support | auto_sender)).then(pl.lit("system"))
-        .when(support).then(pl.lit("agent"))
-        .when(automatic).then(pl.lit("requester_auto"))
+        pl.when(automatic & (support | auto_sender))
+        .then(pl.lit("system"))
+        .when(support)
+        .then(pl.lit("agent"))
+        .when(automatic)
+        .then(pl.lit("requester_auto"))
         .otherwise(pl.lit("requester"))
         .alias("role"),
     )
@@ -395,13 +419,19 @@ def _tickets(messages: pl.DataFrame, policy: Policy) -> tuple[pl.DataFrame, pl.D
     # A thread with an undatable message cannot be timed: its other messages are quarantined with it.
     first_undatable = undatable.sort("file", "position").group_by("thread", maintain_order=True).first()
     datable = messages.filter(pl.col("sent_at").is_not_null())
-    held = datable.join(first_undatable.select("thread", pl.col("file").alias("u_file"), pl.col("position").alias("u_position")), on="thread")
+    held = datable.join(
+        first_undatable.select("thread", pl.col("file").alias("u_file"), pl.col("position").alias("u_position")),
+        on="thread",
+    )
     problems.append(
         _problems(
             held,
             pl.lit("incomplete_thread"),
-            pl.format("its thread also holds message {} of {}, which has no usable Date: the thread's times are unknown",
-                      pl.col("u_position"), pl.col("u_file")),
+            pl.format(
+                "its thread also holds message {} of {}, which has no usable Date: the thread's times are unknown",
+                pl.col("u_position"),
+                pl.col("u_file"),
+            ),
         )
     )
     datable = datable.join(first_undatable.select("thread"), on="thread", how="anti")
@@ -416,30 +446,54 @@ def _tickets(messages: pl.DataFrame, policy: Policy) -> tuple[pl.DataFrame, pl.D
             pl.col("text").first().alias("first_text"),
             pl.col("text").str.join("\n\n").alias("description"),
             pl.coalesce("mailbox_channel", "tag_channel").first().alias("channel"),
-            pl.when(pl.col("mailbox_channel").first().is_not_null()).then(pl.lit("mailbox"))
-            .when(pl.col("tag_channel").first().is_not_null()).then(pl.lit("subject tag")).alias("channel_source"),
+            pl.when(pl.col("mailbox_channel").first().is_not_null())
+            .then(pl.lit("mailbox"))
+            .when(pl.col("tag_channel").first().is_not_null())
+            .then(pl.lit("subject tag"))
+            .alias("channel_source"),
         )
     )
     with_request = datable.join(request.select("thread", "request_id", "created", "channel"), on="thread", how="left")
     reasons = (
         pl.when(pl.col("created").is_null())
-        .then(pl.struct(code=pl.lit("missing_value"), reason=pl.lit("thread has no message from a customer (only support or automatic mail)")))
+        .then(
+            pl.struct(
+                code=pl.lit("missing_value"),
+                reason=pl.lit("thread has no message from a customer (only support or automatic mail)"),
+            )
+        )
         .when(pl.col("channel").is_null() & (pl.col("record_id") == pl.col("request_id")))
-        .then(pl.struct(code=pl.lit("unknown_value"), reason=pl.lit(
-            "channel: the request went to none of the policy's support mailboxes and its subject has no tag "
-            "that is a channel alias"
-        )))
+        .then(
+            pl.struct(
+                code=pl.lit("unknown_value"),
+                reason=pl.lit(
+                    "channel: the request went to none of the policy's support mailboxes and its subject has no tag "
+                    "that is a channel alias"
+                ),
+            )
+        )
         # the thread's other messages: one "channel:" reason per ticket (TG-MAILBOX counts tickets)
         .when(pl.col("channel").is_null())
-        .then(pl.struct(code=pl.lit("incomplete_thread"), reason=pl.lit(
-            "its thread's request is quarantined: no support mailbox or subject tag gives its channel"
-        )))
+        .then(
+            pl.struct(
+                code=pl.lit("incomplete_thread"),
+                reason=pl.lit(
+                    "its thread's request is quarantined: no support mailbox or subject tag gives its channel"
+                ),
+            )
+        )
         .when(pl.col("sent_at") < pl.col("created"))
-        .then(pl.struct(code=pl.lit("out_of_order"), reason=pl.lit("sent before the customer's first message of its thread")))
+        .then(
+            pl.struct(
+                code=pl.lit("out_of_order"), reason=pl.lit("sent before the customer's first message of its thread")
+            )
+        )
     )
     judged = with_request.with_columns(reasons.alias("problem"))
     rejected = judged.filter(pl.col("problem").is_not_null())
-    problems.append(_problems(rejected, pl.col("problem").struct.field("code"), pl.col("problem").struct.field("reason")))
+    problems.append(
+        _problems(rejected, pl.col("problem").struct.field("code"), pl.col("problem").struct.field("reason"))
+    )
     used = judged.filter(pl.col("problem").is_null()).sort("sent_at", "file", "position")
     tickets = _ticket_rows(used, request, policy)
     events = (
@@ -449,8 +503,12 @@ def _tickets(messages: pl.DataFrame, policy: Policy) -> tuple[pl.DataFrame, pl.D
         .select(
             "ticket_id",
             _iso(pl.col("sent_at")).alias("occurred_at"),
-            pl.col("role").replace_strict({"system": "auto_ack", "agent": "public_reply", "requester": "requester_reply"}).alias("event_type"),
-            pl.col("role").replace_strict({"system": "system", "agent": "agent", "requester": "requester"}).alias("actor"),
+            pl.col("role")
+            .replace_strict({"system": "auto_ack", "agent": "public_reply", "requester": "requester_reply"})
+            .alias("event_type"),
+            pl.col("role")
+            .replace_strict({"system": "system", "agent": "agent", "requester": "requester"})
+            .alias("actor"),
             pl.lit(None, pl.Utf8).alias("new_status"),
             pl.col("record_id").alias("message_id"),
         )
@@ -468,8 +526,9 @@ def _ticket_rows(used: pl.DataFrame, request: pl.DataFrame, policy: Policy) -> p
     )
     tickets = request.join(replies, on="thread").sort("created", "request_id")
     # urgency from the subject and the customer's first message (tickets_reading, as ingest reads a file's text)
-    tier, tier_source = tier_reading_sql(policy, "NULL::VARCHAR", "NULL::VARCHAR",
-                                         keyword_tier_sql(policy, "subject", "first_text"))
+    tier, tier_source = tier_reading_sql(
+        policy, "NULL::VARCHAR", "NULL::VARCHAR", keyword_tier_sql(policy, "subject", "first_text")
+    )
     return _with_sql(tickets, tier=tier, tier_source=tier_source).select(
         "thread",
         pl.coalesce("announced", "request_id").alias("ticket_id"),

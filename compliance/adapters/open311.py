@@ -48,8 +48,25 @@ CRM_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %I:%M %p", "%m/%d/%Y %H:%M:%S",
 CRM_STATUSES = {status: status for status in ("new", "open", "pending", "on_hold", "solved", "closed")}
 ON_TIME = {"ontime": "true", "overdue": "false"}
 # vendor column -> contract column, per layout
-CRM_COLUMNS = {"CASE_ENQUIRY_ID": "ticket_id", "OPEN_DT": "created_at", "CLOSED_DT": "resolved_at", "TARGET_DT": "due", "CASE_STATUS": "status", "TYPE": "channel", "CASE_TITLE": "subject", "OnTime_Status": "on_time"}
-GEOREPORT_COLUMNS = {"service_request_id": "ticket_id", "requested_datetime": "created_at", "updated_datetime": "updated", "expected_datetime": "due", "status": "status", "service_name": "channel", "description": "description"}
+CRM_COLUMNS = {
+    "CASE_ENQUIRY_ID": "ticket_id",
+    "OPEN_DT": "created_at",
+    "CLOSED_DT": "resolved_at",
+    "TARGET_DT": "due",
+    "CASE_STATUS": "status",
+    "TYPE": "channel",
+    "CASE_TITLE": "subject",
+    "OnTime_Status": "on_time",
+}
+GEOREPORT_COLUMNS = {
+    "service_request_id": "ticket_id",
+    "requested_datetime": "created_at",
+    "updated_datetime": "updated",
+    "expected_datetime": "due",
+    "status": "status",
+    "service_name": "channel",
+    "description": "description",
+}
 
 _OUTPUT = ("ticket_id", "channel", "created_at", "resolved_at", "status", "subject", "description")
 
@@ -66,7 +83,9 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
                 raise ConversionError(f"{path.name}: not a 311 CRM case export (missing {', '.join(missing)})")
             # an unnamed first column is a spreadsheet's row index: kept, under a name
             vendor_names = [name for name in frame.columns if name != "source_line"]
-            frame = frame.rename({name: f"column_{index}" for index, name in enumerate(vendor_names, start=1) if not name})
+            frame = frame.rename(
+                {name: f"column_{index}" for index, name in enumerate(vendor_names, start=1) if not name}
+            )
         converted, vendor, quarantine = _convert(frame, columns, path.name, options)
         tickets.append(converted)
         verdicts.append(vendor)
@@ -94,13 +113,17 @@ def _georeport_frame(document: object) -> pl.DataFrame:
     elif isinstance(document, list):
         requests = document
     else:
-        raise ConversionError('not an Open311 GeoReport v2 response (expected a list of requests or {"service_requests": [...]})')
+        raise ConversionError(
+            'not an Open311 GeoReport v2 response (expected a list of requests or {"service_requests": [...]})'
+        )
     records = [
         {key: json_text(value) for key, value in request.items()} if isinstance(request, dict) else {}
         for request in requests
     ]
     frame = records_frame(records, range(1, len(records) + 1))
-    return frame.with_columns(pl.lit(None, pl.Utf8).alias(name) for name in GEOREPORT_COLUMNS if name not in frame.columns)
+    return frame.with_columns(
+        pl.lit(None, pl.Utf8).alias(name) for name in GEOREPORT_COLUMNS if name not in frame.columns
+    )
 
 
 def _convert(frame: pl.DataFrame, columns: dict[str, str], file_name: str, options: AdapterOptions):
@@ -128,10 +151,19 @@ def _convert(frame: pl.DataFrame, columns: dict[str, str], file_name: str, optio
     record_id = vendor["ticket_id"]
     checks = [
         Check(column("ticket_id").is_null(), "missing_value", pl.format("{}: missing case id", pl.lit(record_id))),
-        Check(column("created_at").is_null(), "missing_value", pl.format("{}: missing (the case's opening)", pl.lit(vendor["created_at"]))),
+        Check(
+            column("created_at").is_null(),
+            "missing_value",
+            pl.format("{}: missing (the case's opening)", pl.lit(vendor["created_at"])),
+        ),
         *[
             bad_timestamp(vendor[canonical], pl.col(f"{short}__ts"))
-            for canonical, short in (("created_at", "created"), ("resolved_at", "resolved"), ("updated", "updated"), ("due", "due"))
+            for canonical, short in (
+                ("created_at", "created"),
+                ("resolved_at", "resolved"),
+                ("updated", "updated"),
+                ("due", "due"),
+            )
             if canonical in vendor
         ],
         *[
@@ -158,7 +190,8 @@ def _convert(frame: pl.DataFrame, columns: dict[str, str], file_name: str, optio
         *[
             pl.col(name)
             for name in frame.columns
-            if name not in ("source_line", *_OUTPUT) and "__" not in name
+            if name not in ("source_line", *_OUTPUT)
+            and "__" not in name
             and columns.get(name) not in ("ticket_id", "subject", "description")
         ],
     )
@@ -173,7 +206,11 @@ def _convert(frame: pl.DataFrame, columns: dict[str, str], file_name: str, optio
         .then(column("on_time"))
         .otherwise(pl.format("{} (case still open)", column("on_time")))
         .alias("vendor_status"),
-        pl.lit(", ".join(name for name, canonical in columns.items() if canonical in ("on_time", "due") and name in frame.columns)).alias("vendor_field"),
+        pl.lit(
+            ", ".join(
+                name for name, canonical in columns.items() if canonical in ("on_time", "due") and name in frame.columns
+            )
+        ).alias("vendor_field"),
     )
     return tickets, verdicts, quarantine
 

@@ -57,7 +57,9 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         else:
             frame, malformed, variant = _csv_frame(path)
         converted, quarantine = (
-            _from_report(frame, path.name, options) if variant == "incidents report csv" else _from_api(frame, path.name, options)
+            _from_report(frame, path.name, options)
+            if variant == "incidents report csv"
+            else _from_api(frame, path.name, options)
         )
         quarantine = pl.concat([malformed, quarantine])
         incidents.append(converted)
@@ -112,7 +114,7 @@ def _api_frame(document: object) -> pl.DataFrame:
     elif isinstance(document, list):
         incidents = document
     else:
-        raise ConversionError("not a PagerDuty REST response (expected {\"incidents\": [...]})")
+        raise ConversionError('not a PagerDuty REST response (expected {"incidents": [...]})')
     records = [_flatten(incident if isinstance(incident, dict) else {}) for incident in incidents]
     return records_frame(records, range(1, len(records) + 1)) if records else _empty_api_frame()
 
@@ -138,7 +140,9 @@ def _flatten(incident: dict) -> dict[str, str | None]:
     return flat
 
 
-def _listed_time(frame: pl.DataFrame, column: str, name: str, options: AdapterOptions, *, earliest: bool) -> pl.DataFrame:
+def _listed_time(
+    frame: pl.DataFrame, column: str, name: str, options: AdapterOptions, *, earliest: bool
+) -> pl.DataFrame:
     """Per incident (source_line): the earliest / latest readable time of a JSON-list column as ``<name>__ts``,
     and the first unreadable one as ``<name>__bad``."""
     listed = (
@@ -148,7 +152,9 @@ def _listed_time(frame: pl.DataFrame, column: str, name: str, options: AdapterOp
         .with_columns(canonical=timestamp_text(pl.col("text"), ISO_FORMATS, options.timezone))
         # canonical text is all UTC ("…Z") or all wall time in one zone: its value without the Z sorts as instants
         .with_columns(
-            instant=pl.col("canonical").str.replace(r"Z$", "").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
+            instant=pl.col("canonical")
+            .str.replace(r"Z$", "")
+            .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.f", strict=False)
         )
     )
     best = (
@@ -156,7 +162,11 @@ def _listed_time(frame: pl.DataFrame, column: str, name: str, options: AdapterOp
         .group_by("source_line")
         .agg(pl.col("canonical").sort_by("instant", descending=not earliest).first().alias(f"{name}__ts"))
     )
-    bad = listed.filter(pl.col("canonical").is_null()).group_by("source_line").agg(pl.col("text").first().alias(f"{name}__bad"))
+    bad = (
+        listed.filter(pl.col("canonical").is_null())
+        .group_by("source_line")
+        .agg(pl.col("text").first().alias(f"{name}__bad"))
+    )
     return best.join(bad, on="source_line", how="full", coalesce=True)
 
 
@@ -168,13 +178,17 @@ def _from_api(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -> t
     prepared = frame.with_columns(started_at__ts=timestamp_text(column("created_at"), ISO_FORMATS, options.timezone))
     for vendor, name in listed.items():
         if vendor not in frame.columns:
-            prepared = prepared.with_columns(pl.lit(None, pl.Utf8).alias(f"{name}__ts"), pl.lit(None, pl.Utf8).alias(f"{name}__bad"))
+            prepared = prepared.with_columns(
+                pl.lit(None, pl.Utf8).alias(f"{name}__ts"), pl.lit(None, pl.Utf8).alias(f"{name}__bad")
+            )
             continue
         times = _listed_time(frame, vendor, name, options, earliest=name == "acknowledged_at")
         prepared = prepared.join(times, on="source_line", how="left")
     last_change = timestamp_text(column("last_status_change_at"), ISO_FORMATS, options.timezone)
     prepared = prepared.with_columns(
-        resolved_at__ts=pl.coalesce(pl.col("resolve_log_entry__ts"), pl.when(column("status") == "resolved").then(last_change))
+        resolved_at__ts=pl.coalesce(
+            pl.col("resolve_log_entry__ts"), pl.when(column("status") == "resolved").then(last_change)
+        )
     )
     checks = [
         Check(column("id").is_null(), "missing_value", pl.lit("id: missing incident id")),
@@ -191,11 +205,15 @@ def _from_api(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -> t
                 "bad_timestamp",
                 pl.format("{}: not a timestamp this format knows: {}", pl.lit(label), pl.col(f"{name}__bad")),
             )
-            for name, label in (("acknowledged_at", "acknowledgements[].at / acknowledge_log_entry.created_at"),
-                                ("resolve_log_entry", "resolve_log_entry.created_at"))
+            for name, label in (
+                ("acknowledged_at", "acknowledgements[].at / acknowledge_log_entry.created_at"),
+                ("resolve_log_entry", "resolve_log_entry.created_at"),
+            )
         ],
     ]
-    passed, quarantine = split_checked(prepared.sort("source_line"), [check for check in checks if check], file_name, "id")
+    passed, quarantine = split_checked(
+        prepared.sort("source_line"), [check for check in checks if check], file_name, "id"
+    )
     canonical = _incident_columns(column, pl.col("resolved_at__ts"))
     kept = [pl.col(name) for name in frame.columns if name not in ("id", "source_line", *listed)]
     return passed.select(*canonical, *kept), quarantine
@@ -210,8 +228,12 @@ def _from_report(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -
     prepared = frame.with_columns(
         started_at__ts=started,
         resolved_on__ts=timestamp_text(column("resolved_on"), ISO_FORMATS, options.timezone),
-        acknowledged_at__ts=shift_timestamp_text(started, column("seconds_to_first_ack").cast(pl.Float64, strict=False), zone),
-        resolved_by_seconds__ts=shift_timestamp_text(started, column("seconds_to_resolve").cast(pl.Float64, strict=False), zone),
+        acknowledged_at__ts=shift_timestamp_text(
+            started, column("seconds_to_first_ack").cast(pl.Float64, strict=False), zone
+        ),
+        resolved_by_seconds__ts=shift_timestamp_text(
+            started, column("seconds_to_resolve").cast(pl.Float64, strict=False), zone
+        ),
     )
     checks = [
         Check(column("id").is_null(), "missing_value", pl.lit("id: missing incident id")),

@@ -45,14 +45,23 @@ TIMESTAMP_FORMATS = (*ISO_FORMATS, "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M")
 STATUSES = {
     **{status: status for status in ("new", "open", "pending", "on_hold", "solved", "closed")},
     "1": "new",
-    "2": "open", "in progress": "open", "active": "open",
-    "3": "on_hold", "on hold": "on_hold",
-    "6": "solved", "resolved": "solved",
+    "2": "open",
+    "in progress": "open",
+    "active": "open",
+    "3": "on_hold",
+    "on hold": "on_hold",
+    "6": "solved",
+    "resolved": "solved",
     "7": "closed",
-    "8": "closed", "canceled": "closed", "cancelled": "closed",
+    "8": "closed",
+    "canceled": "closed",
+    "cancelled": "closed",
     # waiting for the caller is "pending"; waiting for a problem, vendor, change or evidence is "on hold"
-    "awaiting user info": "pending", "awaiting caller": "pending",
-    "awaiting problem": "on_hold", "awaiting vendor": "on_hold", "awaiting change": "on_hold",
+    "awaiting user info": "pending",
+    "awaiting caller": "pending",
+    "awaiting problem": "on_hold",
+    "awaiting vendor": "on_hold",
+    "awaiting change": "on_hold",
     "awaiting evidence": "on_hold",
 }
 TERMINAL = ("solved", "closed")
@@ -69,7 +78,9 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     for path in paths:
         frame = read_csv_text(path)
         if "number" not in frame.columns or "opened_at" not in frame.columns:
-            raise ConversionError(f"{path.name}: not a ServiceNow incident export (needs the columns number and opened_at)")
+            raise ConversionError(
+                f"{path.name}: not a ServiceNow incident export (needs the columns number and opened_at)"
+            )
         if "sys_updated_at" in frame.columns:
             tickets, events, vendor, quarantine, variant = _event_log(frame, path.name, options)
             tables["ticket_events"].append(events)
@@ -117,7 +128,11 @@ def _prepared(frame: pl.DataFrame, options: AdapterOptions) -> pl.DataFrame:
         for name in ("opened_at", "resolved_at", "closed_at", "sys_updated_at")
         if name in frame.columns
     }
-    made_sla = pl.col("made_sla").str.strip_chars().str.to_lowercase() if "made_sla" in frame.columns else pl.lit(None, pl.Utf8)
+    made_sla = (
+        pl.col("made_sla").str.strip_chars().str.to_lowercase()
+        if "made_sla" in frame.columns
+        else pl.lit(None, pl.Utf8)
+    )
     return frame.with_columns(
         **columns,
         state__vendor=pl.col(state_column).str.strip_chars() if state_column else pl.lit(None, pl.Utf8),
@@ -163,9 +178,13 @@ def _channel(policy: Policy | None) -> pl.Expr:
         return raw
     known = set(policy.channel_spellings())
     lowered = raw.str.to_lowercase()
-    return pl.when(lowered.is_in(list(known))).then(raw).when(lowered.is_in(TECHNICAL_CATEGORIES)).then(
-        pl.lit("technical_support")
-    ).otherwise(raw)
+    return (
+        pl.when(lowered.is_in(list(known)))
+        .then(raw)
+        .when(lowered.is_in(TECHNICAL_CATEGORIES))
+        .then(pl.lit("technical_support"))
+        .otherwise(raw)
+    )
 
 
 def _tier(policy: Policy | None) -> pl.Expr:
@@ -174,8 +193,10 @@ def _tier(policy: Policy | None) -> pl.Expr:
     # "2 - High" (display value) or "2" (Table API value): the leading digit is the priority
     raw = pl.col("priority__raw").str.strip_chars()
     digit = raw.str.extract(r"^(\d)", 1)
-    return pl.when(raw.is_in(list(policy.tiers))).then(raw).otherwise(
-        digit.replace_strict(PRIORITY_TIERS, default=None, return_dtype=pl.Utf8)
+    return (
+        pl.when(raw.is_in(list(policy.tiers)))
+        .then(raw)
+        .otherwise(digit.replace_strict(PRIORITY_TIERS, default=None, return_dtype=pl.Utf8))
     )
 
 
@@ -252,7 +273,9 @@ def _event_log(frame: pl.DataFrame, file_name: str, options: AdapterOptions):
     ]
     ordered = passed.sort(["number", *order]) if passed.height else passed
     # one ticket per incident: its last row, with the earliest readable opened_at
-    last = ordered.group_by("number", maintain_order=True).agg(pl.all().last(), pl.col("opened_at__ts").min().alias("_opened"))
+    last = ordered.group_by("number", maintain_order=True).agg(
+        pl.all().last(), pl.col("opened_at__ts").min().alias("_opened")
+    )
     last = last.with_columns(pl.col("_opened").alias("opened_at__ts")).drop("_opened")
     tickets, verdicts = _split_verdicts(_canonical_tickets(last, options))
     previous = pl.col("state__mapped").shift(1).over("number")

@@ -46,9 +46,23 @@ from compliance.adapters.base import (
 )
 from compliance.ingest.contract import SOURCES
 
-_INCIDENT_TIMES = ("created_at", "started_at", "resolved_at", "scheduled_for", "scheduled_until", "postmortem_published_at")
+_INCIDENT_TIMES = (
+    "created_at",
+    "started_at",
+    "resolved_at",
+    "scheduled_for",
+    "scheduled_until",
+    "postmortem_published_at",
+)
 _CONTRACT = {column.name for column in SOURCES["incidents"].columns}
-_UPDATE_SCHEMA = {"source_line": pl.Int64, "position": pl.Int64, "status": pl.Utf8, "body": pl.Utf8, "created_at": pl.Utf8, "display_at": pl.Utf8}
+_UPDATE_SCHEMA = {
+    "source_line": pl.Int64,
+    "position": pl.Int64,
+    "status": pl.Utf8,
+    "body": pl.Utf8,
+    "created_at": pl.Utf8,
+    "display_at": pl.Utf8,
+}
 
 
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
@@ -89,7 +103,9 @@ def _read(path: Path) -> tuple[list[tuple[int, dict]], pl.DataFrame, str]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as error:
-                malformed.append((path.name, number, None, "malformed_row", f"not a JSON object on this line: {error.msg}"))
+                malformed.append(
+                    (path.name, number, None, "malformed_row", f"not a JSON object on this line: {error.msg}")
+                )
                 continue
             if not isinstance(value, dict):
                 malformed.append((path.name, number, None, "malformed_row", "not a JSON object on this line"))
@@ -104,8 +120,14 @@ def _read(path: Path) -> tuple[list[tuple[int, dict]], pl.DataFrame, str]:
     elif isinstance(document, list):
         items, variant = document, "v2 incident list"
     else:
-        raise ConversionError('not a Statuspage v2 document (expected {"incidents": [...]} or {"scheduled_maintenances": [...]})')
-    return [(position, item if isinstance(item, dict) else {}) for position, item in enumerate(items, start=1)], empty_quarantine(), variant
+        raise ConversionError(
+            'not a Statuspage v2 document (expected {"incidents": [...]} or {"scheduled_maintenances": [...]})'
+        )
+    return (
+        [(position, item if isinstance(item, dict) else {}) for position, item in enumerate(items, start=1)],
+        empty_quarantine(),
+        variant,
+    )
 
 
 def _flatten(line: int, incident: dict) -> tuple[dict[str, str | None], list[tuple]]:
@@ -114,7 +136,9 @@ def _flatten(line: int, incident: dict) -> tuple[dict[str, str | None], list[tup
     if "name" not in flat and "title" in flat:
         flat["name"] = flat.pop("title")
     if isinstance(incident.get("components"), list):  # the feed's component names
-        flat["components"] = "; ".join(str(item.get("name", item) if isinstance(item, dict) else item) for item in incident["components"])
+        flat["components"] = "; ".join(
+            str(item.get("name", item) if isinstance(item, dict) else item) for item in incident["components"]
+        )
     raw_updates = incident.get("incident_updates", incident.get("updates")) or []
     updates = [
         (
@@ -133,8 +157,10 @@ def _flatten(line: int, incident: dict) -> tuple[dict[str, str | None], list[tup
 
 def _convert_objects(objects: list[tuple[int, dict]], file_name: str, options: AdapterOptions):
     flattened = [_flatten(line, incident) for line, incident in objects]
-    frame = records_frame([flat for flat, _ in flattened], [line for line, _ in objects]) if objects else pl.DataFrame(
-        schema={"id": pl.Utf8, "source_line": pl.Int64}
+    frame = (
+        records_frame([flat for flat, _ in flattened], [line for line, _ in objects])
+        if objects
+        else pl.DataFrame(schema={"id": pl.Utf8, "source_line": pl.Int64})
     )
     vendor_columns = [name for name in frame.columns if name not in ("id", "source_line")]
     for name in ("id", "impact", *_INCIDENT_TIMES):
@@ -142,17 +168,25 @@ def _convert_objects(objects: list[tuple[int, dict]], file_name: str, options: A
             frame = frame.with_columns(pl.lit(None, pl.Utf8).alias(name))
     updates = pl.DataFrame([row for _, rows in flattened for row in rows], schema=_UPDATE_SCHEMA, orient="row")
     updates = updates.with_columns(
-        posted_at=timestamp_text(pl.coalesce(pl.col("created_at"), pl.col("display_at")), ISO_FORMATS, options.timezone),
+        posted_at=timestamp_text(
+            pl.coalesce(pl.col("created_at"), pl.col("display_at")), ISO_FORMATS, options.timezone
+        ),
         status_lower=pl.col("status").str.to_lowercase().str.replace_all(r"[\s_]+", " ").str.strip_chars(),
     )
-    per_incident = updates.sort("source_line", "position").group_by("source_line").agg(
-        pl.col("posted_at").drop_nulls().sort().first().alias("announced_at__ts"),
-        pl.col("status_lower").first().alias("first_update_status"),
-        pl.col("posted_at").filter(pl.col("status_lower") == "in progress").sort().first().alias("in_progress__ts"),
-        pl.coalesce(pl.col("created_at"), pl.col("display_at"))
-        .filter(pl.col("posted_at").is_null() & pl.coalesce(pl.col("created_at"), pl.col("display_at")).is_not_null())
-        .first()
-        .alias("update__bad"),
+    per_incident = (
+        updates.sort("source_line", "position")
+        .group_by("source_line")
+        .agg(
+            pl.col("posted_at").drop_nulls().sort().first().alias("announced_at__ts"),
+            pl.col("status_lower").first().alias("first_update_status"),
+            pl.col("posted_at").filter(pl.col("status_lower") == "in progress").sort().first().alias("in_progress__ts"),
+            pl.coalesce(pl.col("created_at"), pl.col("display_at"))
+            .filter(
+                pl.col("posted_at").is_null() & pl.coalesce(pl.col("created_at"), pl.col("display_at")).is_not_null()
+            )
+            .first()
+            .alias("update__bad"),
+        )
     )
     parsed = {f"{name}__ts": timestamp_text(pl.col(name), ISO_FORMATS, options.timezone) for name in _INCIDENT_TIMES}
     prepared = frame.with_columns(**parsed).join(per_incident, on="source_line", how="left")
@@ -161,7 +195,9 @@ def _convert_objects(objects: list[tuple[int, dict]], file_name: str, options: A
         | (pl.col("impact").str.to_lowercase() == "maintenance")
         | (pl.col("first_update_status") == "scheduled")
     )
-    prepared = prepared.with_columns(kind=pl.when(is_maintenance).then(pl.lit("maintenance")).otherwise(pl.lit("incident")))
+    prepared = prepared.with_columns(
+        kind=pl.when(is_maintenance).then(pl.lit("maintenance")).otherwise(pl.lit("incident"))
+    )
     checks = [
         Check(pl.col("id").is_null(), "missing_value", pl.lit("id: missing incident id")),
         *[bad_timestamp(name, pl.col(f"{name}__ts")) for name in _INCIDENT_TIMES],

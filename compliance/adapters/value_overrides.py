@@ -69,7 +69,9 @@ def parse_values(path: Path, raw: Any, known_columns: set[str], where: str) -> V
         if column not in known_columns:
             raise mapping_problem(path, f"values.{column}", f"not a contract column of {where}")
         values[column] = {
-            scalar_value(path, f"values.{column}", spelling).lower(): scalar_value(path, f"values.{column}.{spelling}", canonical)
+            scalar_value(path, f"values.{column}", spelling).lower(): scalar_value(
+                path, f"values.{column}.{spelling}", canonical
+            )
             for spelling, canonical in string_map(path, f"values.{column}", spellings).items()
         }
     return values

@@ -44,8 +44,16 @@ from compliance.adapters.layout import (
 )
 from compliance.adapters.value_overrides import value_overrides
 
-STATUSES = {"new": "new", "open": "open", "pending": "pending", "hold": "on_hold", "on-hold": "on_hold",
-            "on_hold": "on_hold", "solved": "solved", "closed": "closed"}
+STATUSES = {
+    "new": "new",
+    "open": "open",
+    "pending": "pending",
+    "hold": "on_hold",
+    "on-hold": "on_hold",
+    "on_hold": "on_hold",
+    "solved": "solved",
+    "closed": "closed",
+}
 CSV_EXPORT = "zendesk support csv export"
 API = "zendesk api v2 json (tickets + ticket_metric_events)"
 WAREHOUSE = "zendesk warehouse schema (fivetran dbt_zendesk)"
@@ -67,10 +75,17 @@ CSV_LAYOUT = TableLayout(
     values={"status": STATUSES},
     numbers=tuple(
         f"{metric}{suffix}"
-        for metric in ("First reply time in minutes", "First resolution time in minutes", "Full resolution time in minutes",
-                       "Agent wait time in minutes", "Requester wait time in minutes", "On hold time in minutes")
+        for metric in (
+            "First reply time in minutes",
+            "First resolution time in minutes",
+            "Full resolution time in minutes",
+            "Agent wait time in minutes",
+            "Requester wait time in minutes",
+            "On hold time in minutes",
+        )
         for suffix in ("", " within business hours")
-    ) + ("On hold time",),
+    )
+    + ("On hold time",),
     required_headers=False,
 )
 API_LAYOUT = TableLayout(
@@ -90,20 +105,41 @@ API_LAYOUT = TableLayout(
 WAREHOUSE_LAYOUT = replace(API_LAYOUT, timezone="UTC")
 # Zendesk metric -> the contract's metric; requester wait time (what the requester lives through) is preferred
 # over agent work time when a ticket carries targets for both.
-METRICS = {"reply_time": "first_response", "first_reply_time": "first_response",
-           "requester_wait_time": "resolution", "agent_work_time": "resolution"}
+METRICS = {
+    "reply_time": "first_response",
+    "first_reply_time": "first_response",
+    "requester_wait_time": "resolution",
+    "agent_work_time": "resolution",
+}
 _RESOLUTION_PREFERENCE = ["requester_wait_time", "agent_work_time"]
 # Fivetran's tables, recognised by the columns they must have.
 WAREHOUSE_TABLES = {
     "ticket_data": {"id", "created_at", "via_channel", "status"},
     "ticket_comment_data": {"ticket_id", "created", "public", "user_id"},
     "ticket_field_history_data": {"field_name", "ticket_id", "updated", "value"},
-    "sla_policy_metric_history_data": {"sla_policy_id", "metric", "target", "business_hours", "priority", "sla_policy_updated_at"},
+    "sla_policy_metric_history_data": {
+        "sla_policy_id",
+        "metric",
+        "target",
+        "business_hours",
+        "priority",
+        "sla_policy_updated_at",
+    },
     "ticket_sla_policy_data": {"ticket_id", "sla_policy_id", "policy_applied_at"},
 }
 # Business-hours schedules: recognised, not read (the policy's own calendars judge time).
-WAREHOUSE_UNUSED = {"schedule_data", "schedule_holiday_data", "ticket_schedule_data", "user_data", "group_data",
-                    "organization_data", "brand_data", "domain_name_data", "time_zone_data", "daylight_time_data"}
+WAREHOUSE_UNUSED = {
+    "schedule_data",
+    "schedule_holiday_data",
+    "ticket_schedule_data",
+    "user_data",
+    "group_data",
+    "organization_data",
+    "brand_data",
+    "domain_name_data",
+    "time_zone_data",
+    "daylight_time_data",
+}
 
 
 @dataclass
@@ -119,7 +155,9 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     if not families:
         raise ConversionError("no Zendesk export among the inputs (only " + ", ".join(p.name for p in unused) + ")")
     if len(families) > 1:
-        raise ConversionError("inputs mix Zendesk layouts (" + ", ".join(sorted(families)) + "); convert one layout at a time")
+        raise ConversionError(
+            "inputs mix Zendesk layouts (" + ", ".join(sorted(families)) + "); convert one layout at a time"
+        )
     family = families.pop()
     if family == CSV_EXPORT:
         conversion = _convert_csv_export([item.path for item in inputs], options)
@@ -127,8 +165,10 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         conversion = _convert_api(inputs, options)
     else:
         conversion = _convert_warehouse(inputs, options)
-    conversion.notes += [f"{path.name}: recognised as a Zendesk warehouse table that the reporter does not need; not read"
-                         for path in unused]
+    conversion.notes += [
+        f"{path.name}: recognised as a Zendesk warehouse table that the reporter does not need; not read"
+        for path in unused
+    ]
     return conversion
 
 
@@ -146,9 +186,13 @@ def _recognise(paths: list[Path]) -> tuple[list[_Input], list[Path]]:
             if isinstance(document, dict) and isinstance(document.get("tickets"), list):
                 inputs.append(_Input(path, "tickets_json", _tickets_frame(document["tickets"])))
             elif isinstance(document, dict) and isinstance(document.get("ticket_metric_events"), list):
-                inputs.append(_Input(path, "metric_events_json", _metric_events_frame(document["ticket_metric_events"])))
+                inputs.append(
+                    _Input(path, "metric_events_json", _metric_events_frame(document["ticket_metric_events"]))
+                )
             else:
-                raise ConversionError(f"{path.name}: not a Zendesk API response (no tickets or ticket_metric_events list)")
+                raise ConversionError(
+                    f"{path.name}: not a Zendesk API response (no tickets or ticket_metric_events list)"
+                )
             continue
         if path.stem in WAREHOUSE_UNUSED:
             unused.append(path)
@@ -193,7 +237,9 @@ def _convert_csv_export(paths: list[Path], options: AdapterOptions) -> Conversio
             return frame, []
         minutes = text(FIRST_REPLY_MINUTES).cast(pl.Float64, strict=False)
         # Zendesk counts this one in calendar minutes; "… within business hours" is its business-hours twin.
-        return frame.with_columns(shift_timestamp_text(pl.col("created_at"), minutes * 60, zone).alias("first_response_at")), []
+        return frame.with_columns(
+            shift_timestamp_text(pl.col("created_at"), minutes * 60, zone).alias("first_response_at")
+        ), []
 
     converted = convert_csv_files(paths, CSV_LAYOUT, options, CSV_EXPORT, extend=first_reply)
     return Conversion(
@@ -207,7 +253,8 @@ def _convert_csv_export(paths: list[Path], options: AdapterOptions) -> Conversio
             "channel: Group, else Via, whichever is a channel spelling of the policy or the mapping file",
             f"first_response_at: Created at + {FIRST_REPLY_MINUTES} (calendar minutes; wall times counted in {zone})",
             "resolved_at: Solved at; status: hold/on-hold -> on_hold",
-            f"wall times read in {options.timezone}" if options.timezone
+            f"wall times read in {options.timezone}"
+            if options.timezone
             else "wall times kept without an offset (read in the policy's source_timezone)",
         ],
     )
@@ -240,8 +287,18 @@ def _tickets_frame(tickets: list) -> pl.DataFrame:
     return frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("id")) if "id" not in frame.columns else frame
 
 
-_EVENT_COLUMNS = ("id", "ticket_id", "metric", "instance_id", "type", "time", "deleted",
-                  "sla_target", "sla_business_hours", "sla_policy")
+_EVENT_COLUMNS = (
+    "id",
+    "ticket_id",
+    "metric",
+    "instance_id",
+    "type",
+    "time",
+    "deleted",
+    "sla_target",
+    "sla_business_hours",
+    "sla_policy",
+)
 
 
 def _metric_events_frame(events: list) -> pl.DataFrame:
@@ -250,14 +307,22 @@ def _metric_events_frame(events: list) -> pl.DataFrame:
         event = event if isinstance(event, dict) else {}
         sla = event.get("sla") if isinstance(event.get("sla"), dict) else {}
         policy = sla.get("policy") if isinstance(sla.get("policy"), dict) else {}
-        records.append({
-            **{key: _json_value(event.get(key)) for key in ("id", "ticket_id", "metric", "instance_id", "type", "time", "deleted")},
-            "sla_target": _json_value(sla.get("target")),
-            "sla_business_hours": _json_value(sla.get("business_hours")),
-            "sla_policy": _json_value(policy.get("title") or policy.get("id")),
-        })
-    return records_frame(records, range(1, len(records) + 1)) if records else pl.DataFrame(
-        schema={**{name: pl.Utf8 for name in _EVENT_COLUMNS}, "source_line": pl.Int64})
+        records.append(
+            {
+                **{
+                    key: _json_value(event.get(key))
+                    for key in ("id", "ticket_id", "metric", "instance_id", "type", "time", "deleted")
+                },
+                "sla_target": _json_value(sla.get("target")),
+                "sla_business_hours": _json_value(sla.get("business_hours")),
+                "sla_policy": _json_value(policy.get("title") or policy.get("id")),
+            }
+        )
+    return (
+        records_frame(records, range(1, len(records) + 1))
+        if records
+        else pl.DataFrame(schema={**{name: pl.Utf8 for name in _EVENT_COLUMNS}, "source_line": pl.Int64})
+    )
 
 
 def _convert_api(inputs: list[_Input], options: AdapterOptions) -> Conversion:
@@ -279,15 +344,19 @@ def _convert_api(inputs: list[_Input], options: AdapterOptions) -> Conversion:
                 pl.when(pl.col("status").is_in(["solved", "closed"])).then(pl.col("resolved_at")).alias("resolved_at")
             )
         passed, quarantine = finish_table(frame, checks, "tickets", item.path.name, earlier)
-        earlier = passed.get_column("ticket_id") if earlier is None else pl.concat([earlier, passed.get_column("ticket_id")])
+        earlier = (
+            passed.get_column("ticket_id") if earlier is None else pl.concat([earlier, passed.get_column("ticket_id")])
+        )
         parts.append(passed)
         quarantines.append(quarantine)
         records.append(input_record(item.path, item.frame.height, quarantine.height, "api tickets.json"))
     if parts:
         tables["tickets"] = pl.concat(parts, how="diagonal_relaxed")
-    notes = ["channel: group_id, else via.channel, whichever is a channel spelling of the policy or the mapping file "
-             "(group ids need a --mapping file with a values: channel: section)",
-             "line numbers of JSON records are their positions in the list (1 = first)"]
+    notes = [
+        "channel: group_id, else via.channel, whichever is a channel spelling of the policy or the mapping file "
+        "(group ids need a --mapping file with a values: channel: section)",
+        "line numbers of JSON records are their positions in the list (1 = first)",
+    ]
     if events is not None:
         notes += [
             "first_response_at: the reply_time fulfill event of instance 1; resolved_at: the requester_wait_time "
@@ -315,7 +384,9 @@ _OFFSET_FORMATS = tuple(f for f in ISO_FORMATS if "%#z" in f)
 
 def _utc(text_expr: pl.Expr) -> pl.Expr:
     """Canonical UTC text (``…Z``) as a datetime, for ordering and arithmetic."""
-    return text_expr.str.replace(r"Z$", "+00:00").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False)
+    return text_expr.str.replace(r"Z$", "+00:00").str.strptime(
+        pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False
+    )
 
 
 def _checked_metric_events(
@@ -334,9 +405,15 @@ def _checked_metric_events(
             Check(pl.col("ticket_id").is_null(), "missing_value", pl.lit("ticket_id: missing required value")),
             Check(text("time").is_null(), "missing_value", pl.lit("time: missing required value")),
             bad_timestamp("time", pl.col("time_at"), "time (with an offset)"),
-            Check(~pl.col("type").is_in(_EVENT_TYPES), "unknown_value", pl.format("type: unknown value {}", pl.col("type"))),
             Check(
-                (pl.col("type") == "apply_sla") & text("sla_target").is_not_null() & text("sla_target").cast(pl.Float64, strict=False).is_null(),
+                ~pl.col("type").is_in(_EVENT_TYPES),
+                "unknown_value",
+                pl.format("type: unknown value {}", pl.col("type")),
+            ),
+            Check(
+                (pl.col("type") == "apply_sla")
+                & text("sla_target").is_not_null()
+                & text("sla_target").cast(pl.Float64, strict=False).is_null(),
                 "bad_number",
                 pl.format("sla.target: not a number of minutes: {}", pl.col("sla_target")),
             ),
@@ -347,20 +424,32 @@ def _checked_metric_events(
             ),
         ]
         if known_tickets is not None:
-            checks.append(Check(~pl.col("ticket_id").is_in(known_tickets.implode()), "orphan_record",
-                                pl.format("ticket {} is not in the tickets file", pl.col("ticket_id"))))
+            checks.append(
+                Check(
+                    ~pl.col("ticket_id").is_in(known_tickets.implode()),
+                    "orphan_record",
+                    pl.format("ticket {} is not in the tickets file", pl.col("ticket_id")),
+                )
+            )
         passed, quarantine = split_checked(frame, checks, item.path.name, "ticket_id")
         parts.append(passed)
         quarantines.append(quarantine)
         records.append(input_record(item.path, frame.height, quarantine.height, "api ticket_metric_events.json"))
-    events = pl.concat(parts, how="diagonal_relaxed").with_columns(_utc(pl.col("time_at")).alias("at")).sort("at", "source_line")
+    events = (
+        pl.concat(parts, how="diagonal_relaxed")
+        .with_columns(_utc(pl.col("time_at")).alias("at"))
+        .sort("at", "source_line")
+    )
     return events, pl.concat(quarantines), records
 
 
 def _times_from_metric_events(events: pl.DataFrame) -> pl.DataFrame:
     fulfil = pl.col("type") == "fulfill"
     return events.group_by("ticket_id").agg(
-        pl.col("time_at").filter(fulfil & (pl.col("metric") == "reply_time") & (text("instance_id") == "1")).first().alias("first_response_at"),
+        pl.col("time_at")
+        .filter(fulfil & (pl.col("metric") == "reply_time") & (text("instance_id") == "1"))
+        .first()
+        .alias("first_response_at"),
         pl.coalesce(
             pl.col("time_at").filter(fulfil & (pl.col("metric") == "requester_wait_time")).last(),
             pl.col("time_at").filter(fulfil & (pl.col("metric") == "agent_work_time")).last(),
@@ -388,33 +477,55 @@ def _metric_event_verdicts(events: pl.DataFrame) -> pl.DataFrame:
         )
         .filter(pl.col("applied") | pl.col("breach_at").is_not_null())
     )
-    breached = pl.col("breach_at").is_not_null() & (pl.col("fulfil_moment").is_null() | (pl.col("breach_moment") <= pl.col("fulfil_moment")))
+    breached = pl.col("breach_at").is_not_null() & (
+        pl.col("fulfil_moment").is_null() | (pl.col("breach_moment") <= pl.col("fulfil_moment"))
+    )
     calendar_due = shift_timestamp_text(pl.col("activated_at"), pl.col("target") * 60, "UTC")
-    hours = pl.when(pl.col("business_hours") == "true").then(pl.lit("business hours")).otherwise(pl.lit("calendar hours"))
-    verdicts = per_metric.with_columns(
-        pl.col("metric").replace_strict(METRICS, default=None).alias("contract_metric"),
-        pl.col("metric").replace_strict({m: i for i, m in enumerate(_RESOLUTION_PREFERENCE)}, default=0, return_dtype=pl.Int64).alias("preference"),
-    ).sort("ticket_id", "contract_metric", "preference").unique(["ticket_id", "contract_metric"], keep="first", maintain_order=True)
-    return concat_vendor_sla([
-        verdicts.select(
-            pl.col("ticket_id").alias("record_id"),
-            pl.lit("tickets").alias("source"),
-            pl.col("contract_metric").alias("metric"),
-            pl.coalesce(
-                pl.col("breach_at"),
-                pl.when((pl.col("business_hours") != "true") & ~pl.col("paused") & pl.col("target").is_not_null()).then(calendar_due),
-            ).alias("vendor_due_at"),
-            pl.when(breached).then(pl.lit("false")).when(pl.col("fulfil_moment").is_not_null()).then(pl.lit("true")).alias("vendor_met"),
-            pl.format(
-                "{}; policy {}, target {} min ({})",
-                pl.when(breached).then(pl.lit("breach")).when(pl.col("fulfil_moment").is_not_null()).then(pl.lit("fulfill")).otherwise(pl.lit("apply_sla")),
-                pl.col("policy").fill_null("?"),
-                pl.col("target").cast(pl.Int64, strict=False).cast(pl.Utf8).fill_null("?"),
-                hours,
-            ).alias("vendor_status"),
-            pl.format("ticket_metric_events {}", pl.col("metric")).alias("vendor_field"),
+    hours = (
+        pl.when(pl.col("business_hours") == "true").then(pl.lit("business hours")).otherwise(pl.lit("calendar hours"))
+    )
+    verdicts = (
+        per_metric.with_columns(
+            pl.col("metric").replace_strict(METRICS, default=None).alias("contract_metric"),
+            pl.col("metric")
+            .replace_strict({m: i for i, m in enumerate(_RESOLUTION_PREFERENCE)}, default=0, return_dtype=pl.Int64)
+            .alias("preference"),
         )
-    ])
+        .sort("ticket_id", "contract_metric", "preference")
+        .unique(["ticket_id", "contract_metric"], keep="first", maintain_order=True)
+    )
+    return concat_vendor_sla(
+        [
+            verdicts.select(
+                pl.col("ticket_id").alias("record_id"),
+                pl.lit("tickets").alias("source"),
+                pl.col("contract_metric").alias("metric"),
+                pl.coalesce(
+                    pl.col("breach_at"),
+                    pl.when(
+                        (pl.col("business_hours") != "true") & ~pl.col("paused") & pl.col("target").is_not_null()
+                    ).then(calendar_due),
+                ).alias("vendor_due_at"),
+                pl.when(breached)
+                .then(pl.lit("false"))
+                .when(pl.col("fulfil_moment").is_not_null())
+                .then(pl.lit("true"))
+                .alias("vendor_met"),
+                pl.format(
+                    "{}; policy {}, target {} min ({})",
+                    pl.when(breached)
+                    .then(pl.lit("breach"))
+                    .when(pl.col("fulfil_moment").is_not_null())
+                    .then(pl.lit("fulfill"))
+                    .otherwise(pl.lit("apply_sla")),
+                    pl.col("policy").fill_null("?"),
+                    pl.col("target").cast(pl.Int64, strict=False).cast(pl.Utf8).fill_null("?"),
+                    hours,
+                ).alias("vendor_status"),
+                pl.format("ticket_metric_events {}", pl.col("metric")).alias("vendor_field"),
+            )
+        ]
+    )
 
 
 # --- the warehouse schema -----------------------------------------------------------------------------------------
@@ -430,12 +541,26 @@ def _only(inputs: list[_Input], kind: str) -> _Input | None:
 def _convert_warehouse(inputs: list[_Input], options: AdapterOptions) -> Conversion:
     overrides = value_overrides(options)
     zone = options.timezone or "UTC"
-    tickets_in, comments_in, history_in = (_only(inputs, k) for k in ("ticket_data", "ticket_comment_data", "ticket_field_history_data"))
+    tickets_in, comments_in, history_in = (
+        _only(inputs, k) for k in ("ticket_data", "ticket_comment_data", "ticket_field_history_data")
+    )
     applied_in, targets_in = _only(inputs, "ticket_sla_policy_data"), _only(inputs, "sla_policy_metric_history_data")
     records, quarantines, tables, event_parts = [], [], {}, []
     requesters = None
     if tickets_in:
-        requesters = tickets_in.frame.select(text("id").alias("ticket_id"), text("requester_id").alias("requester_id") if "requester_id" in tickets_in.frame.columns else pl.lit(None, dtype=pl.Utf8).alias("requester_id"), text("priority").alias("current_priority") if "priority" in tickets_in.frame.columns else pl.lit(None, dtype=pl.Utf8).alias("current_priority")).filter(pl.col("ticket_id").is_not_null()).unique("ticket_id", keep="first")
+        requesters = (
+            tickets_in.frame.select(
+                text("id").alias("ticket_id"),
+                text("requester_id").alias("requester_id")
+                if "requester_id" in tickets_in.frame.columns
+                else pl.lit(None, dtype=pl.Utf8).alias("requester_id"),
+                text("priority").alias("current_priority")
+                if "priority" in tickets_in.frame.columns
+                else pl.lit(None, dtype=pl.Utf8).alias("current_priority"),
+            )
+            .filter(pl.col("ticket_id").is_not_null())
+            .unique("ticket_id", keep="first")
+        )
     known = requesters.get_column("ticket_id") if requesters is not None else None
 
     history = None
@@ -447,30 +572,54 @@ def _convert_warehouse(inputs: list[_Input], options: AdapterOptions) -> Convers
         )
         spellings = {**STATUSES, **overrides.get("new_status", {})}
         value = text("value").str.to_lowercase()
-        history = history.with_columns(value.replace_strict(list(spellings), list(spellings.values()), default=value).alias("new_status"))
+        history = history.with_columns(
+            value.replace_strict(list(spellings), list(spellings.values()), default=value).alias("new_status")
+        )
         checks = [
             Check(pl.col("ticket_id").is_null(), "missing_value", pl.lit("ticket_id: missing required value")),
             Check(text("updated").is_null(), "missing_value", pl.lit("updated: missing required value")),
             bad_timestamp("updated", pl.col("occurred_at")),
-            Check(pl.col("field_name") != "status", "not_used",
-                  pl.format("field {}: only status changes become ticket events", pl.col("field_name"))),
-            Check(pl.col("new_status") == "deleted", "not_used", pl.lit("status deleted: the ticket was deleted in Zendesk")),
-            Check(~pl.col("new_status").is_in(list(set(STATUSES.values()))), "unknown_value",
-                  pl.format("status: unknown value {}", text("value"))),
+            Check(
+                pl.col("field_name") != "status",
+                "not_used",
+                pl.format("field {}: only status changes become ticket events", pl.col("field_name")),
+            ),
+            Check(
+                pl.col("new_status") == "deleted",
+                "not_used",
+                pl.lit("status deleted: the ticket was deleted in Zendesk"),
+            ),
+            Check(
+                ~pl.col("new_status").is_in(list(set(STATUSES.values()))),
+                "unknown_value",
+                pl.format("status: unknown value {}", text("value")),
+            ),
         ]
         if known is not None:
             checks.append(_orphan(known))
         status_events, quarantine = split_checked(history, checks, history_in.path.name, "ticket_id")
         quarantines.append(quarantine)
-        records.append(input_record(history_in.path, history.height, quarantine.height, "warehouse ticket_field_history_data"))
-        event_parts.append(status_events.with_columns(pl.lit("status_change").alias("event_type"), pl.lit(None, dtype=pl.Utf8).alias("actor"))
-                           .drop("updated", "value").rename({"field_name": "vendor_field_name"}))
+        records.append(
+            input_record(history_in.path, history.height, quarantine.height, "warehouse ticket_field_history_data")
+        )
+        event_parts.append(
+            status_events.with_columns(
+                pl.lit("status_change").alias("event_type"), pl.lit(None, dtype=pl.Utf8).alias("actor")
+            )
+            .drop("updated", "value")
+            .rename({"field_name": "vendor_field_name"})
+        )
 
     if comments_in:
         comments = comments_in.frame.with_columns(
             text("ticket_id").alias("ticket_id"),
             timestamp_text(text("created"), ISO_FORMATS, zone).alias("occurred_at"),
-            text("public").str.to_lowercase().replace_strict(["true", "false", "1", "0"], [True, False, True, False], default=None, return_dtype=pl.Boolean).alias("is_public"),
+            text("public")
+            .str.to_lowercase()
+            .replace_strict(
+                ["true", "false", "1", "0"], [True, False, True, False], default=None, return_dtype=pl.Boolean
+            )
+            .alias("is_public"),
         )
         if requesters is not None:
             comments = comments.join(requesters.select("ticket_id", "requester_id"), on="ticket_id", how="left")
@@ -478,20 +627,37 @@ def _convert_warehouse(inputs: list[_Input], options: AdapterOptions) -> Convers
             comments = comments.with_columns(pl.lit(None, dtype=pl.Utf8).alias("requester_id"))
         by_requester = text("user_id") == pl.col("requester_id")
         comments = comments.with_columns(
-            pl.when(~pl.col("is_public")).then(pl.lit("internal_note")).when(by_requester).then(pl.lit("requester_reply")).otherwise(pl.lit("public_reply")).alias("event_type"),
+            pl.when(~pl.col("is_public"))
+            .then(pl.lit("internal_note"))
+            .when(by_requester)
+            .then(pl.lit("requester_reply"))
+            .otherwise(pl.lit("public_reply"))
+            .alias("event_type"),
             pl.when(by_requester).then(pl.lit("requester")).otherwise(pl.lit("agent")).alias("actor"),
         )
         checks = [
             Check(pl.col("ticket_id").is_null(), "missing_value", pl.lit("ticket_id: missing required value")),
             Check(text("created").is_null(), "missing_value", pl.lit("created: missing required value")),
             bad_timestamp("created", pl.col("occurred_at")),
-            Check(pl.col("is_public").is_null(), "bad_boolean", pl.format("public: not a boolean (TRUE/FALSE): {}", pl.col("public"))),
-            Check(pl.col("requester_id").is_null(), "orphan_record",
-                  pl.format("ticket {} is not in ticket_data (or has no requester_id): who wrote the comment is unknown", pl.col("ticket_id"))),
+            Check(
+                pl.col("is_public").is_null(),
+                "bad_boolean",
+                pl.format("public: not a boolean (TRUE/FALSE): {}", pl.col("public")),
+            ),
+            Check(
+                pl.col("requester_id").is_null(),
+                "orphan_record",
+                pl.format(
+                    "ticket {} is not in ticket_data (or has no requester_id): who wrote the comment is unknown",
+                    pl.col("ticket_id"),
+                ),
+            ),
         ]
         comment_events, quarantine = split_checked(comments, checks, comments_in.path.name, "ticket_id")
         quarantines.append(quarantine)
-        records.append(input_record(comments_in.path, comments.height, quarantine.height, "warehouse ticket_comment_data"))
+        records.append(
+            input_record(comments_in.path, comments.height, quarantine.height, "warehouse ticket_comment_data")
+        )
         event_parts.append(comment_events.drop("created", "is_public", "requester_id"))
 
     events = None
@@ -504,8 +670,14 @@ def _convert_warehouse(inputs: list[_Input], options: AdapterOptions) -> Convers
 
     if tickets_in:
         frame, checks = map_table(tickets_in.frame, WAREHOUSE_LAYOUT, tickets_in.path.name, options, overrides)
-        checks.insert(0, Check(text("status").str.to_lowercase() == "deleted", "not_used",
-                               pl.lit("status deleted: the ticket was deleted in Zendesk")))
+        checks.insert(
+            0,
+            Check(
+                text("status").str.to_lowercase() == "deleted",
+                "not_used",
+                pl.lit("status deleted: the ticket was deleted in Zendesk"),
+            ),
+        )
         if events is not None:
             frame = frame.join(_times_from_events(events), on="ticket_id", how="left").with_columns(
                 pl.when(pl.col("status").is_in(["solved", "closed"])).then(pl.col("resolved_at")).alias("resolved_at")
@@ -513,7 +685,9 @@ def _convert_warehouse(inputs: list[_Input], options: AdapterOptions) -> Convers
         passed, quarantine = finish_table(frame, checks, "tickets", tickets_in.path.name)
         tables["tickets"] = passed
         quarantines.append(quarantine)
-        records.append(input_record(tickets_in.path, tickets_in.frame.height, quarantine.height, "warehouse ticket_data"))
+        records.append(
+            input_record(tickets_in.path, tickets_in.frame.height, quarantine.height, "warehouse ticket_data")
+        )
 
     verdicts = None
     if applied_in or targets_in:
@@ -549,8 +723,11 @@ def _convert_warehouse(inputs: list[_Input], options: AdapterOptions) -> Convers
 
 
 def _orphan(known: pl.Series) -> Check:
-    return Check(~pl.col("ticket_id").is_in(known.implode()), "orphan_record",
-                 pl.format("ticket {} is not in ticket_data", pl.col("ticket_id")))
+    return Check(
+        ~pl.col("ticket_id").is_in(known.implode()),
+        "orphan_record",
+        pl.format("ticket {} is not in ticket_data", pl.col("ticket_id")),
+    )
 
 
 def _times_from_events(events: pl.DataFrame) -> pl.DataFrame:
@@ -565,27 +742,40 @@ def _times_from_events(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def _warehouse_targets(
-    applied_in: _Input | None, targets_in: _Input | None, requesters: pl.DataFrame | None, history: pl.DataFrame | None, zone: str
+    applied_in: _Input | None,
+    targets_in: _Input | None,
+    requesters: pl.DataFrame | None,
+    history: pl.DataFrame | None,
+    zone: str,
 ) -> tuple[pl.DataFrame, pl.DataFrame, list]:
     """Vendor due times from the SLA policy applied to each ticket and the policy's targets at that time."""
     quarantines, records = [], []
     applied = targets = None
     if applied_in:
         frame = applied_in.frame.with_columns(
-            text("ticket_id").alias("ticket_id"), text("sla_policy_id").alias("sla_policy_id"),
+            text("ticket_id").alias("ticket_id"),
+            text("sla_policy_id").alias("sla_policy_id"),
             timestamp_text(text("policy_applied_at"), ISO_FORMATS, zone).alias("applied_at"),
         )
         checks = [
-            Check(pl.col("ticket_id").is_null() | pl.col("sla_policy_id").is_null(), "missing_value",
-                  pl.lit("ticket_id and sla_policy_id are required")),
-            Check(pl.col("applied_at").is_null(), "bad_timestamp",
-                  pl.format("policy_applied_at: not a timestamp this format knows: {}", pl.col("policy_applied_at"))),
+            Check(
+                pl.col("ticket_id").is_null() | pl.col("sla_policy_id").is_null(),
+                "missing_value",
+                pl.lit("ticket_id and sla_policy_id are required"),
+            ),
+            Check(
+                pl.col("applied_at").is_null(),
+                "bad_timestamp",
+                pl.format("policy_applied_at: not a timestamp this format knows: {}", pl.col("policy_applied_at")),
+            ),
         ]
         if requesters is not None:
             checks.append(_orphan(requesters.get_column("ticket_id")))
         applied, quarantine = split_checked(frame, checks, applied_in.path.name, "ticket_id")
         quarantines.append(quarantine)
-        records.append(input_record(applied_in.path, frame.height, quarantine.height, "warehouse ticket_sla_policy_data"))
+        records.append(
+            input_record(applied_in.path, frame.height, quarantine.height, "warehouse ticket_sla_policy_data")
+        )
     if targets_in:
         frame = targets_in.frame.with_columns(
             text("sla_policy_id").alias("sla_policy_id"),
@@ -598,30 +788,46 @@ def _warehouse_targets(
         checks = [
             Check(pl.col("sla_policy_id").is_null(), "missing_value", pl.lit("sla_policy_id: missing required value")),
             bad_timestamp("sla_policy_updated_at", pl.col("version_at")),
-            Check(pl.col("target_minutes").is_null() | (pl.col("target_minutes") < 0), "bad_number",
-                  pl.format("target: not a non-negative number of minutes: {}", pl.col("target"))),
-            Check(~pl.col("business_hours").is_in(["true", "false"]), "bad_boolean",
-                  pl.format("business_hours: not a boolean (TRUE/FALSE): {}", pl.col("business_hours"))),
+            Check(
+                pl.col("target_minutes").is_null() | (pl.col("target_minutes") < 0),
+                "bad_number",
+                pl.format("target: not a non-negative number of minutes: {}", pl.col("target")),
+            ),
+            Check(
+                ~pl.col("business_hours").is_in(["true", "false"]),
+                "bad_boolean",
+                pl.format("business_hours: not a boolean (TRUE/FALSE): {}", pl.col("business_hours")),
+            ),
         ]
         targets, quarantine = split_checked(frame, checks, targets_in.path.name, "sla_policy_id")
         quarantines.append(quarantine)
-        records.append(input_record(targets_in.path, frame.height, quarantine.height, "warehouse sla_policy_metric_history_data"))
+        records.append(
+            input_record(targets_in.path, frame.height, quarantine.height, "warehouse sla_policy_metric_history_data")
+        )
     if applied is None or targets is None or requesters is None:
         return empty_vendor_sla(), pl.concat([empty_quarantine(), *quarantines]), records
 
     # The ticket's priority when the policy was applied: the last priority change up to then, else its current one.
     applied = applied.with_columns(_utc(pl.col("applied_at")).alias("at")).sort("at")
     if history is not None:
-        changes = (history.filter((pl.col("field_name") == "priority") & pl.col("occurred_at").is_not_null())
-                   .select("ticket_id", _utc(pl.col("occurred_at")).alias("at"), text("value").str.to_lowercase().alias("priority_then"))
-                   .sort("at"))
+        changes = (
+            history.filter((pl.col("field_name") == "priority") & pl.col("occurred_at").is_not_null())
+            .select(
+                "ticket_id",
+                _utc(pl.col("occurred_at")).alias("at"),
+                text("value").str.to_lowercase().alias("priority_then"),
+            )
+            .sort("at")
+        )
         applied = applied.join_asof(changes, on="at", by="ticket_id", strategy="backward", check_sortedness=False)
     else:
         applied = applied.with_columns(pl.lit(None, dtype=pl.Utf8).alias("priority_then"))
     applied = applied.join(requesters.select("ticket_id", "current_priority"), on="ticket_id", how="left").with_columns(
         pl.coalesce(pl.col("priority_then"), pl.col("current_priority").str.to_lowercase()).alias("priority")
     )
-    first_reply = targets.filter(pl.col("metric") == "first_reply_time").with_columns(_utc(pl.col("version_at")).alias("version_moment"))
+    first_reply = targets.filter(pl.col("metric") == "first_reply_time").with_columns(
+        _utc(pl.col("version_at")).alias("version_moment")
+    )
     matched = (
         applied.join(first_reply, on=["sla_policy_id", "priority"], how="inner")
         .filter(pl.col("version_moment") <= pl.col("at"))
@@ -637,8 +843,12 @@ def _warehouse_targets(
         pl.lit("first_response").alias("metric"),
         due.alias("vendor_due_at"),
         pl.lit(None, dtype=pl.Utf8).alias("vendor_met"),
-        pl.format("policy {} first_reply_time {}: {} min, calendar hours", pl.col("sla_policy_id"), pl.col("priority"),
-                  pl.col("target_minutes").cast(pl.Int64).cast(pl.Utf8)).alias("vendor_status"),
+        pl.format(
+            "policy {} first_reply_time {}: {} min, calendar hours",
+            pl.col("sla_policy_id"),
+            pl.col("priority"),
+            pl.col("target_minutes").cast(pl.Int64).cast(pl.Utf8),
+        ).alias("vendor_status"),
         pl.lit("ticket_sla_policy_data + sla_policy_metric_history_data").alias("vendor_field"),
     )
     return concat_vendor_sla([rows]), pl.concat([empty_quarantine(), *quarantines]), records

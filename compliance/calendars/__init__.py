@@ -57,7 +57,6 @@ Reading decisions (signed by compliance officers, so written down here):
 
 """
 
-
 from __future__ import annotations
 
 from compliance.calendars.engine import compute_clocks

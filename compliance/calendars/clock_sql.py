@@ -12,17 +12,28 @@ def _ts(expr: str) -> str:
     return f"timezone('UTC', make_timestamp(({expr})::BIGINT))"
 
 
-def build_clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: str, tdays: str,
-               t_cal: str, t_fb: str, t_qb: str, t_day: str, k_day: int, k_q: int) -> str:
-    def rel(t: str, a: str) -> str:                  # microseconds since the start of a's UTC day
+def build_clock_sql(
+    clocks_table: str,
+    output_table: str,
+    as_of_us: int,
+    tsec: str,
+    tdays: str,
+    t_cal: str,
+    t_fb: str,
+    t_qb: str,
+    t_day: str,
+    k_day: int,
+    k_q: int,
+) -> str:
+    def rel(t: str, a: str) -> str:  # microseconds since the start of a's UTC day
         return f"({t} - ({a}.b - {DAY0}) * {DAY_US})"
 
-    def f_of(t: str, a: str) -> str:                 # F(t), day bucket alias a
+    def f_of(t: str, a: str) -> str:  # F(t), day bucket alias a
         x = rel(t, a)
         terms = " + ".join(f"least(greatest({x} - {a}.s{k}, 0), {a}.e{k} - {a}.s{k})" for k in range(k_day))
         return f"({a}.f0 + {terms})"
 
-    def eff_start(t: str, a: str) -> str:            # t when open, else the next opening
+    def eff_start(t: str, a: str) -> str:  # t when open, else the next opening
         x = rel(t, a)
         whens = " ".join(f"WHEN {x} < {a}.e{k} THEN {t} + greatest({a}.s{k} - {x}, 0)" for k in range(k_day))
         return f"(CASE {whens} ELSE {a}.nx END)"
@@ -32,13 +43,15 @@ def build_clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: s
         whens = " ".join(f"WHEN {x} < {a}.e{k} THEN {a}.w{k}" for k in range(k_day))
         return f"(CASE {whens} ELSE {a}.nx_wdi END)"
 
-    def inverse(x: str, q: str) -> str:              # instant where F reaches x, open-time bucket alias q
+    def inverse(x: str, q: str) -> str:  # instant where F reaches x, open-time bucket alias q
         whens = " ".join(f"WHEN {x} <= {q}.o{k} + {q}.l{k} THEN {q}.s{k} + ({x} - {q}.o{k})" for k in range(k_q))
         return f"(CASE {whens} END)"
 
     def wall_to_utc(d: str, wall: str) -> str:
-        return (f"CASE WHEN {d}.trans IS NULL OR {wall} < {d}.wb THEN {d}.mid + {wall} - {d}.off_b "
-                f"WHEN {wall} < {d}.wa THEN {d}.trans ELSE {d}.mid + {wall} - {d}.off_a END")
+        return (
+            f"CASE WHEN {d}.trans IS NULL OR {wall} < {d}.wb THEN {d}.mid + {wall} - {d}.off_b "
+            f"WHEN {wall} < {d}.wa THEN {d}.trans ELSE {d}.mid + {wall} - {d}.off_a END"
+        )
 
     def day_no(t: str) -> str:
         return f"(({t}) // {DAY_US} + CASE WHEN ({t}) < 0 AND ({t}) % {DAY_US} <> 0 THEN -1 ELSE 0 END + {DAY0})"
@@ -61,13 +74,13 @@ def build_clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: s
     ),
     open_time_at_ends AS (   -- F(start), effective start and its working-day index; F(end)
         SELECT on_calendar.*,
-               CASE WHEN __cal_kind = 'always_open' THEN __start_us ELSE {f_of('__start_us', 'a')} END AS __open_before_start,
-               CASE WHEN __cal_kind = 'always_open' THEN __start_us ELSE {eff_start('__start_us', 'a')} END AS __effective_start_us,
-               {eff_wdi('__start_us', 'a')} AS __start_working_day,
-               CASE WHEN __cal_kind = 'always_open' THEN __end_us ELSE {f_of('__end_us', 'b')} END AS __open_before_end
+               CASE WHEN __cal_kind = 'always_open' THEN __start_us ELSE {f_of("__start_us", "a")} END AS __open_before_start,
+               CASE WHEN __cal_kind = 'always_open' THEN __start_us ELSE {eff_start("__start_us", "a")} END AS __effective_start_us,
+               {eff_wdi("__start_us", "a")} AS __start_working_day,
+               CASE WHEN __cal_kind = 'always_open' THEN __end_us ELSE {f_of("__end_us", "b")} END AS __open_before_end
         FROM on_calendar
-        LEFT JOIN {t_fb} AS a ON a.cal_no = on_calendar.__cal_no AND a.b = {day_no('on_calendar.__start_us')}
-        LEFT JOIN {t_fb} AS b ON b.cal_no = on_calendar.__cal_no AND b.b = {day_no('on_calendar.__end_us')}
+        LEFT JOIN {t_fb} AS a ON a.cal_no = on_calendar.__cal_no AND a.b = {day_no("on_calendar.__start_us")}
+        LEFT JOIN {t_fb} AS b ON b.cal_no = on_calendar.__cal_no AND b.b = {day_no("on_calendar.__end_us")}
     ),
     open_time_due AS (
         SELECT open_time_at_ends.*,
@@ -81,8 +94,8 @@ def build_clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: s
                     WHEN __target <= 0 THEN __effective_start_us
                     WHEN __cal_kind = 'always_open' AND __by_days THEN __start_us + __target * {DAY_US}
                     WHEN __cal_kind = 'always_open' THEN __start_us + __target * {US_PER_SECOND}
-                    WHEN NOT __by_days THEN {inverse('__due_open_time', 'q')}
-                    ELSE {wall_to_utc('d1', '(__effective_start_us + CASE WHEN d0.trans IS NULL OR __effective_start_us < d0.trans THEN d0.off_b ELSE d0.off_a END - d0.mid)')}
+                    WHEN NOT __by_days THEN {inverse("__due_open_time", "q")}
+                    ELSE {wall_to_utc("d1", "(__effective_start_us + CASE WHEN d0.trans IS NULL OR __effective_start_us < d0.trans THEN d0.off_b ELSE d0.off_a END - d0.mid)")}
                END AS __due_us
         FROM open_time_due
         LEFT JOIN {t_qb} AS q ON q.cal_no = open_time_due.__cal_no AND q.qk = (open_time_due.__due_open_time - 1) // open_time_due.__bucket_us
@@ -96,16 +109,16 @@ def build_clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: s
                     WHEN __cal_kind = 'always_open' THEN __due_us
                     WHEN __target <= 0 THEN __open_before_start
                     WHEN NOT __by_days THEN __due_open_time
-                    ELSE {f_of('__due_us', 'g')} END AS __open_before_due
+                    ELSE {f_of("__due_us", "g")} END AS __open_before_due
         FROM due_instant
         LEFT JOIN {t_fb} AS g ON due_instant.__by_days AND due_instant.__cal_kind <> 'always_open' AND g.cal_no = due_instant.__cal_no
-                             AND g.b = {day_no('due_instant.__due_us')}
+                             AND g.b = {day_no("due_instant.__due_us")}
     ),
     due_at_closing AS (   -- a working-day deadline is the first instant its open time is used up: when the wall-clock due
               -- is an opening (00:00 after a weekend) or closed, that is the closing before it ("Reading rules")
         SELECT open_time_at_due.* REPLACE (
                CASE WHEN __by_days AND __cal_kind <> 'always_open' AND __target > 0
-                    THEN {inverse('open_time_at_due.__open_before_due', 'r')} ELSE __due_us END AS __due_us)
+                    THEN {inverse("open_time_at_due.__open_before_due", "r")} ELSE __due_us END AS __due_us)
         FROM open_time_at_due
         -- a NULL key for the other clocks: they never probe the lookup table
         LEFT JOIN {t_qb} AS r ON r.cal_no = open_time_at_due.__cal_no
@@ -114,8 +127,8 @@ def build_clock_sql(clocks_table: str, output_table: str, as_of_us: int, tsec: s
     )
     SELECT * EXCLUDE (__cal_no, __cal_kind, __bucket_us, __start_us, __end_us, __target, __by_days, __open_before_start, __effective_start_us, __start_working_day,
                       __open_before_end, __due_open_time, __due_us, __open_before_due),
-           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts('__effective_start_us')} END AS clock_started_at,
-           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts('__due_us')} END AS due_at,
+           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts("__effective_start_us")} END AS clock_started_at,
+           CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN {_ts("__due_us")} END AS due_at,
            CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL THEN (__open_before_end - __open_before_start) // {US_PER_SECOND} END
                 AS elapsed_seconds,
            CASE WHEN __start_us IS NOT NULL AND __cal_kind IS NOT NULL AND stopped_at IS NULL AND __due_us IS NOT NULL

@@ -116,9 +116,11 @@ def compute_clocks(
     tag = uuid.uuid4().hex[:12]
     t_cal, t_fb, t_qb, t_day = (f"__cal_{n}_{tag}" for n in ("k", "fb", "qb", "day"))
     frames = {
-        t_cal: pl.DataFrame(cal_rows, orient="row",
-                            schema={"calendar_id": pl.String, "cal_no": pl.Int64, "kind": pl.String,
-                                    "q": pl.Int64}),
+        t_cal: pl.DataFrame(
+            cal_rows,
+            orient="row",
+            schema={"calendar_id": pl.String, "cal_no": pl.Int64, "kind": pl.String, "q": pl.Int64},
+        ),
         t_fb: day_buckets,
         t_qb: q_buckets,
         t_day: days,
@@ -128,15 +130,17 @@ def compute_clocks(
             con.register(f"{name}_src", frame)
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_src")
             con.unregister(f"{name}_src")
-        con.execute(build_clock_sql(clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day,
-                               k_day, k_q))
+        con.execute(
+            build_clock_sql(clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day, k_day, k_q)
+        )
     finally:
         for name in frames:
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _expand_for_clocks(spec: CalendarSpec, min_t: int, max_s: int, max_anchor: int,
-                       max_tsec: int | None, max_tdays: int | None) -> Expansion:
+def _expand_for_clocks(
+    spec: CalendarSpec, min_t: int, max_s: int, max_anchor: int, max_tsec: int | None, max_tdays: int | None
+) -> Expansion:
     """Windows from before the earliest instant to well past every instant and deadline we need."""
     first = local_date_of(spec, min_t) - timedelta(days=2)
     last = local_date_of(spec, max_anchor) + timedelta(days=3)
@@ -147,7 +151,7 @@ def _expand_for_clocks(spec: CalendarSpec, min_t: int, max_s: int, max_anchor: i
     start_day = local_date_of(spec, max_s)
     while True:
         exp = expand(spec, first, last)
-        k = bisect.bisect_left(exp.ws, max_s)        # windows starting at or after the latest start
+        k = bisect.bisect_left(exp.ws, max_s)  # windows starting at or after the latest start
         open_after = sum(e - s for s, e in zip(exp.ws[k:], exp.we[k:], strict=False))
         days_after = sum(1 for _i, d, _ in exp.days if d > start_day)
         # margin: one more working day and a window beyond the furthest deadline
@@ -170,8 +174,8 @@ def _day_buckets(built: list[tuple[int, Expansion, int, int]]) -> tuple[pl.DataF
         n = len(ws)
         b_first = _day_no(min(lo, ws[0] if n else lo)) - 1
         b_last = _day_no(we[-1] if n else lo) + 1
-        i = 0          # first window that ends after the bucket start
-        f0 = 0         # open time before the bucket start
+        i = 0  # first window that ends after the bucket start
+        f0 = 0  # open time before the bucket start
         for b in range(b_first, b_last + 1):
             b0 = (b - DAY0) * DAY_US
             b1 = b0 + DAY_US
@@ -201,7 +205,7 @@ def _day_buckets(built: list[tuple[int, Expansion, int, int]]) -> tuple[pl.DataF
         data["nx"].append(nx)
         data["nx_wdi"].append(nx_wdi)
         for k in range(k_max):
-            s, e, w = slots[k] if k < len(slots) else (0, 0, None)   # zero-length padding never matches
+            s, e, w = slots[k] if k < len(slots) else (0, 0, None)  # zero-length padding never matches
             data[f"s{k}"].append(s)
             data[f"e{k}"].append(e)
             data[f"w{k}"].append(w)
@@ -238,7 +242,10 @@ def _day_table(built: list[tuple[int, Expansion, int, int]]) -> pl.DataFrame:
     data: dict[str, list] = {c: [] for c in cols}
     for cal_no, exp, _lo, _q in built:
         for idx, _d, info in exp.days:
-            for c, v in zip(cols, (cal_no, idx, info.mid_us, info.off_before, info.off_after, info.trans_us,
-                                   info.wb, info.wa), strict=False):
+            for c, v in zip(
+                cols,
+                (cal_no, idx, info.mid_us, info.off_before, info.off_after, info.trans_us, info.wb, info.wa),
+                strict=False,
+            ):
                 data[c].append(v)
     return pl.DataFrame(data, schema={c: pl.Int64 for c in cols})

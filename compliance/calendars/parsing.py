@@ -69,9 +69,12 @@ def _parse_time(path: str, value: Any, *, allow_24: bool) -> tuple[time, int]:
     """Returns (time, seconds since midnight); "24:00" -> (time(0, 0), 86400)."""
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, int):
-            raise _err(path, f"expected a quoted \"HH:MM\" string, got the number {value} "
-                             "(YAML reads an unquoted 17:00 as a number; quote it)")
-        raise _err(path, f"expected a \"HH:MM\" string, got {value!r}")
+            raise _err(
+                path,
+                f'expected a quoted "HH:MM" string, got the number {value} '
+                "(YAML reads an unquoted 17:00 as a number; quote it)",
+            )
+        raise _err(path, f'expected a "HH:MM" string, got {value!r}')
     m = _TIME_RE.match(value.strip())
     if not m:
         raise _err(path, f"not a time {value!r} (expected HH:MM)")
@@ -159,7 +162,7 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
             raise _err(f"{base}.days", "not allowed for a business_hours calendar (use hours)")
         hours = mapping.get("hours")
         if not isinstance(hours, Mapping) or not hours:
-            raise _err(f"{base}.hours", "missing or empty (expected e.g. mon: [[\"09:00\", \"17:00\"]])")
+            raise _err(f"{base}.hours", 'missing or empty (expected e.g. mon: [["09:00", "17:00"]])')
         for day_key, windows in hours.items():
             dpath = f"{base}.hours.{day_key}"
             # Exactly mon..sun, as the policy schema says (a key "Mon" is refused there, so here too).
@@ -183,8 +186,9 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
             parsed.sort()
             for (o1, c1, _), (o2, c2, i2) in zip(parsed, parsed[1:], strict=False):
                 if o2 < c1:
-                    raise _err(f"{dpath}[{i2}]", f"window {_fmt_sec(o2)}-{_fmt_sec(c2)} overlaps "
-                                                 f"{_fmt_sec(o1)}-{_fmt_sec(c1)}")
+                    raise _err(
+                        f"{dpath}[{i2}]", f"window {_fmt_sec(o2)}-{_fmt_sec(c2)} overlaps {_fmt_sec(o1)}-{_fmt_sec(c1)}"
+                    )
             if parsed:
                 weekly[wd] = tuple((_sec_to_time(o), _sec_to_time(c)) for o, c, _ in parsed)
         if not weekly:
@@ -214,8 +218,10 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
         supported = holidays_lib.list_supported_countries()
         country = hol.get("country")
         if country is not None and (not isinstance(country, str) or country not in supported):
-            raise _err(f"{hpath}.country", f"unknown holiday country {country!r} "
-                                           "(expected a code of holidays.list_supported_countries())")
+            raise _err(
+                f"{hpath}.country",
+                f"unknown holiday country {country!r} (expected a code of holidays.list_supported_countries())",
+            )
         subdiv = hol.get("subdivision")
         if subdiv is not None:
             if country is None:
@@ -225,9 +231,11 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
                 try:
                     holidays_lib.country_holidays(country, subdiv=subdiv, years=[2000])
                 except Exception:
-                    raise _err(f"{hpath}.subdivision",
-                               f"unknown subdivision {subdiv!r} of {country} "
-                               f"(expected one of {', '.join(supported[country])})") from None
+                    raise _err(
+                        f"{hpath}.subdivision",
+                        f"unknown subdivision {subdiv!r} of {country} "
+                        f"(expected one of {', '.join(supported[country])})",
+                    ) from None
         observed = hol.get("observed", True)
         if not isinstance(observed, bool):
             raise _err(f"{hpath}.observed", f"expected true or false, got {observed!r}")
@@ -239,9 +247,16 @@ def _parse_calendar(calendar_id: str, mapping: Any) -> CalendarSpec:
                 target.add(_parse_date(f"{hpath}.{key}[{i}]", v))
 
     return CalendarSpec(
-        id=calendar_id, kind=kind, timezone=tz_name, weekly_hours=weekly,
-        holiday_country=country, holiday_subdivision=subdiv, observed=observed,
-        extra_closed_dates=frozenset(extra), removed_holidays=frozenset(removed), description=description,
+        id=calendar_id,
+        kind=kind,
+        timezone=tz_name,
+        weekly_hours=weekly,
+        holiday_country=country,
+        holiday_subdivision=subdiv,
+        observed=observed,
+        extra_closed_dates=frozenset(extra),
+        removed_holidays=frozenset(removed),
+        description=description,
     )
 
 

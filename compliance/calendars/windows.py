@@ -23,8 +23,9 @@ from compliance.calendars.zones import (
 
 
 def day_windows_sec(spec: CalendarSpec, weekday: int) -> list[tuple[int, int]]:
-    return [(time_to_sec(o, closing=False), time_to_sec(c, closing=True))
-            for o, c in spec.weekly_hours.get(weekday, ())]
+    return [
+        (time_to_sec(o, closing=False), time_to_sec(c, closing=True)) for o, c in spec.weekly_hours.get(weekday, ())
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -38,8 +39,9 @@ def closed_dates(spec: CalendarSpec, first: date, last: date) -> set[date]:
     if spec.holiday_country:
         # one year either side: an observed day can fall in the neighbouring year (2021-12-31 for 2022-01-01)
         years = list(range(first.year - 1, last.year + 2))
-        hol = holidays_lib.country_holidays(spec.holiday_country, subdiv=spec.holiday_subdivision,
-                                            years=years, observed=spec.observed)
+        hol = holidays_lib.country_holidays(
+            spec.holiday_country, subdiv=spec.holiday_subdivision, years=years, observed=spec.observed
+        )
         out.update(d for d in hol if first <= d <= last)
     out.update(d for d in spec.extra_closed_dates if first <= d <= last)
     out.difference_update(spec.removed_holidays)
@@ -52,11 +54,12 @@ def closed_dates(spec: CalendarSpec, first: date, last: date) -> set[date]:
 @dataclasses.dataclass
 class Expansion:
     """Windows and working days of one calendar over [first, last] local dates (epoch microseconds)."""
+
     ws: list[int]
     we: list[int]
     wdate: list[date]
     wwdi: list[int]
-    days: list[tuple[int, date, DayInfo]]   # (working_day_index, local_date, info)
+    days: list[tuple[int, date, DayInfo]]  # (working_day_index, local_date, info)
 
 
 def expand(spec: CalendarSpec, first: date, last: date) -> Expansion:
@@ -73,7 +76,7 @@ def expand(spec: CalendarSpec, first: date, last: date) -> Expansion:
             added = False
             for o, c in wins:
                 s, e = info.to_utc(o * US_PER_SECOND), info.to_utc(c * US_PER_SECOND)
-                if e > s:                   # a window entirely inside a DST gap has no length
+                if e > s:  # a window entirely inside a DST gap has no length
                     exp.ws.append(s)
                     exp.we.append(e)
                     exp.wdate.append(d)

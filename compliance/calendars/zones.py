@@ -10,7 +10,7 @@ from compliance.calendars.parsing import CalendarSpec
 
 US_PER_SECOND = 1_000_000
 DAY_US = 86_400 * US_PER_SECOND
-DAY0 = 800_000   # UTC day numbers are shifted by this so that integer division never sees negative values
+DAY0 = 800_000  # UTC day numbers are shifted by this so that integer division never sees negative values
 EPOCH_DATE = date(1970, 1, 1)
 _UTC = UTC
 
@@ -40,6 +40,7 @@ class DayInfo:
       t < wb: mid + t - off_before;  wb <= t < wa (spring-forward gap): trans_us;  else mid + t - off_after.
     (For fall-back wa < wb: the repeated wall times t < wb take the first occurrence, i.e. fold=0.)
     """
+
     mid_us: int
     off_before: int
     off_after: int
@@ -65,8 +66,8 @@ def day_info(tz: ZoneInfo, d: date) -> DayInfo:
         return DayInfo(mid_us, o_start, o_start, None, None, None)
     # the transition T satisfies mid - o_start <= T <= mid + 1 day - o_start; find the first instant (whole
     # second) whose offset is o_end
-    lo = (mid_us - o_start) // US_PER_SECOND - 1          # offset o_start here
-    hi = (mid_us + DAY_US - o_start) // US_PER_SECOND    # offset o_end here
+    lo = (mid_us - o_start) // US_PER_SECOND - 1  # offset o_start here
+    hi = (mid_us + DAY_US - o_start) // US_PER_SECOND  # offset o_end here
     while hi - lo > 1:
         m = (lo + hi) // 2
         if _offset_us(tz, m * US_PER_SECOND) == o_start:

@@ -146,7 +146,9 @@ def redact(text: str | None) -> str | None:
     for kind, pattern in _PYTHON_PATTERNS:
         marker = _marker(kind)
         if kind == "card_number":
-            text = pattern.sub(lambda m, marker=marker: m.group(1) + (marker if _luhn_ok(m.group(2)) else m.group(2)), text)
+            text = pattern.sub(
+                lambda m, marker=marker: m.group(1) + (marker if _luhn_ok(m.group(2)) else m.group(2)), text
+            )
         else:
             text = pattern.sub(lambda m, marker=marker: m.group(1) + marker, text)
     return text
@@ -172,7 +174,7 @@ def _any_pattern() -> str:
     alternatives = []
     for _kind, regex in PATTERNS:
         if regex.startswith("(?i)"):
-            alternatives.append("(?i:" + regex[len("(?i)"):] + ")")
+            alternatives.append("(?i:" + regex[len("(?i)") :] + ")")
         else:
             alternatives.append("(?:" + regex + ")")
     return "|".join(alternatives)

@@ -39,14 +39,21 @@ def _csv_copy(con: duckdb.DuckDBPyConnection, table: str, order_by: str, path: P
     columns = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall()
     # The UTC wall time as a plain TIMESTAMP straight from the epoch: the time-zone conversion that strftime or a
     # cast does on a TIMESTAMPTZ costs more than writing the value out.
-    utc = {name: f'make_timestamp(epoch_us("{name}"))' for name, data_type in columns
-           if data_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP")}
+    utc = {
+        name: f'make_timestamp(epoch_us("{name}"))'
+        for name, data_type in columns
+        if data_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP")
+    }
     # Whole seconds everywhere (the usual case): the CSV writer formats the timestamps itself, the fastest way.
     # +-infinity has no epoch, so a table holding it takes the other way, which writes it as DuckDB does.
-    writer_formats = bool(utc) and con.execute(
-        "SELECT (" + " AND ".join(f'bool_and(coalesce(epoch_us("{name}") % 1000000 = 0, "{name}" IS NULL))'
-                                  for name in utc) + f") IS NOT FALSE FROM {table}"
-    ).fetchall()[0][0]
+    writer_formats = (
+        bool(utc)
+        and con.execute(
+            "SELECT ("
+            + " AND ".join(f'bool_and(coalesce(epoch_us("{name}") % 1000000 = 0, "{name}" IS NULL))' for name in utc)
+            + f") IS NOT FALSE FROM {table}"
+        ).fetchall()[0][0]
+    )
     rendered = []
     for name, data_type in columns:
         ref = f'"{name}"'

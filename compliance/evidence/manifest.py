@@ -16,7 +16,16 @@ from compliance.rules.reconciliation import conversion_record
 
 
 def package_versions() -> dict[str, str]:
-    names = ("compliance-reporter", "dagster", "duckdb", "polars", "great-expectations", "plotly", "holidays", "pyarrow")
+    names = (
+        "compliance-reporter",
+        "dagster",
+        "duckdb",
+        "polars",
+        "great-expectations",
+        "plotly",
+        "holidays",
+        "pyarrow",
+    )
     versions = {}
     for name in names:
         try:
@@ -66,14 +75,22 @@ def build_manifest(
         )
     known = {entry["source"] for entry in inputs}
     inputs += [
-        {"source": name, "file": None, "format": None, "status": "not ingested", "problem": None, "sha256": None,
-         "encoding": None, "rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0}
+        {
+            "source": name,
+            "file": None,
+            "format": None,
+            "status": "not ingested",
+            "problem": None,
+            "sha256": None,
+            "encoding": None,
+            "rows_read": 0,
+            "rows_loaded": 0,
+            "rows_quarantined": 0,
+        }
         for name in SOURCES
         if name not in known
     ]
-    period = con.execute(
-        "SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'"
-    ).fetchall()[0]
+    period = con.execute("SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'").fetchall()[0]
     return {
         "run_id": run_id,
         "as_of": iso_utc(as_of),
@@ -92,9 +109,7 @@ def build_manifest(
         "conversion": conversion_record(exports_dir),
         "changes": changes,
         "versions": package_versions(),
-        "outputs": [
-            {"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)
-        ],
+        "outputs": [{"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)],
     }
 
 

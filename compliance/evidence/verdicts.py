@@ -33,14 +33,19 @@ VERDICT_COLUMNS = (
     "active BIGINT, excluded BIGINT, warnings BIGINT, denominator BIGINT, adherence_pct DOUBLE, causes VARCHAR"
 )
 # cause code -> its words, as SQL over a violation's ``cause``
-_CAUSE_WORDS_SQL = ("CASE cause " + " ".join(f"WHEN {lit(code)} THEN {lit(words)}" for code, words in CAUSE_WORDS.items())
-                    + " ELSE coalesce(cause, 'cause not recorded') END")
+_CAUSE_WORDS_SQL = (
+    "CASE cause "
+    + " ".join(f"WHEN {lit(code)} THEN {lit(words)}" for code, words in CAUSE_WORDS.items())
+    + " ELSE coalesce(cause, 'cause not recorded') END"
+)
 
 
 def combine_results(con: duckdb.DuckDBPyConnection) -> None:
     """Union the per-domain violations and metrics tables into ``violations`` and ``metrics``."""
     for kind, columns in (("violations", VIOLATION_COLUMNS), ("metrics", METRIC_COLUMNS)):
-        parts = [f"SELECT * FROM {kind}_{domain}" for domain in DOMAINS_WITH_RESULTS if table_exists(con, f"{kind}_{domain}")]
+        parts = [
+            f"SELECT * FROM {kind}_{domain}" for domain in DOMAINS_WITH_RESULTS if table_exists(con, f"{kind}_{domain}")
+        ]
         con.execute(f"CREATE OR REPLACE TABLE {kind} ({columns})")
         if parts:
             con.execute(f"INSERT INTO {kind} {' UNION ALL '.join(parts)}")
@@ -55,7 +60,9 @@ def blocked_domains(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         "SELECT source, message FROM data_quality WHERE blocking AND NOT success ORDER BY source, message"
     ).fetchall():
         blocked.setdefault(SOURCES[source].domain, []).append(message)
-    return {domain: "blocking data-quality check failed: " + "; ".join(messages) for domain, messages in blocked.items()}
+    return {
+        domain: "blocking data-quality check failed: " + "; ".join(messages) for domain, messages in blocked.items()
+    }
 
 
 def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str] | None = None) -> None:

@@ -11,7 +11,11 @@ from dataclasses import dataclass
 FILE_FORMATS = ("csv", "parquet", "jsonl")
 # The quarantine (rows rejected with a reason), whether ingest or a conversion rejected them: column -> SQL type.
 QUARANTINE_SCHEMA = {
-    "source_file": "VARCHAR", "line": "BIGINT", "record_id": "VARCHAR", "reason_code": "VARCHAR", "reason": "VARCHAR",
+    "source_file": "VARCHAR",
+    "line": "BIGINT",
+    "record_id": "VARCHAR",
+    "reason_code": "VARCHAR",
+    "reason": "VARCHAR",
 }
 QUARANTINE_COLUMNS_SQL = ", ".join(f"{column} {sql_type}" for column, sql_type in QUARANTINE_SCHEMA.items())
 # The data contract's request types; a policy with a PRIV-TYPES rule (kind privacy_types) may narrow or extend them.

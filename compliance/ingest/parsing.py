@@ -79,30 +79,38 @@ def _timestamp_sql(name: str, trimmed: str, source_timezone: str) -> _TimestampS
         forms.append(f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' ELSE 'offset' END AS {form}")
     else:
         wall = f"{name}__wall"
-        forms += [f"TRY_CAST({trimmed} AS TIMESTAMP) AS {wall}",
-                  f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' WHEN {_zoned_sql(trimmed)} THEN 'offset' "
-                  f"WHEN TRY_CAST({trimmed} AS TIMESTAMPTZ) IS NOT NULL THEN 'wall' ELSE 'offset' END AS {form}"]
+        forms += [
+            f"TRY_CAST({trimmed} AS TIMESTAMP) AS {wall}",
+            f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' WHEN {_zoned_sql(trimmed)} THEN 'offset' "
+            f"WHEN TRY_CAST({trimmed} AS TIMESTAMPTZ) IS NOT NULL THEN 'wall' ELSE 'offset' END AS {form}",
+        ]
     zone_name = _zone_name_sql(text)
     in_source_zone = f"timezone({source_zone}, {wall})"
     named_repeats = _repeated_sql(wall, aware, zone_name, None)
     wall_repeats = _repeated_sql(wall, in_source_zone, source_zone, _repeated_wall_times(source_timezone))
-    value = (f"CASE {form} WHEN 'offset' THEN {aware} "
-             f"WHEN 'zone' THEN CASE WHEN {named_repeats} THEN {_first_occurrence_sql(wall, aware, zone_name)} "
-             f"ELSE {aware} END "
-             f"ELSE CASE WHEN {wall_repeats} THEN {_first_occurrence_sql(wall, in_source_zone, source_zone)} "
-             f"ELSE {in_source_zone} END END")
+    value = (
+        f"CASE {form} WHEN 'offset' THEN {aware} "
+        f"WHEN 'zone' THEN CASE WHEN {named_repeats} THEN {_first_occurrence_sql(wall, aware, zone_name)} "
+        f"ELSE {aware} END "
+        f"ELSE CASE WHEN {wall_repeats} THEN {_first_occurrence_sql(wall, in_source_zone, source_zone)} "
+        f"ELSE {in_source_zone} END END"
+    )
     earlier = f"CASE {form} WHEN 'zone' THEN {named_repeats} WHEN 'wall' THEN {wall_repeats} ELSE false END"
     # reading the instant back in its zone shows a wall time that never happened
     parsed_wall = f"TRY_CAST({text} AS TIMESTAMP)"
-    nonexistent = (f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {parsed_wall} "
-                   f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {parsed_wall} END")
+    nonexistent = (
+        f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {parsed_wall} "
+        f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {parsed_wall} END"
+    )
     return _TimestampSql(forms, value, earlier, nonexistent)
 
 
 def _zoned_sql(text: str) -> str:
     """SQL: whether a timestamp text carries its own offset (else it is a wall time of the source zone)."""
-    return (f"(regexp_matches({text}, {lit(_OFFSET_PATTERN)}) "
-            f"OR TRY_CAST({text} AS TIMESTAMPTZ) <> timezone('UTC', TRY_CAST({text} AS TIMESTAMP)))")
+    return (
+        f"(regexp_matches({text}, {lit(_OFFSET_PATTERN)}) "
+        f"OR TRY_CAST({text} AS TIMESTAMPTZ) <> timezone('UTC', TRY_CAST({text} AS TIMESTAMP)))"
+    )
 
 
 def _named_sql(text: str) -> str:
@@ -111,10 +119,12 @@ def _named_sql(text: str) -> str:
     Cheap tests first (a zone name has a slash or ends with a letter), for the millions of values without one;
     a CASE, because AND evaluates both sides of a projection.
     """
-    return (f"CASE WHEN suffix({text}, 'Z') THEN false "
-            f"WHEN NOT (contains({text}, '/') OR right({text}, 1) BETWEEN 'A' AND 'z') THEN false "
-            f"WHEN regexp_matches({text}, {lit(_OFFSET_PATTERN)}) THEN false "
-            f"ELSE regexp_matches({text}, {lit(_ZONE_NAME_PATTERN)}) AND TRY_CAST({text} AS TIMESTAMPTZ) IS NOT NULL END")
+    return (
+        f"CASE WHEN suffix({text}, 'Z') THEN false "
+        f"WHEN NOT (contains({text}, '/') OR right({text}, 1) BETWEEN 'A' AND 'z') THEN false "
+        f"WHEN regexp_matches({text}, {lit(_OFFSET_PATTERN)}) THEN false "
+        f"ELSE regexp_matches({text}, {lit(_ZONE_NAME_PATTERN)}) AND TRY_CAST({text} AS TIMESTAMPTZ) IS NOT NULL END"
+    )
 
 
 def _zone_name_sql(text: str) -> str:
@@ -140,8 +150,11 @@ def _repeated_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, in
     time_of_day = f"((epoch_us({wall}) % {day} + {day}) % {day})"
     candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges or [])
     first = _first_occurrence_sql(wall, reading, zone)
-    return ("(CASE " + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
-            + f"WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)")
+    return (
+        "(CASE "
+        + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
+        + f"WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)"
+    )
 
 
 @cache
@@ -157,14 +170,16 @@ def _repeated_wall_times(zone_name: str) -> list[tuple[int, int]]:
         following = instant + day
         next_offset = following.astimezone(zone).utcoffset()
         if next_offset < offset:
-            low, high = 0, 86_400                   # seconds after ``instant``: the transition lies in (low, high]
+            low, high = 0, 86_400  # seconds after ``instant``: the transition lies in (low, high]
             while high - low > 1:
                 middle = (low + high) // 2
                 on_old_offset = (instant + timedelta(seconds=middle)).astimezone(zone).utcoffset() == offset
                 low, high = (middle, high) if on_old_offset else (low, middle)
             first_wall = (instant + timedelta(seconds=high) + next_offset).replace(tzinfo=None)
             span_us = (offset - next_offset) // timedelta(microseconds=1)
-            start = (first_wall - first_wall.replace(hour=0, minute=0, second=0, microsecond=0)) // timedelta(microseconds=1)
+            start = (first_wall - first_wall.replace(hour=0, minute=0, second=0, microsecond=0)) // timedelta(
+                microseconds=1
+            )
             end = start + span_us
             ranges.add((start, min(end, 86_400_000_000)))
             if end > 86_400_000_000:
@@ -175,7 +190,12 @@ def _repeated_wall_times(zone_name: str) -> list[tuple[int, int]]:
 
 
 def parse_and_check(
-    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str], policy: Policy,
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    file_name: str,
+    raw: str,
+    present: dict[str, str],
+    policy: Policy,
     target: str,
 ) -> None:
     """Accepted rows of ``raw`` into ``target`` (in file order), the others into ``quarantine`` with reasons.
@@ -199,25 +219,37 @@ def parse_and_check(
         if column.kind == "timestamp":
             timestamp = _timestamp_sql(name, trimmed, zone)
             forms += timestamp.forms
-            parses += [f"{name}__form", f"{timestamp.value} AS {name}",
-                       f"{timestamp.earlier} AS {name}__earlier"]
+            parses += [f"{name}__form", f"{timestamp.value} AS {name}", f"{timestamp.earlier} AS {name}__earlier"]
             earlier_flags.append(name)
-            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_timestamp",
-                           f"'{name}: not an ISO-8601 timestamp: ' || {text}"))
+            checks.append(
+                (
+                    f"{text} IS NOT NULL AND {name} IS NULL",
+                    "bad_timestamp",
+                    f"'{name}: not an ISO-8601 timestamp: ' || {text}",
+                )
+            )
             # a wall time inside a spring-forward gap never happened, with or without a zone name
-            checks.append((
-                timestamp.nonexistent, "nonexistent_local_time",
-                f"'{name}: ' || {text} || ' does not exist' || CASE {name}__form WHEN 'wall' THEN ' in ' || {lit(zone)} "
-                "ELSE '' END || ' (skipped by a daylight-saving change)'",
-            ))
+            checks.append(
+                (
+                    timestamp.nonexistent,
+                    "nonexistent_local_time",
+                    f"'{name}: ' || {text} || ' does not exist' || CASE {name}__form WHEN 'wall' THEN ' in ' || {lit(zone)} "
+                    "ELSE '' END || ' (skipped by a daylight-saving change)'",
+                )
+            )
         elif column.kind == "boolean":
             lowered = f"lower({trimmed})"
             parses.append(
                 f"CASE WHEN {lowered} IN ({', '.join(map(lit, _TRUE))}) THEN true "
                 f"WHEN {lowered} IN ({', '.join(map(lit, _FALSE))}) THEN false END AS {name}"
             )
-            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "bad_boolean",
-                           f"'{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}"))
+            checks.append(
+                (
+                    f"{text} IS NOT NULL AND {name} IS NULL",
+                    "bad_boolean",
+                    f"'{name}: not a boolean (true/false, yes/no, 1/0): ' || {text}",
+                )
+            )
         elif column.kind == "enum":
             allowed = accepted_spellings(column, policy)
             cases = " ".join(f"WHEN {lit(spelling)} THEN {lit(value)}" for spelling, value in sorted(allowed.items()))
@@ -226,7 +258,9 @@ def parse_and_check(
                 # a blank channel is read from the subject's tag (tickets_reading), for every input format
                 value = f"coalesce({value}, CASE WHEN {trimmed} IS NULL THEN {tag_channel_sql(policy, _raw_text('subject', present))} END)"
             parses.append(f"{value} AS {name}")
-            checks.append((f"{text} IS NOT NULL AND {name} IS NULL", "unknown_value", f"'{name}: unknown value ' || {text}"))
+            checks.append(
+                (f"{text} IS NOT NULL AND {name} IS NULL", "unknown_value", f"'{name}: unknown value ' || {text}")
+            )
         else:
             parses.append(f"{trimmed} AS {name}")
         if column.required:
@@ -234,11 +268,15 @@ def parse_and_check(
             missing = f"{text} IS NULL AND {name} IS NULL" if column.kind == "enum" else f"{text} IS NULL"
             checks.append((missing, "missing_value", f"'{name}: missing required value'"))
     checks += [
-        (f"{later} < {earlier}", "out_of_order",
-         f"'{later} ' || strftime({later}, '%Y-%m-%dT%H:%M:%SZ') || ' is before {earlier} ' || "
-         f"strftime({earlier}, '%Y-%m-%dT%H:%M:%SZ')")
+        (
+            f"{later} < {earlier}",
+            "out_of_order",
+            f"'{later} ' || strftime({later}, '%Y-%m-%dT%H:%M:%SZ') || ' is before {earlier} ' || "
+            f"strftime({earlier}, '%Y-%m-%dT%H:%M:%SZ')",
+        )
         for earlier, later in source.ordered
     ]
+
     def parsed(rows: str, *passing: str) -> str:
         kept = "".join(f", {column}" for column in passing)
         below = f"(SELECT *, {', '.join(forms)} FROM {rows})" if forms else rows
@@ -253,9 +291,15 @@ def parse_and_check(
     if source.derived:
         columns = _with_derived_columns(source, present, policy, parses)
     # The names of a row's values read as their earlier instant: NULL for nearly every row, so cheap to write.
-    earlier = (f"CASE WHEN {' OR '.join(f'{name}__earlier' for name in earlier_flags)} THEN list_filter(["
-               + ", ".join(f"CASE WHEN {name}__earlier THEN {lit(name)} END" for name in earlier_flags)
-               + "], lambda name: name IS NOT NULL) END") if earlier_flags else "NULL::VARCHAR[]"
+    earlier = (
+        (
+            f"CASE WHEN {' OR '.join(f'{name}__earlier' for name in earlier_flags)} THEN list_filter(["
+            + ", ".join(f"CASE WHEN {name}__earlier THEN {lit(name)} END" for name in earlier_flags)
+            + "], lambda name: name IS NOT NULL) END"
+        )
+        if earlier_flags
+        else "NULL::VARCHAR[]"
+    )
     # Scan, parse and filter keep the file order: no join, no sort.
     with _filters_after_parse(con):
         con.execute(
@@ -271,10 +315,13 @@ def parse_and_check(
         for condition, code, message in checks
     )
     quarantined = "SELECT line FROM quarantine WHERE source_file = $file"
-    rejected_rows = (f"(SELECT * FROM {raw} WHERE source_line IN "
-                     f"(SELECT source_line FROM {raw} ANTI JOIN {target} USING (source_line) EXCEPT {quarantined}))")
+    rejected_rows = (
+        f"(SELECT * FROM {raw} WHERE source_line IN "
+        f"(SELECT source_line FROM {raw} ANTI JOIN {target} USING (source_line) EXCEPT {quarantined}))"
+    )
     _quarantine(
-        con, file_name,
+        con,
+        file_name,
         f"SELECT source_line, raw_record_id, list_filter([{problems}], lambda p: p IS NOT NULL) AS problems "
         f"FROM {parsed(rejected_rows)}",
     )
@@ -292,11 +339,17 @@ def _with_derived_columns(source: Source, present: dict[str, str], policy: Polic
     if keyword_tier is not None:
         parses.append(f"{keyword_tier} AS tier__keywords")  # once per row: the regexes are the costly part
     parses += [f"{_raw_text(name, present)} AS {name}__file" for name in source.derived]
-    tier, tier_source = tier_reading_sql(policy, "tier", "plan", "tier__keywords" if keyword_tier else None,
-                                         "tier_source__file")
+    tier, tier_source = tier_reading_sql(
+        policy, "tier", "plan", "tier__keywords" if keyword_tier else None, "tier_source__file"
+    )
     staged = [f"{tier} AS tier" if column.name == "tier" else column.name for column in source.columns]
-    return ", ".join(staged + [f"{channel_source_sql(policy, 'channel__text', 'channel_source__file')} AS channel_source",
-                               f"{tier_source} AS tier_source"])
+    return ", ".join(
+        staged
+        + [
+            f"{channel_source_sql(policy, 'channel__text', 'channel_source__file')} AS channel_source",
+            f"{tier_source} AS tier_source",
+        ]
+    )
 
 
 def _record_earlier_readings(con: duckdb.DuckDBPyConnection, source: Source, file_name: str, target: str) -> None:
@@ -330,7 +383,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> No
             SELECT $file, source_line, raw_record_id, problems[1].code,
                    -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
                    -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
-                   array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql('p.message')}),
+                   array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql("p.message")}),
                        lambda m: CASE WHEN length(m) > {_REASON_MAX_CHARS} THEN left(m, {_REASON_MAX_CHARS - 1}) || '…'
                                       ELSE m END), '; ')
             FROM ({rows}) ORDER BY source_line""",
@@ -339,8 +392,13 @@ def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> No
 
 
 def _quarantine_duplicates(
-    con: duckdb.DuckDBPyConnection, source: Source, file_name: str, raw: str, present: dict[str, str],
-    parsed: Callable[..., str], rejected: str,
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    file_name: str,
+    raw: str,
+    present: dict[str, str],
+    parsed: Callable[..., str],
+    rejected: str,
 ) -> str:
     """Among the rows that pass every check, the first occurrence of an ID is kept; later ones are quarantined here.
 
@@ -380,7 +438,8 @@ def _quarantine_duplicates(
     con.execute(f"RESET VARIABLE {duplicates}_shared")
     con.execute(f"DELETE FROM {duplicates} WHERE occurrence = 1")
     _quarantine(
-        con, file_name,
+        con,
+        file_name,
         f"""SELECT source_line, raw_record_id,
                    [CASE WHEN content_hash = first_hash
                          THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || first_line}}
@@ -403,5 +462,7 @@ def _lines_condition(con: duckdb.DuckDBPyConnection, variable: str, lines: str) 
     if first is None:
         return None
     con.execute(f"SET VARIABLE {variable} = (SELECT bitstring_agg(source_line, {first}, {last}) FROM {lines})")
-    return (f"CASE WHEN source_line BETWEEN {first} AND {last} "
-            f"THEN get_bit(getvariable('{variable}'), (source_line - {first})::INTEGER) = 1 ELSE false END")
+    return (
+        f"CASE WHEN source_line BETWEEN {first} AND {last} "
+        f"THEN get_bit(getvariable('{variable}'), (source_line - {first})::INTEGER) = 1 ELSE false END"
+    )

@@ -51,11 +51,14 @@ def read_raw(
             # Every column read straight into its text form: one parse path for every format.
             reader = f"read_parquet({location}, file_row_number = true)"
             columns = [
-                row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+                row[0]
+                for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
                 if row[0] not in ("file_row_number", "source_line")
             ]
             casts = ", ".join(f"CAST({ident(name)} AS VARCHAR) AS {ident(name)}" for name in columns)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {casts}, file_row_number + 1 AS source_line FROM {reader}")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT {casts}, file_row_number + 1 AS source_line FROM {reader}"
+            )
             return 0, Decoding("utf-8")  # Parquet strings are UTF-8 by the format's definition
         con.execute(f"CREATE OR REPLACE TEMP VIEW {raw} AS SELECT * FROM {raw}_text")
         return rejected, decoding
@@ -65,7 +68,11 @@ def read_raw(
 
 
 def _read_decoded(
-    con: duckdb.DuckDBPyConnection, source: Source, path: Path, read: Callable[..., int], text: str,
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    read: Callable[..., int],
+    text: str,
     encoding: str | None,
 ) -> tuple[int, Decoding]:
     """Read a text file into table ``text`` with ``read`` (returns the rows it rejected), in its encoding.
@@ -164,11 +171,9 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
                 WHERE json_valid(json_line) AND json_type(json_line) = 'OBJECT' ORDER BY key"""
         ).fetchall()
     ]
-    extracts = ", ".join(
-        f"json_extract_string(json_line, {lit('$.' + ident(key))}) AS {ident(key)}" for key in keys
-    )
+    extracts = ", ".join(f"json_extract_string(json_line, {lit('$.' + ident(key))}) AS {ident(key)}" for key in keys)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {text} AS SELECT {extracts + ',' if extracts else ''} source_line
+        f"""CREATE OR REPLACE TEMP TABLE {text} AS SELECT {extracts + "," if extracts else ""} source_line
             FROM {lines} WHERE json_valid(json_line) AND json_type(json_line) = 'OBJECT'
             ORDER BY source_line"""
     )

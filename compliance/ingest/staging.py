@@ -20,7 +20,6 @@ rows for an ID replace all rows of that ID). A new version of an already loaded 
 contribution: its records absent from the new version are withdrawn. Files are merged in name order.
 """
 
-
 from __future__ import annotations
 
 import hashlib
@@ -157,7 +156,11 @@ def ingest_source(
                 continue  # this exact file is loaded already
             counts = _load_version(con, source, path, sha256, settings, policy, encoding)
         except UnusableFile as problem:
-            unusable.append(FileEntry(source.name, path.name, path.suffix.lstrip("."), "unusable", str(problem), sha256, 0, 0, 0, None))
+            unusable.append(
+                FileEntry(
+                    source.name, path.name, path.suffix.lstrip("."), "unusable", str(problem), sha256, 0, 0, 0, None
+                )
+            )
             continue
         except duckdb.Error as error:  # name the file; quoted values are left out, they may be personal data
             message = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(error).strip().splitlines()[0])
@@ -172,10 +175,13 @@ def ingest_source(
         entries = [FileEntry(source.name, None, None, "missing", "no export file", None, 0, 0, 0, None)]
     # Insertion order matters to readers that keep one row per source: a usable file is written last.
     con.executemany(
-        f"INSERT INTO ingest_log VALUES ({', '.join('?' * len(astuple(entries[0])))})", [astuple(entry) for entry in entries]
+        f"INSERT INTO ingest_log VALUES ({', '.join('?' * len(astuple(entries[0])))})",
+        [astuple(entry) for entry in entries],
     )
     _record_input_columns(con, source, [entry.file for entry in current if entry.change != "superseded"], exports_dir)
-    merged = MergeCounts(*(sum(column) for column in zip(*map(astuple, merges), strict=False))) if merges else MergeCounts()
+    merged = (
+        MergeCounts(*(sum(column) for column in zip(*map(astuple, merges), strict=False))) if merges else MergeCounts()
+    )
     return IngestResult(source.name, *_source_status(entries), tuple(entries), merged)
 
 
@@ -185,33 +191,50 @@ def accounting_problems(con: duckdb.DuckDBPyConnection, result: IngestResult) ->
     quarantined = dict(con.execute("SELECT source_file, count(*) FROM quarantine GROUP BY ALL").fetchall())
     for entry in result.files:
         if entry.rows_read != entry.rows_loaded + entry.rows_quarantined:
-            problems.append(f"{entry.file}: {entry.rows_read} read ≠ {entry.rows_loaded} loaded + {entry.rows_quarantined} quarantined")
-        elif entry.status == "loaded" and entry.change != "superseded" and quarantined.get(entry.file, 0) != entry.rows_quarantined:
-            problems.append(f"{entry.file}: {quarantined.get(entry.file, 0)} rows in quarantine, {entry.rows_quarantined} expected")
+            problems.append(
+                f"{entry.file}: {entry.rows_read} read ≠ {entry.rows_loaded} loaded + {entry.rows_quarantined} quarantined"
+            )
+        elif (
+            entry.status == "loaded"
+            and entry.change != "superseded"
+            and quarantined.get(entry.file, 0) != entry.rows_quarantined
+        ):
+            problems.append(
+                f"{entry.file}: {quarantined.get(entry.file, 0)} rows in quarantine, {entry.rows_quarantined} expected"
+            )
     return problems
 
 
 def _settings_sha256(source: Source, policy: Policy, encoding: str | None) -> str:
     """Fingerprint of everything that decides how a file is parsed (the named encoding too): a change means every
     file is read again."""
-    columns = [(c.name, c.kind, c.required, sorted(accepted_spellings(c, policy).items()) if c.kind == "enum" else None) for c in source.columns]
+    columns = [
+        (c.name, c.kind, c.required, sorted(accepted_spellings(c, policy).items()) if c.kind == "enum" else None)
+        for c in source.columns
+    ]
     # the derived columns read the channel aliases (above), the keywords and the tier settings
-    derivation = (source.derived, policy.urgency_keywords, policy.urgency_negations, policy.priority_plans,
-                  policy.default_tier) if source.derived else ()
-    reading = repr((policy.source_timezone, columns, source.record_id, source.unique, source.ordered, derivation,
-                    encoding))
+    derivation = (
+        (source.derived, policy.urgency_keywords, policy.urgency_negations, policy.priority_plans, policy.default_tier)
+        if source.derived
+        else ()
+    )
+    reading = repr(
+        (policy.source_timezone, columns, source.record_id, source.unique, source.ordered, derivation, encoding)
+    )
     return hashlib.sha256(reading.encode()).hexdigest()
 
 
 def _needs_rebuild(con: duckdb.DuckDBPyConnection, source: Source, settings: str) -> bool:
     """Whether the staged table cannot be trusted to match the registry and today's parse settings."""
     registered = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE settings_sha256 <> ?) FROM loaded_files WHERE source = ?", [settings, source.name]
+        "SELECT count(*), count(*) FILTER (WHERE settings_sha256 <> ?) FROM loaded_files WHERE source = ?",
+        [settings, source.name],
     ).fetchall()[0]
     # a file loaded by a version that did not record its header columns is read again to learn them
     unrecorded = con.execute(
         "SELECT count(*) FROM loaded_files l WHERE source = ? AND state = 'current' AND NOT EXISTS "
-        "(SELECT 1 FROM file_columns c WHERE c.source = l.source AND c.file = l.file)", [source.name]
+        "(SELECT 1 FROM file_columns c WHERE c.source = l.source AND c.file = l.file)",
+        [source.name],
     ).fetchall()[0][0]
     return registered[1] > 0 or unrecorded > 0 or (registered[0] > 0) != table_exists(con, f"staged_{source.name}")
 
@@ -238,8 +261,15 @@ def _record_input_columns(con: duckdb.DuckDBPyConnection, source: Source, files:
             if column.name not in header.get(file, []):
                 rows.append((source.name, file, column.name, False, f"{file} has no {column.name} column"))
             elif filled is not None and column.name not in filled:
-                rows.append((source.name, file, column.name, False,
-                             f"{file}: the {vendor_format} adapter cannot fill {column.name}"))
+                rows.append(
+                    (
+                        source.name,
+                        file,
+                        column.name,
+                        False,
+                        f"{file}: the {vendor_format} adapter cannot fill {column.name}",
+                    )
+                )
             else:
                 rows.append((source.name, file, column.name, True, None))
     if rows:
@@ -265,7 +295,9 @@ def _current_version(con: duckdb.DuckDBPyConnection, source: Source, file_name: 
     if not rows:
         return None
     file_format, sha256, read, loaded, quarantined, encoding = rows[0]
-    return FileEntry(source.name, file_name, file_format, "loaded", None, sha256, read, loaded, quarantined, "superseded", encoding)
+    return FileEntry(
+        source.name, file_name, file_format, "loaded", None, sha256, read, loaded, quarantined, "superseded", encoding
+    )
 
 
 def _current_entries(
@@ -273,7 +305,11 @@ def _current_entries(
 ) -> list[FileEntry]:
     """Registered files still in the landing folder or still behind staged rows, in load order."""
     staged = f"staged_{source.name}"
-    in_use = dict(con.execute(f"SELECT source_file, count(*) FROM {staged} GROUP BY ALL").fetchall()) if table_exists(con, staged) else {}
+    in_use = (
+        dict(con.execute(f"SELECT source_file, count(*) FROM {staged} GROUP BY ALL").fetchall())
+        if table_exists(con, staged)
+        else {}
+    )
     entries = []
     for file, file_format, sha256, read, loaded, quarantined, encoding in con.execute(
         "SELECT file, file_format, sha256, rows_read, rows_loaded, rows_quarantined, encoding FROM loaded_files "
@@ -283,7 +319,11 @@ def _current_entries(
         if file not in present and not in_use.get(file):
             continue
         change = "superseded" if loaded and not in_use.get(file) else "new" if file in loaded_now else "unchanged"
-        entries.append(FileEntry(source.name, file, file_format, "loaded", None, sha256, read, loaded, quarantined, change, encoding))
+        entries.append(
+            FileEntry(
+                source.name, file, file_format, "loaded", None, sha256, read, loaded, quarantined, change, encoding
+            )
+        )
     return entries
 
 
@@ -297,13 +337,21 @@ def _source_status(entries: list[FileEntry]) -> tuple[str, str | None]:
 
 
 def _load_version(
-    con: duckdb.DuckDBPyConnection, source: Source, path: Path, sha256: str, settings: str, policy: Policy,
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    sha256: str,
+    settings: str,
+    policy: Policy,
     encoding: str | None,
 ) -> MergeCounts:
     """Parse one new file version, merge its accepted rows into the staged table and register it."""
     batch = f"batch_{source.name}"
     # The quarantine rows of an older version of this name are replaced, unless the new version is unusable.
-    con.execute("CREATE OR REPLACE TEMP TABLE previous_quarantine AS SELECT * FROM quarantine WHERE source_file = ?", [path.name])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE previous_quarantine AS SELECT * FROM quarantine WHERE source_file = ?",
+        [path.name],
+    )
     con.execute("DELETE FROM quarantine WHERE source_file = ?", [path.name])
     try:
         read, loaded, quarantined, decoding, replaced = _load(con, source, path, policy, batch, encoding)
@@ -315,12 +363,27 @@ def _load_version(
     finally:
         con.execute("DROP TABLE IF EXISTS previous_quarantine")
     counts = _merge(con, source, batch, path.name)
-    con.execute("UPDATE loaded_files SET state = 'superseded' WHERE source = ? AND file = ? AND state = 'current'", [source.name, path.name])
+    con.execute(
+        "UPDATE loaded_files SET state = 'superseded' WHERE source = ? AND file = ? AND state = 'current'",
+        [source.name, path.name],
+    )
     con.execute(
         "INSERT INTO loaded_files VALUES (?, ?, ?, ?, ?, now(), 'current', ?, ?, ?, ?, ?, ?, ?, ?, "
         "MAP(?::VARCHAR[], ?::BIGINT[]))",
-        [source.name, path.name, sha256, path.suffix.lstrip("."), settings, read, loaded, quarantined, *astuple(counts),
-         decoding.encoding, list(replaced), list(replaced.values())],
+        [
+            source.name,
+            path.name,
+            sha256,
+            path.suffix.lstrip("."),
+            settings,
+            read,
+            loaded,
+            quarantined,
+            *astuple(counts),
+            decoding.encoding,
+            list(replaced),
+            list(replaced.values()),
+        ],
     )
     return counts
 
@@ -379,12 +442,14 @@ def _load(
             raise UnusableFile(f"missing required column{plural} {', '.join(missing)}")
         parse_and_check(con, source, path.name, raw, present, policy, batch)
         con.execute("DELETE FROM file_columns WHERE source = ? AND file = ?", [source.name, path.name])
-        con.execute("INSERT INTO file_columns VALUES (?, ?, ?)",
-                    [source.name, path.name, [column.name for column in source.columns if column.name in present]])
+        con.execute(
+            "INSERT INTO file_columns VALUES (?, ?, ?)",
+            [source.name, path.name, [column.name for column in source.columns if column.name in present]],
+        )
         rows_loaded = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
-        rows_quarantined = con.execute(
-            "SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]
-        ).fetchall()[0][0]
+        rows_quarantined = con.execute("SELECT count(*) FROM quarantine WHERE source_file = ?", [path.name]).fetchall()[
+            0
+        ][0]
         rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] + rejected
     finally:
         con.execute(f"DROP VIEW IF EXISTS {raw}")
@@ -402,9 +467,11 @@ def _replaced_by_column(con: duckdb.DuckDBPyConnection, raw: str) -> dict[str, i
     if not columns:
         return {}
     counts = con.execute(
-        "SELECT " + ", ".join(
+        "SELECT "
+        + ", ".join(
             f"coalesce(sum(length({ident(name)}) - length(replace({ident(name)}, {lit(REPLACEMENT_CHARACTER)}, ''))), 0)"
             for name in columns
-        ) + f" FROM {raw}"
+        )
+        + f" FROM {raw}"
     ).fetchall()[0]
     return {name.strip(): int(count) for name, count in zip(columns, counts, strict=False) if count}

@@ -74,15 +74,24 @@ def channel_source_sql(policy: Policy, channel_text: str, from_file: str) -> str
     """SQL: ``channel_source`` of a ticket whose channel value as given is ``channel_text`` (trimmed, NULL when
     blank); ``from_file`` is the file's own ``channel_source`` value (or NULL)."""
     addresses = sorted({a.strip().lower() for aliases in policy.channels.values() for a in aliases if "@" in a})
-    tags = sorted({a.strip().lower() for aliases in policy.channels.values() for a in aliases
-                   if a.strip().startswith("[") and a.strip().endswith("]")})
+    tags = sorted(
+        {
+            a.strip().lower()
+            for aliases in policy.channels.values()
+            for a in aliases
+            if a.strip().startswith("[") and a.strip().endswith("]")
+        }
+    )
     kinds = "".join(
         f" WHEN lower({channel_text}) IN ({', '.join(map(lit, values))}) THEN {lit(kind)}"
-        for kind, values in (("mailbox", addresses), ("subject tag", tags)) if values
+        for kind, values in (("mailbox", addresses), ("subject tag", tags))
+        if values
     )
-    return (f"CASE WHEN {channel_text} IS NULL THEN 'subject tag'"
-            f" WHEN lower({from_file}) IN ({', '.join(map(lit, CHANNEL_SOURCES))}) THEN lower({from_file}){kinds}"
-            f" ELSE 'column' END")
+    return (
+        f"CASE WHEN {channel_text} IS NULL THEN 'subject tag'"
+        f" WHEN lower({from_file}) IN ({', '.join(map(lit, CHANNEL_SOURCES))}) THEN lower({from_file}){kinds}"
+        f" ELSE 'column' END"
+    )
 
 
 def keyword_pattern(keywords: Iterable[str]) -> str:
@@ -107,8 +116,7 @@ def negated_keyword_pattern(policy: Policy) -> str | None:
     if not policy.urgency_negations or not keywords:
         return None
     negations = "|".join(
-        (r"\b" if re.match(r"\w", n.strip(), re.ASCII) else "") + re.escape(n.strip())
-        for n in policy.urgency_negations
+        (r"\b" if re.match(r"\w", n.strip(), re.ASCII) else "") + re.escape(n.strip()) for n in policy.urgency_negations
     )
     return f"(?i)(?:{negations})\\s?(?:{'|'.join(_bounded(keyword) for keyword in keywords)})"
 
@@ -123,11 +131,16 @@ def keyword_tier_sql(policy: Policy, subject: str, text: str) -> str | None:
     negated = negated_keyword_pattern(policy)
     if negated:
         searched = f"regexp_replace({searched}, {lit(negated)}, ' ', 'g')"
-    return "CASE " + " ".join(f"WHEN regexp_matches({searched}, {lit(pattern)}) THEN {lit(name)}" for name, pattern in rules) + " END"
+    return (
+        "CASE "
+        + " ".join(f"WHEN regexp_matches({searched}, {lit(pattern)}) THEN {lit(name)}" for name, pattern in rules)
+        + " END"
+    )
 
 
-def tier_reading_sql(policy: Policy, tier: str, plan: str, keyword_tier: str | None,
-                     tier_source_from_file: str = "NULL") -> tuple[str, str]:
+def tier_reading_sql(
+    policy: Policy, tier: str, plan: str, keyword_tier: str | None, tier_source_from_file: str = "NULL"
+) -> tuple[str, str]:
     """SQL (effective tier, ``tier_source``) of a ticket with explicit tier ``tier`` (NULL when blank) and
     ``plan``; ``keyword_tier`` is :func:`keyword_tier_sql` (or a column holding it, read twice here: callers
     compute it once), None when the policy has no keyword rules; ``tier_source_from_file`` is an adapter's own
@@ -140,7 +153,9 @@ def tier_reading_sql(policy: Policy, tier: str, plan: str, keyword_tier: str | N
         derived = f"CASE WHEN {priority} THEN 'priority' ELSE {lit(policy.default_tier)} END"
         derived_source = f"CASE WHEN {priority} THEN 'plan' ELSE 'default' END"
     effective = f"coalesce({tier}, {derived})"
-    source = (f"CASE WHEN {tier} IS NULL THEN {derived_source}"
-              f" WHEN lower({tier_source_from_file}) IN ({', '.join(map(lit, TIER_SOURCES))})"
-              f" THEN lower({tier_source_from_file}) ELSE 'column' END")
+    source = (
+        f"CASE WHEN {tier} IS NULL THEN {derived_source}"
+        f" WHEN lower({tier_source_from_file}) IN ({', '.join(map(lit, TIER_SOURCES))})"
+        f" THEN lower({tier_source_from_file}) ELSE 'column' END"
+    )
     return effective, source

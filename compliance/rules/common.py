@@ -121,8 +121,9 @@ def exclude_items_of_files_without(
     ``rules`` are the policy rules judged in ``items``; ``record_id`` is the SQL of the item's record ID over
     the staged row ``s`` of ``source``."""
     for rule in rules:
-        files = sorted({file for absent_source, file, _, _ in absent_rule_columns(con, rule.kind)
-                        if absent_source == source})
+        files = sorted(
+            {file for absent_source, file, _, _ in absent_rule_columns(con, rule.kind) if absent_source == source}
+        )
         if not files:
             continue
         con.execute(
@@ -170,7 +171,9 @@ def create_items_view(con: duckdb.DuckDBPyConnection, domain: str, select_sql: s
     """
     name = f"_items_{domain}"
     typed = ", ".join(f"CAST({column} AS {column_type}) AS {column}" for column, column_type in _ITEM_TYPES)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {typed} FROM ({select_sql}) AS s({', '.join(ITEM_NAMES)})")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {typed} FROM ({select_sql}) AS s({', '.join(ITEM_NAMES)})"
+    )
     return name
 
 

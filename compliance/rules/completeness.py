@@ -100,9 +100,14 @@ def _judge_tickets(con: duckdb.DuckDBPyConnection, rule: Rule, policy: Policy, a
     required = rule.setting("required_information")
     text = "coalesce(t.subject, '') || chr(10) || coalesce(t.description, '')"
     missing = ", ".join(
-        f"CASE WHEN NOT regexp_matches({text}, {lit(spec['pattern'])}) THEN {lit(item)} END" for item, spec in required.items()
+        f"CASE WHEN NOT regexp_matches({text}, {lit(spec['pattern'])}) THEN {lit(item)} END"
+        for item, spec in required.items()
     )
-    labels = "CASE item " + " ".join(f"WHEN {lit(item)} THEN {lit(spec['label'])}" for item, spec in required.items()) + " END"
+    labels = (
+        "CASE item "
+        + " ".join(f"WHEN {lit(item)} THEN {lit(spec['label'])}" for item, spec in required.items())
+        + " END"
+    )
     con.execute(
         f"""INSERT INTO information_completeness
             SELECT {lit(rule.id)}, t.ticket_id, t.created_at, coalesce(r.tier, t.tier, {lit(policy.default_tier)}) AS tier,

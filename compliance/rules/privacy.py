@@ -121,8 +121,10 @@ class _Deadline:
         """SQL text for after the due instant in an explanation: the local day that ends there, and the rule."""
         if not self.zone:
             return "''"
-        return (f"' (the end of ' || strftime({self.last_day}, '%Y-%m-%d') || ' in ' || {lit(self.zone)} "
-                f"|| ', ' || {lit(self.citation)} || ')'")
+        return (
+            f"' (the end of ' || strftime({self.last_day}, '%Y-%m-%d') || ' in ' || {lit(self.zone)} "
+            f"|| ', ' || {lit(self.citation)} || ')'"
+        )
 
 
 def _local_day(instant: str, zone: str) -> str:
@@ -157,8 +159,14 @@ def _day_end(day: str, zone: str) -> str:
 def _period_deadline(last_day: str, zone: str, roll_forward: bool, phrase: str, citation: str) -> _Deadline:
     """The deadline at the end of the local date ``last_day`` (SQL DATE), moved off a weekend when asked."""
     rolled = _weekend_to_monday(last_day) if roll_forward else last_day
-    return _Deadline(due=_day_end(rolled, zone), unrolled=_day_end(last_day, zone), phrase=phrase,
-                     last_day=rolled, zone=zone, citation=citation)
+    return _Deadline(
+        due=_day_end(rolled, zone),
+        unrolled=_day_end(last_day, zone),
+        phrase=phrase,
+        last_day=rolled,
+        zone=zone,
+        citation=citation,
+    )
 
 
 def _original_deadline(rule: Rule, policy: Policy) -> _Deadline:
@@ -173,7 +181,8 @@ def _original_deadline(rule: Rule, policy: Policy) -> _Deadline:
     due = (
         f"(CASE isodow(timezone('UTC', {raw})) WHEN 6 THEN {raw} + to_days(2) "
         f"WHEN 7 THEN {raw} + to_days(1) ELSE {raw} END)"
-        if roll_forward else raw
+        if roll_forward
+        else raw
     )
     return _Deadline(due=due, unrolled=raw, phrase=target_phrase(seconds))
 
@@ -190,7 +199,9 @@ def _extended_deadline(rule: Rule, primary: Rule | None, policy: Policy, origina
         zone, months = _controller_zone(primary, policy), _extension_months(rule)
         original_last_day = _months_later(_local_day("received_at", zone), _calendar_months(primary))
         return _period_deadline(
-            _months_later(original_last_day, months), zone, bool(primary.setting("roll_forward_closed_days", False)),
+            _months_later(original_last_day, months),
+            zone,
+            bool(primary.setting("roll_forward_closed_days", False)),
             f"{_month_phrase(_calendar_months(primary))} + {_NUMBER_WORDS.get(months, str(months))}-month",
             f"{EXTENSION_RULE}, {PERIOD_RULE}",
         )
@@ -224,8 +235,12 @@ def counting_readings(policy: Policy) -> dict[str, str]:
                 readings[rule.id] = (
                     f"{months} calendar month{'s' if months != 1 else ''}, ending at the end of the corresponding day "
                     f"(or of the month's last day when it has none), {PERIOD_RULE}, in {_controller_zone(rule, policy)}"
-                    + (f"; a last day on a Saturday or Sunday moves to the next Monday ({CLOSED_DAY_RULE}; public "
-                       "holidays not considered)" if roll_forward else "")
+                    + (
+                        f"; a last day on a Saturday or Sunday moves to the next Monday ({CLOSED_DAY_RULE}; public "
+                        "holidays not considered)"
+                        if roll_forward
+                        else ""
+                    )
                 )
             else:
                 moved = "; a deadline on a Saturday or Sunday (UTC) moves to the next Monday, same time"
@@ -233,9 +248,11 @@ def counting_readings(policy: Policy) -> dict[str, str]:
         elif rule.kind == "privacy_extension":
             if primary is not None and _counting(primary) == "calendar_month":
                 months = _extension_months(rule)
-                counted = (f"the original deadline's last day + {months} further calendar "
-                           f"month{'s' if months != 1 else ''} ({EXTENSION_RULE}), to the end of the corresponding "
-                           f"day, {PERIOD_RULE}, in {_controller_zone(primary, policy)}")
+                counted = (
+                    f"the original deadline's last day + {months} further calendar "
+                    f"month{'s' if months != 1 else ''} ({EXTENSION_RULE}), to the end of the corresponding "
+                    f"day, {PERIOD_RULE}, in {_controller_zone(primary, policy)}"
+                )
             elif rule.setting("extension_days") is not None:
                 days = int(rule.setting("extension_days"))
                 counted = f"the original deadline + {days} days ({days} × 24 h)"
@@ -244,8 +261,10 @@ def counting_readings(policy: Policy) -> dict[str, str]:
             readings[rule.id] = f"{counted}; only when flagged and notified by the original deadline"
         elif rule.kind == "privacy_types":
             types = ", ".join(str(t) for t in rule.setting("request_types", REQUEST_TYPES))
-            readings[rule.id] = (f"every request row read has one of the types {types}; rows quarantined for an "
-                                 "unknown or missing type are the breaches")
+            readings[rule.id] = (
+                f"every request row read has one of the types {types}; rows quarantined for an "
+                "unknown or missing type are the breaches"
+            )
     return readings
 
 
@@ -268,7 +287,7 @@ def _type_problem_pattern() -> str:
     message of a later column begins (``<column>: ...``, or ``<column> ... is before ...``) or at the end.
     """
     columns = [column.name for column in SOURCES["privacy_requests"].columns]
-    later = "|".join(columns[columns.index("request_type") + 1:])
+    later = "|".join(columns[columns.index("request_type") + 1 :])
     return rf"(?s)(?:^|; )request_type: (unknown value (.*?)|missing required value)(?:; (?:{later})[: ]|$)"
 
 
@@ -291,16 +310,23 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
         FROM (SELECT *, CASE WHEN {not_received} THEN 'excluded' WHEN request_type IN ({type_list}) THEN 'achieved'
                              ELSE 'breached' END AS state FROM _priv)"""
     if not table_exists(con, "quarantine"):
-        return loaded + f"""
+        return (
+            loaded
+            + f"""
         UNION ALL
         SELECT {lit(rule.id)}, 'privacy_requests', NULL, NULL, 'excluded', NULL, NULL, NULL, NULL, 'coverage',
                'The warehouse has no quarantine table, so the privacy request rows quarantined for an unrecognised '
                || 'request type cannot be counted: the types of the requests read cannot be verified.', NULL"""
+        )
     value = "regexp_replace(unknown_value, '[[:cntrl:]]', ' ', 'g')"
-    shown = (f"CASE WHEN length({value}) > {_SHOWN_VALUE_CHARS} THEN left({value}, {_SHOWN_VALUE_CHARS - 1}) || '…' "
-             f"ELSE {value} END")
+    shown = (
+        f"CASE WHEN length({value}) > {_SHOWN_VALUE_CHARS} THEN left({value}, {_SHOWN_VALUE_CHARS - 1}) || '…' "
+        f"ELSE {value} END"
+    )
     not_judged = ", ".join(lit(code) for code in _TYPE_NOT_JUDGED_CODES)
-    return loaded + f"""
+    return (
+        loaded
+        + f"""
         UNION ALL
         SELECT {lit(rule.id)}, coalesce(request_id, source_file || ' line ' || line), NULL,
                CASE WHEN state = 'breached' THEN {lit(UNRECOGNISED_SEGMENT)} END, state,
@@ -320,6 +346,7 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
                            regexp_extract(reason, {lit(_type_problem_pattern())}, 1) AS problem,
                            regexp_extract(reason, {lit(_type_problem_pattern())}, 2) AS unknown_value
                     FROM quarantine WHERE regexp_matches(source_file, {lit(file_pattern("privacy_requests"))})))"""
+    )
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
@@ -346,7 +373,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         original_deadline = _Deadline(due="CAST(NULL AS TIMESTAMPTZ)", unrolled="NULL", phrase="original")
     ext_rule = extension_rules[0] if extension_rules else None
     extended_deadline = (
-        _extended_deadline(ext_rule, primary, policy, "orig_due") if ext_rule is not None
+        _extended_deadline(ext_rule, primary, policy, "orig_due")
+        if ext_rule is not None
         else _Deadline(due="CAST(NULL AS TIMESTAMPTZ)", unrolled="NULL", phrase="extended")
     )
     orig_phrase, ext_phrase = original_deadline.phrase, extended_deadline.phrase
@@ -373,18 +401,29 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
     for rule in first_response_rules:
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source="_priv", record_id="record_id", period_at="received_at",
-            due=f"received_at + {seconds_interval(seconds)}", actual="first_response_at",
-            duration="cr_span(received_at, actual_at)", segment=segment,
-            late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' got its first response '
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source="_priv",
+                record_id="record_id",
+                period_at="received_at",
+                due=f"received_at + {seconds_interval(seconds)}",
+                actual="first_response_at",
+                duration="cr_span(received_at, actual_at)",
+                segment=segment,
+                late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' got its first response '
                 || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the {phrase} deadline of '
                 || cr_ts(due_at) || '.'""",
-            open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' had no first response by '
+                open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' had no first response by '
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
-            late_cause="'answered_late'", open_cause="'open_past_due'",
-        ))
+                late_cause="'answered_late'",
+                open_cause="'open_past_due'",
+            ),
+        )
 
     extension_note = """CASE WHEN extended IS TRUE THEN ' The extension flagged on this request does not count: the '
         || 'requester was ' || CASE WHEN notified_eff IS NULL THEN 'never notified of it'
@@ -398,31 +437,51 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             f"|| ' fell on a weekend and moved to the next Monday{closed_day_rule})' ELSE '' END"
         )
         due, phrase, end_note = ("orig_due" if rule is primary else deadline.due), deadline.phrase, deadline.end_note()
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source="_priv", record_id="record_id", period_at="received_at",
-            due=due, actual="completed_at", duration="cr_span(received_at, actual_at)", segment=segment,
-            # A request with a valid extension is judged under PRIV-EXTEND instead.
-            excluded=f"{not_received} OR ext_valid",
-            late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was completed '
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source="_priv",
+                record_id="record_id",
+                period_at="received_at",
+                due=due,
+                actual="completed_at",
+                duration="cr_span(received_at, actual_at)",
+                segment=segment,
+                # A request with a valid extension is judged under PRIV-EXTEND instead.
+                excluded=f"{not_received} OR ext_valid",
+                late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was completed '
                 || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the {phrase} deadline of '
                 || cr_ts(due_at) || {end_note} || {roll_note} || '.' || {extension_note}""",
-            open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was still not completed at '
+                open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was still not completed at '
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deadline of ' || cr_ts(due_at) || {end_note} || {roll_note} || '.'
                 || {extension_note}""",
-            late_cause="'completed_late'", open_cause="'open_past_due'",
-        ))
+                late_cause="'completed_late'",
+                open_cause="'open_past_due'",
+            ),
+        )
 
     for rule in extension_rules:
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source="_priv", record_id="record_id", period_at="received_at",
-            where="extended IS TRUE",
-            due="CASE WHEN ext_valid THEN ext_due ELSE orig_due END",
-            actual="CASE WHEN ext_valid THEN completed_at ELSE notified_eff END",
-            duration="cr_span(received_at, completed_eff)", segment=segment,
-            # An invalid extension that was never needed (completed by the original deadline) is not judged.
-            excluded=f"{not_received} OR (NOT ext_valid AND completed_eff <= orig_due)",
-            late_explanation=f"""CASE WHEN ext_valid THEN
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source="_priv",
+                record_id="record_id",
+                period_at="received_at",
+                where="extended IS TRUE",
+                due="CASE WHEN ext_valid THEN ext_due ELSE orig_due END",
+                actual="CASE WHEN ext_valid THEN completed_at ELSE notified_eff END",
+                duration="cr_span(received_at, completed_eff)",
+                segment=segment,
+                # An invalid extension that was never needed (completed by the original deadline) is not judged.
+                excluded=f"{not_received} OR (NOT ext_valid AND completed_eff <= orig_due)",
+                late_explanation=f"""CASE WHEN ext_valid THEN
                     {_who()} || ' received ' || cr_ts(received_at) || ' was validly extended (requester notified '
                     || cr_ts(notified_eff) || ') but completed ' || cr_ts(actual_at) || ', '
                     || cr_dur(overdue_seconds) || ' after the extended {ext_phrase} deadline of ' || cr_ts(due_at)
@@ -435,7 +494,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                     || {original_deadline.end_note()}
                     || '. The request is judged against the original deadline (PRIV-COMPLETE).'
                 END""",
-            open_explanation=f"""CASE WHEN ext_valid THEN
+                open_explanation=f"""CASE WHEN ext_valid THEN
                     {_who()} || ' received ' || cr_ts(received_at) || ' was validly extended (requester notified '
                     || cr_ts(notified_eff) || ') but was still not completed at ' || cr_ts({asof})
                     || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the extended {ext_phrase} '
@@ -447,9 +506,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                     || {original_deadline.end_note()} || '). The extension does not count; the request is judged '
                     || 'against the original deadline (PRIV-COMPLETE).'
                 END""",
-            late_cause="CASE WHEN ext_valid THEN 'completed_late' ELSE 'extension_notified_late' END",
-            open_cause="CASE WHEN ext_valid THEN 'open_past_due' ELSE 'extension_not_notified' END",
-        ))
+                late_cause="CASE WHEN ext_valid THEN 'completed_late' ELSE 'extension_notified_late' END",
+                open_cause="CASE WHEN ext_valid THEN 'open_past_due' ELSE 'extension_not_notified' END",
+            ),
+        )
 
     extra_segments: dict[str, list[str]] = {}
     for rule in type_rules:
@@ -457,8 +517,9 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         extra_segments[rule.id] = [f"request_type={t}" for t in types]
         insert_items(con, items, _type_items(con, rule, types, asof, not_received))
 
-    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "privacy_requests",
-                                   "CAST(s.request_id AS VARCHAR)")
+    exclude_items_of_files_without(
+        con, items, [r for r in policy.rules if r.domain == DOMAIN], "privacy_requests", "CAST(s.request_id AS VARCHAR)"
+    )
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN], extra_segments)
     drop_items(con, items)

@@ -59,14 +59,26 @@ STOPS = {
     ("security_reports", "acknowledgement"): "acknowledged_at",
     ("security_reports", "resolution"): "fixed_at",
 }
-RECORD_IDS = {"tickets": "ticket_id", "incidents": "incident_id", "privacy_requests": "request_id", "security_reports": "report_id"}
+RECORD_IDS = {
+    "tickets": "ticket_id",
+    "incidents": "incident_id",
+    "privacy_requests": "request_id",
+    "security_reports": "report_id",
+}
 METRIC_WORDS = {"first_response": "first response", "resolution": "resolution", "acknowledgement": "acknowledgement"}
-RECORD_WORDS = {"tickets": "ticket", "incidents": "incident", "privacy_requests": "privacy request", "security_reports": "security report"}
+RECORD_WORDS = {
+    "tickets": "ticket",
+    "incidents": "incident",
+    "privacy_requests": "privacy request",
+    "security_reports": "security report",
+}
 # ticket_sla names the acknowledgement clock the policy's way
 OUR_METRIC = {"acknowledgement": "acknowledgment"}
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the vendor", policy: Policy | None = None) -> None:
+def evaluate(
+    con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the vendor", policy: Policy | None = None
+) -> None:
     """Create ``vendor_reconciliation`` and ``vendor_reconciliation_metrics`` (empty without vendor verdicts).
 
     Ticket stops from events read the policy's ``tickets`` settings as the clocks do (``compliance.rules.ticket_clocks``); without
@@ -79,7 +91,11 @@ def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, vendor: str = "the
     asof = ts_lit(as_of)
     _record_stops(con, asof, ticket_settings(policy))
     _our_clocks(con)
-    metric_words = "CASE v.metric " + " ".join(f"WHEN {lit(k)} THEN {lit(w)}" for k, w in METRIC_WORDS.items()) + " ELSE v.metric END"
+    metric_words = (
+        "CASE v.metric "
+        + " ".join(f"WHEN {lit(k)} THEN {lit(w)}" for k, w in METRIC_WORDS.items())
+        + " ELSE v.metric END"
+    )
     record_words = "CASE v.source " + " ".join(f"WHEN {lit(k)} THEN {lit(w)}" for k, w in RECORD_WORDS.items()) + " END"
     said = "CASE WHEN vendor_met THEN 'met' ELSE 'missed' END"
     con.execute(
@@ -230,7 +246,11 @@ def _our_clocks(con: duckdb.DuckDBPyConnection) -> None:
     )
     if not table_exists(con, "ticket_sla"):
         return
-    vendor_metric = "CASE metric " + " ".join(f"WHEN {lit(ours)} THEN {lit(theirs)}" for theirs, ours in OUR_METRIC.items()) + " ELSE metric END"
+    vendor_metric = (
+        "CASE metric "
+        + " ".join(f"WHEN {lit(ours)} THEN {lit(theirs)}" for theirs, ours in OUR_METRIC.items())
+        + " ELSE metric END"
+    )
     con.execute(
         f"""INSERT INTO _rec_ours
             SELECT record_id, {vendor_metric}, rule_id, state, due_at, exclusion_reason FROM ticket_sla
@@ -272,7 +292,7 @@ def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path
         return 0
     con.execute(
         f"""INSERT INTO conversion_quarantine
-            SELECT source_file, TRY_CAST(line AS BIGINT), record_id, reason_code, {redact_sql('reason')}
+            SELECT source_file, TRY_CAST(line AS BIGINT), record_id, reason_code, {redact_sql("reason")}
             FROM read_csv({lit(str(path))}, header = true, all_varchar = true,
                           columns = {{'source_file': 'VARCHAR', 'line': 'VARCHAR', 'record_id': 'VARCHAR',
                                       'reason_code': 'VARCHAR', 'reason': 'VARCHAR'}})"""

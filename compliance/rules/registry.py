@@ -38,10 +38,16 @@ EVALUATED_BY: dict[str, ModuleType] = {
     "secrets_in_text": secrets_in_text,
     "information_completeness": completeness,
     "categorisation": categorisation,
-    **{kind: module for module in (privacy, security, status, retention)
-       for kind, spec in RULE_KINDS.items() if spec.domain == module.DOMAIN},
+    **{
+        kind: module
+        for module in (privacy, security, status, retention)
+        for kind, spec in RULE_KINDS.items()
+        if spec.domain == module.DOMAIN
+    },
 }
 
 _UNEVALUATED = set(RULE_KINDS) - set(EVALUATED_BY)
 if _UNEVALUATED or set(EVALUATED_BY) - set(RULE_KINDS):
-    raise RuntimeError(f"rule kinds without an evaluating module, or modules for unknown kinds: {sorted(_UNEVALUATED ^ (set(EVALUATED_BY) - set(RULE_KINDS)))}")
+    raise RuntimeError(
+        f"rule kinds without an evaluating module, or modules for unknown kinds: {sorted(_UNEVALUATED ^ (set(EVALUATED_BY) - set(RULE_KINDS)))}"
+    )

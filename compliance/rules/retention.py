@@ -77,24 +77,38 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
     for rule in policy.rules_of("retention_after_closure"):
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source="_ret", record_id="rid",
-            where=f"data_class = {lit(_data_class(rule))}", period_at="closed_eff", segment="seg",
-            due=f"closed_eff + {seconds_interval(seconds)}", actual="deleted_eff",
-            duration="greatest(cr_span(closed_eff, actual_at), 0)",
-            late_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source="_ret",
+                record_id="rid",
+                where=f"data_class = {lit(_data_class(rule))}",
+                period_at="closed_eff",
+                segment="seg",
+                due=f"closed_eff + {seconds_interval(seconds)}",
+                actual="deleted_eff",
+                duration="greatest(cr_span(closed_eff, actual_at), 0)",
+                late_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
                 || coalesce(CAST(account_id AS VARCHAR), 'unknown') || ' (closed ' || cr_ts(closed_eff)
                 || ') was deleted ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
                 || ' after the {phrase} deletion deadline of ' || cr_ts(due_at) || '.'""",
-            open_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
+                open_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
                 || coalesce(CAST(account_id AS VARCHAR), 'unknown') || ' (closed ' || cr_ts(closed_eff)
                 || ') is still stored at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' past the {phrase} deletion deadline of ' || cr_ts(due_at) || '.'""",
-            late_cause="'deleted_late'", open_cause="'stored_past_deadline'",
-        ))
+                late_cause="'deleted_late'",
+                open_cause="'stored_past_deadline'",
+            ),
+        )
 
     for rule in policy.rules_of("retention_workspace_lifetime"):
-        insert_items(con, items, f"""
+        insert_items(
+            con,
+            items,
+            f"""
             WITH j AS (
                 SELECT *, CASE
                     WHEN created_at > {asof} THEN 'excluded'
@@ -121,14 +135,18 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || '). Audit logs must be kept for the lifetime of the workspace.'
                    END,
                    CASE WHEN state = 'breached' THEN 'deleted_prematurely' END
-            FROM j""")
+            FROM j""",
+        )
 
     for rule in policy.rules_of("retention_minimum"):
         if rule.target.years is None:
             raise ValueError(f"rule {rule.id}: needs a target in years")
         years = int(rule.target.years)
         grace_days = int(rule.setting("minimisation_grace_days", 0))
-        insert_items(con, items, f"""
+        insert_items(
+            con,
+            items,
+            f"""
             WITH b AS (
                 SELECT *, created_at + to_years({years}) AS keep_until,
                        created_at + to_years({years}) + to_days({grace_days}) AS grace_until
@@ -165,27 +183,44 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || ') plus the {grace_days}-day grace period (ended ' || cr_ts(grace_until) || ').'
                    END,
                    CASE WHEN state = 'breached' THEN 'deleted_prematurely' WHEN over_kept THEN 'kept_past_minimum' END
-            FROM j""")
+            FROM j""",
+        )
 
     for rule in policy.rules_of("retention_maximum_age"):
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source="_ret", record_id="rid",
-            where=f"data_class = {lit(_data_class(rule))}", period_at="created_at", segment="seg",
-            due=f"created_at + {seconds_interval(seconds)}", actual="deleted_eff",
-            duration="cr_span(created_at, actual_at)",
-            late_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source="_ret",
+                record_id="rid",
+                where=f"data_class = {lit(_data_class(rule))}",
+                period_at="created_at",
+                segment="seg",
+                due=f"created_at + {seconds_interval(seconds)}",
+                actual="deleted_eff",
+                duration="cr_span(created_at, actual_at)",
+                late_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
                 || ' was purged only ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
                 || ' after the end of its {phrase} window on ' || cr_ts(due_at) || '.'""",
-            open_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
+                open_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
                 || ' still exists at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
                 || ' after the end of its {phrase} window on ' || cr_ts(due_at) || '.'""",
-            late_cause="'deleted_late'", open_cause="'stored_past_deadline'",
-        ))
+                late_cause="'deleted_late'",
+                open_cause="'stored_past_deadline'",
+            ),
+        )
 
-    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "retention_inventory",
-                                   "CAST(s.record_id AS VARCHAR)")
+    exclude_items_of_files_without(
+        con,
+        items,
+        [r for r in policy.rules if r.domain == DOMAIN],
+        "retention_inventory",
+        "CAST(s.record_id AS VARCHAR)",
+    )
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN])
     drop_items(con, items)

@@ -38,8 +38,13 @@ SOURCE = "staged_security_reports"
 
 _EVENTS = {
     # kind: (column, what happened, what was missing, cause when late, cause when missing)
-    "security_ack": ("acknowledged_at", "was acknowledged", "had no acknowledgment", "acknowledged_late",
-                     "not_acknowledged"),
+    "security_ack": (
+        "acknowledged_at",
+        "was acknowledged",
+        "had no acknowledgment",
+        "acknowledged_late",
+        "not_acknowledged",
+    ),
     "security_timeline": (
         "timeline_sent_at",
         "got its initial fix timeline and impact assessment",
@@ -63,16 +68,26 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         column, done, missing, late_cause, missing_cause = _EVENTS[rule.kind]
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source=SOURCE, record_id="CAST(report_id AS VARCHAR)",
-            period_at="received_at", due=f"received_at + {seconds_interval(seconds)}", actual=column,
-            duration="cr_span(received_at, actual_at)",
-            late_explanation=f"""{who} || ' {done} ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source=SOURCE,
+                record_id="CAST(report_id AS VARCHAR)",
+                period_at="received_at",
+                due=f"received_at + {seconds_interval(seconds)}",
+                actual=column,
+                duration="cr_span(received_at, actual_at)",
+                late_explanation=f"""{who} || ' {done} ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
                 || ' after the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
-            open_explanation=f"""{who} || ' {missing} by ' || cr_ts({asof}) || ' (report as-of time), '
+                open_explanation=f"""{who} || ' {missing} by ' || cr_ts({asof}) || ' (report as-of time), '
                 || cr_dur(overdue_seconds) || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
-            late_cause=f"'{late_cause}'", open_cause=f"'{missing_cause}'",
-        ))
+                late_cause=f"'{late_cause}'",
+                open_cause=f"'{missing_cause}'",
+            ),
+        )
 
     for rule in policy.rules_of("security_embargo"):
         seconds = require_seconds(rule)
@@ -81,19 +96,30 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         deadline = f"""CASE WHEN embargo_extended_until > {standard}
                 THEN 'agreed extended embargo deadline of ' || cr_ts(due_at)
                 ELSE '{phrase} embargo deadline of ' || cr_ts(due_at) END"""
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source=SOURCE, record_id="CAST(report_id AS VARCHAR)",
-            period_at="received_at", due=f"greatest({standard}, embargo_extended_until)", actual="disclosed_at",
-            duration="cr_span(received_at, actual_at)",
-            late_explanation=f"""{who} || ' was publicly disclosed ' || cr_ts(actual_at) || ', '
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source=SOURCE,
+                record_id="CAST(report_id AS VARCHAR)",
+                period_at="received_at",
+                due=f"greatest({standard}, embargo_extended_until)",
+                actual="disclosed_at",
+                duration="cr_span(received_at, actual_at)",
+                late_explanation=f"""{who} || ' was publicly disclosed ' || cr_ts(actual_at) || ', '
                 || cr_dur(overdue_seconds) || ' after the ' || {deadline} || '.'""",
-            open_explanation=f"""{who} || ' was still not publicly disclosed at ' || cr_ts({asof})
+                open_explanation=f"""{who} || ' was still not publicly disclosed at ' || cr_ts({asof})
                 || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the ' || {deadline} || '.'""",
-            late_cause="'disclosed_late'", open_cause="'undisclosed_past_embargo'",
-        ))
+                late_cause="'disclosed_late'",
+                open_cause="'undisclosed_past_embargo'",
+            ),
+        )
 
-    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "security_reports",
-                                   "CAST(s.report_id AS VARCHAR)")
+    exclude_items_of_files_without(
+        con, items, [r for r in policy.rules if r.domain == DOMAIN], "security_reports", "CAST(s.report_id AS VARCHAR)"
+    )
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN])
     drop_items(con, items)

@@ -76,45 +76,70 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
     for rule in policy.rules_of("maintenance_notice"):
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source=SOURCE, record_id="CAST(incident_id AS VARCHAR)",
-            where=IS_MAINTENANCE, period_at="scheduled_start_at", excluded="scheduled_start_at IS NULL",
-            due=f"scheduled_start_at - {seconds_interval(seconds)}", actual="announced_at",
-            duration="cr_span(actual_at, scheduled_start_at)",
-            late_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source=SOURCE,
+                record_id="CAST(incident_id AS VARCHAR)",
+                where=IS_MAINTENANCE,
+                period_at="scheduled_start_at",
+                excluded="scheduled_start_at IS NULL",
+                due=f"scheduled_start_at - {seconds_interval(seconds)}",
+                actual="announced_at",
+                duration="cr_span(actual_at, scheduled_start_at)",
+                late_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
                 || ' was announced ' || cr_ts(actual_at) || ', only ' || cr_dur(cr_secs(actual_at, scheduled_start_at))
                 || ' ahead: the {phrase} notice required an announcement by ' || cr_ts(due_at) || ' ('
                 || cr_dur(overdue_seconds) || ' late).'""",
-            open_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
+                open_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
                 || ' has no announcement recorded by ' || cr_ts({asof}) || ' (report as-of time): the {phrase} '
                 || 'notice required an announcement by ' || cr_ts(due_at) || ' (' || cr_dur(overdue_seconds)
                 || ' ago).'""",
-            late_cause="'notice_too_short'", open_cause="'never_announced'",
-        ))
+                late_cause="'notice_too_short'",
+                open_cause="'never_announced'",
+            ),
+        )
 
     for rule in policy.rules_of("postmortem"):
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
-        insert_items(con, items, deadline_items(
-            rule_id=rule.id, as_of=asof, source=SOURCE, record_id="CAST(incident_id AS VARCHAR)",
-            where=f"{IS_INCIDENT} AND resolved_at <= {asof}", period_at="resolved_at", segment=SEGMENT,
-            due=f"resolved_at + {seconds_interval(seconds)}", actual="postmortem_published_at",
-            duration="cr_span(resolved_at, actual_at)",
-            late_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' got its post-mortem published '
+        insert_items(
+            con,
+            items,
+            deadline_items(
+                rule_id=rule.id,
+                as_of=asof,
+                source=SOURCE,
+                record_id="CAST(incident_id AS VARCHAR)",
+                where=f"{IS_INCIDENT} AND resolved_at <= {asof}",
+                period_at="resolved_at",
+                segment=SEGMENT,
+                due=f"resolved_at + {seconds_interval(seconds)}",
+                actual="postmortem_published_at",
+                duration="cr_span(resolved_at, actual_at)",
+                late_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' got its post-mortem published '
                 || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the {phrase} grace period '
                 || 'ended ' || cr_ts(due_at) || '.'""",
-            open_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' has no published post-mortem at '
+                open_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' has no published post-mortem at '
                 || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' after the {phrase} '
                 || 'grace period ended ' || cr_ts(due_at) || '.'""",
-            late_cause="'postmortem_late'", open_cause="'postmortem_missing'",
-        ))
+                late_cause="'postmortem_late'",
+                open_cause="'postmortem_missing'",
+            ),
+        )
 
     live_rules = policy.rules_of("live_updates") if has_updates else []
     for rule in live_rules:
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
         limit_us = seconds * 1_000_000
-        insert_items(con, items, f"""
+        insert_items(
+            con,
+            items,
+            f"""
             WITH inc AS (
                 SELECT CAST(incident_id AS VARCHAR) AS record_id, severity, started_at,
                        CASE WHEN resolved_at <= {asof} THEN resolved_at END AS resolved_eff,
@@ -173,13 +198,17 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             UNION ALL
             SELECT {lit(rule.id)}, CAST(incident_id AS VARCHAR), NULL, {SEGMENT}, 'excluded', NULL, NULL, NULL, NULL,
                    NULL, NULL, NULL
-            FROM {SOURCE} WHERE {IS_INCIDENT} AND started_at IS NULL""")
+            FROM {SOURCE} WHERE {IS_INCIDENT} AND started_at IS NULL""",
+        )
 
     for rule in policy.rules_of("incident_history"):
         seconds = require_seconds(rule)
         phrase = target_phrase(seconds)
         start = f"({asof} - {seconds_interval(seconds)})"
-        insert_items(con, items, f"""
+        insert_items(
+            con,
+            items,
+            f"""
             WITH e AS (
                 SELECT min(coalesce(started_at, scheduled_start_at)) AS earliest FROM {SOURCE}
             ), j AS (
@@ -204,10 +233,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || ') is not covered by the data, so incidents in that span cannot be verified.'
                    END,
                    CASE WHEN state = 'excluded' THEN 'history_gap' END
-            FROM j""")
+            FROM j""",
+        )
 
-    exclude_items_of_files_without(con, items, [r for r in policy.rules if r.domain == DOMAIN], "incidents",
-                                   "CAST(s.incident_id AS VARCHAR)")
+    exclude_items_of_files_without(
+        con, items, [r for r in policy.rules if r.domain == DOMAIN], "incidents", "CAST(s.incident_id AS VARCHAR)"
+    )
     write_violations(con, DOMAIN, items)
     rule_ids = [r.id for r in policy.rules if r.domain == DOMAIN and (r.kind != "live_updates" or has_updates)]
     write_metrics(con, DOMAIN, items, rule_ids)

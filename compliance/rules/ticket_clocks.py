@@ -187,8 +187,10 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
         "calendar_id VARCHAR, target_seconds BIGINT, target_days BIGINT, exp_seconds BIGINT, exp_days BIGINT, "
         "binding_plans VARCHAR[], unknown_plan_binding BOOLEAN, missing_history_binding BOOLEAN, position INTEGER)"
     )
-    con.executemany("INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(*rule, position) for position, rule in enumerate(rules)])
+    con.executemany(
+        "INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*rule, position) for position, rule in enumerate(rules)],
+    )
     starts = " ".join(
         [f"WHEN {lit(kind)} THEN t.{start}" for kind, (start, _) in CLOCK_KINDS.items()]
         + [f"WHEN {lit(kind)} THEN t.created_at" for kind in EVENT_CLOCK_KINDS]
@@ -237,7 +239,7 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                         WHEN binding_plans IS NOT NULL AND NOT list_contains(binding_plans, plan)
                             THEN 'plan ' || plan || ' is reported but not bound by ' || rule_id
                    END AS exclusion_reason
-            FROM j WHERE started_at IS NOT NULL {'' if events_present else 'AND NOT events_only'}"""
+            FROM j WHERE started_at IS NOT NULL {"" if events_present else "AND NOT events_only"}"""
     )
     # pass 1: the unpaused clocks (due on the commitment target, open time from start to stop / as-of). The engine
     # gets only the columns it reads and writes them out again with its results: passing every column of the
@@ -315,12 +317,21 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
     helpers = {helper for (helper,) in con.execute("SELECT DISTINCT helper FROM _sla_aux").fetchall()}
     adjustments = [  # (has rows, join, {column: its value without the join})
         (_has_rows(con, "_sla_pz"), "LEFT JOIN _sla_pz z ON z.ck = c.clock_key", {"z.pause_total": "NULL::HUGEINT"}),
-        (_has_rows(con, "_sla_shift"), "LEFT JOIN _sla_shift s ON s.clock_key = c.clock_key",
-         {"s.due_at": "NULL::TIMESTAMPTZ", "s.remaining_seconds": "NULL::BIGINT"}),
-        ("working_day_due" in helpers, "LEFT JOIN _sla_aux w ON w.helper = 'working_day_due' AND w.ck = c.clock_key",
-         {"w.elapsed_seconds": "NULL::BIGINT"}),
-        ("expectation" in helpers, "LEFT JOIN _sla_aux x ON x.helper = 'expectation' AND x.ck = c.clock_key",
-         {"x.due_at": "NULL::TIMESTAMPTZ"}),
+        (
+            _has_rows(con, "_sla_shift"),
+            "LEFT JOIN _sla_shift s ON s.clock_key = c.clock_key",
+            {"s.due_at": "NULL::TIMESTAMPTZ", "s.remaining_seconds": "NULL::BIGINT"},
+        ),
+        (
+            "working_day_due" in helpers,
+            "LEFT JOIN _sla_aux w ON w.helper = 'working_day_due' AND w.ck = c.clock_key",
+            {"w.elapsed_seconds": "NULL::BIGINT"},
+        ),
+        (
+            "expectation" in helpers,
+            "LEFT JOIN _sla_aux x ON x.helper = 'expectation' AND x.ck = c.clock_key",
+            {"x.due_at": "NULL::TIMESTAMPTZ"},
+        ),
     ]
     joins = "\n".join(join for has_rows, join, _ in adjustments if has_rows)
     col = {name: name if has_rows else null for has_rows, _, columns in adjustments for name, null in columns.items()}
@@ -337,19 +348,19 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
                    clock_source
             FROM (
                 SELECT c.record_id, c.rule_id, c.metric, c.calendar_id,
-                       coalesce(c.target_seconds, {col['w.elapsed_seconds']}) AS target_seconds,
-                       c.started_at, coalesce({col['s.due_at']}, c.due_at) AS due_at, c.stopped_at,
-                       c.elapsed_seconds - coalesce({col['z.pause_total']}, 0) AS elapsed_seconds,
-                       coalesce({col['s.remaining_seconds']}, c.remaining_seconds) AS remaining_seconds,
+                       coalesce(c.target_seconds, {col["w.elapsed_seconds"]}) AS target_seconds,
+                       c.started_at, coalesce({col["s.due_at"]}, c.due_at) AS due_at, c.stopped_at,
+                       c.elapsed_seconds - coalesce({col["z.pause_total"]}, 0) AS elapsed_seconds,
+                       coalesce({col["s.remaining_seconds"]}, c.remaining_seconds) AS remaining_seconds,
                        c.exclusion_reason, c.channel, c.tier, c.plan,
                        CASE WHEN c.metric <> 'resolution' THEN 0
-                            WHEN c.clock_source = 'events' THEN coalesce({col['z.pause_total']}, 0) END AS pause_seconds,
-                       c.cycle, {col['x.due_at']} AS expectation_due_at, c.clock_source,
+                            WHEN c.clock_source = 'events' THEN coalesce({col["z.pause_total"]}, 0) END AS pause_seconds,
+                       c.cycle, {col["x.due_at"]} AS expectation_due_at, c.clock_source,
                        CASE WHEN c.exclusion_reason IS NOT NULL THEN 'excluded'
                             WHEN c.stopped_at IS NOT NULL
-                                THEN CASE WHEN c.stopped_at <= coalesce({col['s.due_at']}, c.due_at) THEN 'achieved'
+                                THEN CASE WHEN c.stopped_at <= coalesce({col["s.due_at"]}, c.due_at) THEN 'achieved'
                                           ELSE 'breached' END
-                            WHEN {as_of_sql} > coalesce({col['s.due_at']}, c.due_at) THEN 'breached'
+                            WHEN {as_of_sql} > coalesce({col["s.due_at"]}, c.due_at) THEN 'breached'
                             ELSE 'active' END AS state
                 FROM _sla_p1 c
                 {joins})
@@ -359,8 +370,18 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
     mark_stored_order(con, "ticket_sla", TICKET_SLA_ORDER)
     for view in ("_sla_p1", "_sla_p1_in", "ticket_clocks_in"):
         con.execute(f"DROP VIEW {view}")
-    _drop(con, "_sla_p1_out", "_sla_aux_in", "_sla_aux", "_sla_pz", "_sla_shift_in", "_sla_shift",
-          "_sla_tk", "_sla_cyc", "_sla_segs")
+    _drop(
+        con,
+        "_sla_p1_out",
+        "_sla_aux_in",
+        "_sla_aux",
+        "_sla_pz",
+        "_sla_shift_in",
+        "_sla_shift",
+        "_sla_tk",
+        "_sla_cyc",
+        "_sla_segs",
+    )
     con.execute(
         """INSERT INTO expectation_metrics
            SELECT r.rule_id, count(*) FILTER (WHERE s.met_expectation),
@@ -418,12 +439,15 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
     if "tier_source" in staged_columns:  # ingest has read the tier already (compliance.ingest.tickets_reading)
         tier_sql = "t.tier"
     else:  # a staged table built otherwise: the same reading here
-        tier_sql, _ = tier_reading_sql(policy, "t.tier", "t.plan",
-                                       keyword_tier_sql(policy, "t.subject", "t.description"))
+        tier_sql, _ = tier_reading_sql(
+            policy, "t.tier", "t.plan", keyword_tier_sql(policy, "t.subject", "t.description")
+        )
     # only the columns the clocks read: free text would make this copy of every ticket several times wider
     ticket_columns = ", ".join(
-        f"t.{name}" for name in dict.fromkeys(["ticket_id", "channel", "tier", "plan",
-                                               *(column for pair in CLOCK_KINDS.values() for column in pair)])
+        f"t.{name}"
+        for name in dict.fromkeys(
+            ["ticket_id", "channel", "tier", "plan", *(column for pair in CLOCK_KINDS.values() for column in pair)]
+        )
     )
     event_stops_null = "".join(f"NULL::TIMESTAMPTZ AS ev_{kind}, " for kind in EVENT_CLOCK_KINDS)
     event_stops = ", ".join(
@@ -438,10 +462,13 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
                        NULL::TIMESTAMPTZ AS ev_first_response, {event_stops_null} t.resolved_at AS final_resolution
                 FROM staged_tickets t"""
         )
-        con.execute("CREATE OR REPLACE TEMP TABLE _sla_cyc (ticket_id VARCHAR, cycle INTEGER, "
-                    "c_start TIMESTAMPTZ, c_stop TIMESTAMPTZ)")
-        con.execute("CREATE OR REPLACE TEMP TABLE _sla_segs (ticket_id VARCHAR, s_start TIMESTAMPTZ, "
-                    "s_end TIMESTAMPTZ)")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _sla_cyc (ticket_id VARCHAR, cycle INTEGER, "
+            "c_start TIMESTAMPTZ, c_stop TIMESTAMPTZ)"
+        )
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _sla_segs (ticket_id VARCHAR, s_start TIMESTAMPTZ, s_end TIMESTAMPTZ)"
+        )
         return
     order = "occurred_at, coalesce(source_line, 0)"
     con.execute(
@@ -566,15 +593,18 @@ def events_stop_missing(con: duckdb.DuckDBPyConnection, kind: str, policy: Polic
         return None
     settings = ticket_settings(policy)
     if kind == "first_response":
-        stops, words = f"event_type IN {_in_list(settings['first_response_event_types'])}", " or ".join(
-            settings["first_response_event_types"])
+        stops, words = (
+            f"event_type IN {_in_list(settings['first_response_event_types'])}",
+            " or ".join(settings["first_response_event_types"]),
+        )
     else:
         stops = f"event_type = 'status_change' AND new_status IN {_in_list(settings['solved_statuses'])}"
         words = "status_change to " + " or ".join(settings["solved_statuses"])
     if con.execute(f"SELECT EXISTS (SELECT 1 FROM staged_ticket_events WHERE {stops})").fetchall()[0][0]:
         return None
-    files = [row[0] for row in con.execute(
-        "SELECT DISTINCT source_file FROM staged_ticket_events ORDER BY ALL").fetchall()]
+    files = [
+        row[0] for row in con.execute("SELECT DISTINCT source_file FROM staged_ticket_events ORDER BY ALL").fetchall()
+    ]
     if not files:
         return None
     return f"{', '.join(files)} {'has' if len(files) == 1 else 'have'} no {words} event"
@@ -583,13 +613,18 @@ def events_stop_missing(con: duckdb.DuckDBPyConnection, kind: str, policy: Polic
 def _exclude_clocks_without_inputs(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     """Clocks whose stop the ticket's file (or the event export standing in for it) cannot carry are excluded,
     naming the file and the column: an absent column is not a missing response."""
-    excluded = ("state = 'excluded', breached = FALSE, remaining_seconds = NULL, met_expectation = NULL, "
-                "exclusion_reason = $reason")
+    excluded = (
+        "state = 'excluded', breached = FALSE, remaining_seconds = NULL, met_expectation = NULL, "
+        "exclusion_reason = $reason"
+    )
     for kind in CLOCK_KINDS:
         events_reason = events_stop_missing(con, kind, policy)
         if events_reason:
-            con.execute(f"UPDATE ticket_sla SET {excluded} WHERE metric = $kind AND clock_source = 'events' "
-                        "AND state <> 'excluded'", {"kind": kind, "reason": events_reason})
+            con.execute(
+                f"UPDATE ticket_sla SET {excluded} WHERE metric = $kind AND clock_source = 'events' "
+                "AND state <> 'excluded'",
+                {"kind": kind, "reason": events_reason},
+            )
         reasons: dict[str, list[str]] = {}
         for source, file, _, reason in absent_rule_columns(con, kind):
             if source == "tickets":
@@ -616,7 +651,8 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
                     FILTER (WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {as_of_sql})
                     AS status
              FROM staged_ticket_events WHERE ticket_id IN (SELECT record_id FROM b) GROUP BY ticket_id)"""
-        if events else "(SELECT NULL::VARCHAR AS ticket_id, NULL::VARCHAR AS status WHERE FALSE)"
+        if events
+        else "(SELECT NULL::VARCHAR AS ticket_id, NULL::VARCHAR AS status WHERE FALSE)"
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sla_closed AS
@@ -629,8 +665,12 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
             WHERE CASE WHEN e.ticket_id IS NOT NULL THEN coalesce(e.status IN {terminal}, FALSE)
                        ELSE t.resolved_at <= {as_of_sql} OR t.status IN {terminal} END"""
     )
-    late_cause = "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(late)}" for k, (late, _) in _CAUSES.items()) + " END"
-    closed_cause = "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(closed)}" for k, (_, closed) in _CAUSES.items()) + " END"
+    late_cause = (
+        "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(late)}" for k, (late, _) in _CAUSES.items()) + " END"
+    )
+    closed_cause = (
+        "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(closed)}" for k, (_, closed) in _CAUSES.items()) + " END"
+    )
     metric_words = {
         "first_response": "first response",
         "senior_review": "senior review of the escalation",
@@ -638,10 +678,14 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
         "acknowledgment": "automatic acknowledgment",
     }
     metric_phrase = "CASE metric " + " ".join(f"WHEN {lit(k)} THEN {lit(v)}" for k, v in metric_words.items()) + " END"
-    calendar_words = "CASE calendar " + " ".join(
-        f"WHEN {lit(cal_id)} THEN {lit('' if spec.kind == 'always_open' else ' of ' + cal_id + ' open time')}"
-        for cal_id, spec in policy.calendars.items()
-    ) + " ELSE '' END"
+    calendar_words = (
+        "CASE calendar "
+        + " ".join(
+            f"WHEN {lit(cal_id)} THEN {lit('' if spec.kind == 'always_open' else ' of ' + cal_id + ' open time')}"
+            for cal_id, spec in policy.calendars.items()
+        )
+        + " ELSE '' END"
+    )
     items = create_items_view(
         con,
         "tickets",
@@ -676,5 +720,7 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
     write_metrics(con, "tickets", items, [rule.id for rule in policy.rules_of(*CLOCK_KINDS, *EVENT_CLOCK_KINDS)])
     con.execute(f"DROP VIEW {items}")
     con.execute("DROP TABLE _sla_closed")
-    con.execute(f"CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla WHERE state = 'active' ORDER BY {AT_RISK_ORDER}")
+    con.execute(
+        f"CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla WHERE state = 'active' ORDER BY {AT_RISK_ORDER}"
+    )
     mark_stored_order(con, "at_risk", AT_RISK_ORDER)

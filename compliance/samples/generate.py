@@ -38,26 +38,60 @@ FORMATS = ("csv", "parquet", "jsonl")
 
 CONTRACT_COLUMNS: dict[str, list[str]] = {
     "tickets": [
-        "ticket_id", "channel", "plan", "tier", "created_at", "first_response_at", "resolved_at", "status",
-        "escalated_at", "senior_reviewed_at", "subject", "description",
+        "ticket_id",
+        "channel",
+        "plan",
+        "tier",
+        "created_at",
+        "first_response_at",
+        "resolved_at",
+        "status",
+        "escalated_at",
+        "senior_reviewed_at",
+        "subject",
+        "description",
     ],
     "ticket_events": ["ticket_id", "occurred_at", "event_type", "actor", "new_status"],
     "privacy_requests": [
-        "request_id", "request_type", "received_at", "first_response_at", "completed_at", "extended",
-        "extension_notified_at", "status",
+        "request_id",
+        "request_type",
+        "received_at",
+        "first_response_at",
+        "completed_at",
+        "extended",
+        "extension_notified_at",
+        "status",
     ],
     "security_reports": [
-        "report_id", "received_at", "acknowledged_at", "timeline_sent_at", "fixed_at", "disclosed_at",
+        "report_id",
+        "received_at",
+        "acknowledged_at",
+        "timeline_sent_at",
+        "fixed_at",
+        "disclosed_at",
         "embargo_extended_until",
     ],
     "incidents": [
-        "incident_id", "kind", "severity", "started_at", "acknowledged_at", "resolved_at", "announced_at",
-        "scheduled_start_at", "postmortem_published_at",
+        "incident_id",
+        "kind",
+        "severity",
+        "started_at",
+        "acknowledged_at",
+        "resolved_at",
+        "announced_at",
+        "scheduled_start_at",
+        "postmortem_published_at",
     ],
     "incident_updates": ["incident_id", "posted_at"],
     "retention_inventory": [
-        "record_id", "data_class", "workspace_id", "account_id", "created_at", "account_closed_at",
-        "workspace_deleted_at", "deleted_at",
+        "record_id",
+        "data_class",
+        "workspace_id",
+        "account_id",
+        "created_at",
+        "account_closed_at",
+        "workspace_deleted_at",
+        "deleted_at",
     ],
 }
 
@@ -66,24 +100,54 @@ CONTRACT_COLUMNS: dict[str, list[str]] = {
 # flag them).  For messy_fraction > 0 every kind appears at least once per file (when the file has room).
 MESSY_KINDS: dict[str, tuple[str, ...]] = {
     "tickets": (
-        "unparseable_timestamp", "unknown_channel", "exact_duplicate", "duplicate_id", "missing_required",
-        "naive_timestamp", "mixed_offsets", "response_before_created", "after_as_of", "channel_alias",
+        "unparseable_timestamp",
+        "unknown_channel",
+        "exact_duplicate",
+        "duplicate_id",
+        "missing_required",
+        "naive_timestamp",
+        "mixed_offsets",
+        "response_before_created",
+        "after_as_of",
+        "channel_alias",
     ),
     "privacy_requests": (
-        "unparseable_timestamp", "unknown_request_type", "exact_duplicate", "duplicate_id", "missing_required",
-        "naive_timestamp", "mixed_offsets", "completed_before_received", "bad_boolean", "after_as_of",
+        "unparseable_timestamp",
+        "unknown_request_type",
+        "exact_duplicate",
+        "duplicate_id",
+        "missing_required",
+        "naive_timestamp",
+        "mixed_offsets",
+        "completed_before_received",
+        "bad_boolean",
+        "after_as_of",
     ),
     "security_reports": (
-        "unparseable_timestamp", "duplicate_id", "missing_required", "naive_timestamp", "mixed_offsets",
+        "unparseable_timestamp",
+        "duplicate_id",
+        "missing_required",
+        "naive_timestamp",
+        "mixed_offsets",
         "acknowledged_before_received",
     ),
     "incidents": (
-        "unparseable_timestamp", "unknown_kind", "duplicate_id", "missing_required", "mixed_offsets",
+        "unparseable_timestamp",
+        "unknown_kind",
+        "duplicate_id",
+        "missing_required",
+        "mixed_offsets",
     ),
     "incident_updates": ("unparseable_timestamp", "orphan_incident", "naive_timestamp"),
     "retention_inventory": (
-        "unparseable_timestamp", "unknown_data_class", "exact_duplicate", "duplicate_id", "missing_required",
-        "naive_timestamp", "mixed_offsets", "deleted_before_created",
+        "unparseable_timestamp",
+        "unknown_data_class",
+        "exact_duplicate",
+        "duplicate_id",
+        "missing_required",
+        "naive_timestamp",
+        "mixed_offsets",
+        "deleted_before_created",
     ),
 }
 VALID_VARIANTS = frozenset({"naive_timestamp", "mixed_offsets", "channel_alias"})
@@ -143,8 +207,9 @@ class _Clock:
         n = (days_before + days_after) * 24
         self.hours = self.base + np.arange(n, dtype=np.int64) * HOUR
         # UTC offset of New York for each hour (transitions happen on hour boundaries)
-        offsets = np.array([datetime.fromtimestamp(int(h), NY).utcoffset().total_seconds() for h in self.hours],
-                           dtype=np.int64)
+        offsets = np.array(
+            [datetime.fromtimestamp(int(h), NY).utcoffset().total_seconds() for h in self.hours], dtype=np.int64
+        )
         local = self.hours + offsets
         local_day = local // DAY
         self.weekday = ((local_day + 3) % 7).astype(np.int8)  # 1970-01-01 was a Thursday; Monday = 0
@@ -173,10 +238,34 @@ class _Clock:
         """Hour starts in [start, end) and their relative ticket arrival weights."""
         sel = (self.hours >= start) & (self.hours < end)
         wd = np.array([1.15, 1.15, 1.10, 1.05, 0.90, 0.45, 0.40])[self.weekday[sel]]
-        hour_curve = np.array([
-            0.25, 0.20, 0.18, 0.18, 0.20, 0.28, 0.40, 0.60, 0.90, 1.30, 1.55, 1.60,
-            1.55, 1.55, 1.60, 1.50, 1.35, 1.05, 0.80, 0.65, 0.55, 0.45, 0.38, 0.30,
-        ])
+        hour_curve = np.array(
+            [
+                0.25,
+                0.20,
+                0.18,
+                0.18,
+                0.20,
+                0.28,
+                0.40,
+                0.60,
+                0.90,
+                1.30,
+                1.55,
+                1.60,
+                1.55,
+                1.55,
+                1.60,
+                1.50,
+                1.35,
+                1.05,
+                0.80,
+                0.65,
+                0.55,
+                0.45,
+                0.38,
+                0.30,
+            ]
+        )
         hr = hour_curve[self.local_hour[sel]]
         hol = np.where(self.holiday[sel], 0.55, 1.0)
         t = self.hours[sel]
@@ -291,8 +380,9 @@ class _Sink:
 # ----------------------------------------------------------------------------------------------------------
 # messy rows
 # ----------------------------------------------------------------------------------------------------------
-def _messy_plan(rng: np.random.Generator, n: int, fraction: float, kinds: tuple[str, ...],
-                minimum: int | None = None) -> dict[str, np.ndarray]:
+def _messy_plan(
+    rng: np.random.Generator, n: int, fraction: float, kinds: tuple[str, ...], minimum: int | None = None
+) -> dict[str, np.ndarray]:
     """Row indices per messy kind; every kind at least once when fraction > 0 and the file has room."""
     if fraction <= 0 or n < 4:
         return {k: np.empty(0, dtype=np.int64) for k in kinds}
@@ -330,8 +420,9 @@ class _Edits:
         return df.with_columns(cols) if cols else df
 
 
-def _retime_row(edits: _Edits, row: int, times: dict[str, tuple[np.ndarray, np.ndarray]], style: str,
-                rng: np.random.Generator) -> None:
+def _retime_row(
+    edits: _Edits, row: int, times: dict[str, tuple[np.ndarray, np.ndarray]], style: str, rng: np.random.Generator
+) -> None:
     """Rewrite every present timestamp of a row as naive UTC or with a random offset (same instant)."""
     space = bool(rng.random() < 0.3)
     for col in sorted(times):
@@ -344,9 +435,15 @@ def _retime_row(edits: _Edits, row: int, times: dict[str, tuple[np.ndarray, np.n
             edits.set(col, row, _iso_offset(t[row], MIXED_OFFSETS_H[int(rng.integers(0, len(MIXED_OFFSETS_H)))]))
 
 
-def _apply_common_messy(df: pl.DataFrame, plan: dict[str, np.ndarray], rng: np.random.Generator, id_col: str,
-                        times: dict[str, tuple[np.ndarray, np.ndarray]], required_ts: str,
-                        required_other: tuple[str, ...] = ()) -> tuple[pl.DataFrame, _Edits]:
+def _apply_common_messy(
+    df: pl.DataFrame,
+    plan: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    id_col: str,
+    times: dict[str, tuple[np.ndarray, np.ndarray]],
+    required_ts: str,
+    required_other: tuple[str, ...] = (),
+) -> tuple[pl.DataFrame, _Edits]:
     """Duplicates (applied immediately) and timestamp variants shared by every file; returns pending edits."""
     n = df.height
     clean = _clean_rows(n, plan)
@@ -388,31 +485,62 @@ def _shift_future(edits: _Edits, row: int, times, as_of: int, rng: np.random.Gen
 # ----------------------------------------------------------------------------------------------------------
 _SUBJECTS = {
     "technical_support": [
-        "API returns 500 on /v2/messages", "Webhook deliveries delayed", "Cannot log in after update",
-        "Bot token rejected", "Rate limit errors since this morning", "App crashes on startup (Android 14)",
-        "Sync stuck at 99%", "SSO configuration not working", "File upload fails over 20 MB",
-        "Push notifications not arriving", "Dashboard very slow", "Export job never finishes",
+        "API returns 500 on /v2/messages",
+        "Webhook deliveries delayed",
+        "Cannot log in after update",
+        "Bot token rejected",
+        "Rate limit errors since this morning",
+        "App crashes on startup (Android 14)",
+        "Sync stuck at 99%",
+        "SSO configuration not working",
+        "File upload fails over 20 MB",
+        "Push notifications not arriving",
+        "Dashboard very slow",
+        "Export job never finishes",
     ],
     "account_billing": [
-        "Charged twice this month", "Update billing address", "Invoice missing VAT number",
-        "Downgrade to free plan", "Refund request", "Card declined on renewal", "Change account owner",
-        "Upgrade to Plan 2", "Receipt for last payment", "Cancel subscription",
+        "Charged twice this month",
+        "Update billing address",
+        "Invoice missing VAT number",
+        "Downgrade to free plan",
+        "Refund request",
+        "Card declined on renewal",
+        "Change account owner",
+        "Upgrade to Plan 2",
+        "Receipt for last payment",
+        "Cancel subscription",
     ],
     "abuse": [
-        "Spam bot in public group", "Phishing link reported", "Impersonation of our brand",
-        "Harassment from a user", "Scam channel", "Copyright infringement report",
+        "Spam bot in public group",
+        "Phishing link reported",
+        "Impersonation of our brand",
+        "Harassment from a user",
+        "Scam channel",
+        "Copyright infringement report",
     ],
     "sales": [
-        "Enterprise pricing question", "Volume discount for 500 seats", "Demo request", "Partnership inquiry",
-        "Quote for annual plan", "Procurement questionnaire",
+        "Enterprise pricing question",
+        "Volume discount for 500 seats",
+        "Demo request",
+        "Partnership inquiry",
+        "Quote for annual plan",
+        "Procurement questionnaire",
     ],
     "privacy": [
-        "Delete my account data", "Request a copy of my data", "Correct my personal details",
-        "Object to marketing processing", "Data portability request", "GDPR request",
+        "Delete my account data",
+        "Request a copy of my data",
+        "Correct my personal details",
+        "Object to marketing processing",
+        "Data portability request",
+        "GDPR request",
     ],
     "security": [
-        "Possible XSS in profile page", "Account takeover attempt", "Suspicious login notifications",
-        "Vulnerability report: IDOR", "Leaked API key found", "2FA bypass concern",
+        "Possible XSS in profile page",
+        "Account takeover attempt",
+        "Suspicious login notifications",
+        "Vulnerability report: IDOR",
+        "Leaked API key found",
+        "2FA bypass concern",
     ],
 }
 _OPENERS = ["Hi,", "Hello team,", "Hi there,", "Good morning,", "Hey,", "Dear support,", ""]
@@ -501,8 +629,12 @@ def _text_pools(rng: np.random.Generator):
             descs.append(sep.join(p for p in parts if p))
     sub_size = np.array([len(_SUBJECTS[c]) for c in CHANNELS])
     return (
-        pl.Series(subjects, dtype=pl.String), np.array(sub_off), sub_size,
-        pl.Series(descs, dtype=pl.String), np.array(desc_off), 60,
+        pl.Series(subjects, dtype=pl.String),
+        np.array(sub_off),
+        sub_size,
+        pl.Series(descs, dtype=pl.String),
+        np.array(desc_off),
+        60,
     )
 
 
@@ -526,8 +658,14 @@ _FR_MEDIAN = {  # (standard, priority)
     "privacy": (1.3 * DAY, 1.3 * DAY),
     "security": (4.0 * HOUR, 2.0 * HOUR),
 }
-_FR_SIGMA = {"technical_support": 1.0, "account_billing": 1.1, "abuse": 1.1, "sales": 1.0, "privacy": 0.9,
-             "security": 1.0}
+_FR_SIGMA = {
+    "technical_support": 1.0,
+    "account_billing": 1.1,
+    "abuse": 1.1,
+    "sales": 1.0,
+    "privacy": 0.9,
+    "security": 1.0,
+}
 _BUSINESS_CHANNELS = ("technical_support", "sales")
 
 
@@ -538,12 +676,23 @@ def _plant(rng: np.random.Generator, col: pl.Series, pool: list[str], share: flo
     if k <= 0:
         return col
     rows = np.sort(rng.choice(n, size=k, replace=False))
-    vals = pl.Series(pool, dtype=pl.String).gather(pl.Series((np.arange(k) + int(rng.integers(0, len(pool)))) % len(pool)))
+    vals = pl.Series(pool, dtype=pl.String).gather(
+        pl.Series((np.arange(k) + int(rng.integers(0, len(pool)))) % len(pool))
+    )
     return col.scatter(rows, vals)
 
 
-def _ticket_chunk(rng, clock: _Clock, created: np.ndarray, as_of: int, start_index: int, width: int,
-                  pools, messy_fraction: float, want_events: bool):
+def _ticket_chunk(
+    rng,
+    clock: _Clock,
+    created: np.ndarray,
+    as_of: int,
+    start_index: int,
+    width: int,
+    pools,
+    messy_fraction: float,
+    want_events: bool,
+):
     n = len(created)
     c = created
     ch = rng.choice(len(CHANNELS), size=n, p=CHANNEL_P)
@@ -637,26 +786,30 @@ def _ticket_chunk(rng, clock: _Clock, created: np.ndarray, as_of: int, start_ind
     ids = _ids("T", start_index, n, width)
     plan_codes = np.where(plan_ok, plan, len(PLANS))
     tier_codes = np.where(tier_explicit, np.where(prio, 1, 0), 2)
-    df = pl.DataFrame({
-        "ticket_id": ids,
-        "channel": _pick(CHANNELS, ch),
-        "plan": _pick(PLANS + (None,), plan_codes),
-        "tier": _pick(("standard", "priority", None), tier_codes),
-        "created_at": _fmt_ts(c),
-        "first_response_at": _fmt_ts(f, fr_ok),
-        "resolved_at": _fmt_ts(resolved_at, is_resolved),
-        "status": _pick(STATUSES, status),
-        "escalated_at": _fmt_ts(esc, esc_ok),
-        "senior_reviewed_at": _fmt_ts(rev, rev_ok),
-        "subject": subj,
-        "description": desc,
-    })
+    df = pl.DataFrame(
+        {
+            "ticket_id": ids,
+            "channel": _pick(CHANNELS, ch),
+            "plan": _pick(PLANS + (None,), plan_codes),
+            "tier": _pick(("standard", "priority", None), tier_codes),
+            "created_at": _fmt_ts(c),
+            "first_response_at": _fmt_ts(f, fr_ok),
+            "resolved_at": _fmt_ts(resolved_at, is_resolved),
+            "status": _pick(STATUSES, status),
+            "escalated_at": _fmt_ts(esc, esc_ok),
+            "senior_reviewed_at": _fmt_ts(rev, rev_ok),
+            "subject": subj,
+            "description": desc,
+        }
+    )
 
     # ---- messy rows ---------------------------------------------------------------------------------------
     mplan = _messy_plan(rng, n, messy_fraction, MESSY_KINDS["tickets"])
     times = {
-        "created_at": (c, np.ones(n, dtype=bool)), "first_response_at": (f, fr_ok),
-        "resolved_at": (resolved_at, is_resolved), "escalated_at": (esc, esc_ok),
+        "created_at": (c, np.ones(n, dtype=bool)),
+        "first_response_at": (f, fr_ok),
+        "resolved_at": (resolved_at, is_resolved),
+        "escalated_at": (esc, esc_ok),
         "senior_reviewed_at": (rev, rev_ok),
     }
     df, edits = _apply_common_messy(df, mplan, rng, "ticket_id", times, "created_at", ("channel",))
@@ -682,13 +835,15 @@ def _ticket_chunk(rng, clock: _Clock, created: np.ndarray, as_of: int, start_ind
         tix = flat // N_SLOTS
         slot = flat % N_SLOTS
         st = S.ravel()[flat]
-        events = pl.DataFrame({
-            "ticket_id": ids.gather(pl.Series(tix)),
-            "occurred_at": _fmt_ts(T.ravel()[flat]),
-            "event_type": _pick(_EV_TYPES, _SLOT_TYPE[slot]),
-            "actor": _pick(_EV_ACTORS, _SLOT_ACTOR[slot]),
-            "new_status": _pick(STATUSES + (None,), st),
-        })
+        events = pl.DataFrame(
+            {
+                "ticket_id": ids.gather(pl.Series(tix)),
+                "occurred_at": _fmt_ts(T.ravel()[flat]),
+                "event_type": _pick(_EV_TYPES, _SLOT_TYPE[slot]),
+                "actor": _pick(_EV_ACTORS, _SLOT_ACTOR[slot]),
+                "new_status": _pick(STATUSES + (None,), st),
+            }
+        )
     return df, events
 
 
@@ -702,14 +857,26 @@ def _write_tickets(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[str
     pools = _text_pools(np.random.default_rng([opts.seed, _S_TEXT]))
     width = max(8, len(str(n)))
     sink = _Sink(opts.out_dir / f"tickets.{ext}", opts.file_format, CONTRACT_COLUMNS["tickets"])
-    esink = (_Sink(opts.out_dir / f"ticket_events.{ext}", opts.file_format, CONTRACT_COLUMNS["ticket_events"])
-             if opts.with_events else None)
+    esink = (
+        _Sink(opts.out_dir / f"ticket_events.{ext}", opts.file_format, CONTRACT_COLUMNS["ticket_events"])
+        if opts.with_events
+        else None
+    )
     for k, start in enumerate(range(0, max(n, 1), CHUNK_ROWS)):
         if n == 0:
             break
         rng = np.random.default_rng([opts.seed, _S_TICKETS, k])
-        df, ev = _ticket_chunk(rng, clock, created[start:start + CHUNK_ROWS], as_of, start, width, pools,
-                               opts.messy_fraction, opts.with_events)
+        df, ev = _ticket_chunk(
+            rng,
+            clock,
+            created[start : start + CHUNK_ROWS],
+            as_of,
+            start,
+            width,
+            pools,
+            opts.messy_fraction,
+            opts.with_events,
+        )
         sink.write(df)
         if esink is not None:
             esink.write(ev)
@@ -740,7 +907,9 @@ def _write_privacy(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[str
     notice = rec + np.where(late_notice, rng.uniform(31, 45, n) * DAY, rng.uniform(10, 28, n) * DAY).astype(np.int64)
     notice_ok = extended & (notice <= as_of)
     normal_done = rec + _lognormal(rng, 12 * DAY, 0.5, n) + HOUR
-    ext_done = rec + (np.where(rng.random(n) < 0.9, rng.uniform(35, 88, n), rng.uniform(91, 120, n)) * DAY).astype(np.int64)
+    ext_done = rec + (np.where(rng.random(n) < 0.9, rng.uniform(35, 88, n), rng.uniform(91, 120, n)) * DAY).astype(
+        np.int64
+    )
     done = np.where(extended, ext_done, normal_done)
     done = np.maximum(done, np.where(fr_ok, fr, rec))
     stuck = rng.random(n) < 0.03
@@ -748,24 +917,37 @@ def _write_privacy(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[str
     status = np.where(done_ok, 0, np.where(notice_ok, 1, np.where(fr_ok, 2, 3)))
     status_names = ("completed", "extended", "in_progress", "received")
     spelling = rng.integers(0, len(_BOOL_SPELLINGS), n)
-    ext_txt = [(_BOOL_SPELLINGS[int(s)][0] if e else _BOOL_SPELLINGS[int(s)][1]) for s, e in zip(spelling, extended, strict=False)]
+    ext_txt = [
+        (_BOOL_SPELLINGS[int(s)][0] if e else _BOOL_SPELLINGS[int(s)][1])
+        for s, e in zip(spelling, extended, strict=False)
+    ]
     blank = ~extended & (rng.random(n) < 0.1)
-    df = pl.DataFrame({
-        "request_id": _ids("PR", 0, n, 6),
-        "request_type": _pick(_REQUEST_TYPES, rtype),
-        "received_at": _fmt_ts(rec),
-        "first_response_at": _fmt_ts(fr, fr_ok),
-        "completed_at": _fmt_ts(done, done_ok),
-        "extended": pl.Series(ext_txt, dtype=pl.String).scatter(np.flatnonzero(blank), None) if n else pl.Series([], dtype=pl.String),
-        "extension_notified_at": _fmt_ts(notice, notice_ok),
-        "status": _pick(status_names, status),
-    })
+    df = pl.DataFrame(
+        {
+            "request_id": _ids("PR", 0, n, 6),
+            "request_type": _pick(_REQUEST_TYPES, rtype),
+            "received_at": _fmt_ts(rec),
+            "first_response_at": _fmt_ts(fr, fr_ok),
+            "completed_at": _fmt_ts(done, done_ok),
+            "extended": pl.Series(ext_txt, dtype=pl.String).scatter(np.flatnonzero(blank), None)
+            if n
+            else pl.Series([], dtype=pl.String),
+            "extension_notified_at": _fmt_ts(notice, notice_ok),
+            "status": _pick(status_names, status),
+        }
+    )
     mplan = _messy_plan(rng, n, opts.messy_fraction, MESSY_KINDS["privacy_requests"])
-    times = {"received_at": (rec, np.ones(n, dtype=bool)), "first_response_at": (fr, fr_ok),
-             "completed_at": (done, done_ok), "extension_notified_at": (notice, notice_ok)}
+    times = {
+        "received_at": (rec, np.ones(n, dtype=bool)),
+        "first_response_at": (fr, fr_ok),
+        "completed_at": (done, done_ok),
+        "extension_notified_at": (notice, notice_ok),
+    }
     df, edits = _apply_common_messy(df, mplan, rng, "request_id", times, "received_at", ("request_type",))
     for row in mplan["unknown_request_type"]:
-        edits.set("request_type", row, ("deletion please", "unsubscribe", "complaint", "ERASE-ME")[int(rng.integers(0, 4))])
+        edits.set(
+            "request_type", row, ("deletion please", "unsubscribe", "complaint", "ERASE-ME")[int(rng.integers(0, 4))]
+        )
     for row in mplan["completed_before_received"]:
         edits.set("completed_at", row, _iso_z(int(rec[row]) - int(rng.integers(HOUR, 10 * DAY))))
         edits.set("status", row, "completed")
@@ -802,22 +984,32 @@ def _write_security(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[st
     emb_ok = embargo & (rec + 80 * DAY <= as_of)  # agreed before the 90-day deadline
     late = rng.random(n) < 0.05  # disclosed after the deadline
     limit = np.where(emb_ok, emb_until, rec + 90 * DAY)
-    disc = np.where(late, limit + (rng.uniform(2, 30, n) * DAY).astype(np.int64),
-                    np.minimum(fixed + (rng.uniform(1, 30, n) * DAY).astype(np.int64), limit - HOUR))
+    disc = np.where(
+        late,
+        limit + (rng.uniform(2, 30, n) * DAY).astype(np.int64),
+        np.minimum(fixed + (rng.uniform(1, 30, n) * DAY).astype(np.int64), limit - HOUR),
+    )
     disc = np.maximum(disc, fixed + HOUR)
     disc_ok = fixed_ok & (disc <= as_of) & (rng.random(n) >= 0.05)
-    df = pl.DataFrame({
-        "report_id": _ids("SR", 0, n, 5),
-        "received_at": _fmt_ts(rec),
-        "acknowledged_at": _fmt_ts(ack, ack_ok),
-        "timeline_sent_at": _fmt_ts(tl, tl_ok),
-        "fixed_at": _fmt_ts(fixed, fixed_ok),
-        "disclosed_at": _fmt_ts(disc, disc_ok),
-        "embargo_extended_until": _fmt_ts(emb_until, emb_ok),
-    })
+    df = pl.DataFrame(
+        {
+            "report_id": _ids("SR", 0, n, 5),
+            "received_at": _fmt_ts(rec),
+            "acknowledged_at": _fmt_ts(ack, ack_ok),
+            "timeline_sent_at": _fmt_ts(tl, tl_ok),
+            "fixed_at": _fmt_ts(fixed, fixed_ok),
+            "disclosed_at": _fmt_ts(disc, disc_ok),
+            "embargo_extended_until": _fmt_ts(emb_until, emb_ok),
+        }
+    )
     mplan = _messy_plan(rng, n, opts.messy_fraction, MESSY_KINDS["security_reports"])
-    times = {"received_at": (rec, np.ones(n, dtype=bool)), "acknowledged_at": (ack, ack_ok),
-             "timeline_sent_at": (tl, tl_ok), "fixed_at": (fixed, fixed_ok), "disclosed_at": (disc, disc_ok)}
+    times = {
+        "received_at": (rec, np.ones(n, dtype=bool)),
+        "acknowledged_at": (ack, ack_ok),
+        "timeline_sent_at": (tl, tl_ok),
+        "fixed_at": (fixed, fixed_ok),
+        "disclosed_at": (disc, disc_ok),
+    }
     df, edits = _apply_common_messy(df, mplan, rng, "report_id", times, "received_at")
     for row in mplan["acknowledged_before_received"]:
         edits.set("acknowledged_at", row, _iso_z(int(rec[row]) - int(rng.integers(HOUR, 2 * DAY))))
@@ -841,8 +1033,11 @@ def _write_incidents(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
     announce = sched - (np.where(late_notice, rng.uniform(0.5, 6.9, n), rng.uniform(7.2, 21, n)) * DAY).astype(np.int64)
     started = np.where(maint, sched + rng.integers(0, 10 * 60, n), start)
     ack = started + _lognormal(rng, np.where(sev == 0, 4 * 60, 8 * 60), 0.8, n) + 30
-    dur = np.where(maint, rng.integers(30 * 60, 4 * HOUR, n),
-                   _lognormal(rng, np.array([3 * HOUR, 90 * 60, 45 * 60])[sev], 0.8, n) + 10 * 60)
+    dur = np.where(
+        maint,
+        rng.integers(30 * 60, 4 * HOUR, n),
+        _lognormal(rng, np.array([3 * HOUR, 90 * 60, 45 * 60])[sev], 0.8, n) + 10 * 60,
+    )
     resolved = started + dur
     res_ok = resolved <= as_of
     ack_ok = ~maint & (ack <= as_of) & (ack <= np.where(res_ok, resolved, as_of))
@@ -850,17 +1045,19 @@ def _write_incidents(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
     pm = resolved + _lognormal(rng, 5 * DAY, 0.6, n) + HOUR
     pm_ok = ~maint & res_ok & (rng.random(n) >= np.where(sev == 2, 0.15, 0.05)) & (pm <= as_of)
     kind = np.where(maint, 1, 0)
-    df = pl.DataFrame({
-        "incident_id": _ids("INC", 0, n, 5),
-        "kind": _pick(("incident", "maintenance"), kind),
-        "severity": _pick(("sev1", "sev2", "sev3", None), np.where(maint, 3, sev)),
-        "started_at": _fmt_ts(started),
-        "acknowledged_at": _fmt_ts(ack, ack_ok),
-        "resolved_at": _fmt_ts(resolved, res_ok),
-        "announced_at": _fmt_ts(announce, maint),
-        "scheduled_start_at": _fmt_ts(sched, maint),
-        "postmortem_published_at": _fmt_ts(pm, pm_ok),
-    })
+    df = pl.DataFrame(
+        {
+            "incident_id": _ids("INC", 0, n, 5),
+            "kind": _pick(("incident", "maintenance"), kind),
+            "severity": _pick(("sev1", "sev2", "sev3", None), np.where(maint, 3, sev)),
+            "started_at": _fmt_ts(started),
+            "acknowledged_at": _fmt_ts(ack, ack_ok),
+            "resolved_at": _fmt_ts(resolved, res_ok),
+            "announced_at": _fmt_ts(announce, maint),
+            "scheduled_start_at": _fmt_ts(sched, maint),
+            "postmortem_published_at": _fmt_ts(pm, pm_ok),
+        }
+    )
     # updates: a first post a few minutes in, then mostly < 60 min apart, a final post at resolution
     up_inc, up_t = [], []
     for i in range(n):
@@ -881,15 +1078,22 @@ def _write_incidents(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
     up_t_a = np.array(up_t, dtype=np.int64)
     m = len(up_inc_a)
     ids = df.get_column("incident_id")
-    updates = pl.DataFrame({
-        "incident_id": ids.gather(pl.Series(up_inc_a)) if m else pl.Series([], dtype=pl.String),
-        "posted_at": _fmt_ts(up_t_a),
-    })
+    updates = pl.DataFrame(
+        {
+            "incident_id": ids.gather(pl.Series(up_inc_a)) if m else pl.Series([], dtype=pl.String),
+            "posted_at": _fmt_ts(up_t_a),
+        }
+    )
 
     mplan = _messy_plan(rng, n, opts.messy_fraction, MESSY_KINDS["incidents"])
-    times = {"started_at": (started, np.ones(n, dtype=bool)), "acknowledged_at": (ack, ack_ok),
-             "resolved_at": (resolved, res_ok), "announced_at": (announce, maint),
-             "scheduled_start_at": (sched, maint), "postmortem_published_at": (pm, pm_ok)}
+    times = {
+        "started_at": (started, np.ones(n, dtype=bool)),
+        "acknowledged_at": (ack, ack_ok),
+        "resolved_at": (resolved, res_ok),
+        "announced_at": (announce, maint),
+        "scheduled_start_at": (sched, maint),
+        "postmortem_published_at": (pm, pm_ok),
+    }
     df, edits = _apply_common_messy(df, mplan, rng, "incident_id", times, "started_at", ("kind",))
     for row in mplan["unknown_kind"]:
         edits.set("kind", row, ("outage", "degradation", "planned")[int(rng.integers(0, 3))])
@@ -929,7 +1133,9 @@ def _write_retention(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
     # accounts, each in one workspace
     acc_ws = rng.integers(0, n_ws, n_acc)
     ws_end = np.where(ws_del_ok, ws_deleted - DAY, as_of - 30 * DAY)[acc_ws]
-    acc_created = ws_created[acc_ws] + (rng.random(n_acc) * np.maximum(ws_end - ws_created[acc_ws], HOUR)).astype(np.int64)
+    acc_created = ws_created[acc_ws] + (rng.random(n_acc) * np.maximum(ws_end - ws_created[acc_ws], HOUR)).astype(
+        np.int64
+    )
     acc_created = np.minimum(acc_created, as_of - 2 * DAY)
     acc_closed = acc_created + (rng.random(n_acc) * (as_of - acc_created)).astype(np.int64)
     acc_closed_ok = (rng.random(n_acc) < 0.25) | ws_del_ok[acc_ws]
@@ -964,7 +1170,9 @@ def _write_retention(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
 
     # billing records: up to 9 years old; most deleted soon after 7 years, a few before, some kept past 7
     m = cls == 2
-    life = np.maximum(np.where(acc_closed_ok, acc_closed, as_of) - acc_created, HOUR)  # invoices accrue over an account's life
+    life = np.maximum(
+        np.where(acc_closed_ok, acc_closed, as_of) - acc_created, HOUR
+    )  # invoices accrue over an account's life
     acc[m] = rng.choice(n_acc, size=m.sum(), p=life / life.sum())
     ws[m] = acc_ws[acc[m]]
     a = acc[m]
@@ -986,20 +1194,24 @@ def _write_retention(opts: GenerateOptions, clock: _Clock, as_of: int) -> dict[s
     age_days = rng.integers(0, 120, k)
     created[m] = ((as_of // DAY) - age_days - 1) * DAY + 2 * HOUR + rng.integers(0, 30 * 60, k)
     late = u[m] < 0.05
-    deleted[m] = created[m] + (np.where(late, rng.uniform(32, 60, k), rng.uniform(29.0, 29.9, k)) * DAY).astype(np.int64)
+    deleted[m] = created[m] + (np.where(late, rng.uniform(32, 60, k), rng.uniform(29.0, 29.9, k)) * DAY).astype(
+        np.int64
+    )
     del_ok[m] = (rng.random(k) >= 0.04) & (deleted[m] <= as_of)
 
     del_ok &= deleted >= created
-    df = pl.DataFrame({
-        "record_id": _ids("R", 0, n, 7),
-        "data_class": _pick(_DATA_CLASSES, cls),
-        "workspace_id": _ids("W", 0, n_ws, 5).gather(pl.Series(ws)) if n else pl.Series([], dtype=pl.String),
-        "account_id": _ids("A", 0, n_acc, 6).gather(pl.Series(acc)) if n else pl.Series([], dtype=pl.String),
-        "created_at": _fmt_ts(created),
-        "account_closed_at": _fmt_ts(acc_closed[acc], acc_closed_ok[acc]),
-        "workspace_deleted_at": _fmt_ts(ws_deleted[ws], ws_del_ok[ws]),
-        "deleted_at": _fmt_ts(deleted, del_ok),
-    })
+    df = pl.DataFrame(
+        {
+            "record_id": _ids("R", 0, n, 7),
+            "data_class": _pick(_DATA_CLASSES, cls),
+            "workspace_id": _ids("W", 0, n_ws, 5).gather(pl.Series(ws)) if n else pl.Series([], dtype=pl.String),
+            "account_id": _ids("A", 0, n_acc, 6).gather(pl.Series(acc)) if n else pl.Series([], dtype=pl.String),
+            "created_at": _fmt_ts(created),
+            "account_closed_at": _fmt_ts(acc_closed[acc], acc_closed_ok[acc]),
+            "workspace_deleted_at": _fmt_ts(ws_deleted[ws], ws_del_ok[ws]),
+            "deleted_at": _fmt_ts(deleted, del_ok),
+        }
+    )
     mplan = _messy_plan(rng, n, opts.messy_fraction, MESSY_KINDS["retention_inventory"])
     times = {"created_at": (created, np.ones(n, dtype=bool)), "deleted_at": (deleted, del_ok)}
     df, edits = _apply_common_messy(df, mplan, rng, "record_id", times, "created_at", ("data_class",))
