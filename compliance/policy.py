@@ -478,6 +478,9 @@ def _parse_settings(raw: Mapping[str, Any], kind: str, where: str) -> Mapping[st
         isinstance(met_min, bool) or not isinstance(met_min, (int, float)) or not 0 <= met_min <= 100
     ):
         raise _KeyProblem(f"{where}met_min_adherence_pct: must be a number between 0 and 100, got {met_min!r}")
+    zone = raw.get("controller_timezone")
+    if zone is not None and zone != "UTC" and zone not in zoneinfo.available_timezones():
+        raise _KeyProblem(f"{where}controller_timezone: unknown time zone {zone!r}")
     if kind == "information_completeness":
         items = _require(raw, "required_information", where, dict)
         if not items:

@@ -20,11 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compliance.ingest.staging import QUARANTINE_COLUMNS
-from compliance.policy import Policy, load_policy
+from compliance.policy import POLICY_DIR, Policy, PolicyError, load_policy
 from compliance.rules import privacy
 from reports.compliance_report import ReportData, render_compliance_report
 
-UTC = UTC
 COLUMNS = (
     "request_id VARCHAR, request_type VARCHAR, received_at TIMESTAMPTZ, first_response_at TIMESTAMPTZ, "
     "completed_at TIMESTAMPTZ, extended BOOLEAN, extension_notified_at TIMESTAMPTZ, status VARCHAR, "
@@ -300,3 +299,25 @@ def test_calendar_month_deadlines_match_the_reference(con, zone, months, extensi
     policy = month_policy(zone, roll_forward=roll_forward, months=months, extension_months=extension_months or 2)
     found = due_of(con, policy, received, extended=extension_months is not None)
     assert found == [reference_due(at, zone, months, roll_forward, extension_months) for at in received]
+
+
+def test_the_verdict_table_states_calendar_months_not_days():
+    policy = month_policy()
+    assert privacy.target_text(policy.rule("PRIV-COMPLETE"), policy) == "1 calendar month (Reg. 1182/71 Art. 3(2)(c))"
+    assert (
+        privacy.target_text(policy.rule("PRIV-EXTEND"), policy)
+        == "3 calendar months with the extension (GDPR Art. 12(3))"
+    )
+    days = month_policy(counting="days")
+    assert privacy.target_text(days.rule("PRIV-COMPLETE"), days) is None  # Target.describe: "30 days"
+
+
+def test_an_unknown_controller_zone_is_refused_when_the_policy_loads(tmp_path):
+    text = (POLICY_DIR / "platform.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "p.yaml"
+    broken.write_text(text.replace("controller_timezone: UTC", "controller_timezone: Mars/Olympus"), encoding="utf-8")
+    with pytest.raises(
+        PolicyError,
+        match=r"p\.yaml: rules\.PRIV-COMPLETE\.settings\.controller_timezone: unknown time zone 'Mars/Olympus'",
+    ):
+        load_policy(broken)

@@ -11,6 +11,7 @@ from compliance.core.sql import lit, table_exists
 from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy
 from compliance.rule_kinds import DOMAINS
+from compliance.rules import privacy
 from compliance.rules.common import (
     CAUSE_WORDS,
     METRIC_COLUMNS,
@@ -129,7 +130,7 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
                 "source_doc": rule.source_doc,
                 "source_quote": rule.source_quote,
                 "calendar": rule.calendar,
-                "target": rule.target.describe(),
+                "target": privacy.target_text(rule, policy) or rule.target.describe(),
                 "reason": reason,
                 "fallback": fallback,
                 "met_min": rule.setting("met_min_adherence_pct", policy.met_min_adherence_pct),

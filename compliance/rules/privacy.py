@@ -220,6 +220,19 @@ def _elapsed_reading(seconds: int) -> str:
     return f"{target_phrase(seconds)} period on the UTC timeline"
 
 
+def target_text(rule: Rule, policy: Policy) -> str | None:
+    """The target of a privacy rule as the verdict table states it, when calendar-month counting makes
+    ``Target.describe`` (days) wrong; None otherwise."""
+    completion_rules = policy.rules_of("privacy_completion")
+    if rule.kind == "privacy_completion" and _counting(rule) == "calendar_month":
+        months = _calendar_months(rule)
+        return f"{months} calendar month{'s' if months != 1 else ''} ({PERIOD_RULE})"
+    if rule.kind == "privacy_extension" and completion_rules and _counting(completion_rules[0]) == "calendar_month":
+        months = _calendar_months(completion_rules[0]) + _extension_months(rule)
+        return f"{months} calendar months with the extension ({EXTENSION_RULE})"
+    return None
+
+
 def counting_readings(policy: Policy) -> dict[str, str]:
     """Rule ID -> what a privacy rule judges and how it counts its deadline, in words, for the report."""
     completion_rules = policy.rules_of("privacy_completion")
