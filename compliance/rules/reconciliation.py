@@ -48,6 +48,10 @@ RECONCILIATION_METRIC_COLUMNS = (
     "vendor_met_ours_missed BIGINT, vendor_missed_ours_met BIGINT, agreement_pct DOUBLE, not_comparable BIGINT, "
     "not_comparable_reasons VARCHAR"
 )
+# The exports this step reads directly (the vendor's verdicts and the records they name; the tickets are read
+# after ``ticket_sla``, the step that stages their clocks), and the tables of other steps it reads.
+FEEDING_SOURCES = ("vendor_sla", "incidents", "privacy_requests", "security_reports")
+READS = ("ticket_sla",)
 # (source, metric) -> the staged column that stops the clock; the record id column of each source.
 STOPS = {
     ("tickets", "first_response"): "first_response_at",
@@ -74,6 +78,20 @@ RECORD_WORDS = {
 }
 # ticket_sla names the acknowledgement clock the policy's way
 OUR_METRIC = {"acknowledgement": "acknowledgment"}
+
+
+def reconcile(con: duckdb.DuckDBPyConnection, exports_dir: Path, as_of: datetime, policy: Policy) -> dict[str, int]:
+    """The whole step: the conversion's quarantined records added to ``quarantine``, then :func:`evaluate` with the
+    vendor named after the conversion's format. Returns the vendor rows, how many were compared and agreed, and
+    how many conversion rows were quarantined."""
+    conversion = conversion_record(exports_dir) or {}
+    vendor = f"the {conversion['format']} export" if conversion.get("format") else "the vendor export"
+    quarantined = load_conversion_quarantine(con, exports_dir)
+    evaluate(con, as_of, vendor, policy)
+    rows, compared, agreeing = con.execute(
+        "SELECT count(*), count(agrees), count(*) FILTER (WHERE agrees) FROM vendor_reconciliation"
+    ).fetchall()[0]
+    return {"vendor_rows": rows, "compared": compared, "agreeing": agreeing, "conversion_quarantined": quarantined}
 
 
 def evaluate(
