@@ -12,12 +12,11 @@ from assets.sla import ticket_sla
 from compliance.core.files import publish_atomically
 from compliance.evidence.files import write_evidence, write_json
 from compliance.evidence.manifest import build_manifest
+from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
 from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
 from reports.compliance_report import ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
-
-VIOLATIONS_SHOWN = 2_000
 
 
 @dg.asset(
@@ -32,13 +31,8 @@ def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.Materialize
     with warehouse.connect() as con:
         combine_results(con)
         build_verdicts(con, settings.load_policy(), blocked_domains(con))
-        counts = dict(con.execute("SELECT verdict, count(*) FROM verdicts GROUP BY verdict").fetchall())
-    return dg.MaterializeResult(
-        metadata={
-            **{verdict: int(count) for verdict, count in sorted(counts.items())},
-            "duration_seconds": round(time.monotonic() - started, 3),
-        }
-    )
+        counts = verdict_counts(con)
+    return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
 
 @dg.asset(group_name="publish", kinds={"csv", "parquet"}, pool=WAREHOUSE_POOL, deps=[verdicts])
@@ -79,36 +73,9 @@ def compliance_report(
         data = ReportData(
             policy=settings.load_policy(),
             manifest=_manifest(context, settings, con, _evidence_paths(out_dir)),
-            verdicts=con.sql("SELECT * FROM verdicts ORDER BY position").pl(),
-            metrics=con.sql("SELECT * FROM metrics").pl(),
-            violations=con.sql(
-                f"SELECT * FROM violations ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT {VIOLATIONS_SHOWN}"
-            ).pl(),
-            violations_total=con.execute("SELECT count(*) FROM violations").fetchall()[0][0],
-            quarantine_summary=con.sql(
-                "SELECT source_file, reason_code AS reason, count(*) AS rows FROM quarantine "
-                "GROUP BY ALL ORDER BY source_file, rows DESC, reason"
-            ).pl(),
-            at_risk=con.sql("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
             generated_at=datetime.now(UTC),
-            expectations=con.sql(
-                """SELECT source, count(*) AS expectations, count(*) FILTER (WHERE success) AS passed,
-                          count(*) FILTER (WHERE NOT success) AS failed,
-                          count(*) FILTER (WHERE NOT success AND blocking) AS blocking_failed,
-                          string_agg(message, '; ' ORDER BY message) FILTER (WHERE NOT success) AS failures
-                   FROM data_quality GROUP BY source ORDER BY source"""
-            ).pl(),
             reconciliation=ReconciliationData.from_warehouse(con),
-            secret_summary=con.sql(
-                "SELECT kind, count(*) AS findings, count(DISTINCT record_id) AS records FROM secret_findings "
-                "GROUP BY kind ORDER BY findings DESC, kind"
-            ).pl(),
-            privacy_backlog=con.sql(
-                "SELECT request_type, age_days, days_left FROM privacy_backlog ORDER BY request_id"
-            ).pl(),
-            finding_counts=con.sql(
-                "SELECT rule_id, severity, count(*) AS findings FROM violations GROUP BY ALL ORDER BY ALL"
-            ).pl(),
+            **report_tables(con),
         )
     path = out_dir / "compliance_report.html"
     publish_atomically(render_compliance_report(data), path)
@@ -129,29 +96,7 @@ def sla_dashboard(
             policy=policy,
             as_of=settings.as_of_instant(context),
             run_id=context.run_id,
-            kpis=con.sql(
-                "SELECT rule_id, title, domain, achieved, breached, active, denominator, adherence_pct FROM verdicts "
-                "WHERE verdict IN ('met', 'breached') ORDER BY position"
-            ).pl(),
-            # Trends over the twelve months before as-of (retention months reach back years).
-            monthly=con.sql(
-                "SELECT rule_id, period, segment, achieved, breached, denominator, adherence_pct, median_seconds, p90_seconds "
-                "FROM metrics WHERE period = 'all' OR period >= strftime($as_of::TIMESTAMPTZ - INTERVAL 12 MONTH, '%Y-%m') "
-                "ORDER BY period, rule_id, segment",
-                params={"as_of": settings.as_of_instant(context)},
-            ).pl(),
-            breaches_by_hour=con.sql(
-                "SELECT isodow(started_at) AS weekday, hour(started_at) AS hour, count(*) AS breaches FROM ticket_sla "
-                "WHERE state = 'breached' GROUP BY ALL ORDER BY ALL"
-            ).pl(),
-            at_risk=con.sql("SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT 50").pl(),
-            incident_response=con.sql("SELECT * FROM incident_response").pl(),
-            privacy_on_time=con.sql(
-                "SELECT rule_id, period, achieved, breached, adherence_pct FROM metrics "
-                "WHERE domain = 'privacy' AND rule_id IN ('PRIV-RESP', 'PRIV-COMPLETE') AND segment = 'all' AND period <> 'all' "
-                "ORDER BY rule_id, period"
-            ).pl(),
-            targets={rule.id: rule.target.seconds for rule in policy.rules if rule.target.seconds},
+            **dashboard_tables(con, policy, settings.as_of_instant(context)),
             generated_at=datetime.now(UTC),
         )
     path = Path(settings.out_dir) / "sla_dashboard.html"

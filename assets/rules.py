@@ -1,5 +1,10 @@
 """Rule assets: privacy, security, status-page and retention commitments evaluated on the staged exports, and the
-reconciliation of the vendor's own SLA verdicts with ours."""
+reconciliation of the vendor's own SLA verdicts with ours.
+
+The upstream assets of each step are derived from the registry (``compliance.rules.registry.step_sources`` and
+``STEP_READS``; ``compliance.rules.reconciliation.FEEDING_SOURCES`` and ``READS``): a new domain or source needs
+no edit here.
+"""
 
 import time
 from pathlib import Path
@@ -10,28 +15,24 @@ from assets.ingest import staged
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.sla import ticket_sla
 from compliance.rules import reconciliation
-from compliance.rules.registry import RULE_STEPS
+from compliance.rules.registry import RULE_STEPS, STEP_READS, evaluate_step, step_sources
 
-# step -> the upstream assets of its rules (which modules each step evaluates: compliance.rules.registry).
-# vendor_reconciliation is defined below: named by its key (the definitions test checks every dep exists).
-_DEPS = {
-    "privacy": [staged["privacy_requests"]],
-    "security": [staged["security_reports"]],
-    "status": [staged["incidents"], staged["incident_updates"]],
-    "retention": [staged["retention_inventory"]],
-    "data_quality": [staged["tickets"], ticket_sla, dg.AssetKey("vendor_reconciliation")],
-}
+# The assets a step may read besides the staged exports, by name. vendor_reconciliation is defined below: named
+# by its key (the definitions test checks every dep exists).
+_DERIVED = {"ticket_sla": ticket_sla, "vendor_reconciliation": dg.AssetKey("vendor_reconciliation")}
+
+
+def _deps(sources: tuple[str, ...], reads: tuple[str, ...]) -> list:
+    return [*(staged[source] for source in sources), *(_DERIVED[name] for name in reads)]
 
 
 def _rules_asset(domain: str) -> dg.AssetsDefinition:
-    modules, deps = RULE_STEPS[domain], _DEPS[domain]
-
     @dg.asset(
         name=f"{domain}_findings",
         group_name="rules",
         kinds={"duckdb"},
         pool=WAREHOUSE_POOL,
-        deps=deps,
+        deps=_deps(step_sources(domain), STEP_READS.get(domain, ())),
         description=f"Violations and figures of the {domain} commitments.",
     )
     def _asset(
@@ -39,12 +40,8 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         with warehouse.connect() as con:
-            for module in modules:
-                module.evaluate(con, settings.load_policy(), settings.as_of_instant(context))
-            violations = con.execute(f"SELECT count(*) FROM violations_{domain}").fetchall()[0][0]
-        return dg.MaterializeResult(
-            metadata={"violations": int(violations), "duration_seconds": round(time.monotonic() - started, 3)}
-        )
+            counts = evaluate_step(con, domain, settings.load_policy(), settings.as_of_instant(context))
+        return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
     return _asset
 
@@ -53,37 +50,18 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
     group_name="rules",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[
-        staged["vendor_sla"],
-        ticket_sla,
-        staged["incidents"],
-        staged["privacy_requests"],
-        staged["security_reports"],
-    ],
+    deps=_deps(reconciliation.FEEDING_SOURCES, reconciliation.READS),
 )
 def vendor_reconciliation(
     context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """The vendor's own SLA verdicts beside our recomputation and our policy's verdicts; conversion quarantine."""
     started = time.monotonic()
-    exports_dir = Path(settings.exports_dir)
-    conversion = reconciliation.conversion_record(exports_dir) or {}
-    vendor = f"the {conversion['format']} export" if conversion.get("format") else "the vendor export"
     with warehouse.connect() as con:
-        quarantined = reconciliation.load_conversion_quarantine(con, exports_dir)
-        reconciliation.evaluate(con, settings.as_of_instant(context), vendor, settings.load_policy())
-        rows, compared, agreeing = con.execute(
-            "SELECT count(*), count(agrees), count(*) FILTER (WHERE agrees) FROM vendor_reconciliation"
-        ).fetchall()[0]
-    return dg.MaterializeResult(
-        metadata={
-            "vendor_rows": rows,
-            "compared": compared,
-            "agreeing": agreeing,
-            "conversion_quarantined": quarantined,
-            "duration_seconds": round(time.monotonic() - started, 3),
-        }
-    )
+        counts = reconciliation.reconcile(
+            con, Path(settings.exports_dir), settings.as_of_instant(context), settings.load_policy()
+        )
+    return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
 
 rule_assets = [*(_rules_asset(domain) for domain in RULE_STEPS), vendor_reconciliation]

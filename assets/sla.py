@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.ingest import staged
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
+from compliance.evidence.summaries import clock_state_counts
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
 
@@ -22,10 +23,5 @@ def ticket_sla(
     started = time.monotonic()
     with warehouse.connect() as con:
         evaluate_ticket_clocks(con, settings.load_policy(), settings.as_of_instant(context))
-        counts = dict(con.execute("SELECT state, count(*) FROM ticket_sla GROUP BY state").fetchall())
-    return dg.MaterializeResult(
-        metadata={
-            **{state: int(counts.get(state, 0)) for state in ("achieved", "breached", "active", "excluded")},
-            "duration_seconds": round(time.monotonic() - started, 3),
-        }
-    )
+        counts = clock_state_counts(con)
+    return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})

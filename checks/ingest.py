@@ -12,8 +12,7 @@ from datetime import datetime
 import dagster as dg
 import duckdb
 
-from compliance.core.sql import table_exists
-from compliance.expectations import DATA_QUALITY_COLUMNS, decoding_outcomes, validate_table, write_data_quality
+from compliance.evidence.quality_records import record_expectations
 from compliance.ingest.staging import IngestResult, accounting_problems
 from compliance.policy import Policy
 
@@ -57,19 +56,7 @@ def expectations_result(
     con: duckdb.DuckDBPyConnection, asset_name: str, source: str, policy: Policy, as_of: datetime
 ) -> dg.AssetCheckResult:
     """Validate the staged table, record outcomes in ``data_quality`` and the row count for the next run."""
-    con.execute(f"CREATE TABLE IF NOT EXISTS data_quality ({DATA_QUALITY_COLUMNS})")
-    con.execute("DELETE FROM data_quality WHERE source = ?", [source])
-    con.execute("CREATE TABLE IF NOT EXISTS row_count_history (source VARCHAR, as_of TIMESTAMPTZ, rows_loaded BIGINT)")
-    previous = con.execute(
-        "SELECT rows_loaded FROM row_count_history WHERE source = ? AND as_of < ? ORDER BY as_of DESC LIMIT 1",
-        [source, as_of],
-    ).fetchall()
-    outcomes = validate_table(con, asset_name, source, policy, as_of, previous[0][0] if previous else None)
-    outcomes += decoding_outcomes(con, source)
-    write_data_quality(con, outcomes)
-    if table_exists(con, asset_name):
-        con.execute("DELETE FROM row_count_history WHERE source = ? AND as_of = ?", [source, as_of])
-        con.execute(f"INSERT INTO row_count_history SELECT ?, ?, count(*) FROM {asset_name}", [source, as_of])
+    outcomes = record_expectations(con, asset_name, source, policy, as_of)
     failed = [outcome for outcome in outcomes if not outcome.success]
     blocking = [outcome for outcome in failed if outcome.blocking]
     return dg.AssetCheckResult(

@@ -77,6 +77,24 @@ def test_every_dependency_is_an_asset_of_the_definitions():
         assert set(graph.get(key).parent_keys) <= produced, key
 
 
+def test_the_rules_steps_depend_on_what_the_registry_says_they_read():
+    from compliance.rules import reconciliation
+    from compliance.rules.registry import RULE_STEPS, STEP_READS, step_sources
+
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
+
+    for step in RULE_STEPS:
+        expected = {f"staged_{source}" for source in step_sources(step)} | set(STEP_READS.get(step, ()))
+        assert parents(f"{step}_findings") == expected, step
+    assert parents("vendor_reconciliation") == {
+        *(f"staged_{source}" for source in reconciliation.FEEDING_SOURCES),
+        *reconciliation.READS,
+    }
+
+
 def test_the_accounting_check_blocks_and_the_expectations_check_does_not():
     graph = defs.resolve_asset_graph()
     blocking = {(key.asset_key.to_user_string(), key.name): graph.get(key).blocking for key in graph.asset_check_keys}

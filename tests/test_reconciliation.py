@@ -230,6 +230,24 @@ def test_ticket_stops_come_from_events_when_the_columns_are_empty(con):
     assert rows["acknowledgement"] == (ts("2026-03-01 09:01"), True, True)
 
 
+def test_a_ticket_solved_then_closed_stops_at_the_solve_as_the_clocks_read_it(con):
+    # solved -> closed moves between terminal statuses: no new solve (compliance.rules.ticket_clocks.event_stops_sql)
+    load_staged_tickets(con, [{"ticket_id": "T1", "channel": "sales", "created_at": ts("2026-03-01 09:00")}])
+    con.execute(
+        "CREATE TABLE staged_ticket_events (ticket_id VARCHAR, occurred_at TIMESTAMPTZ, event_type VARCHAR, "
+        "actor VARCHAR, new_status VARCHAR, source_file VARCHAR, source_line BIGINT)"
+    )
+    con.executemany(
+        "INSERT INTO staged_ticket_events VALUES ('T1', ?, 'status_change', NULL, ?, 'ticket_events.csv', ?)",
+        [(ts("2026-03-02 10:00"), "solved", 2), (ts("2026-03-05 10:00"), "closed", 3)],
+    )
+    _vendor_rows(con, [("T1", "tickets", "resolution", ts("2026-03-03 12:00"), True, "Within SLA")])
+    reconciliation.evaluate(con, AS_OF)
+    assert con.execute("SELECT stopped_at, recomputed_met, agrees FROM vendor_reconciliation").fetchall() == [
+        (ts("2026-03-02 10:00"), True, True)
+    ]
+
+
 def test_incident_acknowledgement_against_the_vendor_due_time(con):
     con.execute(
         "CREATE TABLE staged_incidents (incident_id VARCHAR, kind VARCHAR, severity VARCHAR, started_at TIMESTAMPTZ, "

@@ -37,3 +37,21 @@ def test_a_kind_without_an_evaluating_module_fails_at_import(monkeypatch):
         importlib.reload(registry)
     monkeypatch.undo()
     importlib.reload(registry)
+
+
+def test_the_sources_of_each_rules_step_are_derived_from_the_registry(monkeypatch):
+    from compliance.ingest.contract import SOURCES
+
+    assert {step: registry.step_sources(step) for step in registry.RULE_STEPS} == {
+        "privacy": ("privacy_requests",),
+        "security": ("security_reports",),
+        "status": ("incidents", "incident_updates"),
+        "retention": ("retention_inventory",),
+        "data_quality": ("tickets",),
+    }
+    assert {source for step in registry.RULE_STEPS for source in registry.step_sources(step)} <= set(SOURCES)
+    # a source added to a kind of the step feeds it without any other edit
+    monkeypatch.setitem(
+        rule_kinds.RULE_KINDS, "privacy_types", RuleKind("privacy", RuleInputs(("privacy_requests", "tickets")))
+    )
+    assert registry.step_sources("privacy") == ("privacy_requests", "tickets")

@@ -9,10 +9,10 @@ Readings (an auditor's independent check of the helpdesk's own numbers):
 - **recomputed_met**: the vendor's own due time applied to the record's own timestamps: the stop (``STOPS``) at or
   before ``vendor_due_at`` is met, after it missed; no stop and the as-of time past the due time is missed; no stop
   before it is still running (NULL). Stops after the as-of time have not happened yet. For tickets without the
-  column, the stop is taken from their events, read with the policy's ``tickets`` settings as the clocks read
-  them: the first event of a ``first_response_event_types`` type; the last change into a ``solved_statuses``
-  status of a ticket that ends in one, where any event with a ``new_status`` changes the status; the first
-  auto-ack).
+  column, the stop is taken from their events by the clocks' own reading
+  (``compliance.rules.ticket_clocks.event_stops_sql``, with the policy's ``tickets`` settings): the first event of
+  a ``first_response_event_types`` type; the last solve (a change into a ``solved_statuses`` status from another)
+  of a ticket whose last status is one; the first event of each event-stopped clock (the auto-ack).
 - **our_state**: the state of our policy's clock on the same ticket and metric in ``ticket_sla`` (``achieved`` is
   met, ``breached`` missed); with several clocks (rules, reopen cycles) a breached one speaks first, then achieved,
   then active. Only tickets have policy clocks here.
@@ -34,7 +34,7 @@ from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL
 from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
 from compliance.policy import Policy
-from compliance.rules.ticket_clocks import ticket_settings
+from compliance.rules.ticket_clocks import EVENT_CLOCK_KINDS, create_event_stops, ticket_settings
 
 SOURCE = "staged_vendor_sla"
 RECONCILIATION_COLUMNS = (
@@ -48,6 +48,10 @@ RECONCILIATION_METRIC_COLUMNS = (
     "vendor_met_ours_missed BIGINT, vendor_missed_ours_met BIGINT, agreement_pct DOUBLE, not_comparable BIGINT, "
     "not_comparable_reasons VARCHAR"
 )
+# The exports this step reads directly (the vendor's verdicts and the records they name; the tickets are read
+# after ``ticket_sla``, the step that stages their clocks), and the tables of other steps it reads.
+FEEDING_SOURCES = ("vendor_sla", "incidents", "privacy_requests", "security_reports")
+READS = ("ticket_sla",)
 # (source, metric) -> the staged column that stops the clock; the record id column of each source.
 STOPS = {
     ("tickets", "first_response"): "first_response_at",
@@ -74,6 +78,20 @@ RECORD_WORDS = {
 }
 # ticket_sla names the acknowledgement clock the policy's way
 OUR_METRIC = {"acknowledgement": "acknowledgment"}
+
+
+def reconcile(con: duckdb.DuckDBPyConnection, exports_dir: Path, as_of: datetime, policy: Policy) -> dict[str, int]:
+    """The whole step: the conversion's quarantined records added to ``quarantine``, then :func:`evaluate` with the
+    vendor named after the conversion's format. Returns the vendor rows, how many were compared and agreed, and
+    how many conversion rows were quarantined."""
+    conversion = conversion_record(exports_dir) or {}
+    vendor = f"the {conversion['format']} export" if conversion.get("format") else "the vendor export"
+    quarantined = load_conversion_quarantine(con, exports_dir)
+    evaluate(con, as_of, vendor, policy)
+    rows, compared, agreeing = con.execute(
+        "SELECT count(*), count(agrees), count(*) FILTER (WHERE agrees) FROM vendor_reconciliation"
+    ).fetchall()[0]
+    return {"vendor_rows": rows, "compared": compared, "agreeing": agreeing, "conversion_quarantined": quarantined}
 
 
 def evaluate(
@@ -188,11 +206,8 @@ def evaluate(
 def _record_stops(con: duckdb.DuckDBPyConnection, asof: str, settings: dict) -> None:
     """``_rec_stops``: every loaded record × metric a vendor row may name, with its stop (NULL when none by as-of).
 
-    From events: the first event of a ``first_response_event_types`` type; the last change into a
-    ``solved_statuses`` status of a ticket that ends in one, a status change being any event with a
-    ``new_status`` (as in the clocks)."""
-    terminal = ", ".join(map(lit, settings["solved_statuses"])) or "NULL"
-    responses = ", ".join(map(lit, settings["first_response_event_types"])) or "NULL"
+    A ticket without the stop's column is stopped by its events, read as the clocks read them
+    (``compliance.rules.ticket_clocks.event_stops_sql``)."""
     events = table_exists(con, "staged_ticket_events")
     parts = []
     for (source, metric), column in STOPS.items():
@@ -200,36 +215,20 @@ def _record_stops(con: duckdb.DuckDBPyConnection, asof: str, settings: dict) -> 
         if not table_exists(con, table):
             continue
         from_events = source == "tickets" and events
-        stop = f"coalesce(s.{column}, e.{metric})" if from_events else f"s.{column}"
+        stop = f"coalesce(s.{column}, e.ev_{metric})" if from_events else f"s.{column}"
         parts.append(
             f"SELECT {lit(source)} AS source, {lit(metric)} AS metric, CAST(s.{RECORD_IDS[source]} AS VARCHAR) AS record_id, "
             f"CASE WHEN {stop} <= {asof} THEN {stop} END AS stopped_at FROM {table} s"
             + (" LEFT JOIN _rec_events e ON e.ticket_id = s.ticket_id" if from_events else "")
         )
-    if events and table_exists(con, "staged_tickets"):  # a ticket's acknowledgement exists only as an event
-        parts.append(
-            f"SELECT 'tickets', 'acknowledgement', s.ticket_id, CASE WHEN e.acknowledgement <= {asof} "
-            f"THEN e.acknowledgement END FROM staged_tickets s LEFT JOIN _rec_events e ON e.ticket_id = s.ticket_id"
-        )
-    if events:
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _rec_events AS
-                WITH s AS (
-                    SELECT ticket_id, occurred_at, new_status IN ({terminal}) AS terminal,
-                           row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, source_line DESC) = 1 AS last
-                    FROM staged_ticket_events
-                    WHERE new_status IS NOT NULL AND occurred_at <= {asof}
-                ), solves AS (
-                    SELECT ticket_id, CASE WHEN bool_or(last AND terminal) THEN max(occurred_at) FILTER (WHERE terminal) END AS resolution
-                    FROM s GROUP BY ticket_id
-                )
-                SELECT e.ticket_id,
-                       min(e.occurred_at) FILTER (WHERE e.event_type IN ({responses})) AS first_response,
-                       min(e.occurred_at) FILTER (WHERE e.event_type = 'auto_ack') AS acknowledgement,
-                       any_value(solves.resolution) AS resolution
-                FROM staged_ticket_events e LEFT JOIN solves USING (ticket_id)
-                GROUP BY e.ticket_id"""
-        )
+    if events and table_exists(con, "staged_tickets"):  # the clocks only events stop exist only as events
+        vendor_metric = {ours: theirs for theirs, ours in OUR_METRIC.items()}
+        for kind in EVENT_CLOCK_KINDS:
+            parts.append(
+                f"SELECT 'tickets', {lit(vendor_metric.get(kind, kind))}, s.ticket_id, e.ev_{kind} "
+                "FROM staged_tickets s LEFT JOIN _rec_events e ON e.ticket_id = s.ticket_id"
+            )
+        create_event_stops(con, settings, asof, "_rec_events")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _rec_stops (source VARCHAR, metric VARCHAR, record_id VARCHAR, stopped_at TIMESTAMPTZ)"
     )

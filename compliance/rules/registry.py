@@ -5,9 +5,13 @@ A kind without a module here fails at import, so a kind added to the registry ca
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import ModuleType
 
-from compliance.rule_kinds import RULE_KINDS
+import duckdb
+
+from compliance.policy import Policy
+from compliance.rule_kinds import DOMAINS, RULE_KINDS
 from compliance.rules import (
     categorisation,
     completeness,
@@ -51,3 +55,32 @@ if _UNEVALUATED or set(EVALUATED_BY) - set(RULE_KINDS):
     raise RuntimeError(
         f"rule kinds without an evaluating module, or modules for unknown kinds: {sorted(_UNEVALUATED ^ (set(EVALUATED_BY) - set(RULE_KINDS)))}"
     )
+
+# The tables of other steps each rules step reads besides the staged exports, by the name of the asset writing
+# them (completeness reads the first-response clocks of ticket_sla; categorisation the tickets' quarantine that
+# vendor_reconciliation completes). The staged exports a step reads are derived: ``step_sources``.
+STEP_READS: dict[str, tuple[str, ...]] = {"data_quality": ("ticket_sla", "vendor_reconciliation")}
+
+
+def step_kinds(step: str) -> tuple[str, ...]:
+    """The rule kinds evaluated by the modules of a rules step, in the registry's order."""
+    return tuple(kind for kind, module in EVALUATED_BY.items() if module in RULE_STEPS[step])
+
+
+def step_sources(step: str) -> tuple[str, ...]:
+    """The exports (source names) that feed a rules step: its domain's inputs and the sources of every kind its
+    modules evaluate (compliance.rule_kinds), each once, in that order."""
+    domain = DOMAINS.get(step)
+    names = [
+        *(domain.inputs if domain else ()),
+        *(s for kind in step_kinds(step) for s in RULE_KINDS[kind].inputs.sources),
+    ]
+    return tuple(dict.fromkeys(names))
+
+
+def evaluate_step(con: duckdb.DuckDBPyConnection, step: str, policy: Policy, as_of: datetime) -> dict[str, int]:
+    """Run the modules of one rules step in order; returns the number of violations it recorded."""
+    for module in RULE_STEPS[step]:
+        module.evaluate(con, policy, as_of)
+    violations = con.execute(f"SELECT count(*) FROM violations_{step}").fetchall()[0][0]
+    return {"violations": int(violations)}

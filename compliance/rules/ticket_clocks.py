@@ -428,12 +428,67 @@ def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def create_status_changes(con: duckdb.DuckDBPyConnection, settings: dict, as_of_sql: str, into: str) -> None:
+    """Temp table ``into``: every ticket event carrying a status by the as-of instant (any event type may carry
+    one: a requester's reply reopening a pending ticket), in event order, with ``term`` (a terminal status),
+    ``is_solve`` (into a terminal status from a non-terminal one), ``is_reopen``, ``is_last`` (the ticket's last
+    status), ``next_at`` (the next status change) and ``cyc`` (1 + the reopens so far)."""
+    terminal = _in_list(settings["solved_statuses"])
+    order = "occurred_at, coalesce(source_line, 0)"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {into} AS
+            WITH s AS (
+                SELECT ticket_id, occurred_at, source_line, new_status, new_status IN {terminal} AS term,
+                       coalesce(lag(new_status IN {terminal}) OVER w, FALSE) AS prev_term,
+                       lead(occurred_at) OVER w AS next_at,
+                       row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, coalesce(source_line, 0) DESC) = 1
+                           AS is_last
+                FROM staged_ticket_events
+                WHERE new_status IS NOT NULL AND occurred_at <= {as_of_sql}
+                WINDOW w AS (PARTITION BY ticket_id ORDER BY {order})
+            )
+            SELECT *, term AND NOT prev_term AS is_solve, prev_term AND NOT term AS is_reopen,
+                   1 + sum(CASE WHEN prev_term AND NOT term THEN 1 ELSE 0 END)
+                         OVER (PARTITION BY ticket_id ORDER BY {order}
+                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cyc
+            FROM s"""
+    )
+
+
+def event_stops_sql(settings: dict, as_of_sql: str, status_changes: str) -> str:
+    """The one reading of the stops a ticket's events give, by the as-of instant (a query; ``status_changes`` is a
+    table of :func:`create_status_changes`): one row per ticket with events, ``ev_first_response`` (its first
+    event of a ``first_response_event_types`` type), ``ev_<kind>`` for each of ``EVENT_CLOCK_KINDS`` (its first
+    event of that type) and ``ev_resolution`` (the last solve of a ticket whose last status is terminal, else
+    NULL). The clocks and the vendor reconciliation both read the events this way."""
+    fr_types = _in_list(settings["first_response_event_types"])
+    event_stops = "".join(
+        f", min(occurred_at) FILTER (WHERE event_type = {lit(event)} AND occurred_at <= {as_of_sql}) AS ev_{kind}"
+        for kind, event in EVENT_CLOCK_KINDS.items()
+    )
+    event_columns = "".join(f"e.ev_{kind}, " for kind in EVENT_CLOCK_KINDS)
+    return f"""SELECT e.ticket_id, e.ev_first_response, {event_columns}
+                      CASE WHEN r.ends_terminal THEN r.last_solve END AS ev_resolution
+               FROM (SELECT ticket_id,
+                            min(occurred_at) FILTER (WHERE event_type IN {fr_types} AND occurred_at <= {as_of_sql})
+                                AS ev_first_response{event_stops}
+                     FROM staged_ticket_events GROUP BY ticket_id) e
+               LEFT JOIN (SELECT ticket_id, max(occurred_at) FILTER (WHERE is_solve) AS last_solve,
+                                 bool_or(is_last AND term) AS ends_terminal
+                          FROM {status_changes} GROUP BY ticket_id) r ON r.ticket_id = e.ticket_id"""
+
+
+def create_event_stops(con: duckdb.DuckDBPyConnection, settings: dict, as_of_sql: str, into: str) -> None:
+    """Temp table ``into``: :func:`event_stops_sql` of ``staged_ticket_events`` (which must exist)."""
+    create_status_changes(con, settings, as_of_sql, f"{into}_status")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {into} AS {event_stops_sql(settings, as_of_sql, f'{into}_status')}")
+    con.execute(f"DROP TABLE {into}_status")
+
+
 def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: dict, as_of_sql: str) -> None:
     """``_sla_tk`` (tickets + effective tier + event-derived stops), ``_sla_cyc`` (resolution cycles from
     events: ticket_id, cycle, c_start, c_stop) and ``_sla_segs`` (non-counting status segments)."""
-    terminal = _in_list(settings["solved_statuses"])
     pausing = _in_list(settings["pausing_statuses"])
-    fr_types = _in_list(settings["first_response_event_types"])
     new_cycle = bool(settings["reopen_starts_new_cycle"])
     staged_columns = {row[0] for row in con.execute("DESCRIBE staged_tickets").fetchall()}
     if "tier_source" in staged_columns:  # ingest has read the tier already (compliance.ingest.tickets_reading)
@@ -450,10 +505,6 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
         )
     )
     event_stops_null = "".join(f"NULL::TIMESTAMPTZ AS ev_{kind}, " for kind in EVENT_CLOCK_KINDS)
-    event_stops = ", ".join(
-        f"min(occurred_at) FILTER (WHERE event_type = {lit(event)} AND occurred_at <= {as_of_sql}) AS ev_{kind}"
-        for kind, event in EVENT_CLOCK_KINDS.items()
-    )
     event_stop_columns = "".join(f"e.ev_{kind}, " for kind in EVENT_CLOCK_KINDS)
     if not table_exists(con, "staged_ticket_events"):
         con.execute(
@@ -470,45 +521,14 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
             "CREATE OR REPLACE TEMP TABLE _sla_segs (ticket_id VARCHAR, s_start TIMESTAMPTZ, s_end TIMESTAMPTZ)"
         )
         return
-    order = "occurred_at, coalesce(source_line, 0)"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _sla_st AS
-            WITH s AS (
-                SELECT ticket_id, occurred_at, source_line, new_status, new_status IN {terminal} AS term,
-                       coalesce(lag(new_status IN {terminal}) OVER w, FALSE) AS prev_term,
-                       lead(occurred_at) OVER w AS next_at,
-                       row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, coalesce(source_line, 0) DESC) = 1
-                           AS is_last
-                FROM staged_ticket_events
-                -- any event type may carry a status (a requester's reply reopening a pending ticket)
-                WHERE new_status IS NOT NULL AND occurred_at <= {as_of_sql}
-                WINDOW w AS (PARTITION BY ticket_id ORDER BY {order})
-            )
-            SELECT *, term AND NOT prev_term AS is_solve, prev_term AND NOT term AS is_reopen,
-                   1 + sum(CASE WHEN prev_term AND NOT term THEN 1 ELSE 0 END)
-                         OVER (PARTITION BY ticket_id ORDER BY {order}
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cyc
-            FROM s"""
-    )
+    create_status_changes(con, settings, as_of_sql, "_sla_st")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sla_tk AS
-            WITH e AS (
-                SELECT ticket_id,
-                       min(occurred_at) FILTER (WHERE event_type IN {fr_types} AND occurred_at <= {as_of_sql})
-                           AS ev_first_response, {event_stops}
-                FROM staged_ticket_events GROUP BY ticket_id
-            ), r AS (
-                SELECT ticket_id, max(occurred_at) FILTER (WHERE is_solve) AS last_solve,
-                       bool_or(is_last AND term) AS ends_terminal
-                FROM _sla_st GROUP BY ticket_id
-            )
             SELECT {ticket_columns}, {tier_sql} AS effective_tier, e.ticket_id IS NOT NULL AS has_events,
                    e.ev_first_response, {event_stop_columns}
-                   CASE WHEN e.ticket_id IS NULL THEN t.resolved_at
-                        WHEN r.ends_terminal THEN r.last_solve END AS final_resolution
+                   CASE WHEN e.ticket_id IS NULL THEN t.resolved_at ELSE e.ev_resolution END AS final_resolution
             FROM staged_tickets t
-            LEFT JOIN e ON e.ticket_id = t.ticket_id
-            LEFT JOIN r ON r.ticket_id = t.ticket_id"""
+            LEFT JOIN ({event_stops_sql(settings, as_of_sql, "_sla_st")}) e ON e.ticket_id = t.ticket_id"""
     )
     if new_cycle:
         con.execute(
