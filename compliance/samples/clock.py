@@ -13,6 +13,12 @@ readings differ, both of which the sample bytes depend on: a business-time sum e
 is the closing instant in the engine ("Reading rules") but the next opening here (``searchsorted(...,
 side="right")``), and a sum past the table's end is clipped to its last open second here.  Using the engine
 would change the generated files for a given seed.
+
+The hourly table equals the one the generator built before it read the calendar (checked for every as-of date
+from 2019-12-20 to 2034-01-10), except for one reading now taken from :func:`closed_dates`: an observed holiday
+on the table's first local day that belongs to the next year (2021-12-31 for 2022-01-01, 2027-12-31 for
+2028-01-01) is now closed.  Those are evening hours 400 days before as-of, before any generated record, so no
+file changes.
 """
 
 from __future__ import annotations
