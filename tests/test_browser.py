@@ -360,6 +360,31 @@ def test_sla_dashboard_in_chromium(browser, run_out):
 
 
 @needs_chrome
+def test_printed_pages_hide_the_controls_and_open_the_breakdowns(browser, run_out):
+    """What the print style sheet promises, seen in print media: navigation, filters and chart menus hidden,
+    segment breakdowns opened (beforeprint), the dashboard's tiles four to a row."""
+    browser.open(run_out / "compliance_report.html")
+    browser.call("Emulation.setEmulatedMedia", session=True, media="print")
+    report = browser.evaluate("""(() => {
+      window.dispatchEvent(new Event('beforeprint'));
+      const shown = el => el && getComputedStyle(el).display !== 'none';
+      const details = Array.from(document.querySelectorAll('details'));
+      return {toc: shown(document.querySelector('nav.toc')), controls: Array.from(document.querySelectorAll('.controls')).some(shown),
+              details: details.length, closed: details.filter(d => !d.open).length,
+              printOnly: Array.from(document.querySelectorAll('.print-only')).every(shown)};
+    })()""")
+    assert report == {"toc": False, "controls": False, "details": report["details"], "closed": 0, "printOnly": True}
+    assert report["details"] > 0
+    browser.open(run_out / "sla_dashboard.html")
+    browser.call("Emulation.setEmulatedMedia", session=True, media="print")
+    columns = browser.evaluate(
+        "getComputedStyle(document.querySelector('.kpi-grid')).gridTemplateColumns.split(' ').length"
+    )
+    assert columns == 4
+    browser.call("Emulation.setEmulatedMedia", session=True, media="")
+
+
+@needs_chrome
 def test_pages_fit_a_laptop_screen(browser, run_out):
     """At 1366 px wide nothing but the wide tables scrolls sideways."""
     for name in ("compliance_report.html", "sla_dashboard.html"):
