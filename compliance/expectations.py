@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from compliance.core.secrets import redact
-from compliance.core.sql import ident, table_exists
+from compliance.core.sql import ident, table_exists, table_ref
 from compliance.core.timings import timed
 from compliance.ingest.contract import SOURCES, Column, Source
 from compliance.ingest.parsing import accepted_spellings
@@ -304,68 +304,56 @@ def validate_table(
     the rows GX holds at once (GX is fastest per row at about a million; each chunk costs GX a few copies of it).
     """
     with timed(con, f"expectations:{source_name}"):
-        return _validate_table(con, table, source_name, policy, as_of, previous_rows, chunk_rows)
+        source = SOURCES[source_name]
+        if not table_exists(con, table):
+            return []
+        table_columns = [row[0] for row in con.execute(f"DESCRIBE {table_ref(table)}").fetchall()]
+        present = set(table_columns)
+        total_rows = con.execute(f"SELECT count(*) FROM {table_ref(table)}").fetchall()[0][0]
 
+        expectations = _expectations(source, policy, as_of, previous_rows)
+        merged = [_Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in expectations]
+        runnable = [
+            (e, m)
+            for e, m in zip(expectations, merged, strict=False)
+            if (e.expectation_type == _EXIST or all(c in present for c in _columns_of(m.type, m.kwargs)))
+            and m.type != _UNIQUE
+        ]
+        skipped = {id(m) for m in merged} - {id(m) for _, m in runnable}
 
-def _validate_table(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    source_name: str,
-    policy: Policy,
-    as_of: Any,
-    previous_rows: int | None,
-    chunk_rows: int,
-) -> list[ExpectationOutcome]:
-    source = SOURCES[source_name]
-    if not table_exists(con, table):
-        return []
-    table_columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
-    present = set(table_columns)
-    total_rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        select = _selection(source, [m for _, m in runnable], present)
+        order = "ORDER BY source_line" if "source_line" in present else ""
+        context = _context()
+        batch_definition = (
+            context.data_sources.add_pandas(f"{source.name}_staged")
+            .add_dataframe_asset(table)
+            .add_batch_definition_whole_dataframe("chunk")
+        )
+        # GX does not keep the suite's order in its results: match them back by a key in ``meta``.
+        by_key: dict[int, _Merged] = {}
+        for key, (expectation, outcome) in enumerate(runnable):
+            expectation.meta = {**(expectation.meta or {}), "key": key}
+            by_key[key] = outcome
+        suite = gx.ExpectationSuite(name=f"{source.name}_contract", expectations=[e for e, _ in runnable])
+        # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also collect
+        # their row indexes.
+        result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
+        for frame in _frames(con, f"SELECT {select} FROM {table_ref(table)} {order}", chunk_rows):
+            # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
+            # fingerprint) the frame twice.
+            validator = Validator(batch_definition, result_format=result_format, batch_parameters={"dataframe": frame})
+            for validation in validator.validate_expectation_suite(suite).results:
+                _merge(by_key[int(validation.expectation_config.meta["key"])], validation)
 
-    expectations = _expectations(source, policy, as_of, previous_rows)
-    merged = [_Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in expectations]
-    runnable = [
-        (e, m)
-        for e, m in zip(expectations, merged, strict=False)
-        if (e.expectation_type == _EXIST or all(c in present for c in _columns_of(m.type, m.kwargs)))
-        and m.type != _UNIQUE
-    ]
-    skipped = {id(m) for m in merged} - {id(m) for _, m in runnable}
-
-    select = _selection(source, [m for _, m in runnable], present)
-    order = "ORDER BY source_line" if "source_line" in present else ""
-    context = _context()
-    batch_definition = (
-        context.data_sources.add_pandas(f"{source.name}_staged")
-        .add_dataframe_asset(table)
-        .add_batch_definition_whole_dataframe("chunk")
-    )
-    # GX does not keep the suite's order in its results: match them back by a key in ``meta``.
-    by_key: dict[int, _Merged] = {}
-    for key, (expectation, outcome) in enumerate(runnable):
-        expectation.meta = {**(expectation.meta or {}), "key": key}
-        by_key[key] = outcome
-    suite = gx.ExpectationSuite(name=f"{source.name}_contract", expectations=[e for e, _ in runnable])
-    # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also collect
-    # their row indexes.
-    result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
-    for frame in _frames(con, f"SELECT {select} FROM {table} {order}", chunk_rows):
-        # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
-        # fingerprint) the frame twice.
-        validator = Validator(batch_definition, result_format=result_format, batch_parameters={"dataframe": frame})
-        for validation in validator.validate_expectation_suite(suite).results:
-            _merge(by_key[int(validation.expectation_config.meta["key"])], validation)
-
-    outcomes = []
-    for outcome in merged:
-        if id(outcome) in skipped:
-            if outcome.type == _UNIQUE and outcome.kwargs["column"] in present:
-                _unique_in_duckdb(con, table, order, outcome)
-            elif outcome.meta.get("check") != "required":
-                continue  # an optional column that the table does not have: nothing to check
-        outcomes.append(_outcome(con, table, source, outcome, total_rows, present))
-    return outcomes + _ambiguous_local_times(con, table, source, present)
+        outcomes = []
+        for outcome in merged:
+            if id(outcome) in skipped:
+                if outcome.type == _UNIQUE and outcome.kwargs["column"] in present:
+                    _unique_in_duckdb(con, table, order, outcome)
+                elif outcome.meta.get("check") != "required":
+                    continue  # an optional column that the table does not have: nothing to check
+            outcomes.append(_outcome(con, table, source, outcome, total_rows, present))
+        return outcomes + _ambiguous_local_times(con, table, source, present)
 
 
 def _ambiguous_local_times(
@@ -377,7 +365,7 @@ def _ambiguous_local_times(
         return []
     counts = con.execute(
         f"""SELECT a.column_name, count(*) FROM ambiguous_local_times a
-            JOIN {table} s ON s.source_file = a.source_file AND s.source_line = a.source_line
+            JOIN {table_ref(table)} s ON s.source_file = a.source_file AND s.source_line = a.source_line
             WHERE a.source = ? GROUP BY ALL ORDER BY a.column_name""",
         [source.name],
     ).fetchall()
@@ -401,14 +389,15 @@ def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, order: str, me
     """GX's uniqueness over the whole table: the rows whose ID occurs more than once, and as examples the IDs
     of the first EXAMPLE_ROWS of those rows in table order, counted there."""
     column = ident(merged.kwargs["column"])
-    groups = f"FROM {table} WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1"
+    groups = f"FROM {table_ref(table)} WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1"
     rows = con.execute(f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n {groups})").fetchall()[0][0]
     examples = (
         con.execute(
             f"""SELECT CAST(id AS VARCHAR), count(*) FROM (
-                SELECT {column} AS id FROM {table} WHERE {column} IN (SELECT {column} {groups}) {order}
-                LIMIT {EXAMPLE_ROWS})
-            GROUP BY id"""
+                SELECT {column} AS id FROM {table_ref(table)} WHERE {column} IN (SELECT {column} {groups}) {order}
+                LIMIT ?)
+            GROUP BY id""",
+            [EXAMPLE_ROWS],
         ).fetchall()
         if rows
         else []
@@ -454,74 +443,53 @@ def _outcome(
         )
     if m.type == _EXIST:
         success = column_label in present
-        message = (
-            f"{name}: required column {column_label} is present"
-            if success
-            else f"{name}: required column {column_label} is missing"
-        )
+        message = f"{name}: required column {column_label} is {'present' if success else 'missing'}"
         return ExpectationOutcome(
             name, m.type, column, success, None, "present" if success else "missing", blocking, message
         )
+    # Per type: what was observed, and the message when the check passed / failed.
     if m.type == _NOT_NULL:
         observed = f"{count} of {total_rows} rows empty"
-        message = (
-            f"{name}: every row has {column_label}"
-            if m.success
-            else f"{name}: {_have(count)} no {column_label} (a required value)"
-        )
+        passed, failed = f"every row has {column_label}", f"{_have(count)} no {column_label} (a required value)"
     elif m.type == _UNIQUE:
         observed = f"{count} rows share an ID" + (f" (e.g. {_sample(m.examples)})" if m.examples else "")
-        message = (
-            f"{name}: every {column_label} is unique"
-            if m.success
-            else f"{name}: {_plural(count)} share a {column_label} with another row (e.g. {_sample(m.examples)})"
-        )
+        passed = f"every {column_label} is unique"
+        failed = f"{_plural(count)} share a {column_label} with another row (e.g. {_sample(m.examples)})"
     elif m.type == _IN_SET:
         allowed = ", ".join(m.kwargs["value_set"]) or "none configured"
         observed = f"{count} unknown" + (f": {_sample(m.examples)}" if m.examples else "")
-        message = (
-            f"{name}: every {column_label} is a known value"
-            if m.success
-            else f"{name}: {_have(count)} an unknown {column_label} (e.g. {_sample(m.examples)}; allowed: {allowed})"
-        )
+        passed = f"every {column_label} is a known value"
+        failed = f"{_have(count)} an unknown {column_label} (e.g. {_sample(m.examples)}; allowed: {allowed})"
     elif m.type == _ORDER:
         earlier, later = m.kwargs["column_B"], m.kwargs["column_A"]
         observed = f"{count} of {total_rows} rows out of order"
-        message = (
-            f"{name}: {later} is never before {earlier}"
-            if m.success
-            else f"{name}: {_have(count)} {later} before {earlier}"
-        )
+        passed, failed = f"{later} is never before {earlier}", f"{_have(count)} {later} before {earlier}"
     elif m.type == _MAX:
         limit = m.kwargs["max_value"]
         observed = f"latest {_iso(m.observed)}"
         if m.success:
-            message = f"{name}: no {column_label} after the as-of instant {_iso(limit)}"
             count = 0
         else:
             count = con.execute(
-                f"SELECT count(*) FROM {table} WHERE {ident(column_label)} > CAST(? AS TIMESTAMPTZ)",
+                f"SELECT count(*) FROM {table_ref(table)} WHERE {ident(column_label)} > CAST(? AS TIMESTAMPTZ)",
                 [_iso(limit)],
             ).fetchall()[0][0]
-            message = (
-                f"{name}: {_have(count)} {column_label} after the as-of instant {_iso(limit)} "
-                f"(latest {_iso(m.observed)})"
-            )
+        passed = f"no {column_label} after the as-of instant {_iso(limit)}"
+        failed = f"{_have(count)} {column_label} after the as-of instant {_iso(limit)} (latest {_iso(m.observed)})"
     elif m.type == _ROWS:
         low, high = m.kwargs["min_value"], m.kwargs["max_value"]
         rows = int(m.observed or 0)
         previous = m.meta.get("previous_rows")
-        success = low <= rows <= high
-        m.success = success
+        m.success = low <= rows <= high
         observed = f"{rows} rows (previous run {previous}, expected {low}–{high})"
-        message = (
-            f"{name}: {rows} rows, in line with the previous run ({previous})"
-            if success
-            else f"{name}: {rows} rows, but the previous run had {previous} (expected {low}–{high}, ±50%); "
+        passed = f"{rows} rows, in line with the previous run ({previous})"
+        failed = (
+            f"{rows} rows, but the previous run had {previous} (expected {low}–{high}, ±50%); "
             "check that the export is complete"
         )
     else:  # pragma: no cover - every type built by _expectations is handled above
-        observed, message = "", f"{name}: {m.type}"
+        observed, passed, failed = "", m.type, m.type
+    message = f"{name}: {passed if m.success else failed}"
     return ExpectationOutcome(name, m.type, column, bool(m.success), count, observed[:200], blocking, message)
 
 

@@ -38,3 +38,22 @@ def base_layout(fig: go.Figure, title: str, y_title: str) -> None:
         legend={"orientation": "h", "x": 0, "y": -0.12, "yanchor": "top"},
         font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
     )
+
+
+def add_dropdown(fig: go.Figure, buttons: list[dict[str, Any]], active: int) -> None:
+    """A dropdown at the chart's top right that switches the traces shown; ``active`` is the button shown first."""
+    fig.update_layout(
+        updatemenus=[
+            {
+                "buttons": buttons,
+                "direction": "down",
+                "x": 1.0,
+                "xanchor": "right",
+                "y": 1.16,
+                "yanchor": "top",
+                "showactive": True,
+                "active": active,
+            }
+        ],
+        margin={"t": 70},
+    )

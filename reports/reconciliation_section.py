@@ -91,7 +91,8 @@ class ReconciliationData:
         return cls(
             metrics=con.sql("SELECT * FROM vendor_reconciliation_metrics ORDER BY source, metric").pl(),
             disagreements=con.sql(
-                f"SELECT * FROM vendor_reconciliation WHERE NOT agrees ORDER BY source, metric, record_id LIMIT {DISAGREEMENTS_SHOWN}"
+                "SELECT * FROM vendor_reconciliation WHERE NOT agrees ORDER BY source, metric, record_id LIMIT $shown",
+                params={"shown": DISAGREEMENTS_SHOWN},
             ).pl(),
             disagreements_total=con.execute("SELECT count(*) FROM vendor_reconciliation WHERE NOT agrees").fetchall()[
                 0

@@ -37,7 +37,7 @@ from plotly.offline import get_plotlyjs
 
 from compliance.policy import Policy
 from compliance.rule_kinds import DOMAINS
-from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text
+from reports.charts import CHART_COLORS, add_dropdown, base_layout, chart_html, chart_text
 from reports.compliance_report import at_risk_rows, period_changes, template_environment
 from reports.formatting import (
     adherence_tenths,
@@ -342,13 +342,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
     )
     fig.update_yaxes(range=[0, 102])
     fig.update_xaxes(type="category")
-    fig.add_hline(
-        y=met_min,
-        line_dash="dot",
-        line_color=THRESHOLD_COLOR,
-        annotation_text=f"met at ≥ {met_min:g}%",
-        annotation_position="top left",
-    )
+    _threshold_line(fig, met_min)
     split_rules = [rule_id for rule_id in rules if any(seg != "all" for seg in series[rule_id])]
     if split_rules or len(domains) > 1:
         buttons = [
@@ -380,22 +374,19 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                     "args": [{"visible": [owner == rule_id for owner, _ in groups]}],
                 }
             )
-        fig.update_layout(
-            updatemenus=[
-                {
-                    "buttons": buttons,
-                    "direction": "down",
-                    "x": 1.0,
-                    "xanchor": "right",
-                    "y": 1.16,
-                    "yanchor": "top",
-                    "showactive": True,
-                    "active": 0,
-                }
-            ],
-            margin={"t": 70},
-        )
+        add_dropdown(fig, buttons, 0)
     return chart_html(fig, "chart-trend")
+
+
+def _threshold_line(fig: go.Figure, met_min: float) -> None:
+    """The dotted line at the adherence a rule is met at."""
+    fig.add_hline(
+        y=met_min,
+        line_dash="dot",
+        line_color=THRESHOLD_COLOR,
+        annotation_text=f"met at ≥ {met_min:g}%",
+        annotation_position="top left",
+    )
 
 
 def _is_response_time(policy: Policy, rule_id: str) -> bool:
@@ -475,21 +466,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
             }
             for period in periods
         ]
-        fig.update_layout(
-            updatemenus=[
-                {
-                    "buttons": buttons,
-                    "direction": "down",
-                    "x": 1.0,
-                    "xanchor": "right",
-                    "y": 1.16,
-                    "yanchor": "top",
-                    "showactive": True,
-                    "active": periods.index(default),
-                }
-            ],
-            margin={"t": 70},
-        )
+        add_dropdown(fig, buttons, periods.index(default))
     return chart_html(fig, "chart-response")
 
 
@@ -616,13 +593,7 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
     fig.update_layout(barmode="group", uniformtext={"minsize": 9, "mode": "hide"})
     fig.update_yaxes(range=[0, 108])
     fig.update_xaxes(type="category")
-    fig.add_hline(
-        y=met_min,
-        line_dash="dot",
-        line_color=THRESHOLD_COLOR,
-        annotation_text=f"met at ≥ {met_min:g}%",
-        annotation_position="top left",
-    )
+    _threshold_line(fig, met_min)
     return chart_html(fig, "chart-privacy")
 
 

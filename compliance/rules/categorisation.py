@@ -20,16 +20,9 @@ from datetime import datetime
 
 import duckdb
 
-from compliance.core.sql import install_macros, lit, table_exists, ts_lit
+from compliance.core.sql import lit, table_exists, ts_lit
 from compliance.policy import Policy
-from compliance.rules.common import (
-    create_empty_results,
-    create_items,
-    drop_items,
-    insert_items,
-    write_metrics,
-    write_violations,
-)
+from compliance.rules.common import append_rule_results, appending_rules_ready, create_items, drop_items, insert_items
 
 DOMAIN = "tickets"
 # The rule asset that runs this (assets/rules.py) shares the data_quality tables with the secret scan and the
@@ -44,11 +37,8 @@ _CHANNEL_PROBLEM = "(q.reason LIKE 'channel: %' OR q.reason LIKE '%; channel: %'
 def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
     """Append the categorisation rules' warnings and figures to ``violations_data_quality`` / ``metrics_data_quality``."""
     rules = policy.rules_of("categorisation")
-    if not table_exists(con, f"violations_{_TARGET}"):
-        create_empty_results(con, _TARGET)
-    if not rules or not table_exists(con, "staged_tickets"):
+    if not appending_rules_ready(con, _TARGET, rules, "staged_tickets"):
         return
-    install_macros(con)
     columns = {row[0] for row in con.execute("DESCRIBE staged_tickets").fetchall()}
     source = "t.channel_source" if "channel_source" in columns else "NULL"
     quarantined = table_exists(con, "quarantine")
@@ -72,12 +62,5 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                            || q.reason || ').', 'uncategorised'
                     FROM quarantine q WHERE {_CHANNEL_PROBLEM}""",
             )
-    write_violations(con, _SCRATCH, items)
-    write_metrics(con, _SCRATCH, items, [rule.id for rule in rules])
-    for kind in ("violations", "metrics"):
-        con.execute(
-            f"""INSERT INTO {kind}_{_TARGET}
-                SELECT * REPLACE (CAST({lit(DOMAIN)} AS VARCHAR) AS domain) FROM {kind}_{_SCRATCH}"""
-        )
-        con.execute(f"DROP TABLE {kind}_{_SCRATCH}")
+    append_rule_results(con, _TARGET, _SCRATCH, items, [rule.id for rule in rules], DOMAIN)
     drop_items(con, items)

@@ -17,9 +17,11 @@ connection by :func:`install_macros`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 
-from compliance.core.sql import lit, table_exists
+from compliance.core.sql import install_macros, lit, table_exists, table_ref
 from compliance.rule_kinds import RULE_KINDS, RuleInputs
 
 VIOLATION_COLUMNS = (
@@ -127,9 +129,9 @@ def exclude_items_of_files_without(
         if not files:
             continue
         con.execute(
-            f"""UPDATE {items} i SET state = 'excluded', duration_seconds = NULL, overdue_seconds = NULL,
+            f"""UPDATE {table_ref(items)} i SET state = 'excluded', duration_seconds = NULL, overdue_seconds = NULL,
                        severity = NULL, explanation = NULL, cause = NULL
-                FROM staged_{source} s
+                FROM {table_ref(f"staged_{source}")} s
                 WHERE i.rule_id = $rule_id AND i.record_id = {record_id} AND list_contains($files, s.source_file)""",
             {"rule_id": rule.id, "files": files},
         )
@@ -153,13 +155,13 @@ def require_seconds(rule) -> int:
 
 
 def create_items(con: duckdb.DuckDBPyConnection, domain: str) -> str:
-    name = f"_items_{domain}"
+    name = table_ref(f"_items_{domain}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({ITEM_COLUMNS})")
     return name
 
 
 def insert_items(con: duckdb.DuckDBPyConnection, items: str, select_sql: str) -> None:
-    con.execute(f"INSERT INTO {items} ({', '.join(ITEM_NAMES)}) {select_sql}")
+    con.execute(f"INSERT INTO {table_ref(items)} ({', '.join(ITEM_NAMES)}) {select_sql}")
 
 
 def create_items_view(con: duckdb.DuckDBPyConnection, domain: str, select_sql: str) -> str:
@@ -169,7 +171,7 @@ def create_items_view(con: duckdb.DuckDBPyConnection, domain: str, select_sql: s
     reads of :func:`write_violations` (breaches only) and :func:`write_metrics` (no explanations). Drop it with
     ``DROP VIEW``.
     """
-    name = f"_items_{domain}"
+    name = table_ref(f"_items_{domain}")
     typed = ", ".join(f"CAST({column} AS {column_type}) AS {column}" for column, column_type in _ITEM_TYPES)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {typed} FROM ({select_sql}) AS s({', '.join(ITEM_NAMES)})"
@@ -178,8 +180,90 @@ def create_items_view(con: duckdb.DuckDBPyConnection, domain: str, select_sql: s
 
 
 def create_empty_results(con: duckdb.DuckDBPyConnection, domain: str) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE violations_{domain} ({VIOLATION_COLUMNS})")
-    con.execute(f"CREATE OR REPLACE TABLE metrics_{domain} ({METRIC_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE {table_ref(f'violations_{domain}')} ({VIOLATION_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE {table_ref(f'metrics_{domain}')} ({METRIC_COLUMNS})")
+
+
+def source_staged(
+    con: duckdb.DuckDBPyConnection, domain: str, source: str, empty_tables: dict[str, str] | None = None
+) -> bool:
+    """The start of a domain's ``evaluate``: install the explanation macros and tell whether ``source`` is staged.
+
+    When it is not, the domain's results are created empty, and so is every table of ``empty_tables`` (name ->
+    column definitions), and the caller returns."""
+    install_macros(con)
+    if table_exists(con, source):
+        return True
+    create_empty_results(con, domain)
+    for table, columns in (empty_tables or {}).items():
+        con.execute(f"CREATE OR REPLACE TABLE {table_ref(table)} ({columns})")
+    return False
+
+
+def appending_rules_ready(con: duckdb.DuckDBPyConnection, target: str, rules: list, source: str) -> bool:
+    """The start of a rule that appends its rows to another domain's results (:func:`append_results`): the
+    ``target`` results exist (created empty when not); True when there are ``rules`` to judge and ``source`` is
+    staged (the explanation macros are then installed)."""
+    if not table_exists(con, f"violations_{target}"):
+        create_empty_results(con, target)
+    if not rules or not table_exists(con, source):
+        return False
+    install_macros(con)
+    return True
+
+
+def append_results(
+    con: duckdb.DuckDBPyConnection, target: str, scratch: str, kind: str, domain: str, where: str = "TRUE"
+) -> None:
+    """Append ``<kind>_<scratch>`` (``kind``: violations or metrics) to ``<kind>_<target>`` under ``domain``,
+    the rows that satisfy the SQL condition ``where``, and drop the scratch table.
+
+    For rules whose rows share another domain's tables: :func:`write_violations` and :func:`write_metrics` replace
+    their target, so such a rule writes under a scratch name and appends from there."""
+    appended = table_ref(f"{kind}_{scratch}")
+    con.execute(
+        f"""INSERT INTO {table_ref(f"{kind}_{target}")}
+            SELECT * REPLACE (CAST({lit(domain)} AS VARCHAR) AS domain) FROM {appended} WHERE {where}"""
+    )
+    con.execute(f"DROP TABLE {appended}")
+
+
+def append_rule_results(
+    con: duckdb.DuckDBPyConnection, target: str, scratch: str, items: str, rule_ids: list[str], domain: str
+) -> None:
+    """Write the violations and metrics of ``items`` under the ``scratch`` name and append both to the ``target``
+    results under ``domain`` (:func:`append_results`)."""
+    write_violations(con, scratch, items)
+    write_metrics(con, scratch, items, rule_ids)
+    for kind in ("violations", "metrics"):
+        append_results(con, target, scratch, kind, domain)
+
+
+def finish_domain(
+    con: duckdb.DuckDBPyConnection,
+    policy,
+    domain: str,
+    items: str,
+    source: str,
+    record_id: str,
+    rule_ids: list[str] | None = None,
+    extra_segments: dict[str, list[str]] | None = None,
+) -> None:
+    """The end of a domain's ``evaluate``: exclude the items of files without a needed column (``source`` and
+    ``record_id`` as for :func:`exclude_items_of_files_without`), write ``violations_<domain>`` and
+    ``metrics_<domain>`` (a zero row for each of ``rule_ids``, by default every policy rule of the domain) and drop
+    the items."""
+    rules = [rule for rule in policy.rules if rule.domain == domain]
+    exclude_items_of_files_without(con, items, rules, source, record_id)
+    write_violations(con, domain, items)
+    write_metrics(con, domain, items, [rule.id for rule in rules] if rule_ids is None else rule_ids, extra_segments)
+    drop_items(con, items)
+
+
+def target_of(rule) -> tuple[int, str]:
+    """A rule's target in seconds and as an adjective (:func:`target_phrase`)."""
+    seconds = require_seconds(rule)
+    return seconds, target_phrase(seconds)
 
 
 # Columns deadline_items computes; same-named source columns are hidden so that they cannot shadow them.
@@ -245,15 +329,26 @@ def deadline_items(
     """
 
 
+def deadline_inserter(con: duckdb.DuckDBPyConnection, items: str, **shared: str) -> Callable[..., None]:
+    """A function that inserts the :func:`deadline_items` of one rule into ``items``: called with that rule's
+    arguments, the ``shared`` ones (those every rule of a domain has alike: ``as_of``, ``source``, ...) added;
+    an argument given in the call wins over a shared one."""
+
+    def insert(**arguments: str) -> None:
+        insert_items(con, items, deadline_items(**{**shared, **arguments}))
+
+    return insert
+
+
 def write_violations(con: duckdb.DuckDBPyConnection, domain: str, items: str) -> None:
     con.execute(
-        f"""CREATE OR REPLACE TABLE violations_{domain} AS
+        f"""CREATE OR REPLACE TABLE {table_ref(f"violations_{domain}")} AS
             SELECT CAST(rule_id AS VARCHAR) AS rule_id, CAST({lit(domain)} AS VARCHAR) AS domain,
                    CAST(record_id AS VARCHAR) AS record_id, CAST(due_at AS TIMESTAMPTZ) AS due_at,
                    CAST(actual_at AS TIMESTAMPTZ) AS actual_at, CAST(overdue_seconds AS BIGINT) AS overdue_seconds,
                    CAST(severity AS VARCHAR) AS severity, CAST(explanation AS VARCHAR) AS explanation,
                    CAST(cause AS VARCHAR) AS cause
-            FROM {items} WHERE severity IS NOT NULL
+            FROM {table_ref(items)} WHERE severity IS NOT NULL
             ORDER BY rule_id, due_at NULLS LAST, record_id"""
     )
 
@@ -269,13 +364,14 @@ def write_metrics(
     every month x segment. Rules in ``rule_ids`` without any item still get an all/all row of zeros.
     ``extra_segments`` (rule_id -> segment values) adds all-period zero rows for segments without items.
     Duration statistics are over the non-excluded items whose measured interval ended (``duration_seconds``)."""
+    metrics = table_ref(f"metrics_{domain}")
     con.execute(
-        f"""CREATE OR REPLACE TABLE metrics_{domain} AS
+        f"""CREATE OR REPLACE TABLE {metrics} AS
         WITH base AS (
             -- grouped on the month as a timestamp, written as text per group: formatting every item costs more
             SELECT rule_id, date_trunc('month', cr_utc(period_at)) AS month, segment, state,
                    CASE WHEN state <> 'excluded' THEN duration_seconds END AS d
-            FROM {items}
+            FROM {table_ref(items)}
         ), agg AS (
             SELECT rule_id,
                    CASE WHEN grouping(month) = 1 THEN 'all' ELSE strftime(month, '%Y-%m') END AS period,
@@ -304,25 +400,25 @@ def write_metrics(
     zero = "0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL"
     for rule_id in rule_ids:
         con.execute(
-            f"""INSERT INTO metrics_{domain}
+            f"""INSERT INTO {metrics}
                 SELECT {lit(rule_id)}, {lit(domain)}, 'all', 'all', {zero}
-                WHERE NOT EXISTS (SELECT 1 FROM metrics_{domain}
+                WHERE NOT EXISTS (SELECT 1 FROM {metrics}
                                   WHERE rule_id = {lit(rule_id)} AND period = 'all' AND segment = 'all')"""
         )
     for rule_id, segments in (extra_segments or {}).items():
         for segment in segments:
             con.execute(
-                f"""INSERT INTO metrics_{domain}
+                f"""INSERT INTO {metrics}
                     SELECT {lit(rule_id)}, {lit(domain)}, 'all', {lit(segment)}, {zero}
-                    WHERE NOT EXISTS (SELECT 1 FROM metrics_{domain} WHERE rule_id = {lit(rule_id)}
+                    WHERE NOT EXISTS (SELECT 1 FROM {metrics} WHERE rule_id = {lit(rule_id)}
                                       AND period = 'all' AND segment = {lit(segment)})"""
             )
     # A stable order for readers and tests: all/all first, then months, then segments.
     con.execute(
-        f"""CREATE OR REPLACE TABLE metrics_{domain} AS SELECT * FROM metrics_{domain}
+        f"""CREATE OR REPLACE TABLE {metrics} AS SELECT * FROM {metrics}
             ORDER BY rule_id, period <> 'all', period, segment <> 'all', segment"""
     )
 
 
 def drop_items(con: duckdb.DuckDBPyConnection, items: str) -> None:
-    con.execute(f"DROP TABLE IF EXISTS {items}")
+    con.execute(f"DROP TABLE IF EXISTS {table_ref(items)}")

@@ -20,15 +20,16 @@ from datetime import datetime
 
 import duckdb
 
-from compliance.core.sql import install_macros, lit, table_exists, ts_lit
+from compliance.core.sql import lit, table_exists, ts_lit
 from compliance.policy import Policy, Rule
 from compliance.rules.common import (
-    create_empty_results,
+    append_results,
+    append_rule_results,
+    appending_rules_ready,
     create_items,
     drop_items,
     insert_items,
     write_metrics,
-    write_violations,
 )
 
 DOMAIN = "data_quality"
@@ -45,11 +46,8 @@ COMPLETENESS_COLUMNS = (
 def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
     """Append the completeness rules' warnings and figures to ``violations_data_quality`` / ``metrics_data_quality``."""
     rules = policy.rules_of("information_completeness")
-    if not table_exists(con, f"violations_{DOMAIN}"):
-        create_empty_results(con, DOMAIN)
-    if not rules or not table_exists(con, "staged_tickets"):
+    if not appending_rules_ready(con, DOMAIN, rules, "staged_tickets"):
         return
-    install_macros(con)
     _first_responses(con, policy)
     con.execute(f"CREATE OR REPLACE TABLE information_completeness ({COMPLETENESS_COLUMNS})")
     for rule in rules:
@@ -59,13 +57,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
     insert_items(con, items, _TICKET_ITEMS)
     for rule in rules:
         insert_items(con, breakdown, _breakdown_items(rule))
-    rule_ids = [rule.id for rule in rules]
-    write_violations(con, _SCRATCH, items)
-    write_metrics(con, _SCRATCH, items, rule_ids)
-    _append(con, "violations")
-    _append(con, "metrics")
+    append_rule_results(con, DOMAIN, _SCRATCH, items, [rule.id for rule in rules], DOMAIN)
     write_metrics(con, _SCRATCH, breakdown, [])
-    _append(con, "metrics", "segment <> 'all'")  # the breakdown's all/all rows count tickets × items: not figures
+    # the breakdown's all/all rows count tickets × items: not figures
+    append_results(con, DOMAIN, _SCRATCH, "metrics", DOMAIN, "segment <> 'all'")
     for table in (items, breakdown, "_completeness_response"):
         drop_items(con, table)
 
@@ -151,11 +146,3 @@ def _breakdown_items(rule: Rule) -> str:
                CASE WHEN list_contains(missing, item) THEN 'breached' ELSE 'achieved' END,
                NULL, NULL, NULL, NULL, NULL, NULL, NULL
         FROM information_completeness, (SELECT unnest([{items}]) AS item) WHERE rule_id = {lit(rule.id)}"""
-
-
-def _append(con: duckdb.DuckDBPyConnection, kind: str, where: str = "TRUE") -> None:
-    con.execute(
-        f"""INSERT INTO {kind}_{DOMAIN}
-            SELECT * REPLACE (CAST({lit(DOMAIN)} AS VARCHAR) AS domain) FROM {kind}_{_SCRATCH} WHERE {where}"""
-    )
-    con.execute(f"DROP TABLE {kind}_{_SCRATCH}")

@@ -47,21 +47,19 @@ from zoneinfo import available_timezones
 
 import duckdb
 
-from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
+from compliance.core.sql import lit, seconds_interval, table_exists, ts_lit
 from compliance.ingest.contract import REQUEST_TYPES, SOURCES
 from compliance.ingest.landing import file_pattern
 from compliance.policy import Policy, Rule
 from compliance.rules.common import (
-    create_empty_results,
     create_items,
-    deadline_items,
-    drop_items,
-    exclude_items_of_files_without,
+    deadline_inserter,
+    finish_domain,
     insert_items,
     require_seconds,
+    source_staged,
+    target_of,
     target_phrase,
-    write_metrics,
-    write_violations,
 )
 
 DOMAIN = "privacy"
@@ -176,7 +174,7 @@ def _original_deadline(rule: Rule, policy: Policy) -> _Deadline:
         zone, months = _controller_zone(rule, policy), _calendar_months(rule)
         last_day = _months_later(_local_day("received_at", zone), months)
         return _period_deadline(last_day, zone, roll_forward, _month_phrase(months), PERIOD_RULE)
-    seconds = require_seconds(rule)
+    seconds, phrase = target_of(rule)
     raw = f"(received_at + {seconds_interval(seconds)})"
     due = (
         f"(CASE isodow(timezone('UTC', {raw})) WHEN 6 THEN {raw} + to_days(2) "
@@ -184,7 +182,7 @@ def _original_deadline(rule: Rule, policy: Policy) -> _Deadline:
         if roll_forward
         else raw
     )
-    return _Deadline(due=due, unrolled=raw, phrase=target_phrase(seconds))
+    return _Deadline(due=due, unrolled=raw, phrase=phrase)
 
 
 def _extended_deadline(rule: Rule, primary: Rule | None, policy: Policy, original_due: str) -> _Deadline:
@@ -318,7 +316,7 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
         SELECT {lit(rule.id)}, record_id, received_at, 'request_type=' || request_type, state,
                NULL, NULL, NULL, NULL, CASE WHEN state = 'breached' THEN 'breach' END,
                CASE WHEN state = 'breached' THEN {_who()} || ' has the request type "' || request_type
-                   || '", which is not one of the recognised types ({recognised}).' END,
+                   || '", which is not one of the recognised types (' || {lit(recognised)} || ').' END,
                CASE WHEN state = 'breached' THEN 'unrecognised_type' END
         FROM (SELECT *, CASE WHEN {not_received} THEN 'excluded' WHEN request_type IN ({type_list}) THEN 'achieved'
                              ELSE 'breached' END AS state FROM _priv)"""
@@ -348,7 +346,7 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
                    'Privacy request ' || coalesce(request_id, 'without an ID') || ' (' || source_file || ' line '
                    || line || ') ' || CASE WHEN problem LIKE 'unknown value%'
                                            THEN 'has the request type "' || {shown} || '", which is not one of '
-                                                || 'the recognised types ({recognised})'
+                                                || 'the recognised types (' || {lit(recognised)} || ')'
                                            ELSE 'has no request type' END
                    || '; the row is quarantined, so no other privacy rule judges it.' END,
                CASE WHEN state = 'breached' THEN CASE WHEN problem LIKE 'unknown value%' THEN 'unrecognised_type'
@@ -363,10 +361,7 @@ def _type_items(con: duckdb.DuckDBPyConnection, rule: Rule, types: list[str], as
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
-    install_macros(con)
-    if not table_exists(con, SOURCE):
-        create_empty_results(con, DOMAIN)
-        con.execute(f"CREATE OR REPLACE TABLE privacy_backlog ({BACKLOG_COLUMNS})")
+    if not source_staged(con, DOMAIN, SOURCE, {"privacy_backlog": BACKLOG_COLUMNS}):
         return
     asof = ts_lit(as_of)
     first_response_rules = policy.rules_of("privacy_first_response")
@@ -410,32 +405,25 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
     items = create_items(con, DOMAIN)
     segment = "'request_type=' || coalesce(request_type, 'unknown')"
     not_received = f"received_at IS NULL OR received_at > {asof}"
+    insert_deadline_items = deadline_inserter(
+        con, items, as_of=asof, source="_priv", record_id="record_id", period_at="received_at", segment=segment
+    )
 
     for rule in first_response_rules:
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source="_priv",
-                record_id="record_id",
-                period_at="received_at",
-                due=f"received_at + {seconds_interval(seconds)}",
-                actual="first_response_at",
-                duration="cr_span(received_at, actual_at)",
-                segment=segment,
-                late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' got its first response '
-                || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the {phrase} deadline of '
-                || cr_ts(due_at) || '.'""",
-                open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' had no first response by '
-                || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
-                || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
-                late_cause="'answered_late'",
-                open_cause="'open_past_due'",
-            ),
+        seconds, phrase = target_of(rule)
+        insert_deadline_items(
+            rule_id=rule.id,
+            due=f"received_at + {seconds_interval(seconds)}",
+            actual="first_response_at",
+            duration="cr_span(received_at, actual_at)",
+            late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' got its first response '
+            || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the ' || {lit(phrase)} || ' deadline of '
+            || cr_ts(due_at) || '.'""",
+            open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' had no first response by '
+            || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
+            || ' past the ' || {lit(phrase)} || ' deadline of ' || cr_ts(due_at) || '.'""",
+            late_cause="'answered_late'",
+            open_cause="'open_past_due'",
         )
 
     extension_note = """CASE WHEN extended IS TRUE THEN ' The extension flagged on this request does not count: the '
@@ -447,81 +435,63 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         closed_day_rule = f", {CLOSED_DAY_RULE}" if deadline.zone else ""
         roll_note = (
             f"CASE WHEN due_at <> {deadline.unrolled} THEN ' (the deadline ' || cr_ts({deadline.unrolled}) "
-            f"|| ' fell on a weekend and moved to the next Monday{closed_day_rule})' ELSE '' END"
+            f"|| {lit(f' fell on a weekend and moved to the next Monday{closed_day_rule})')} ELSE '' END"
         )
         due, phrase, end_note = ("orig_due" if rule is primary else deadline.due), deadline.phrase, deadline.end_note()
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source="_priv",
-                record_id="record_id",
-                period_at="received_at",
-                due=due,
-                actual="completed_at",
-                duration="cr_span(received_at, actual_at)",
-                segment=segment,
-                # A request with a valid extension is judged under PRIV-EXTEND instead.
-                excluded=f"{not_received} OR ext_valid",
-                late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was completed '
-                || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the {phrase} deadline of '
-                || cr_ts(due_at) || {end_note} || {roll_note} || '.' || {extension_note}""",
-                open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was still not completed at '
-                || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
-                || ' past the {phrase} deadline of ' || cr_ts(due_at) || {end_note} || {roll_note} || '.'
-                || {extension_note}""",
-                late_cause="'completed_late'",
-                open_cause="'open_past_due'",
-            ),
+        insert_deadline_items(
+            rule_id=rule.id,
+            due=due,
+            actual="completed_at",
+            duration="cr_span(received_at, actual_at)",
+            # A request with a valid extension is judged under PRIV-EXTEND instead.
+            excluded=f"{not_received} OR ext_valid",
+            late_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was completed '
+            || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the ' || {lit(phrase)} || ' deadline of '
+            || cr_ts(due_at) || {end_note} || {roll_note} || '.' || {extension_note}""",
+            open_explanation=f"""{_who()} || ' received ' || cr_ts(received_at) || ' was still not completed at '
+            || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
+            || ' past the ' || {lit(phrase)} || ' deadline of ' || cr_ts(due_at) || {end_note} || {roll_note} || '.'
+            || {extension_note}""",
+            late_cause="'completed_late'",
+            open_cause="'open_past_due'",
         )
 
     for rule in extension_rules:
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source="_priv",
-                record_id="record_id",
-                period_at="received_at",
-                where="extended IS TRUE",
-                due="CASE WHEN ext_valid THEN ext_due ELSE orig_due END",
-                actual="CASE WHEN ext_valid THEN completed_at ELSE notified_eff END",
-                duration="cr_span(received_at, completed_eff)",
-                segment=segment,
-                # An invalid extension that was never needed (completed by the original deadline) is not judged.
-                excluded=f"{not_received} OR (NOT ext_valid AND completed_eff <= orig_due)",
-                late_explanation=f"""CASE WHEN ext_valid THEN
-                    {_who()} || ' received ' || cr_ts(received_at) || ' was validly extended (requester notified '
-                    || cr_ts(notified_eff) || ') but completed ' || cr_ts(actual_at) || ', '
-                    || cr_dur(overdue_seconds) || ' after the extended {ext_phrase} deadline of ' || cr_ts(due_at)
-                    || {extended_deadline.end_note()} || '.'
-                ELSE
-                    'The extension of privacy request ' || record_id || ' (' || coalesce(request_type, 'unknown type')
-                    || ') received ' || cr_ts(received_at)
-                    || ' does not count: the requester was notified of it ' || cr_ts(actual_at) || ', '
-                    || cr_dur(overdue_seconds) || ' after the original {orig_phrase} deadline of ' || cr_ts(due_at)
-                    || {original_deadline.end_note()}
-                    || '. The request is judged against the original deadline (PRIV-COMPLETE).'
-                END""",
-                open_explanation=f"""CASE WHEN ext_valid THEN
-                    {_who()} || ' received ' || cr_ts(received_at) || ' was validly extended (requester notified '
-                    || cr_ts(notified_eff) || ') but was still not completed at ' || cr_ts({asof})
-                    || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the extended {ext_phrase} '
-                    || 'deadline of ' || cr_ts(due_at) || {extended_deadline.end_note()} || '.'
-                ELSE
-                    {_who()} || ' received ' || cr_ts(received_at) || ' is flagged as extended, but the requester '
-                    || 'was never notified of the extension (none recorded by ' || cr_ts({asof}) || ', '
-                    || cr_dur(overdue_seconds) || ' after the original {orig_phrase} deadline of ' || cr_ts(due_at)
-                    || {original_deadline.end_note()} || '). The extension does not count; the request is judged '
-                    || 'against the original deadline (PRIV-COMPLETE).'
-                END""",
-                late_cause="CASE WHEN ext_valid THEN 'completed_late' ELSE 'extension_notified_late' END",
-                open_cause="CASE WHEN ext_valid THEN 'open_past_due' ELSE 'extension_not_notified' END",
-            ),
+        insert_deadline_items(
+            rule_id=rule.id,
+            where="extended IS TRUE",
+            due="CASE WHEN ext_valid THEN ext_due ELSE orig_due END",
+            actual="CASE WHEN ext_valid THEN completed_at ELSE notified_eff END",
+            duration="cr_span(received_at, completed_eff)",
+            # An invalid extension that was never needed (completed by the original deadline) is not judged.
+            excluded=f"{not_received} OR (NOT ext_valid AND completed_eff <= orig_due)",
+            late_explanation=f"""CASE WHEN ext_valid THEN
+                {_who()} || ' received ' || cr_ts(received_at) || ' was validly extended (requester notified '
+                || cr_ts(notified_eff) || ') but completed ' || cr_ts(actual_at) || ', '
+                || cr_dur(overdue_seconds) || ' after the extended ' || {lit(ext_phrase)} || ' deadline of ' || cr_ts(due_at)
+                || {extended_deadline.end_note()} || '.'
+            ELSE
+                'The extension of privacy request ' || record_id || ' (' || coalesce(request_type, 'unknown type')
+                || ') received ' || cr_ts(received_at)
+                || ' does not count: the requester was notified of it ' || cr_ts(actual_at) || ', '
+                || cr_dur(overdue_seconds) || ' after the original ' || {lit(orig_phrase)} || ' deadline of ' || cr_ts(due_at)
+                || {original_deadline.end_note()}
+                || '. The request is judged against the original deadline (PRIV-COMPLETE).'
+            END""",
+            open_explanation=f"""CASE WHEN ext_valid THEN
+                {_who()} || ' received ' || cr_ts(received_at) || ' was validly extended (requester notified '
+                || cr_ts(notified_eff) || ') but was still not completed at ' || cr_ts({asof})
+                || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the extended ' || {lit(ext_phrase)} || ' '
+                || 'deadline of ' || cr_ts(due_at) || {extended_deadline.end_note()} || '.'
+            ELSE
+                {_who()} || ' received ' || cr_ts(received_at) || ' is flagged as extended, but the requester '
+                || 'was never notified of the extension (none recorded by ' || cr_ts({asof}) || ', '
+                || cr_dur(overdue_seconds) || ' after the original ' || {lit(orig_phrase)} || ' deadline of ' || cr_ts(due_at)
+                || {original_deadline.end_note()} || '). The extension does not count; the request is judged '
+                || 'against the original deadline (PRIV-COMPLETE).'
+            END""",
+            late_cause="CASE WHEN ext_valid THEN 'completed_late' ELSE 'extension_notified_late' END",
+            open_cause="CASE WHEN ext_valid THEN 'open_past_due' ELSE 'extension_not_notified' END",
         )
 
     extra_segments: dict[str, list[str]] = {}
@@ -530,12 +500,9 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         extra_segments[rule.id] = [f"request_type={t}" for t in types]
         insert_items(con, items, _type_items(con, rule, types, asof, not_received))
 
-    exclude_items_of_files_without(
-        con, items, [r for r in policy.rules if r.domain == DOMAIN], "privacy_requests", "CAST(s.request_id AS VARCHAR)"
+    finish_domain(
+        con, policy, DOMAIN, items, "privacy_requests", "CAST(s.request_id AS VARCHAR)", extra_segments=extra_segments
     )
-    write_violations(con, DOMAIN, items)
-    write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN], extra_segments)
-    drop_items(con, items)
 
     # Backlog: every request open at as_of, with the deadline that applies to it.
     if primary is None:
@@ -552,9 +519,9 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        round(cr_span({asof}, effective_due) / 86400, 2) AS days_left,
                        CAST(CASE WHEN ext_valid THEN {ext_id} ELSE {lit(primary.id)} END AS VARCHAR)
                            AS deadline_rule,
-                       CAST(CASE WHEN ext_valid THEN 'extended {ext_phrase} deadline'
-                                 WHEN extended IS TRUE THEN 'original {orig_phrase} deadline (extension flagged but not validly notified)'
-                                 ELSE 'original {orig_phrase} deadline' END AS VARCHAR) AS deadline,
+                       CAST(CASE WHEN ext_valid THEN 'extended ' || {lit(ext_phrase)} || ' deadline'
+                                 WHEN extended IS TRUE THEN 'original ' || {lit(orig_phrase)} || ' deadline (extension flagged but not validly notified)'
+                                 ELSE 'original ' || {lit(orig_phrase)} || ' deadline' END AS VARCHAR) AS deadline,
                        round(cr_span(received_at, {asof}) / 86400, 2) AS age_days
                 FROM _priv
                 WHERE received_at <= {asof} AND completed_eff IS NULL

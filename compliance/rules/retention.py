@@ -31,19 +31,15 @@ from datetime import datetime
 
 import duckdb
 
-from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
+from compliance.core.sql import lit, seconds_interval, ts_lit
 from compliance.policy import Policy, Rule
 from compliance.rules.common import (
-    create_empty_results,
     create_items,
-    deadline_items,
-    drop_items,
-    exclude_items_of_files_without,
+    deadline_inserter,
+    finish_domain,
     insert_items,
-    require_seconds,
-    target_phrase,
-    write_metrics,
-    write_violations,
+    source_staged,
+    target_of,
 )
 
 DOMAIN = "retention"
@@ -58,9 +54,7 @@ def _data_class(rule: Rule) -> str:
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
-    install_macros(con)
-    if not table_exists(con, SOURCE):
-        create_empty_results(con, DOMAIN)
+    if not source_staged(con, DOMAIN, SOURCE):
         return
     asof = ts_lit(as_of)
     con.execute(
@@ -73,35 +67,27 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             FROM {SOURCE}"""
     )
     items = create_items(con, DOMAIN)
+    insert_deadline_items = deadline_inserter(con, items, as_of=asof, source="_ret", record_id="rid", segment="seg")
 
     for rule in policy.rules_of("retention_after_closure"):
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source="_ret",
-                record_id="rid",
-                where=f"data_class = {lit(_data_class(rule))}",
-                period_at="closed_eff",
-                segment="seg",
-                due=f"closed_eff + {seconds_interval(seconds)}",
-                actual="deleted_eff",
-                duration="greatest(cr_span(closed_eff, actual_at), 0)",
-                late_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
-                || coalesce(CAST(account_id AS VARCHAR), 'unknown') || ' (closed ' || cr_ts(closed_eff)
-                || ') was deleted ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
-                || ' after the {phrase} deletion deadline of ' || cr_ts(due_at) || '.'""",
-                open_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
-                || coalesce(CAST(account_id AS VARCHAR), 'unknown') || ' (closed ' || cr_ts(closed_eff)
-                || ') is still stored at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
-                || ' past the {phrase} deletion deadline of ' || cr_ts(due_at) || '.'""",
-                late_cause="'deleted_late'",
-                open_cause="'stored_past_deadline'",
-            ),
+        seconds, phrase = target_of(rule)
+        insert_deadline_items(
+            rule_id=rule.id,
+            where=f"data_class = {lit(_data_class(rule))}",
+            period_at="closed_eff",
+            due=f"closed_eff + {seconds_interval(seconds)}",
+            actual="deleted_eff",
+            duration="greatest(cr_span(closed_eff, actual_at), 0)",
+            late_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
+            || coalesce(CAST(account_id AS VARCHAR), 'unknown') || ' (closed ' || cr_ts(closed_eff)
+            || ') was deleted ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
+            || ' after the ' || {lit(phrase)} || ' deletion deadline of ' || cr_ts(due_at) || '.'""",
+            open_explanation=f"""'Over-retention: account data record ' || rid || ' of account '
+            || coalesce(CAST(account_id AS VARCHAR), 'unknown') || ' (closed ' || cr_ts(closed_eff)
+            || ') is still stored at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
+            || ' past the ' || {lit(phrase)} || ' deletion deadline of ' || cr_ts(due_at) || '.'""",
+            late_cause="'deleted_late'",
+            open_cause="'stored_past_deadline'",
         )
 
     for rule in policy.rules_of("retention_workspace_lifetime"):
@@ -187,41 +173,23 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         )
 
     for rule in policy.rules_of("retention_maximum_age"):
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source="_ret",
-                record_id="rid",
-                where=f"data_class = {lit(_data_class(rule))}",
-                period_at="created_at",
-                segment="seg",
-                due=f"created_at + {seconds_interval(seconds)}",
-                actual="deleted_eff",
-                duration="cr_span(created_at, actual_at)",
-                late_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
-                || ' was purged only ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
-                || ' after the end of its {phrase} window on ' || cr_ts(due_at) || '.'""",
-                open_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
-                || ' still exists at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
-                || ' after the end of its {phrase} window on ' || cr_ts(due_at) || '.'""",
-                late_cause="'deleted_late'",
-                open_cause="'stored_past_deadline'",
-            ),
+        seconds, phrase = target_of(rule)
+        insert_deadline_items(
+            rule_id=rule.id,
+            where=f"data_class = {lit(_data_class(rule))}",
+            period_at="created_at",
+            due=f"created_at + {seconds_interval(seconds)}",
+            actual="deleted_eff",
+            duration="cr_span(created_at, actual_at)",
+            late_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
+            || ' was purged only ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
+            || ' after the end of its ' || {lit(phrase)} || ' window on ' || cr_ts(due_at) || '.'""",
+            open_explanation=f"""'Over-retention: backup ' || rid || ' taken ' || cr_ts(created_at)
+            || ' still exists at ' || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds)
+            || ' after the end of its ' || {lit(phrase)} || ' window on ' || cr_ts(due_at) || '.'""",
+            late_cause="'deleted_late'",
+            open_cause="'stored_past_deadline'",
         )
 
-    exclude_items_of_files_without(
-        con,
-        items,
-        [r for r in policy.rules if r.domain == DOMAIN],
-        "retention_inventory",
-        "CAST(s.record_id AS VARCHAR)",
-    )
-    write_violations(con, DOMAIN, items)
-    write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN])
-    drop_items(con, items)
+    finish_domain(con, policy, DOMAIN, items, "retention_inventory", "CAST(s.record_id AS VARCHAR)")
     con.execute("DROP TABLE IF EXISTS _ret")

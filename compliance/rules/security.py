@@ -18,20 +18,9 @@ from datetime import datetime
 
 import duckdb
 
-from compliance.core.sql import install_macros, seconds_interval, table_exists, ts_lit
+from compliance.core.sql import lit, seconds_interval, ts_lit
 from compliance.policy import Policy
-from compliance.rules.common import (
-    create_empty_results,
-    create_items,
-    deadline_items,
-    drop_items,
-    exclude_items_of_files_without,
-    insert_items,
-    require_seconds,
-    target_phrase,
-    write_metrics,
-    write_violations,
-)
+from compliance.rules.common import create_items, deadline_inserter, finish_domain, source_staged, target_of
 
 DOMAIN = "security"
 SOURCE = "staged_security_reports"
@@ -56,70 +45,52 @@ _EVENTS = {
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
-    install_macros(con)
-    if not table_exists(con, SOURCE):
-        create_empty_results(con, DOMAIN)
+    if not source_staged(con, DOMAIN, SOURCE):
         return
     asof = ts_lit(as_of)
     items = create_items(con, DOMAIN)
+    insert_deadline_items = deadline_inserter(
+        con,
+        items,
+        as_of=asof,
+        source=SOURCE,
+        record_id="CAST(report_id AS VARCHAR)",
+        period_at="received_at",
+        duration="cr_span(received_at, actual_at)",
+    )
     who = "'Security report ' || CAST(report_id AS VARCHAR) || ' received ' || cr_ts(received_at)"
 
     for rule in policy.rules_of(*_EVENTS):
         column, done, missing, late_cause, missing_cause = _EVENTS[rule.kind]
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source=SOURCE,
-                record_id="CAST(report_id AS VARCHAR)",
-                period_at="received_at",
-                due=f"received_at + {seconds_interval(seconds)}",
-                actual=column,
-                duration="cr_span(received_at, actual_at)",
-                late_explanation=f"""{who} || ' {done} ' || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
-                || ' after the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
-                open_explanation=f"""{who} || ' {missing} by ' || cr_ts({asof}) || ' (report as-of time), '
-                || cr_dur(overdue_seconds) || ' past the {phrase} deadline of ' || cr_ts(due_at) || '.'""",
-                late_cause=f"'{late_cause}'",
-                open_cause=f"'{missing_cause}'",
-            ),
+        seconds, phrase = target_of(rule)
+        insert_deadline_items(
+            rule_id=rule.id,
+            due=f"received_at + {seconds_interval(seconds)}",
+            actual=column,
+            late_explanation=f"""{who} || {lit(f" {done} ")} || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds)
+            || ' after the ' || {lit(phrase)} || ' deadline of ' || cr_ts(due_at) || '.'""",
+            open_explanation=f"""{who} || {lit(f" {missing} by ")} || cr_ts({asof}) || ' (report as-of time), '
+            || cr_dur(overdue_seconds) || ' past the ' || {lit(phrase)} || ' deadline of ' || cr_ts(due_at) || '.'""",
+            late_cause=lit(late_cause),
+            open_cause=lit(missing_cause),
         )
 
     for rule in policy.rules_of("security_embargo"):
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
+        seconds, phrase = target_of(rule)
         standard = f"(received_at + {seconds_interval(seconds)})"
         deadline = f"""CASE WHEN embargo_extended_until > {standard}
                 THEN 'agreed extended embargo deadline of ' || cr_ts(due_at)
-                ELSE '{phrase} embargo deadline of ' || cr_ts(due_at) END"""
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source=SOURCE,
-                record_id="CAST(report_id AS VARCHAR)",
-                period_at="received_at",
-                due=f"greatest({standard}, embargo_extended_until)",
-                actual="disclosed_at",
-                duration="cr_span(received_at, actual_at)",
-                late_explanation=f"""{who} || ' was publicly disclosed ' || cr_ts(actual_at) || ', '
-                || cr_dur(overdue_seconds) || ' after the ' || {deadline} || '.'""",
-                open_explanation=f"""{who} || ' was still not publicly disclosed at ' || cr_ts({asof})
-                || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the ' || {deadline} || '.'""",
-                late_cause="'disclosed_late'",
-                open_cause="'undisclosed_past_embargo'",
-            ),
+                ELSE {lit(phrase)} || ' embargo deadline of ' || cr_ts(due_at) END"""
+        insert_deadline_items(
+            rule_id=rule.id,
+            due=f"greatest({standard}, embargo_extended_until)",
+            actual="disclosed_at",
+            late_explanation=f"""{who} || ' was publicly disclosed ' || cr_ts(actual_at) || ', '
+            || cr_dur(overdue_seconds) || ' after the ' || {deadline} || '.'""",
+            open_explanation=f"""{who} || ' was still not publicly disclosed at ' || cr_ts({asof})
+            || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' past the ' || {deadline} || '.'""",
+            late_cause="'disclosed_late'",
+            open_cause="'undisclosed_past_embargo'",
         )
 
-    exclude_items_of_files_without(
-        con, items, [r for r in policy.rules if r.domain == DOMAIN], "security_reports", "CAST(s.report_id AS VARCHAR)"
-    )
-    write_violations(con, DOMAIN, items)
-    write_metrics(con, DOMAIN, items, [r.id for r in policy.rules if r.domain == DOMAIN])
-    drop_items(con, items)
+    finish_domain(con, policy, DOMAIN, items, "security_reports", "CAST(s.report_id AS VARCHAR)")

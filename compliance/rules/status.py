@@ -33,19 +33,15 @@ from datetime import datetime
 
 import duckdb
 
-from compliance.core.sql import install_macros, lit, seconds_interval, table_exists, ts_lit
+from compliance.core.sql import lit, seconds_interval, table_exists, ts_lit
 from compliance.policy import Policy
 from compliance.rules.common import (
-    create_empty_results,
     create_items,
-    deadline_items,
-    drop_items,
-    exclude_items_of_files_without,
+    deadline_inserter,
+    finish_domain,
     insert_items,
-    require_seconds,
-    target_phrase,
-    write_metrics,
-    write_violations,
+    source_staged,
+    target_of,
 )
 
 DOMAIN = "status"
@@ -64,77 +60,60 @@ WHO = "'Incident ' || record_id || ' (severity ' || coalesce(CAST(severity AS VA
 
 
 def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
-    install_macros(con)
-    if not table_exists(con, SOURCE):
-        create_empty_results(con, DOMAIN)
-        con.execute(f"CREATE OR REPLACE TABLE incident_response ({RESPONSE_COLUMNS})")
+    if not source_staged(con, DOMAIN, SOURCE, {"incident_response": RESPONSE_COLUMNS}):
         return
     asof = ts_lit(as_of)
     has_updates = table_exists(con, UPDATES)
     items = create_items(con, DOMAIN)
+    insert_deadline_items = deadline_inserter(
+        con, items, as_of=asof, source=SOURCE, record_id="CAST(incident_id AS VARCHAR)"
+    )
 
     for rule in policy.rules_of("maintenance_notice"):
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source=SOURCE,
-                record_id="CAST(incident_id AS VARCHAR)",
-                where=IS_MAINTENANCE,
-                period_at="scheduled_start_at",
-                excluded="scheduled_start_at IS NULL",
-                due=f"scheduled_start_at - {seconds_interval(seconds)}",
-                actual="announced_at",
-                duration="cr_span(actual_at, scheduled_start_at)",
-                late_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
-                || ' was announced ' || cr_ts(actual_at) || ', only ' || cr_dur(cr_secs(actual_at, scheduled_start_at))
-                || ' ahead: the {phrase} notice required an announcement by ' || cr_ts(due_at) || ' ('
-                || cr_dur(overdue_seconds) || ' late).'""",
-                open_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
-                || ' has no announcement recorded by ' || cr_ts({asof}) || ' (report as-of time): the {phrase} '
-                || 'notice required an announcement by ' || cr_ts(due_at) || ' (' || cr_dur(overdue_seconds)
-                || ' ago).'""",
-                late_cause="'notice_too_short'",
-                open_cause="'never_announced'",
-            ),
+        seconds, phrase = target_of(rule)
+        insert_deadline_items(
+            rule_id=rule.id,
+            where=IS_MAINTENANCE,
+            period_at="scheduled_start_at",
+            excluded="scheduled_start_at IS NULL",
+            due=f"scheduled_start_at - {seconds_interval(seconds)}",
+            actual="announced_at",
+            duration="cr_span(actual_at, scheduled_start_at)",
+            late_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
+            || ' was announced ' || cr_ts(actual_at) || ', only ' || cr_dur(cr_secs(actual_at, scheduled_start_at))
+            || ' ahead: the ' || {lit(phrase)} || ' notice required an announcement by ' || cr_ts(due_at) || ' ('
+            || cr_dur(overdue_seconds) || ' late).'""",
+            open_explanation=f"""'Maintenance ' || record_id || ' scheduled to start ' || cr_ts(scheduled_start_at)
+            || ' has no announcement recorded by ' || cr_ts({asof}) || ' (report as-of time): the ' || {lit(phrase)} || ' '
+            || 'notice required an announcement by ' || cr_ts(due_at) || ' (' || cr_dur(overdue_seconds)
+            || ' ago).'""",
+            late_cause="'notice_too_short'",
+            open_cause="'never_announced'",
         )
 
     for rule in policy.rules_of("postmortem"):
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
-        insert_items(
-            con,
-            items,
-            deadline_items(
-                rule_id=rule.id,
-                as_of=asof,
-                source=SOURCE,
-                record_id="CAST(incident_id AS VARCHAR)",
-                where=f"{IS_INCIDENT} AND resolved_at <= {asof}",
-                period_at="resolved_at",
-                segment=SEGMENT,
-                due=f"resolved_at + {seconds_interval(seconds)}",
-                actual="postmortem_published_at",
-                duration="cr_span(resolved_at, actual_at)",
-                late_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' got its post-mortem published '
-                || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the {phrase} grace period '
-                || 'ended ' || cr_ts(due_at) || '.'""",
-                open_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' has no published post-mortem at '
-                || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' after the {phrase} '
-                || 'grace period ended ' || cr_ts(due_at) || '.'""",
-                late_cause="'postmortem_late'",
-                open_cause="'postmortem_missing'",
-            ),
+        seconds, phrase = target_of(rule)
+        insert_deadline_items(
+            rule_id=rule.id,
+            where=f"{IS_INCIDENT} AND resolved_at <= {asof}",
+            period_at="resolved_at",
+            segment=SEGMENT,
+            due=f"resolved_at + {seconds_interval(seconds)}",
+            actual="postmortem_published_at",
+            duration="cr_span(resolved_at, actual_at)",
+            late_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' got its post-mortem published '
+            || cr_ts(actual_at) || ', ' || cr_dur(overdue_seconds) || ' after the ' || {lit(phrase)} || ' grace period '
+            || 'ended ' || cr_ts(due_at) || '.'""",
+            open_explanation=f"""{WHO} || ' resolved ' || cr_ts(resolved_at) || ' has no published post-mortem at '
+            || cr_ts({asof}) || ' (report as-of time), ' || cr_dur(overdue_seconds) || ' after the ' || {lit(phrase)} || ' '
+            || 'grace period ended ' || cr_ts(due_at) || '.'""",
+            late_cause="'postmortem_late'",
+            open_cause="'postmortem_missing'",
         )
 
     live_rules = policy.rules_of("live_updates") if has_updates else []
     for rule in live_rules:
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
+        seconds, phrase = target_of(rule)
         limit_us = seconds * 1_000_000
         insert_items(
             con,
@@ -183,14 +162,14 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                        || CASE WHEN start_kind = 0 THEN 'it started' ELSE 'the update of ' || cr_ts(gap_start) END
                        || ' and is still open at ' || cr_ts({asof}) || ' (report as-of time): '
                        || cr_dur(gap_us // 1000000) || ' of silence, ' || cr_dur(cr_secs(due_at, gap_end))
-                       || ' more than the {phrase} maximum (an update was due by ' || cr_ts(due_at) || ').'
+                       || ' more than the ' || {lit(phrase)} || ' maximum (an update was due by ' || cr_ts(due_at) || ').'
                    WHEN state = 'breached' THEN
                        {WHO} || ' started ' || cr_ts(started_at) || ' had no public update for '
                        || cr_dur(gap_us // 1000000) || ' between '
                        || CASE WHEN start_kind = 0 THEN 'its start' ELSE 'the update' END || ' at ' || cr_ts(gap_start)
                        || ' and ' || CASE WHEN end_kind = 1 THEN 'the next update' ELSE 'its resolution' END
                        || ' at ' || cr_ts(gap_end) || ', ' || cr_dur(cr_secs(due_at, gap_end))
-                       || ' more than the {phrase} maximum silence (an update was due by ' || cr_ts(due_at) || ').'
+                       || ' more than the ' || {lit(phrase)} || ' maximum silence (an update was due by ' || cr_ts(due_at) || ').'
                    END,
                    CASE WHEN state = 'breached' THEN 'silence_too_long' END
             FROM j
@@ -202,8 +181,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
         )
 
     for rule in policy.rules_of("incident_history"):
-        seconds = require_seconds(rule)
-        phrase = target_phrase(seconds)
+        seconds, phrase = target_of(rule)
         start = f"({asof} - {seconds_interval(seconds)})"
         insert_items(
             con,
@@ -222,11 +200,11 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                    CASE WHEN state = 'excluded' THEN cr_secs(period_start, least(coalesce(earliest, {asof}), {asof})) END,
                    CASE WHEN state = 'excluded' THEN 'coverage' END,
                    CASE WHEN state = 'excluded' AND earliest IS NULL THEN
-                       'The incident export contains no incidents or maintenance at all, so the {phrase} incident '
+                       'The incident export contains no incidents or maintenance at all, so the ' || {lit(phrase)} || ' incident '
                        || 'history period from ' || cr_ts(period_start) || ' to ' || cr_ts({asof})
                        || ' is not covered by the data and cannot be verified.'
                    WHEN state = 'excluded' THEN
-                       'The incident export starts only at ' || cr_ts(earliest) || ', but the {phrase} incident '
+                       'The incident export starts only at ' || cr_ts(earliest) || ', but the ' || {lit(phrase)} || ' incident '
                        || 'history period runs from ' || cr_ts(period_start) || ' to ' || cr_ts({asof}) || ': '
                        || cr_dur(cr_secs(period_start, least(earliest, {asof}))) || ' of the period (from '
                        || cr_ts(period_start) || ' to ' || cr_ts(least(earliest, {asof}))
@@ -236,13 +214,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
             FROM j""",
         )
 
-    exclude_items_of_files_without(
-        con, items, [r for r in policy.rules if r.domain == DOMAIN], "incidents", "CAST(s.incident_id AS VARCHAR)"
-    )
-    write_violations(con, DOMAIN, items)
     rule_ids = [r.id for r in policy.rules if r.domain == DOMAIN and (r.kind != "live_updates" or has_updates)]
-    write_metrics(con, DOMAIN, items, rule_ids)
-    drop_items(con, items)
+    finish_domain(con, policy, DOMAIN, items, "incidents", "CAST(s.incident_id AS VARCHAR)", rule_ids)
 
     con.execute(
         f"""CREATE OR REPLACE TABLE incident_response AS
