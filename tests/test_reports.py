@@ -339,10 +339,6 @@ def test_header_and_provenance(policy, page):
     assert "2.1.0" in provenance and "plotly" in provenance
 
 
-def test_print_css_present(page):
-    assert "@media print" in page
-
-
 def test_rendering_is_deterministic(policy):
     first = render_compliance_report(_data(policy))
     second = render_compliance_report(_data(policy))
