@@ -98,6 +98,26 @@ def test_a_ticket_closed_in_its_event_history_was_never_answered(tmp_path):
     assert verdicts["SUP-ACCT-STD"]["causes"] == "never_answered=1"
 
 
+def test_a_ticket_reopened_by_the_customer_is_still_open_past_due(tmp_path):
+    # status changes carried on any event: R1 was solved, then the customer's reply reopened it (new_status open)
+    write(
+        tmp_path / "exports" / "tickets.csv",
+        "ticket_id,channel,plan,created_at,first_response_at,status\n"
+        "R1,account_billing,free,2026-03-02T10:00:00Z,,open\nR2,account_billing,free,2026-03-02T10:00:00Z,,open\n",
+    )
+    write(
+        tmp_path / "exports" / "ticket_events.csv",
+        "ticket_id,occurred_at,event_type,actor,new_status\n"
+        "R1,2026-03-02T11:00:00Z,status_change,agent,solved\nR1,2026-03-02T12:00:00Z,requester_reply,requester,open\n"
+        # the export carries public replies (R2's), so R1's events can stand in for its first response
+        "R2,2026-03-02T11:00:00Z,public_reply,agent,\n",
+    )
+    _, violations = run(tmp_path / "exports", tmp_path / "out")
+    assert {row["record_id"]: row["cause"] for row in violations if row["rule_id"] == "SUP-ACCT-STD"} == {
+        "R1": "open_past_due"
+    }
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[dict[str, dict], list[dict]]:
     folder = tmp_path_factory.mktemp("demo")

@@ -663,12 +663,13 @@ def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_
     settings = ticket_settings(policy)
     # Tickets closed at the as-of time while a clock other than resolution had not stopped: that response never
     # came. Closed is read like the clocks read it: from the last status change of a ticket's event history when
-    # it has one, else from its resolved_at / status columns.
+    # it has one (a new_status on any event, as create_status_changes reads it), else from its resolved_at / status
+    # columns.
     terminal = _in_list(settings["solved_statuses"])
     events = table_exists(con, "staged_ticket_events")
     last_status = (
         f"""(SELECT ticket_id, arg_max(new_status, (occurred_at, coalesce(source_line, 0)))
-                    FILTER (WHERE event_type = 'status_change' AND new_status IS NOT NULL AND occurred_at <= {as_of_sql})
+                    FILTER (WHERE new_status IS NOT NULL AND occurred_at <= {as_of_sql})
                     AS status
              FROM staged_ticket_events WHERE ticket_id IN (SELECT record_id FROM b) GROUP BY ticket_id)"""
         if events
