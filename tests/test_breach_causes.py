@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import write
 
+from compliance.policy import load_policy
 from compliance.rules.common import CAUSE_WORDS
+from compliance.rules.ticket_clocks import events_stop_missing
 from pipelines.cli import main
 
 AS_OF = "2026-03-10T00:00:00Z"
@@ -172,3 +174,18 @@ def test_demo_causes_count_the_violations_per_cause(demo):
                 f"{n} {CAUSE_WORDS[code]}" for code, n in sorted(stated.items(), key=lambda c: (-c[1], c[0]))
             )
             assert row["reason"].startswith(f"{sum(stated.values())} breached: {words}"), rule_id
+
+
+def test_a_solve_carried_on_a_reply_lets_the_events_stand_in_for_resolved_at(con):
+    # resolution from events: the only solve is a public reply that also sets new_status solved
+    policy = load_policy("city-311")
+    con.execute(
+        "CREATE TABLE staged_ticket_events AS SELECT 'T1' AS ticket_id, TIMESTAMPTZ '2026-03-02 11:00:00+00' AS "
+        "occurred_at, 'public_reply' AS event_type, 'agent' AS actor, 'solved' AS new_status, "
+        "'ticket_events.csv' AS source_file, 2 AS source_line"
+    )
+    assert events_stop_missing(con, "resolution", policy) is None
+    con.execute("UPDATE staged_ticket_events SET new_status = 'pending'")
+    assert events_stop_missing(con, "resolution", policy) == (
+        "ticket_events.csv has no new_status solved or closed event"
+    )

@@ -618,8 +618,9 @@ def events_stop_missing(con: duckdb.DuckDBPyConnection, kind: str, policy: Polic
             " or ".join(settings["first_response_event_types"]),
         )
     else:
-        stops = f"event_type = 'status_change' AND new_status IN {_in_list(settings['solved_statuses'])}"
-        words = "status_change to " + " or ".join(settings["solved_statuses"])
+        # a solve is a new_status on any event, as create_status_changes reads the timeline
+        stops = f"new_status IN {_in_list(settings['solved_statuses'])}"
+        words = "new_status " + " or ".join(settings["solved_statuses"])
     if con.execute(f"SELECT EXISTS (SELECT 1 FROM staged_ticket_events WHERE {stops})").fetchall()[0][0]:
         return None
     files = [
