@@ -46,93 +46,127 @@ MON = utc(2026, 11, 23, 10)  # Monday
 FRI = utc(2026, 11, 13, 10)  # Friday
 SAT = utc(2026, 11, 14, 15)  # Saturday
 WED = utc(2026, 11, 4, 9)  # Wednesday
+# rule and target (seconds of open time) of each tier; no explicit tier reads as a general issue
+RULE_OF_TIER = {
+    "urgent": ("TG-URGENT", 172800),
+    "general": ("TG-GENERAL", 7 * 86400),
+    None: ("TG-GENERAL", 7 * 86400),
+    "complex": ("TG-COMPLEX", 14 * 86400),
+}
+FRI_GENERAL_DUE = (utc(2026, 11, 24, 10), utc(2026, 11, 18, 10))  # commitment due, expectation due
+SAT_GENERAL_DUE = (utc(2026, 11, 25, 0), utc(2026, 11, 19, 0))
+WED_COMPLEX_DUE = (utc(2026, 11, 24, 9), utc(2026, 11, 13, 9))
+
+
+def case(tid, tier, created, response, dues, state, met_expectation):
+    """id, tier, created, response, expected (rule, due, expectation due, state, met_expectation, target)."""
+    rule_id, target_seconds = RULE_OF_TIER[tier]
+    return (tid, tier, created, response, (rule_id, *dues, state, met_expectation, target_seconds))
+
+
+MON_URGENT_DUE = (MON + 48 * H, MON + 24 * H)
 CASES = [
-    # id, tier, created, response, expected (rule, due, expectation due, state, met_expectation, target_seconds)
-    ("U-24", "urgent", MON, MON + 24 * H, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "achieved", True, 172800)),
-    ("U-24+1", "urgent", MON, MON + 24 * H + S, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "achieved", False, 172800)),
-    ("U-48", "urgent", MON, MON + 48 * H, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "achieved", False, 172800)),
-    ("U-48+1", "urgent", MON, MON + 48 * H + S, ("TG-URGENT", MON + 48 * H, MON + 24 * H, "breached", False, 172800)),
+    case("U-24", "urgent", MON, MON + 24 * H, MON_URGENT_DUE, "achieved", True),
+    case("U-24+1", "urgent", MON, MON + 24 * H + S, MON_URGENT_DUE, "achieved", False),
+    case("U-48", "urgent", MON, MON + 48 * H, MON_URGENT_DUE, "achieved", False),
+    case("U-48+1", "urgent", MON, MON + 48 * H + S, MON_URGENT_DUE, "breached", False),
     # open at as-of: before the expectation (NULL), and past it but before the commitment (false)
-    ("U-open-early", "urgent", AS_OF - 23 * H, None, ("TG-URGENT", AS_OF + 25 * H, AS_OF + H, "active", None, 172800)),
-    (
-        "U-open-late",
-        "urgent",
-        AS_OF - 30 * H,
-        None,
-        ("TG-URGENT", AS_OF + 18 * H, AS_OF - 6 * H, "active", False, 172800),
-    ),
+    case("U-open-early", "urgent", AS_OF - 23 * H, None, (AS_OF + 25 * H, AS_OF + H), "active", None),
+    case("U-open-late", "urgent", AS_OF - 30 * H, None, (AS_OF + 18 * H, AS_OF - 6 * H), "active", False),
     # Friday 10:00: 3 working days -> Wednesday 10:00, 7 working days -> Tuesday 10:00 (a weekend in between)
-    (
-        "G-FRI-3",
-        "general",
-        FRI,
-        utc(2026, 11, 18, 10),
-        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400),
-    ),
-    (
-        "G-FRI-3+1",
-        "general",
-        FRI,
-        utc(2026, 11, 18, 10) + S,
-        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400),
-    ),
-    (
-        "G-FRI-7",
-        "general",
-        FRI,
-        utc(2026, 11, 24, 10),
-        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", False, 7 * 86400),
-    ),
-    (
-        "G-FRI-7+1",
-        "general",
-        FRI,
-        utc(2026, 11, 24, 10) + S,
-        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "breached", False, 7 * 86400),
-    ),
+    case("G-FRI-3", "general", FRI, utc(2026, 11, 18, 10), FRI_GENERAL_DUE, "achieved", True),
+    case("G-FRI-3+1", "general", FRI, utc(2026, 11, 18, 10) + S, FRI_GENERAL_DUE, "achieved", False),
+    case("G-FRI-7", "general", FRI, utc(2026, 11, 24, 10), FRI_GENERAL_DUE, "achieved", False),
+    case("G-FRI-7+1", "general", FRI, utc(2026, 11, 24, 10) + S, FRI_GENERAL_DUE, "breached", False),
     # Saturday: the clock starts Monday 00:00; 3 working days -> Thursday 00:00, 7 -> Wednesday 25th 00:00
-    (
+    case("G-SAT", "general", SAT, utc(2026, 11, 19, 0), SAT_GENERAL_DUE, "achieved", True),
+    case("G-SAT-open", "general", SAT, None, SAT_GENERAL_DUE, "breached", False),
+    case("G-DEFAULT", None, FRI, utc(2026, 11, 18, 10), FRI_GENERAL_DUE, "achieved", True),
+    # Wednesday 09:00: 7 working days -> Friday 13th 09:00, 14 -> Tuesday 24th 09:00 (14 x 24 h of open time)
+    case("C-7", "complex", WED, utc(2026, 11, 13, 9), WED_COMPLEX_DUE, "achieved", True),
+    case("C-14+1", "complex", WED, utc(2026, 11, 24, 9) + S, WED_COMPLEX_DUE, "breached", False),
+]
+
+
+# Working days of calendar CAL-WORKDAYS (Mon-Fri, UTC) end at Friday's closing instant (24:00 = Saturday 00:00)
+CLOSING_CASES = [
+    # Thursday 00:00: 3 days Thu Fri Mon -> Tuesday 00:00; 7 days -> Friday 13th 24:00 (= Saturday 00:00)
+    case(
+        "G-THU",
+        "general",
+        utc(2026, 11, 5),
+        utc(2026, 11, 14),
+        (utc(2026, 11, 14), utc(2026, 11, 10)),
+        "achieved",
+        False,
+    ),
+    case(
+        "G-THU+1",
+        "general",
+        utc(2026, 11, 5),
+        utc(2026, 11, 14, 0, 0, 1),
+        (utc(2026, 11, 14), utc(2026, 11, 10)),
+        "breached",
+        False,
+    ),
+    case(
+        "G-THU-SUN",
+        "general",
+        utc(2026, 11, 5),
+        utc(2026, 11, 15, 12),
+        (utc(2026, 11, 14), utc(2026, 11, 10)),
+        "breached",
+        False,
+    ),
+    # Wednesday 00:00: 3 days -> Friday 24:00, answered at that instant
+    case(
+        "G-WED", "general", utc(2026, 11, 4), utc(2026, 11, 7), (utc(2026, 11, 13), utc(2026, 11, 7)), "achieved", True
+    ),
+    # Tuesday 00:00: 14 days -> Friday 20th 24:00; 7 days -> Wednesday 11th 24:00
+    case(
+        "C-TUE",
+        "complex",
+        utc(2026, 11, 3),
+        utc(2026, 11, 21),
+        (utc(2026, 11, 21), utc(2026, 11, 12)),
+        "achieved",
+        False,
+    ),
+    case(
+        "C-TUE+1",
+        "complex",
+        utc(2026, 11, 3),
+        utc(2026, 11, 21, 0, 0, 1),
+        (utc(2026, 11, 21), utc(2026, 11, 12)),
+        "breached",
+        False,
+    ),
+    # Saturday: starts Monday 00:00; 7 days -> Tuesday 24:00 (= Wednesday 00:00), 3 days -> Wednesday 24:00
+    case(
         "G-SAT",
         "general",
-        SAT,
-        utc(2026, 11, 19, 0),
-        ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "achieved", True, 7 * 86400),
+        utc(2026, 10, 31, 15),
+        utc(2026, 11, 11),
+        (utc(2026, 11, 11), utc(2026, 11, 5)),
+        "achieved",
+        False,
     ),
-    (
-        "G-SAT-open",
+    # Friday 18:00 (open all day): 7 days -> Tuesday 18:00 after next
+    case(
+        "G-FRI",
         "general",
-        SAT,
+        utc(2026, 11, 6, 18),
         None,
-        ("TG-GENERAL", utc(2026, 11, 25, 0), utc(2026, 11, 19, 0), "breached", False, 7 * 86400),
-    ),
-    # no explicit tier: a general issue
-    (
-        "G-DEFAULT",
-        None,
-        FRI,
-        utc(2026, 11, 18, 10),
-        ("TG-GENERAL", utc(2026, 11, 24, 10), utc(2026, 11, 18, 10), "achieved", True, 7 * 86400),
-    ),
-    # Wednesday 09:00: 7 working days -> Friday 13th 09:00, 14 -> Tuesday 24th 09:00 (14 x 24 h of open time)
-    (
-        "C-7",
-        "complex",
-        WED,
-        utc(2026, 11, 13, 9),
-        ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "achieved", True, 14 * 86400),
-    ),
-    (
-        "C-14+1",
-        "complex",
-        WED,
-        utc(2026, 11, 24, 9) + S,
-        ("TG-COMPLEX", utc(2026, 11, 24, 9), utc(2026, 11, 13, 9), "breached", False, 14 * 86400),
+        (utc(2026, 11, 17, 18), utc(2026, 11, 11, 18)),
+        "breached",
+        False,
     ),
 ]
 
 
-def test_expectation_and_commitment_at_the_edges(con, email_policy):
-    load(con, [case[:4] for case in CASES])
+@pytest.mark.parametrize("cases", [CASES, CLOSING_CASES], ids=["edges", "friday_closing"])
+def test_expectation_and_commitment_at_the_edges(con, email_policy, cases):
+    load(con, [row[:4] for row in cases])
     evaluate_ticket_clocks(con, email_policy, AS_OF)
     got = {
         r[0]: r[1:]
@@ -141,8 +175,8 @@ def test_expectation_and_commitment_at_the_edges(con, email_policy):
             "FROM ticket_sla"
         ).fetchall()
     }
-    assert len(got) == len(CASES)
-    for tid, _tier, _created, _response, expected in CASES:
+    assert len(got) == len(cases)
+    for tid, _tier, _created, _response, expected in cases:
         assert got[tid] == expected, tid
 
 
@@ -157,7 +191,7 @@ def test_working_day_target_seconds_and_elapsed_share_a_unit(con, email_policy):
 
 
 def test_expectation_metrics(con, email_policy):
-    load(con, [case[:4] for case in CASES])
+    load(con, [row[:4] for row in CASES])
     evaluate_ticket_clocks(con, email_policy, AS_OF)
     rows = {r[0]: r[1:] for r in con.execute("SELECT * FROM expectation_metrics").fetchall()}
     assert rows["TG-URGENT"] == (1, 4, 20.0)  # U-open-early is still before its expectation
@@ -172,7 +206,7 @@ def test_expectation_metrics(con, email_policy):
 
 
 def test_response_times_table(con, email_policy):
-    load(con, [case[:4] for case in CASES])
+    load(con, [row[:4] for row in CASES])
     evaluate_ticket_clocks(con, email_policy, AS_OF)
     rows = con.execute(
         "SELECT count, max_seconds FROM response_times WHERE metric = 'first_response' AND channel = 'all' "
@@ -186,7 +220,7 @@ def test_response_times_table(con, email_policy):
         "CASE WHEN period <> 'all' THEN 'period' END], lambda x: x IS NOT NULL)) AS dims, count(*) "
         "FROM response_times GROUP BY ALL ORDER BY ALL"
     ).fetchall()
-    answered = sum(1 for case in CASES if case[3] is not None)
+    answered = sum(1 for row in CASES if row[3] is not None)
     assert [(dims, n) for metric, dims, n in breakdowns if metric == "first_response"] == [
         ([], 1),
         (["channel"], 1),

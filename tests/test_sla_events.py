@@ -17,26 +17,18 @@ from conftest import load_staged_tickets
 
 from compliance.policy import Target
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
-from tests.test_first_response import NEW_YORK, open_intervals
+from tests.test_first_response import INTERESTING_DAYS, NEW_YORK, open_intervals
 
 UTC = UTC
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TERMINAL = ("solved", "closed")
 PAUSING = ("pending", "on_hold")
-DAYS = [
-    date(2026, 3, 6),
+# the first-response tests' DST, holiday and weekend days before the as-of, and the days around it
+DAYS = [day for day in INTERESTING_DAYS if day < AS_OF.date()] + [
     date(2026, 3, 7),
-    date(2026, 3, 9),  # spring forward (Sunday 8 March)
-    date(2026, 10, 30),
     date(2026, 10, 31),
-    date(2026, 11, 2),  # fall back (Sunday 1 November)
-    date(2026, 7, 2),
-    date(2026, 7, 3),
-    date(2026, 12, 24),  # Independence Day observed; Christmas
-    date(2026, 11, 25),
     date(2026, 11, 18),
-    date(2026, 11, 19),
-    date(2026, 11, 20),  # Thanksgiving; open at as-of
+    date(2026, 11, 20),  # open at as-of
     date(2025, 12, 31),
     date(2026, 5, 22),
 ]
@@ -184,6 +176,19 @@ def load(con, tickets: list[dict]) -> None:
 # the reference
 # ---------------------------------------------------------------------------------------------------------
 HORIZON = timedelta(days=400)
+
+
+def _events_ticket(ticket_id: str, created: datetime, events: list[tuple], channel: str = "account_billing") -> dict:
+    """A free-plan ticket whose only history is ``events`` (occurred_at, event_type, actor, new_status)."""
+    return {
+        "ticket_id": ticket_id,
+        "channel": channel,
+        "plan": "free",
+        "created_at": created,
+        "first_response_at": None,
+        "resolved_at": None,
+        "events": events,
+    }
 
 
 def open_ivs(calendar: str, start: datetime, end: datetime):
@@ -373,21 +378,18 @@ def test_internal_notes_and_auto_acks_do_not_stop_first_response(con, policy):
 def test_pause_on_business_hours_by_hand(con, policy):
     ny = lambda *a: datetime(*a, tzinfo=NEW_YORK).astimezone(UTC)  # noqa: E731
     created = ny(2026, 11, 16, 9)  # Monday 09:00; 16 business hours: due Tuesday 17:00 without pauses
-    ticket = {
-        "ticket_id": "P1",
-        "channel": "technical_support",
-        "plan": "free",
-        "created_at": created,
-        "first_response_at": None,
-        "resolved_at": None,
-        "events": [
+    ticket = _events_ticket(
+        "P1",
+        created,
+        [
             (created, "status_change", "system", "new"),
             (ny(2026, 11, 16, 10), "public_reply", "agent", None),
             (ny(2026, 11, 16, 10), "status_change", "agent", "pending"),  # 10:00 Mon
             (ny(2026, 11, 17, 11), "status_change", "requester", "open"),  # 11:00 Tue: 9 h paused
             (ny(2026, 11, 18, 16), "status_change", "agent", "solved"),
         ],
-    }
+        channel="technical_support",
+    )
     load(con, [ticket])
     policy = policy_with_resolution(policy, False)
     evaluate_ticket_clocks(con, policy, AS_OF)
@@ -411,20 +413,16 @@ def _resolution_row(con, policy, ticket, reopen_new_cycle=False):
 def test_requester_reply_with_new_status_open_ends_the_pause(con, policy):
     created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {
-        "ticket_id": "R1",
-        "channel": "account_billing",
-        "plan": "free",
-        "created_at": created,
-        "first_response_at": None,
-        "resolved_at": None,
-        "events": [
+    ticket = _events_ticket(
+        "R1",
+        created,
+        [
             (created + hour, "public_reply", "agent", None),
             (created + hour, "status_change", "agent", "pending"),
             (created + 3 * hour, "requester_reply", "requester", "open"),  # the customer answers
             (created + 40 * hour, "status_change", "agent", "solved"),
         ],
-    }
+    )
     # 24/7, 36 h target: paused 2 h (not 39 h until the solve), so the solve after 40 h is 2 h late
     assert _resolution_row(con, policy, ticket) == [
         (1, created, created + 40 * hour, 2 * 3600, 38 * 3600, created + 38 * hour, "breached")
@@ -434,19 +432,15 @@ def test_requester_reply_with_new_status_open_ends_the_pause(con, policy):
 def test_public_reply_with_new_status_pending_starts_a_pause(con, policy):
     created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {
-        "ticket_id": "R2",
-        "channel": "account_billing",
-        "plan": "free",
-        "created_at": created,
-        "first_response_at": None,
-        "resolved_at": None,
-        "events": [
+    ticket = _events_ticket(
+        "R2",
+        created,
+        [
             (created + hour, "public_reply", "agent", "pending"),  # reply and pending at once
             (created + 11 * hour, "requester_reply", "requester", "open"),
             (created + 40 * hour, "status_change", "agent", "solved"),
         ],
-    }
+    )
     # paused from 1 h to 11 h: 30 h of the 36 h counted, due at 46 h, solved at 40 h
     assert _resolution_row(con, policy, ticket) == [
         (1, created, created + 40 * hour, 10 * 3600, 30 * 3600, created + 46 * hour, "achieved")
@@ -456,20 +450,16 @@ def test_public_reply_with_new_status_pending_starts_a_pause(con, policy):
 def test_requester_reply_reopening_a_solved_ticket_is_a_reopen(con, policy):
     created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {
-        "ticket_id": "R3",
-        "channel": "account_billing",
-        "plan": "free",
-        "created_at": created,
-        "first_response_at": None,
-        "resolved_at": None,
-        "events": [
+    ticket = _events_ticket(
+        "R3",
+        created,
+        [
             (created + hour, "public_reply", "agent", None),
             (created + 2 * hour, "status_change", "agent", "solved"),
             (created + 5 * hour, "requester_reply", "requester", "open"),  # "it still fails"
             (created + 50 * hour, "status_change", "agent", "solved"),
         ],
-    }
+    )
     # one cycle: the 3 h between the solve and the reopen do not count; 47 h of 36 are over by 11 h
     assert _resolution_row(con, policy, ticket) == [
         (1, created, created + 50 * hour, 3 * 3600, 47 * 3600, created + 39 * hour, "breached")
@@ -487,20 +477,17 @@ def test_reconciliation_reads_status_changes_and_the_policy_as_the_clocks_do(con
 
     created = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
     hour = timedelta(hours=1)
-    ticket = {
-        "ticket_id": "V1",
-        "channel": "sales",
-        "plan": "free",
-        "created_at": created,
-        "first_response_at": None,
-        "resolved_at": None,
-        "events": [
+    ticket = _events_ticket(
+        "V1",
+        created,
+        [
             (created + hour, "internal_note", "agent", None),
             (created + 2 * hour, "public_reply", "agent", "solved"),  # answered and solved at once
             (created + 3 * hour, "requester_reply", "requester", "open"),  # ... reopened by the customer
             (created + 4 * hour, "status_change", "agent", "closed"),
         ],
-    }
+        channel="sales",
+    )
     load(con, [ticket])
     _vendor_rows(
         con,
