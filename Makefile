@@ -61,6 +61,7 @@ dev: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py --tickets $${TICKETS:-1000000} --format $${FORMAT:-csv} $${KEEP:+--keep $$KEEP}
+	$(BIN)/python scripts/bench_clocks.py
 
 clean:
 	rm -rf $(VENV) var
