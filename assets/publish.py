@@ -40,7 +40,7 @@ def evidence_files(settings: ReporterSettings, warehouse: Warehouse) -> dg.Mater
     """The evidence folder: ticket_sla, violations, metrics, quarantine, verdicts and at-risk files."""
     started = time.monotonic()
     with warehouse.connect() as con:
-        written = write_evidence(con, Path(settings.out_dir))
+        written = write_evidence(con, Path(settings.out_dir), settings.spreadsheet_max_rows)
     return dg.MaterializeResult(
         metadata={"files": [str(path) for path in written], "duration_seconds": round(time.monotonic() - started, 3)}
     )

@@ -13,6 +13,7 @@ import dagster as dg
 import duckdb
 
 from compliance.core.sql import lit
+from compliance.evidence.files import SPREADSHEET_MAX_ROWS
 from compliance.policy import Policy, load_policy
 
 
@@ -32,6 +33,8 @@ class ReporterSettings(dg.ConfigurableResource):
     policy: str = "platform"
     as_of: str = ""  # ISO-8601; empty means the moment the run was created
     encoding: str = ""  # text encoding (Python codec name) of every CSV / JSON Lines export; empty: detected per file
+    # Above this many rows ticket_sla and violations are written per month (compliance.evidence.files).
+    spreadsheet_max_rows: int = SPREADSHEET_MAX_ROWS
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

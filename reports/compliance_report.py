@@ -655,6 +655,17 @@ def template_environment() -> jinja2.Environment:
     return env
 
 
+def evidence_locations(outputs: list[dict]) -> dict[str, str]:
+    """Where the run wrote ticket_sla and violations: one CSV, or one per month above a spreadsheet's row limit."""
+    files = {row["file"] for row in outputs}
+    return {
+        stem: f"evidence/{stem}/month=YYYY-MM/{stem}.csv"
+        if any(file.startswith(f"evidence/{stem}/month=") for file in files)
+        else f"evidence/{stem}.csv"
+        for stem in ("ticket_sla", "violations")
+    }
+
+
 def build_context(data: ReportData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
     policy, manifest = data.policy, data.manifest or {}
@@ -678,6 +689,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         if isinstance(item, Mapping)
     ]
     return {
+        "evidence_locations": evidence_locations(outputs),
         "policy_title": policy.title,
         "profile": policy.profile,
         "met_min": f"{policy.met_min_adherence_pct:g}",

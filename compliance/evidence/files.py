@@ -7,15 +7,17 @@ half-written file where the last good one was.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
 
 from compliance.core.files import replacing
-from compliance.core.sql import lit, stored_in_order
+from compliance.core.sql import ident, lit, stored_in_order
 from compliance.rules.ticket_clocks import AT_RISK_ORDER, TICKET_SLA_ORDER
 
-# Evidence files: table → (file stem, ORDER BY, also as Parquet).
+# Evidence files: table → (file stem, ORDER BY, also as Parquet).  The Parquet ones are the two that grow with
+# the exports; above a spreadsheet's row limit they are written by month (see `write_evidence`).
 EVIDENCE_FILES = {
     "verdicts": ("verdicts", "position", False),
     "ticket_sla": ("ticket_sla", TICKET_SLA_ORDER, True),
@@ -82,7 +84,25 @@ def _csv_copy(con: duckdb.DuckDBPyConnection, table: str, order_by: str, path: P
     return f"COPY ({select}) TO {lit(str(path))} (FORMAT csv, HEADER true{options})"
 
 
-def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path]:
+# The most rows a spreadsheet opens (Excel and LibreOffice: 1,048,576 lines), less the header line.
+SPREADSHEET_MAX_ROWS = 1_048_575
+
+# The instant whose UTC month files a large evidence table by: the clock start of a ticket clock; a violation
+# carries no start, so its due instant (NULL: folder month=none).
+MONTH_OF = {"ticket_sla": "started_at", "violations": "due_at"}
+NO_MONTH = "none"
+
+
+def write_evidence(
+    con: duckdb.DuckDBPyConnection, out_dir: Path, spreadsheet_max_rows: int = SPREADSHEET_MAX_ROWS
+) -> list[Path]:
+    """Write every evidence table; the files written, in order.
+
+    ``ticket_sla`` and ``violations`` are written as ``<stem>.csv`` and ``<stem>.parquet`` while they hold at
+    most ``spreadsheet_max_rows`` rows, else as ``<stem>/month=YYYY-MM/<stem>.csv`` and ``part-0.parquet`` per
+    UTC month of :data:`MONTH_OF` (so that every CSV opens in a spreadsheet). The layout not written this time
+    is removed, so a folder never holds both a whole file and monthly parts of different runs.
+    """
     written = []
     for table, (stem, order_by, parquet) in EVIDENCE_FILES.items():
         source, order = table, order_by
@@ -92,18 +112,70 @@ def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path]:
             # Sorted once for both files; a table scan keeps insertion order (preserve_insertion_order is on).
             source, order = f"_sorted_{table}", ""
             con.execute(f"CREATE OR REPLACE TEMP TABLE {source} AS SELECT * FROM {table} ORDER BY {order_by}")
-        target = out_dir / "evidence" / f"{stem}.csv"
-        with replacing(target) as temporary:
-            con.execute(_csv_copy(con, source, order, temporary))
-        written.append(target)
-        if parquet:
-            target = out_dir / "evidence" / f"{stem}.parquet"
-            with replacing(target) as temporary:
-                con.execute(f"COPY (SELECT * FROM {source}) TO {lit(str(temporary))} (FORMAT parquet)")
-            written.append(target)
+        rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0] if parquet else 0
+        if parquet and rows > spreadsheet_max_rows:
+            _remove_whole_files(out_dir / "evidence", stem)
+            written += _write_by_month(con, source, order, out_dir / "evidence" / stem, stem, MONTH_OF[table])
+        else:
+            if parquet:
+                shutil.rmtree(out_dir / "evidence" / stem, ignore_errors=True)
+            written += _write_whole(con, source, order, out_dir / "evidence", stem, parquet)
         if source != table:
             con.execute(f"DROP TABLE {source}")
     return written
+
+
+def _write_whole(
+    con: duckdb.DuckDBPyConnection, source: str, order: str, folder: Path, stem: str, parquet: bool
+) -> list[Path]:
+    target = folder / f"{stem}.csv"
+    with replacing(target) as temporary:
+        con.execute(_csv_copy(con, source, order, temporary))
+    written = [target]
+    if parquet:
+        target = folder / f"{stem}.parquet"
+        with replacing(target) as temporary:
+            con.execute(
+                f"COPY (SELECT * FROM {source}{_order_clause(order)}) TO {lit(str(temporary))} (FORMAT parquet)"
+            )
+        written.append(target)
+    return written
+
+
+def _write_by_month(
+    con: duckdb.DuckDBPyConnection, source: str, order: str, folder: Path, stem: str, month_column: str
+) -> list[Path]:
+    """One folder per month of ``month_column``, each with the month's rows as CSV and Parquet, in table order."""
+    month = f"coalesce(strftime({ident(month_column)}, '%Y-%m'), {lit(NO_MONTH)})"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _evidence_months AS SELECT {month} AS month, * FROM {source}{_order_clause(order)}"
+    )
+    months = [row[0] for row in con.execute("SELECT DISTINCT month FROM _evidence_months ORDER BY month").fetchall()]
+    shutil.rmtree(folder, ignore_errors=True)
+    written = []
+    for value in months:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _evidence_month AS SELECT * EXCLUDE (month) FROM _evidence_months "
+            "WHERE month = ?",
+            [value],
+        )
+        written += _write_whole(con, "_evidence_month", "", folder / f"month={value}", stem, parquet=False)
+        target = folder / f"month={value}" / "part-0.parquet"
+        with replacing(target) as temporary:
+            con.execute(f"COPY (SELECT * FROM _evidence_month) TO {lit(str(temporary))} (FORMAT parquet)")
+        written.append(target)
+    con.execute("DROP TABLE IF EXISTS _evidence_month")
+    con.execute("DROP TABLE _evidence_months")
+    return written
+
+
+def _remove_whole_files(folder: Path, stem: str) -> None:
+    for suffix in (".csv", ".parquet"):
+        (folder / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
+def _order_clause(order: str) -> str:
+    return f" ORDER BY {order}" if order else ""
 
 
 def write_json(path: Path, document: dict) -> None:
