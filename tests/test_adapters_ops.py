@@ -673,3 +673,90 @@ def test_open311_socrata_csv_and_soda_json(tmp_path):
         "2024-01-11T06:10:00Z",
     )
     assert "service_request_id" not in ticket  # no GeoReport columns invented
+
+
+def test_statuspage_cloudflare_incidents_json():
+    conversion = convert("statuspage", real("incidents/statuspage_cloudflare_incidents.json"))
+    accounted(conversion)
+    assert conversion.inputs[0].variant == "v2 incidents.json" and conversion.inputs[0].rows_read == 2
+    incident = by_id(conversion, "incidents", "incident_id")["q746ybtyb6q0"]
+    assert (incident["kind"], incident["started_at"], incident["resolved_at"]) == (
+        "incident",
+        "2018-09-17T19:29:21.132000Z",  # no started_at: created_at
+        "2018-09-18T07:45:41.290000Z",
+    )
+    assert not any(note.startswith("consistency: ") for note in conversion.notes)
+
+
+def test_statuspage_history_csv_zone_abbreviations_and_findings(tmp_path):
+    # A status page's history as it renders it (<page>/history: "Aug 30, 2024 - 13:30 PDT"), scraped to CSV with
+    # the updates as JSON text in a cell; the update fields are the Statuspage v2 API's (status, body, created_at:
+    # the "/api/v2/incidents.json" documented at every page's /api, e.g. www.githubstatus.com/api).
+    def updates(*items):
+        return json.dumps([{"status": status, "body": body, "created_at": at} for status, body, at in items])
+
+    rows = [
+        ["id", "Title", "Impact", "Started At", "Resolved At", "Updates"],
+        [
+            "a1",
+            "API errors",
+            "minor",
+            "Aug 30, 2024 - 13:30 PDT",
+            "Aug 30, 2024 - 15:00 PDT",
+            updates(
+                ("investigating", "Looking", "Aug 30, 2024 - 13:40 PDT"),
+                ("resolved", "Fixed", "Aug 30, 2024 - 15:00 PDT"),
+            ),
+        ],
+        [
+            "a2",
+            "Early notice",
+            "major",
+            "Dec 02, 2024 - 09:00 EST",
+            "",
+            updates(("investigating", "Seen", "Dec 02, 2024 - 08:50 EST")),
+        ],
+        ["a3", "Elsewhere", "minor", "Aug 30, 2024 - 13:30 IST", "", "[]"],
+        ["a4", "Broken cell", "minor", "Aug 30, 2024 - 13:30 PDT", "", "[{"],
+    ]
+    path = tmp_path / "history.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    conversion = convert("statuspage", path)
+    accounted(conversion)
+    assert conversion.inputs[0].variant == "status history csv"
+    incidents = by_id(conversion, "incidents", "incident_id")
+    # PDT read as UTC-07:00, EST as UTC-05:00
+    assert (incidents["a1"]["started_at"], incidents["a1"]["resolved_at"], incidents["a1"]["announced_at"]) == (
+        "2024-08-30T20:30:00Z",
+        "2024-08-30T22:00:00Z",
+        "2024-08-30T20:40:00Z",
+    )
+    assert incidents["a1"]["name"] == "API errors" and incidents["a2"]["started_at"] == "2024-12-02T14:00:00Z"
+    assert quarantine(conversion) == {
+        4: ("bad_timestamp", "started_at: not a timestamp this format knows: Aug 30, 2024 - 13:30 IST"),
+        5: ("malformed_row", "updates: not JSON: Expecting property name enclosed in double quotes"),
+    }
+    assert any("PDT = UTC-07:00" in note and "CST = UTC-06:00" in note for note in conversion.notes)
+    (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
+    assert finding == (
+        "consistency: 1 record with an update posted before the incident started (a2); reading: started_at kept as "
+        "the vendor states it; the earlier update is the announcement (announced_at)"
+    )
+    assert "incidents" not in conversion.filled_columns
+
+
+def test_statuspage_feed_whose_updates_share_one_instant(tmp_path):
+    at = "2024-09-01T00:00:00Z"  # the time the feed was taken, on every update
+    lines = [
+        {"id": "f1", "title": "One", "started_at": "2024-08-30T10:00:00Z", "updates": [{"at": at, "status": "x"}]},
+        {"id": "f2", "title": "Two", "started_at": "2024-08-31T10:00:00Z", "updates": [{"at": at, "status": "y"}]},
+    ]
+    path = write(tmp_path / "feed.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n")
+    conversion = convert("statuspage", path)
+    accounted(conversion)
+    assert {row["announced_at"] for row in conversion.tables["incidents"].to_dicts()} == {None}
+    assert conversion.tables["incident_updates"].height == 0
+    assert "announced_at" not in conversion.filled_columns["incidents"]
+    (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
+    assert finding.startswith("consistency: feed.jsonl: all 2 updates carry one instant, 2024-09-01T00:00:00Z;")
