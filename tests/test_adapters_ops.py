@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -614,6 +615,11 @@ def test_convert_and_run_reconcile_the_crm_verdicts(tmp_path, capsys):
     assert rows["C3"]["agrees"] == "true"
     report = (out / "compliance_report.html").read_text(encoding="utf-8")
     assert "Vendor verdicts reconciled" in report and "66.6% (2 / 3)" in report
+    # the headline, and the one disagreement's class explained
+    headline = re.sub(r"\s+", " ", report.split('id="vendor-agreement"', 1)[1].split("</ul>", 1)[0])
+    assert "tickets resolution: the vendor agrees on 2 of 3</strong> (66.6% (2 / 3)), disagrees on 1" in headline
+    why = report.split("Why they disagree", 1)[1].split("</table>", 1)[0]
+    assert "the vendor says met, but the record&#39;s own stop is after the vendor&#39;s own due time" in why
 
 
 def test_open311_socrata_csv_and_soda_json(tmp_path):
