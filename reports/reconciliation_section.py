@@ -153,6 +153,20 @@ def _reading(value: Any) -> str:
     return "—" if value is None else ("met" if value else "missed")
 
 
+def _replaced_characters(conversion: Mapping[str, Any] | None) -> list[str]:
+    """A finding per vendor file in which bytes did not decode (each became U+FFFD; its records were kept)."""
+    found = []
+    for row in (conversion or {}).get("inputs") or []:
+        replaced = row.get("replaced_characters") if isinstance(row, Mapping) else None
+        if isinstance(replaced, int) and replaced > 0:
+            found.append(
+                f"{row.get('file')}: {format_count(replaced)} character(s) did not decode in {row.get('encoding') or '?'} "
+                "and were replaced by U+FFFD; reading: the records are kept with the replaced characters (pass "
+                "--encoding to read the file in another encoding)"
+            )
+    return found
+
+
 def reconciliation_section(data: ReconciliationData | None, conversion: Mapping[str, Any] | None) -> Markup:
     """The section's HTML, or nothing when the run had neither vendor verdicts nor a converted export."""
     metrics = data.metrics.to_dicts() if data is not None else []
@@ -179,7 +193,10 @@ def reconciliation_section(data: ReconciliationData | None, conversion: Mapping[
     notes = [str(note) for note in (converted.get("notes") or [])] if converted else []
     html = environment.from_string(_TEMPLATE).render(
         conversion=converted,
-        findings=[note.removeprefix(FINDING_PREFIX) for note in notes if note.startswith(FINDING_PREFIX)],
+        findings=[
+            *_replaced_characters(converted),
+            *(note.removeprefix(FINDING_PREFIX) for note in notes if note.startswith(FINDING_PREFIX)),
+        ],
         readings=[note for note in notes if not note.startswith(FINDING_PREFIX)],
         classes=data.classes.to_dicts() if data is not None and data.classes is not None else [],
         metrics=metrics,

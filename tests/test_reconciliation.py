@@ -337,6 +337,8 @@ def test_section_headlines_agreement_and_lists_findings_escaped(con, reconciled)
                 "rows_read": 10,
                 "rows_converted": 10,
                 "rows_quarantined": 0,
+                "encoding": "cp1252",
+                "replaced_characters": 2,
             }
         ],
         "notes": [
@@ -353,4 +355,5 @@ def test_section_headlines_agreement_and_lists_findings_escaped(con, reconciled)
     findings = html.split('id="consistency-findings"', 1)[1].split("</ul>", 1)[0]
     assert "1 record with resolved_at after closed_at (&lt;INC1&gt;); reading: resolved_at kept as written" in findings
     assert "made_sla is not read as a verdict" not in findings and "made_sla is not read as a verdict" in html
+    assert "incident.csv: 2 character(s) did not decode in cp1252 and were replaced by U+FFFD" in findings
     assert html.index('id="vendor-agreement"') < html.index("Why they disagree") < html.index("Disagreements (")
