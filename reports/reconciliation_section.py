@@ -31,10 +31,21 @@ _TEMPLATE = """
   {% if metrics %}
   <ul class="headline" id="vendor-agreement">
   {% for row in metrics %}
+    {% if row.compared %}
     <li><strong>{{ row.source }} {{ row.metric }}: the vendor agrees on {{ row.agreeing|count }} of
-      {{ row.compared|count }}</strong>{% if row.compared %} ({{ row.agreement }}){% endif %}{% if row.disagreeing %},
+      {{ row.compared|count }}</strong> ({{ row.agreement }}){% if row.disagreeing %},
       disagrees on {{ row.disagreeing|count }}{% endif %}{% if row.not_comparable %};
       {{ row.not_comparable|count }} not compared{% endif %}.</li>
+    {% else %}
+    <li><strong>{{ row.source }} {{ row.metric }}: no vendor verdict to compare</strong>
+      ({{ row.vendor_rows|count }} vendor rows: {{ row.not_comparable_reasons or "—" }}).</li>
+    {% endif %}
+  {% endfor %}
+  {% for row in due_agreement %}
+    <li>{{ row.source }} {{ row.metric }}, against the vendor's own due times ({{ row.vendor_due_rows|count }} rows):
+      our policy's verdict is the one the vendor's due time gives on {{ row.verdicts_agreeing|count }} of
+      {{ row.verdicts_compared|count }}; our due time is the vendor's on {{ row.due_equal|count }} of
+      {{ row.due_compared|count }}.</li>
   {% endfor %}
   </ul>
   {% endif %}
@@ -128,6 +139,7 @@ class ReconciliationData:
     disagreements: pl.DataFrame  # vendor_reconciliation rows with agrees = false (the first DISAGREEMENTS_SHOWN)
     disagreements_total: int
     classes: pl.DataFrame | None = None  # vendor_disagreement_classes (absent in a warehouse of an older run)
+    due_agreement: pl.DataFrame | None = None  # vendor_due_agreement (likewise)
 
     @classmethod
     def from_warehouse(cls, con: duckdb.DuckDBPyConnection) -> ReconciliationData | None:
@@ -145,6 +157,11 @@ class ReconciliationData:
             ][0],
             classes=con.sql("SELECT * FROM vendor_disagreement_classes ORDER BY source, metric, rows DESC").pl()
             if table_exists(con, "vendor_disagreement_classes")
+            else None,
+            due_agreement=con.sql(
+                "SELECT * FROM vendor_due_agreement WHERE due_compared > 0 ORDER BY source, metric"
+            ).pl()
+            if table_exists(con, "vendor_due_agreement")
             else None,
         )
 
@@ -199,6 +216,7 @@ def reconciliation_section(data: ReconciliationData | None, conversion: Mapping[
         ],
         readings=[note for note in notes if not note.startswith(FINDING_PREFIX)],
         classes=data.classes.to_dicts() if data is not None and data.classes is not None else [],
+        due_agreement=data.due_agreement.to_dicts() if data is not None and data.due_agreement is not None else [],
         metrics=metrics,
         disagreements=disagreements,
         disagreements_total=data.disagreements_total if data is not None else 0,

@@ -352,8 +352,20 @@ def test_section_headlines_agreement_and_lists_findings_escaped(con, reconciled)
         "tickets resolution: the vendor agrees on 3 of 6</strong> (50.0% (3 / 6)), disagrees on 3; 4 not compared"
         in (headline)
     )
+    assert (
+        "tickets resolution, against the vendor's own due times (8 rows): our policy's verdict is the one the "
+        "vendor's due time gives on 4 of 5; our due time is the vendor's on 4 of 5." in headline
+    )
     findings = html.split('id="consistency-findings"', 1)[1].split("</ul>", 1)[0]
     assert "1 record with resolved_at after closed_at (&lt;INC1&gt;); reading: resolved_at kept as written" in findings
     assert "made_sla is not read as a verdict" not in findings and "made_sla is not read as a verdict" in html
     assert "incident.csv: 2 character(s) did not decode in cp1252 and were replaced by U+FFFD" in findings
     assert html.index('id="vendor-agreement"') < html.index("Why they disagree") < html.index("Disagreements (")
+
+
+def test_due_times_are_compared_even_without_a_vendor_verdict(con, reconciled):
+    (row,) = con.execute("SELECT * FROM vendor_due_agreement").fetchall()
+    # 8 rows carry a vendor due time (NO-VERDICT and NO-DUE-NO-CLOCK do not); 5 of them have a clock of ours
+    # (AGREE, VENDOR-MET-LATE, VENDOR-MISSED-ON-TIME, OPEN-OVERDUE due at the vendor's time; OURS-DIFFER an hour
+    # earlier); the vendor's due time on the record's times gives our verdict on all but OURS-DIFFER.
+    assert row == ("tickets", "resolution", 8, 5, 4, 5, 4)

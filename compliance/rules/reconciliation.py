@@ -5,7 +5,9 @@ written by the adapters as ``vendor_sla.csv``), the staged records it names, and
 Output: ``vendor_reconciliation`` (one row per vendor row), ``vendor_reconciliation_metrics`` (per source ×
 metric: agreement rate, disagreements both ways, rows that could not be compared and why) and
 ``vendor_disagreement_classes`` (per source × metric × class of disagreement: how many, and what it means;
-``DISAGREEMENT_CLASSES``).
+``DISAGREEMENT_CLASSES``) and ``vendor_due_agreement`` (per source × metric, for exports that state due times,
+with or without a verdict: how often our policy's due time is the vendor's, and how often our policy's verdict
+is the one the vendor's due time gives on the record's own times).
 
 Readings (an auditor's independent check of the helpdesk's own numbers):
 - **recomputed_met**: the vendor's own due time applied to the record's own timestamps: the stop (``STOPS``) at or
@@ -80,6 +82,11 @@ RECORD_WORDS = {
 }
 # ticket_sla names the acknowledgement clock the policy's way
 OUR_METRIC = {"acknowledgement": "acknowledgment"}
+DUE_AGREEMENT_COLUMNS = (
+    "source VARCHAR, metric VARCHAR, vendor_due_rows BIGINT, due_compared BIGINT, due_equal BIGINT, "
+    "verdicts_compared BIGINT, verdicts_agreeing BIGINT"
+)
+DUE_TOLERANCE_SECONDS = 60  # due times this close are the same (exports round to the minute)
 DISAGREEMENT_CLASS_COLUMNS = "source VARCHAR, metric VARCHAR, class VARCHAR, rows BIGINT, meaning VARCHAR"
 # Every disagreement falls in exactly one class: either the record's own times against the vendor's due time
 # contradict the vendor (our policy then, when it has a clock, says the same as those times: both readings are
@@ -134,6 +141,7 @@ def evaluate(
     con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation ({RECONCILIATION_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation_metrics ({RECONCILIATION_METRIC_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE vendor_disagreement_classes ({DISAGREEMENT_CLASS_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE vendor_due_agreement ({DUE_AGREEMENT_COLUMNS})")
     if not table_exists(con, SOURCE):
         return
     asof = ts_lit(as_of)
@@ -230,6 +238,7 @@ def evaluate(
            GROUP BY r.source, r.metric ORDER BY r.source, r.metric"""
     )
     _classify_disagreements(con)
+    _due_agreement(con)
     con.execute("DROP TABLE IF EXISTS _rec_stops")
     con.execute("DROP TABLE IF EXISTS _rec_ours")
 
@@ -245,6 +254,24 @@ def _classify_disagreements(con: duckdb.DuckDBPyConnection) -> None:
             )
             SELECT source, metric, class, count(*), CASE class {meanings} END
             FROM classified_disagreements GROUP BY ALL ORDER BY source, metric, count(*) DESC, class"""
+    )
+
+
+def _due_agreement(con: duckdb.DuckDBPyConnection) -> None:
+    """``vendor_due_agreement``: for the rows with a vendor due time, our policy's due time and verdict beside the
+    vendor's due time. This is how an export that states due times but no verdicts (a 311 portal's due date,
+    ServiceNow's ``sla_due``) gets a measure of agreement; only tickets have clocks of our policy to compare."""
+    decided = "our_state IN ('achieved', 'breached')"
+    con.execute(
+        f"""INSERT INTO vendor_due_agreement
+            SELECT source, metric, count(*),
+                   count(*) FILTER (WHERE our_due_at IS NOT NULL),
+                   count(*) FILTER (WHERE abs(epoch(vendor_due_at) - epoch(our_due_at)) < {DUE_TOLERANCE_SECONDS}),
+                   count(*) FILTER (WHERE recomputed_met IS NOT NULL AND {decided}),
+                   count(*) FILTER (WHERE recomputed_met IS NOT NULL AND {decided}
+                                    AND recomputed_met = (our_state = 'achieved'))
+            FROM vendor_reconciliation WHERE vendor_due_at IS NOT NULL
+            GROUP BY ALL ORDER BY source, metric"""
     )
 
 
