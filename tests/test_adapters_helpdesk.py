@@ -889,3 +889,17 @@ def test_written_conversion_is_readable_by_the_run(tmp_path, policy):
     log = json.loads((tmp_path / "out" / "conversion.json").read_text())
     assert log["format_version"] == "freshdesk ticket export csv"
     assert log["inputs"][0]["rows_read"] == 8 and log["inputs"][0]["rows_quarantined"] == 5
+
+
+def test_zendesk_api_comments_without_their_ticket_id_say_why(tmp_path, policy):
+    # GET /api/v2/tickets/{ticket_id}/comments returns the comments without their ticket's id
+    tickets = write(tmp_path / "tickets.json", json.dumps(API_FOLDER["tickets.json"]))
+    comments = write(
+        tmp_path / "ticket_comments.json",
+        json.dumps({"comments": [{"id": 1, "author_id": 1001, "public": True, "created_at": "2026-07-20T09:00:00Z"}]}),
+    )
+    conversion = convert("zendesk", [tickets, comments], policy)
+    assert_accounting(conversion)
+    (row,) = conversion.quarantine.filter(pl.col("source_file") == "ticket_comments.json").to_dicts()
+    assert row["reason_code"] == "missing_value"
+    assert row["reason"].startswith("ticket_id: missing (GET /tickets/{id}/comments does not repeat it")

@@ -546,7 +546,14 @@ def _api_ticket_events(
             frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("author_role"))
         comment = pl.col("event") == "comment"
         checks = [
-            Check(pl.col("ticket_id").is_null(), "missing_value", pl.lit("ticket_id: missing required value")),
+            Check(
+                pl.col("ticket_id").is_null(),
+                "missing_value",
+                pl.lit(
+                    "ticket_id: missing (GET /tickets/{id}/comments does not repeat it: the dump must add it to "
+                    "each comment)"
+                ),
+            ),
             Check(text("created_at").is_null(), "missing_value", pl.lit("created_at: missing required value")),
             bad_timestamp("created_at", pl.col("occurred_at"), "created_at (with an offset)"),
             Check(
