@@ -501,3 +501,21 @@ def test_mbox_settings_are_checked(tmp_path, email_policy):
     settings = write(tmp_path / "settings.yaml", "settings:\n  list_munging: sometimes\n")
     with pytest.raises(ConversionError, match=r"settings\.list_munging: must be one of unmunge, keep"):
         convert([archive], AdapterOptions(policy=email_policy, mapping=settings))
+
+
+def test_mailing_list_address_as_a_channel_from_the_mapping_values(tmp_path, email_policy):
+    archive = write(
+        tmp_path / "list.mbox", LIST_ARCHIVE.replace("To: support at telegram.org", "To: dev at lists.example.org")
+    )
+    mapping = write(
+        tmp_path / "list.yaml",
+        "values:\n  channel: {dev@lists.example.org: technical}\nsettings:\n  agent_addresses: [bob@helpers.example.net]\n",
+    )
+    conversion = convert([archive], AdapterOptions(policy=email_policy, mapping=mapping))
+    tickets = rows(conversion.tables["tickets"])
+    assert {row["channel"] for row in tickets.values()} == {"technical"} and len(tickets) == 2
+    assert tickets[_ticket_id("m1@example.com")]["first_response_at"] == "2026-03-02T10:00:00Z"
+    # without the mapping the list address is no support mailbox: every thread's channel is unknown
+    conversion = convert([archive], AdapterOptions(policy=email_policy))
+    assert conversion.tables["tickets"].height == 0
+    assert set(conversion.quarantine.get_column("reason_code")) == {"unknown_value", "incomplete_thread"}

@@ -24,7 +24,9 @@ Readings (each one a policy setting or written here; the policy's ``email`` and 
   mailing-list archives write addresses and Message-IDs as ``user at domain`` (Mailman's pipermail) and rewrite
   In-Reply-To to ids the archive does not hold; ``unmunge`` reads ``x at y`` as ``x@y`` in addresses and ids, and a
   message whose every parent is absent from the archive is threaded like one without parents (normalised subject
-  and customer). A thread with no message from the support side is named in the conversion's findings.
+  and customer). A thread with no message from the support side is named in the conversion's findings. The
+  --mapping file's ``values: channel:`` spellings that are addresses (``dev@lists.example.org: technical``) give
+  the channel of mail sent to them, at any domain (a mailing list's address).
 * **Ticket**: ``ticket_id`` is the number the first acknowledgment announces (``email.ticket_number``), else
   ``mbox-`` and a hash of the request's Message-ID; ``created_at`` is the customer's first message;
   ``channel`` is the support mailbox it was sent to (To, Cc, Delivered-To, X-Original-To; the local part of a
@@ -71,6 +73,7 @@ from compliance.adapters.base import (
 )
 from compliance.adapters.findings import consistency_findings
 from compliance.adapters.settings import Setting, format_settings
+from compliance.adapters.value_overrides import spelling_lookup, value_overrides
 from compliance.core.secrets import redact
 from compliance.core.sql import ident
 from compliance.ingest.encodings import Decoding, codec_name, decode_bytes, guess_encoding
@@ -148,7 +151,12 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         parsed += messages
     messages, duplicates = _drop_duplicates(parsed)
     frame = pl.DataFrame(_thread(messages, policy, agent_addresses), schema=_MESSAGE_SCHEMA)
-    roles = _with_roles(frame, policy, mailboxes, agent_addresses)
+    address_channels = {
+        spelling: channel
+        for spelling, channel in value_overrides(options).get("channel", {}).items()
+        if "@" in spelling
+    }
+    roles = _with_roles(frame, policy, mailboxes, agent_addresses, address_channels)
     tickets, events, quarantine = _tickets(roles, policy)
     unanswered = tickets.filter(pl.col("agent_messages") == 0).get_column("ticket_id")
     tickets = tickets.drop("agent_messages")
@@ -415,9 +423,17 @@ def _customer_address(message: dict, support_domains: set[str], agent_addresses:
 # Roles, channel, urgency (set-based; the subject tag and urgency readings are compliance.ingest.tickets_reading)
 # --------------------------------------------------------------------------------------------------------
 def _with_roles(
-    frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str], agent_addresses: tuple[str, ...] = ()
+    frame: pl.DataFrame,
+    policy: Policy,
+    mailboxes: dict[str, str],
+    agent_addresses: tuple[str, ...] = (),
+    address_channels: dict[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Messages with ``role`` (requester | agent | system | requester_auto), ``mailbox_channel``, ``tag_channel``."""
+    """Messages with ``role`` (requester | agent | system | requester_auto), ``mailbox_channel``, ``tag_channel``.
+
+    ``address_channels`` (the --mapping file's ``values: channel:`` spellings that are addresses) give the channel
+    of mail sent to an address outside the support domains, e.g. a mailing list's."""
+    address_channels = address_channels or {}
     domain = pl.col("from_address").str.split("@").list.last()
     local = pl.col("from_address").str.split("@").list.first()
     support = (
@@ -429,13 +445,16 @@ def _with_roles(
         frame.select("record_id", "recipients")
         .explode("recipients")
         .with_row_index("rank")
-        .filter(pl.col("recipients").str.split("@").list.last().is_in(list(policy.email.support_domains)))
         .with_columns(
-            pl.col("recipients")
-            .str.split("@")
-            .list.first()
-            .replace_strict(mailboxes, default=None, return_dtype=pl.Utf8)
-            .alias("mailbox_channel")
+            pl.coalesce(
+                spelling_lookup(pl.col("recipients"), address_channels),
+                pl.when(pl.col("recipients").str.split("@").list.last().is_in(list(policy.email.support_domains))).then(
+                    pl.col("recipients")
+                    .str.split("@")
+                    .list.first()
+                    .replace_strict(mailboxes, default=None, return_dtype=pl.Utf8)
+                ),
+            ).alias("mailbox_channel")
         )
         .drop_nulls("mailbox_channel")
         .sort("rank")
