@@ -766,3 +766,22 @@ def test_statuspage_feed_whose_updates_share_one_instant(tmp_path):
     assert "announced_at" not in conversion.filled_columns["incidents"]
     (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
     assert finding.startswith("consistency: feed.jsonl: all 2 updates carry one instant, 2024-09-01T00:00:00Z;")
+
+
+def test_servicenow_task_sla_by_sys_id_names_the_incident(tmp_path):
+    # the Table API writes a reference field (task_sla.task) as the referenced record's sys_id
+    incidents = write(
+        tmp_path / "incident.csv",
+        "number,sys_id,opened_at,incident_state\nINC7,9d385017c611228701d22104cc95c371,2026-03-01 09:00:00,2\n",
+    )
+    task_sla = write(
+        tmp_path / "task_sla.csv",
+        "task,sla,stage,has_breached,planned_end_time\n"
+        "9d385017c611228701d22104cc95c371,P3 resolution,in_progress,true,2026-03-01 17:00:00\n"
+        "0000,P3 resolution,in_progress,false,2026-03-01 17:00:00\n",
+    )
+    conversion = convert("servicenow", incidents, task_sla, timezone="UTC")
+    assert sorted((row["record_id"], row["vendor_met"]) for row in conversion.vendor_sla.to_dicts()) == [
+        ("0000", None),
+        ("INC7", "false"),
+    ]

@@ -26,7 +26,9 @@ incident is resolved or closed (before that it only means "not breached yet" and
 A ``task_sla`` row is a verdict on the metric its SLA definition names (``sla`` containing "response" →
 first_response, "resolution"/"resolve" → resolution; others are quarantined as ``not_used``): ``has_breached``
 true is a miss; false is met once the ``stage`` is completed (or achieved), else no verdict yet; cancelled SLAs are
-not used; ``planned_end_time`` is the due time. ``task`` is the incident's number as the list export writes it.
+not used; ``planned_end_time`` is the due time. ``task`` is the incident's number as the list export writes it,
+or its ``sys_id`` (the reference value), read as the number of the incident of the same ``sys_id`` when an
+incident file of the conversion carries it.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         tables={name: pl.concat(frames, how="diagonal") for name, frames in tables.items() if frames},
         quarantine=pl.concat([empty_quarantine(), *quarantines]),
         inputs=inputs,
-        vendor_sla=pl.concat(verdicts, how="diagonal"),
+        vendor_sla=_by_number(pl.concat(verdicts, how="diagonal"), tables["tickets"]),
         notes=[
             "ticket_id = number, created_at = opened_at; resolved_at = resolved_at, or closed_at when closed without one",
             made_sla_note,
@@ -289,6 +291,20 @@ def _canonical_tickets(rows: pl.DataFrame, options: AdapterOptions) -> pl.DataFr
         due.alias("sla_due__at"),
         (_instant(resolved) > _instant(closed)).fill_null(False).alias("resolved_after_closed"),
         "source_line",
+    )
+
+
+def _by_number(verdicts: pl.DataFrame, tickets: list[pl.DataFrame]) -> pl.DataFrame:
+    """Vendor rows whose record is a ``sys_id`` (a task_sla ``task`` exported as its reference value) renamed to
+    the incident's number, when an incident file of the conversion carries that ``sys_id``."""
+    with_sys_id = [frame.select("ticket_id", "sys_id") for frame in tickets if "sys_id" in frame.columns]
+    if not with_sys_id:
+        return verdicts
+    numbers = pl.concat(with_sys_id).drop_nulls().unique("sys_id", keep="first")
+    return (
+        verdicts.join(numbers, left_on="record_id", right_on="sys_id", how="left", maintain_order="left")
+        .with_columns(pl.coalesce(pl.col("ticket_id"), pl.col("record_id")).alias("record_id"))
+        .drop("ticket_id")
     )
 
 
