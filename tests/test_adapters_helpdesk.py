@@ -288,6 +288,199 @@ def test_zendesk_unknown_file_and_mixed_layouts_are_one_line_errors(tmp_path, po
         convert("zendesk", [csv_export, tickets_json], policy)
 
 
+# --- zendesk: an API folder ---------------------------------------------------------------------------------------
+# Objects as the Zendesk Support API v2 returns them (developer.zendesk.com/api-reference/ticketing/): Tickets
+# (tickets/tickets: requester_id, group_id), Ticket Comments (tickets/ticket_comments: author_id, public,
+# created_at; a folder dump adds the ticket_id), Ticket Audits (tickets/ticket_audits: events of type Create,
+# Change with field_name/value, Comment with public and author_id), Ticket Metrics (tickets/ticket_metrics:
+# reply_time_in_minutes {calendar, business}, solved_at), Ticket Metric Events (tickets/ticket_metric_events),
+# SLA Policies (business-rules/sla_policies: id, title, policy_metrics), Users (users/users: role end-user, agent,
+# admin), Groups (groups/groups: id, name).
+
+API_FOLDER = {
+    "tickets.json": {
+        "tickets": [
+            {"id": 301, "created_at": "2026-07-20T09:00:00Z", "status": "solved", "requester_id": 1001, "group_id": 55},
+            {"id": 302, "created_at": "2026-07-20T10:00:00Z", "status": "open", "requester_id": 1002, "group_id": 56},
+            {"id": 303, "created_at": "2026-07-20T10:30:00Z", "status": "solved", "requester_id": 1003, "group_id": 55},
+        ]
+    },
+    "ticket_comments.json": {
+        "comments": [
+            {"id": 1, "ticket_id": 301, "author_id": 1001, "public": True, "created_at": "2026-07-20T09:00:00Z"},
+            {"id": 2, "ticket_id": 301, "author_id": 2001, "public": False, "created_at": "2026-07-20T09:10:00Z"},
+            {"id": 3, "ticket_id": 301, "author_id": 2001, "public": True, "created_at": "2026-07-20T09:40:00Z"},
+            {"id": 4, "ticket_id": 301, "author_id": 1001, "public": True, "created_at": "2026-07-20T10:00:00Z"},
+            {"id": 5, "ticket_id": 302, "author_id": 2002, "public": True, "created_at": "2026-07-20T10:00:00Z"},
+            {"id": 6, "ticket_id": 302, "author_id": 1002, "public": True, "created_at": "2026-07-20T10:20:00Z"},
+            {"id": 7, "ticket_id": 302, "author_id": 9999, "public": True, "created_at": "2026-07-20T11:00:00Z"},
+            {"id": 8, "ticket_id": 302, "author_id": 2001, "public": "maybe", "created_at": "2026-07-20T11:30:00Z"},
+            {"id": 9, "ticket_id": 999, "author_id": 2001, "public": True, "created_at": "2026-07-20T11:30:00Z"},
+        ]
+    },
+    "ticket_audits.json": {
+        "audits": [
+            {
+                "id": 5000,
+                "ticket_id": 303,
+                "created_at": "2026-07-20T10:30:00Z",
+                "author_id": 1003,
+                "events": [
+                    {"type": "Create", "field_name": "status", "value": "new"},
+                    {"type": "Comment", "public": True, "author_id": 1003, "body": "Help"},
+                ],
+            },
+            {
+                "id": 5001,
+                "ticket_id": 303,
+                "created_at": "2026-07-20T12:00:00Z",
+                "author_id": 2001,
+                "events": [{"type": "Comment", "public": True, "author_id": 2001}, {"type": "Notification"}],
+            },
+            {
+                "id": 5002,
+                "ticket_id": 303,
+                "created_at": "2026-07-21T08:00:00Z",
+                "author_id": 2001,
+                "events": [
+                    {"type": "Change", "field_name": "status", "value": "solved", "previous_value": "open"},
+                    {"type": "Change", "field_name": "priority", "value": "high"},
+                ],
+            },
+        ]
+    },
+    "ticket_metrics.json": {
+        "ticket_metrics": [
+            {
+                "ticket_id": 301,
+                "reply_time_in_minutes": {"calendar": 40, "business": 40},
+                "solved_at": "2026-07-20T12:00:00Z",
+            },
+            {"ticket_id": 302, "reply_time_in_minutes": {"calendar": None, "business": None}, "solved_at": None},
+            {
+                "ticket_id": 303,
+                "reply_time_in_minutes": {"calendar": 90, "business": 30},
+                "solved_at": "2026-07-21T08:00:00Z",
+            },
+            {"ticket_id": 304, "reply_time_in_minutes": {"calendar": 5, "business": 5}},
+        ]
+    },
+    "ticket_metric_events.json": {
+        "ticket_metric_events": [
+            _event(1, 303, "reply_time", "activate", "2026-07-20T10:30:00Z"),
+            _event(
+                2,
+                303,
+                "reply_time",
+                "apply_sla",
+                "2026-07-20T10:30:00Z",
+                sla={"target": 60, "business_hours": True, "policy": {"id": 9}},
+            ),
+        ]
+    },
+    "sla_policies.json": {
+        "sla_policies": [
+            {
+                "id": 9,
+                "title": "Enterprise",
+                "policy_metrics": [
+                    {"priority": "high", "metric": "first_reply_time", "target": 60, "business_hours": True}
+                ],
+            }
+        ]
+    },
+    "users.json": {
+        "users": [
+            {"id": 1001, "role": "end-user"},
+            {"id": 1002, "role": "end-user"},
+            {"id": 2001, "role": "agent"},
+            {"id": 2002, "role": "admin"},
+        ]
+    },
+    "groups.json": {"groups": [{"id": 55, "name": "Technical Support"}, {"id": 56, "name": "Billing"}]},
+    "organizations.json": {"organizations": [{"id": 1, "name": "Acme"}]},
+}
+
+
+def test_zendesk_api_folder_reads_every_file_it_knows(tmp_path, policy):
+    paths = [write(tmp_path / name, json.dumps(document)) for name, document in API_FOLDER.items()]
+    conversion = convert("zendesk", paths, policy)
+    assert_accounting(conversion)
+    assert conversion.format_version.startswith("zendesk api v2")
+    assert {record.file: record.rows_read for record in conversion.inputs} == {
+        "tickets.json": 3,
+        "ticket_comments.json": 9,
+        "ticket_audits.json": 4,  # of its 3 audits: 2 Comment events, a Create and a Change of the status
+        "ticket_metrics.json": 4,
+        "ticket_metric_events.json": 2,
+        "sla_policies.json": 1,
+        "users.json": 4,
+        "groups.json": 2,
+    }
+    assert any(note.startswith("organizations.json: skipped, not a Zendesk file") for note in conversion.notes)
+    tickets = rows(conversion.tables["tickets"], "ticket_id")
+    # channel from the group's name (policy aliases "technical support", "billing"); times hand-computed per file
+    assert {key: tickets[key]["channel"] for key in tickets} == {
+        "301": "technical_support",
+        "302": "account_billing",
+        "303": "technical_support",
+    }
+    assert (tickets["301"]["first_response_at"], tickets["301"]["resolved_at"]) == (
+        "2026-07-20T09:40:00Z",  # created 09:00 + reply_time 40 calendar minutes
+        "2026-07-20T12:00:00Z",  # ticket_metrics solved_at
+    )
+    # no reply time in ticket_metrics: the first public comment of an author who is not the requester (9999 is
+    # not in users.json); comment 5, by an admin, is the ticket's first comment: the request, not a reply
+    assert (tickets["302"]["first_response_at"], tickets["302"]["resolved_at"]) == ("2026-07-20T11:00:00Z", None)
+    assert (tickets["303"]["first_response_at"], tickets["303"]["resolved_at"]) == (
+        "2026-07-20T12:00:00Z",  # 10:30 + 90 calendar minutes
+        "2026-07-21T08:00:00Z",
+    )
+    events = conversion.tables["ticket_events"].sort("ticket_id", "occurred_at", maintain_order=True).to_dicts()
+    assert [
+        (e["ticket_id"], e["occurred_at"][11:16], e["event_type"], e["actor"], e["new_status"]) for e in events
+    ] == [
+        ("301", "09:00", "requester_reply", "requester", None),
+        ("301", "09:10", "internal_note", "agent", None),
+        ("301", "09:40", "public_reply", "agent", None),
+        ("301", "10:00", "requester_reply", "requester", None),
+        ("302", "10:20", "requester_reply", "requester", None),
+        ("302", "11:00", "public_reply", "agent", None),
+        ("303", "10:30", "status_change", None, "new"),
+        ("303", "10:30", "requester_reply", "requester", None),
+        ("303", "12:00", "public_reply", "agent", None),
+        ("303", "08:00", "status_change", None, "solved"),  # the next day
+    ]
+    assert reasons(conversion) == {
+        ("ticket_comments.json", 8): "bad_boolean",
+        ("ticket_comments.json", 9): "orphan_record",
+        ("ticket_metrics.json", 4): "orphan_record",
+    }
+    # the metric events apply a business-hours reply target with no fulfil yet: ticket_metrics decides it
+    (verdict,) = conversion.vendor_sla.to_dicts()
+    assert verdict == {
+        "record_id": "303",
+        "source": "tickets",
+        "metric": "first_response",
+        "vendor_due_at": None,
+        "vendor_met": "true",
+        "vendor_status": "reply time 30 min (business hours) against the target 60 min",
+        "vendor_field": "ticket_metrics reply_time_in_minutes.business",
+    }
+
+
+def test_zendesk_api_policy_titles_and_a_folder_with_nothing_known(tmp_path, policy):
+    paths = [
+        write(tmp_path / name, json.dumps(API_FOLDER[name]))
+        for name in ("tickets.json", "ticket_metric_events.json", "sla_policies.json")
+    ]
+    (verdict,) = convert("zendesk", paths, policy).vendor_sla.to_dicts()
+    assert verdict["vendor_met"] is None and verdict["vendor_status"].startswith("apply_sla; policy Enterprise,")
+    other = write(tmp_path / "other" / "organizations.json", json.dumps(API_FOLDER["organizations.json"]))
+    with pytest.raises(ConversionError, match=r"^no Zendesk export among the inputs \(only organizations\.json\)"):
+        convert("zendesk", [other], policy)
+
+
 # --- zendesk: warehouse schema (real dbt_zendesk seeds) -------------------------------------------------------------
 
 
@@ -696,3 +889,17 @@ def test_written_conversion_is_readable_by_the_run(tmp_path, policy):
     log = json.loads((tmp_path / "out" / "conversion.json").read_text())
     assert log["format_version"] == "freshdesk ticket export csv"
     assert log["inputs"][0]["rows_read"] == 8 and log["inputs"][0]["rows_quarantined"] == 5
+
+
+def test_zendesk_api_comments_without_their_ticket_id_say_why(tmp_path, policy):
+    # GET /api/v2/tickets/{ticket_id}/comments returns the comments without their ticket's id
+    tickets = write(tmp_path / "tickets.json", json.dumps(API_FOLDER["tickets.json"]))
+    comments = write(
+        tmp_path / "ticket_comments.json",
+        json.dumps({"comments": [{"id": 1, "author_id": 1001, "public": True, "created_at": "2026-07-20T09:00:00Z"}]}),
+    )
+    conversion = convert("zendesk", [tickets, comments], policy)
+    assert_accounting(conversion)
+    (row,) = conversion.quarantine.filter(pl.col("source_file") == "ticket_comments.json").to_dicts()
+    assert row["reason_code"] == "missing_value"
+    assert row["reason"].startswith("ticket_id: missing (GET /tickets/{id}/comments does not repeat it")

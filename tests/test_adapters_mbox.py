@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import mailbox
 from dataclasses import replace
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import write
 
-from compliance.adapters.base import AdapterOptions, write_conversion
+from compliance.adapters.base import AdapterOptions, ConversionError, write_conversion
 from compliance.adapters.mbox import convert
 from compliance.ingest.staging import ingest_source
 from compliance.policy import load_policy
@@ -420,3 +421,101 @@ def test_quarantine_reasons_of_the_ingest_are_redacted_and_short(tmp_path, con, 
     assert "[REDACTED:password]" in reasons["T-3"] and "hunter2" not in reasons["T-3"]
     assert reasons["T-4"].startswith("created_at: not an ISO-8601 timestamp: xxx") and reasons["T-4"].endswith("…")
     assert len(reasons["T-4"]) == 120
+
+
+# A mailing-list archive as Mailman's pipermail writes it (its "Raw text" mbox download): addresses and Message-IDs
+# with "@" written " at " (Mailman's ARCHIVER_OBSCURES_EMAILADDRS, docs.mailman3.org / list.org "pipermail"), and
+# an In-Reply-To rewritten to an id the archive does not hold.
+LIST_ARCHIVE = """From alice at example.com  Mon Mar  2 09:00:00 2026
+From: alice at example.com (Alice)
+To: support at telegram.org
+Date: Mon, 02 Mar 2026 09:00:00 +0000
+Subject: Cannot log in
+Message-ID: <m1 at example.com>
+
+My account is locked.
+
+From bob at helpers.example.net  Mon Mar  2 10:00:00 2026
+From: bob at helpers.example.net (Bob)
+To: support at telegram.org
+Date: Mon, 02 Mar 2026 10:00:00 +0000
+Subject: Re: Cannot log in
+Message-ID: <m2 at helpers.example.net>
+In-Reply-To: <m1 at example.com>
+
+Unlocked it.
+
+From carol at example.com  Mon Mar  2 11:00:00 2026
+From: carol at example.com (Carol)
+To: support at telegram.org
+Date: Mon, 02 Mar 2026 11:00:00 +0000
+Subject: Crash on start
+Message-ID: <m3 at example.com>
+
+It crashes.
+
+From carol at example.com  Mon Mar  2 12:00:00 2026
+From: carol at example.com (Carol)
+To: support at telegram.org
+Date: Mon, 02 Mar 2026 12:00:00 +0000
+Subject: Re: Crash on start
+Message-ID: <m4 at example.com>
+In-Reply-To: <rewritten-77 at lists.example.org>
+
+Still crashing.
+"""
+
+
+def _ticket_id(message_id: str) -> str:
+    return "mbox-" + hashlib.sha256(message_id.encode()).hexdigest()[:16]
+
+
+def test_mailing_list_archive_unmunged_threaded_and_agents_from_settings(tmp_path, email_policy):
+    archive = write(tmp_path / "list.mbox", LIST_ARCHIVE)
+    settings = write(tmp_path / "settings.yaml", "settings:\n  agent_addresses: [bob@helpers.example.net]\n")
+    conversion = convert([archive], AdapterOptions(policy=email_policy, mapping=settings))
+    tickets = rows(conversion.tables["tickets"])
+    login, crash = _ticket_id("m1@example.com"), _ticket_id("m3@example.com")
+    assert set(tickets) == {login, crash}  # m4's parent is absent: threaded by subject and customer
+    assert (tickets[login]["created_at"], tickets[login]["first_response_at"], tickets[login]["channel"]) == (
+        "2026-03-02T09:00:00Z",
+        "2026-03-02T10:00:00Z",  # Bob, an agent by the setting agent_addresses
+        "technical",  # the policy's channel of the support@ mailbox
+    )
+    assert tickets[crash]["first_response_at"] is None and tickets[crash]["messages"] == "2"
+    events = conversion.tables["ticket_events"].to_dicts()
+    assert [(e["ticket_id"], e["event_type"]) for e in events] == [(login, "public_reply"), (crash, "requester_reply")]
+    (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
+    assert finding.startswith(f"consistency: 1 record with no message from the support side in their thread ({crash})")
+    assert any("'user at domain' read as user@domain" in note for note in conversion.notes)
+
+    # without the setting Bob is a customer: neither thread has a support-side message
+    conversion = convert([archive], AdapterOptions(policy=email_policy))
+    assert {row["first_response_at"] for row in conversion.tables["tickets"].to_dicts()} == {None}
+    (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
+    assert finding.startswith("consistency: 2 records with no message from the support side")
+
+
+def test_mbox_settings_are_checked(tmp_path, email_policy):
+    archive = write(tmp_path / "list.mbox", LIST_ARCHIVE)
+    settings = write(tmp_path / "settings.yaml", "settings:\n  list_munging: sometimes\n")
+    with pytest.raises(ConversionError, match=r"settings\.list_munging: must be one of unmunge, keep"):
+        convert([archive], AdapterOptions(policy=email_policy, mapping=settings))
+
+
+def test_mailing_list_address_as_a_channel_from_the_mapping_values(tmp_path, email_policy):
+    archive = write(
+        tmp_path / "list.mbox", LIST_ARCHIVE.replace("To: support at telegram.org", "To: dev at lists.example.org")
+    )
+    mapping = write(
+        tmp_path / "list.yaml",
+        "values:\n  channel: {dev@lists.example.org: technical}\nsettings:\n  agent_addresses: [bob@helpers.example.net]\n",
+    )
+    conversion = convert([archive], AdapterOptions(policy=email_policy, mapping=mapping))
+    tickets = rows(conversion.tables["tickets"])
+    assert {row["channel"] for row in tickets.values()} == {"technical"} and len(tickets) == 2
+    assert tickets[_ticket_id("m1@example.com")]["first_response_at"] == "2026-03-02T10:00:00Z"
+    # without the mapping the list address is no support mailbox: every thread's channel is unknown
+    conversion = convert([archive], AdapterOptions(policy=email_policy))
+    assert conversion.tables["tickets"].height == 0
+    assert set(conversion.quarantine.get_column("reason_code")) == {"unknown_value", "incomplete_thread"}

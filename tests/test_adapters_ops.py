@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
 from conftest import write
 
 from compliance.adapters import adapter_for
-from compliance.adapters.base import AdapterOptions, Conversion
+from compliance.adapters.base import AdapterOptions, Conversion, ConversionError
 from compliance.policy import load_policy
 from pipelines.cli import main
 
@@ -50,10 +51,9 @@ def accounted(conversion: Conversion) -> None:
 # --- servicenow ------------------------------------------------------------------------------------------------
 
 
-def test_servicenow_table_export():
-    conversion = convert(
-        "servicenow", real("incidents/servicenow_table_api_incidents.csv"), timezone="America/New_York"
-    )
+def test_servicenow_table_export(tmp_path):
+    exported = real("incidents/servicenow_table_api_incidents.csv")
+    conversion = convert("servicenow", exported, timezone="America/New_York")
     accounted(conversion)
     assert conversion.inputs[0].rows_read == 67 and conversion.inputs[0].variant == "table export"
     tickets = by_id(conversion, "tickets", "ticket_id")
@@ -72,7 +72,20 @@ def test_servicenow_table_export():
     )
     assert tickets["INC0000009"]["tier"] == "priority"  # priority 1
     assert ticket["sys_id"] == "1c741bd70b2322007518478d83673af3" and ticket["business_stc"] == "28800"  # kept
-    found = verdicts(conversion)
+    # By default made_sla is no metric's verdict: ServiceNow clears it when any attached SLA breaches
+    # (docs.servicenow.com, "Made SLA" on the Incident form); the export has no sla_due, so no vendor rows.
+    assert conversion.vendor_sla.height == 0 and ticket["made_sla"] == "true"
+    assert any("made_sla is not read as a verdict (setting made_sla: every_sla" in note for note in conversion.notes)
+    # 20 incidents were resolved (2023-01-10, a bulk update) after they were closed (2022-10): named, kept as written
+    (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
+    assert finding.startswith("consistency: 20 records with resolved_at after closed_at (INC0000001, INC0000004,")
+    assert "reading: resolved_at kept as written" in finding
+    assert tickets["INC0000009"]["resolved_at"] == "2023-01-11T00:56:12Z"
+
+    # made_sla: resolution reads it as the resolution SLA's verdict
+    mapping = write(tmp_path / "settings.yaml", "settings:\n  made_sla: resolution\n")
+    options = AdapterOptions(timezone="America/New_York", mapping=mapping, policy=load_policy("platform"))
+    found = verdicts(adapter_for("servicenow").convert([exported], options))
     assert found["INC0000060"] == {
         "record_id": "INC0000060",
         "source": "tickets",
@@ -89,6 +102,61 @@ def test_servicenow_table_export():
         found["INC0008001"]["vendor_met"] is None
         and found["INC0008001"]["vendor_status"] == "true (incident still open)"
     )
+
+
+def test_servicenow_settings_are_checked(tmp_path):
+    path = write(tmp_path / "incidents.csv", "number,opened_at\nINC1,2026-03-01 09:00:00\n")
+    for text, message in (
+        ("settings:\n  made_sla: response\n", "settings.made_sla: must be one of every_sla, resolution"),
+        ("settings:\n  made_slas: resolution\n", "settings.made_slas: not a setting of --format servicenow"),
+    ):
+        mapping = write(tmp_path / "settings.yaml", text)
+        with pytest.raises(ConversionError, match=message):
+            adapter_for("servicenow").convert([path], AdapterOptions(timezone="UTC", mapping=mapping))
+
+
+def test_servicenow_sla_due_and_task_sla(tmp_path):
+    # Incident fields sla_due ("SLA due") and made_sla, and the task_sla table (task, sla, stage, has_breached,
+    # planned_end_time, business_duration): docs.servicenow.com, "Task SLA table" / "SLA definitions".
+    incidents = write(
+        tmp_path / "incident.csv",
+        "number,opened_at,resolved_at,closed_at,incident_state,made_sla,sla_due\n"
+        "INC1,2026-03-01 09:00:00,2026-03-01 12:00:00,2026-03-02 12:00:00,7,true,2026-03-01 17:00:00\n"
+        "INC2,2026-03-01 09:00:00,,,2,true,\n"
+        "INC3,2026-03-01 09:00:00,,,2,true,tomorrow\n",
+    )
+    task_sla = write(
+        tmp_path / "task_sla.csv",
+        "task,sla,stage,has_breached,start_time,end_time,planned_end_time,business_duration\n"
+        "INC1,Priority 3 response (8 hours),completed,false,2026-03-01 09:00:00,2026-03-01 10:00:00,"
+        "2026-03-01 17:00:00,3600\n"
+        "INC1,Priority 3 resolution (3 days),completed,true,2026-03-01 09:00:00,2026-03-01 12:00:00,"
+        "2026-03-01 11:00:00,10800\n"
+        "INC2,Priority 3 resolution (3 days),in_progress,false,2026-03-01 09:00:00,,2026-03-04 09:00:00,0\n"
+        "INC2,Priority 3 resolution (3 days),cancelled,false,2026-03-01 09:00:00,,2026-03-04 09:00:00,0\n"
+        "INC2,Security review,in_progress,false,2026-03-01 09:00:00,,2026-03-04 09:00:00,0\n"
+        "INC2,Priority 3 response (8 hours),completed,perhaps,2026-03-01 09:00:00,,2026-03-01 17:00:00,0\n",
+    )
+    conversion = convert("servicenow", incidents, task_sla, timezone="UTC")
+    accounted(conversion)
+    assert [record.variant for record in conversion.inputs] == ["table export", "task_sla export"]
+    assert quarantine(conversion) == {
+        4: ("bad_timestamp", "sla_due: not a timestamp this format knows: tomorrow"),
+        5: ("not_used", "stage cancelled: the SLA no longer applies"),
+        6: ("not_used", "sla Security review: names neither a response nor a resolution SLA"),
+        7: ("bad_boolean", "has_breached: not true/false: perhaps"),
+    }
+    rows = sorted(
+        (row["record_id"], row["metric"], row["vendor_due_at"], row["vendor_met"], row["vendor_field"])
+        for row in conversion.vendor_sla.to_dicts()
+    )
+    assert rows == [
+        ("INC1", "first_response", "2026-03-01T17:00:00Z", "true", "task_sla has_breached + planned_end_time"),
+        ("INC1", "resolution", "2026-03-01T11:00:00Z", "false", "task_sla has_breached + planned_end_time"),
+        ("INC1", "resolution", "2026-03-01T17:00:00Z", None, "sla_due"),
+        ("INC2", "resolution", "2026-03-04T09:00:00Z", None, "task_sla has_breached + planned_end_time"),
+    ]
+    assert not any(note.startswith("consistency: ") for note in conversion.notes)
 
 
 def test_servicenow_event_log():
@@ -114,7 +182,7 @@ def test_servicenow_event_log():
         ("2016-03-06T10:00:00", "closed", "Closed"),
     ]
     assert {e["event_type"] for e in events} == {"status_change"}
-    assert verdicts(conversion)["INC0000047"]["vendor_met"] == "true"
+    assert conversion.vendor_sla.height == 0  # made_sla is no metric's verdict by default
 
 
 def test_servicenow_bad_values_are_quarantined_not_guessed(tmp_path):
@@ -547,3 +615,173 @@ def test_convert_and_run_reconcile_the_crm_verdicts(tmp_path, capsys):
     assert rows["C3"]["agrees"] == "true"
     report = (out / "compliance_report.html").read_text(encoding="utf-8")
     assert "Vendor verdicts reconciled" in report and "66.6% (2 / 3)" in report
+    # the headline, and the one disagreement's class explained
+    headline = re.sub(r"\s+", " ", report.split('id="vendor-agreement"', 1)[1].split("</ul>", 1)[0])
+    assert "tickets resolution: the vendor agrees on 2 of 3</strong> (66.6% (2 / 3)), disagrees on 1" in headline
+    why = report.split("Why they disagree", 1)[1].split("</table>", 1)[0]
+    assert "the vendor says met, but the record&#39;s own stop is after the vendor&#39;s own due time" in why
+
+
+def test_open311_socrata_csv_and_soda_json(tmp_path):
+    # NYC "311 Service Requests from 2010 to Present" (data.cityofnewyork.us, dataset erm2-nwe9): the CSV download's
+    # headers, and the SODA API's field names and floating timestamps (dev.socrata.com/docs/datatypes/floating_timestamp)
+    cases = write(
+        tmp_path / "311_Service_Requests.csv",
+        "Unique Key,Created Date,Closed Date,Agency,Complaint Type,Descriptor,Status,Due Date,Resolution Description\n"
+        "59893917,01/10/2024 11:05:20 PM,01/11/2024 01:10:00 AM,NYPD,Noise - Residential,Loud Music/Party,Closed,"
+        "01/11/2024 07:05:20 AM,The Police Department responded.\n"
+        "59893918,01/10/2024 11:10:00 PM,,HPD,HEAT/HOT WATER,ENTIRE BUILDING,Assigned,01/15/2024 11:10:00 PM,\n"
+        "59893919,01/10/2024 11:20:00 PM,,DOT,Street Condition,Pothole,Unspecified,,\n",
+    )
+    conversion = convert("open311", cases, timezone="America/New_York")
+    accounted(conversion)
+    assert conversion.inputs[0].variant == "socrata csv export"
+    tickets = by_id(conversion, "tickets", "ticket_id")
+    # 11:05:20 PM EST (UTC-5) -> 04:05:20Z the next day
+    assert (
+        tickets["59893917"]["created_at"],
+        tickets["59893917"]["resolved_at"],
+        tickets["59893917"]["status"],
+        tickets["59893917"]["channel"],
+        tickets["59893917"]["subject"],
+    ) == ("2024-01-11T04:05:20Z", "2024-01-11T06:10:00Z", "closed", "Noise - Residential", "Loud Music/Party")
+    assert tickets["59893918"]["status"] == "open" and tickets["59893918"]["Agency"] == "HPD"  # kept
+    assert quarantine(conversion) == {4: ("unknown_value", "Status: unknown value Unspecified")}
+    found = verdicts(conversion)
+    assert (found["59893917"]["vendor_due_at"], found["59893917"]["vendor_met"], found["59893917"]["vendor_field"]) == (
+        "2024-01-11T12:05:20Z",
+        None,
+        "Due Date",
+    )
+    assert any("Socrata floating timestamps have no zone: read in America/New_York" in n for n in conversion.notes)
+
+    soda = write(
+        tmp_path / "erm2-nwe9.json",
+        json.dumps(
+            [
+                {
+                    "unique_key": "59893917",
+                    "created_date": "2024-01-10T23:05:20.000",
+                    "closed_date": "2024-01-11T01:10:00.000",
+                    "complaint_type": "Noise - Residential",
+                    "status": "Closed",
+                    "due_date": "2024-01-11T07:05:20.000",
+                }
+            ]
+        ),
+    )
+    conversion = convert("open311", soda, timezone="America/New_York")
+    assert conversion.inputs[0].variant == "socrata soda json"
+    (ticket,) = conversion.tables["tickets"].to_dicts()
+    assert (ticket["ticket_id"], ticket["created_at"], ticket["resolved_at"]) == (
+        "59893917",
+        "2024-01-11T04:05:20Z",
+        "2024-01-11T06:10:00Z",
+    )
+    assert "service_request_id" not in ticket  # no GeoReport columns invented
+
+
+def test_statuspage_cloudflare_incidents_json():
+    conversion = convert("statuspage", real("incidents/statuspage_cloudflare_incidents.json"))
+    accounted(conversion)
+    assert conversion.inputs[0].variant == "v2 incidents.json" and conversion.inputs[0].rows_read == 2
+    incident = by_id(conversion, "incidents", "incident_id")["q746ybtyb6q0"]
+    assert (incident["kind"], incident["started_at"], incident["resolved_at"]) == (
+        "incident",
+        "2018-09-17T19:29:21.132000Z",  # no started_at: created_at
+        "2018-09-18T07:45:41.290000Z",
+    )
+    assert not any(note.startswith("consistency: ") for note in conversion.notes)
+
+
+def test_statuspage_history_csv_zone_abbreviations_and_findings(tmp_path):
+    # A status page's history as it renders it (<page>/history: "Aug 30, 2024 - 13:30 PDT"), scraped to CSV with
+    # the updates as JSON text in a cell; the update fields are the Statuspage v2 API's (status, body, created_at:
+    # the "/api/v2/incidents.json" documented at every page's /api, e.g. www.githubstatus.com/api).
+    def updates(*items):
+        return json.dumps([{"status": status, "body": body, "created_at": at} for status, body, at in items])
+
+    rows = [
+        ["id", "Title", "Impact", "Started At", "Resolved At", "Updates"],
+        [
+            "a1",
+            "API errors",
+            "minor",
+            "Aug 30, 2024 - 13:30 PDT",
+            "Aug 30, 2024 - 15:00 PDT",
+            updates(
+                ("investigating", "Looking", "Aug 30, 2024 - 13:40 PDT"),
+                ("resolved", "Fixed", "Aug 30, 2024 - 15:00 PDT"),
+            ),
+        ],
+        [
+            "a2",
+            "Early notice",
+            "major",
+            "Dec 02, 2024 - 09:00 EST",
+            "",
+            updates(("investigating", "Seen", "Dec 02, 2024 - 08:50 EST")),
+        ],
+        ["a3", "Elsewhere", "minor", "Aug 30, 2024 - 13:30 IST", "", "[]"],
+        ["a4", "Broken cell", "minor", "Aug 30, 2024 - 13:30 PDT", "", "[{"],
+    ]
+    path = tmp_path / "history.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    conversion = convert("statuspage", path)
+    accounted(conversion)
+    assert conversion.inputs[0].variant == "status history csv"
+    incidents = by_id(conversion, "incidents", "incident_id")
+    # PDT read as UTC-07:00, EST as UTC-05:00
+    assert (incidents["a1"]["started_at"], incidents["a1"]["resolved_at"], incidents["a1"]["announced_at"]) == (
+        "2024-08-30T20:30:00Z",
+        "2024-08-30T22:00:00Z",
+        "2024-08-30T20:40:00Z",
+    )
+    assert incidents["a1"]["name"] == "API errors" and incidents["a2"]["started_at"] == "2024-12-02T14:00:00Z"
+    assert quarantine(conversion) == {
+        4: ("bad_timestamp", "started_at: not a timestamp this format knows: Aug 30, 2024 - 13:30 IST"),
+        5: ("malformed_row", "updates: not JSON: Expecting property name enclosed in double quotes"),
+    }
+    assert any("PDT = UTC-07:00" in note and "CST = UTC-06:00" in note for note in conversion.notes)
+    (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
+    assert finding == (
+        "consistency: 1 record with an update posted before the incident started (a2); reading: started_at kept as "
+        "the vendor states it; the earlier update is the announcement (announced_at)"
+    )
+    assert "incidents" not in conversion.filled_columns
+
+
+def test_statuspage_feed_whose_updates_share_one_instant(tmp_path):
+    at = "2024-09-01T00:00:00Z"  # the time the feed was taken, on every update
+    lines = [
+        {"id": "f1", "title": "One", "started_at": "2024-08-30T10:00:00Z", "updates": [{"at": at, "status": "x"}]},
+        {"id": "f2", "title": "Two", "started_at": "2024-08-31T10:00:00Z", "updates": [{"at": at, "status": "y"}]},
+    ]
+    path = write(tmp_path / "feed.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n")
+    conversion = convert("statuspage", path)
+    accounted(conversion)
+    assert {row["announced_at"] for row in conversion.tables["incidents"].to_dicts()} == {None}
+    assert conversion.tables["incident_updates"].height == 0
+    assert "announced_at" not in conversion.filled_columns["incidents"]
+    (finding,) = [note for note in conversion.notes if note.startswith("consistency: ")]
+    assert finding.startswith("consistency: feed.jsonl: all 2 updates carry one instant, 2024-09-01T00:00:00Z;")
+
+
+def test_servicenow_task_sla_by_sys_id_names_the_incident(tmp_path):
+    # the Table API writes a reference field (task_sla.task) as the referenced record's sys_id
+    incidents = write(
+        tmp_path / "incident.csv",
+        "number,sys_id,opened_at,incident_state\nINC7,9d385017c611228701d22104cc95c371,2026-03-01 09:00:00,2\n",
+    )
+    task_sla = write(
+        tmp_path / "task_sla.csv",
+        "task,sla,stage,has_breached,planned_end_time\n"
+        "9d385017c611228701d22104cc95c371,P3 resolution,in_progress,true,2026-03-01 17:00:00\n"
+        "0000,P3 resolution,in_progress,false,2026-03-01 17:00:00\n",
+    )
+    conversion = convert("servicenow", incidents, task_sla, timezone="UTC")
+    assert sorted((row["record_id"], row["vendor_met"]) for row in conversion.vendor_sla.to_dicts()) == [
+        ("0000", None),
+        ("INC7", "false"),
+    ]

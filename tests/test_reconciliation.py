@@ -306,3 +306,66 @@ def test_conversion_record_for_the_manifest(tmp_path):
     )
     record = reconciliation.conversion_record(tmp_path)
     assert record["format"] == "open311" and record["inputs"][0]["rows_quarantined"] == 1
+
+
+def test_every_disagreement_falls_in_one_explained_class(con, reconciled):
+    classes = con.execute("SELECT class, rows, meaning FROM vendor_disagreement_classes ORDER BY class").fetchall()
+    # VENDOR-MET-LATE: resolved 1 s after the vendor's due time; VENDOR-MISSED-ON-TIME: resolved at it;
+    # OURS-DIFFER: on time by the vendor's due time, late by our policy's earlier one
+    assert [(name, rows) for name, rows, _ in classes] == [
+        ("vendor_met_own_due_missed", 1),
+        ("vendor_met_policy_missed", 1),
+        ("vendor_missed_own_due_met", 1),
+    ]
+    assert (
+        sum(rows for _, rows, _ in classes)
+        == con.execute("SELECT count(*) FROM vendor_reconciliation WHERE NOT agrees").fetchone()[0]
+    )
+    assert all(meaning for _, _, meaning in classes)
+
+
+def test_section_headlines_agreement_and_lists_findings_escaped(con, reconciled):
+    from reports.reconciliation_section import ReconciliationData, reconciliation_section
+
+    conversion = {
+        "format": "servicenow",
+        "format_version": "servicenow table export",
+        "inputs": [
+            {
+                "file": "incident.csv",
+                "variant": "table export",
+                "rows_read": 10,
+                "rows_converted": 10,
+                "rows_quarantined": 0,
+                "encoding": "cp1252",
+                "replaced_characters": 2,
+            }
+        ],
+        "notes": [
+            "consistency: 1 record with resolved_at after closed_at (<INC1>); reading: resolved_at kept as written",
+            "made_sla is not read as a verdict",
+        ],
+    }
+    html = str(reconciliation_section(ReconciliationData.from_warehouse(con), conversion))
+    headline = " ".join(html.split('id="vendor-agreement"', 1)[1].split("</ul>", 1)[0].split())
+    assert (
+        "tickets resolution: the vendor agrees on 3 of 6</strong> (50.0% (3 / 6)), disagrees on 3; 4 not compared"
+        in (headline)
+    )
+    assert (
+        "tickets resolution, against the vendor's own due times (8 rows): our policy's verdict is the one the "
+        "vendor's due time gives on 4 of 5; our due time is the vendor's on 4 of 5." in headline
+    )
+    findings = html.split('id="consistency-findings"', 1)[1].split("</ul>", 1)[0]
+    assert "1 record with resolved_at after closed_at (&lt;INC1&gt;); reading: resolved_at kept as written" in findings
+    assert "made_sla is not read as a verdict" not in findings and "made_sla is not read as a verdict" in html
+    assert "incident.csv: 2 character(s) did not decode in cp1252 and were replaced by U+FFFD" in findings
+    assert html.index('id="vendor-agreement"') < html.index("Why they disagree") < html.index("Disagreements (")
+
+
+def test_due_times_are_compared_even_without_a_vendor_verdict(con, reconciled):
+    (row,) = con.execute("SELECT * FROM vendor_due_agreement").fetchall()
+    # 8 rows carry a vendor due time (NO-VERDICT and NO-DUE-NO-CLOCK do not); 5 of them have a clock of ours
+    # (AGREE, VENDOR-MET-LATE, VENDOR-MISSED-ON-TIME, OPEN-OVERDUE due at the vendor's time; OURS-DIFFER an hour
+    # earlier); the vendor's due time on the record's times gives our verdict on all but OURS-DIFFER.
+    assert row == ("tickets", "resolution", 8, 5, 4, 5, 4)

@@ -18,6 +18,15 @@ Readings (each one a policy setting or written here; the policy's ``email`` and 
   agent's reply (``public_reply``; the first one after the request is ``first_response_at``); the rest is the
   customer's (``requester_reply`` after the first). A customer's own automatic mail (out-of-office) stays in its
   thread without an event.
+* **Settings** (the --mapping file's ``settings:``): ``agent_domains`` and ``agent_addresses`` add to the
+  policy's ``email.support_domains`` the domains and addresses whose mail is the support side's (an agent
+  writing from a personal address, a list moderator); ``list_munging`` (``unmunge``, the default, or ``keep``):
+  mailing-list archives write addresses and Message-IDs as ``user at domain`` (Mailman's pipermail) and rewrite
+  In-Reply-To to ids the archive does not hold; ``unmunge`` reads ``x at y`` as ``x@y`` in addresses and ids, and a
+  message whose every parent is absent from the archive is threaded like one without parents (normalised subject
+  and customer). A thread with no message from the support side is named in the conversion's findings. The
+  --mapping file's ``values: channel:`` spellings that are addresses (``dev@lists.example.org: technical``) give
+  the channel of mail sent to them, at any domain (a mailing list's address).
 * **Ticket**: ``ticket_id`` is the number the first acknowledgment announces (``email.ticket_number``), else
   ``mbox-`` and a hash of the request's Message-ID; ``created_at`` is the customer's first message;
   ``channel`` is the support mailbox it was sent to (To, Cc, Delivered-To, X-Original-To; the local part of a
@@ -43,6 +52,7 @@ import html
 import mailbox
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
@@ -61,6 +71,9 @@ from compliance.adapters.base import (
     empty_quarantine,
     input_record,
 )
+from compliance.adapters.findings import consistency_findings
+from compliance.adapters.settings import Setting, format_settings
+from compliance.adapters.value_overrides import spelling_lookup, value_overrides
 from compliance.core.secrets import redact
 from compliance.core.sql import ident
 from compliance.ingest.encodings import Decoding, codec_name, decode_bytes, guess_encoding
@@ -82,6 +95,8 @@ _QUOTE_START = re.compile(
     r"^\s*(?:On .{0,200} wrote:|在.{0,200}写道[:：]|-{2,}\s*(?:Original Message|原始邮件)\s*-{2,}|发件人[:：]|From:\s.+@)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
+# The headers whose addresses and ids a mailing-list archive writes as "user at domain".
+_MUNGED_HEADERS = ("from", "to", "cc", "delivered-to", "x-original-to", "message-id", "in-reply-to", "references")
 _MESSAGE_SCHEMA = {
     "file": pl.Utf8,
     "position": pl.Int64,
@@ -99,8 +114,26 @@ _MESSAGE_SCHEMA = {
 }
 
 
+SETTINGS = {
+    "agent_domains": Setting(default=(), help="domains whose mail is the support side's (besides the policy's)"),
+    "agent_addresses": Setting(default=(), help="addresses whose mail is the support side's"),
+    "list_munging": Setting(default="unmunge", choices=("unmunge", "keep")),
+}
+_MUNGED = re.compile(r"(\S+?)\s+at\s+([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+
+
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
+    settings = format_settings(options, "mbox", SETTINGS)
     policy = options.policy or load_policy("email-support")
+    policy = replace(
+        policy,
+        email=replace(
+            policy.email,
+            support_domains=tuple(dict.fromkeys([*policy.email.support_domains, *settings["agent_domains"]])),
+        ),
+    )
+    agent_addresses = settings["agent_addresses"]
+    unmunge = settings["list_munging"] == "unmunge"
     mailboxes, tags = channel_vocabulary(policy)
     if not mailboxes and not tags:
         raise ConversionError(
@@ -112,14 +145,21 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     counts: dict[str, int] = {}
     replaced: dict[str, int] = {}
     for path in paths:
-        messages = _read_archive(path, ticket_number, options.timezone)
+        messages = _read_archive(path, ticket_number, options.timezone, unmunge)
         counts[path.name] = len(messages)
         replaced[path.name] = sum(message["replaced_characters"] for message in messages)
         parsed += messages
     messages, duplicates = _drop_duplicates(parsed)
-    frame = pl.DataFrame(_thread(messages, policy), schema=_MESSAGE_SCHEMA)
-    roles = _with_roles(frame, policy, mailboxes)
+    frame = pl.DataFrame(_thread(messages, policy, agent_addresses), schema=_MESSAGE_SCHEMA)
+    address_channels = {
+        spelling: channel
+        for spelling, channel in value_overrides(options).get("channel", {}).items()
+        if "@" in spelling
+    }
+    roles = _with_roles(frame, policy, mailboxes, agent_addresses, address_channels)
     tickets, events, quarantine = _tickets(roles, policy)
+    unanswered = tickets.filter(pl.col("agent_messages") == 0).get_column("ticket_id")
+    tickets = tickets.drop("agent_messages")
     quarantine = pl.concat([duplicates, quarantine]).sort("source_file", "line")
     quarantined = dict(quarantine.group_by("source_file").len().iter_rows())
     return Conversion(
@@ -139,8 +179,24 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         ],
         notes=[
             "one ticket per thread (Message-ID / In-Reply-To / References, announced ticket number, subject fallback)",
-            "support side: " + ", ".join(policy.email.support_domains) + "; acknowledgments: automatic mail",
+            "support side: "
+            + ", ".join([*policy.email.support_domains, *agent_addresses])
+            + " (the policy's email.support_domains and the settings agent_domains, agent_addresses); "
+            "acknowledgments: automatic mail",
+            "list munging: "
+            + (
+                "'user at domain' read as user@domain in addresses and Message-IDs; a message whose parents are all "
+                "absent from the archive is threaded by normalised subject and customer"
+                if unmunge
+                else "kept as written (setting list_munging: keep)"
+            ),
             "Date without a zone: " + (f"read in {options.timezone}" if options.timezone else "quarantined"),
+            *consistency_findings(
+                unanswered,
+                "no message from the support side in their thread",
+                "first_response_at left empty (never answered); if agents wrote from other addresses, name them "
+                "in the settings agent_addresses or agent_domains",
+            ),
         ],
     )
 
@@ -148,7 +204,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
 # --------------------------------------------------------------------------------------------------------
 # Reading messages
 # --------------------------------------------------------------------------------------------------------
-def _read_archive(path: Path, ticket_number: re.Pattern, zone: str | None) -> list[dict]:
+def _read_archive(path: Path, ticket_number: re.Pattern, zone: str | None, unmunge: bool) -> list[dict]:
     """One dict per message of an mbox file, with its headers decoded and its Date read."""
     try:
         with path.open("rb") as handle:
@@ -162,7 +218,7 @@ def _read_archive(path: Path, ticket_number: re.Pattern, zone: str | None) -> li
     archive = mailbox.mbox(str(path), factory=_parse_message, create=False)
     try:
         return [
-            _message_row(path.name, position, message, ticket_number, zone)
+            _message_row(path.name, position, message, ticket_number, zone, unmunge)
             for position, message in enumerate(archive, start=1)
         ]
     finally:
@@ -173,8 +229,12 @@ def _parse_message(handle) -> EmailMessage:
     return email.message_from_binary_file(handle, policy=email.policy.default)
 
 
-def _message_row(file: str, position: int, message: EmailMessage, ticket_number: re.Pattern, zone: str | None) -> dict:
+def _message_row(
+    file: str, position: int, message: EmailMessage, ticket_number: re.Pattern, zone: str | None, unmunge: bool
+) -> dict:
     raw = {name.lower(): str(value) for name, value in reversed(list(message.raw_items()))}  # the first occurrence wins
+    if unmunge:
+        raw = {name: _MUNGED.sub(r"\1@\2", value) if name in _MUNGED_HEADERS else value for name, value in raw.items()}
     message_id = _ids(raw.get("message-id", ""))
     key = message_id[0] if message_id else f"{file}#{position}"
     sent_at, problem_code, problem = _read_date(raw.get("date"), zone)
@@ -308,8 +368,10 @@ def _drop_duplicates(messages: list[dict]) -> tuple[list[dict], pl.DataFrame]:
     return kept, _quarantine_frame(rows)
 
 
-def _thread(messages: list[dict], policy: Policy) -> Iterable[dict]:
-    """The messages, each with ``thread``: the key of the earliest-read message of its thread."""
+def _thread(messages: list[dict], policy: Policy, agent_addresses: tuple[str, ...] = ()) -> Iterable[dict]:
+    """The messages, each with ``thread``: the key of the earliest-read message of its thread. A message without
+    parents, or whose parents are all absent from the archive (a list's rewritten In-Reply-To), joins the thread of
+    the same customer with the same subject once reply prefixes are stripped."""
     parent: dict[str, str] = {}
 
     def root(key: str) -> str:
@@ -324,6 +386,7 @@ def _thread(messages: list[dict], policy: Policy) -> Iterable[dict]:
             parent[max(ra, rb, key=order.get)] = min(ra, rb, key=order.get)
 
     order = {message["key"]: index for index, message in enumerate(messages)}
+    held = set(order)
     by_subject: dict[tuple[str, str], str] = {}
     by_number: dict[str, str] = {}
     support = set(policy.email.support_domains)
@@ -335,8 +398,8 @@ def _thread(messages: list[dict], policy: Policy) -> Iterable[dict]:
             join(key, referenced)
         if message["announced_number"]:
             join(key, by_number.setdefault(message["announced_number"], key))
-        if not message["parents"]:
-            customer = _customer_address(message, support)
+        if not any(referenced in held for referenced in message["parents"]):
+            customer = _customer_address(message, support, agent_addresses)
             subject = _REPLY_PREFIX.sub("", message["subject"]).strip().lower()
             if customer and subject:
                 join(key, by_subject.setdefault((subject, customer), key))
@@ -348,10 +411,10 @@ def _thread(messages: list[dict], policy: Policy) -> Iterable[dict]:
         }
 
 
-def _customer_address(message: dict, support_domains: set[str]) -> str | None:
+def _customer_address(message: dict, support_domains: set[str], agent_addresses: tuple[str, ...] = ()) -> str | None:
     """The customer's address in a message: its sender, or for support mail its first outside recipient."""
     for address in message["from_address"] + message["recipients"]:
-        if address.rsplit("@", 1)[1] not in support_domains:
+        if address.rsplit("@", 1)[1] not in support_domains and address not in agent_addresses:
             return address
     return None
 
@@ -359,24 +422,39 @@ def _customer_address(message: dict, support_domains: set[str]) -> str | None:
 # --------------------------------------------------------------------------------------------------------
 # Roles, channel, urgency (set-based; the subject tag and urgency readings are compliance.ingest.tickets_reading)
 # --------------------------------------------------------------------------------------------------------
-def _with_roles(frame: pl.DataFrame, policy: Policy, mailboxes: dict[str, str]) -> pl.DataFrame:
-    """Messages with ``role`` (requester | agent | system | requester_auto), ``mailbox_channel``, ``tag_channel``."""
+def _with_roles(
+    frame: pl.DataFrame,
+    policy: Policy,
+    mailboxes: dict[str, str],
+    agent_addresses: tuple[str, ...] = (),
+    address_channels: dict[str, str] | None = None,
+) -> pl.DataFrame:
+    """Messages with ``role`` (requester | agent | system | requester_auto), ``mailbox_channel``, ``tag_channel``.
+
+    ``address_channels`` (the --mapping file's ``values: channel:`` spellings that are addresses) give the channel
+    of mail sent to an address outside the support domains, e.g. a mailing list's."""
+    address_channels = address_channels or {}
     domain = pl.col("from_address").str.split("@").list.last()
     local = pl.col("from_address").str.split("@").list.first()
-    support = domain.is_in(list(policy.email.support_domains)).fill_null(False)
+    support = (
+        domain.is_in(list(policy.email.support_domains)) | pl.col("from_address").is_in(list(agent_addresses))
+    ).fill_null(False)
     auto_sender = local.is_in(list(policy.email.auto_reply_senders)).fill_null(False)
     automatic = pl.col("automatic") | auto_sender
     recipients = (
         frame.select("record_id", "recipients")
         .explode("recipients")
         .with_row_index("rank")
-        .filter(pl.col("recipients").str.split("@").list.last().is_in(list(policy.email.support_domains)))
         .with_columns(
-            pl.col("recipients")
-            .str.split("@")
-            .list.first()
-            .replace_strict(mailboxes, default=None, return_dtype=pl.Utf8)
-            .alias("mailbox_channel")
+            pl.coalesce(
+                spelling_lookup(pl.col("recipients"), address_channels),
+                pl.when(pl.col("recipients").str.split("@").list.last().is_in(list(policy.email.support_domains))).then(
+                    pl.col("recipients")
+                    .str.split("@")
+                    .list.first()
+                    .replace_strict(mailboxes, default=None, return_dtype=pl.Utf8)
+                ),
+            ).alias("mailbox_channel")
         )
         .drop_nulls("mailbox_channel")
         .sort("rank")
@@ -521,6 +599,7 @@ def _ticket_rows(used: pl.DataFrame, request: pl.DataFrame, policy: Policy) -> p
     replies = used.group_by("thread").agg(
         pl.col("sent_at").filter(pl.col("role") == "agent").min().alias("first_response"),
         pl.col("sent_at").filter(pl.col("role") == "system").min().alias("acknowledged"),
+        (pl.col("role") == "agent").sum().alias("agent_messages"),
         pl.col("announced_number").filter(pl.col("role") == "system").drop_nulls().first().alias("announced"),
         pl.len().alias("messages"),
     )
@@ -543,6 +622,7 @@ def _ticket_rows(used: pl.DataFrame, request: pl.DataFrame, policy: Policy) -> p
         "channel_source",
         "tier_source",
         pl.col("request_id").alias("request_message_id"),
+        "agent_messages",
     )
 
 

@@ -8,6 +8,13 @@ Layouts:
 * **Open311 GeoReport v2 JSON** (``GET /requests.json``: a list, or ``{"service_requests": [...]}``):
   ``service_request_id, status, service_name, service_code, description, requested_datetime,
   expected_datetime, updated_datetime``.
+* **Socrata 311 export** (an open-data portal's 311 dataset, e.g. NYC "311 Service Requests", dataset
+  ``erm2-nwe9`` on data.cityofnewyork.us): the CSV download (``Unique Key, Created Date, Closed Date, Agency,
+  Complaint Type, Descriptor, Status, Due Date, Resolution Description`` …, times like ``01/01/2015 12:00:00 AM``)
+  or the SODA API (``/resource/erm2-nwe9.json``: a list of records with the field names ``unique_key,
+  created_date, closed_date, complaint_type, status, due_date``, floating timestamps like
+  ``2015-01-01T00:00:00.000``; dev.socrata.com "Floating Timestamp"). Headers are matched in either spelling.
+  Floating timestamps carry no zone: they are the city's wall time (``--timezone``, else ``source_timezone``).
 
 Readings: a case is a ticket (ticket_id = CASE_ENQUIRY_ID / service_request_id, created_at = OPEN_DT /
 requested_datetime, subject = CASE_TITLE); its channel is the case type (TYPE / service_name), which the policy
@@ -15,7 +22,12 @@ names as a channel or alias; status ``open`` / ``closed``. resolved_at = CLOSED_
 time, so a closed request is resolved at its ``updated_datetime`` (its last change). The CRM's verdict on the
 resolution: ``vendor_due_at`` = TARGET_DT / expected_datetime; OnTime_Status ``OVERDUE`` is a miss and
 ``ONTIME`` a success once the case is closed (on an open case it only means "not overdue yet", written without a
-verdict). GeoReport states a due time but no verdict.
+verdict). GeoReport states a due time but no verdict. Socrata: ticket_id = unique_key, channel = complaint_type,
+resolved_at = closed_date, status Open / Assigned / In Progress / Started / Email Sent → open, Pending → pending,
+Closed → closed (others, e.g. ``Unspecified``, are quarantined unless the --mapping file spells them);
+``due_date`` ("the date when the responding agency is expected to update the SR", per the dataset's data
+dictionary, set from the complaint type's internal SLA) is read as the resolution's vendor due time, without a
+verdict.
 """
 
 from __future__ import annotations
@@ -68,25 +80,66 @@ GEOREPORT_COLUMNS = {
     "description": "description",
 }
 
+# Socrata field names (the SODA API's; the CSV download's headers, lower-cased with "_" for blanks, are the same)
+SOCRATA_COLUMNS = {
+    "unique_key": "ticket_id",
+    "created_date": "created_at",
+    "closed_date": "resolved_at",
+    "due_date": "due",
+    "status": "status",
+    "complaint_type": "channel",
+    "descriptor": "subject",
+    "resolution_description": "description",
+}
+SOCRATA_STATUSES = {
+    "assigned": "open",
+    "in progress": "open",
+    "started": "open",
+    "email sent": "open",
+}
+
 _OUTPUT = ("ticket_id", "channel", "created_at", "resolved_at", "status", "subject", "description")
+
+
+def _field_name(header: str) -> str:
+    """A Socrata CSV header as its API field name: ``Unique Key`` -> ``unique_key``."""
+    return "_".join(header.strip().lower().replace("-", " ").split())
+
+
+def _socrata_columns(frame: pl.DataFrame) -> dict[str, str] | None:
+    """vendor column -> contract column when ``frame`` has a Socrata 311 layout (unique_key and created_date)."""
+    found = {name: SOCRATA_COLUMNS[_field_name(name)] for name in frame.columns if _field_name(name) in SOCRATA_COLUMNS}
+    return found if {"ticket_id", "created_at"} <= set(found.values()) else None
 
 
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     tickets, verdicts, quarantines, inputs, variants = [], [], [], [], set()
     for path in paths:
         if path.suffix.lower() == ".json":
-            frame, columns, variant = _georeport_frame(read_json_document(path)), GEOREPORT_COLUMNS, "georeport v2 json"
+            frame = _json_records_frame(read_json_document(path))
+            socrata = _socrata_columns(frame)
+            if socrata:
+                columns, variant = socrata, "socrata soda json"
+            else:
+                frame, columns, variant = _with_georeport_columns(frame), GEOREPORT_COLUMNS, "georeport v2 json"
         else:
             frame, columns, variant = read_csv_text(path), CRM_COLUMNS, "crm case export csv"
             missing = [name for name in ("CASE_ENQUIRY_ID", "OPEN_DT") if name not in frame.columns]
-            if missing:
-                raise ConversionError(f"{path.name}: not a 311 CRM case export (missing {', '.join(missing)})")
+            socrata = _socrata_columns(frame) if missing else None
+            if socrata:
+                columns, variant = socrata, "socrata csv export"
+            elif missing:
+                raise ConversionError(
+                    f"{path.name}: not a 311 CRM case export (missing {', '.join(missing)}) nor a Socrata 311 "
+                    "export (Unique Key / unique_key and Created Date / created_date)"
+                )
             # an unnamed first column is a spreadsheet's row index: kept, under a name
             vendor_names = [name for name in frame.columns if name != "source_line"]
             frame = frame.rename(
                 {name: f"column_{index}" for index, name in enumerate(vendor_names, start=1) if not name}
             )
-        converted, vendor, quarantine = _convert(frame, columns, path.name, options)
+        statuses = {**CRM_STATUSES, **SOCRATA_STATUSES} if variant.startswith("socrata") else CRM_STATUSES
+        converted, vendor, quarantine = _convert(frame, columns, statuses, path.name, options)
         tickets.append(converted)
         verdicts.append(vendor)
         quarantines.append(quarantine)
@@ -103,30 +156,47 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
             "channel = the case type (TYPE / service_name); subject = CASE_TITLE",
             "vendor_sla resolution: vendor_due_at = TARGET_DT / expected_datetime; OVERDUE = missed, ONTIME = met once closed",
             "GeoReport: a closed request is resolved at its updated_datetime",
+            *(
+                [
+                    "Socrata: ticket_id = unique_key, channel = complaint_type, resolved_at = closed_date; due_date "
+                    "(when the agency is expected to update the request) = the resolution's vendor due time, no verdict",
+                    "Socrata floating timestamps have no zone: read in "
+                    + (options.timezone or "the policy's source_timezone"),
+                ]
+                if any(variant.startswith("socrata") for variant in variants)
+                else []
+            ),
         ],
     )
 
 
-def _georeport_frame(document: object) -> pl.DataFrame:
+def _json_records_frame(document: object) -> pl.DataFrame:
+    """The records of a GeoReport or SODA response (a list, or GeoReport's ``{"service_requests": [...]}``)."""
     if isinstance(document, dict) and isinstance(document.get("service_requests"), list):
         requests = document["service_requests"]
     elif isinstance(document, list):
         requests = document
     else:
         raise ConversionError(
-            'not an Open311 GeoReport v2 response (expected a list of requests or {"service_requests": [...]})'
+            "not an Open311 GeoReport v2 or Socrata SODA response "
+            '(expected a list of requests or {"service_requests": [...]})'
         )
     records = [
         {key: json_text(value) for key, value in request.items()} if isinstance(request, dict) else {}
         for request in requests
     ]
-    frame = records_frame(records, range(1, len(records) + 1))
+    return records_frame(records, range(1, len(records) + 1))
+
+
+def _with_georeport_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         pl.lit(None, pl.Utf8).alias(name) for name in GEOREPORT_COLUMNS if name not in frame.columns
     )
 
 
-def _convert(frame: pl.DataFrame, columns: dict[str, str], file_name: str, options: AdapterOptions):
+def _convert(
+    frame: pl.DataFrame, columns: dict[str, str], statuses: dict[str, str], file_name: str, options: AdapterOptions
+):
     vendor = {canonical: name for name, canonical in columns.items() if name in frame.columns}
 
     def column(canonical: str) -> pl.Expr:
@@ -145,7 +215,7 @@ def _convert(frame: pl.DataFrame, columns: dict[str, str], file_name: str, optio
         resolved__ts=parsed("resolved_at"),
         updated__ts=parsed("updated"),
         due__ts=parsed("due"),
-        status__mapped=status_text.replace_strict(CRM_STATUSES, default=None, return_dtype=pl.Utf8),
+        status__mapped=status_text.replace_strict(statuses, default=None, return_dtype=pl.Utf8),
         on_time__mapped=on_time_text.replace_strict(ON_TIME, default=None, return_dtype=pl.Utf8),
     )
     record_id = vendor["ticket_id"]

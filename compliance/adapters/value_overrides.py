@@ -14,7 +14,16 @@ import yaml
 from compliance.adapters.base import AdapterOptions, ConversionError
 from compliance.ingest.contract import SOURCES
 
-_TOP_LEVEL_KEYS = ("source", "columns", "timestamp_formats", "timezone", "values", "constants", "vendor_sla")
+_TOP_LEVEL_KEYS = (
+    "source",
+    "columns",
+    "timestamp_formats",
+    "timezone",
+    "values",
+    "constants",
+    "vendor_sla",
+    "settings",
+)
 ValueOverrides = dict[str, dict[str, str]]  # contract column -> {vendor spelling (lower-case): canonical value}
 
 

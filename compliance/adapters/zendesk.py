@@ -150,10 +150,12 @@ class _Input:
 
 
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
-    inputs, unused = _recognise(paths)
+    inputs, unused, skipped = _recognise(paths)
     families = {_family(item.kind) for item in inputs}
     if not families:
-        raise ConversionError("no Zendesk export among the inputs (only " + ", ".join(p.name for p in unused) + ")")
+        raise ConversionError(
+            "no Zendesk export among the inputs (only " + ", ".join(p.name for p in [*unused, *skipped]) + ")"
+        )
     if len(families) > 1:
         raise ConversionError(
             "inputs mix Zendesk layouts (" + ", ".join(sorted(families)) + "); convert one layout at a time"
@@ -169,6 +171,12 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         f"{path.name}: recognised as a Zendesk warehouse table that the reporter does not need; not read"
         for path in unused
     ]
+    conversion.notes += [
+        f"{path.name}: skipped, not a Zendesk file this adapter reads (API responses: "
+        + ", ".join(f"{key}.json" for key in API_FILES)
+        + ")"
+        for path in skipped
+    ]
     return conversion
 
 
@@ -178,24 +186,33 @@ def _family(kind: str) -> str:
     return API if kind.endswith("_json") else WAREHOUSE
 
 
-def _recognise(paths: list[Path]) -> tuple[list[_Input], list[Path]]:
-    inputs, unused = [], []
+def _recognise(paths: list[Path]) -> tuple[list[_Input], list[Path], list[Path]]:
+    """(inputs read, warehouse tables recognised but not needed, files of no Zendesk layout this adapter reads).
+
+    A JSON file is an API response recognised by its top-level list (``API_OBJECTS``); one holding none of them,
+    and a file that is neither JSON nor CSV, is skipped (the conversion's notes name it). A CSV that is neither the
+    Support export nor a warehouse table stops the conversion (a wrong file given as a Zendesk export)."""
+    inputs, unused, skipped = [], [], []
     for path in paths:
-        if path.suffix.lower() == ".json":
+        suffix = path.suffix.lower()
+        if suffix == ".json":
             document = _read_json(path)
-            if isinstance(document, dict) and isinstance(document.get("tickets"), list):
-                inputs.append(_Input(path, "tickets_json", _tickets_frame(document["tickets"])))
-            elif isinstance(document, dict) and isinstance(document.get("ticket_metric_events"), list):
-                inputs.append(
-                    _Input(path, "metric_events_json", _metric_events_frame(document["ticket_metric_events"]))
-                )
-            else:
-                raise ConversionError(
-                    f"{path.name}: not a Zendesk API response (no tickets or ticket_metric_events list)"
-                )
+            kind = next(
+                (
+                    kind
+                    for key, kind in API_OBJECTS.items()
+                    if isinstance(document, dict) and isinstance(document.get(key), list)
+                ),
+                None,
+            )
+            if kind is None:
+                skipped.append(path)
+                continue
+            items = document[next(key for key, k in API_OBJECTS.items() if k == kind)]
+            inputs.append(_Input(path, kind, _API_FRAMES[kind](items)))
             continue
-        if path.stem in WAREHOUSE_UNUSED:
-            unused.append(path)
+        if suffix not in (".csv", ".tsv", ".txt") or path.stem in WAREHOUSE_UNUSED:
+            (unused if path.stem in WAREHOUSE_UNUSED else skipped).append(path)
             continue
         try:
             frame = read_csv_text(path)
@@ -208,10 +225,11 @@ def _recognise(paths: list[Path]) -> tuple[list[_Input], list[Path]]:
         if table is None:
             raise ConversionError(
                 f"{path.name}: not a Zendesk export this adapter knows (a CSV export with Id and Created at, "
-                f"tickets.json, ticket_metric_events.json, or a warehouse table: {', '.join(WAREHOUSE_TABLES)})"
+                f"API responses ({', '.join(f'{key}.json' for key in API_FILES)}), or a warehouse table: "
+                f"{', '.join(WAREHOUSE_TABLES)})"
             )
         inputs.append(_Input(path, table, frame))
-    return inputs, unused
+    return inputs, unused, skipped
 
 
 def _read_json(path: Path) -> object:
@@ -325,39 +343,461 @@ def _metric_events_frame(events: list) -> pl.DataFrame:
     )
 
 
+def _flat_records(items: list, nested: tuple[str, ...] = ()) -> pl.DataFrame:
+    """API objects as text columns; the objects under ``nested`` keys are flattened one level (``key_sub``)."""
+    records = []
+    for item in items:
+        item = item if isinstance(item, dict) else {}
+        record = {key: _json_value(value) for key, value in item.items() if key not in nested}
+        for key in nested:
+            inner = item.get(key) if isinstance(item.get(key), dict) else {}
+            record.update({f"{key}_{sub}": _json_value(value) for sub, value in inner.items()})
+        records.append(record)
+    frame = records_frame(records, range(1, len(records) + 1))
+    return frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("id")) if "id" not in frame.columns else frame
+
+
+_METRIC_MINUTES = ("reply_time_in_minutes", "full_resolution_time_in_minutes", "requester_wait_time_in_minutes")
+
+
+def _ticket_metrics_frame(items: list) -> pl.DataFrame:
+    frame = _flat_records(items, _METRIC_MINUTES)
+    wanted = ("ticket_id", "solved_at", "reply_time_in_minutes_calendar", "reply_time_in_minutes_business")
+    return frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(name) for name in wanted if name not in frame.columns)
+
+
+_AUDIT_COLUMNS = ("ticket_id", "audit_id", "created_at", "author_id", "event", "public", "value")
+
+
+def _audits_frame(audits: list) -> pl.DataFrame:
+    """One row per audit event the adapter reads: each ``Comment``, and each ``Create``/``Change`` of the status
+    (Zendesk's audit events; other events, e.g. notifications or other fields' changes, are not records here).
+    ``source_line`` is the audit's position in the list."""
+    records, lines = [], []
+    for position, audit in enumerate(audits, start=1):
+        audit = audit if isinstance(audit, dict) else {}
+        for event in audit.get("events") or []:
+            event = event if isinstance(event, dict) else {}
+            kind = event.get("type")
+            if kind == "Comment" or (kind in ("Create", "Change") and event.get("field_name") == "status"):
+                records.append(
+                    {
+                        "ticket_id": _json_value(audit.get("ticket_id")),
+                        "audit_id": _json_value(audit.get("id")),
+                        "created_at": _json_value(audit.get("created_at")),
+                        "author_id": _json_value(event.get("author_id", audit.get("author_id"))),
+                        "event": "comment" if kind == "Comment" else "status",
+                        "public": _json_value(event.get("public")),
+                        "value": _json_value(event.get("value")),
+                    }
+                )
+                lines.append(position)
+    if not records:
+        return pl.DataFrame(schema={**{name: pl.Utf8 for name in _AUDIT_COLUMNS}, "source_line": pl.Int64})
+    return records_frame(records, lines)
+
+
+def _comments_frame(comments: list) -> pl.DataFrame:
+    frame = _flat_records(comments)
+    return frame.with_columns(
+        pl.lit(None, dtype=pl.Utf8).alias(name)
+        for name in ("ticket_id", "author_id", "public", "created_at")
+        if name not in frame.columns
+    )
+
+
+# Top-level list of an API v2 response -> the kind of input; the file names a folder dump uses, for messages.
+API_OBJECTS = {
+    "tickets": "tickets_json",
+    "ticket_metric_events": "metric_events_json",
+    "ticket_metrics": "ticket_metrics_json",
+    "comments": "comments_json",
+    "audits": "audits_json",
+    "sla_policies": "sla_policies_json",
+    "users": "users_json",
+    "groups": "groups_json",
+}
+API_FILES = (
+    "tickets",
+    "ticket_metrics",
+    "ticket_metric_events",
+    "ticket_comments",
+    "ticket_audits",
+    "sla_policies",
+    "users",
+    "groups",
+)
+_API_FRAMES = {
+    "tickets_json": lambda items: _tickets_frame(items),
+    "metric_events_json": lambda items: _metric_events_frame(items),
+    "ticket_metrics_json": _ticket_metrics_frame,
+    "comments_json": _comments_frame,
+    "audits_json": _audits_frame,
+    "sla_policies_json": _flat_records,
+    "users_json": _flat_records,
+    "groups_json": _flat_records,
+}
+_VARIANTS = {
+    "tickets_json": "api tickets.json",
+    "metric_events_json": "api ticket_metric_events.json",
+    "ticket_metrics_json": "api ticket_metrics.json",
+    "comments_json": "api ticket_comments.json",
+    "audits_json": "api ticket_audits.json (comment and status events)",
+    "sla_policies_json": "api sla_policies.json",
+    "users_json": "api users.json",
+    "groups_json": "api groups.json",
+}
+_AGENT_ROLES = ("agent", "admin")
+
+
+def _reference(items: list[_Input], value: str) -> tuple[pl.DataFrame | None, list, list]:
+    """(id -> ``value`` lookup, input records, quarantines) of users, groups or SLA policies; an object without
+    an id is quarantined."""
+    if not items:
+        return None, [], []
+    parts, records, quarantines = [], [], []
+    for item in items:
+        frame = item.frame.with_columns(
+            text("id").alias("id"),
+            (text(value) if value in item.frame.columns else pl.lit(None, dtype=pl.Utf8)).alias("value"),
+        )
+        checks = [Check(pl.col("id").is_null(), "missing_value", pl.lit("id: missing required value"))]
+        passed, quarantine = split_checked(frame, checks, item.path.name, "id")
+        parts.append(passed.select("id", "value"))
+        quarantines.append(quarantine)
+        records.append(input_record(item.path, frame.height, quarantine.height, _VARIANTS[item.kind]))
+    return pl.concat(parts).unique("id", keep="first", maintain_order=True), records, quarantines
+
+
+def _checked_ticket_metrics(items: list[_Input], known: pl.Series | None) -> tuple[pl.DataFrame, list, list]:
+    """Per ticket: Zendesk's reply time (calendar and business minutes) and solve time from ticket_metrics."""
+    parts, records, quarantines = [], [], []
+    for item in items:
+        frame = item.frame.with_columns(
+            text("ticket_id").alias("ticket_id"),
+            text("reply_time_in_minutes_calendar").cast(pl.Float64, strict=False).alias("reply_calendar"),
+            text("reply_time_in_minutes_business").cast(pl.Float64, strict=False).alias("reply_business"),
+            timestamp_text(text("solved_at"), _OFFSET_FORMATS, None).alias("solved_at_ts"),
+        )
+        checks = [
+            Check(pl.col("ticket_id").is_null(), "missing_value", pl.lit("ticket_id: missing required value")),
+            *[
+                Check(
+                    text(name).is_not_null() & (pl.col(short).is_null() | (pl.col(short) < 0)),
+                    "bad_number",
+                    pl.format("{}: not a number of minutes: {}", pl.lit(name.replace("_in_minutes_", ".")), text(name)),
+                )
+                for name, short in (
+                    ("reply_time_in_minutes_calendar", "reply_calendar"),
+                    ("reply_time_in_minutes_business", "reply_business"),
+                )
+            ],
+            bad_timestamp("solved_at", pl.col("solved_at_ts"), "solved_at (with an offset)"),
+        ]
+        if known is not None:
+            checks.append(
+                Check(
+                    ~pl.col("ticket_id").is_in(known.implode()),
+                    "orphan_record",
+                    pl.format("ticket {} is not in the tickets file", pl.col("ticket_id")),
+                )
+            )
+        passed, quarantine = split_checked(frame, checks, item.path.name, "ticket_id")
+        parts.append(passed.select("ticket_id", "reply_calendar", "reply_business", "solved_at_ts"))
+        quarantines.append(quarantine)
+        records.append(input_record(item.path, frame.height, quarantine.height, _VARIANTS[item.kind]))
+    return pl.concat(parts).unique("ticket_id", keep="first", maintain_order=True), records, quarantines
+
+
+def _api_ticket_events(
+    comment_items: list[_Input],
+    audit_items: list[_Input],
+    requesters: pl.DataFrame,
+    roles: pl.DataFrame | None,
+) -> tuple[pl.DataFrame | None, list, list]:
+    """ticket_events from comments (ticket_comments.json, and the Comment events of audits) and status changes
+    (audits). A public comment is an agent's reply when its author's role (users.json) is agent or admin, or, for an
+    author users.json does not list, when the author is not the ticket's requester; the ticket's first comment is
+    the request itself (its description), never a reply."""
+    spellings = STATUSES
+    parts, records, quarantines = [], [], []
+    for item in [*comment_items, *audit_items]:
+        frame = item.frame
+        if "event" not in frame.columns:
+            frame = frame.with_columns(pl.lit("comment").alias("event"), pl.lit(None, dtype=pl.Utf8).alias("value"))
+        frame = frame.with_columns(
+            text("ticket_id").alias("ticket_id"),
+            text("author_id").alias("author_id"),
+            timestamp_text(text("created_at"), _OFFSET_FORMATS, None).alias("occurred_at"),
+            text("public")
+            .str.to_lowercase()
+            .replace_strict(["true", "false"], [True, False], default=None, return_dtype=pl.Boolean)
+            .alias("is_public"),
+            text("value").str.to_lowercase().replace_strict(spellings, default=None).alias("new_status"),
+        ).join(requesters, on="ticket_id", how="left", maintain_order="left")
+        if roles is not None:
+            frame = frame.join(
+                roles.rename({"id": "author_id", "value": "author_role"}),
+                on="author_id",
+                how="left",
+                maintain_order="left",
+            )
+        else:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("author_role"))
+        comment = pl.col("event") == "comment"
+        checks = [
+            Check(
+                pl.col("ticket_id").is_null(),
+                "missing_value",
+                pl.lit(
+                    "ticket_id: missing (GET /tickets/{id}/comments does not repeat it: the dump must add it to "
+                    "each comment)"
+                ),
+            ),
+            Check(text("created_at").is_null(), "missing_value", pl.lit("created_at: missing required value")),
+            bad_timestamp("created_at", pl.col("occurred_at"), "created_at (with an offset)"),
+            Check(
+                comment & pl.col("is_public").is_null(),
+                "bad_boolean",
+                pl.format("public: not a boolean (true/false): {}", pl.col("public")),
+            ),
+            Check(
+                ~comment & pl.col("new_status").is_null(),
+                "unknown_value",
+                pl.format("status: unknown value {}", pl.col("value")),
+            ),
+            Check(
+                pl.col("known").is_null(),
+                "orphan_record",
+                pl.format("ticket {} is not in the tickets file", pl.col("ticket_id")),
+            ),
+        ]
+        passed, quarantine = split_checked(frame, checks, item.path.name, "ticket_id")
+        parts.append(passed)
+        quarantines.append(quarantine)
+        records.append(input_record(item.path, frame.height, quarantine.height, _VARIANTS[item.kind]))
+    if not parts:
+        return None, records, quarantines
+    rows = pl.concat(parts, how="diagonal_relaxed").with_columns(_utc(pl.col("occurred_at")).alias("at"))
+    rows = rows.sort("ticket_id", "at", "source_line", maintain_order=True)
+    comment = pl.col("event") == "comment"
+    first_comment = comment & (pl.int_range(pl.len()).over("ticket_id", comment) == 0)
+    by_requester = (pl.col("author_id") == pl.col("requester_id")) | (pl.col("author_role") == "end-user")
+    agent = pl.col("author_role").is_in(_AGENT_ROLES) | (
+        pl.col("author_role").is_null() & ~by_requester.fill_null(False)
+    )
+    events = rows.filter(~(first_comment & ~by_requester.fill_null(False))).select(
+        "ticket_id",
+        "occurred_at",
+        pl.when(~comment)
+        .then(pl.lit("status_change"))
+        .when(~pl.col("is_public"))
+        .then(pl.lit("internal_note"))
+        .when(agent & ~first_comment)
+        .then(pl.lit("public_reply"))
+        .otherwise(pl.lit("requester_reply"))
+        .alias("event_type"),
+        pl.when(~comment)
+        .then(pl.lit(None, dtype=pl.Utf8))
+        .when(agent | ~pl.col("is_public"))
+        .then(pl.lit("agent"))
+        .otherwise(pl.lit("requester"))
+        .alias("actor"),
+        pl.when(~comment).then(pl.col("new_status")).alias("new_status"),
+        pl.col("author_id").alias("author_id"),
+    )
+    return events, records, quarantines
+
+
 def _convert_api(inputs: list[_Input], options: AdapterOptions) -> Conversion:
     overrides = value_overrides(options)
-    ticket_inputs = [item for item in inputs if item.kind == "tickets_json"]
-    event_inputs = [item for item in inputs if item.kind == "metric_events_json"]
-    mapped = [(item, *map_table(item.frame, API_LAYOUT, item.path.name, options, overrides)) for item in ticket_inputs]
-    known = pl.concat([frame.get_column("ticket_id") for _, frame, _ in mapped]) if mapped else None
+
+    def of(kind: str) -> list[_Input]:
+        return [item for item in inputs if item.kind == kind]
+
     records, quarantines, tables = [], [], {}
+    roles, found, bad = _reference(of("users_json"), "role")
+    records, quarantines = records + found, quarantines + bad
+    groups, found, bad = _reference(of("groups_json"), "name")
+    records, quarantines = records + found, quarantines + bad
+    policies, found, bad = _reference(of("sla_policies_json"), "title")
+    records, quarantines = records + found, quarantines + bad
+
+    layout = API_LAYOUT
+    if groups is not None:
+        layout = replace(
+            API_LAYOUT, columns={**API_LAYOUT.columns, "channel": ("group_name", "group_id", "via_channel")}
+        )
+    mapped = []
+    for item in of("tickets_json"):
+        frame = item.frame
+        if groups is not None and "group_id" in frame.columns:
+            frame = frame.join(
+                groups.rename({"id": "group_id", "value": "group_name"}),
+                on="group_id",
+                how="left",
+                maintain_order="left",
+            )
+        mapped.append((item, *map_table(frame, layout, item.path.name, options, overrides)))
+    known = pl.concat([frame.get_column("ticket_id") for _, frame, _ in mapped]) if mapped else None
+    requesters = pl.concat(
+        [
+            item.frame.select(
+                text("id").alias("ticket_id"),
+                (text("requester_id") if "requester_id" in item.frame.columns else pl.lit(None, pl.Utf8)).alias(
+                    "requester_id"
+                ),
+                pl.lit(True).alias("known"),
+            )
+            for item, _, _ in mapped
+        ]
+        or [pl.DataFrame(schema={"ticket_id": pl.Utf8, "requester_id": pl.Utf8, "known": pl.Boolean})]
+    ).unique("ticket_id", keep="first", maintain_order=True)
+
     events = None
-    if event_inputs:
-        events, event_quarantine, event_records = _checked_metric_events(event_inputs, known)
+    if of("metric_events_json"):
+        events, event_quarantine, event_records = _checked_metric_events(of("metric_events_json"), known)
         quarantines.append(event_quarantine)
         records += event_records
+    metrics = None
+    if of("ticket_metrics_json"):
+        metrics, found, bad = _checked_ticket_metrics(of("ticket_metrics_json"), known)
+        records, quarantines = records + found, quarantines + bad
+    ticket_events, found, bad = _api_ticket_events(of("comments_json"), of("audits_json"), requesters, roles)
+    records, quarantines = records + found, quarantines + bad
+    if ticket_events is not None:
+        tables["ticket_events"] = ticket_events
+
+    # Each time from the most direct source the folder holds: Zendesk's SLA events, then ticket_metrics, then
+    # the comments and status changes themselves.
+    first_response_sources, resolved_sources = [], []
+    times = requesters.select("ticket_id")
+    if events is not None:
+        times = times.join(_times_from_metric_events(events), on="ticket_id", how="left")
+        times = times.rename({"first_response_at": "fr_events", "resolved_at": "res_events"})
+        first_response_sources.append("fr_events")
+        resolved_sources.append("res_events")
+    if metrics is not None:
+        times = times.join(metrics, on="ticket_id", how="left")
+        resolved_sources.append("solved_at_ts")
+    if ticket_events is not None:
+        ordered = ticket_events.with_columns(_utc(pl.col("occurred_at")).alias("at")).sort("at")
+        from_events = ordered.group_by("ticket_id").agg(
+            pl.col("occurred_at").filter(pl.col("event_type") == "public_reply").first().alias("fr_comments"),
+            pl.col("occurred_at").filter(pl.col("new_status") == "solved").last().alias("res_audits"),
+        )
+        times = times.join(from_events, on="ticket_id", how="left")
+        if of("comments_json") or not ticket_events.filter(pl.col("event_type") != "status_change").is_empty():
+            first_response_sources.append("fr_comments")
+        if of("audits_json"):
+            resolved_sources.append("res_audits")
+
     earlier, parts = None, []
     for item, frame, checks in mapped:
-        if events is not None:
-            frame = frame.join(_times_from_metric_events(events), on="ticket_id", how="left").with_columns(
-                pl.when(pl.col("status").is_in(["solved", "closed"])).then(pl.col("resolved_at")).alias("resolved_at")
-            )
+        frame = frame.join(times, on="ticket_id", how="left", maintain_order="left")
+        reply_from_metrics = (
+            [shift_timestamp_text(pl.col("created_at"), pl.col("reply_calendar") * 60, "UTC")]
+            if metrics is not None
+            else []
+        )
+        solved = pl.col("status").is_in(["solved", "closed"])
+        additions = []
+        if first_response_sources or reply_from_metrics:
+            fr = [pl.col(first_response_sources[0])] if "fr_events" in first_response_sources else []
+            fr += reply_from_metrics + [pl.col(name) for name in first_response_sources if name != "fr_events"]
+            additions.append(pl.coalesce(fr).alias("first_response_at"))
+        if resolved_sources:
+            additions.append(pl.when(solved).then(pl.coalesce(resolved_sources)).alias("resolved_at"))
+        frame = frame.with_columns(additions).drop(
+            [name for name in times.columns if name != "ticket_id" and name in frame.columns]
+        )
         passed, quarantine = finish_table(frame, checks, "tickets", item.path.name, earlier)
         earlier = (
             passed.get_column("ticket_id") if earlier is None else pl.concat([earlier, passed.get_column("ticket_id")])
         )
         parts.append(passed)
         quarantines.append(quarantine)
-        records.append(input_record(item.path, item.frame.height, quarantine.height, "api tickets.json"))
+        records.append(input_record(item.path, item.frame.height, quarantine.height, _VARIANTS[item.kind]))
     if parts:
         tables["tickets"] = pl.concat(parts, how="diagonal_relaxed")
+
+    vendor_sla = None
+    if events is not None:
+        vendor_sla = _metric_event_verdicts(events, policies)
+        if metrics is not None:  # a verdict from ticket_metrics replaces the events' row without one
+            decided = _ticket_metric_verdicts(events, metrics, vendor_sla)
+            vendor_sla = concat_vendor_sla(
+                [
+                    vendor_sla.join(decided.select("record_id", "metric"), on=["record_id", "metric"], how="anti"),
+                    decided,
+                ]
+            )
+    return Conversion(
+        format="zendesk",
+        format_version=API,
+        tables=tables,
+        quarantine=pl.concat([empty_quarantine(), *quarantines]),
+        inputs=records,
+        vendor_sla=vendor_sla,
+        notes=_api_notes(of, events is not None, metrics is not None, ticket_events is not None),
+    )
+
+
+def _ticket_metric_verdicts(events: pl.DataFrame, metrics: pl.DataFrame, verdicts: pl.DataFrame) -> pl.DataFrame:
+    """First-reply verdicts from ticket_metrics where the metric events apply a reply-time target but state no
+    verdict (no fulfil or breach event): Zendesk's reply time (business minutes for a business-hours target,
+    else calendar minutes) against the target."""
+    undecided = verdicts.filter((pl.col("metric") == "first_response") & pl.col("vendor_met").is_null()).select(
+        pl.col("record_id").alias("ticket_id")
+    )
+    targets = (
+        events.filter(
+            (pl.col("type") == "apply_sla")
+            & pl.col("metric").is_in(["reply_time", "first_reply_time"])
+            & (text("instance_id") == "1")
+        )
+        .group_by("ticket_id")
+        .agg(
+            pl.col("sla_target").last().cast(pl.Float64, strict=False).alias("target"),
+            pl.col("sla_business_hours").last().str.to_lowercase().alias("business_hours"),
+        )
+    )
+    business = pl.col("business_hours") == "true"
+    minutes = pl.when(business).then(pl.col("reply_business")).otherwise(pl.col("reply_calendar"))
+    rows = (
+        undecided.join(targets, on="ticket_id")
+        .join(metrics, on="ticket_id")
+        .filter(minutes.is_not_null() & pl.col("target").is_not_null())
+    )
+    return rows.select(
+        pl.col("ticket_id").alias("record_id"),
+        pl.lit("tickets").alias("source"),
+        pl.lit("first_response").alias("metric"),
+        pl.lit(None, dtype=pl.Utf8).alias("vendor_due_at"),
+        pl.when(minutes <= pl.col("target")).then(pl.lit("true")).otherwise(pl.lit("false")).alias("vendor_met"),
+        pl.format(
+            "reply time {} min ({}) against the target {} min",
+            minutes.cast(pl.Int64).cast(pl.Utf8),
+            pl.when(business).then(pl.lit("business hours")).otherwise(pl.lit("calendar hours")),
+            pl.col("target").cast(pl.Int64).cast(pl.Utf8),
+        ).alias("vendor_status"),
+        pl.when(business)
+        .then(pl.lit("ticket_metrics reply_time_in_minutes.business"))
+        .otherwise(pl.lit("ticket_metrics reply_time_in_minutes.calendar"))
+        .alias("vendor_field"),
+    )
+
+
+def _api_notes(of, has_events: bool, has_metrics: bool, has_ticket_events: bool) -> list[str]:
     notes = [
         "channel: group_id, else via.channel, whichever is a channel spelling of the policy or the mapping file "
-        "(group ids need a --mapping file with a values: channel: section)",
-        "line numbers of JSON records are their positions in the list (1 = first)",
+        "(group ids need a --mapping file with a values: channel: section)"
+        if not of("groups_json")
+        else "channel: the group's name (groups.json), else group_id, else via.channel, whichever is a channel "
+        "spelling of the policy or the mapping file",
+        "line numbers of JSON records are their positions in the list (1 = first; for audits, the audit's)",
     ]
-    if events is not None:
+    if has_events:
         notes += [
             "first_response_at: the reply_time fulfill event of instance 1; resolved_at: the requester_wait_time "
             "(else agent_work_time) fulfill event, for solved and closed tickets",
@@ -367,15 +807,25 @@ def _convert_api(inputs: list[_Input], options: AdapterOptions) -> Conversion:
             "never paused; business-hours targets without a breach event have no due time (schedules are not read)",
             "metrics pausable_update_time, periodic_update_time and group SLAs have no contract metric: their events are not used",
         ]
-    return Conversion(
-        format="zendesk",
-        format_version=API,
-        tables=tables,
-        quarantine=pl.concat([empty_quarantine(), *quarantines]),
-        inputs=records,
-        vendor_sla=_metric_event_verdicts(events) if events is not None else None,
-        notes=notes,
-    )
+    if has_metrics:
+        notes += [
+            "ticket_metrics: first_response_at = created_at + reply_time_in_minutes.calendar (where no fulfill event "
+            "gives it); resolved_at = solved_at, for solved and closed tickets",
+            "ticket_metrics verdicts: where a reply-time SLA applies (apply_sla event) without a fulfill or breach "
+            "event, reply_time_in_minutes (business minutes for a business-hours target) <= the target is met; "
+            "without metric events ticket_metrics gives times, no verdicts (a target needs the applied policy)",
+        ]
+    if has_ticket_events:
+        notes += [
+            "comments: private -> internal_note; public by an author whose role (users.json) is agent or admin -> "
+            "public_reply (agent), by an end-user -> requester_reply; an author users.json does not list is the "
+            "requester when it is the ticket's requester_id, else an agent; a ticket's first comment is the request "
+            "itself, never a reply",
+            "audits: each Comment event as a comment; each Create or Change of the status as a status_change",
+        ]
+    if of("sla_policies_json"):
+        notes.append("sla_policies.json: the policies' titles name the policy of each SLA verdict")
+    return notes
 
 
 _EVENT_TYPES = ("activate", "pause", "fulfill", "apply_sla", "apply_group_sla", "breach", "update_status", "measure")
@@ -457,8 +907,16 @@ def _times_from_metric_events(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _metric_event_verdicts(events: pl.DataFrame) -> pl.DataFrame:
-    """One vendor verdict per ticket and contract metric from Zendesk's SLA events (instance 1 of each metric)."""
+def _metric_event_verdicts(events: pl.DataFrame, policies: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One vendor verdict per ticket and contract metric from Zendesk's SLA events (instance 1 of each metric);
+    ``policies`` (sla_policies.json: id -> title) name a policy the events give only by id."""
+    if policies is not None:
+        events = events.join(
+            policies.rename({"id": "sla_policy", "value": "policy_title"}),
+            on="sla_policy",
+            how="left",
+            maintain_order="left",
+        ).with_columns(pl.coalesce(pl.col("policy_title"), pl.col("sla_policy")).alias("sla_policy"))
     kind = pl.col("type")
     live_breach = (kind == "breach") & (text("deleted").fill_null("false").str.to_lowercase() != "true")
     per_metric = (

@@ -2,8 +2,12 @@
 
 Input: ``staged_vendor_sla`` (one row per record × metric where an export states the vendor's verdict or due time,
 written by the adapters as ``vendor_sla.csv``), the staged records it names, and ``ticket_sla`` (our clocks).
-Output: ``vendor_reconciliation`` (one row per vendor row) and ``vendor_reconciliation_metrics`` (per source ×
-metric: agreement rate, disagreements both ways, rows that could not be compared and why).
+Output: ``vendor_reconciliation`` (one row per vendor row), ``vendor_reconciliation_metrics`` (per source ×
+metric: agreement rate, disagreements both ways, rows that could not be compared and why) and
+``vendor_disagreement_classes`` (per source × metric × class of disagreement: how many, and what it means;
+``DISAGREEMENT_CLASSES``) and ``vendor_due_agreement`` (per source × metric, for exports that state due times,
+with or without a verdict: how often our policy's due time is the vendor's, and how often our policy's verdict
+is the one the vendor's due time gives on the record's own times).
 
 Readings (an auditor's independent check of the helpdesk's own numbers):
 - **recomputed_met**: the vendor's own due time applied to the record's own timestamps: the stop (``STOPS``) at or
@@ -78,6 +82,38 @@ RECORD_WORDS = {
 }
 # ticket_sla names the acknowledgement clock the policy's way
 OUR_METRIC = {"acknowledgement": "acknowledgment"}
+DUE_AGREEMENT_COLUMNS = (
+    "source VARCHAR, metric VARCHAR, vendor_due_rows BIGINT, due_compared BIGINT, due_equal BIGINT, "
+    "verdicts_compared BIGINT, verdicts_agreeing BIGINT"
+)
+DUE_TOLERANCE_SECONDS = 60  # due times this close are the same (exports round to the minute)
+DISAGREEMENT_CLASS_COLUMNS = "source VARCHAR, metric VARCHAR, class VARCHAR, rows BIGINT, meaning VARCHAR"
+# Every disagreement falls in exactly one class: either the record's own times against the vendor's due time
+# contradict the vendor (our policy then, when it has a clock, says the same as those times: both readings are
+# booleans differing from the vendor's), or only our policy's clock does. Class -> (condition, what it means).
+DISAGREEMENT_CLASSES = {
+    "vendor_met_own_due_missed": (
+        "vendor_met AND recomputed_met = FALSE",
+        "the vendor says met, but the record's own stop is after the vendor's own due time (or there is none by "
+        "the as-of time): the vendor's clock paused or counted business hours the export does not show, or it "
+        "judged before a later stop (a reopening)",
+    ),
+    "vendor_missed_own_due_met": (
+        "NOT vendor_met AND recomputed_met",
+        "the vendor says missed, but the record stopped at or before the vendor's own due time: the vendor counts "
+        "another stop than the export's (another reply, a reopened cycle) or a breach of another SLA",
+    ),
+    "vendor_met_policy_missed": (
+        "vendor_met AND recomputed_met IS DISTINCT FROM FALSE AND our_state = 'breached'",
+        "the vendor's verdict holds against its own due time, but our policy's clock is stricter (another target, "
+        "calendar or clock start than the vendor's SLA)",
+    ),
+    "vendor_missed_policy_met": (
+        "NOT vendor_met AND recomputed_met IS DISTINCT FROM TRUE AND our_state = 'achieved'",
+        "the vendor's verdict holds against its own due time, but our policy's clock is more lenient (a longer "
+        "target, a business calendar, or pauses the vendor does not grant)",
+    ),
+}
 
 
 def reconcile(con: duckdb.DuckDBPyConnection, exports_dir: Path, as_of: datetime, policy: Policy) -> dict[str, int]:
@@ -104,6 +140,8 @@ def evaluate(
     install_macros(con)
     con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation ({RECONCILIATION_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE vendor_reconciliation_metrics ({RECONCILIATION_METRIC_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE vendor_disagreement_classes ({DISAGREEMENT_CLASS_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE vendor_due_agreement ({DUE_AGREEMENT_COLUMNS})")
     if not table_exists(con, SOURCE):
         return
     asof = ts_lit(as_of)
@@ -199,8 +237,42 @@ def evaluate(
            FROM vendor_reconciliation r LEFT JOIN reasons USING (source, metric)
            GROUP BY r.source, r.metric ORDER BY r.source, r.metric"""
     )
+    _classify_disagreements(con)
+    _due_agreement(con)
     con.execute("DROP TABLE IF EXISTS _rec_stops")
     con.execute("DROP TABLE IF EXISTS _rec_ours")
+
+
+def _classify_disagreements(con: duckdb.DuckDBPyConnection) -> None:
+    """``vendor_disagreement_classes``: the disagreements of ``vendor_reconciliation`` counted per class."""
+    cases = " ".join(f"WHEN {condition} THEN {lit(name)}" for name, (condition, _) in DISAGREEMENT_CLASSES.items())
+    meanings = " ".join(f"WHEN {lit(name)} THEN {lit(meaning)}" for name, (_, meaning) in DISAGREEMENT_CLASSES.items())
+    con.execute(
+        f"""INSERT INTO vendor_disagreement_classes
+            WITH classified_disagreements AS (
+                SELECT source, metric, CASE {cases} END AS class FROM vendor_reconciliation WHERE NOT agrees
+            )
+            SELECT source, metric, class, count(*), CASE class {meanings} END
+            FROM classified_disagreements GROUP BY ALL ORDER BY source, metric, count(*) DESC, class"""
+    )
+
+
+def _due_agreement(con: duckdb.DuckDBPyConnection) -> None:
+    """``vendor_due_agreement``: for the rows with a vendor due time, our policy's due time and verdict beside the
+    vendor's due time. This is how an export that states due times but no verdicts (a 311 portal's due date,
+    ServiceNow's ``sla_due``) gets a measure of agreement; only tickets have clocks of our policy to compare."""
+    decided = "our_state IN ('achieved', 'breached')"
+    con.execute(
+        f"""INSERT INTO vendor_due_agreement
+            SELECT source, metric, count(*),
+                   count(*) FILTER (WHERE our_due_at IS NOT NULL),
+                   count(*) FILTER (WHERE abs(epoch(vendor_due_at) - epoch(our_due_at)) < {DUE_TOLERANCE_SECONDS}),
+                   count(*) FILTER (WHERE recomputed_met IS NOT NULL AND {decided}),
+                   count(*) FILTER (WHERE recomputed_met IS NOT NULL AND {decided}
+                                    AND recomputed_met = (our_state = 'achieved'))
+            FROM vendor_reconciliation WHERE vendor_due_at IS NOT NULL
+            GROUP BY ALL ORDER BY source, metric"""
+    )
 
 
 def _record_stops(con: duckdb.DuckDBPyConnection, asof: str, settings: dict) -> None:
