@@ -8,7 +8,12 @@ records quarantined. :func:`write_conversion` writes it all as a canonical expor
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
+import shutil
+import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -152,26 +157,51 @@ def read_csv_text(path: Path, **options) -> pl.DataFrame:
     (counted). Bytes that are not UTF-8 beyond what detection sampled make polars fail: the file is then
     detected again around the first of them and read through a copy.
     """
-    named = _named_encoding()
     try:
-        encoding = named or detect_encoding(path)
-        if encoding in UTF8_CODECS:
-            try:
-                return _numbered(path, _polars_csv(path, options), Decoding(encoding))
-            except ConversionError:
-                offset = first_invalid_utf8(path)
-                if offset is None:
-                    raise
-                encoding = named or detect_encoding(path, around=[offset])
-        with utf8_copy(path, encoding) as (copy, decoding):
-            return _numbered(path, _polars_csv(copy, options), decoding)
+        if path.suffix.lower() == ".gz":  # a gzip-compressed export (e.g. BPI 2013's .csv.gz): read through a copy
+            with _gunzipped(path) as plain:
+                return _read_plain_csv(plain, path, options)
+        return _read_plain_csv(path, path, options)
     except OSError as error:
         raise ConversionError(f"not a readable CSV file: {error.strerror or error}") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ConversionError(f"not a readable gzip file: {error}") from None
+
+
+@contextmanager
+def _gunzipped(path: Path) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="compliance-gunzip-") as folder:
+        plain = Path(folder) / path.stem
+        with gzip.open(path, "rb") as packed, plain.open("wb") as unpacked:
+            shutil.copyfileobj(packed, unpacked, 1 << 20)
+        yield plain
+
+
+def _read_plain_csv(plain: Path, path: Path, options: dict) -> pl.DataFrame:
+    """``plain`` (uncompressed) read as :func:`read_csv_text` says; the decoding is recorded for ``path``."""
+    named = _named_encoding()
+    encoding = named or detect_encoding(plain)
+    if encoding in UTF8_CODECS:
+        try:
+            return _numbered(path, _polars_csv(plain, options), Decoding(encoding))
+        except ConversionError:
+            offset = first_invalid_utf8(plain)
+            if offset is None:
+                raise
+            encoding = named or detect_encoding(plain, around=[offset])
+    with utf8_copy(plain, encoding) as (copy, decoding):
+        return _numbered(path, _polars_csv(copy, options), decoding)
 
 
 def _numbered(path: Path, frame: pl.DataFrame, decoding: Decoding) -> pl.DataFrame:
     _record_decoding(path, decoding)
     frame = frame.rename({name: name.strip().lstrip("\ufeff") for name in frame.columns})
+    renamed = {
+        found: expected for expected, found in (_reading.get() or _NO_READING).headers.items() if found in frame.columns
+    }
+    if renamed:  # a mapping file's headers: the file's name for a column the format knows by another
+        frame = frame.drop([name for name in renamed.values() if name in frame.columns and name not in renamed])
+        frame = frame.rename(renamed)
     return frame.with_row_index("source_line", offset=2).with_columns(pl.col("source_line").cast(pl.Int64))
 
 
@@ -190,7 +220,20 @@ def timestamp_text(expr: pl.Expr, formats: Sequence[str], timezone: str | None) 
     ``timezone`` when given (a wall time skipped by a DST change gives null; an ambiguous one, the earlier
     instant), else written without an offset for the run to read in the policy's ``source_timezone``.
     """
-    text = expr.str.strip_chars().str.replace(r"[zZ]$", "+00:00")
+    reading = _reading.get() or _NO_READING
+    formats = (*reading.timestamp_formats, *formats)
+    text = expr.str.strip_chars()
+    if reading.zone_abbreviations:  # "13:30 PDT" → "13:30 -07:00", read by the formats' %z / %#z
+        names = "|".join(re.escape(name) for name in sorted(reading.zone_abbreviations, key=len, reverse=True))
+        abbreviation = text.str.extract(rf"(?i)\b({names})$", 1).str.to_uppercase()
+        offset = spelling_lookup_text(abbreviation, reading.zone_abbreviations)
+        text = (
+            pl.when(offset.is_not_null())
+            .then(pl.concat_str([text.str.replace(rf"(?i)\s*\b({names})$", ""), pl.lit(" "), offset]))
+            .otherwise(text)
+        )
+        formats = (*formats, *(f"{f} %#z" for f in formats if "%z" not in f and "%#z" not in f))
+    text = text.str.replace(r"[zZ]$", "+00:00")
     with_offset = [
         text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False) for f in formats if "%z" in f or "%#z" in f
     ]
@@ -226,6 +269,85 @@ ISO_FORMATS = (
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d %H:%M",
 )
+
+
+# Abbreviations read by a mapping file's ``zone_abbreviations: common``: the North American and European
+# readings (CST is US Central, not China; IST is not read: Indian, Irish and Israeli time share it).
+COMMON_ZONE_ABBREVIATIONS: dict[str, str] = {
+    "UTC": "+00:00",
+    "GMT": "+00:00",
+    "BST": "+01:00",
+    "CET": "+01:00",
+    "CEST": "+02:00",
+    "EET": "+02:00",
+    "EEST": "+03:00",
+    "EST": "-05:00",
+    "EDT": "-04:00",
+    "CST": "-06:00",
+    "CDT": "-05:00",
+    "MST": "-07:00",
+    "MDT": "-06:00",
+    "PST": "-08:00",
+    "PDT": "-07:00",
+    "AKST": "-09:00",
+    "AKDT": "-08:00",
+    "HST": "-10:00",
+}
+# Duration spellings a mapping file's ``durations`` names: H:MM:SS (2:05:11), H:MM, plain numbers of seconds,
+# minutes or hours, ISO-8601 durations (PT1H30M, P1DT2H).
+DURATION_FORMATS = ("H:MM:SS", "H:MM", "seconds", "minutes", "hours", "iso8601")
+_ISO_DURATION = r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+
+
+def duration_seconds(expr: pl.Expr, form: str) -> pl.Expr:
+    """Vendor duration text in ``form`` (one of DURATION_FORMATS) → seconds (Float64); null when unreadable."""
+    value = expr.str.strip_chars()
+    if form in ("seconds", "minutes", "hours"):
+        number = value.cast(pl.Float64, strict=False)
+        return pl.when(number >= 0).then(number * {"seconds": 1, "minutes": 60, "hours": 3600}[form])
+    if form == "iso8601":
+        parts = [value.str.to_uppercase().str.extract(_ISO_DURATION, group).cast(pl.Float64) for group in (1, 2, 3, 4)]
+        seconds = pl.sum_horizontal(
+            [part.fill_null(0) * unit for part, unit in zip(parts, (86400, 3600, 60, 1), strict=True)]
+        )
+        readable = value.str.to_uppercase().str.contains(_ISO_DURATION) & (value.str.len_chars() > 1)
+        return pl.when(readable & ~value.str.to_uppercase().str.ends_with("T")).then(seconds)
+    pattern = r"^(\d+):([0-5]\d):([0-5]\d)$" if form == "H:MM:SS" else r"^(\d+):([0-5]\d)$"
+    groups = value.str.extract_groups(pattern)
+    hours, minutes = groups.struct.field("1").cast(pl.Float64), groups.struct.field("2").cast(pl.Float64)
+    seconds = groups.struct.field("3").cast(pl.Float64) if form == "H:MM:SS" else pl.lit(0.0)
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a --mapping file adds to how every format reads its files (see :func:`reading_overrides`)."""
+
+    timestamp_formats: tuple[str, ...] = ()  # tried before the format's own
+    zone_abbreviations: dict[str, str] = field(default_factory=dict)  # "PDT" -> "-07:00"
+    headers: dict[str, str] = field(default_factory=dict)  # header the format expects -> the file's header
+
+
+_reading: ContextVar[Reading | None] = ContextVar("reading", default=None)
+_NO_READING = Reading()
+
+
+@contextmanager
+def reading_overrides(reading: Reading) -> Iterator[None]:
+    """Within the block, every adapter's timestamps and CSV headers are read with ``reading`` as well.
+
+    A context, as :func:`vendor_encoding` is: adapters read through the functions here, so each one inherits a
+    mapping file's timestamp formats, zone abbreviations and header names without passing them on.
+    """
+    token = _reading.set(reading)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+def spelling_lookup_text(key: pl.Expr, spellings: dict[str, str]) -> pl.Expr:
+    return key.replace_strict(list(spellings), list(spellings.values()), default=None, return_dtype=pl.Utf8)
 
 
 @dataclass(frozen=True)
