@@ -239,7 +239,7 @@ def _from_report(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -
         Check(column("id").is_null(), "missing_value", pl.lit("id: missing incident id")),
         Check(column("created_on").is_null(), "missing_value", pl.lit("created_on: missing (the incident's start)")),
         bad_timestamp("created_on", pl.col("started_at__ts")),
-        bad_timestamp("resolved_on", pl.col("resolved_on__ts")),
+        bad_timestamp("resolved_on", pl.col("resolved_on__ts")) if "resolved_on" in frame.columns else None,
         *[
             Check(
                 column(name).is_not_null() & ~column(name).str.contains(_NUMBER),
@@ -249,7 +249,7 @@ def _from_report(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -
             for name in ("seconds_to_first_ack", "seconds_to_resolve")
         ],
     ]
-    passed, quarantine = split_checked(prepared, checks, file_name, "id")
+    passed, quarantine = split_checked(prepared, [check for check in checks if check], file_name, "id")
     canonical = _incident_columns(column, pl.coalesce(pl.col("resolved_on__ts"), pl.col("resolved_by_seconds__ts")))
     kept = [pl.col(name) for name in frame.columns if name not in ("id", "source_line")]
     return passed.select(*canonical, *kept), quarantine
