@@ -1,35 +1,159 @@
 """Vendor export adapters: each turns one vendor's export into the canonical files of the data contract.
 
 Every adapter module exposes ``ADAPTER``, an :class:`compliance.adapters.base.Adapter`. The registry maps the
-``--format`` names of ``compliance-report convert`` to those modules, imported only when used.
+``--format`` names of ``compliance-report convert`` to those modules, imported only when used, and to the layouts
+each is recognised by (:mod:`compliance.adapters.detect` derives format detection from them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import import_module
 from pathlib import Path
 
 import polars as pl
 
-from compliance.adapters.base import Adapter, AdapterOptions, Conversion, Reading, reading_overrides
+from compliance.adapters.base import (
+    Adapter,
+    AdapterOptions,
+    Conversion,
+    LayoutSignature,
+    Reading,
+    reading_overrides,
+)
 from compliance.adapters.value_overrides import load_overrides
 from compliance.ingest.contract import SOURCES
 
-FORMATS: dict[str, str] = {
-    "zendesk": "compliance.adapters.zendesk",
-    "jsm": "compliance.adapters.jsm",
-    "freshdesk": "compliance.adapters.freshdesk",
-    "servicenow": "compliance.adapters.servicenow",
-    "pagerduty": "compliance.adapters.pagerduty",
-    "statuspage": "compliance.adapters.statuspage",
-    "open311": "compliance.adapters.open311",
-    "mbox": "compliance.adapters.mbox",
-    "eventlog": "compliance.adapters.eventlog",
-    "opsgenie": "compliance.adapters.opsgenie",
-    "mapping": "compliance.adapters.mapping",  # any CSV, with a --mapping FILE.yaml
+# The usual header names of an event log's roles (compared normalised: lower case, every run of other characters
+# one blank); the eventlog format reads them and detection recognises an event log by them.
+EVENT_LOG_HEADERS: dict[str, tuple[str, ...]] = {
+    "ticket_id": (
+        "case id",
+        "case concept name",
+        "case number",
+        "case",
+        "incident id",
+        "incident number",
+        "incident",
+        "ticket id",
+        "ticket number",
+        "ticket",
+        "sr number",
+        "sr id",
+        "service request number",
+        "request id",
+    ),
+    "occurred_at": (
+        "timestamp",
+        "time timestamp",
+        "change date time",
+        "event time",
+        "time",
+        "date time",
+        "datetime",
+        "occurred at",
+        "changed at",
+        "change date",
+    ),
+    "new_status": ("status", "state", "lifecycle", "lifecycle transition", "activity", "concept name"),
+    "sub_status": ("sub status", "substatus", "status reason"),
+    "actor": ("actor", "org resource", "resource", "changed by", "user"),
+}
+_JSM_KEY = ("Issue key", "Clé de ticket", "Clé", "Schlüssel", "Vorgangsschlüssel", "Clave", "Clave de incidencia")
+_JSM_CREATED = ("Created", "Création", "Créé", "Erstellt", "Creada", "Creado")
+_ZENDESK_WAREHOUSE_UNUSED = (
+    "schedule_data",
+    "schedule_holiday_data",
+    "ticket_schedule_data",
+    "user_data",
+    "group_data",
+    "organization_data",
+    "brand_data",
+    "domain_name_data",
+    "time_zone_data",
+    "daylight_time_data",
+)
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered format: its module (imported only when used) and the layouts detection recognises it by."""
+
+    module: str
+    signature: tuple[LayoutSignature, ...] = ()
+
+
+FORMATS: dict[str, Format] = {
+    "zendesk": Format(
+        "compliance.adapters.zendesk",
+        (
+            LayoutSignature("csv", ("Id", "Created at"), "support csv export"),
+            LayoutSignature("json", ("tickets",), "api tickets.json"),
+            LayoutSignature("json", ("ticket_metric_events",), "api ticket_metric_events.json"),
+            LayoutSignature("csv", ("id", "created_at", "via_channel", "status"), "warehouse ticket_data"),
+            LayoutSignature("csv", ("ticket_id", "created", "public", "user_id"), "warehouse ticket_comment_data"),
+            LayoutSignature("csv", ("field_name", "ticket_id", "updated", "value"), "warehouse field history"),
+            LayoutSignature(
+                "csv", ("sla_policy_id", "metric", "target", "business_hours"), "warehouse sla policy history"
+            ),
+            LayoutSignature("csv", ("ticket_id", "sla_policy_id", "policy_applied_at"), "warehouse ticket sla"),
+            LayoutSignature("csv", (), "warehouse table not read", stems=_ZENDESK_WAREHOUSE_UNUSED),
+        ),
+    ),
+    "jsm": Format("compliance.adapters.jsm", (LayoutSignature("csv", (_JSM_KEY, _JSM_CREATED), "issue csv"),)),
+    "freshdesk": Format(
+        "compliance.adapters.freshdesk", (LayoutSignature("csv", ("Ticket ID", "Created time"), "ticket export"),)
+    ),
+    "servicenow": Format(
+        "compliance.adapters.servicenow", (LayoutSignature("csv", ("number", "opened_at"), "incident export"),)
+    ),
+    "pagerduty": Format(
+        "compliance.adapters.pagerduty",
+        (
+            LayoutSignature("csv", ("id", "created_on"), "incidents report csv"),
+            LayoutSignature("data", ("incident_number", "created_at"), "raw api table csv"),
+            LayoutSignature("json", ("incidents", "incident_number"), "rest v2 json"),
+            LayoutSignature("json", ("incident", "incident_number"), "rest v2 json"),
+            LayoutSignature("csv", ("id", "incident_number", "created_at"), "incident list flattened to csv"),
+        ),
+    ),
+    "opsgenie": Format(
+        "compliance.adapters.opsgenie",
+        (
+            LayoutSignature("data", ("tinyId", "createdAt"), "raw api table csv"),
+            LayoutSignature("json", ("tinyId", "createdAt"), "incident api json"),
+        ),
+    ),
+    "statuspage": Format(
+        "compliance.adapters.statuspage",
+        (
+            LayoutSignature("json", ("incidents", "incident_updates"), "v2 incidents.json"),
+            LayoutSignature("json", ("scheduled_maintenances",), "v2 scheduled-maintenances.json"),
+            LayoutSignature("jsonl", ("title", "started_at", "updates"), "status history json lines"),
+        ),
+    ),
+    "open311": Format(
+        "compliance.adapters.open311",
+        (
+            LayoutSignature("csv", ("CASE_ENQUIRY_ID", "OPEN_DT"), "crm case export csv"),
+            LayoutSignature("json", ("service_request_id", "requested_datetime"), "georeport v2 json"),
+        ),
+    ),
+    "mbox": Format("compliance.adapters.mbox", (LayoutSignature("mbox", (), "mbox archive"),)),
+    "eventlog": Format(
+        "compliance.adapters.eventlog",
+        (
+            LayoutSignature(
+                "csv",
+                tuple(EVENT_LOG_HEADERS[role] for role in ("ticket_id", "occurred_at", "new_status")),
+                "event log csv",
+                loose=True,
+            ),
+        ),
+    ),
+    "mapping": Format("compliance.adapters.mapping"),  # any CSV, with a --mapping FILE.yaml
 }
 
 
@@ -38,7 +162,7 @@ def adapter_for(format_name: str) -> Adapter:
     formats, zone abbreviations, header names, time zone and constants) whatever its format; KeyError names the
     known formats."""
     try:
-        module = FORMATS[format_name]
+        module = FORMATS[format_name].module
     except KeyError:
         raise KeyError(f"unknown format {format_name!r}; known formats: {', '.join(FORMATS)}") from None
     adapter = import_module(module).ADAPTER

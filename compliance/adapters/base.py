@@ -95,6 +95,29 @@ class Conversion:
     filled_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+def normalised_header(name: str) -> str:
+    """A header as detection and the event log compare it: lower case, every run of other characters one blank."""
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", name.lower()).split())
+
+
+@dataclass(frozen=True)
+class LayoutSignature:
+    """One layout a format is recognised by (``compliance.adapters.FORMATS``; :mod:`compliance.adapters.detect`).
+
+    ``kind``: csv (``keys`` are headers), data (a raw API table CSV: keys of the JSON object in its ``data``
+    column), json (keys of the document or of its first record), jsonl (keys of the first line), mbox. Every key
+    must be present (compared case-insensitively; with ``loose``, as :func:`normalised_header` writes them); a
+    tuple key is satisfied by any of its spellings. ``stems``: the layout is a file of one of these names
+    (without extension), whatever its columns.
+    """
+
+    kind: str
+    keys: tuple[str | tuple[str, ...], ...]
+    variant: str
+    stems: tuple[str, ...] = ()
+    loose: bool = False
+
+
 @dataclass(frozen=True)
 class Adapter:
     name: str

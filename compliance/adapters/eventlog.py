@@ -16,11 +16,11 @@ rules needing it are "not assessed".
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import polars as pl
 
+from compliance.adapters import EVENT_LOG_HEADERS
 from compliance.adapters.base import (
     ISO_FORMATS,
     Adapter,
@@ -31,6 +31,7 @@ from compliance.adapters.base import (
     bad_timestamp,
     empty_quarantine,
     input_record,
+    normalised_header,
     read_csv_text,
     split_checked,
     timestamp_text,
@@ -39,40 +40,7 @@ from compliance.adapters.layout import text
 from compliance.adapters.value_overrides import load_overrides, spelling_lookup
 
 VERSION = "event log csv"
-# Usual header names per role, compared after normalising (lower case, every run of non-alphanumerics one blank).
-HEADER_NAMES: dict[str, tuple[str, ...]] = {
-    "ticket_id": (
-        "case id",
-        "case concept name",
-        "case number",
-        "case",
-        "incident id",
-        "incident number",
-        "incident",
-        "ticket id",
-        "ticket number",
-        "ticket",
-        "sr number",
-        "sr id",
-        "service request number",
-        "request id",
-    ),
-    "occurred_at": (
-        "timestamp",
-        "time timestamp",
-        "change date time",
-        "event time",
-        "time",
-        "date time",
-        "datetime",
-        "occurred at",
-        "changed at",
-        "change date",
-    ),
-    "new_status": ("status", "state", "lifecycle", "lifecycle transition", "activity", "concept name"),
-    "sub_status": ("sub status", "substatus", "status reason"),
-    "actor": ("actor", "org resource", "resource", "changed by", "user"),
-}
+HEADER_NAMES = EVENT_LOG_HEADERS  # the usual header names per role, shared with format detection
 # Status words → contract status, tried in this order on "status [sub status]" (lower case).
 STATUS_WORDS: tuple[tuple[str, str], ...] = (
     ("closed", r"\b(closed|cancell?ed|rejected|withdrawn)\b"),
@@ -84,10 +52,6 @@ STATUS_WORDS: tuple[tuple[str, str], ...] = (
 ACTOR_WORDS = {"agent": "agent", "staff": "agent", "requester": "requester", "customer": "requester"}
 ACTOR_WORDS |= {"caller": "requester", "system": "system", "automation": "system"}
 DEFAULT_TERMINAL = ("solved", "closed")
-
-
-def normalised_header(name: str) -> str:
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", name.lower()).split())
 
 
 def recognised_headers(headers: list[str]) -> dict[str, list[str]]:
