@@ -93,6 +93,11 @@ class Conversion:
     # the contract columns it holds; an adapter that writes a column it cannot fill (always empty) leaves it out,
     # so that the run reports the rules needing it "not assessed" instead of judging every record as "not yet".
     filled_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # canonical source -> {contract column: the vendor column(s) or reading it came from}, where the adapter
+    # states it; the reading report (conversion.json ``reading``) says "derived (see notes)" for the others.
+    column_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    # canonical source -> vendor columns the adapter read nothing from and did not keep (kept ones are in the table)
+    ignored_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def normalised_header(name: str) -> str:
@@ -435,6 +440,7 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
         "outputs": [path.name for path in written],
         "notes": conversion.notes,
         "filled_columns": filled_columns(conversion),
+        "reading": reading_report(conversion),
     }
     with replacing(out_dir / CONVERSION_LOG) as temporary:
         temporary.write_text(json.dumps(log, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -452,6 +458,29 @@ def filled_columns(conversion: Conversion) -> dict[str, list[str]]:
             if column.name in filled and column.name in frame.columns
         ]
     return declared
+
+
+def reading_report(conversion: Conversion) -> dict[str, dict]:
+    """Per canonical table written: which vendor column fed each contract column, the vendor columns no contract
+    column is read from (``ignored``: dropped, or kept after the contract's columns), and the contract columns left empty (not filled, or empty in every row), which make
+    the rules needing them "not assessed"."""
+    filled = filled_columns(conversion)
+    report = {}
+    for source_name, frame in sorted(conversion.tables.items()):
+        contract = [column.name for column in SOURCES[source_name].columns]
+        stated = conversion.column_sources.get(source_name, {})
+        non_empty = {
+            name for name in filled[source_name] if frame.height and frame.get_column(name).null_count() < frame.height
+        }
+        report[source_name] = {
+            "columns": {name: stated.get(name, "derived by the adapter (see notes)") for name in filled[source_name]},
+            "ignored": [
+                *conversion.ignored_columns.get(source_name, ()),
+                *(name for name in frame.columns if name not in contract and name != "source_line"),
+            ],
+            "empty": [name for name in contract if name not in non_empty],
+        }
+    return report
 
 
 def input_record(

@@ -72,7 +72,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     formats = (*(overrides.timestamp_formats if overrides else ()), *ISO_FORMATS)
     zone = options.timezone or (overrides.timezone if overrides else None)
     spellings = overrides.values.get("new_status", {}) if overrides else {}
-    events, quarantines, inputs, notes = [], [], [], []
+    events, quarantines, inputs, notes, read_from, unread = [], [], [], [], {}, {}
     for path in paths:
         frame = read_csv_text(path)
         roles = recognised_headers(frame.columns)
@@ -94,6 +94,14 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
             f" status {' + '.join(map(repr, status_headers))}"
             + (f", actor {roles['actor'][0]!r}" if roles.get("actor") else "")
         )
+        read_from = {
+            "ticket_id": roles["ticket_id"][0],
+            "occurred_at": roles["occurred_at"][0],
+            "new_status": " + ".join(status_headers),
+            **({"actor": roles["actor"][0]} if roles.get("actor") else {}),
+        } | read_from
+        used = {*status_headers, *(headers[0] for headers in roles.values())}
+        unread |= dict.fromkeys(name for name in frame.columns if name not in used and name != "source_line")
         converted, quarantine = _events(frame, roles, status_headers, formats, zone, spellings, path.name)
         events.append(converted)
         quarantines.append(quarantine)
@@ -127,6 +135,20 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         quarantine=pl.concat([empty_quarantine(), *quarantines]),
         inputs=inputs,
         notes=notes,
+        column_sources={
+            "tickets": {
+                "ticket_id": read_from["ticket_id"],
+                "channel": f"constant {channel!r}",
+                "created_at": f"first {read_from['occurred_at']} of the case",
+                "resolved_at": f"first {read_from['occurred_at']} in a terminal status",
+                "status": f"last {read_from['new_status']} of the case",
+            },
+            "ticket_events": {
+                **read_from,
+                "event_type": "constant 'status_change' (a change of status)",
+            },
+        },
+        ignored_columns={"tickets": tuple(unread), "ticket_events": tuple(unread)},
         filled_columns={
             "tickets": ("ticket_id", "channel", "created_at", "resolved_at", "status"),
             "ticket_events": tuple(filled_events),

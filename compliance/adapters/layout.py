@@ -303,6 +303,17 @@ class ConvertedFiles:
     quarantine: pl.DataFrame
     vendor_sla: pl.DataFrame
     inputs: list[InputRecord]
+    column_sources: dict[str, str] = field(default_factory=dict)  # contract column -> the vendor headers read
+
+
+def column_sources(frame: pl.DataFrame, layout: TableLayout) -> dict[str, str]:
+    """Contract column -> the vendor headers of ``frame`` it is read from (or the layout's constant)."""
+    sources = {
+        name: " / ".join(found)
+        for name, headers in layout.columns.items()
+        if (found := [header for header in headers if header in frame.columns])
+    }
+    return sources | {name: f"constant {value!r}" for name, value in layout.constants.items()}
 
 
 def convert_csv_files(
@@ -320,7 +331,7 @@ def convert_csv_files(
     if options.mapping:
         layout = with_overrides(layout, load_overrides(options.mapping))
     record_id = SOURCES[layout.source].record_id
-    tables, quarantines, verdicts, inputs = [], [], [], []
+    tables, quarantines, verdicts, inputs, sources = [], [], [], [], {}
     for path in paths:
         try:
             frame = read_csv_text(path)
@@ -329,6 +340,7 @@ def convert_csv_files(
         if prepare:
             frame = prepare(frame, path)
         mapped, checks = map_table(frame, layout, path.name, options, overrides)
+        sources = column_sources(frame, layout) | sources  # the first file's reading wins
         if extend:
             mapped, more = extend(mapped)
             checks += more
@@ -345,4 +357,5 @@ def convert_csv_files(
         pl.concat([empty_quarantine(), *quarantines]),
         concat_vendor_sla(verdicts),
         inputs,
+        sources,
     )

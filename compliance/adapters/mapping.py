@@ -154,6 +154,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         inputs=converted.inputs,
         vendor_sla=converted.vendor_sla if layout.vendor_sla else None,
         notes=notes,
+        column_sources={layout.source: converted.column_sources},
     )
 
 

@@ -67,6 +67,15 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
             "severity = priority; acknowledged_at not filled (an Opsgenie incident record carries none)",
         ],
         filled_columns={"incidents": ("incident_id", "kind", "severity", "started_at", "resolved_at")},
+        column_sources={
+            "incidents": {
+                "incident_id": "data.id",
+                "kind": "constant 'incident'",
+                "severity": "data.priority",
+                "started_at": "data.impactStartDate / data.createdAt",
+                "resolved_at": "data.impactEndDate (status resolved / closed)",
+            }
+        },
     )
 
 

@@ -72,6 +72,16 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         tables={"incidents": pl.concat(incidents, how="diagonal")},
         quarantine=pl.concat([empty_quarantine(), *quarantines]),
         inputs=inputs,
+        column_sources={
+            "incidents": {
+                "incident_id": "id",
+                "kind": "constant 'incident'",
+                "severity": "priority.summary, else urgency",
+                "started_at": "created_at (report: created_on)",
+                "acknowledged_at": "acknowledgements[].at / acknowledge_log_entry (report: seconds_to_first_ack)",
+                "resolved_at": "resolve_log_entry / last_status_change_at (report: resolved_on / seconds_to_resolve)",
+            }
+        },
         notes=[
             "severity = priority when set, else urgency",
             "acknowledged_at = first acknowledgement (report: created_on + seconds_to_first_ack)",
