@@ -8,6 +8,7 @@ records quarantined. :func:`write_conversion` writes it all as a canonical expor
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import re
@@ -580,6 +581,83 @@ def json_text(value: object) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def python_or_json(text: str | None) -> object:
+    """A cell's nested value: JSON, else a Python literal as pandas writes one with ``str()`` (``{'at': '…'}``,
+    ``None``, ``True``), read with :func:`ast.literal_eval` (never ``eval``); None when it is neither."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def json_cells(column: pl.Expr) -> pl.Expr:
+    """A text column whose cells hold nested values, as JSON text: JSON cells as they are, Python-literal cells
+    converted (element-wise: :func:`ast.literal_eval` has no set-based form), others null."""
+
+    def as_json(text: str) -> str | None:
+        value = python_or_json(text)
+        return json.dumps(value, default=str) if isinstance(value, (dict, list)) else None
+
+    stripped = column.str.strip_chars()
+    is_json = stripped.str.json_path_match("$").is_not_null()
+    nested = stripped.str.starts_with("{") | stripped.str.starts_with("[")
+    return (
+        pl.when(is_json)
+        .then(stripped)
+        .when(nested)
+        .then(stripped.map_elements(as_json, return_dtype=pl.Utf8, skip_nulls=True))
+    )
+
+
+# A mapping path into a nested value: a column (or a JSON document's top-level key), then .key / [index] steps.
+NESTED_PATH = re.compile(r"^(?P<column>[^.\[]+)(?P<path>(?:\.[^.\[\]]+|\[\d+\])+)$")
+
+
+def with_nested_columns(frame: pl.DataFrame, headers: Sequence[str]) -> pl.DataFrame:
+    """``frame`` with a column for every header written as a path into a nested value of one of its columns
+    (``data.acknowledgements[0].at``), read set-based with JSON paths; a header the frame has stays itself."""
+    added = []
+    for header in dict.fromkeys(headers):
+        match = NESTED_PATH.match(header)
+        if header in frame.columns or not match or match["column"] not in frame.columns:
+            continue
+        path = "$" + match["path"]
+        added.append(json_cells(pl.col(match["column"])).str.json_path_match(path).alias(header))
+    return frame.with_columns(added) if added else frame
+
+
+def read_json_records(path: Path) -> pl.DataFrame:
+    """A JSON document (a list of records, or an object holding one list of them, as API responses do) or JSON
+    lines as a frame: one row per record, its scalar values as text and its nested values as JSON text, so that
+    mapping paths (``acknowledgements[0].at``) reach into them; ``source_line`` is the record's position."""
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        text = read_text_document(path)
+        try:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise ConversionError(f"not JSON lines: {error.msg}") from None
+    else:
+        document = read_json_document(path)
+        lists = [value for value in document.values() if isinstance(value, list)] if isinstance(document, dict) else []
+        records = document if isinstance(document, list) else lists[0] if len(lists) == 1 else None
+        if records is None:
+            raise ConversionError("not a list of records, nor an object holding one list of them")
+    rows = [
+        {
+            key: json.dumps(value) if isinstance(value, (dict, list)) else json_text(value)
+            for key, value in (record.items() if isinstance(record, dict) else ())
+        }
+        for record in records
+    ]
+    return records_frame(rows, range(1, len(rows) + 1))
 
 
 def records_frame(records: Sequence[dict[str, str | None]], lines: Sequence[int]) -> pl.DataFrame:

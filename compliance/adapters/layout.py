@@ -25,8 +25,10 @@ from compliance.adapters.base import (
     empty_quarantine,
     input_record,
     read_csv_text,
+    read_json_records,
     split_checked,
     timestamp_text,
+    with_nested_columns,
 )
 from compliance.adapters.value_overrides import (
     LayoutOverrides,
@@ -40,6 +42,7 @@ from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
 
 METRICS = ("first_response", "resolution", "acknowledgement")
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")  # read as records (API documents), not as CSV
 _WORKING = "__"  # prefix of working columns, dropped by finish_table
 
 
@@ -334,9 +337,10 @@ def convert_csv_files(
     tables, quarantines, verdicts, inputs, sources = [], [], [], [], {}
     for path in paths:
         try:
-            frame = read_csv_text(path)
+            frame = read_json_records(path) if path.suffix.lower() in JSON_SUFFIXES else read_csv_text(path)
         except ConversionError as error:
             raise ConversionError(f"{path.name}: {error}") from None
+        frame = with_nested_columns(frame, [header for headers in layout.columns.values() for header in headers])
         if prepare:
             frame = prepare(frame, path)
         mapped, checks = map_table(frame, layout, path.name, options, overrides)
