@@ -132,3 +132,10 @@ def test_mapping_mistakes_are_one_line_with_a_suggestion(tmp_path, document, mes
     export = write(tmp_path / "tickets.csv", FRESHDESK_HEADER + FRESHDESK_ROWS)
     with pytest.raises(ConversionError, match=message):
         convert("freshdesk", export, mapping=write(tmp_path / "m.yaml", document))
+
+
+def test_a_key_the_format_does_not_read_is_refused_not_dropped(tmp_path):
+    report = write(tmp_path / "incidents.csv", "id,created_on\nP1,2024-05-01T10:00:00Z\n")
+    mapping = write(tmp_path / "m.yaml", "columns: {started_at: Opened}\n")
+    with pytest.raises(ConversionError, match=r"m\.yaml: columns: --format pagerduty does not read it"):
+        convert("pagerduty", report, mapping=mapping)

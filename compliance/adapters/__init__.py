@@ -19,11 +19,12 @@ from compliance.adapters.base import (
     Adapter,
     AdapterOptions,
     Conversion,
+    ConversionError,
     LayoutSignature,
     Reading,
     reading_overrides,
 )
-from compliance.adapters.value_overrides import load_overrides
+from compliance.adapters.value_overrides import load_overrides, read_mapping_document
 from compliance.ingest.contract import SOURCES
 
 # The usual header names of an event log's roles (compared normalised: lower case, every run of other characters
@@ -77,12 +78,26 @@ _ZENDESK_WAREHOUSE_UNUSED = (
 )
 
 
+MAPPING_KEYS_OF_EVERY_FORMAT = (
+    "source",
+    "timestamp_formats",
+    "zone_abbreviations",
+    "timezone",
+    "headers",
+    "constants",
+    "values",
+)
+_LAYOUT_KEYS = ("columns", "durations")  # read by the formats built on the layout engine (adapters/layout.py)
+
+
 @dataclass(frozen=True)
 class Format:
     """A registered format: its module (imported only when used) and the layouts detection recognises it by."""
 
     module: str
     signature: tuple[LayoutSignature, ...] = ()
+    # the --mapping keys this format reads beyond those every format reads (MAPPING_KEYS_OF_EVERY_FORMAT)
+    mapping_keys: tuple[str, ...] = ()
 
 
 FORMATS: dict[str, Format] = {
@@ -101,10 +116,15 @@ FORMATS: dict[str, Format] = {
             LayoutSignature("csv", ("ticket_id", "sla_policy_id", "policy_applied_at"), "warehouse ticket sla"),
             LayoutSignature("csv", (), "warehouse table not read", stems=_ZENDESK_WAREHOUSE_UNUSED),
         ),
+        _LAYOUT_KEYS,
     ),
-    "jsm": Format("compliance.adapters.jsm", (LayoutSignature("csv", (_JSM_KEY, _JSM_CREATED), "issue csv"),)),
+    "jsm": Format(
+        "compliance.adapters.jsm", (LayoutSignature("csv", (_JSM_KEY, _JSM_CREATED), "issue csv"),), _LAYOUT_KEYS
+    ),
     "freshdesk": Format(
-        "compliance.adapters.freshdesk", (LayoutSignature("csv", ("Ticket ID", "Created time"), "ticket export"),)
+        "compliance.adapters.freshdesk",
+        (LayoutSignature("csv", ("Ticket ID", "Created time"), "ticket export"),),
+        _LAYOUT_KEYS,
     ),
     "servicenow": Format(
         "compliance.adapters.servicenow", (LayoutSignature("csv", ("number", "opened_at"), "incident export"),)
@@ -152,6 +172,7 @@ FORMATS: dict[str, Format] = {
                 loose=True,
             ),
         ),
+        ("columns", "terminal_statuses"),
     ),
     "mapping": Format("compliance.adapters.mapping"),  # any CSV, with a --mapping FILE.yaml
 }
@@ -168,13 +189,21 @@ def adapter_for(format_name: str) -> Adapter:
     adapter = import_module(module).ADAPTER
     if format_name == "mapping":  # the mapping file is that format's whole layout
         return adapter
-    return replace(adapter, convert=partial(_with_mapping, adapter.convert))
+    return replace(adapter, convert=partial(_with_mapping, format_name, adapter.convert))
 
 
-def _with_mapping(convert: Callable[[list[Path], AdapterOptions], Conversion], paths, options) -> Conversion:
+def _with_mapping(
+    format_name: str, convert: Callable[[list[Path], AdapterOptions], Conversion], paths, options
+) -> Conversion:
     if options.mapping is None:
         return convert(paths, options)
     overrides = load_overrides(options.mapping)
+    readable = (*MAPPING_KEYS_OF_EVERY_FORMAT, *FORMATS[format_name].mapping_keys)
+    unread = [str(key) for key in read_mapping_document(options.mapping) if key not in readable]
+    if unread:  # a key this format would ignore is refused, not silently dropped
+        raise ConversionError(
+            f"{options.mapping}: {unread[0]}: --format {format_name} does not read it (it reads: {', '.join(readable)})"
+        )
     reading = Reading(overrides.timestamp_formats, overrides.zone_abbreviations, overrides.headers)
     with reading_overrides(reading):
         conversion = convert(paths, replace(options, timezone=options.timezone or overrides.timezone))
