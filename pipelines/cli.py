@@ -131,14 +131,17 @@ def _detected_format(files: list[Path], mapping: Path | None) -> str:
     return detection.format
 
 
-def _vendor_folder(exports_dir: Path) -> bool:
-    """A folder with files but none of the canonical export files (nor a conversion's log): a vendor export."""
+def _vendor_files(exports: Path) -> list[Path]:
+    """``--exports`` as a vendor export: a file, or a folder's files when none of them is a canonical export file
+    (nor a conversion's log); empty otherwise."""
     from compliance.ingest.landing import CONVERSION_LOG, source_of
 
-    if not exports_dir.is_dir():
-        return False
-    names = [path.name for path in exports_dir.iterdir() if path.is_file() and not path.name.startswith(".")]
-    return bool(names) and not any(source_of(name) or name == CONVERSION_LOG for name in names)
+    if exports.is_file():
+        return [exports]
+    if not exports.is_dir():
+        return []
+    files = sorted(path for path in exports.iterdir() if path.is_file() and not path.name.startswith("."))
+    return [] if any(source_of(path.name) or path.name == CONVERSION_LOG for path in files) else files
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -157,12 +160,10 @@ def _run(args: argparse.Namespace) -> int:
     exports_dir = Path(args.exports)
     encoding = _encoding_option(args)
     vendor_format = args.format
-    if not vendor_format and _vendor_folder(exports_dir):  # no canonical file: a vendor export, if one is known
+    vendor_files = [] if vendor_format else _vendor_files(exports_dir)
+    if vendor_files:  # no canonical file: a vendor export, if its format is known
         try:
-            vendor_format = _detected_format(
-                sorted(p for p in exports_dir.iterdir() if p.is_file() and not p.name.startswith(".")),
-                Path(args.mapping) if args.mapping else None,
-            )
+            vendor_format = _detected_format(vendor_files, Path(args.mapping) if args.mapping else None)
         except UsageError as error:
             print(f"compliance-report: --exports {exports_dir}: no canonical export files, and {error}")
     if vendor_format:  # a vendor export: convert it into canonical files beside the report first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,16 @@ def test_convert_of_an_unknown_file_is_one_line(tmp_path, capsys):
     assert main(["convert", str(odd), "--format", "auto", "--out", str(tmp_path / "out")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("compliance-report: format detection: odd.csv: not a layout any format knows")
+
+
+def test_run_without_format_converts_a_recognised_export_and_reports_its_reading(tmp_path, capsys):
+    raw = real("incidents/opsgenie_raw_incidents.csv")
+    out = tmp_path / "run"
+    code = main(["run", "--exports", str(raw), "--out", str(out), "--as-of", "2023-10-01T00:00:00Z"])
+    assert code == 0, capsys.readouterr().err
+    assert "detected format opsgenie (raw api table csv)" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    reading = manifest["conversion"]["reading"]["incidents"]
+    assert reading["columns"]["started_at"] == "data.impactStartDate / data.createdAt"
+    assert "acknowledged_at" in reading["empty"]
+    assert "How the vendor export was read" in (out / "compliance_report.html").read_text()

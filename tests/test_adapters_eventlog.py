@@ -29,6 +29,7 @@ def test_bpi_2013_reads_as_its_7554_incidents_without_a_mapping():
     conversion = convert(BPI)
     record = conversion.inputs[0]
     assert (record.rows_read, record.rows_quarantined) == (65_533, 0)
+    assert record.encoding == "utf-8-sig"  # of the CSV inside the .gz (it starts with a BOM)
     tickets = {row["ticket_id"]: row for row in rows(conversion, "tickets")}
     assert len(tickets) == 7_554
     # 1-364285768 (read off the file): first event 2010-03-31T15:59:42+01:00; its first terminal entry is

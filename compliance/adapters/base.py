@@ -491,6 +491,9 @@ def input_record(
     readers here decoded it (detected again when it was read outside a :func:`vendor_encoding` block)."""
     session = _vendor_decoding.get()
     decoding = decoding or (session.files.get(path) if session else None)
+    if decoding is None and path.suffix.lower() == ".gz":  # the encoding of what it holds, not of its bytes
+        with _gunzipped(path) as plain:
+            decoding = Decoding(_named_encoding() or detect_encoding(plain))
     if decoding is None:
         decoding = Decoding(_named_encoding() or detect_encoding(path))
     return InputRecord(
