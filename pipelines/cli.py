@@ -74,10 +74,6 @@ def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: a
     from compliance.adapters import adapter_for
     from compliance.adapters.base import AdapterOptions, ConversionError, vendor_encoding, write_conversion
 
-    try:
-        adapter = adapter_for(format_name)
-    except KeyError as error:
-        raise UsageError(f"--format: {error.args[0]}") from None
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
@@ -87,8 +83,14 @@ def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: a
         else:
             raise UsageError(f"{path}: no such file or folder")
     if not files:
-        raise UsageError(f"--format {format_name}: no input files")
+        raise UsageError(f"--format {format_name or 'auto'}: no input files")
     mapping = Path(args.mapping) if getattr(args, "mapping", "") else None
+    if format_name in ("", "auto"):
+        format_name = _detected_format(files, mapping)
+    try:
+        adapter = adapter_for(format_name)
+    except KeyError as error:
+        raise UsageError(f"--format: {error.args[0]}") from None
     if format_name == "mapping" and mapping is None:
         raise UsageError("--format mapping needs --mapping FILE.yaml")
     try:
@@ -116,6 +118,32 @@ def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: a
     print("  wrote " + ", ".join(path.name for path in written))
 
 
+def _detected_format(files: list[Path], mapping: Path | None) -> str:
+    """The format every input file is recognised as (printed); an unknown file is one line naming the closest."""
+    from compliance.adapters.base import ConversionError
+    from compliance.adapters.detect import detect_format
+
+    try:
+        detection = detect_format(files, mapping)
+    except ConversionError as error:
+        raise UsageError(f"format detection: {error}") from None
+    print(f"compliance-report: detected format {detection.summary()}; --format {detection.format} to say so")
+    return detection.format
+
+
+def _vendor_files(exports: Path) -> list[Path]:
+    """``--exports`` as a vendor export: a file, or a folder's files when none of them is a canonical export file
+    (nor a conversion's log); empty otherwise."""
+    from compliance.ingest.landing import CONVERSION_LOG, source_of
+
+    if exports.is_file():
+        return [exports]
+    if not exports.is_dir():
+        return []
+    files = sorted(path for path in exports.iterdir() if path.is_file() and not path.name.startswith("."))
+    return [] if any(source_of(path.name) or path.name == CONVERSION_LOG for path in files) else files
+
+
 def _convert(args: argparse.Namespace) -> int:
     _convert_inputs(args.format, [Path(name) for name in args.inputs], Path(args.out), args)
     return EXIT_OK
@@ -131,9 +159,16 @@ def _run(args: argparse.Namespace) -> int:
 
     exports_dir = Path(args.exports)
     encoding = _encoding_option(args)
-    if args.format:  # a vendor export: convert it into canonical files beside the report first
+    vendor_format = args.format
+    vendor_files = [] if vendor_format else _vendor_files(exports_dir)
+    if vendor_files:  # no canonical file: a vendor export, if its format is known
+        try:
+            vendor_format = _detected_format(vendor_files, Path(args.mapping) if args.mapping else None)
+        except UsageError as error:
+            print(f"compliance-report: --exports {exports_dir}: no canonical export files, and {error}")
+    if vendor_format:  # a vendor export: convert it into canonical files beside the report first
         converted = Path(args.out) / "converted"
-        _convert_inputs(args.format, [exports_dir], converted, args)
+        _convert_inputs(vendor_format, [exports_dir], converted, args)
         exports_dir = converted
         encoding = ""  # --encoding was the vendor files'; the converted files are UTF-8
     if not exports_dir.is_dir():
@@ -283,14 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--export", default="", help="also write sla_dashboard.png/.pdf with headless Chrome: png, pdf or png,pdf"
     )
-    _add_adapter_options(run, required=False)
+    _add_adapter_options(run)
     run.set_defaults(handler=_run)
 
     convert = commands.add_parser("convert", help="turn a vendor export into the canonical export files")
     convert.add_argument("inputs", nargs="+", metavar="INPUT", help="vendor export files or folders")
     convert.add_argument("--out", required=True, help="folder for the canonical files")
     convert.add_argument("--policy", default="platform", help="profile name or policy YAML (its vocabulary is used)")
-    _add_adapter_options(convert, required=True)
+    _add_adapter_options(convert)
     convert.set_defaults(handler=_convert)
 
     gen = commands.add_parser("generate", help="write deterministic sample exports")
@@ -309,17 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_adapter_options(parser: argparse.ArgumentParser, required: bool) -> None:
+def _add_adapter_options(parser: argparse.ArgumentParser) -> None:
     from compliance.adapters import FORMATS
 
     parser.add_argument(
         "--format",
-        required=required,
         default="",
-        choices=sorted(FORMATS) if required else None,
-        help="vendor export format: " + ", ".join(FORMATS) + ("" if required else " (the exports are converted first)"),
+        choices=["auto", *sorted(FORMATS)],
+        help="vendor export format: auto (recognised from the files; the default of convert, and of run on a folder"
+        " without canonical files) or " + ", ".join(FORMATS) + " (run converts the exports first)",
     )
-    parser.add_argument("--mapping", default="", help="column and value mapping YAML for --format mapping")
+    parser.add_argument(
+        "--mapping", default="", help="mapping YAML: the layout of --format mapping, or overrides of any other format"
+    )
     parser.add_argument("--timezone", default="", help="IANA zone of vendor timestamps without an offset")
     parser.add_argument(
         "--encoding",

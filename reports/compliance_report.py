@@ -666,6 +666,29 @@ def evidence_locations(outputs: list[dict]) -> dict[str, str]:
     }
 
 
+def conversion_reading_rows(conversion: Any) -> list[dict[str, Any]]:
+    """The conversion's reading report (``conversion.json`` ``reading``), one row per canonical table: each
+    contract column with the vendor column it came from, the vendor columns no contract column is read from, and
+    the contract columns left empty (the rules needing them are "not assessed"). Empty without a conversion."""
+    reading = conversion.get("reading") if isinstance(conversion, Mapping) else None
+    if not isinstance(reading, Mapping):
+        return []
+    rows = []
+    for source, table in sorted(reading.items()):
+        if not isinstance(table, Mapping):
+            continue
+        columns = table.get("columns") if isinstance(table.get("columns"), Mapping) else {}
+        rows.append(
+            {
+                "source": cell_text(source),
+                "columns": [(cell_text(name), cell_text(origin)) for name, origin in columns.items()],
+                "ignored": [cell_text(name) for name in table.get("ignored") or []],
+                "empty": [cell_text(name) for name in table.get("empty") or []],
+            }
+        )
+    return rows
+
+
 def build_context(data: ReportData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
     policy, manifest = data.policy, data.manifest or {}
@@ -711,6 +734,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "expectations": frame_rows(data.expectations),
         "secret_summary": frame_rows(data.secret_summary),
         "reconciliation": reconciliation_section(data.reconciliation, manifest.get("conversion")),
+        "conversion_reading": conversion_reading_rows(manifest.get("conversion")),
         "sections": _domain_sections(data, verdict_rows, inputs),
         "at_risk": at_risk,
         "at_risk_total": at_risk_total,

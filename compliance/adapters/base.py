@@ -8,7 +8,13 @@ records quarantined. :func:`write_conversion` writes it all as a canonical expor
 
 from __future__ import annotations
 
+import ast
+import gzip
 import json
+import re
+import shutil
+import tempfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -88,6 +94,34 @@ class Conversion:
     # the contract columns it holds; an adapter that writes a column it cannot fill (always empty) leaves it out,
     # so that the run reports the rules needing it "not assessed" instead of judging every record as "not yet".
     filled_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # canonical source -> {contract column: the vendor column(s) or reading it came from}, where the adapter
+    # states it; the reading report (conversion.json ``reading``) says "derived (see notes)" for the others.
+    column_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    # canonical source -> vendor columns the adapter read nothing from and did not keep (kept ones are in the table)
+    ignored_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def normalised_header(name: str) -> str:
+    """A header as detection and the event log compare it: lower case, every run of other characters one blank."""
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", name.lower()).split())
+
+
+@dataclass(frozen=True)
+class LayoutSignature:
+    """One layout a format is recognised by (``compliance.adapters.FORMATS``; :mod:`compliance.adapters.detect`).
+
+    ``kind``: csv (``keys`` are headers), data (a raw API table CSV: keys of the JSON object in its ``data``
+    column), json (keys of the document or of its first record), jsonl (keys of the first line), mbox. Every key
+    must be present (compared case-insensitively; with ``loose``, as :func:`normalised_header` writes them); a
+    tuple key is satisfied by any of its spellings. ``stems``: the layout is a file of one of these names
+    (without extension), whatever its columns.
+    """
+
+    kind: str
+    keys: tuple[str | tuple[str, ...], ...]
+    variant: str
+    stems: tuple[str, ...] = ()
+    loose: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,26 +186,51 @@ def read_csv_text(path: Path, **options) -> pl.DataFrame:
     (counted). Bytes that are not UTF-8 beyond what detection sampled make polars fail: the file is then
     detected again around the first of them and read through a copy.
     """
-    named = _named_encoding()
     try:
-        encoding = named or detect_encoding(path)
-        if encoding in UTF8_CODECS:
-            try:
-                return _numbered(path, _polars_csv(path, options), Decoding(encoding))
-            except ConversionError:
-                offset = first_invalid_utf8(path)
-                if offset is None:
-                    raise
-                encoding = named or detect_encoding(path, around=[offset])
-        with utf8_copy(path, encoding) as (copy, decoding):
-            return _numbered(path, _polars_csv(copy, options), decoding)
+        if path.suffix.lower() == ".gz":  # a gzip-compressed export (e.g. BPI 2013's .csv.gz): read through a copy
+            with _gunzipped(path) as plain:
+                return _read_plain_csv(plain, path, options)
+        return _read_plain_csv(path, path, options)
     except OSError as error:
         raise ConversionError(f"not a readable CSV file: {error.strerror or error}") from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise ConversionError(f"not a readable gzip file: {error}") from None
+
+
+@contextmanager
+def _gunzipped(path: Path) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="compliance-gunzip-") as folder:
+        plain = Path(folder) / path.stem
+        with gzip.open(path, "rb") as packed, plain.open("wb") as unpacked:
+            shutil.copyfileobj(packed, unpacked, 1 << 20)
+        yield plain
+
+
+def _read_plain_csv(plain: Path, path: Path, options: dict) -> pl.DataFrame:
+    """``plain`` (uncompressed) read as :func:`read_csv_text` says; the decoding is recorded for ``path``."""
+    named = _named_encoding()
+    encoding = named or detect_encoding(plain)
+    if encoding in UTF8_CODECS:
+        try:
+            return _numbered(path, _polars_csv(plain, options), Decoding(encoding))
+        except ConversionError:
+            offset = first_invalid_utf8(plain)
+            if offset is None:
+                raise
+            encoding = named or detect_encoding(plain, around=[offset])
+    with utf8_copy(plain, encoding) as (copy, decoding):
+        return _numbered(path, _polars_csv(copy, options), decoding)
 
 
 def _numbered(path: Path, frame: pl.DataFrame, decoding: Decoding) -> pl.DataFrame:
     _record_decoding(path, decoding)
     frame = frame.rename({name: name.strip().lstrip("\ufeff") for name in frame.columns})
+    renamed = {
+        found: expected for expected, found in (_reading.get() or _NO_READING).headers.items() if found in frame.columns
+    }
+    if renamed:  # a mapping file's headers: the file's name for a column the format knows by another
+        frame = frame.drop([name for name in renamed.values() if name in frame.columns and name not in renamed])
+        frame = frame.rename(renamed)
     return frame.with_row_index("source_line", offset=2).with_columns(pl.col("source_line").cast(pl.Int64))
 
 
@@ -190,7 +249,20 @@ def timestamp_text(expr: pl.Expr, formats: Sequence[str], timezone: str | None) 
     ``timezone`` when given (a wall time skipped by a DST change gives null; an ambiguous one, the earlier
     instant), else written without an offset for the run to read in the policy's ``source_timezone``.
     """
-    text = expr.str.strip_chars().str.replace(r"[zZ]$", "+00:00")
+    reading = _reading.get() or _NO_READING
+    formats = (*reading.timestamp_formats, *formats)
+    text = expr.str.strip_chars()
+    if reading.zone_abbreviations:  # "13:30 PDT" → "13:30 -07:00", read by the formats' %z / %#z
+        names = "|".join(re.escape(name) for name in sorted(reading.zone_abbreviations, key=len, reverse=True))
+        abbreviation = text.str.extract(rf"(?i)\b({names})$", 1).str.to_uppercase()
+        offset = spelling_lookup_text(abbreviation, reading.zone_abbreviations)
+        text = (
+            pl.when(offset.is_not_null())
+            .then(pl.concat_str([text.str.replace(rf"(?i)\s*\b({names})$", ""), pl.lit(" "), offset]))
+            .otherwise(text)
+        )
+        formats = (*formats, *(f"{f} %#z" for f in formats if "%z" not in f and "%#z" not in f))
+    text = text.str.replace(r"[zZ]$", "+00:00")
     with_offset = [
         text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False) for f in formats if "%z" in f or "%#z" in f
     ]
@@ -226,6 +298,85 @@ ISO_FORMATS = (
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d %H:%M",
 )
+
+
+# Abbreviations read by a mapping file's ``zone_abbreviations: common``: the North American and European
+# readings (CST is US Central, not China; IST is not read: Indian, Irish and Israeli time share it).
+COMMON_ZONE_ABBREVIATIONS: dict[str, str] = {
+    "UTC": "+00:00",
+    "GMT": "+00:00",
+    "BST": "+01:00",
+    "CET": "+01:00",
+    "CEST": "+02:00",
+    "EET": "+02:00",
+    "EEST": "+03:00",
+    "EST": "-05:00",
+    "EDT": "-04:00",
+    "CST": "-06:00",
+    "CDT": "-05:00",
+    "MST": "-07:00",
+    "MDT": "-06:00",
+    "PST": "-08:00",
+    "PDT": "-07:00",
+    "AKST": "-09:00",
+    "AKDT": "-08:00",
+    "HST": "-10:00",
+}
+# Duration spellings a mapping file's ``durations`` names: H:MM:SS (2:05:11), H:MM, plain numbers of seconds,
+# minutes or hours, ISO-8601 durations (PT1H30M, P1DT2H).
+DURATION_FORMATS = ("H:MM:SS", "H:MM", "seconds", "minutes", "hours", "iso8601")
+_ISO_DURATION = r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+
+
+def duration_seconds(expr: pl.Expr, form: str) -> pl.Expr:
+    """Vendor duration text in ``form`` (one of DURATION_FORMATS) → seconds (Float64); null when unreadable."""
+    value = expr.str.strip_chars()
+    if form in ("seconds", "minutes", "hours"):
+        number = value.cast(pl.Float64, strict=False)
+        return pl.when(number >= 0).then(number * {"seconds": 1, "minutes": 60, "hours": 3600}[form])
+    if form == "iso8601":
+        parts = [value.str.to_uppercase().str.extract(_ISO_DURATION, group).cast(pl.Float64) for group in (1, 2, 3, 4)]
+        seconds = pl.sum_horizontal(
+            [part.fill_null(0) * unit for part, unit in zip(parts, (86400, 3600, 60, 1), strict=True)]
+        )
+        readable = value.str.to_uppercase().str.contains(_ISO_DURATION) & (value.str.len_chars() > 1)
+        return pl.when(readable & ~value.str.to_uppercase().str.ends_with("T")).then(seconds)
+    pattern = r"^(\d+):([0-5]\d):([0-5]\d)$" if form == "H:MM:SS" else r"^(\d+):([0-5]\d)$"
+    groups = value.str.extract_groups(pattern)
+    hours, minutes = groups.struct.field("1").cast(pl.Float64), groups.struct.field("2").cast(pl.Float64)
+    seconds = groups.struct.field("3").cast(pl.Float64) if form == "H:MM:SS" else pl.lit(0.0)
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a --mapping file adds to how every format reads its files (see :func:`reading_overrides`)."""
+
+    timestamp_formats: tuple[str, ...] = ()  # tried before the format's own
+    zone_abbreviations: dict[str, str] = field(default_factory=dict)  # "PDT" -> "-07:00"
+    headers: dict[str, str] = field(default_factory=dict)  # header the format expects -> the file's header
+
+
+_reading: ContextVar[Reading | None] = ContextVar("reading", default=None)
+_NO_READING = Reading()
+
+
+@contextmanager
+def reading_overrides(reading: Reading) -> Iterator[None]:
+    """Within the block, every adapter's timestamps and CSV headers are read with ``reading`` as well.
+
+    A context, as :func:`vendor_encoding` is: adapters read through the functions here, so each one inherits a
+    mapping file's timestamp formats, zone abbreviations and header names without passing them on.
+    """
+    token = _reading.set(reading)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+def spelling_lookup_text(key: pl.Expr, spellings: dict[str, str]) -> pl.Expr:
+    return key.replace_strict(list(spellings), list(spellings.values()), default=None, return_dtype=pl.Utf8)
 
 
 @dataclass(frozen=True)
@@ -290,6 +441,7 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
         "outputs": [path.name for path in written],
         "notes": conversion.notes,
         "filled_columns": filled_columns(conversion),
+        "reading": reading_report(conversion),
     }
     with replacing(out_dir / CONVERSION_LOG) as temporary:
         temporary.write_text(json.dumps(log, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -309,6 +461,29 @@ def filled_columns(conversion: Conversion) -> dict[str, list[str]]:
     return declared
 
 
+def reading_report(conversion: Conversion) -> dict[str, dict]:
+    """Per canonical table written: which vendor column fed each contract column, the vendor columns no contract
+    column is read from (``ignored``: dropped, or kept after the contract's columns), and the contract columns left empty (not filled, or empty in every row), which make
+    the rules needing them "not assessed"."""
+    filled = filled_columns(conversion)
+    report = {}
+    for source_name, frame in sorted(conversion.tables.items()):
+        contract = [column.name for column in SOURCES[source_name].columns]
+        stated = conversion.column_sources.get(source_name, {})
+        non_empty = {
+            name for name in filled[source_name] if frame.height and frame.get_column(name).null_count() < frame.height
+        }
+        report[source_name] = {
+            "columns": {name: stated.get(name, "derived by the adapter (see notes)") for name in filled[source_name]},
+            "ignored": [
+                *conversion.ignored_columns.get(source_name, ()),
+                *(name for name in frame.columns if name not in contract and name != "source_line"),
+            ],
+            "empty": [name for name in contract if name not in non_empty],
+        }
+    return report
+
+
 def input_record(
     path: Path, rows_read: int, rows_quarantined: int, variant: str = "", decoding: Decoding | None = None
 ) -> InputRecord:
@@ -316,6 +491,9 @@ def input_record(
     readers here decoded it (detected again when it was read outside a :func:`vendor_encoding` block)."""
     session = _vendor_decoding.get()
     decoding = decoding or (session.files.get(path) if session else None)
+    if decoding is None and path.suffix.lower() == ".gz":  # the encoding of what it holds, not of its bytes
+        with _gunzipped(path) as plain:
+            decoding = Decoding(_named_encoding() or detect_encoding(plain))
     if decoding is None:
         decoding = Decoding(_named_encoding() or detect_encoding(path))
     return InputRecord(
@@ -406,6 +584,83 @@ def json_text(value: object) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def python_or_json(text: str | None) -> object:
+    """A cell's nested value: JSON, else a Python literal as pandas writes one with ``str()`` (``{'at': '…'}``,
+    ``None``, ``True``), read with :func:`ast.literal_eval` (never ``eval``); None when it is neither."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def json_cells(column: pl.Expr) -> pl.Expr:
+    """A text column whose cells hold nested values, as JSON text: JSON cells as they are, Python-literal cells
+    converted (element-wise: :func:`ast.literal_eval` has no set-based form), others null."""
+
+    def as_json(text: str) -> str | None:
+        value = python_or_json(text)
+        return json.dumps(value, default=str) if isinstance(value, (dict, list)) else None
+
+    stripped = column.str.strip_chars()
+    is_json = stripped.str.json_path_match("$").is_not_null()
+    nested = stripped.str.starts_with("{") | stripped.str.starts_with("[")
+    return (
+        pl.when(is_json)
+        .then(stripped)
+        .when(nested)
+        .then(stripped.map_elements(as_json, return_dtype=pl.Utf8, skip_nulls=True))
+    )
+
+
+# A mapping path into a nested value: a column (or a JSON document's top-level key), then .key / [index] steps.
+NESTED_PATH = re.compile(r"^(?P<column>[^.\[]+)(?P<path>(?:\.[^.\[\]]+|\[\d+\])+)$")
+
+
+def with_nested_columns(frame: pl.DataFrame, headers: Sequence[str]) -> pl.DataFrame:
+    """``frame`` with a column for every header written as a path into a nested value of one of its columns
+    (``data.acknowledgements[0].at``), read set-based with JSON paths; a header the frame has stays itself."""
+    added = []
+    for header in dict.fromkeys(headers):
+        match = NESTED_PATH.match(header)
+        if header in frame.columns or not match or match["column"] not in frame.columns:
+            continue
+        path = "$" + match["path"]
+        added.append(json_cells(pl.col(match["column"])).str.json_path_match(path).alias(header))
+    return frame.with_columns(added) if added else frame
+
+
+def read_json_records(path: Path) -> pl.DataFrame:
+    """A JSON document (a list of records, or an object holding one list of them, as API responses do) or JSON
+    lines as a frame: one row per record, its scalar values as text and its nested values as JSON text, so that
+    mapping paths (``acknowledgements[0].at``) reach into them; ``source_line`` is the record's position."""
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        text = read_text_document(path)
+        try:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise ConversionError(f"not JSON lines: {error.msg}") from None
+    else:
+        document = read_json_document(path)
+        lists = [value for value in document.values() if isinstance(value, list)] if isinstance(document, dict) else []
+        records = document if isinstance(document, list) else lists[0] if len(lists) == 1 else None
+        if records is None:
+            raise ConversionError("not a list of records, nor an object holding one list of them")
+    rows = [
+        {
+            key: json.dumps(value) if isinstance(value, (dict, list)) else json_text(value)
+            for key, value in (record.items() if isinstance(record, dict) else ())
+        }
+        for record in records
+    ]
+    return records_frame(rows, range(1, len(rows) + 1))
 
 
 def records_frame(records: Sequence[dict[str, str | None]], lines: Sequence[int]) -> pl.DataFrame:

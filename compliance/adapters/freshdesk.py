@@ -67,6 +67,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         quarantine=converted.quarantine,
         inputs=converted.inputs,
         vendor_sla=converted.vendor_sla,
+        column_sources={"tickets": converted.column_sources},
         notes=[
             "channel: Group, else Type, else Source, whichever is a channel spelling of the policy or the mapping file",
             "first_response_at: Initial response time; resolved_at: Resolved time, else Closed time",

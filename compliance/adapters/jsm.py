@@ -226,6 +226,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         quarantine=converted.quarantine,
         inputs=converted.inputs,
         vendor_sla=converted.vendor_sla,
+        column_sources={"tickets": converted.column_sources},
         notes=[
             "headers matched in English, French, German and Spanish; month abbreviations of those languages read",
             "channel: the request type (a channel spelling of the policy, or mapped with a --mapping values: channel: section)",

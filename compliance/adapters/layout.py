@@ -8,7 +8,7 @@ rows and quarantine; :func:`convert_csv_files` runs it over a vendor's files.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -21,18 +21,28 @@ from compliance.adapters.base import (
     ConversionError,
     InputRecord,
     bad_timestamp,
+    duration_seconds,
     empty_quarantine,
     input_record,
     read_csv_text,
+    read_json_records,
     split_checked,
     timestamp_text,
+    with_nested_columns,
 )
-from compliance.adapters.value_overrides import ValueOverrides, spelling_lookup, value_overrides
+from compliance.adapters.value_overrides import (
+    LayoutOverrides,
+    ValueOverrides,
+    load_overrides,
+    spelling_lookup,
+    value_overrides,
+)
 from compliance.ingest.contract import SOURCES, Column, Source
 from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
 
 METRICS = ("first_response", "resolution", "acknowledgement")
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")  # read as records (API documents), not as CSV
 _WORKING = "__"  # prefix of working columns, dropped by finish_table
 
 
@@ -61,6 +71,7 @@ class TableLayout:
     constants: dict[str, str] = field(default_factory=dict)
     vendor_sla: tuple[VendorSlaColumns, ...] = ()
     numbers: tuple[str, ...] = ()  # vendor headers that must hold a number when not empty (durations)
+    durations: dict[str, str] = field(default_factory=dict)  # vendor header -> its duration format (a --mapping)
     required_headers: bool = True  # any mapped header missing is an error (else only those of required columns)
 
 
@@ -131,8 +142,41 @@ def map_table(
         .rename({name: new for name, new in clashing.items()})
     )
     checks += contract_checks(converted, source, options.policy)
-    checks += [_bad_number(header) for header in layout.numbers if header in present]
+    checks += [
+        _bad_duration(header, layout.durations[header]) if header in layout.durations else _bad_number(header)
+        for header in layout.numbers
+        if header in present
+    ]
+    checks += [
+        _bad_duration(header, form)
+        for header, form in layout.durations.items()
+        if header in present and header not in layout.numbers
+    ]
     return converted, checks
+
+
+def with_overrides(layout: TableLayout, overrides: LayoutOverrides) -> TableLayout:
+    """``layout`` with a --mapping file's columns, constants and duration formats (when it is of this source)."""
+    if overrides.source not in (None, layout.source):
+        return layout
+    contract = {column.name for column in SOURCES[layout.source].columns}
+    columns = {**layout.columns, **{k: v for k, v in overrides.columns.items() if k in contract}}
+    constants = {k: v for k, v in {**layout.constants, **overrides.constants}.items() if k in contract}
+    return replace(
+        layout,
+        columns={k: v for k, v in columns.items() if k not in overrides.constants},
+        constants=constants,
+        durations={**layout.durations, **overrides.durations},
+    )
+
+
+def _bad_duration(header: str, form: str) -> Check:
+    value = text(header)
+    return Check(
+        bad=value.is_not_null() & duration_seconds(value, form).is_null(),
+        reason_code="bad_number",
+        message=pl.format("{}: not a duration ({}): {}", pl.lit(header), pl.lit(form), value),
+    )
 
 
 def _bad_timestamp_of(raw: pl.Expr, parsed: pl.Expr, label: str) -> Check:
@@ -262,6 +306,17 @@ class ConvertedFiles:
     quarantine: pl.DataFrame
     vendor_sla: pl.DataFrame
     inputs: list[InputRecord]
+    column_sources: dict[str, str] = field(default_factory=dict)  # contract column -> the vendor headers read
+
+
+def column_sources(frame: pl.DataFrame, layout: TableLayout) -> dict[str, str]:
+    """Contract column -> the vendor headers of ``frame`` it is read from (or the layout's constant)."""
+    sources = {
+        name: " / ".join(found)
+        for name, headers in layout.columns.items()
+        if (found := [header for header in headers if header in frame.columns])
+    }
+    return sources | {name: f"constant {value!r}" for name, value in layout.constants.items()}
 
 
 def convert_csv_files(
@@ -276,16 +331,20 @@ def convert_csv_files(
     """Each CSV read as text, ``prepare``d (recognise the layout, or raise), mapped, ``extend``ed with the
     adapter's own columns and checks, split; an ID repeated in a later file is a duplicate too."""
     overrides = value_overrides(options)
+    if options.mapping:
+        layout = with_overrides(layout, load_overrides(options.mapping))
     record_id = SOURCES[layout.source].record_id
-    tables, quarantines, verdicts, inputs = [], [], [], []
+    tables, quarantines, verdicts, inputs, sources = [], [], [], [], {}
     for path in paths:
         try:
-            frame = read_csv_text(path)
+            frame = read_json_records(path) if path.suffix.lower() in JSON_SUFFIXES else read_csv_text(path)
         except ConversionError as error:
             raise ConversionError(f"{path.name}: {error}") from None
+        frame = with_nested_columns(frame, [header for headers in layout.columns.values() for header in headers])
         if prepare:
             frame = prepare(frame, path)
         mapped, checks = map_table(frame, layout, path.name, options, overrides)
+        sources = column_sources(frame, layout) | sources  # the first file's reading wins
         if extend:
             mapped, more = extend(mapped)
             checks += more
@@ -302,4 +361,5 @@ def convert_csv_files(
         pl.concat([empty_quarantine(), *quarantines]),
         concat_vendor_sla(verdicts),
         inputs,
+        sources,
     )

@@ -7,7 +7,6 @@ value spellings in every other format, is :mod:`compliance.adapters.value_overri
 
 from __future__ import annotations
 
-import zoneinfo
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from compliance.adapters.value_overrides import (
     read_mapping_document,
     scalar_value,
     string_map,
+    timestamp_formats_of,
+    timezone_of,
 )
 from compliance.ingest.contract import SOURCES
 
@@ -65,30 +66,8 @@ def load_mapping(path: Path) -> TableLayout:
                 path, "columns", f"required contract column {name} of {source_name} is neither mapped nor a constant"
             )
 
-    formats_raw = document.get("timestamp_formats", list(ISO_FORMATS))
-    if not isinstance(formats_raw, list) or not formats_raw:
-        raise mapping_problem(
-            path, "timestamp_formats", "must be a non-empty list of chrono formats, e.g. ['%m/%d/%Y']"
-        )
-    formats = tuple(scalar_value(path, "timestamp_formats", item) for item in formats_raw)
-    for item in formats:
-        if "%" not in item:
-            raise mapping_problem(path, "timestamp_formats", f"{item!r} is not a chrono format (e.g. %Y-%m-%d %H:%M)")
-        try:
-            pl.Series([""]).str.strptime(pl.Datetime("us"), item, strict=False)
-        except pl.exceptions.PolarsError:
-            raise mapping_problem(
-                path, "timestamp_formats", f"{item!r} is not a chrono format polars accepts"
-            ) from None
-
-    timezone = document.get("timezone")
-    if timezone is not None:
-        try:
-            zoneinfo.ZoneInfo(str(timezone))
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-            raise mapping_problem(
-                path, "timezone", f"{timezone!r} is not an IANA time zone (e.g. America/New_York)"
-            ) from None
+    formats = timestamp_formats_of(path, document.get("timestamp_formats", list(ISO_FORMATS)))
+    timezone = timezone_of(path, document.get("timezone"))
 
     vendor_sla = []
     for metric, spec in string_map(path, "vendor_sla", document.get("vendor_sla")).items():
@@ -122,7 +101,7 @@ def load_mapping(path: Path) -> TableLayout:
         source=source_name,
         columns=columns,
         timestamp_formats=formats,
-        timezone=str(timezone) if timezone else None,
+        timezone=timezone,
         values=parse_values(path, document.get("values"), contract, source_name),
         constants=constants,
         vendor_sla=tuple(vendor_sla),
@@ -175,6 +154,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         inputs=converted.inputs,
         vendor_sla=converted.vendor_sla if layout.vendor_sla else None,
         notes=notes,
+        column_sources={layout.source: converted.column_sources},
     )
 
 

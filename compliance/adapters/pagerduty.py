@@ -14,6 +14,9 @@ Three layouts, told apart by their content:
   ``resolve_log_entry`` time, else ``last_status_change_at`` of a resolved incident.
 * **raw API table CSV** (e.g. Apache DevLake's ``_raw_pagerduty_incidents``): one REST incident object per row
   in the ``data`` column, read as above.
+* **incident list flattened to CSV by pandas** (``id, incident_number, created_at, status, …`` with nested
+  values as Python literals, ``{'summary': 'DevService', …}``): each row read back with ``ast.literal_eval``
+  (never ``eval``), then as above.
 
 severity = the incident's priority (``P1`` …) when it has one, else its urgency (``high`` / ``low``).
 PagerDuty states no SLA verdict, so this format writes no vendor_sla rows.
@@ -37,6 +40,7 @@ from compliance.adapters.base import (
     empty_quarantine,
     input_record,
     json_text,
+    python_or_json,
     read_csv_text,
     read_json_document,
     records_frame,
@@ -46,6 +50,7 @@ from compliance.adapters.base import (
 )
 
 REPORT_COLUMNS = ("id", "created_on")
+FLATTENED_COLUMNS = ("id", "incident_number", "created_at")
 _NUMBER = r"^\d+(\.\d+)?$"
 
 
@@ -72,6 +77,16 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         tables={"incidents": pl.concat(incidents, how="diagonal")},
         quarantine=pl.concat([empty_quarantine(), *quarantines]),
         inputs=inputs,
+        column_sources={
+            "incidents": {
+                "incident_id": "id",
+                "kind": "constant 'incident'",
+                "severity": "priority.summary, else urgency",
+                "started_at": "created_at (report: created_on)",
+                "acknowledged_at": "acknowledgements[].at / acknowledge_log_entry (report: seconds_to_first_ack)",
+                "resolved_at": "resolve_log_entry / last_status_change_at (report: resolved_on / seconds_to_resolve)",
+            }
+        },
         notes=[
             "severity = priority when set, else urgency",
             "acknowledged_at = first acknowledgement (report: created_on + seconds_to_first_ack)",
@@ -85,9 +100,12 @@ def _csv_frame(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     frame = read_csv_text(path)
     if all(name in frame.columns for name in REPORT_COLUMNS):
         return frame, empty_quarantine(), "incidents report csv"
+    if "data" not in frame.columns and all(name in frame.columns for name in FLATTENED_COLUMNS):
+        return _flattened_frame(frame), empty_quarantine(), "incident list flattened to csv"
     if "data" not in frame.columns:
         raise ConversionError(
-            f"{path.name}: not a PagerDuty incidents report (needs id, created_on) nor a raw API table (needs data)"
+            f"{path.name}: not a PagerDuty incidents report (needs id, created_on), a raw API table (needs data)"
+            " nor an incident list flattened to CSV (needs id, incident_number, created_at)"
         )
     records, lines, malformed = [], [], []
     for line, text in zip(frame["source_line"], frame["data"], strict=False):
@@ -103,6 +121,25 @@ def _csv_frame(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, str]:
         lines.append(line)
     quarantine = pl.DataFrame(malformed, schema=empty_quarantine().schema, orient="row")
     return records_frame(records, lines) if records else _empty_api_frame(), quarantine, "raw api table csv"
+
+
+def _flattened_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """A REST incident list written to CSV by pandas (``pd.DataFrame(incidents).to_csv()``): one incident per row,
+    nested values (service, acknowledgements, log_entries) as Python literals, read with ``ast.literal_eval``
+    (:func:`python_or_json`), then flattened as an API incident."""
+    names = [name for name in frame.columns if name != "source_line" and not name.startswith("Unnamed")]
+    records = []
+    for row in frame.select(names).iter_rows():  # literal_eval has no set-based form
+        records.append(
+            _flatten(
+                {
+                    name: python_or_json(value) if value and value.lstrip()[:1] in ("{", "[") else value
+                    for name, value in zip(names, row, strict=True)
+                    if value not in (None, "", "nan", "None")
+                }
+            )
+        )
+    return records_frame(records, frame.get_column("source_line").to_list()) if records else _empty_api_frame()
 
 
 def _api_frame(document: object) -> pl.DataFrame:
@@ -239,7 +276,7 @@ def _from_report(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -
         Check(column("id").is_null(), "missing_value", pl.lit("id: missing incident id")),
         Check(column("created_on").is_null(), "missing_value", pl.lit("created_on: missing (the incident's start)")),
         bad_timestamp("created_on", pl.col("started_at__ts")),
-        bad_timestamp("resolved_on", pl.col("resolved_on__ts")),
+        bad_timestamp("resolved_on", pl.col("resolved_on__ts")) if "resolved_on" in frame.columns else None,
         *[
             Check(
                 column(name).is_not_null() & ~column(name).str.contains(_NUMBER),
@@ -249,7 +286,7 @@ def _from_report(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -
             for name in ("seconds_to_first_ack", "seconds_to_resolve")
         ],
     ]
-    passed, quarantine = split_checked(prepared, checks, file_name, "id")
+    passed, quarantine = split_checked(prepared, [check for check in checks if check], file_name, "id")
     canonical = _incident_columns(column, pl.coalesce(pl.col("resolved_on__ts"), pl.col("resolved_by_seconds__ts")))
     kept = [pl.col(name) for name in frame.columns if name not in ("id", "source_line")]
     return passed.select(*canonical, *kept), quarantine

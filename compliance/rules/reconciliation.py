@@ -341,7 +341,7 @@ def conversion_record(exports_dir: Path) -> dict | None:
         log = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         return {"file": CONVERSION_LOG, "problem": f"unreadable: {error}"}
-    return {key: log.get(key) for key in ("format", "format_version", "inputs", "notes", "filled_columns")}
+    return {key: log.get(key) for key in ("format", "format_version", "inputs", "notes", "filled_columns", "reading")}
 
 
 def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> int:
