@@ -127,7 +127,9 @@ FORMATS: dict[str, Format] = {
         _LAYOUT_KEYS,
     ),
     "servicenow": Format(
-        "compliance.adapters.servicenow", (LayoutSignature("csv", ("number", "opened_at"), "incident export"),)
+        "compliance.adapters.servicenow",
+        (LayoutSignature("csv", ("number", "opened_at"), "incident export"),),
+        ("settings",),
     ),
     "pagerduty": Format(
         "compliance.adapters.pagerduty",
@@ -161,7 +163,7 @@ FORMATS: dict[str, Format] = {
             LayoutSignature("json", ("service_request_id", "requested_datetime"), "georeport v2 json"),
         ),
     ),
-    "mbox": Format("compliance.adapters.mbox", (LayoutSignature("mbox", (), "mbox archive"),)),
+    "mbox": Format("compliance.adapters.mbox", (LayoutSignature("mbox", (), "mbox archive"),), ("settings",)),
     "eventlog": Format(
         "compliance.adapters.eventlog",
         (
