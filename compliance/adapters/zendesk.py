@@ -1,7 +1,9 @@
 """Zendesk exports → tickets, ticket events and Zendesk's own SLA verdicts, in three layouts.
 
 - the Support CSV export (``Id, Subject, Status, …, Created at, Solved at, First reply time in minutes, …``);
-- the API v2 JSON: ``tickets.json`` (``{"tickets": [...]}``) with ``ticket_metric_events.json``;
+- the API v2 JSON: ``tickets.json`` (``{"tickets": [...]}``) with any of ``ticket_metric_events.json``,
+  ``ticket_metrics.json``, ``ticket_comments.json``, ``ticket_audits.json``, ``sla_policies.json``, ``users.json``,
+  ``groups.json`` (a folder dump; other files are skipped with a note);
 - the warehouse schema Fivetran's dbt_zendesk reads (``ticket_data``, ``ticket_comment_data``,
   ``ticket_field_history_data``, ``ticket_sla_policy_data``, ``sla_policy_metric_history_data``).
 
@@ -55,7 +57,7 @@ STATUSES = {
     "closed": "closed",
 }
 CSV_EXPORT = "zendesk support csv export"
-API = "zendesk api v2 json (tickets + ticket_metric_events)"
+API = "zendesk api v2 json"
 WAREHOUSE = "zendesk warehouse schema (fivetran dbt_zendesk)"
 FIRST_REPLY_MINUTES = "First reply time in minutes"
 
@@ -1314,6 +1316,6 @@ def _warehouse_targets(
 
 ADAPTER = Adapter(
     name="zendesk",
-    description="Zendesk: Support CSV export, API tickets.json + ticket_metric_events.json, or the warehouse (Fivetran) tables",
+    description="Zendesk: Support CSV export, an API v2 folder (tickets.json, ticket_metrics.json, comments, …), or the warehouse tables",
     convert=convert,
 )
