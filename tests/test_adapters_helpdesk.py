@@ -903,3 +903,23 @@ def test_zendesk_api_comments_without_their_ticket_id_say_why(tmp_path, policy):
     (row,) = conversion.quarantine.filter(pl.col("source_file") == "ticket_comments.json").to_dicts()
     assert row["reason_code"] == "missing_value"
     assert row["reason"].startswith("ticket_id: missing (GET /tickets/{id}/comments does not repeat it")
+
+
+def test_zendesk_api_side_loaded_users_and_groups(tmp_path, policy):
+    # GET /api/v2/tickets?include=users,groups (developer.zendesk.com, "Side-loading"): the lists beside "tickets"
+    document = {
+        **API_FOLDER["tickets.json"],
+        "users": API_FOLDER["users.json"]["users"],
+        "groups": API_FOLDER["groups.json"]["groups"],
+    }
+    tickets = write(tmp_path / "tickets.json", json.dumps(document))
+    comments = write(tmp_path / "ticket_comments.json", json.dumps(API_FOLDER["ticket_comments.json"]))
+    conversion = convert("zendesk", [tickets, comments], policy)
+    assert [(record.file, record.variant, record.rows_read) for record in conversion.inputs][:2] == [
+        ("tickets.json", "api users.json (side-loaded in tickets.json)", 4),
+        ("tickets.json", "api groups.json (side-loaded in tickets.json)", 2),
+    ]
+    by_ticket = rows(conversion.tables["tickets"], "ticket_id")
+    assert by_ticket["302"]["channel"] == "account_billing"  # group 56 "Billing", side-loaded
+    # comment 5 (by admin 2002) is 302's first: the request; comment 7 by an unlisted author is the reply
+    assert by_ticket["302"]["first_response_at"] == "2026-07-20T11:00:00Z"

@@ -785,3 +785,11 @@ def test_servicenow_task_sla_by_sys_id_names_the_incident(tmp_path):
         ("0000", None),
         ("INC7", "false"),
     ]
+
+
+def test_statuspage_two_updates_of_one_incident_in_one_minute_are_no_finding(tmp_path):
+    at = "2024-09-01T10:05:00Z"
+    line = {"id": "g1", "title": "One", "started_at": "2024-09-01T10:00:00Z", "updates": [{"at": at}, {"at": at}]}
+    conversion = convert("statuspage", write(tmp_path / "feed.jsonl", json.dumps(line) + "\n"))
+    assert conversion.tables["incidents"].to_dicts()[0]["announced_at"] == at
+    assert not any(note.startswith("consistency: ") for note in conversion.notes)

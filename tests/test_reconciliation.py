@@ -369,3 +369,33 @@ def test_due_times_are_compared_even_without_a_vendor_verdict(con, reconciled):
     # (AGREE, VENDOR-MET-LATE, VENDOR-MISSED-ON-TIME, OPEN-OVERDUE due at the vendor's time; OURS-DIFFER an hour
     # earlier); the vendor's due time on the record's times gives our verdict on all but OURS-DIFFER.
     assert row == ("tickets", "resolution", 8, 5, 4, 5, 4)
+
+
+def test_section_headline_of_an_export_with_due_times_only(con):
+    from reports.reconciliation_section import ReconciliationData, reconciliation_section
+
+    due = ts("2026-03-10 12:00")
+    load_staged_tickets(
+        con,
+        [
+            {
+                "ticket_id": "D1",
+                "channel": "sales",
+                "created_at": ts("2026-03-01 09:00"),
+                "resolved_at": ts("2026-03-09"),
+            }
+        ],
+    )
+    _our_clocks(con, [("D1", "R-RES", "resolution", due, "achieved")])
+    _vendor_rows(con, [("D1", "tickets", "resolution", due, None, "")])  # a 311 portal's due date: no verdict
+    reconciliation.evaluate(con, AS_OF)
+    html = str(reconciliation_section(ReconciliationData.from_warehouse(con), None))
+    headline = " ".join(html.split('id="vendor-agreement"', 1)[1].split("</ul>", 1)[0].split())
+    assert (
+        "tickets resolution: no vendor verdict to compare</strong> (1 vendor rows: 1 the export states no verdict"
+        in (headline)
+    )
+    assert (
+        "our policy's verdict is the one the vendor's due time gives on 1 of 1; our due time is the vendor's on 1 of 1"
+        in (headline)
+    )

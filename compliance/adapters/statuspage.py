@@ -30,8 +30,8 @@ Statuspage states no SLA verdict, so this format writes no vendor_sla rows.
 
 Consistency findings (``compliance.adapters.findings``), kept and named in the notes: an incident (not a
 maintenance, whose notice precedes it) with an update posted before it started (started_at is kept, the earlier
-update is its announcement); and a file whose updates, more than one, all carry one instant (the time the feed
-was taken, not when they were posted): its update times are read as unknown, so its incidents have no
+update is its announcement); and a file whose updates, of more than one incident, all carry one instant (the time
+the feed was taken, not when they were posted): its update times are read as unknown, so its incidents have no
 ``announced_at``, its updates are not written, and ``announced_at`` is declared unfilled (the rules needing it are
 "not assessed" rather than judged on that instant).
 """
@@ -120,7 +120,9 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         quarantine = pl.concat([malformed, quarantine])
         findings += _early_updates(converted, converted_updates)
         instants = converted_updates.get_column("posted_at").unique()
-        if converted_updates.height > 1 and instants.len() == 1:
+        # two updates of one incident in the same minute happen; the updates of several incidents at one instant
+        # are the time the feed was taken
+        if converted_updates.get_column("incident_id").n_unique() > 1 and instants.len() == 1:
             one_instant_files.append((path.name, converted_updates.height, instants[0]))
             converted = converted.with_columns(pl.lit(None, pl.Utf8).alias("announced_at"))
             converted_updates = converted_updates.clear()

@@ -1,7 +1,9 @@
 """Zendesk exports → tickets, ticket events and Zendesk's own SLA verdicts, in three layouts.
 
 - the Support CSV export (``Id, Subject, Status, …, Created at, Solved at, First reply time in minutes, …``);
-- the API v2 JSON: ``tickets.json`` (``{"tickets": [...]}``) with ``ticket_metric_events.json``;
+- the API v2 JSON: ``tickets.json`` (``{"tickets": [...]}``) with any of ``ticket_metric_events.json``,
+  ``ticket_metrics.json``, ``ticket_comments.json``, ``ticket_audits.json``, ``sla_policies.json``, ``users.json``,
+  ``groups.json`` (a folder dump; other files are skipped with a note);
 - the warehouse schema Fivetran's dbt_zendesk reads (``ticket_data``, ``ticket_comment_data``,
   ``ticket_field_history_data``, ``ticket_sla_policy_data``, ``sla_policy_metric_history_data``).
 
@@ -55,7 +57,7 @@ STATUSES = {
     "closed": "closed",
 }
 CSV_EXPORT = "zendesk support csv export"
-API = "zendesk api v2 json (tickets + ticket_metric_events)"
+API = "zendesk api v2 json"
 WAREHOUSE = "zendesk warehouse schema (fivetran dbt_zendesk)"
 FIRST_REPLY_MINUTES = "First reply time in minutes"
 
@@ -147,6 +149,7 @@ class _Input:
     path: Path
     kind: str  # csv_export | tickets_json | metric_events_json | a WAREHOUSE_TABLES name
     frame: pl.DataFrame
+    side_loaded: bool = False  # a list side-loaded into another response (users or groups in tickets.json)
 
 
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
@@ -197,19 +200,19 @@ def _recognise(paths: list[Path]) -> tuple[list[_Input], list[Path], list[Path]]
         suffix = path.suffix.lower()
         if suffix == ".json":
             document = _read_json(path)
-            kind = next(
-                (
-                    kind
-                    for key, kind in API_OBJECTS.items()
-                    if isinstance(document, dict) and isinstance(document.get(key), list)
-                ),
-                None,
-            )
-            if kind is None:
+            # the response's main list, and the lists side-loaded beside it (?include=users,groups)
+            found = [
+                (key, kind)
+                for key, kind in API_OBJECTS.items()
+                if isinstance(document, dict) and isinstance(document.get(key), list)
+            ]
+            if not found:
                 skipped.append(path)
                 continue
-            items = document[next(key for key, k in API_OBJECTS.items() if k == kind)]
-            inputs.append(_Input(path, kind, _API_FRAMES[kind](items)))
+            for position, (key, kind) in enumerate(found):
+                side_loaded = position > 0 and kind in _SIDE_LOADED
+                if position == 0 or side_loaded:
+                    inputs.append(_Input(path, kind, _API_FRAMES[kind](document[key]), side_loaded))
             continue
         if suffix not in (".csv", ".tsv", ".txt") or path.stem in WAREHOUSE_UNUSED:
             (unused if path.stem in WAREHOUSE_UNUSED else skipped).append(path)
@@ -448,6 +451,9 @@ _VARIANTS = {
     "groups_json": "api groups.json",
 }
 _AGENT_ROLES = ("agent", "admin")
+# Lists Zendesk side-loads into a response (developer.zendesk.com, "Side-loading": ?include=users,groups) that are
+# read as if they were their own file.
+_SIDE_LOADED = ("users_json", "groups_json")
 
 
 def _reference(items: list[_Input], value: str) -> tuple[pl.DataFrame | None, list, list]:
@@ -465,7 +471,8 @@ def _reference(items: list[_Input], value: str) -> tuple[pl.DataFrame | None, li
         passed, quarantine = split_checked(frame, checks, item.path.name, "id")
         parts.append(passed.select("id", "value"))
         quarantines.append(quarantine)
-        records.append(input_record(item.path, frame.height, quarantine.height, _VARIANTS[item.kind]))
+        variant = _VARIANTS[item.kind] + (f" (side-loaded in {item.path.name})" if item.side_loaded else "")
+        records.append(input_record(item.path, frame.height, quarantine.height, variant))
     return pl.concat(parts).unique("id", keep="first", maintain_order=True), records, quarantines
 
 
@@ -1314,6 +1321,6 @@ def _warehouse_targets(
 
 ADAPTER = Adapter(
     name="zendesk",
-    description="Zendesk: Support CSV export, API tickets.json + ticket_metric_events.json, or the warehouse (Fivetran) tables",
+    description="Zendesk: Support CSV export, an API v2 folder (tickets.json, ticket_metrics.json, comments, …), or the warehouse tables",
     convert=convert,
 )
