@@ -29,6 +29,8 @@ EVIDENCE_FILES = {
     "secret_findings": ("secret_findings", "record_id, column_name, start, kind", False),
     "vendor_reconciliation": ("vendor_reconciliation", "source, metric, record_id, source_line", False),
     "vendor_reconciliation_metrics": ("vendor_reconciliation_metrics", "source, metric", False),
+    "vendor_disagreement_classes": ("vendor_disagreement_classes", "source, metric, class", False),
+    "vendor_due_agreement": ("vendor_due_agreement", "source, metric", False),
 }
 
 # Evidence timestamps: UTC with Z, fractional seconds only when there are any.
