@@ -180,7 +180,7 @@ class LayoutOverrides:
     values: ValueOverrides
     constants: dict[str, str]  # contract column -> one value for every row
     durations: dict[str, str]  # vendor header -> duration format (DURATION_FORMATS)
-    zone_abbreviations: dict[str, str]  # abbreviation (upper case) -> the UTC offset it is read as
+    zone_abbreviations: dict[str, str]  # abbreviation (upper case) -> the UTC offset or IANA zone it is read in
     headers: dict[str, str]  # header the format expects -> the header this file has instead
     terminal_statuses: tuple[str, ...]  # eventlog: statuses whose first entry resolves a case
 
@@ -233,7 +233,14 @@ def load_overrides(path: Path, source_names: tuple[str, ...] = ()) -> LayoutOver
         for name, offset in string_map(path, "zone_abbreviations", abbreviations).items():
             offset = scalar_value(path, f"zone_abbreviations.{name}", offset)
             if not re.fullmatch(r"[+-]\d\d:\d\d", offset):
-                raise mapping_problem(path, f"zone_abbreviations.{name}", f"{offset!r} is not an offset like -07:00")
+                try:
+                    zoneinfo.ZoneInfo(offset)
+                except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                    raise mapping_problem(
+                        path,
+                        f"zone_abbreviations.{name}",
+                        f"{offset!r} is neither an offset like -07:00 nor an IANA zone like America/Los_Angeles",
+                    ) from None
             zones[name.upper()] = offset
     terminal = document.get("terminal_statuses", [])
     if not isinstance(terminal, list):
