@@ -384,6 +384,7 @@ def reading_overrides(reading: Reading) -> Iterator[None]:
 
 
 def spelling_lookup_text(key: pl.Expr, spellings: dict[str, str]) -> pl.Expr:
+    """``key`` (text) looked up in ``spellings``; null when absent (``spellings`` must not be empty)."""
     return key.replace_strict(list(spellings), list(spellings.values()), default=None, return_dtype=pl.Utf8)
 
 

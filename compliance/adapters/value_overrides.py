@@ -17,7 +17,13 @@ from typing import Any
 import polars as pl
 import yaml
 
-from compliance.adapters.base import COMMON_ZONE_ABBREVIATIONS, DURATION_FORMATS, AdapterOptions, ConversionError
+from compliance.adapters.base import (
+    COMMON_ZONE_ABBREVIATIONS,
+    DURATION_FORMATS,
+    AdapterOptions,
+    ConversionError,
+    spelling_lookup_text,
+)
 from compliance.ingest.contract import SOURCES
 
 _TOP_LEVEL_KEYS = (
@@ -40,7 +46,7 @@ def spelling_lookup(key: pl.Expr, spellings: Mapping[str, str]) -> pl.Expr:
     """``key`` (lower-case text) looked up in ``spellings``; null when absent."""
     if not spellings:
         return pl.lit(None, dtype=pl.Utf8)
-    return key.replace_strict(list(spellings), list(spellings.values()), default=None, return_dtype=pl.Utf8)
+    return spelling_lookup_text(key, dict(spellings))
 
 
 # --- the mapping file -------------------------------------------------------------------------------------------
