@@ -121,7 +121,7 @@ def test_duration_formats(text, form, seconds):
     [
         ("timestamp_format: ['%d/%m/%Y']\n", r"timestamp_format: unknown key \(did you mean 'timestamp_formats'\?\)"),
         ("durations: {X: 'HH:MM'}\n", r"durations\.X: unknown duration format 'HH:MM'.*did you mean 'H:MM'"),
-        ("zone_abbreviations: {PDT: '-7'}\n", r"zone_abbreviations\.PDT: '-7' is not an offset like -07:00"),
+        ("zone_abbreviations: {PDT: '-7'}\n", r"zone_abbreviations\.PDT: '-7' is neither an offset like -07:00 nor"),
         (
             "constants: {chanel: x}\n",
             r"constants\.chanel: not a contract column of any source \(did you mean 'channel'\?\)",
@@ -139,3 +139,19 @@ def test_a_key_the_format_does_not_read_is_refused_not_dropped(tmp_path):
     mapping = write(tmp_path / "m.yaml", "columns: {started_at: Opened}\n")
     with pytest.raises(ConversionError, match=r"m\.yaml: columns: --format pagerduty does not read it"):
         convert("pagerduty", report, mapping=mapping)
+
+
+def test_a_named_zone_reads_the_wall_time_with_that_days_offset(tmp_path):
+    # "PT" is Pacific time: UTC-07:00 in August (PDT), UTC-08:00 in December (PST)
+    report = write(
+        tmp_path / "incidents.csv",
+        'id,created_on\nP1,"Aug 30, 2024 - 13:30 PT"\nP2,"Dec 02, 2024 - 09:05 PT"\nP3,"Dec 02, 2024 - 09:05 UTC"\n',
+    )
+    mapping = write(
+        tmp_path / "m.yaml",
+        "timestamp_formats: ['%b %d, %Y - %H:%M']\nzone_abbreviations: {PT: America/Los_Angeles, UTC: '+00:00'}\n",
+    )
+    conversion = convert("pagerduty", report, mapping=mapping)
+    started = {row["incident_id"]: row["started_at"] for row in conversion.tables["incidents"].to_dicts()}
+    assert started == {"P1": "2024-08-30T20:30:00Z", "P2": "2024-12-02T17:05:00Z", "P3": "2024-12-02T09:05:00Z"}
+    assert any("PT = wall time in America/Los_Angeles" in note for note in conversion.notes)

@@ -232,7 +232,10 @@ def _override_notes(name: str, overrides) -> list[str]:
     if overrides.timestamp_formats:
         notes.append(f"mapping file {name}: timestamp formats tried first: {', '.join(overrides.timestamp_formats)}")
     if overrides.zone_abbreviations:
-        readings = ", ".join(f"{abbr} = UTC{offset}" for abbr, offset in sorted(overrides.zone_abbreviations.items()))
+        readings = ", ".join(
+            f"{abbr} = UTC{reading}" if reading[:1] in "+-" else f"{abbr} = wall time in {reading}"
+            for abbr, reading in sorted(overrides.zone_abbreviations.items())
+        )
         notes.append(f"mapping file {name}: zone abbreviations read as {readings}")
     if overrides.headers:
         notes.append(

@@ -252,22 +252,30 @@ def timestamp_text(expr: pl.Expr, formats: Sequence[str], timezone: str | None) 
     reading = _reading.get() or _NO_READING
     formats = (*reading.timestamp_formats, *formats)
     text = expr.str.strip_chars()
-    if reading.zone_abbreviations:  # "13:30 PDT" → "13:30 -07:00", read by the formats' %z / %#z
+    named_zones: list[pl.Expr] = []
+    if reading.zone_abbreviations:
+        # "13:30 PDT" → "13:30 -07:00", read by the formats' %z / %#z; "13:30 PT" with PT: America/Los_Angeles,
+        # the wall time read in that zone (its offset on that day)
         names = "|".join(re.escape(name) for name in sorted(reading.zone_abbreviations, key=len, reverse=True))
         abbreviation = text.str.extract(rf"(?i)\b({names})$", 1).str.to_uppercase()
-        offset = spelling_lookup_text(abbreviation, reading.zone_abbreviations)
-        text = (
-            pl.when(offset.is_not_null())
-            .then(pl.concat_str([text.str.replace(rf"(?i)\s*\b({names})$", ""), pl.lit(" "), offset]))
-            .otherwise(text)
-        )
-        formats = (*formats, *(f"{f} %#z" for f in formats if "%z" not in f and "%#z" not in f))
+        bare = text.str.replace(rf"(?i)\s*\b({names})$", "")
+        reading_of = spelling_lookup_text(abbreviation, {k.upper(): v for k, v in reading.zone_abbreviations.items()})
+        is_offset = reading_of.str.contains(r"^[+-]\d\d:\d\d$")
+        plain = [f for f in formats if "%z" not in f and "%#z" not in f]
+        for zone in sorted({v for v in reading.zone_abbreviations.values() if not re.fullmatch(r"[+-]\d\d:\d\d", v)}):
+            local = pl.coalesce([bare.str.strptime(pl.Datetime("us"), f, strict=False) for f in plain])
+            utc = local.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
+                "UTC"
+            )
+            named_zones.append(pl.when(reading_of == zone).then(_utc_text(utc)))
+        text = pl.when(is_offset).then(pl.concat_str([bare, pl.lit(" "), reading_of])).otherwise(text)
+        formats = (*formats, *(f"{f} %#z" for f in plain))
     text = text.str.replace(r"[zZ]$", "+00:00")
     with_offset = [
         text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False) for f in formats if "%z" in f or "%#z" in f
     ]
     wall = [text.str.strptime(pl.Datetime("us"), f, strict=False) for f in formats if "%z" not in f and "%#z" not in f]
-    candidates: list[pl.Expr] = [_utc_text(pl.coalesce(with_offset))] if with_offset else []
+    candidates: list[pl.Expr] = [*named_zones, _utc_text(pl.coalesce(with_offset))] if with_offset else named_zones
     if wall:
         local = pl.coalesce(wall)
         if timezone:
@@ -353,7 +361,7 @@ class Reading:
     """What a --mapping file adds to how every format reads its files (see :func:`reading_overrides`)."""
 
     timestamp_formats: tuple[str, ...] = ()  # tried before the format's own
-    zone_abbreviations: dict[str, str] = field(default_factory=dict)  # "PDT" -> "-07:00"
+    zone_abbreviations: dict[str, str] = field(default_factory=dict)  # "PDT" -> "-07:00", "PT" -> an IANA zone
     headers: dict[str, str] = field(default_factory=dict)  # header the format expects -> the file's header
 
 
@@ -376,6 +384,7 @@ def reading_overrides(reading: Reading) -> Iterator[None]:
 
 
 def spelling_lookup_text(key: pl.Expr, spellings: dict[str, str]) -> pl.Expr:
+    """``key`` (text) looked up in ``spellings``; null when absent (``spellings`` must not be empty)."""
     return key.replace_strict(list(spellings), list(spellings.values()), default=None, return_dtype=pl.Utf8)
 
 

@@ -69,8 +69,9 @@ def recognised_headers(headers: list[str]) -> dict[str, list[str]]:
 def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     overrides = load_overrides(options.mapping, ("ticket_events", "tickets")) if options.mapping else None
     terminal = overrides.terminal_statuses if overrides and overrides.terminal_statuses else DEFAULT_TERMINAL
-    formats = (*(overrides.timestamp_formats if overrides else ()), *ISO_FORMATS)
-    zone = options.timezone or (overrides.timezone if overrides else None)
+    # the mapping file's timestamp formats, zone abbreviations and time zone reach every format the same way
+    # (compliance.adapters.adapter_for): ISO_FORMATS here are only this format's own
+    formats, zone = ISO_FORMATS, options.timezone
     spellings = overrides.values.get("new_status", {}) if overrides else {}
     events, quarantines, inputs, notes, read_from, unread = [], [], [], [], {}, {}
     for path in paths:
@@ -108,7 +109,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         inputs.append(input_record(path, frame.height, quarantine.height, VERSION))
     all_events = pl.concat(events, how="diagonal_relaxed")
     channel = (overrides.constants.get("channel") if overrides else None) or _default_channel(options)
-    tickets = _tickets(all_events, terminal, options, channel)
+    tickets = _tickets(all_events, terminal, channel)
     status_events = _status_changes(all_events)
     filled_events = ["ticket_id", "occurred_at", "event_type", "new_status"]
     if status_events.get_column("actor").is_not_null().any():
@@ -121,8 +122,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
         + "their words: "
         + "; ".join(f"{status} ← {pattern}" for status, pattern in STATUS_WORDS)
         + "; anything else is open",
-        f"channel: {tickets.get_column('channel').first() if tickets.height else '-'} for every case"
-        " (the log names none; a --mapping file's constants.channel sets it)",
+        f"channel: {channel} for every case (the log names none; a --mapping file's constants.channel sets it)",
         "first_response_at not filled: an event log says nothing of replies",
         "wall times read in " + zone
         if zone
@@ -199,7 +199,7 @@ def _ordered(events: pl.DataFrame) -> pl.DataFrame:
     return events.with_columns(__instant=instant).sort("ticket_id", "__instant", "__file", "source_line")
 
 
-def _tickets(events: pl.DataFrame, terminal, options: AdapterOptions, channel: str) -> pl.DataFrame:
+def _tickets(events: pl.DataFrame, terminal: tuple[str, ...], channel: str) -> pl.DataFrame:
     ordered = _ordered(events)
     in_terminal = pl.col("new_status").is_in(list(terminal))
     return (

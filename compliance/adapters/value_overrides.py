@@ -17,7 +17,13 @@ from typing import Any
 import polars as pl
 import yaml
 
-from compliance.adapters.base import COMMON_ZONE_ABBREVIATIONS, DURATION_FORMATS, AdapterOptions, ConversionError
+from compliance.adapters.base import (
+    COMMON_ZONE_ABBREVIATIONS,
+    DURATION_FORMATS,
+    AdapterOptions,
+    ConversionError,
+    spelling_lookup_text,
+)
 from compliance.ingest.contract import SOURCES
 
 _TOP_LEVEL_KEYS = (
@@ -41,7 +47,7 @@ def spelling_lookup(key: pl.Expr, spellings: Mapping[str, str]) -> pl.Expr:
     """``key`` (lower-case text) looked up in ``spellings``; null when absent."""
     if not spellings:
         return pl.lit(None, dtype=pl.Utf8)
-    return key.replace_strict(list(spellings), list(spellings.values()), default=None, return_dtype=pl.Utf8)
+    return spelling_lookup_text(key, dict(spellings))
 
 
 # --- the mapping file -------------------------------------------------------------------------------------------
@@ -181,7 +187,7 @@ class LayoutOverrides:
     values: ValueOverrides
     constants: dict[str, str]  # contract column -> one value for every row
     durations: dict[str, str]  # vendor header -> duration format (DURATION_FORMATS)
-    zone_abbreviations: dict[str, str]  # abbreviation (upper case) -> the UTC offset it is read as
+    zone_abbreviations: dict[str, str]  # abbreviation (upper case) -> the UTC offset or IANA zone it is read in
     headers: dict[str, str]  # header the format expects -> the header this file has instead
     terminal_statuses: tuple[str, ...]  # eventlog: statuses whose first entry resolves a case
 
@@ -234,7 +240,14 @@ def load_overrides(path: Path, source_names: tuple[str, ...] = ()) -> LayoutOver
         for name, offset in string_map(path, "zone_abbreviations", abbreviations).items():
             offset = scalar_value(path, f"zone_abbreviations.{name}", offset)
             if not re.fullmatch(r"[+-]\d\d:\d\d", offset):
-                raise mapping_problem(path, f"zone_abbreviations.{name}", f"{offset!r} is not an offset like -07:00")
+                try:
+                    zoneinfo.ZoneInfo(offset)
+                except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                    raise mapping_problem(
+                        path,
+                        f"zone_abbreviations.{name}",
+                        f"{offset!r} is neither an offset like -07:00 nor an IANA zone like America/Los_Angeles",
+                    ) from None
             zones[name.upper()] = offset
     terminal = document.get("terminal_statuses", [])
     if not isinstance(terminal, list):
