@@ -2,8 +2,8 @@
 
 The page shows
 - one headline tile per domain (all its commitments pooled) and one KPI tile per commitment with figures:
-  adherence (achieved / denominator) and a red / amber / green status against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: less than 5 points below it;
-  red: further below; grey: no measured item), and the change against the month before (last two whole months);
+  adherence (achieved / denominator) and a red / amber / green status against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: at most
+  ``report.amber_band_pct`` points below it (default 5); red: further below; grey: no measured item), and the change against the month before (last two whole months);
 - monthly adherence per rule (line chart of the first domain; a dropdown shows another domain, or one rule split
   by channel / tier / plan segment);
 - median and p90 response time per rule against its target (bars as % of the target; a dropdown picks the period);
@@ -35,7 +35,7 @@ import polars as pl
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from compliance.policy import Policy
+from compliance.policy import DEFAULT_AMBER_BAND_PCT, Policy
 from compliance.rule_kinds import DOMAINS
 from reports.charts import CHART_COLORS, add_dropdown, base_layout, chart_html, chart_text
 from reports.compliance_report import at_risk_rows, period_changes, template_environment
@@ -54,7 +54,6 @@ __all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard
 
 TEMPLATE_NAME = "sla_dashboard.html"
 AT_RISK_LIMIT = 20
-AMBER_BAND_POINTS = 5
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 RAG_LABELS = {"green": "on target", "amber": "just below target", "red": "below target", "grey": "no data"}
 SERIES_COLORS = ("#2a5db0", "#e07b00", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#546e7a")
@@ -117,9 +116,12 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def rag_status(achieved: Any, denominator: Any, met_min_pct: float) -> str:
-    """``green`` when adherence >= the policy threshold, ``amber`` when less than 5 points below it, ``red``
-    otherwise, ``grey`` without a measured item. Computed exactly from the counts."""
+def rag_status(
+    achieved: Any, denominator: Any, met_min_pct: float, amber_band_pct: float = DEFAULT_AMBER_BAND_PCT
+) -> str:
+    """``green`` when adherence >= the policy threshold, ``amber`` when at most ``amber_band_pct`` points below it
+    (the policy's ``report.amber_band_pct``), ``red`` otherwise, ``grey`` without a measured item. Computed exactly
+    from the counts."""
     achieved_n, denominator_n = _int_or_none(achieved), _int_or_none(denominator)
     if not denominator_n or denominator_n <= 0 or achieved_n is None:
         return "grey"
@@ -127,7 +129,7 @@ def rag_status(achieved: Any, denominator: Any, met_min_pct: float) -> str:
     threshold = _exact(met_min_pct)
     if adherence >= threshold:
         return "green"
-    if adherence >= threshold - AMBER_BAND_POINTS:
+    if adherence >= threshold - _exact(amber_band_pct):
         return "amber"
     return "red"
 
@@ -204,7 +206,7 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
         row = rows_by_rule[rule_id]
         denominator = _denominator(row)
         achieved = row.get("achieved")
-        status = rag_status(achieved, denominator, policy.met_min_adherence_pct)
+        status = rag_status(achieved, denominator, policy.met_min_adherence_pct, policy.amber_band_pct)
         title = cell_text(row.get("title"))
         if not title:
             try:
@@ -275,7 +277,9 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
     tiles = []
     for domain in sorted(pooled, key=lambda name: (order.get(name, len(order)), name)):
         totals = pooled[domain]
-        status = rag_status(totals["achieved"], totals["denominator"], policy.met_min_adherence_pct)
+        status = rag_status(
+            totals["achieved"], totals["denominator"], policy.met_min_adherence_pct, policy.amber_band_pct
+        )
         tiles.append(
             {
                 "domain": domain,
@@ -616,7 +620,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "policy_title": policy.title,
         "profile": policy.profile,
         "met_min": f"{met_min:g}",
-        "amber_min": f"{max(0.0, met_min - AMBER_BAND_POINTS):g}",
+        "amber_min": f"{max(0.0, met_min - policy.amber_band_pct):g}",
         "run_id": cell_text(data.run_id) or "—",
         "as_of": format_timestamp(data.as_of),
         "generated_at": format_timestamp(data.generated_at),

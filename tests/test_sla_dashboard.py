@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
-from compliance.policy import load_policy
+from compliance.policy import POLICY_DIR, PolicyError, load_policy
 from reports.sla_dashboard import DashboardData, rag_status, render_sla_dashboard
 
 
@@ -426,3 +428,49 @@ def test_trend_shows_the_first_domain_and_offers_every_domain(policy):
     privacy_trace = re.search(r'"name":"PRIV-RESP".*?"type":"scatter"', trend).group(0)
     assert '"visible":false' in privacy_trace  # shown from the menu, not at first sight
     assert '"2024-02"' in trend and "SUP-TECH-STD" not in trend  # a month without any verdict has no point
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The amber band is a policy setting (report.amber_band_pct), not a constant
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _platform_with(tmp_path, **top_level) -> Path:
+    document = yaml.safe_load((POLICY_DIR / "platform.yaml").read_text(encoding="utf-8"))
+    document.update(top_level)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_amber_band_is_read_from_the_policy(tmp_path):
+    assert load_policy("platform").amber_band_pct == 5.0  # the default when the file does not set it
+    assert load_policy(_platform_with(tmp_path, report={"amber_band_pct": 2})).amber_band_pct == 2.0
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ({"amber_band_pct": -1}, r"report\.amber_band_pct"),
+        ({"amber_band_pct": 101}, r"report\.amber_band_pct"),
+        ({"amber_band": 2}, r"report.*amber_band"),  # an unknown key is refused
+    ],
+)
+def test_amber_band_out_of_range_or_misspelled_is_refused(tmp_path, report, message):
+    with pytest.raises(PolicyError, match=message):
+        load_policy(_platform_with(tmp_path, report=report))
+
+
+@pytest.mark.parametrize(
+    ("achieved", "band", "expected"),
+    [(98, 2, "amber"), (97, 2, "red"), (97, 3, "amber"), (99, 0, "red")],  # threshold 100
+)
+def test_rag_status_follows_the_amber_band(achieved, band, expected):
+    assert rag_status(achieved, 100, 100, band) == expected
+
+
+def test_dashboard_colours_tiles_with_the_policy_band(policy):
+    # SUP-TECH-STD 92 / 100 is amber with the default 5-point band at 95%; with a 2-point band it is red
+    page = render_sla_dashboard(_data(dataclasses.replace(policy, amber_band_pct=2.0)))
+    assert 'id="kpi-SUP-TECH-STD" data-status="red"' in page
+    assert "from 93% up to 95%" in page
