@@ -37,10 +37,11 @@ from plotly.offline import get_plotlyjs
 
 from compliance.policy import DEFAULT_AMBER_BAND_PCT, Policy
 from compliance.rule_kinds import DOMAINS
-from reports.charts import CHART_COLORS, add_dropdown, base_layout, chart_html, chart_text
+from reports.charts import CHART_COLORS, SERIES_COLORS, add_dropdown, base_layout, chart_html, chart_text
 from reports.compliance_report import at_risk_rows, period_changes, template_environment
 from reports.formatting import (
     adherence_tenths,
+    business_hours_text,
     cell_text,
     format_adherence,
     format_count,
@@ -56,7 +57,6 @@ TEMPLATE_NAME = "sla_dashboard.html"
 AT_RISK_LIMIT = 20
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 RAG_LABELS = {"green": "on target", "amber": "just below target", "red": "below target", "grey": "no data"}
-SERIES_COLORS = ("#2a5db0", "#e07b00", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#546e7a")
 THRESHOLD_COLOR = "#555"
 # The headline tiles: every commitment of a domain pooled (items on time / items that reached a verdict).
 # Rules shown on the response-time chart: a time to act, where shorter is better. Retention ages and the
@@ -180,6 +180,33 @@ def _rule_order(policy: Policy, rule_ids: list[str]) -> list[str]:
     return sorted(set(rule_ids), key=lambda rule_id: (rule_id not in position, position.get(rule_id, 0), rule_id))
 
 
+def _on_business_hours(policy: Policy, rule_id: str) -> bool:
+    """Whether the rule's clock counts open time on a business-hours calendar (its durations are business hours)."""
+    try:
+        calendar = policy.calendars.get(policy.rule(rule_id).calendar or "")
+    except KeyError:
+        return False
+    return calendar is not None and calendar.kind == "business_hours"
+
+
+def _duration_text(policy: Policy, rule_id: str, seconds: Any) -> str:
+    """A measured duration in the unit of the rule's clock: business hours on a business calendar, else wall time."""
+    return business_hours_text(seconds) if _on_business_hours(policy, rule_id) else human_duration(seconds)
+
+
+def _target_text(policy: Policy, rule_id: str, seconds: Any) -> str:
+    """The target as the commitment states it: "24 business hours", "48 hours", "30 days", "10 working days"."""
+    if _on_business_hours(policy, rule_id):
+        return business_hours_text(seconds)
+    try:
+        described = policy.rule(rule_id).target.describe()
+    except KeyError:
+        described = "—"
+    if described != "—":
+        return described
+    return human_duration(seconds) if seconds else ""
+
+
 def _color(index: int) -> str:
     return SERIES_COLORS[index % len(SERIES_COLORS)]
 
@@ -228,7 +255,7 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 "breached": format_count(row.get("breached")),
                 "active": format_count(row.get("active")),
                 "denominator": format_count(denominator),
-                "target": human_duration(targets[rule_id]) if targets.get(rule_id) else "",
+                "target": _target_text(policy, rule_id, targets.get(rule_id)),
             }
         )
     return tiles
@@ -425,7 +452,10 @@ def _response_chart(data: DashboardData) -> Markup | None:
     owners: list[str] = []
     for period in periods:
         rules = _rule_order(data.policy, list(by_period[period]))
-        for key, label, color in (("median_seconds", "median", "#2a5db0"), ("p90_seconds", "p90", "#e07b00")):
+        for key, label, color in (
+            ("median_seconds", "median", SERIES_COLORS[0]),
+            ("p90_seconds", "p90", SERIES_COLORS[1]),
+        ):
             values = [_float(by_period[period][rule_id].get(key)) for rule_id in rules]
             targets = [float(targets_by_rule[rule_id]) for rule_id in rules]
             fig.add_trace(
@@ -437,12 +467,15 @@ def _response_chart(data: DashboardData) -> Markup | None:
                         for value, target in zip(values, targets, strict=False)
                     ],
                     orientation="h",
-                    text=[human_duration(value) for value in values],
+                    text=[
+                        _duration_text(data.policy, rule_id, value)
+                        for rule_id, value in zip(rules, values, strict=False)
+                    ],
                     textposition="outside",
                     cliponaxis=False,
                     customdata=[
-                        [human_duration(value), human_duration(target)]
-                        for value, target in zip(values, targets, strict=False)
+                        [_duration_text(data.policy, rule_id, value), _target_text(data.policy, rule_id, target)]
+                        for rule_id, value, target in zip(rules, values, targets, strict=False)
                     ],
                     name=label,
                     marker_color=color,
@@ -494,7 +527,10 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
             z=grid,
             x=[f"{hour:02d}:00" for hour in range(24)],
             y=list(WEEKDAYS),
-            colorscale=[[0.0, "#ffffff"], [0.15, "#fde0dd"], [1.0, "#b71c1c"]],
+            # one hue from white to vermillion (readable without red/green vision), and the count in each cell
+            colorscale=[[0.0, "#ffffff"], [0.15, "#fbe1d0"], [1.0, "#a04000"]],
+            texttemplate="%{z}",
+            textfont={"size": 9},
             zmin=0,
             colorbar={"title": {"text": "breaches"}},
             hovertemplate="%{y} %{x} UTC: %{z:,} breached<extra></extra>",
@@ -535,8 +571,8 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
     fig = go.Figure()
     severities = [chart_text(row.get("severity")) for row in rows]
     for key, count_key, label, color in (
-        ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", "#2a5db0"),
-        ("mttr_mean_seconds", "resolved", "MTTR (mean time to resolve)", "#8e24aa"),
+        ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", SERIES_COLORS[0]),
+        ("mttr_mean_seconds", "resolved", "MTTR (mean time to resolve)", SERIES_COLORS[1]),
     ):
         seconds = [_float(row.get(key)) for row in rows]
         fig.add_trace(

@@ -13,6 +13,7 @@ import yaml
 from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
 from compliance.policy import POLICY_DIR, PolicyError, load_policy
+from reports.formatting import business_hours_text
 from reports.sla_dashboard import DashboardData, rag_status, render_sla_dashboard
 
 
@@ -196,7 +197,7 @@ def test_every_kpi_tile_has_its_status_id_and_denominator(page):
         assert f"of {achieved + breached} (denominator)" in body
         assert f"rag-badge rag-{expected}" in body
     assert ">99.0%<" in section and ">95.0%<" in section and ">92.0%<" in section and ">89.0%<" in section
-    assert "target 1 d" in section
+    assert "target 24 hours" in section  # a 24/7 target in wall-clock hours, as the policy states it
 
 
 def test_status_summary_counts(page):
@@ -259,7 +260,7 @@ def test_response_chart_is_relative_to_the_target(page):
     chart = next(s for s in _chart_scripts(page) if '"chart-response"' in s)
     # SUP-ACCT-STD in the latest month (the default view): median 10000 s of 86400 s
     assert "11.57" in chart
-    assert "2 h 46 min" in chart and "1 d" in chart
+    assert "2 h 46 min" in chart and "24 hours" in chart  # the target as the policy states it
     assert '"name":"median"' in chart and '"name":"p90"' in chart
 
 
@@ -474,3 +475,34 @@ def test_dashboard_colours_tiles_with_the_policy_band(policy):
     page = render_sla_dashboard(_data(dataclasses.replace(policy, amber_band_pct=2.0)))
     assert 'id="kpi-SUP-TECH-STD" data-status="red"' in page
     assert "from 93% up to 95%" in page
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Units people read; charts keep their mode bar; colour never the only signal
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_business_hour_targets_read_as_business_hours(page):
+    tiles = dict(re.findall(r'id="kpi-([^"]+)" data-status="\w+">(.*?)</article>', html_section(page, "kpis"), re.S))
+    # SUP-TECH-STD counts 24 h on CAL-BH-EST (Mon-Fri 09-17): three working days, never "1 d"
+    assert "target 24 business hours" in tiles["SUP-TECH-STD"]
+    assert "target 24 hours" in tiles["SUP-ACCT-STD"]  # on the 24/7 calendar: wall-clock hours
+    assert "1 d" not in tiles["SUP-TECH-STD"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(86400, "24 business hours"), (3600, "1 business hour"), (5400, "1.5 business hours"), (None, "—")],
+)
+def test_business_hours_text(seconds, expected):
+    assert business_hours_text(seconds) == expected
+
+
+def test_charts_keep_the_mode_bar_for_png_export(page):
+    for script in _chart_scripts(page):
+        assert '"displayModeBar": true' in script and '"toImageButtonOptions"' in script
+
+
+def test_status_badges_carry_a_shape_beside_the_colour(page):
+    for status, shape in (("green", "\\2713"), ("amber", "!"), ("red", "\\2715"), ("grey", "\\2013")):
+        assert f'.rag-badge.rag-{status}::before {{ content: "{shape}' in page
