@@ -23,6 +23,7 @@ No Dagster imports here: the publish asset calls :func:`render_sla_dashboard` an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,7 @@ from reports.formatting import (
 __all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard"]
 
 TEMPLATE_NAME = "sla_dashboard.html"
+REPORT_FILE = "compliance_report.html"  # beside the dashboard in the run folder: tiles link to its sections
 AT_RISK_LIMIT = 20
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 RAG_LABELS = {"green": "on target", "amber": "just below target", "red": "below target", "grey": "no data"}
@@ -357,6 +359,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                     y=[_adherence(row) for row in points],
                     customdata=[[format_count(row.get("achieved")), format_count(_denominator(row))] for row in points],
                     name=chart_text(name),
+                    meta=[chart_text(rule_id), chart_text(segment)],  # what the page's filters recompute
                     mode="lines+markers",
                     # the overall line in the rule's colour; its segments in further colours, dotted
                     line={"color": _color(index + position), "dash": "solid" if segment == "all" else "dot"},
@@ -638,6 +641,73 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Filters: the counts the page recomputes its figures from, embedded in the page
+# --------------------------------------------------------------------------------------------------------------
+
+FILTER_DIMENSIONS = ("channel", "tier", "plan")
+# Thresholds travel to the page in thousandths of a percent, so that the page compares integers exactly.
+THRESHOLD_SCALE = 1000
+
+
+def _segment_parts(segment: str) -> dict[str, str] | None:
+    """``channel=a;tier=b;plan=c`` -> its three values; None for any other segment (``all``, ``request_type=..``,
+    the ``plan=unknown`` roll-up): only a full channel x tier x plan cell can be summed under any filter."""
+    parts = dict(part.split("=", 1) for part in segment.split(";") if "=" in part)
+    return parts if set(parts) == set(FILTER_DIMENSIONS) else None
+
+
+def filter_payload(data: DashboardData) -> dict[str, Any]:
+    """What the page's filters need: per rule x month the overall counts (``totals``) and per rule x month x
+    channel x tier x plan the counts of each cell (``cells``). Adherence under a filter is the sum of the achieved
+    over the sum of achieved + breached of the matching rows; quantiles cannot be combined from counts, so the
+    time charts stay on all data and say so."""
+    totals: list[list[Any]] = []
+    cells: list[list[Any]] = []
+    split_rules: set[str] = set()
+    months: set[str] = set()
+    values: dict[str, set[str]] = {dimension: set() for dimension in FILTER_DIMENSIONS}
+    for row in frame_rows(data.monthly):
+        period, rule_id = cell_text(row.get("period")), cell_text(row.get("rule_id"))
+        if not period or period == "all":
+            continue
+        achieved, breached = _int_or_none(row.get("achieved")) or 0, _int_or_none(row.get("breached")) or 0
+        segment = cell_text(row.get("segment")) or "all"
+        if segment == "all":
+            totals.append([rule_id, period, achieved, breached])
+            months.add(period)
+            continue
+        parts = _segment_parts(segment)
+        if parts is None:
+            continue
+        split_rules.add(rule_id)
+        for dimension in FILTER_DIMENSIONS:
+            values[dimension].add(parts[dimension])
+        cells.append([rule_id, period, *(parts[dimension] for dimension in FILTER_DIMENSIONS), achieved, breached])
+    totals.sort()
+    cells.sort()
+    return {
+        "months": sorted(months),
+        "dimensions": {dimension: sorted(values[dimension]) for dimension in FILTER_DIMENSIONS},
+        "rules": {
+            rule_id: {"domain": _domain_of(data.policy, rule_id), "split": rule_id in split_rules}
+            for rule_id in _rule_order(data.policy, [row[0] for row in totals])
+        },
+        "totals": totals,
+        "cells": cells,
+        "threshold_milli": int(_exact(data.policy.met_min_adherence_pct) * THRESHOLD_SCALE),
+        "band_milli": int(_exact(data.policy.amber_band_pct) * THRESHOLD_SCALE),
+        "report": REPORT_FILE,
+    }
+
+
+def embedded_json(payload: Any) -> Markup:
+    """JSON for a ``<script type="application/json">``: ``<``, ``>`` and ``&`` as ``\\u`` escapes, so that no value
+    can end the element (``</script>``) or open a comment; JSON.parse reads them back as the characters."""
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Page
 # --------------------------------------------------------------------------------------------------------------
 
@@ -672,6 +742,8 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "incidents_chart": incidents_chart,
         "incidents": incidents_table,
         "privacy_chart": _privacy_chart(data),
+        "filter_data": embedded_json(filter_payload(data)),
+        "report_href": REPORT_FILE,
         "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
     }
 

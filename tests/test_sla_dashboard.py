@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plo
 
 from compliance.policy import POLICY_DIR, PolicyError, load_policy
 from reports.formatting import business_hours_text
-from reports.sla_dashboard import DashboardData, rag_status, render_sla_dashboard
+from reports.sla_dashboard import DashboardData, embedded_json, rag_status, render_sla_dashboard
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +386,8 @@ def test_response_chart_prefers_the_whole_period_and_offers_months(policy):
     assert "whole period" in chart and '"label":"2024-01"' in chart and '"label":"2024-02"' in chart
     assert '"x":[50.0]' in chart  # 12 h of a 1 d target, shown by default
     trend = next(s for s in _chart_scripts(page) if '"chart-trend"' in s)
-    assert '"all"' not in trend  # the whole-period row is not a month on the trend line
+    # the whole-period row is not a month on the trend line ("all" is only the segment of a line's meta)
+    assert not any('"all"' in months for months in re.findall(r'"x":\[([^\]]*)\]', trend))
 
 
 def test_kpi_tiles_show_the_change_against_the_month_before(page):
@@ -506,3 +508,56 @@ def test_charts_keep_the_mode_bar_for_png_export(page):
 def test_status_badges_carry_a_shape_beside_the_colour(page):
     for status, shape in (("green", "\\2713"), ("amber", "!"), ("red", "\\2715"), ("grey", "\\2013")):
         assert f'.rag-badge.rag-{status}::before {{ content: "{shape}' in page
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Filters: the counts embedded in the page
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _embedded(page: str) -> dict:
+    found = re.search(r'<script type="application/json" id="dashboard-data">(.*?)</script>', page, re.S)
+    return json.loads(found.group(1))
+
+
+def test_filter_counts_are_embedded_per_month_and_full_segment(page):
+    payload = _embedded(page)
+    assert payload["months"] == ["2024-01", "2024-02"]
+    assert ["SUP-ACCT-STD", "2024-01", 50, 1] in payload["totals"]
+    # only a full channel x tier x plan cell can be summed under any filter; the two-key segment is left out
+    assert payload["cells"] == [["SUP-ACCT-STD", "2024-01", "account_billing", "standard", "free", 30, 1]]
+    assert payload["dimensions"] == {"channel": ["account_billing"], "tier": ["standard"], "plan": ["free"]}
+    assert payload["rules"]["SUP-ACCT-STD"] == {"domain": "tickets", "split": True}
+    assert payload["rules"]["SUP-ACCT-PRIO"]["split"] is False
+    assert payload["threshold_milli"] == 95_000 and payload["band_milli"] == 5_000
+
+
+def test_embedded_json_cannot_end_its_script_element():
+    text = str(embedded_json({"segment": "</script><script>alert(1)</script>&<!--"}))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"segment": "</script><script>alert(1)</script>&<!--"}
+
+
+def test_hostile_segment_values_stay_inside_the_json(policy):
+    data = _data(policy)
+    hostile = pl.DataFrame(
+        {
+            "rule_id": ["SUP-ACCT-STD"],
+            "period": ["2024-02"],
+            "segment": [f"channel={HOSTILE_SCRIPT};tier=standard;plan=free"],
+            "achieved": [1],
+            "breached": [0],
+            "denominator": [1],
+        }
+    )
+    data.monthly = pl.concat([data.monthly, hostile], how="diagonal_relaxed")
+    page = render_sla_dashboard(data)
+    assert HOSTILE_SCRIPT not in page
+    assert HOSTILE_SCRIPT in _embedded(page)["dimensions"]["channel"]
+
+
+def test_tiles_link_to_their_commitment_in_the_report(page):
+    section = html_section(page, "kpis")
+    for rule_id in KPI_FIGURES:
+        assert f'href="compliance_report.html#{rule_id}"' in section
+        assert f'href="compliance_report.html#violations?rule={rule_id}"' in section
