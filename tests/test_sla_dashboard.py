@@ -561,3 +561,29 @@ def test_tiles_link_to_their_commitment_in_the_report(page):
     for rule_id in KPI_FIGURES:
         assert f'href="compliance_report.html#{rule_id}"' in section
         assert f'href="compliance_report.html#violations?rule={rule_id}"' in section
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Drill-down in the compliance report: an anchor per commitment, figures linked to the records behind them
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_report_figures_link_to_their_records(policy):
+    from test_reports import _data as report_data  # the report's own fixture
+
+    from reports.compliance_report import render_compliance_report
+
+    data = report_data(policy, hostile=False)
+    data.violations = data.violations.with_columns(
+        segment=pl.Series(["channel=account_billing;tier=standard;plan=free", None, None]),
+        period=pl.Series(["2024-01", None, None]),
+    )
+    page = render_compliance_report(data)
+    tickets = html_section(page, "domain-tickets")
+    assert '<tr id="SUP-ACCT-STD">' in tickets  # the dashboard's tiles link to compliance_report.html#SUP-ACCT-STD
+    assert re.search(r'<a href="#violations\?rule=SUP-ACCT-STD" title="The records behind this figure">\d', tickets)
+    violations = html_section(page, "violations")
+    assert (
+        'data-rule="SUP-ACCT-STD" data-segment="channel=account_billing;tier=standard;plan=free" data-month="2024-01"'
+        in violations
+    )

@@ -27,6 +27,17 @@ def verdict_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {verdict: int(count) for verdict, count in sorted(counts.items())}
 
 
+# A ticket clock's violation with the segment and month its metrics rows count it in (as the tickets' items view
+# writes them: month of the clock start in UTC), so that the report's figures drill down to their records.
+_TICKET_SEGMENT_JOIN = """ LEFT JOIN (
+    SELECT rule_id, record_id, due_at,
+           any_value('channel=' || coalesce(channel, '-') || ';tier=' || coalesce(tier, '-') || ';plan='
+                     || coalesce(plan, '-')) AS segment,
+           any_value(strftime(timezone('UTC', started_at), '%Y-%m')) AS period
+    FROM ticket_sla WHERE state = 'breached' GROUP BY ALL
+) AS ticket_clock_segments USING (rule_id, record_id, due_at)"""
+
+
 def _at_risk(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql(
         "SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT $shown",
@@ -40,7 +51,8 @@ def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | in
         "verdicts": con.sql("SELECT * FROM verdicts ORDER BY position").pl(),
         "metrics": con.sql("SELECT * FROM metrics").pl(),
         "violations": con.sql(
-            "SELECT * FROM violations ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT $shown",
+            f"SELECT * FROM violations{_TICKET_SEGMENT_JOIN} "
+            "ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT $shown",
             params={"shown": VIOLATIONS_SHOWN},
         ).pl(),
         "violations_total": con.execute("SELECT count(*) FROM violations").fetchall()[0][0],
