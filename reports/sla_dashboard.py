@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -38,6 +38,7 @@ from plotly.offline import get_plotlyjs
 
 from compliance.policy import DEFAULT_AMBER_BAND_PCT, Policy
 from compliance.rule_kinds import DOMAINS
+from compliance.rules.common import CAUSE_WORDS
 from reports.charts import CHART_COLORS, SERIES_COLORS, add_dropdown, base_layout, chart_html, chart_text
 from reports.compliance_report import at_risk_rows, period_changes, template_environment
 from reports.formatting import (
@@ -97,6 +98,14 @@ class DashboardData:
     # rule_id -> target seconds
     targets: dict[str, int]
     generated_at: datetime
+    # the zone breaches_by_hour is counted in (the ticket rules' business-hours calendar; UTC without one)
+    heatmap_zone: str = "UTC"
+    # rule_id, cause (compliance.rules.common.CAUSE_WORDS), breaches: violations of severity breach
+    breach_causes: pl.DataFrame | None = None
+    # period ('all' or YYYY-MM of creation), count, median_seconds, p90_seconds, p95_seconds: ticket resolution
+    resolution_times: pl.DataFrame | None = None
+    # period (YYYY-MM, UTC), created, resolved, open_at_month_end (NULL when the export has no resolved_at)
+    ticket_volume: pl.DataFrame | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -224,9 +233,80 @@ def _headline(achieved: Any, denominator: Any) -> str:
     return "—" if tenths is None else f"{tenths // 10}.{tenths % 10}%"
 
 
+def _month_label(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _comparison_periods(as_of: datetime) -> list[tuple[str, list[str], list[str], str, str]]:
+    """(label, current months, previous months, current name, previous name) for the quarter-over-quarter
+    (the last whole calendar quarter before ``as_of`` against the one before) and year-over-year (the last whole
+    month against the same month a year earlier) comparisons, in UTC. Month-over-month is ``period_changes``."""
+    as_of = as_of.astimezone(UTC) if as_of.tzinfo is not None else as_of
+    last_month = as_of.year * 12 + as_of.month - 2  # months since year 0 of the last whole month
+    quarter_end = last_month - ((last_month % 12) % 3 + 1) % 3  # March, June, September, December: index % 3 == 2
+
+    def quarter(end: int) -> tuple[list[str], str]:
+        return [_month_label(end - offset) for offset in (2, 1, 0)], f"{end // 12:04d}-Q{(end % 12) // 3 + 1}"
+
+    current_quarter, current_name = quarter(quarter_end)
+    previous_quarter, previous_name = quarter(quarter_end - 3)
+    return [
+        ("QoQ", current_quarter, previous_quarter, current_name, previous_name),
+        (
+            "YoY",
+            [_month_label(last_month)],
+            [_month_label(last_month - 12)],
+            _month_label(last_month),
+            _month_label(last_month - 12),
+        ),
+    ]
+
+
+def longer_changes(rows: list[dict[str, Any]], as_of: datetime) -> dict[str, list[dict[str, str]]]:
+    """Per key (``rule_id`` of the rows: a rule, or a domain pooled), the QoQ and YoY change of adherence in
+    percentage points between the cut percentages of the pooled counts of each side (rows of segment 'all')."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    for row in rows:
+        if (cell_text(row.get("segment")) or "all") != "all":
+            continue
+        denominator = _denominator(row)
+        if denominator is None:
+            continue
+        pair = counts.setdefault(cell_text(row.get("rule_id")), {}).setdefault(cell_text(row.get("period")), [0, 0])
+        pair[0] += int(row.get("achieved") or 0)
+        pair[1] += denominator
+    changes: dict[str, list[dict[str, str]]] = {}
+    for key, by_month in counts.items():
+        for label, current, previous, current_name, previous_name in _comparison_periods(as_of):
+            sides = []
+            for months in (current, previous):
+                achieved = sum(by_month[month][0] for month in months if month in by_month)
+                denominator = sum(by_month[month][1] for month in months if month in by_month)
+                sides.append(adherence_tenths(achieved, denominator) if denominator else None)
+            if None in sides:
+                delta, direction = "no comparison", "none"
+            else:
+                step = sides[0] - sides[1]
+                direction = "up" if step > 0 else "down" if step < 0 else "flat"
+                sign = "+" if step > 0 else "−" if step < 0 else ""
+                delta = (
+                    f"{ {'up': '▲', 'down': '▼', 'flat': '='}[direction] } {sign}{abs(step) // 10}.{abs(step) % 10} pp"
+                )
+            changes.setdefault(key, []).append(
+                {
+                    "label": label,
+                    "delta": delta,
+                    "direction": direction,
+                    "periods": f"{current_name} vs {previous_name}",
+                }
+            )
+    return changes
+
+
 def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
     policy, targets = data.policy, data.targets or {}
     changes = period_changes(data.monthly, data.as_of)
+    longer = longer_changes(frame_rows(data.monthly), data.as_of)
     rows_by_rule: dict[str, dict[str, Any]] = {}
     for row in frame_rows(data.kpis):
         rows_by_rule.setdefault(cell_text(row.get("rule_id")), row)
@@ -252,6 +332,7 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 "status_label": RAG_LABELS[status],
                 "headline": _headline(achieved, denominator),
                 "change": changes.get(rule_id),
+                "longer_changes": longer.get(rule_id, []),
                 "adherence": format_adherence(achieved, denominator),
                 "achieved": format_count(achieved),
                 "breached": format_count(row.get("breached")),
@@ -302,6 +383,7 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
         totals["achieved"] += int(row.get("achieved") or 0)
         totals["denominator"] += _denominator(row) or 0
     changes = period_changes(pl.DataFrame(list(monthly.values())) if monthly else None, data.as_of)
+    longer = longer_changes(list(monthly.values()), data.as_of)
     order = {rule.domain: index for index, rule in reversed(list(enumerate(policy.rules)))}
     tiles = []
     for domain in sorted(pooled, key=lambda name: (order.get(name, len(order)), name)):
@@ -321,6 +403,7 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 "breached": format_count(totals["breached"]),
                 "rules": totals["rules"],
                 "change": changes.get(domain),
+                "longer_changes": longer.get(domain, []),
             }
         )
     return tiles
@@ -536,15 +619,16 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
             textfont={"size": 9},
             zmin=0,
             colorbar={"title": {"text": "breaches"}},
-            hovertemplate="%{y} %{x} UTC: %{z:,} breached<extra></extra>",
+            hovertemplate=f"%{{y}} %{{x}} {chart_text(data.heatmap_zone)}: %{{z:,}} breached<extra></extra>",
             xgap=1,
             ygap=1,
         )
     )
-    base_layout(fig, "Breached ticket clocks by weekday and hour of the clock start (UTC)", "")
+    zone = chart_text(data.heatmap_zone)
+    base_layout(fig, f"Breached ticket clocks by weekday and hour of the clock start ({zone})", "")
     fig.update_layout(height=320)
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(type="category", title="hour of day (UTC)")
+    fig.update_xaxes(type="category", title=f"hour of day ({zone}, the support calendar's zone)")
     return chart_html(fig, "chart-heatmap")
 
 
@@ -638,6 +722,128 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
     fig.update_xaxes(type="category")
     _threshold_line(fig, met_min)
     return chart_html(fig, "chart-privacy")
+
+
+def _volume_chart(data: DashboardData) -> Markup | None:
+    """Tickets created per month (bars) and the open backlog at each month's end (line)."""
+    rows = sorted(frame_rows(data.ticket_volume), key=lambda row: cell_text(row.get("period")))
+    if not rows:
+        return None
+    months = [chart_text(row.get("period")) for row in rows]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=months,
+            y=[_int_or_none(row.get("created")) for row in rows],
+            name="tickets created",
+            marker_color=SERIES_COLORS[5],
+            hovertemplate="%{x}: %{y:,} tickets created<extra></extra>",
+        )
+    )
+    if any(row.get("open_at_month_end") is not None for row in rows):
+        fig.add_trace(
+            go.Scatter(
+                x=months,
+                y=[_int_or_none(row.get("open_at_month_end")) for row in rows],
+                name="open at the month's end",
+                mode="lines+markers",
+                marker_symbol="diamond",
+                line={"color": SERIES_COLORS[0]},
+                hovertemplate="end of %{x}: %{y:,} tickets open<extra></extra>",
+            )
+        )
+    base_layout(fig, "Tickets created per month and open backlog at each month's end (UTC)", "tickets")
+    fig.update_xaxes(type="category")
+    return chart_html(fig, "chart-volume")
+
+
+def _resolution_chart(data: DashboardData) -> Markup | None:
+    """Median, p90 and p95 ticket resolution time by month of creation (exact quantiles from the warehouse)."""
+    rows = sorted(
+        (row for row in frame_rows(data.resolution_times) if cell_text(row.get("period")) not in ("", "all")),
+        key=lambda row: cell_text(row.get("period")),
+    )
+    measured = [
+        value
+        for row in rows
+        for key in ("median_seconds", "p90_seconds", "p95_seconds")
+        if (value := _float(row.get(key))) is not None
+    ]
+    if not measured:
+        return None
+    unit, size = _duration_unit(max(measured))
+    fig = go.Figure()
+    months = [chart_text(row.get("period")) for row in rows]
+    for index, (key, label, symbol) in enumerate(
+        (
+            ("median_seconds", "median", "circle"),
+            ("p90_seconds", "p90", "square"),
+            ("p95_seconds", "p95", "triangle-up"),
+        )
+    ):
+        seconds = [_float(row.get(key)) for row in rows]
+        fig.add_trace(
+            go.Scatter(
+                x=months,
+                y=[None if value is None else round(value / size, 3) for value in seconds],
+                customdata=[
+                    [human_duration(value), format_count(row.get("count"))]
+                    for value, row in zip(seconds, rows, strict=False)
+                ],
+                name=label,
+                mode="lines+markers",
+                marker_symbol=symbol,
+                line={"color": SERIES_COLORS[index], "dash": ("solid", "dash", "dot")[index]},
+                hovertemplate=f"%{{x}} {label}: %{{customdata[0]}} (%{{customdata[1]}} resolved tickets)<extra></extra>",
+            )
+        )
+    base_layout(fig, "Ticket resolution time by month of creation: median, p90, p95 (wall-clock time)", unit)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(rangemode="tozero")
+    return chart_html(fig, "chart-resolution")
+
+
+def _causes_chart(data: DashboardData) -> Markup | None:
+    """Per commitment, its breaches stacked by cause (violations.cause): the "why" behind each red tile."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in frame_rows(data.breach_causes):
+        count = _int_or_none(row.get("breaches"))
+        if count:
+            by_cause = counts.setdefault(cell_text(row.get("rule_id")), {})
+            cause = cell_text(row.get("cause")) or "unknown"
+            by_cause[cause] = by_cause.get(cause, 0) + count
+    if not counts:
+        return None
+    rules = _rule_order(data.policy, list(counts))
+    causes = sorted(
+        {cause for by_cause in counts.values() for cause in by_cause},
+        key=lambda cause: (-sum(by_cause.get(cause, 0) for by_cause in counts.values()), cause),
+    )
+    fig = go.Figure()
+    for index, cause in enumerate(causes):
+        label = CAUSE_WORDS.get(cause, cause)
+        values = [counts[rule_id].get(cause) for rule_id in rules]
+        fig.add_trace(
+            go.Bar(
+                y=[chart_text(rule_id) for rule_id in rules],
+                x=values,
+                orientation="h",
+                name=chart_text(label),
+                marker_color=_color(index),
+                # a pattern as well as a colour: causes stay apart in grey print and for colour-blind readers
+                marker_pattern_shape=("", "/", ".", "x", "\\", "+", "-", "|")[index % 8],
+                text=[format_count(value) if value else "" for value in values],
+                textposition="inside",
+                hovertemplate=f"%{{y}}: %{{x:,}} {chart_text(label)}<extra></extra>",
+            )
+        )
+    base_layout(fig, "Breaches per commitment by cause", "")
+    fig.update_layout(
+        barmode="stack", height=max(320, 120 + 28 * len(rules)), uniformtext={"minsize": 8, "mode": "hide"}
+    )
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_xaxes(title="breached items", rangemode="tozero")
+    return chart_html(fig, "chart-causes")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -742,6 +948,10 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "incidents_chart": incidents_chart,
         "incidents": incidents_table,
         "privacy_chart": _privacy_chart(data),
+        "volume_chart": _volume_chart(data),
+        "resolution_chart": _resolution_chart(data),
+        "causes_chart": _causes_chart(data),
+        "heatmap_zone": data.heatmap_zone,
         "filter_data": embedded_json(filter_payload(data)),
         "report_href": REPORT_FILE,
         "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data

@@ -15,7 +15,7 @@ from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plo
 
 from compliance.policy import POLICY_DIR, PolicyError, load_policy
 from reports.formatting import business_hours_text
-from reports.sla_dashboard import DashboardData, embedded_json, rag_status, render_sla_dashboard
+from reports.sla_dashboard import DashboardData, embedded_json, longer_changes, rag_status, render_sla_dashboard
 
 
 @pytest.fixture(scope="module")
@@ -587,3 +587,83 @@ def test_report_figures_link_to_their_records(policy):
         'data-rule="SUP-ACCT-STD" data-segment="channel=account_billing;tier=standard;plan=free" data-month="2024-01"'
         in violations
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What a VP asks next: QoQ and YoY, volume and backlog, resolution percentiles, causes; the heatmap's zone
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _month_row(period, achieved, breached, rule_id="SUP-ACCT-STD"):
+    return {"rule_id": rule_id, "period": period, "segment": "all", "achieved": achieved, "breached": breached}
+
+
+def test_quarter_and_year_over_year_changes():
+    rows = [
+        _month_row("2025-10", 90, 10),  # the year-before month: 90.0%
+        _month_row("2026-04", 80, 20),
+        _month_row("2026-05", 80, 20),
+        _month_row("2026-06", 80, 20),  # 2026-Q2: 240 / 300 = 80.0%
+        _month_row("2026-07", 95, 5),
+        _month_row("2026-08", 85, 15),
+        _month_row("2026-09", 90, 10),  # 2026-Q3: 270 / 300 = 90.0%
+        _month_row("2026-10", 99, 1),  # the last whole month before 2026-11-01: 99.0%
+    ]
+    changes = longer_changes(rows, utc(2026, 11, 1))["SUP-ACCT-STD"]
+    assert changes == [
+        {"label": "QoQ", "delta": "▲ +10.0 pp", "direction": "up", "periods": "2026-Q3 vs 2026-Q2"},
+        {"label": "YoY", "delta": "▲ +9.0 pp", "direction": "up", "periods": "2026-10 vs 2025-10"},
+    ]
+    without_year_before = longer_changes(rows[1:], utc(2026, 11, 1))["SUP-ACCT-STD"]
+    assert without_year_before[1]["delta"] == "no comparison"  # a missing side is said, not taken as 0%
+
+
+def _vp_data(policy) -> DashboardData:
+    data = _data(policy, hostile=False)
+    data.heatmap_zone = "America/New_York"
+    data.breach_causes = pl.DataFrame(
+        {
+            "rule_id": ["SUP-ACCT-STD", "SUP-ACCT-STD", "SUP-SALES"],
+            "cause": ["answered_late", "never_answered", "open_past_due"],
+            "breaches": [3, 2, 7],
+        }
+    )
+    data.resolution_times = pl.DataFrame(
+        {
+            "period": ["all", "2024-01", "2024-02"],
+            "count": [10, 4, 6],
+            "median_seconds": [7200.0, 3600.0, 10800.0],
+            "p90_seconds": [36000.0, 18000.0, 36000.0],
+            "p95_seconds": [72000.0, 36000.0, 72000.0],
+        }
+    )
+    data.ticket_volume = pl.DataFrame(
+        {"period": ["2024-01", "2024-02"], "created": [120, 80], "resolved": [100, 90], "open_at_month_end": [20, 10]}
+    )
+    return data
+
+
+def test_volume_causes_and_resolution_charts(policy):
+    page = render_sla_dashboard(_vp_data(policy))
+    scripts = _chart_scripts(page)
+    volume = next(s for s in scripts if '"chart-volume"' in s)
+    assert '"y":[120,80]' in volume and '"y":[20,10]' in volume
+    causes = next(s for s in scripts if '"chart-causes"' in s)
+    assert '"name":"answered late"' in causes and '"name":"closed without an answer"' in causes
+    assert '"name":"still open past due"' in causes and '"barmode":"stack"' in causes
+    resolution = next(s for s in scripts if '"chart-resolution"' in s)
+    assert '"name":"p95"' in resolution and '"x":["2024-01","2024-02"]' in resolution  # months only, not "all"
+    heatmap = next(s for s in scripts if '"chart-heatmap"' in s)
+    assert "America" in heatmap and "New_York" in heatmap and "(UTC)" not in heatmap  # plotly escapes the "/"
+
+
+def test_vp_sections_say_no_data_without_their_tables(policy):
+    page = render_sla_dashboard(_data(policy, hostile=False))
+    for section in ("volume", "causes", "resolution-times"):
+        assert "No data" in html_section(page, section), section
+
+
+def test_heatmap_zone_is_the_ticket_business_calendar_zone():
+    from compliance.evidence.summaries import heatmap_zone
+
+    assert heatmap_zone(load_policy("platform")) == "America/New_York"
