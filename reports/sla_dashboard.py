@@ -3,14 +3,22 @@
 The page shows
 - one headline tile per domain (all its commitments pooled) and one KPI tile per commitment with figures:
   adherence (achieved / denominator) and a red / amber / green status against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: at most
-  ``report.amber_band_pct`` points below it (default 5); red: further below; grey: no measured item), and the change against the month before (last two whole months);
+  ``report.amber_band_pct`` points below it (default 5); red: further below; grey: no measured item), and the change against the month before (last two whole months), the quarter before and the year before;
 - monthly adherence per rule (line chart of the first domain; a dropdown shows another domain, or one rule split
   by channel / tier / plan segment);
 - median and p90 response time per rule against its target (bars as % of the target; a dropdown picks the period);
-- breached ticket clocks by weekday x hour of the clock start (UTC heatmap);
+- breached ticket clocks by weekday x hour of the clock start, in the zone of the ticket rules' business-hours
+  calendar (``compliance.evidence.summaries.heatmap_zone``; UTC when every ticket rule runs 24/7);
+- ticket volume and open backlog by month, resolution-time percentiles by month, breaches per commitment by cause;
 - the open ticket clocks closest to their deadline (top 20);
 - incidents: mean time to acknowledge / resolve per severity;
 - privacy requests answered / completed on time per month.
+
+Filters (month range, channel, tier, plan; state in the URL fragment) recompute the tiles and the adherence charts
+in the page from the per-month x segment counts embedded as JSON (:func:`filter_payload`); what cannot be
+recomputed from counts (quantiles, means, causes, the heatmap) says "Not filtered" under a filter. Every tile
+links to its commitment in the compliance report (``compliance_report.html#RULE-ID``) and to its breached records
+(``#violations?rule=..``, with the filter's months and segment).
 
 It follows the rules of the compliance report and reuses its helpers (formatting, chart embedding, Jinja2
 environment, atomic publishing): plotly.js is inlined exactly once, charts are rendered without the library and

@@ -493,6 +493,12 @@ def test_dashboard_filter_recomputes_tiles_from_the_evidence(browser, run_out):
         achieved, breached = counted.get(rule_id, (0, 0))
         assert (tile["value"], tile["status"]) == _expected_tile(achieved, breached), rule_id
         assert f"{achieved:,} achieved of {achieved + breached:,}" in tile["filtered"], rule_id
+    summary = browser.evaluate(
+        "Object.fromEntries(['green', 'amber', 'red', 'grey'].map(s => [s, Number(document.querySelector("
+        "'#status-summary .rag-' + s).previousElementSibling.textContent)]))"
+    )
+    statuses = [tile["status"] for key, tile in tiles.items() if key.startswith("kpi-")]
+    assert summary == {status: statuses.count(status) for status in ("green", "amber", "red", "grey")}
     pooled = [sum(pair[index] for pair in counted.values()) for index in (0, 1)]
     assert (tiles["headline-tickets"]["value"], tiles["headline-tickets"]["status"]) == _expected_tile(*pooled)
     # a commitment that is not split by channel says so instead of showing an unfiltered figure

@@ -179,6 +179,16 @@
     });
   }
 
+  /* The status counts at the top follow the commitment tiles. */
+  function updateSummary() {
+    Object.keys(LABELS).forEach(function (name) {
+      var badge = document.querySelector("#status-summary .rag-badge.rag-" + name);
+      if (!badge || !badge.previousElementSibling) { return; }
+      badge.previousElementSibling.textContent =
+        document.querySelectorAll('#kpis article.kpi[data-status="' + name + '"]').length;
+    });
+  }
+
   function recordsHref(rule, state) {
     var link = data.report + "#violations?rule=" + encodeURIComponent(rule);
     if (state === null) { return link; }
@@ -217,10 +227,14 @@
       var meta = gd.data[index].meta || [];
       var rule = meta[0], segment = meta[1];
       if (segment !== "all" || (segmentFiltered(state) && !(data.rules[rule] || {}).split)) {
-        // a segment line, or a rule this filter does not apply to: only its months in range
+        // a segment line keeps its months in range when its segment matches the filter; a rule this filter
+        // does not apply to shows nothing rather than unfiltered figures
+        var matches = segment !== "all" && DIMENSIONS.every(function (key) {
+          return !state[key] || (";" + segment + ";").indexOf(";" + key + "=" + state[key] + ";") !== -1;
+        });
         var x = [], y = [], custom = [];
         trace.x.forEach(function (month, i) {
-          if (!segmentFiltered(state) && inRange(String(month), state)) { x.push(month); y.push(trace.y[i]); custom.push(trace.customdata[i]); }
+          if (matches && inRange(String(month), state)) { x.push(month); y.push(trace.y[i]); custom.push(trace.customdata[i]); }
         });
         update.x.push(x); update.y.push(y); update.customdata.push(custom);
         return;
@@ -254,6 +268,7 @@
     var filtered = isDefault(state) ? null : state;
     var byRule = filtered ? counts(filtered) : {};
     updateTiles(filtered, byRule);
+    updateSummary();
     updateCharts(filtered, byRule);
     statusLine.textContent = filtered ? "Filtered: " + describe(filtered) + " (month of the clock start, UTC). " +
       "Tiles and adherence charts are recomputed from the counts in this page; charts marked 'Not filtered' show all data."
