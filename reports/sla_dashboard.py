@@ -108,7 +108,8 @@ class DashboardData:
     generated_at: datetime
     # the zone breaches_by_hour is counted in (the ticket rules' business-hours calendar; UTC without one)
     heatmap_zone: str = "UTC"
-    # rule_id, cause (compliance.rules.common.CAUSE_WORDS), breaches: violations of severity breach
+    # rule_id, cause (compliance.rules.common.CAUSE_WORDS), breaches: violations of severity breach; for ticket
+    # clocks also per period (YYYY-MM of the clock start) and segment (channel=..;tier=..;plan=..), else NULL
     breach_causes: pl.DataFrame | None = None
     # period ('all' or YYYY-MM of creation), count, median_seconds, p90_seconds, p95_seconds: ticket resolution
     resolution_times: pl.DataFrame | None = None
@@ -837,6 +838,7 @@ def _causes_chart(data: DashboardData) -> Markup | None:
                 x=values,
                 orientation="h",
                 name=chart_text(label),
+                meta=chart_text(cause),  # what the page's filters recount
                 marker_color=_color(index),
                 # a pattern as well as a colour: causes stay apart in grey print and for colour-blind readers
                 marker_pattern_shape=("", "/", ".", "x", "\\", "+", "-", "|")[index % 8],
@@ -899,7 +901,23 @@ def filter_payload(data: DashboardData) -> dict[str, Any]:
         cells.append([rule_id, period, *(parts[dimension] for dimension in FILTER_DIMENSIONS), achieved, breached])
     totals.sort()
     cells.sort()
+    causes = []
+    for row in frame_rows(data.breach_causes):
+        parts = _segment_parts(cell_text(row.get("segment")))
+        period = cell_text(row.get("period")) or None
+        causes.append(
+            [
+                cell_text(row.get("rule_id")),
+                cell_text(row.get("cause")) or "unknown",
+                period,
+                *(parts[dimension] if parts else None for dimension in FILTER_DIMENSIONS),
+                _int_or_none(row.get("breaches")) or 0,
+            ]
+        )
+    causes.sort(key=lambda row: [cell_text(value) for value in row])
     return {
+        # rule, cause, month, channel, tier, plan, breaches (month and segment NULL outside ticket clocks)
+        "causes": causes,
         "months": sorted(months),
         "dimensions": {dimension: sorted(values[dimension]) for dimension in FILTER_DIMENSIONS},
         "rules": {

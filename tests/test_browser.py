@@ -499,6 +499,12 @@ def test_dashboard_filter_recomputes_tiles_from_the_evidence(browser, run_out):
     )
     statuses = [tile["status"] for key, tile in tiles.items() if key.startswith("kpi-")]
     assert summary == {status: statuses.count(status) for status in ("green", "amber", "red", "grey")}
+    # the breaches by cause are recounted for the same filter: per rule, its causes add up to its breached clocks
+    by_cause = browser.evaluate("""(() => { const gd = document.getElementById('chart-causes'); const sums = {};
+      gd.data.forEach(t => t.y.forEach((rule, i) => { sums[rule] = (sums[rule] || 0) + (t.x[i] || 0); }));
+      return sums; })()""")
+    for rule_id, (_, breached) in counted.items():
+        assert by_cause.get(rule_id, 0) == breached, rule_id
     pooled = [sum(pair[index] for pair in counted.values()) for index in (0, 1)]
     assert (tiles["headline-tickets"]["value"], tiles["headline-tickets"]["status"]) == _expected_tile(*pooled)
     # a commitment that is not split by channel says so instead of showing an unfiltered figure

@@ -667,3 +667,21 @@ def test_heatmap_zone_is_the_ticket_business_calendar_zone():
     from compliance.evidence.summaries import heatmap_zone
 
     assert heatmap_zone(load_policy("platform")) == "America/New_York"
+
+
+def test_breach_causes_are_embedded_per_month_and_segment(policy):
+    data = _vp_data(policy)
+    data.breach_causes = pl.DataFrame(
+        {
+            "rule_id": ["SUP-ACCT-STD", "SEC-ACK"],
+            "cause": ["answered_late", "acknowledged_late"],
+            "period": ["2024-01", None],
+            "segment": ["channel=account_billing;tier=standard;plan=free", None],
+            "breaches": [3, 2],
+        }
+    )
+    causes = _embedded(render_sla_dashboard(data))["causes"]
+    assert causes == [
+        ["SEC-ACK", "acknowledged_late", None, None, None, None, 2],  # no month or segment outside ticket clocks
+        ["SUP-ACCT-STD", "answered_late", "2024-01", "account_billing", "standard", "free", 3],
+    ]

@@ -131,9 +131,10 @@ def _dashboard_extras(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: dat
             "count(*) AS breaches FROM ticket_sla WHERE state = 'breached' GROUP BY ALL ORDER BY ALL",
             params={"zone": zone},
         ).pl(),
+        # per ticket clock's month and segment as well, so that the dashboard's filters can recount them
         "breach_causes": con.sql(
-            "SELECT rule_id, coalesce(cause, 'unknown') AS cause, count(*) AS breaches FROM violations "
-            "WHERE severity = 'breach' GROUP BY ALL ORDER BY ALL"
+            f"SELECT rule_id, coalesce(cause, 'unknown') AS cause, period, segment, count(*) AS breaches "
+            f"FROM violations{_TICKET_SEGMENT_JOIN} WHERE severity = 'breach' GROUP BY ALL ORDER BY ALL"
         ).pl(),
         "resolution_times": con.sql(
             "SELECT period, count, median_seconds, p90_seconds, p95_seconds FROM response_times "

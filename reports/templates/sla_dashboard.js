@@ -247,6 +247,34 @@
     });
     window.Plotly.restyle(gd, update);
   }
+  /* Breaches by cause: recounted from the embedded rule x cause x month x segment counts. Only ticket clocks
+     carry a month and a segment, so under a filter the other commitments' causes are left out (and said so). */
+  function causes(gd, state) {
+    var original = published(gd);
+    var update = {x: [], text: []};
+    gd.data.forEach(function (trace, index) {
+      if (state === null) {
+        update.x.push(original[index].x);
+        update.text.push(original[index].text);
+        return;
+      }
+      var x = trace.y.map(function (rule) {
+        var sum = 0;
+        data.causes.forEach(function (row) {
+          if (row[0] !== rule || row[1] !== trace.meta || row[2] === null || !inRange(row[2], state)) { return; }
+          for (var i = 0; i < DIMENSIONS.length; i += 1) {
+            if (state[DIMENSIONS[i]] && row[3 + i] !== state[DIMENSIONS[i]]) { return; }
+          }
+          sum += row[6];
+        });
+        return sum || null;
+      });
+      update.x.push(x);
+      update.text.push(x.map(function (value) { return value ? number(value) : ""; }));
+    });
+    window.Plotly.restyle(gd, update);
+  }
+
   function updateCharts(state, byRule) {
     var segment = state !== null && segmentFiltered(state);
     document.querySelectorAll("p.filter-note").forEach(function (note) {
@@ -259,6 +287,7 @@
       var kind = box.getAttribute("data-filter");
       if (kind === "trend") { trend(gd, state, byRule); }
       else if (kind === "months") { monthsOnly(gd, state); }
+      else if (kind === "causes") { causes(gd, state); }
     });
   }
 
