@@ -46,6 +46,9 @@ _TARGET_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 _UNPORTABLE_REGEX = re.compile(r"\(\?<?[=!]|\\[1-9]")
 
 
+DEFAULT_AMBER_BAND_PCT = 5.0
+
+
 class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the file, the key and the problem."""
 
@@ -135,6 +138,8 @@ class Policy:
     # Words that, directly before a keyword, keep it from counting ("不紧急", "not urgent").
     urgency_negations: tuple[str, ...] = ()
     email: EmailSettings = field(default_factory=EmailSettings)
+    # The dashboard's amber band: percentage points below the met threshold still shown amber (report.amber_band_pct).
+    amber_band_pct: float = DEFAULT_AMBER_BAND_PCT
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -371,6 +376,11 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
     if not 0 <= met_min <= 100:
         raise _KeyProblem(f"verdict.met_min_adherence_pct: must be between 0 and 100, got {met_min}")
 
+    report = _optional(document, "report", "", dict, {})
+    amber_band = _optional(report, "amber_band_pct", "report.", (int, float), DEFAULT_AMBER_BAND_PCT)
+    if isinstance(amber_band, bool) or not 0 <= amber_band <= 100:
+        raise _KeyProblem(f"report.amber_band_pct: must be a number between 0 and 100, got {amber_band!r}")
+
     sources = _optional(document, "sources", "", dict, {})
     calendars_raw = _require(document, "calendars", "", dict)
     calendars = {
@@ -430,6 +440,7 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         urgency_keywords=urgency_keywords,
         urgency_negations=urgency_negations,
         email=email,
+        amber_band_pct=float(amber_band),
     )
 
 

@@ -11,8 +11,18 @@ from markupsafe import Markup
 
 from reports.formatting import cell_text
 
-CHART_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
-CHART_COLORS = {"achieved": "#2e7d32", "breached": "#c62828", "active": "#9e9e9e"}
+# The mode bar stays: its camera button saves a chart as PNG for a slide (the select tools only get in the way).
+CHART_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "displayModeBar": True,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
+# Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/): blue for kept, vermillion for
+# breached, grey for not yet due; the legend and the text beside every bar say which is which, never colour alone.
+CHART_COLORS = {"achieved": "#0072b2", "breached": "#d55e00", "active": "#999999"}
+SERIES_COLORS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#d55e00", "#56b4e9", "#000000", "#999999")
 
 
 def chart_text(value: Any) -> str:

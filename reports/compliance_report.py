@@ -620,6 +620,9 @@ def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
                 "severity": severity,
                 "severity_class": SEVERITY_CLASSES.get(severity, "notassessed"),
                 "explanation": cell_text(row.get("explanation")),
+                # where the violation counts in the metrics (ticket clocks), for the drill-down from a figure
+                "segment": cell_text(row.get("segment")),
+                "period": cell_text(row.get("period")),
             }
         )
     return rows

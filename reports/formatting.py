@@ -65,6 +65,23 @@ def human_duration(seconds: Any) -> str:
     return sign + text
 
 
+def business_hours_text(seconds: Any) -> str:
+    """A duration on a business-hours calendar, always in business hours: ``24 business hours``,
+    ``1.5 business hours``. Never in days: 24 business hours are three working days, not "1 d"."""
+    if seconds is None:
+        return "—"
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(value):
+        return "—"
+    hours = round(value / 3600, 1)
+    if hours == int(hours):
+        hours = int(hours)
+    return f"{hours:,} business hour{'' if hours == 1 else 's'}"
+
+
 def format_count(value: Any) -> str:
     if value is None:
         return "—"

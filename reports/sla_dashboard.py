@@ -2,15 +2,23 @@
 
 The page shows
 - one headline tile per domain (all its commitments pooled) and one KPI tile per commitment with figures:
-  adherence (achieved / denominator) and a red / amber / green status against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: less than 5 points below it;
-  red: further below; grey: no measured item), and the change against the month before (last two whole months);
+  adherence (achieved / denominator) and a red / amber / green status against the policy threshold (green: adherence >= ``met_min_adherence_pct``; amber: at most
+  ``report.amber_band_pct`` points below it (default 5); red: further below; grey: no measured item), and the change against the month before (last two whole months), the quarter before and the year before;
 - monthly adherence per rule (line chart of the first domain; a dropdown shows another domain, or one rule split
   by channel / tier / plan segment);
 - median and p90 response time per rule against its target (bars as % of the target; a dropdown picks the period);
-- breached ticket clocks by weekday x hour of the clock start (UTC heatmap);
+- breached ticket clocks by weekday x hour of the clock start, in the zone of the ticket rules' business-hours
+  calendar (``compliance.evidence.summaries.heatmap_zone``; UTC when every ticket rule runs 24/7);
+- ticket volume and open backlog by month, resolution-time percentiles by month, breaches per commitment by cause;
 - the open ticket clocks closest to their deadline (top 20);
 - incidents: mean time to acknowledge / resolve per severity;
 - privacy requests answered / completed on time per month.
+
+Filters (month range, channel, tier, plan; state in the URL fragment) recompute the tiles and the adherence charts
+in the page from the per-month x segment counts embedded as JSON (:func:`filter_payload`); what cannot be
+recomputed from counts (quantiles, means, causes, the heatmap) says "Not filtered" under a filter. Every tile
+links to its commitment in the compliance report (``compliance_report.html#RULE-ID``) and to its breached records
+(``#violations?rule=..``, with the filter's months and segment).
 
 It follows the rules of the compliance report and reuses its helpers (formatting, chart embedding, Jinja2
 environment, atomic publishing): plotly.js is inlined exactly once, charts are rendered without the library and
@@ -23,9 +31,10 @@ No Dagster imports here: the publish asset calls :func:`render_sla_dashboard` an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -35,12 +44,14 @@ import polars as pl
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from compliance.policy import Policy
+from compliance.policy import DEFAULT_AMBER_BAND_PCT, Policy
 from compliance.rule_kinds import DOMAINS
-from reports.charts import CHART_COLORS, add_dropdown, base_layout, chart_html, chart_text
+from compliance.rules.common import CAUSE_WORDS
+from reports.charts import CHART_COLORS, SERIES_COLORS, add_dropdown, base_layout, chart_html, chart_text
 from reports.compliance_report import at_risk_rows, period_changes, template_environment
 from reports.formatting import (
     adherence_tenths,
+    business_hours_text,
     cell_text,
     format_adherence,
     format_count,
@@ -53,11 +64,10 @@ from reports.formatting import (
 __all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard"]
 
 TEMPLATE_NAME = "sla_dashboard.html"
+REPORT_FILE = "compliance_report.html"  # beside the dashboard in the run folder: tiles link to its sections
 AT_RISK_LIMIT = 20
-AMBER_BAND_POINTS = 5
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 RAG_LABELS = {"green": "on target", "amber": "just below target", "red": "below target", "grey": "no data"}
-SERIES_COLORS = ("#2a5db0", "#e07b00", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#546e7a")
 THRESHOLD_COLOR = "#555"
 # The headline tiles: every commitment of a domain pooled (items on time / items that reached a verdict).
 # Rules shown on the response-time chart: a time to act, where shorter is better. Retention ages and the
@@ -96,6 +106,15 @@ class DashboardData:
     # rule_id -> target seconds
     targets: dict[str, int]
     generated_at: datetime
+    # the zone breaches_by_hour is counted in (the ticket rules' business-hours calendar; UTC without one)
+    heatmap_zone: str = "UTC"
+    # rule_id, cause (compliance.rules.common.CAUSE_WORDS), breaches: violations of severity breach; for ticket
+    # clocks also per period (YYYY-MM of the clock start) and segment (channel=..;tier=..;plan=..), else NULL
+    breach_causes: pl.DataFrame | None = None
+    # period ('all' or YYYY-MM of creation), count, median_seconds, p90_seconds, p95_seconds: ticket resolution
+    resolution_times: pl.DataFrame | None = None
+    # period (YYYY-MM, UTC), created, resolved, open_at_month_end (NULL when the export has no resolved_at)
+    ticket_volume: pl.DataFrame | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -117,9 +136,12 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def rag_status(achieved: Any, denominator: Any, met_min_pct: float) -> str:
-    """``green`` when adherence >= the policy threshold, ``amber`` when less than 5 points below it, ``red``
-    otherwise, ``grey`` without a measured item. Computed exactly from the counts."""
+def rag_status(
+    achieved: Any, denominator: Any, met_min_pct: float, amber_band_pct: float = DEFAULT_AMBER_BAND_PCT
+) -> str:
+    """``green`` when adherence >= the policy threshold, ``amber`` when at most ``amber_band_pct`` points below it
+    (the policy's ``report.amber_band_pct``), ``red`` otherwise, ``grey`` without a measured item. Computed exactly
+    from the counts."""
     achieved_n, denominator_n = _int_or_none(achieved), _int_or_none(denominator)
     if not denominator_n or denominator_n <= 0 or achieved_n is None:
         return "grey"
@@ -127,7 +149,7 @@ def rag_status(achieved: Any, denominator: Any, met_min_pct: float) -> str:
     threshold = _exact(met_min_pct)
     if adherence >= threshold:
         return "green"
-    if adherence >= threshold - AMBER_BAND_POINTS:
+    if adherence >= threshold - _exact(amber_band_pct):
         return "amber"
     return "red"
 
@@ -178,6 +200,33 @@ def _rule_order(policy: Policy, rule_ids: list[str]) -> list[str]:
     return sorted(set(rule_ids), key=lambda rule_id: (rule_id not in position, position.get(rule_id, 0), rule_id))
 
 
+def _on_business_hours(policy: Policy, rule_id: str) -> bool:
+    """Whether the rule's clock counts open time on a business-hours calendar (its durations are business hours)."""
+    try:
+        calendar = policy.calendars.get(policy.rule(rule_id).calendar or "")
+    except KeyError:
+        return False
+    return calendar is not None and calendar.kind == "business_hours"
+
+
+def _duration_text(policy: Policy, rule_id: str, seconds: Any) -> str:
+    """A measured duration in the unit of the rule's clock: business hours on a business calendar, else wall time."""
+    return business_hours_text(seconds) if _on_business_hours(policy, rule_id) else human_duration(seconds)
+
+
+def _target_text(policy: Policy, rule_id: str, seconds: Any) -> str:
+    """The target as the commitment states it: "24 business hours", "48 hours", "30 days", "10 working days"."""
+    if _on_business_hours(policy, rule_id):
+        return business_hours_text(seconds)
+    try:
+        described = policy.rule(rule_id).target.describe()
+    except KeyError:
+        described = "—"
+    if described != "—":
+        return described
+    return human_duration(seconds) if seconds else ""
+
+
 def _color(index: int) -> str:
     return SERIES_COLORS[index % len(SERIES_COLORS)]
 
@@ -193,9 +242,80 @@ def _headline(achieved: Any, denominator: Any) -> str:
     return "—" if tenths is None else f"{tenths // 10}.{tenths % 10}%"
 
 
+def _month_label(index: int) -> str:
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _comparison_periods(as_of: datetime) -> list[tuple[str, list[str], list[str], str, str]]:
+    """(label, current months, previous months, current name, previous name) for the quarter-over-quarter
+    (the last whole calendar quarter before ``as_of`` against the one before) and year-over-year (the last whole
+    month against the same month a year earlier) comparisons, in UTC. Month-over-month is ``period_changes``."""
+    as_of = as_of.astimezone(UTC) if as_of.tzinfo is not None else as_of
+    last_month = as_of.year * 12 + as_of.month - 2  # months since year 0 of the last whole month
+    quarter_end = last_month - ((last_month % 12) % 3 + 1) % 3  # March, June, September, December: index % 3 == 2
+
+    def quarter(end: int) -> tuple[list[str], str]:
+        return [_month_label(end - offset) for offset in (2, 1, 0)], f"{end // 12:04d}-Q{(end % 12) // 3 + 1}"
+
+    current_quarter, current_name = quarter(quarter_end)
+    previous_quarter, previous_name = quarter(quarter_end - 3)
+    return [
+        ("QoQ", current_quarter, previous_quarter, current_name, previous_name),
+        (
+            "YoY",
+            [_month_label(last_month)],
+            [_month_label(last_month - 12)],
+            _month_label(last_month),
+            _month_label(last_month - 12),
+        ),
+    ]
+
+
+def longer_changes(rows: list[dict[str, Any]], as_of: datetime) -> dict[str, list[dict[str, str]]]:
+    """Per key (``rule_id`` of the rows: a rule, or a domain pooled), the QoQ and YoY change of adherence in
+    percentage points between the cut percentages of the pooled counts of each side (rows of segment 'all')."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    for row in rows:
+        if (cell_text(row.get("segment")) or "all") != "all":
+            continue
+        denominator = _denominator(row)
+        if denominator is None:
+            continue
+        pair = counts.setdefault(cell_text(row.get("rule_id")), {}).setdefault(cell_text(row.get("period")), [0, 0])
+        pair[0] += int(row.get("achieved") or 0)
+        pair[1] += denominator
+    changes: dict[str, list[dict[str, str]]] = {}
+    for key, by_month in counts.items():
+        for label, current, previous, current_name, previous_name in _comparison_periods(as_of):
+            sides = []
+            for months in (current, previous):
+                achieved = sum(by_month[month][0] for month in months if month in by_month)
+                denominator = sum(by_month[month][1] for month in months if month in by_month)
+                sides.append(adherence_tenths(achieved, denominator) if denominator else None)
+            if None in sides:
+                delta, direction = "no comparison", "none"
+            else:
+                step = sides[0] - sides[1]
+                direction = "up" if step > 0 else "down" if step < 0 else "flat"
+                sign = "+" if step > 0 else "−" if step < 0 else ""
+                delta = (
+                    f"{ {'up': '▲', 'down': '▼', 'flat': '='}[direction] } {sign}{abs(step) // 10}.{abs(step) % 10} pp"
+                )
+            changes.setdefault(key, []).append(
+                {
+                    "label": label,
+                    "delta": delta,
+                    "direction": direction,
+                    "periods": f"{current_name} vs {previous_name}",
+                }
+            )
+    return changes
+
+
 def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
     policy, targets = data.policy, data.targets or {}
     changes = period_changes(data.monthly, data.as_of)
+    longer = longer_changes(frame_rows(data.monthly), data.as_of)
     rows_by_rule: dict[str, dict[str, Any]] = {}
     for row in frame_rows(data.kpis):
         rows_by_rule.setdefault(cell_text(row.get("rule_id")), row)
@@ -204,7 +324,7 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
         row = rows_by_rule[rule_id]
         denominator = _denominator(row)
         achieved = row.get("achieved")
-        status = rag_status(achieved, denominator, policy.met_min_adherence_pct)
+        status = rag_status(achieved, denominator, policy.met_min_adherence_pct, policy.amber_band_pct)
         title = cell_text(row.get("title"))
         if not title:
             try:
@@ -221,12 +341,13 @@ def _kpi_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 "status_label": RAG_LABELS[status],
                 "headline": _headline(achieved, denominator),
                 "change": changes.get(rule_id),
+                "longer_changes": longer.get(rule_id, []),
                 "adherence": format_adherence(achieved, denominator),
                 "achieved": format_count(achieved),
                 "breached": format_count(row.get("breached")),
                 "active": format_count(row.get("active")),
                 "denominator": format_count(denominator),
-                "target": human_duration(targets[rule_id]) if targets.get(rule_id) else "",
+                "target": _target_text(policy, rule_id, targets.get(rule_id)),
             }
         )
     return tiles
@@ -271,11 +392,14 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
         totals["achieved"] += int(row.get("achieved") or 0)
         totals["denominator"] += _denominator(row) or 0
     changes = period_changes(pl.DataFrame(list(monthly.values())) if monthly else None, data.as_of)
+    longer = longer_changes(list(monthly.values()), data.as_of)
     order = {rule.domain: index for index, rule in reversed(list(enumerate(policy.rules)))}
     tiles = []
     for domain in sorted(pooled, key=lambda name: (order.get(name, len(order)), name)):
         totals = pooled[domain]
-        status = rag_status(totals["achieved"], totals["denominator"], policy.met_min_adherence_pct)
+        status = rag_status(
+            totals["achieved"], totals["denominator"], policy.met_min_adherence_pct, policy.amber_band_pct
+        )
         tiles.append(
             {
                 "domain": domain,
@@ -288,6 +412,7 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
                 "breached": format_count(totals["breached"]),
                 "rules": totals["rules"],
                 "change": changes.get(domain),
+                "longer_changes": longer.get(domain, []),
             }
         )
     return tiles
@@ -326,6 +451,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                     y=[_adherence(row) for row in points],
                     customdata=[[format_count(row.get("achieved")), format_count(_denominator(row))] for row in points],
                     name=chart_text(name),
+                    meta=[chart_text(rule_id), chart_text(segment)],  # what the page's filters recompute
                     mode="lines+markers",
                     # the overall line in the rule's colour; its segments in further colours, dotted
                     line={"color": _color(index + position), "dash": "solid" if segment == "all" else "dot"},
@@ -421,7 +547,10 @@ def _response_chart(data: DashboardData) -> Markup | None:
     owners: list[str] = []
     for period in periods:
         rules = _rule_order(data.policy, list(by_period[period]))
-        for key, label, color in (("median_seconds", "median", "#2a5db0"), ("p90_seconds", "p90", "#e07b00")):
+        for key, label, color in (
+            ("median_seconds", "median", SERIES_COLORS[0]),
+            ("p90_seconds", "p90", SERIES_COLORS[1]),
+        ):
             values = [_float(by_period[period][rule_id].get(key)) for rule_id in rules]
             targets = [float(targets_by_rule[rule_id]) for rule_id in rules]
             fig.add_trace(
@@ -433,12 +562,15 @@ def _response_chart(data: DashboardData) -> Markup | None:
                         for value, target in zip(values, targets, strict=False)
                     ],
                     orientation="h",
-                    text=[human_duration(value) for value in values],
+                    text=[
+                        _duration_text(data.policy, rule_id, value)
+                        for rule_id, value in zip(rules, values, strict=False)
+                    ],
                     textposition="outside",
                     cliponaxis=False,
                     customdata=[
-                        [human_duration(value), human_duration(target)]
-                        for value, target in zip(values, targets, strict=False)
+                        [_duration_text(data.policy, rule_id, value), _target_text(data.policy, rule_id, target)]
+                        for rule_id, value, target in zip(rules, values, targets, strict=False)
                     ],
                     name=label,
                     marker_color=color,
@@ -490,18 +622,22 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
             z=grid,
             x=[f"{hour:02d}:00" for hour in range(24)],
             y=list(WEEKDAYS),
-            colorscale=[[0.0, "#ffffff"], [0.15, "#fde0dd"], [1.0, "#b71c1c"]],
+            # one hue from white to vermillion (readable without red/green vision), and the count in each cell
+            colorscale=[[0.0, "#ffffff"], [0.15, "#fbe1d0"], [1.0, "#a04000"]],
+            texttemplate="%{z}",
+            textfont={"size": 9},
             zmin=0,
             colorbar={"title": {"text": "breaches"}},
-            hovertemplate="%{y} %{x} UTC: %{z:,} breached<extra></extra>",
+            hovertemplate=f"%{{y}} %{{x}} {chart_text(data.heatmap_zone)}: %{{z:,}} breached<extra></extra>",
             xgap=1,
             ygap=1,
         )
     )
-    base_layout(fig, "Breached ticket clocks by weekday and hour of the clock start (UTC)", "")
+    zone = chart_text(data.heatmap_zone)
+    base_layout(fig, f"Breached ticket clocks by weekday and hour of the clock start ({zone})", "")
     fig.update_layout(height=320)
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(type="category", title="hour of day (UTC)")
+    fig.update_xaxes(type="category", title=f"hour of day ({zone}, the support calendar's zone)")
     return chart_html(fig, "chart-heatmap")
 
 
@@ -531,8 +667,8 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
     fig = go.Figure()
     severities = [chart_text(row.get("severity")) for row in rows]
     for key, count_key, label, color in (
-        ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", "#2a5db0"),
-        ("mttr_mean_seconds", "resolved", "MTTR (mean time to resolve)", "#8e24aa"),
+        ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", SERIES_COLORS[0]),
+        ("mttr_mean_seconds", "resolved", "MTTR (mean time to resolve)", SERIES_COLORS[1]),
     ):
         seconds = [_float(row.get(key)) for row in rows]
         fig.add_trace(
@@ -597,6 +733,212 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
     return chart_html(fig, "chart-privacy")
 
 
+def _volume_chart(data: DashboardData) -> Markup | None:
+    """Tickets created per month (bars) and the open backlog at each month's end (line)."""
+    rows = sorted(frame_rows(data.ticket_volume), key=lambda row: cell_text(row.get("period")))
+    if not rows:
+        return None
+    months = [chart_text(row.get("period")) for row in rows]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=months,
+            y=[_int_or_none(row.get("created")) for row in rows],
+            name="tickets created",
+            marker_color=SERIES_COLORS[5],
+            hovertemplate="%{x}: %{y:,} tickets created<extra></extra>",
+        )
+    )
+    if any(row.get("open_at_month_end") is not None for row in rows):
+        fig.add_trace(
+            go.Scatter(
+                x=months,
+                y=[_int_or_none(row.get("open_at_month_end")) for row in rows],
+                name="open at the month's end",
+                mode="lines+markers",
+                marker_symbol="diamond",
+                line={"color": SERIES_COLORS[0]},
+                hovertemplate="end of %{x}: %{y:,} tickets open<extra></extra>",
+            )
+        )
+    base_layout(fig, "Tickets created per month and open backlog at each month's end (UTC)", "tickets")
+    fig.update_xaxes(type="category")
+    return chart_html(fig, "chart-volume")
+
+
+def _resolution_chart(data: DashboardData) -> Markup | None:
+    """Median, p90 and p95 ticket resolution time by month of creation (exact quantiles from the warehouse)."""
+    rows = sorted(
+        (row for row in frame_rows(data.resolution_times) if cell_text(row.get("period")) not in ("", "all")),
+        key=lambda row: cell_text(row.get("period")),
+    )
+    measured = [
+        value
+        for row in rows
+        for key in ("median_seconds", "p90_seconds", "p95_seconds")
+        if (value := _float(row.get(key))) is not None
+    ]
+    if not measured:
+        return None
+    unit, size = _duration_unit(max(measured))
+    fig = go.Figure()
+    months = [chart_text(row.get("period")) for row in rows]
+    for index, (key, label, symbol) in enumerate(
+        (
+            ("median_seconds", "median", "circle"),
+            ("p90_seconds", "p90", "square"),
+            ("p95_seconds", "p95", "triangle-up"),
+        )
+    ):
+        seconds = [_float(row.get(key)) for row in rows]
+        fig.add_trace(
+            go.Scatter(
+                x=months,
+                y=[None if value is None else round(value / size, 3) for value in seconds],
+                customdata=[
+                    [human_duration(value), format_count(row.get("count"))]
+                    for value, row in zip(seconds, rows, strict=False)
+                ],
+                name=label,
+                mode="lines+markers",
+                marker_symbol=symbol,
+                line={"color": SERIES_COLORS[index], "dash": ("solid", "dash", "dot")[index]},
+                hovertemplate=f"%{{x}} {label}: %{{customdata[0]}} (%{{customdata[1]}} resolved tickets)<extra></extra>",
+            )
+        )
+    base_layout(fig, "Ticket resolution time by month of creation: median, p90, p95 (wall-clock time)", unit)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(rangemode="tozero")
+    return chart_html(fig, "chart-resolution")
+
+
+def _causes_chart(data: DashboardData) -> Markup | None:
+    """Per commitment, its breaches stacked by cause (violations.cause): the "why" behind each red tile."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in frame_rows(data.breach_causes):
+        count = _int_or_none(row.get("breaches"))
+        if count:
+            by_cause = counts.setdefault(cell_text(row.get("rule_id")), {})
+            cause = cell_text(row.get("cause")) or "unknown"
+            by_cause[cause] = by_cause.get(cause, 0) + count
+    if not counts:
+        return None
+    rules = _rule_order(data.policy, list(counts))
+    causes = sorted(
+        {cause for by_cause in counts.values() for cause in by_cause},
+        key=lambda cause: (-sum(by_cause.get(cause, 0) for by_cause in counts.values()), cause),
+    )
+    fig = go.Figure()
+    for index, cause in enumerate(causes):
+        label = CAUSE_WORDS.get(cause, cause)
+        values = [counts[rule_id].get(cause) for rule_id in rules]
+        fig.add_trace(
+            go.Bar(
+                y=[chart_text(rule_id) for rule_id in rules],
+                x=values,
+                orientation="h",
+                name=chart_text(label),
+                meta=chart_text(cause),  # what the page's filters recount
+                marker_color=_color(index),
+                # a pattern as well as a colour: causes stay apart in grey print and for colour-blind readers
+                marker_pattern_shape=("", "/", ".", "x", "\\", "+", "-", "|")[index % 8],
+                text=[format_count(value) if value else "" for value in values],
+                textposition="inside",
+                hovertemplate=f"%{{y}}: %{{x:,}} {chart_text(label)}<extra></extra>",
+            )
+        )
+    base_layout(fig, "Breaches per commitment by cause", "")
+    fig.update_layout(
+        barmode="stack", height=max(320, 120 + 28 * len(rules)), uniformtext={"minsize": 8, "mode": "hide"}
+    )
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_xaxes(title="breached items", rangemode="tozero")
+    return chart_html(fig, "chart-causes")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Filters: the counts the page recomputes its figures from, embedded in the page
+# --------------------------------------------------------------------------------------------------------------
+
+FILTER_DIMENSIONS = ("channel", "tier", "plan")
+# Thresholds travel to the page in thousandths of a percent, so that the page compares integers exactly.
+THRESHOLD_SCALE = 1000
+
+
+def _segment_parts(segment: str) -> dict[str, str] | None:
+    """``channel=a;tier=b;plan=c`` -> its three values; None for any other segment (``all``, ``request_type=..``,
+    the ``plan=unknown`` roll-up): only a full channel x tier x plan cell can be summed under any filter."""
+    parts = dict(part.split("=", 1) for part in segment.split(";") if "=" in part)
+    return parts if set(parts) == set(FILTER_DIMENSIONS) else None
+
+
+def filter_payload(data: DashboardData) -> dict[str, Any]:
+    """What the page's filters need: per rule x month the overall counts (``totals``) and per rule x month x
+    channel x tier x plan the counts of each cell (``cells``). Adherence under a filter is the sum of the achieved
+    over the sum of achieved + breached of the matching rows; quantiles cannot be combined from counts, so the
+    time charts stay on all data and say so."""
+    totals: list[list[Any]] = []
+    cells: list[list[Any]] = []
+    split_rules: set[str] = set()
+    months: set[str] = set()
+    values: dict[str, set[str]] = {dimension: set() for dimension in FILTER_DIMENSIONS}
+    for row in frame_rows(data.monthly):
+        period, rule_id = cell_text(row.get("period")), cell_text(row.get("rule_id"))
+        if not period or period == "all":
+            continue
+        achieved, breached = _int_or_none(row.get("achieved")) or 0, _int_or_none(row.get("breached")) or 0
+        segment = cell_text(row.get("segment")) or "all"
+        if segment == "all":
+            totals.append([rule_id, period, achieved, breached])
+            months.add(period)
+            continue
+        parts = _segment_parts(segment)
+        if parts is None:
+            continue
+        split_rules.add(rule_id)
+        for dimension in FILTER_DIMENSIONS:
+            values[dimension].add(parts[dimension])
+        cells.append([rule_id, period, *(parts[dimension] for dimension in FILTER_DIMENSIONS), achieved, breached])
+    totals.sort()
+    cells.sort()
+    causes = []
+    for row in frame_rows(data.breach_causes):
+        parts = _segment_parts(cell_text(row.get("segment")))
+        period = cell_text(row.get("period")) or None
+        causes.append(
+            [
+                cell_text(row.get("rule_id")),
+                cell_text(row.get("cause")) or "unknown",
+                period,
+                *(parts[dimension] if parts else None for dimension in FILTER_DIMENSIONS),
+                _int_or_none(row.get("breaches")) or 0,
+            ]
+        )
+    causes.sort(key=lambda row: [cell_text(value) for value in row])
+    return {
+        # rule, cause, month, channel, tier, plan, breaches (month and segment NULL outside ticket clocks)
+        "causes": causes,
+        "months": sorted(months),
+        "dimensions": {dimension: sorted(values[dimension]) for dimension in FILTER_DIMENSIONS},
+        "rules": {
+            rule_id: {"domain": _domain_of(data.policy, rule_id), "split": rule_id in split_rules}
+            for rule_id in _rule_order(data.policy, [row[0] for row in totals])
+        },
+        "totals": totals,
+        "cells": cells,
+        "threshold_milli": int(_exact(data.policy.met_min_adherence_pct) * THRESHOLD_SCALE),
+        "band_milli": int(_exact(data.policy.amber_band_pct) * THRESHOLD_SCALE),
+        "report": REPORT_FILE,
+    }
+
+
+def embedded_json(payload: Any) -> Markup:
+    """JSON for a ``<script type="application/json">``: ``<``, ``>`` and ``&`` as ``\\u`` escapes, so that no value
+    can end the element (``</script>``) or open a comment; JSON.parse reads them back as the characters."""
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Page
 # --------------------------------------------------------------------------------------------------------------
@@ -616,7 +958,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "policy_title": policy.title,
         "profile": policy.profile,
         "met_min": f"{met_min:g}",
-        "amber_min": f"{max(0.0, met_min - AMBER_BAND_POINTS):g}",
+        "amber_min": f"{max(0.0, met_min - policy.amber_band_pct):g}",
         "run_id": cell_text(data.run_id) or "—",
         "as_of": format_timestamp(data.as_of),
         "generated_at": format_timestamp(data.generated_at),
@@ -632,6 +974,12 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "incidents_chart": incidents_chart,
         "incidents": incidents_table,
         "privacy_chart": _privacy_chart(data),
+        "volume_chart": _volume_chart(data),
+        "resolution_chart": _resolution_chart(data),
+        "causes_chart": _causes_chart(data),
+        "heatmap_zone": data.heatmap_zone,
+        "filter_data": embedded_json(filter_payload(data)),
+        "report_href": REPORT_FILE,
         "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
     }
 

@@ -436,3 +436,151 @@ def test_export_formats_are_checked(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "compliance-report: --export 'png,svg': unknown export format svg (choose from png, pdf)"
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reports people explore: dashboard filters, drill-down into the report, any screen
+# --------------------------------------------------------------------------------------------------------------
+
+TILE_STATE = """Array.from(document.querySelectorAll('article.kpi')).map(tile => ({
+  id: tile.id, status: tile.dataset.status, value: tile.querySelector('.kpi-value').textContent,
+  filtered: tile.querySelector('.kpi-filtered').textContent,
+  links: Array.from(tile.querySelectorAll('a')).map(a => a.getAttribute('href'))}))"""
+
+
+def _open_with_fragment(browser: Browser, path: Path, fragment: str, width: int = 1440) -> None:
+    browser.open(path, width=width)  # the page first, then its fragment: as a shared link is opened
+    browser.evaluate(f"window.location.hash = {json.dumps(fragment)}; new Promise(r => setTimeout(r, 300))")
+
+
+def _expected_tile(achieved: int, breached: int, threshold: float = 100.0, band: float = 5.0) -> tuple[str, str]:
+    denominator = achieved + breached
+    if not denominator:
+        return "—", "grey"
+    tenths = achieved * 1000 // denominator
+    adherence = 100 * achieved / denominator
+    status = "green" if adherence >= threshold else "amber" if adherence >= threshold - band else "red"
+    return f"{tenths // 10}.{tenths % 10}%", status
+
+
+@needs_chrome
+def test_dashboard_filter_recomputes_tiles_from_the_evidence(browser, run_out):
+    """A month range and a channel: every ticket tile shows what ticket_sla.csv gives, counted here."""
+    dashboard = run_out / "sla_dashboard.html"
+    browser.open(dashboard)
+    months = browser.evaluate("JSON.parse(document.getElementById('dashboard-data').textContent).months")
+    first, last = months[2], months[5]
+    _open_with_fragment(browser, dashboard, f"from={first}&to={last}&channel=technical_support")
+    tiles = {tile["id"]: tile for tile in browser.evaluate(TILE_STATE)}
+    assert browser.errors() == []
+    clocks = pl.read_csv(run_out / "evidence" / "ticket_sla.csv", infer_schema_length=0).filter(
+        pl.col("channel") == "technical_support",
+        pl.col("state").is_in(["achieved", "breached"]),
+        pl.col("started_at").str.slice(0, 7).is_between(pl.lit(first), pl.lit(last)),
+    )
+    counted = {
+        row["rule_id"]: (row["achieved"], row["breached"])
+        for row in clocks.group_by("rule_id")
+        .agg(achieved=(pl.col("state") == "achieved").sum(), breached=(pl.col("state") == "breached").sum())
+        .to_dicts()
+    }
+    assert counted, "the sample has technical-support clocks in the range"
+    ticket_rules = [rule.id for rule in load_policy("platform").rules if rule.domain == "tickets"]
+    for rule_id in ticket_rules:
+        tile = tiles.get(f"kpi-{rule_id}")
+        if tile is None:
+            continue
+        achieved, breached = counted.get(rule_id, (0, 0))
+        assert (tile["value"], tile["status"]) == _expected_tile(achieved, breached), rule_id
+        assert f"{achieved:,} achieved of {achieved + breached:,}" in tile["filtered"], rule_id
+    summary = browser.evaluate(
+        "Object.fromEntries(['green', 'amber', 'red', 'grey'].map(s => [s, Number(document.querySelector("
+        "'#status-summary .rag-' + s).previousElementSibling.textContent)]))"
+    )
+    statuses = [tile["status"] for key, tile in tiles.items() if key.startswith("kpi-")]
+    assert summary == {status: statuses.count(status) for status in ("green", "amber", "red", "grey")}
+    # the breaches by cause are recounted for the same filter: per rule, its causes add up to its breached clocks
+    by_cause = browser.evaluate("""(() => { const gd = document.getElementById('chart-causes'); const sums = {};
+      gd.data.forEach(t => t.y.forEach((rule, i) => { sums[rule] = (sums[rule] || 0) + (t.x[i] || 0); }));
+      return sums; })()""")
+    for rule_id, (_, breached) in counted.items():
+        assert by_cause.get(rule_id, 0) == breached, rule_id
+    pooled = [sum(pair[index] for pair in counted.values()) for index in (0, 1)]
+    assert (tiles["headline-tickets"]["value"], tiles["headline-tickets"]["status"]) == _expected_tile(*pooled)
+    # a commitment that is not split by channel says so instead of showing an unfiltered figure
+    privacy = next(tile for tile in tiles.values() if tile["id"].startswith("kpi-PRIV-"))
+    assert privacy["value"] == "—" and "does not apply" in privacy["filtered"]
+    # the state is in the fragment; "Show all" brings back the published figures
+    state = browser.evaluate("""(() => {
+      const hash = window.location.hash;
+      document.getElementById('filter-reset').click();
+      return {hash, after: window.location.hash,
+              value: document.querySelector('#kpi-SUP-TECH-STD .kpi-value').textContent};
+    })()""")
+    assert "channel=technical_support" in state["hash"] and state["after"] == ""
+    browser.open(dashboard)
+    assert state["value"] == browser.evaluate("document.querySelector('#kpi-SUP-TECH-STD .kpi-value').textContent")
+
+
+@needs_chrome
+def test_dashboard_links_resolve_in_the_report(browser, run_out):
+    """Every tile links to its commitment's section of the report, and its records to the filtered violations."""
+    browser.open(run_out / "sla_dashboard.html")
+    links = {href for tile in browser.evaluate(TILE_STATE) for href in tile["links"]}
+    browser.open(run_out / "compliance_report.html")
+    ids = set(browser.evaluate("Array.from(document.querySelectorAll('[id]')).map(e => e.id)"))
+    sections = {href.split("#", 1)[1] for href in links if "?" not in href}
+    assert sections and all(href.startswith("compliance_report.html#") for href in links)
+    assert sections <= ids, sections - ids
+    records = sorted(href for href in links if "#violations?rule=" in href)
+    assert records
+    violations = pl.read_csv(run_out / "evidence" / "violations.csv", infer_schema_length=0)
+    for href in records[:3]:
+        rule_id = href.split("rule=", 1)[1]
+        _open_with_fragment(browser, run_out / "compliance_report.html", href.split("#", 1)[1])
+        shown = browser.evaluate(
+            "Array.from(document.querySelectorAll('#violation-table tbody tr')).filter(r => !r.hidden)"
+            ".map(r => r.dataset.rule)"
+        )
+        assert browser.errors() == []
+        assert set(shown) <= {rule_id}
+        assert len(shown) == violations.filter(pl.col("rule_id") == rule_id).height, rule_id
+
+
+@needs_chrome
+def test_report_drill_down_to_a_rule_and_month(browser, run_out):
+    """#violations?rule=..&month=.. shows exactly the breached clocks of that rule started in that month."""
+    clocks = pl.read_csv(run_out / "evidence" / "ticket_sla.csv", infer_schema_length=0).filter(
+        pl.col("state") == "breached"
+    )
+    busiest = (
+        clocks.with_columns(month=pl.col("started_at").str.slice(0, 7))
+        .group_by("rule_id", "month")
+        .len()
+        .sort("len", "rule_id", "month", descending=[True, False, False])
+        .row(0, named=True)
+    )
+    _open_with_fragment(
+        browser, run_out / "compliance_report.html", f"violations?rule={busiest['rule_id']}&month={busiest['month']}"
+    )
+    state = browser.evaluate("""({shown: Array.from(document.querySelectorAll('#violation-table tbody tr'))
+        .filter(r => !r.hidden).length, drill: document.getElementById('violation-drill-text').textContent})""")
+    assert browser.errors() == []
+    assert state["shown"] == busiest["len"]
+    assert state["drill"] == f"rule {busiest['rule_id']}, month {busiest['month']}"
+
+
+@needs_chrome
+@pytest.mark.parametrize("width", [390, 1440])
+def test_pages_never_scroll_sideways(browser, run_out, width):
+    """At a phone's 390 px and a desktop's 1440 px the page itself never scrolls sideways (wide tables scroll
+    in their own box), every chart keeps its mode bar, and the page logs no error."""
+    for name in ("compliance_report.html", "sla_dashboard.html"):
+        browser.open(run_out / name, width=width, height=900)
+        state = browser.evaluate("""new Promise(resolve => setTimeout(() => resolve({
+          overflow: document.documentElement.scrollWidth - window.innerWidth,
+          charts: document.querySelectorAll('div.plotly-graph-div').length,
+          modebars: document.querySelectorAll('div.plotly-graph-div .modebar').length}), 300))""")
+        assert browser.errors() == [], name
+        assert state["overflow"] <= 0, (name, width, state)
+        assert state["charts"] > 0 and state["modebars"] == state["charts"], (name, state)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from conftest import HOSTILE_IMG, HOSTILE_SCRIPT, html_section, utc, without_plotlyjs
 
-from compliance.policy import load_policy
-from reports.sla_dashboard import DashboardData, rag_status, render_sla_dashboard
+from compliance.policy import POLICY_DIR, PolicyError, load_policy
+from reports.formatting import business_hours_text
+from reports.sla_dashboard import DashboardData, embedded_json, longer_changes, rag_status, render_sla_dashboard
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +198,7 @@ def test_every_kpi_tile_has_its_status_id_and_denominator(page):
         assert f"of {achieved + breached} (denominator)" in body
         assert f"rag-badge rag-{expected}" in body
     assert ">99.0%<" in section and ">95.0%<" in section and ">92.0%<" in section and ">89.0%<" in section
-    assert "target 1 d" in section
+    assert "target 24 hours" in section  # a 24/7 target in wall-clock hours, as the policy states it
 
 
 def test_status_summary_counts(page):
@@ -257,7 +261,7 @@ def test_response_chart_is_relative_to_the_target(page):
     chart = next(s for s in _chart_scripts(page) if '"chart-response"' in s)
     # SUP-ACCT-STD in the latest month (the default view): median 10000 s of 86400 s
     assert "11.57" in chart
-    assert "2 h 46 min" in chart and "1 d" in chart
+    assert "2 h 46 min" in chart and "24 hours" in chart  # the target as the policy states it
     assert '"name":"median"' in chart and '"name":"p90"' in chart
 
 
@@ -382,7 +386,8 @@ def test_response_chart_prefers_the_whole_period_and_offers_months(policy):
     assert "whole period" in chart and '"label":"2024-01"' in chart and '"label":"2024-02"' in chart
     assert '"x":[50.0]' in chart  # 12 h of a 1 d target, shown by default
     trend = next(s for s in _chart_scripts(page) if '"chart-trend"' in s)
-    assert '"all"' not in trend  # the whole-period row is not a month on the trend line
+    # the whole-period row is not a month on the trend line ("all" is only the segment of a line's meta)
+    assert not any('"all"' in months for months in re.findall(r'"x":\[([^\]]*)\]', trend))
 
 
 def test_kpi_tiles_show_the_change_against_the_month_before(page):
@@ -426,3 +431,257 @@ def test_trend_shows_the_first_domain_and_offers_every_domain(policy):
     privacy_trace = re.search(r'"name":"PRIV-RESP".*?"type":"scatter"', trend).group(0)
     assert '"visible":false' in privacy_trace  # shown from the menu, not at first sight
     assert '"2024-02"' in trend and "SUP-TECH-STD" not in trend  # a month without any verdict has no point
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The amber band is a policy setting (report.amber_band_pct), not a constant
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _platform_with(tmp_path, **top_level) -> Path:
+    document = yaml.safe_load((POLICY_DIR / "platform.yaml").read_text(encoding="utf-8"))
+    document.update(top_level)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_amber_band_is_read_from_the_policy(tmp_path):
+    assert load_policy("platform").amber_band_pct == 5.0  # the default when the file does not set it
+    assert load_policy(_platform_with(tmp_path, report={"amber_band_pct": 2})).amber_band_pct == 2.0
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ({"amber_band_pct": -1}, r"report\.amber_band_pct"),
+        ({"amber_band_pct": 101}, r"report\.amber_band_pct"),
+        ({"amber_band": 2}, r"report.*amber_band"),  # an unknown key is refused
+    ],
+)
+def test_amber_band_out_of_range_or_misspelled_is_refused(tmp_path, report, message):
+    with pytest.raises(PolicyError, match=message):
+        load_policy(_platform_with(tmp_path, report=report))
+
+
+@pytest.mark.parametrize(
+    ("achieved", "band", "expected"),
+    [(98, 2, "amber"), (97, 2, "red"), (97, 3, "amber"), (99, 0, "red")],  # threshold 100
+)
+def test_rag_status_follows_the_amber_band(achieved, band, expected):
+    assert rag_status(achieved, 100, 100, band) == expected
+
+
+def test_dashboard_colours_tiles_with_the_policy_band(policy):
+    # SUP-TECH-STD 92 / 100 is amber with the default 5-point band at 95%; with a 2-point band it is red
+    page = render_sla_dashboard(_data(dataclasses.replace(policy, amber_band_pct=2.0)))
+    assert 'id="kpi-SUP-TECH-STD" data-status="red"' in page
+    assert "from 93% up to 95%" in page
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Units people read; charts keep their mode bar; colour never the only signal
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_business_hour_targets_read_as_business_hours(page):
+    tiles = dict(re.findall(r'id="kpi-([^"]+)" data-status="\w+">(.*?)</article>', html_section(page, "kpis"), re.S))
+    # SUP-TECH-STD counts 24 h on CAL-BH-EST (Mon-Fri 09-17): three working days, never "1 d"
+    assert "target 24 business hours" in tiles["SUP-TECH-STD"]
+    assert "target 24 hours" in tiles["SUP-ACCT-STD"]  # on the 24/7 calendar: wall-clock hours
+    assert "1 d" not in tiles["SUP-TECH-STD"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(86400, "24 business hours"), (3600, "1 business hour"), (5400, "1.5 business hours"), (None, "—")],
+)
+def test_business_hours_text(seconds, expected):
+    assert business_hours_text(seconds) == expected
+
+
+def test_charts_keep_the_mode_bar_for_png_export(page):
+    for script in _chart_scripts(page):
+        assert '"displayModeBar": true' in script and '"toImageButtonOptions"' in script
+
+
+def test_status_badges_carry_a_shape_beside_the_colour(page):
+    for status, shape in (("green", "\\2713"), ("amber", "!"), ("red", "\\2715"), ("grey", "\\2013")):
+        assert f'.rag-badge.rag-{status}::before {{ content: "{shape}' in page
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Filters: the counts embedded in the page
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _embedded(page: str) -> dict:
+    found = re.search(r'<script type="application/json" id="dashboard-data">(.*?)</script>', page, re.S)
+    return json.loads(found.group(1))
+
+
+def test_filter_counts_are_embedded_per_month_and_full_segment(page):
+    payload = _embedded(page)
+    assert payload["months"] == ["2024-01", "2024-02"]
+    assert ["SUP-ACCT-STD", "2024-01", 50, 1] in payload["totals"]
+    # only a full channel x tier x plan cell can be summed under any filter; the two-key segment is left out
+    assert payload["cells"] == [["SUP-ACCT-STD", "2024-01", "account_billing", "standard", "free", 30, 1]]
+    assert payload["dimensions"] == {"channel": ["account_billing"], "tier": ["standard"], "plan": ["free"]}
+    assert payload["rules"]["SUP-ACCT-STD"] == {"domain": "tickets", "split": True}
+    assert payload["rules"]["SUP-ACCT-PRIO"]["split"] is False
+    assert payload["threshold_milli"] == 95_000 and payload["band_milli"] == 5_000
+
+
+def test_embedded_json_cannot_end_its_script_element():
+    text = str(embedded_json({"segment": "</script><script>alert(1)</script>&<!--"}))
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"segment": "</script><script>alert(1)</script>&<!--"}
+
+
+def test_hostile_segment_values_stay_inside_the_json(policy):
+    data = _data(policy)
+    hostile = pl.DataFrame(
+        {
+            "rule_id": ["SUP-ACCT-STD"],
+            "period": ["2024-02"],
+            "segment": [f"channel={HOSTILE_SCRIPT};tier=standard;plan=free"],
+            "achieved": [1],
+            "breached": [0],
+            "denominator": [1],
+        }
+    )
+    data.monthly = pl.concat([data.monthly, hostile], how="diagonal_relaxed")
+    page = render_sla_dashboard(data)
+    assert HOSTILE_SCRIPT not in page
+    assert HOSTILE_SCRIPT in _embedded(page)["dimensions"]["channel"]
+
+
+def test_tiles_link_to_their_commitment_in_the_report(page):
+    section = html_section(page, "kpis")
+    for rule_id in KPI_FIGURES:
+        assert f'href="compliance_report.html#{rule_id}"' in section
+        assert f'href="compliance_report.html#violations?rule={rule_id}"' in section
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Drill-down in the compliance report: an anchor per commitment, figures linked to the records behind them
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_report_figures_link_to_their_records(policy):
+    from test_reports import _data as report_data  # the report's own fixture
+
+    from reports.compliance_report import render_compliance_report
+
+    data = report_data(policy, hostile=False)
+    data.violations = data.violations.with_columns(
+        segment=pl.Series(["channel=account_billing;tier=standard;plan=free", None, None]),
+        period=pl.Series(["2024-01", None, None]),
+    )
+    page = render_compliance_report(data)
+    tickets = html_section(page, "domain-tickets")
+    assert '<tr id="SUP-ACCT-STD">' in tickets  # the dashboard's tiles link to compliance_report.html#SUP-ACCT-STD
+    assert re.search(r'<a href="#violations\?rule=SUP-ACCT-STD" title="The records behind this figure">\d', tickets)
+    violations = html_section(page, "violations")
+    assert (
+        'data-rule="SUP-ACCT-STD" data-segment="channel=account_billing;tier=standard;plan=free" data-month="2024-01"'
+        in violations
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What a VP asks next: QoQ and YoY, volume and backlog, resolution percentiles, causes; the heatmap's zone
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _month_row(period, achieved, breached, rule_id="SUP-ACCT-STD"):
+    return {"rule_id": rule_id, "period": period, "segment": "all", "achieved": achieved, "breached": breached}
+
+
+def test_quarter_and_year_over_year_changes():
+    rows = [
+        _month_row("2025-10", 90, 10),  # the year-before month: 90.0%
+        _month_row("2026-04", 80, 20),
+        _month_row("2026-05", 80, 20),
+        _month_row("2026-06", 80, 20),  # 2026-Q2: 240 / 300 = 80.0%
+        _month_row("2026-07", 95, 5),
+        _month_row("2026-08", 85, 15),
+        _month_row("2026-09", 90, 10),  # 2026-Q3: 270 / 300 = 90.0%
+        _month_row("2026-10", 99, 1),  # the last whole month before 2026-11-01: 99.0%
+    ]
+    changes = longer_changes(rows, utc(2026, 11, 1))["SUP-ACCT-STD"]
+    assert changes == [
+        {"label": "QoQ", "delta": "▲ +10.0 pp", "direction": "up", "periods": "2026-Q3 vs 2026-Q2"},
+        {"label": "YoY", "delta": "▲ +9.0 pp", "direction": "up", "periods": "2026-10 vs 2025-10"},
+    ]
+    without_year_before = longer_changes(rows[1:], utc(2026, 11, 1))["SUP-ACCT-STD"]
+    assert without_year_before[1]["delta"] == "no comparison"  # a missing side is said, not taken as 0%
+
+
+def _vp_data(policy) -> DashboardData:
+    data = _data(policy, hostile=False)
+    data.heatmap_zone = "America/New_York"
+    data.breach_causes = pl.DataFrame(
+        {
+            "rule_id": ["SUP-ACCT-STD", "SUP-ACCT-STD", "SUP-SALES"],
+            "cause": ["answered_late", "never_answered", "open_past_due"],
+            "breaches": [3, 2, 7],
+        }
+    )
+    data.resolution_times = pl.DataFrame(
+        {
+            "period": ["all", "2024-01", "2024-02"],
+            "count": [10, 4, 6],
+            "median_seconds": [7200.0, 3600.0, 10800.0],
+            "p90_seconds": [36000.0, 18000.0, 36000.0],
+            "p95_seconds": [72000.0, 36000.0, 72000.0],
+        }
+    )
+    data.ticket_volume = pl.DataFrame(
+        {"period": ["2024-01", "2024-02"], "created": [120, 80], "resolved": [100, 90], "open_at_month_end": [20, 10]}
+    )
+    return data
+
+
+def test_volume_causes_and_resolution_charts(policy):
+    page = render_sla_dashboard(_vp_data(policy))
+    scripts = _chart_scripts(page)
+    volume = next(s for s in scripts if '"chart-volume"' in s)
+    assert '"y":[120,80]' in volume and '"y":[20,10]' in volume
+    causes = next(s for s in scripts if '"chart-causes"' in s)
+    assert '"name":"answered late"' in causes and '"name":"closed without an answer"' in causes
+    assert '"name":"still open past due"' in causes and '"barmode":"stack"' in causes
+    resolution = next(s for s in scripts if '"chart-resolution"' in s)
+    assert '"name":"p95"' in resolution and '"x":["2024-01","2024-02"]' in resolution  # months only, not "all"
+    heatmap = next(s for s in scripts if '"chart-heatmap"' in s)
+    assert "America" in heatmap and "New_York" in heatmap and "(UTC)" not in heatmap  # plotly escapes the "/"
+
+
+def test_vp_sections_say_no_data_without_their_tables(policy):
+    page = render_sla_dashboard(_data(policy, hostile=False))
+    for section in ("volume", "causes", "resolution-times"):
+        assert "No data" in html_section(page, section), section
+
+
+def test_heatmap_zone_is_the_ticket_business_calendar_zone():
+    from compliance.evidence.summaries import heatmap_zone
+
+    assert heatmap_zone(load_policy("platform")) == "America/New_York"
+
+
+def test_breach_causes_are_embedded_per_month_and_segment(policy):
+    data = _vp_data(policy)
+    data.breach_causes = pl.DataFrame(
+        {
+            "rule_id": ["SUP-ACCT-STD", "SEC-ACK"],
+            "cause": ["answered_late", "acknowledged_late"],
+            "period": ["2024-01", None],
+            "segment": ["channel=account_billing;tier=standard;plan=free", None],
+            "breaches": [3, 2],
+        }
+    )
+    causes = _embedded(render_sla_dashboard(data))["causes"]
+    assert causes == [
+        ["SEC-ACK", "acknowledged_late", None, None, None, None, 2],  # no month or segment outside ticket clocks
+        ["SUP-ACCT-STD", "answered_late", "2024-01", "account_billing", "standard", "free", 3],
+    ]

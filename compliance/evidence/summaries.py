@@ -8,6 +8,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from compliance.core.sql import table_exists
 from compliance.policy import Policy
 
 VIOLATIONS_SHOWN = 2_000  # the violations the report lists (violations_total counts them all)
@@ -27,6 +28,17 @@ def verdict_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {verdict: int(count) for verdict, count in sorted(counts.items())}
 
 
+# A ticket clock's violation with the segment and month its metrics rows count it in (as the tickets' items view
+# writes them: month of the clock start in UTC), so that the report's figures drill down to their records.
+_TICKET_SEGMENT_JOIN = """ LEFT JOIN (
+    SELECT rule_id, record_id, due_at,
+           any_value('channel=' || coalesce(channel, '-') || ';tier=' || coalesce(tier, '-') || ';plan='
+                     || coalesce(plan, '-')) AS segment,
+           any_value(strftime(timezone('UTC', started_at), '%Y-%m')) AS period
+    FROM ticket_sla WHERE state = 'breached' GROUP BY ALL
+) AS ticket_clock_segments USING (rule_id, record_id, due_at)"""
+
+
 def _at_risk(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return con.sql(
         "SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT $shown",
@@ -40,7 +52,8 @@ def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | in
         "verdicts": con.sql("SELECT * FROM verdicts ORDER BY position").pl(),
         "metrics": con.sql("SELECT * FROM metrics").pl(),
         "violations": con.sql(
-            "SELECT * FROM violations ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT $shown",
+            f"SELECT * FROM violations{_TICKET_SEGMENT_JOIN} "
+            "ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT $shown",
             params={"shown": VIOLATIONS_SHOWN},
         ).pl(),
         "violations_total": con.execute("SELECT count(*) FROM violations").fetchall()[0][0],
@@ -76,16 +89,13 @@ def dashboard_tables(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
             "SELECT rule_id, title, domain, achieved, breached, active, denominator, adherence_pct FROM verdicts "
             "WHERE verdict IN ('met', 'breached') ORDER BY position"
         ).pl(),
-        # Trends over the twelve months before as-of (retention months reach back years).
+        # Trends over the thirteen months before as-of, so that the last whole month has its year-before month (YoY);
+        # retention months reach back years.
         "monthly": con.sql(
             "SELECT rule_id, period, segment, achieved, breached, denominator, adherence_pct, median_seconds, p90_seconds "
-            "FROM metrics WHERE period = 'all' OR period >= strftime($as_of::TIMESTAMPTZ - INTERVAL 12 MONTH, '%Y-%m') "
+            "FROM metrics WHERE period = 'all' OR period >= strftime($as_of::TIMESTAMPTZ - INTERVAL 13 MONTH, '%Y-%m') "
             "ORDER BY period, rule_id, segment",
             params={"as_of": as_of},
-        ).pl(),
-        "breaches_by_hour": con.sql(
-            "SELECT isodow(started_at) AS weekday, hour(started_at) AS hour, count(*) AS breaches FROM ticket_sla "
-            "WHERE state = 'breached' GROUP BY ALL ORDER BY ALL"
         ).pl(),
         "at_risk": _at_risk(con),
         "incident_response": con.sql("SELECT * FROM incident_response").pl(),
@@ -95,4 +105,64 @@ def dashboard_tables(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
             "ORDER BY rule_id, period"
         ).pl(),
         "targets": {rule.id: rule.target.seconds for rule in policy.rules if rule.target.seconds},
+        **_dashboard_extras(con, policy, as_of),
     }
+
+
+def heatmap_zone(policy: Policy) -> str:
+    """The zone the breaches-by-hour grid is drawn in: that of the business-hours calendars of the ticket rules
+    (the hours the support organisation works), the most used one first; UTC when they all run 24/7."""
+    zones: dict[str, int] = {}
+    for rule in policy.rules:
+        calendar = policy.calendars.get(rule.calendar or "")
+        if rule.domain == "tickets" and calendar is not None and calendar.kind != "always_open":
+            zones[calendar.timezone] = zones.get(calendar.timezone, 0) + 1
+    return min(zones, key=lambda zone: (-zones[zone], zone)) if zones else "UTC"
+
+
+def _dashboard_extras(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> dict[str, object]:
+    """What a VP asks next: breaches by hour in the calendar's zone, ticket volume and open backlog by month,
+    resolution-time percentiles, the causes of the breaches per commitment."""
+    zone = heatmap_zone(policy)
+    tables: dict[str, object] = {
+        "heatmap_zone": zone,
+        "breaches_by_hour": con.sql(
+            "SELECT isodow(timezone($zone, started_at)) AS weekday, hour(timezone($zone, started_at)) AS hour, "
+            "count(*) AS breaches FROM ticket_sla WHERE state = 'breached' GROUP BY ALL ORDER BY ALL",
+            params={"zone": zone},
+        ).pl(),
+        # per ticket clock's month and segment as well, so that the dashboard's filters can recount them
+        "breach_causes": con.sql(
+            f"SELECT rule_id, coalesce(cause, 'unknown') AS cause, period, segment, count(*) AS breaches "
+            f"FROM violations{_TICKET_SEGMENT_JOIN} WHERE severity = 'breach' GROUP BY ALL ORDER BY ALL"
+        ).pl(),
+        "resolution_times": con.sql(
+            "SELECT period, count, median_seconds, p90_seconds, p95_seconds FROM response_times "
+            "WHERE metric = 'resolution' AND channel = 'all' AND tier = 'all' AND plan = 'all' ORDER BY period"
+        ).pl()
+        if table_exists(con, "response_times")
+        else None,
+        "ticket_volume": None,
+    }
+    if table_exists(con, "staged_tickets"):
+        # Backlog at a month's end = tickets created by then - tickets resolved by then (running sums, set-based);
+        # without any resolved_at in the export the backlog is unknown, not "everything open".
+        tables["ticket_volume"] = con.sql(
+            """WITH created_by_month AS (
+                   SELECT strftime(timezone('UTC', created_at), '%Y-%m') AS period, count(*) AS created
+                   FROM staged_tickets WHERE created_at <= $as_of GROUP BY ALL),
+               resolved_by_month AS (
+                   SELECT strftime(timezone('UTC', resolved_at), '%Y-%m') AS period, count(*) AS resolved
+                   FROM staged_tickets WHERE created_at <= $as_of AND resolved_at <= $as_of GROUP BY ALL),
+               monthly_flow AS (
+                   SELECT period, coalesce(created, 0) AS created, coalesce(resolved, 0) AS resolved
+                   FROM created_by_month FULL JOIN resolved_by_month USING (period))
+               SELECT period, created, resolved,
+                      CASE WHEN (SELECT count(resolved_at) FROM staged_tickets) > 0 THEN
+                          sum(created - resolved) OVER (ORDER BY period) END AS open_at_month_end
+               FROM monthly_flow
+               QUALIFY period >= strftime($as_of::TIMESTAMPTZ - INTERVAL 13 MONTH, '%Y-%m')
+               ORDER BY period""",
+            params={"as_of": as_of},
+        ).pl()
+    return tables
