@@ -99,3 +99,39 @@ def test_run_without_format_converts_a_recognised_export_and_reports_its_reading
     assert reading["columns"]["started_at"] == "data.impactStartDate / data.createdAt"
     assert "acknowledged_at" in reading["empty"]
     assert "How the vendor export was read" in (out / "compliance_report.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        # Zendesk Support API list responses, one file per endpoint
+        # (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/)
+        ("ticket_comments.json", '{"comments": [{"id": 1, "public": true, "author_id": 7}]}', "api folder file"),
+        (
+            "ticket_metrics.json",
+            '{"ticket_metrics": [{"ticket_id": 1, "reply_time_in_minutes": {}}]}',
+            "api folder file",
+        ),
+        # ServiceNow task_sla table export (https://docs.servicenow.com, "Task SLA table")
+        (
+            "task_sla.csv",
+            "task,sla,stage,has_breached,planned_end_time\nINC1,P1 resolution,completed,false,\n",
+            "task_sla export",
+        ),
+        # Socrata 311 CSV download (https://dev.socrata.com/foundry/data.cityofnewyork.us/erm2-nwe9)
+        (
+            "nyc311.csv",
+            "Unique Key,Created Date,Closed Date,Due Date,Status\n1,01/02/2024 10:00:00 AM,,,Open\n",
+            "socrata 311 csv",
+        ),
+        # a status page's incident history scraped to CSV, updates as JSON in a cell
+        (
+            "history.csv",
+            'id,name,created_at,updates\nx1,Outage,"Aug 30, 2024 - 13:30 PDT","[]"\n',
+            "status history csv",
+        ),
+    ],
+)
+def test_the_layouts_of_every_format_are_recognised(tmp_path, name, text, expected):
+    detection = detect_format([write(tmp_path / name, text)])
+    assert detection.variants == (expected,)

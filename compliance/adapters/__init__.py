@@ -78,6 +78,18 @@ _ZENDESK_WAREHOUSE_UNUSED = (
 )
 
 
+# The Zendesk API files an export folder may hold (compliance.adapters.zendesk reads them; others are skipped).
+ZENDESK_API_FILES = (
+    "tickets",
+    "ticket_metrics",
+    "ticket_metric_events",
+    "ticket_comments",
+    "ticket_audits",
+    "sla_policies",
+    "users",
+    "groups",
+)
+
 MAPPING_KEYS_OF_EVERY_FORMAT = (
     "source",
     "timestamp_formats",
@@ -115,6 +127,7 @@ FORMATS: dict[str, Format] = {
             ),
             LayoutSignature("csv", ("ticket_id", "sla_policy_id", "policy_applied_at"), "warehouse ticket sla"),
             LayoutSignature("csv", (), "warehouse table not read", stems=_ZENDESK_WAREHOUSE_UNUSED),
+            LayoutSignature("json", (), "api folder file", stems=ZENDESK_API_FILES),
         ),
         _LAYOUT_KEYS,
     ),
@@ -128,7 +141,10 @@ FORMATS: dict[str, Format] = {
     ),
     "servicenow": Format(
         "compliance.adapters.servicenow",
-        (LayoutSignature("csv", ("number", "opened_at"), "incident export"),),
+        (
+            LayoutSignature("csv", ("number", "opened_at"), "incident export"),
+            LayoutSignature("csv", ("task", "sla", "stage", "has_breached"), "task_sla export"),
+        ),
         ("settings",),
     ),
     "pagerduty": Format(
@@ -154,6 +170,9 @@ FORMATS: dict[str, Format] = {
             LayoutSignature("json", ("incidents", "incident_updates"), "v2 incidents.json"),
             LayoutSignature("json", ("scheduled_maintenances",), "v2 scheduled-maintenances.json"),
             LayoutSignature("jsonl", ("title", "started_at", "updates"), "status history json lines"),
+            LayoutSignature(
+                "csv", (("id", "incident id"), ("updates", "incident updates")), "status history csv", loose=True
+            ),
         ),
     ),
     "open311": Format(
@@ -161,6 +180,8 @@ FORMATS: dict[str, Format] = {
         (
             LayoutSignature("csv", ("CASE_ENQUIRY_ID", "OPEN_DT"), "crm case export csv"),
             LayoutSignature("json", ("service_request_id", "requested_datetime"), "georeport v2 json"),
+            LayoutSignature("csv", ("unique key", "created date"), "socrata 311 csv", loose=True),
+            LayoutSignature("json", ("unique_key", "created_date"), "socrata soda json"),
         ),
     ),
     "mbox": Format("compliance.adapters.mbox", (LayoutSignature("mbox", (), "mbox archive"),), ("settings",)),

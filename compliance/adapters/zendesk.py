@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from compliance.adapters import ZENDESK_API_FILES
 from compliance.adapters.base import (
     ISO_FORMATS,
     Adapter,
@@ -176,7 +177,7 @@ def convert(paths: list[Path], options: AdapterOptions) -> Conversion:
     ]
     conversion.notes += [
         f"{path.name}: skipped, not a Zendesk file this adapter reads (API responses: "
-        + ", ".join(f"{key}.json" for key in API_FILES)
+        + ", ".join(f"{key}.json" for key in ZENDESK_API_FILES)
         + ")"
         for path in skipped
     ]
@@ -228,7 +229,7 @@ def _recognise(paths: list[Path]) -> tuple[list[_Input], list[Path], list[Path]]
         if table is None:
             raise ConversionError(
                 f"{path.name}: not a Zendesk export this adapter knows (a CSV export with Id and Created at, "
-                f"API responses ({', '.join(f'{key}.json' for key in API_FILES)}), or a warehouse table: "
+                f"API responses ({', '.join(f'{key}.json' for key in ZENDESK_API_FILES)}), or a warehouse table: "
                 f"{', '.join(WAREHOUSE_TABLES)})"
             )
         inputs.append(_Input(path, table, frame))
@@ -420,16 +421,6 @@ API_OBJECTS = {
     "users": "users_json",
     "groups": "groups_json",
 }
-API_FILES = (
-    "tickets",
-    "ticket_metrics",
-    "ticket_metric_events",
-    "ticket_comments",
-    "ticket_audits",
-    "sla_policies",
-    "users",
-    "groups",
-)
 _API_FRAMES = {
     "tickets_json": lambda items: _tickets_frame(items),
     "metric_events_json": lambda items: _metric_events_frame(items),
