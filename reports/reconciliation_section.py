@@ -38,11 +38,11 @@ _TEMPLATE = """
       {{ row.not_comparable|count }} not compared{% endif %}.</li>
     {% else %}
     <li><strong>{{ row.source }} {{ row.metric }}: no vendor verdict to compare</strong>
-      ({{ row.vendor_rows|count }} vendor rows: {{ row.not_comparable_reasons or "—" }}).</li>
+      ({{ row.vendor_rows|count }} vendor {{ "row" if row.vendor_rows == 1 else "rows" }}: {{ row.not_comparable_reasons or "—" }}).</li>
     {% endif %}
   {% endfor %}
   {% for row in due_agreement %}
-    <li>{{ row.source }} {{ row.metric }}, against the vendor's own due times ({{ row.vendor_due_rows|count }} rows):
+    <li>{{ row.source }} {{ row.metric }}, against the vendor's own due times ({{ row.vendor_due_rows|count }} {{ "row" if row.vendor_due_rows == 1 else "rows" }}):
       our policy's verdict is the one the vendor's due time gives on {{ row.verdicts_agreeing|count }} of
       {{ row.verdicts_compared|count }}; our due time is the vendor's on {{ row.due_equal|count }} of
       {{ row.due_compared|count }}.</li>
