@@ -96,6 +96,7 @@ class DashboardData:
     # rule_id -> target seconds
     targets: dict[str, int]
     generated_at: datetime
+    period: str = ""  # the report period (--period, e.g. 2026-Q3); empty: every item in the exports
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -619,6 +620,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "amber_min": f"{max(0.0, met_min - AMBER_BAND_POINTS):g}",
         "run_id": cell_text(data.run_id) or "—",
         "as_of": format_timestamp(data.as_of),
+        "period": cell_text(data.period),
         "generated_at": format_timestamp(data.generated_at),
         "tiles": tiles,
         "headline_tiles": _headline_tiles(data),
