@@ -131,3 +131,29 @@ def test_a_bad_period_exits_2_with_one_line(tmp_path, capsys, value):
     assert main(["run", "--exports", str(tmp_path / "exports"), "--out", str(tmp_path / "out"), "--period", value]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and error.startswith(f"compliance-report: --period {value!r}:")
+
+
+def test_each_month_and_quarter_partition_writes_its_own_report_folder(september):
+    """The Dagster partitions: a month's report in OUT/periods/2026-09/, the same evidence as `run --period`."""
+    import dagster as dg
+
+    from assets.partitions import monthly_report, quarterly_report
+    from assets.resources import ReporterSettings, Warehouse
+
+    warehouse = september / "warehouse.duckdb"
+    resources = {
+        "settings": ReporterSettings(exports_dir=str(september.parent / "exports"), out_dir=str(september)),
+        "warehouse": Warehouse(path=str(warehouse)),
+    }
+    before = (september / "evidence" / "ticket_sla.csv").read_bytes()
+    assert dg.materialize([monthly_report], partition_key="2026-09-01", resources=resources).success
+    month = september / "periods" / "2026-09"
+    for name in ("ticket_sla.csv", "violations.csv", "metrics.csv", "verdicts.csv"):
+        assert (month / "evidence" / name).read_bytes() == (september / "evidence" / name).read_bytes(), name
+    assert json.loads((month / "manifest.json").read_text(encoding="utf-8"))["period_filter"]["label"] == "2026-09"
+    assert main(["verify", str(month)]) == 0
+    assert dg.materialize([quarterly_report], partition_key="2026-07-01", resources=resources).success
+    quarter = read_csv(september / "periods" / "2026-Q3" / "evidence" / "ticket_sla.csv")
+    assert {row["record_id"] for row in quarter} == {"BEFORE", "AT_START", "LAST_SECOND"}
+    # the partitions read the warehouse and never rewrite the unpartitioned run's results
+    assert (september / "evidence" / "ticket_sla.csv").read_bytes() == before

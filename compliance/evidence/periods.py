@@ -84,18 +84,18 @@ def parse_period(text: str) -> ReportPeriod:
     )
 
 
-def restrict_to_period(con: duckdb.DuckDBPyConnection, period: ReportPeriod | None) -> None:
+def restrict_to_period(con: duckdb.DuckDBPyConnection, period: ReportPeriod | None, catalog: str = "") -> None:
     """Put a temporary view named like each staged table in front of it on ``con``, holding the period's rows.
 
     A source with a clock-start column keeps the rows whose clock started in [start, end); a source that follows
     another (events of a ticket, updates of an incident, the vendor's verdicts on a record) keeps the rows of the
     records kept there; a source without a clock (the retention inventory, a snapshot) is left whole. The views
     keep ``rowid`` (the ticket clocks key on it). Without a period nothing changes. The views live as long as the
-    connection.
+    connection. ``catalog``: the database holding the staged tables (default: the connection's own).
     """
     if period is None:
         return
-    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+    catalog = catalog or con.execute("SELECT current_database()").fetchall()[0][0]
     for source, clock in CLOCK_STARTS.items():
         table = f"staged_{source}"
         if clock is None or not table_exists(con, table):
