@@ -621,6 +621,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "run_id": cell_text(data.run_id) or "—",
         "as_of": format_timestamp(data.as_of),
         "period": cell_text(data.period),
+        "policy_version": cell_text(policy.version),
         "generated_at": format_timestamp(data.generated_at),
         "tiles": tiles,
         "headline_tiles": _headline_tiles(data),

@@ -110,7 +110,7 @@ def test_the_manifest_report_and_dashboard_state_the_period(september):
     report = (september / "compliance_report.html").read_text(encoding="utf-8")
     assert "2026-09: 2026-09-01 00:00:00 UTC to 2026-10-01 00:00:00 UTC (end excluded)" in report
     dashboard = (september / "sla_dashboard.html").read_text(encoding="utf-8")
-    assert "period 2026-09 (items whose clock started in it)" in dashboard
+    assert "version 2026-04-30 · period 2026-09 (items whose clock started in it)" in dashboard
 
 
 def test_without_a_period_every_item_is_judged_and_the_manifest_says_so(tmp_path):
