@@ -163,6 +163,14 @@ def _adherence_sort_value(row: Mapping[str, Any]) -> float:
     return 100.0 * int(row.get("achieved") or 0) / int(denominator)
 
 
+def _items_judged(verdicts: pl.DataFrame | None) -> int:
+    """How many items (rule x record: achieved, breached, active or excluded) the run's policy version judged."""
+    columns = ("achieved", "breached", "active", "excluded")
+    if verdicts is None or verdicts.is_empty() or not set(columns) <= set(verdicts.columns):
+        return 0
+    return int(sum(verdicts[column].fill_null(0).sum() for column in columns))
+
+
 def _verdict_rows(policy: Policy, verdicts: pl.DataFrame) -> list[dict[str, Any]]:
     """One row per policy rule, in policy order; a rule the run produced no verdict for is 'not assessed'."""
     by_rule: dict[str, dict[str, Any]] = {}
@@ -701,6 +709,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "policy_sha256": cell_text(manifest_policy.get("sha256")) or policy.sha256,
         "policy_version": cell_text(manifest_policy.get("version")) or policy.version,
         "policy_effective_from": format_timestamp(manifest_policy.get("effective_from")),
+        "policy_items_judged": format_count(_items_judged(data.verdicts)),
         "policy_sha_matches": not manifest_policy.get("sha256") or manifest_policy.get("sha256") == policy.sha256,
         "generated_at": format_timestamp(data.generated_at),
         "verdict_rows": verdict_rows,

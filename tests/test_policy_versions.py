@@ -123,6 +123,11 @@ def completion(out: Path) -> dict[str, str]:
         }
 
 
+def verdict_rows(out: Path) -> list[dict]:
+    with (out / "evidence" / "verdicts.csv").open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
 def test_each_side_of_the_boundary_is_judged_by_its_own_version(versions, tmp_path, capsys):
     exports = tmp_path / "exports"
     write(exports / "privacy_requests.csv", PRIVACY)
@@ -139,6 +144,11 @@ def test_each_side_of_the_boundary_is_judged_by_its_own_version(versions, tmp_pa
     assert (
         "<dt>Policy version</dt><dd>2026-04-30, effective from 2026-04-30 00:00:00 UTC: it judged every item" in report
     )
+    # every item of the period (rule x record) is counted as judged by that one version
+    judged = sum(
+        int(row[key] or 0) for row in verdict_rows(after) for key in ("achieved", "breached", "active", "excluded")
+    )
+    assert judged > 0 and f"it judged every item of this report ({judged} rule × record items)" in report
     # the new version's target never rewrites the verdicts before its day: the old file alone judges the same
     alone = tmp_path / "alone"
     assert run(exports, alone, versions / "2025-01-01.yaml", "2026-04-01..2026-04-29") == 0
