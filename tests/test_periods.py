@@ -157,3 +157,26 @@ def test_each_month_and_quarter_partition_writes_its_own_report_folder(september
     assert {row["record_id"] for row in quarter} == {"BEFORE", "AT_START", "LAST_SECOND"}
     # the partitions read the warehouse and never rewrite the unpartitioned run's results
     assert (september / "evidence" / "ticket_sla.csv").read_bytes() == before
+
+
+def test_incidents_start_at_their_start_or_schedule_and_vendor_rows_follow_their_record(con):
+    con.execute(
+        "CREATE TABLE staged_incidents AS SELECT * FROM (VALUES "
+        "('STARTED', TIMESTAMPTZ '2026-09-10 00:00:00+00', NULL), "
+        "('PLANNED', NULL, TIMESTAMPTZ '2026-09-20 00:00:00+00'), "
+        "('LATER', NULL, TIMESTAMPTZ '2026-10-01 00:00:00+00')) v(incident_id, started_at, scheduled_start_at)"
+    )
+    con.execute(
+        "CREATE TABLE staged_tickets AS SELECT 'T1' AS ticket_id, TIMESTAMPTZ '2026-08-01 00:00:00+00' AS created_at"
+    )
+    con.execute(
+        "CREATE TABLE staged_vendor_sla AS SELECT * FROM (VALUES ('STARTED', 'incidents'), ('LATER', 'incidents'), "
+        "('T1', 'tickets'), ('STARTED', 'tickets')) v(record_id, source)"
+    )
+    restrict_to_period(con, parse_period("2026-09"))
+    assert con.execute("SELECT incident_id FROM staged_incidents ORDER BY ALL").fetchall() == [
+        ("PLANNED",),
+        ("STARTED",),
+    ]
+    # a vendor row keeps the period of the record it names, in the export it names
+    assert con.execute("SELECT record_id, source FROM staged_vendor_sla").fetchall() == [("STARTED", "incidents")]
