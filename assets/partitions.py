@@ -1,14 +1,32 @@
-"""Monthly partitions of the loaded data as Parquet files: backfill a year, or re-run one month."""
+"""Partitions: the loaded data of each month as Parquet files, and the report of each month and quarter in a folder
+of its own (OUT/periods/2026-09/, OUT/periods/2026-Q3/): backfill a year, or re-run one month."""
 
 import os
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from assets.ingest import ingest_assets
-from assets.resources import ReporterSettings, Warehouse
+from assets.resources import ReporterSettings, Warehouse, parse_as_of
+from compliance.core.files import publish_atomically
+from compliance.core.sql import lit, table_exists
+from compliance.evidence.files import write_evidence, write_json
+from compliance.evidence.manifest import build_manifest
 from compliance.evidence.partitions import write_month
+from compliance.evidence.periods import ReportPeriod, parse_period, restrict_to_period
+from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
+from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
+from compliance.policy import Policy, load_policy_versions, version_in_force
+from compliance.rules import reconciliation
+from compliance.rules.registry import RULE_STEPS, STEP_READS, evaluate_step
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks
+from reports.compliance_report import ReportData, render_compliance_report
+from reports.reconciliation_section import ReconciliationData
+from reports.sla_dashboard import DashboardData, render_sla_dashboard
 
 # The first month offered; the last is the current month. Set CR_PARTITIONS_START for older data. Read at import
 # (not a resource's EnvVar): Dagster needs the partitions when it loads the definitions, before any run.
@@ -35,3 +53,145 @@ def monthly_records(
             "duration_seconds": round(time.monotonic() - started, 3),
         }
     )
+
+
+# Quarters, for quarterly reports (partition keys are the quarter's first day, like the months').
+QUARTERS = dg.TimeWindowPartitionsDefinition(
+    start=os.environ.get("CR_PARTITIONS_START", "2025-01-01"),
+    cron_schedule="0 0 1 1,4,7,10 *",
+    fmt="%Y-%m-%d",
+    end_offset=1,
+)
+
+
+def month_label(partition_key: str) -> str:
+    """``2026-09-01`` -> ``2026-09`` (compliance.evidence.periods)."""
+    return partition_key[:7]
+
+
+def quarter_label(partition_key: str) -> str:
+    """``2026-07-01`` -> ``2026-Q3``."""
+    return f"{partition_key[:4]}-Q{(int(partition_key[5:7]) - 1) // 3 + 1}"
+
+
+def _period_report_asset(name: str, partitions: dg.PartitionsDefinition, label_of: Callable[[str], str]):
+    @dg.asset(
+        name=name,
+        group_name="partitions",
+        kinds={"html", "csv"},
+        partitions_def=partitions,
+        deps=ingest_assets,
+        description=f"The report of one {name.split('_')[0][:-2]} period: OUT/periods/<period>/.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+    ) -> dg.MaterializeResult:
+        """Evidence, report, dashboard and manifest of the items whose clock started in the partition's period,
+        in OUT/periods/<period>/ (2026-09, 2026-Q3): one partition re-runs one period, a backfill a year.
+
+        The period is judged on the loaded exports in a DuckDB of its own that reads the warehouse read-only, so
+        periods run side by side and never touch the warehouse's own (unpartitioned) results."""
+        started = time.monotonic()
+        period = parse_period(label_of(context.partition_key))
+        out_dir = Path(settings.out_dir) / "periods" / period.label
+        as_of = parse_as_of(settings.as_of) if settings.as_of else period.default_as_of(_run_created(context))
+        policy = version_in_force(load_policy_versions(settings.policy), period.start, period.end)
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            if warehouse.memory_limit:
+                con.execute(f"SET memory_limit = {lit(warehouse.memory_limit)}")
+            con.execute(f"ATTACH {lit(str(Path(warehouse.path).resolve()))} AS warehouse (READ_ONLY)")
+            # results are written here; what the ingest recorded (staged tables, ingest_log, ...) is read there
+            con.execute("SET search_path = 'memory.main,warehouse.main'")
+            # the tables a publish step completes in place (the reconciliation adds a conversion's quarantine):
+            # copies, as the warehouse is read-only here (a step writing another one fails, never writes it)
+            for table in _COMPLETED_IN_PLACE:
+                if table_exists(con, table):
+                    con.execute(f"CREATE TABLE memory.main.{table} AS SELECT * FROM warehouse.main.{table}")
+            restrict_to_period(con, period, catalog="warehouse")
+            counts = judge_and_publish(con, policy, as_of, period, context.run_id, Path(settings.exports_dir), out_dir)
+        finally:
+            con.close()
+        return dg.MaterializeResult(
+            metadata={
+                **counts,
+                "path": dg.MetadataValue.path(str(out_dir)),
+                "duration_seconds": round(time.monotonic() - started, 3),
+            }
+        )
+
+    return _asset
+
+
+_COMPLETED_IN_PLACE = ("quarantine", "conversion_quarantine")
+
+
+def _run_created(context: dg.AssetExecutionContext) -> datetime:
+    record = context.instance.get_run_record_by_id(context.run_id)
+    return (record.create_timestamp if record else datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+
+
+def judge_and_publish(
+    con: duckdb.DuckDBPyConnection,
+    policy: Policy,
+    as_of: datetime,
+    period: ReportPeriod,
+    run_id: str,
+    exports_dir: Path,
+    out_dir: Path,
+) -> dict[str, int]:
+    """The rules and publish steps of compliance_run (assets/sla.py, rules.py, publish.py) in their order, on one
+    connection, into ``out_dir``."""
+    evaluate_ticket_clocks(con, policy, as_of)
+    reconciled = False
+    for step in RULE_STEPS:
+        if "vendor_reconciliation" in STEP_READS.get(step, ()) and not reconciled:
+            reconciliation.reconcile(con, exports_dir, as_of, policy)
+            reconciled = True
+        evaluate_step(con, step, policy, as_of)
+    if not reconciled:
+        reconciliation.reconcile(con, exports_dir, as_of, policy)
+    combine_results(con)
+    build_verdicts(con, policy, blocked_domains(con))
+    write_evidence(con, out_dir)
+
+    def manifest(outputs: list[Path]) -> dict:
+        return build_manifest(
+            con,
+            run_id=run_id,
+            as_of=as_of,
+            policy=policy,
+            exports_dir=exports_dir,
+            out_dir=out_dir,
+            outputs=outputs,
+            period=period,
+        )
+
+    evidence = sorted(p for p in (out_dir / "evidence").glob("*") if p.is_file() and not p.name.startswith("."))
+    report = ReportData(
+        policy=policy,
+        manifest=manifest(evidence),
+        generated_at=datetime.now(UTC),
+        reconciliation=ReconciliationData.from_warehouse(con),
+        **report_tables(con),
+    )
+    publish_atomically(render_compliance_report(report), out_dir / "compliance_report.html")
+    dashboard = DashboardData(
+        policy=policy,
+        as_of=as_of,
+        run_id=run_id,
+        **dashboard_tables(con, policy, as_of),
+        generated_at=datetime.now(UTC),
+        period=period.label,
+    )
+    publish_atomically(render_sla_dashboard(dashboard), out_dir / "sla_dashboard.html")
+    write_json(
+        out_dir / "manifest.json",
+        manifest(evidence + [out_dir / "compliance_report.html", out_dir / "sla_dashboard.html"]),
+    )
+    return verdict_counts(con)
+
+
+monthly_report = _period_report_asset("monthly_report", MONTHS, month_label)
+quarterly_report = _period_report_asset("quarterly_report", QUARTERS, quarter_label)

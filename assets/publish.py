@@ -55,6 +55,7 @@ def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con
         exports_dir=Path(settings.exports_dir),
         out_dir=Path(settings.out_dir),
         outputs=outputs,
+        period=settings.report_period(),
     )
 
 
@@ -98,6 +99,7 @@ def sla_dashboard(
             run_id=context.run_id,
             **dashboard_tables(con, policy, settings.as_of_instant(context)),
             generated_at=datetime.now(UTC),
+            period=settings.period,
         )
     path = Path(settings.out_dir) / "sla_dashboard.html"
     publish_atomically(render_sla_dashboard(data), path)

@@ -14,7 +14,8 @@ import duckdb
 
 from compliance.core.sql import lit
 from compliance.evidence.files import SPREADSHEET_MAX_ROWS
-from compliance.policy import Policy, load_policy
+from compliance.evidence.periods import ReportPeriod, parse_period
+from compliance.policy import Policy, load_policy_versions, version_in_force
 
 
 def parse_as_of(text: str) -> datetime:
@@ -35,17 +36,28 @@ class ReporterSettings(dg.ConfigurableResource):
     encoding: str = ""  # text encoding (Python codec name) of every CSV / JSON Lines export; empty: detected per file
     # Above this many rows ticket_sla and violations are written per month (compliance.evidence.files).
     spreadsheet_max_rows: int = SPREADSHEET_MAX_ROWS
+    # The report period (compliance.evidence.periods: 2026-Q3, 2026-09, 2026, 2026-07-01..2026-09-30): only the
+    # items whose clock started in it are judged. Empty: every item in the exports.
+    period: str = ""
 
     def load_policy(self) -> Policy:
-        return load_policy(self.policy)
+        """The policy file, or of a policy folder the one version in force for the whole report period."""
+        period = self.report_period()
+        versions = load_policy_versions(self.policy)
+        return version_in_force(versions, period.start if period else None, period.end if period else None)
+
+    def report_period(self) -> ReportPeriod | None:
+        return parse_period(self.period) if self.period else None
 
     def as_of_instant(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> datetime:
         if self.as_of:
             return parse_as_of(self.as_of)
-        # Every asset of one run must judge against the same instant: the run's creation time.
+        # Every asset of one run must judge against the same instant: the run's creation time (for a report
+        # period, its end when that is earlier).
         record = context.instance.get_run_record_by_id(context.run_id)
-        created = record.create_timestamp if record else datetime.now(UTC)
-        return created.astimezone(UTC).replace(microsecond=0)
+        created = (record.create_timestamp if record else datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        period = self.report_period()
+        return period.default_as_of(created) if period else created
 
 
 # The Dagster concurrency pool of every step that opens the warehouse (its limit is set in dagster.yaml).

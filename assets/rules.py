@@ -14,6 +14,7 @@ import dagster as dg
 from assets.ingest import staged
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.sla import ticket_sla
+from compliance.evidence.periods import restrict_to_period
 from compliance.rules import reconciliation
 from compliance.rules.registry import RULE_STEPS, STEP_READS, evaluate_step, step_sources
 
@@ -40,6 +41,7 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         started = time.monotonic()
         with warehouse.connect() as con:
+            restrict_to_period(con, settings.report_period())
             counts = evaluate_step(con, domain, settings.load_policy(), settings.as_of_instant(context))
         return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
@@ -58,6 +60,7 @@ def vendor_reconciliation(
     """The vendor's own SLA verdicts beside our recomputation and our policy's verdicts; conversion quarantine."""
     started = time.monotonic()
     with warehouse.connect() as con:
+        restrict_to_period(con, settings.report_period())
         counts = reconciliation.reconcile(
             con, Path(settings.exports_dir), settings.as_of_instant(context), settings.load_policy()
         )

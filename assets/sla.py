@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.ingest import staged
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
+from compliance.evidence.periods import restrict_to_period
 from compliance.evidence.summaries import clock_state_counts
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 
@@ -22,6 +23,7 @@ def ticket_sla(
     """One row per ticket × clock rule: due, stopped, elapsed open seconds, state."""
     started = time.monotonic()
     with warehouse.connect() as con:
+        restrict_to_period(con, settings.report_period())
         evaluate_ticket_clocks(con, settings.load_policy(), settings.as_of_instant(context))
         counts = clock_state_counts(con)
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})

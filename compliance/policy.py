@@ -16,7 +16,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ POLICY_DIR = next(
     (folder for folder in (_PACKAGE_DIR / "policies", _PACKAGE_DIR.parent / "policies") if folder.is_dir()),
     _PACKAGE_DIR / "policies",
 )
+# The version of a policy file without `version` (in force from the beginning).
+UNVERSIONED = "unversioned"
 # The policy format as a JSON Schema (draft 2020-12), shipped as package data: editors check a policy against it
 # as it is typed, and load_policy validates every file against it before the semantic checks below.
 SCHEMA_PATH = Path(__file__).resolve().parent / "policy.schema.json"
@@ -140,6 +142,10 @@ class Policy:
     email: EmailSettings = field(default_factory=EmailSettings)
     # The dashboard's amber band: percentage points below the met threshold still shown amber (report.amber_band_pct).
     amber_band_pct: float = DEFAULT_AMBER_BAND_PCT
+    # The version's name and the day (midnight UTC) it judges from; a file without them is "unversioned", in force
+    # from the beginning. See load_policy_versions.
+    version: str = UNVERSIONED
+    effective_from: datetime | None = None
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -150,6 +156,18 @@ class Policy:
     def rules_of(self, *kinds: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.kind in kinds]
 
+    @property
+    def reference(self) -> str:
+        """How the outputs name the policy file, never by an absolute local path: a shipped profile by its name
+        (``platform``), another file by its path relative to the working folder (the repository, where an
+        auditor re-runs it: ``policies/acme.yaml``), or, outside it, by its file name alone."""
+        if self.path.parent == POLICY_DIR.resolve() and self.path.suffix == ".yaml":
+            return self.path.stem
+        try:
+            return self.path.relative_to(Path.cwd().resolve()).as_posix()
+        except ValueError:
+            return self.path.name
+
     def channel_spellings(self) -> dict[str, str]:
         """Every accepted spelling of a channel (lower-case) mapped to its key."""
         spellings: dict[str, str] = {}
@@ -158,6 +176,49 @@ class Policy:
             for alias in aliases:
                 spellings[alias.strip().lower()] = key
         return spellings
+
+
+def load_policy_versions(name_or_path: str | Path) -> tuple[Policy, ...]:
+    """A policy file (one version), or a folder of them, one file per version, oldest ``effective_from`` first.
+
+    In a folder every file states ``version`` and ``effective_from``, all of one ``profile``, no two on the same
+    day or with the same name: a version judges the items whose clock started from its day until the next
+    version's. The oldest also judges the items that started before its day (there is nothing older to judge
+    them by; the report names the version that judged)."""
+    path = resolve_policy_path(name_or_path)
+    if not path.is_dir():
+        return (load_policy(path),)
+    files = sorted(f for f in path.iterdir() if f.suffix in {".yaml", ".yml"} and not f.name.startswith("."))
+    if not files:
+        raise PolicyError(f"{path}: a policy folder without policy files (*.yaml), one per version")
+    versions = [load_policy(file) for file in files]
+    for policy in versions:
+        if policy.version == UNVERSIONED or policy.effective_from is None:
+            raise PolicyError(f"{policy.path}: every file of a policy folder needs `version` and `effective_from`")
+        if policy.profile != versions[0].profile:
+            raise PolicyError(f"{policy.path}: profile {policy.profile!r}, not the folder's {versions[0].profile!r}")
+    versions.sort(key=lambda policy: policy.effective_from)
+    for earlier, later in zip(versions, versions[1:], strict=False):
+        if earlier.effective_from == later.effective_from or earlier.version == later.version:
+            raise PolicyError(f"{later.path}: the same version or effective_from as {earlier.path.name}")
+    return tuple(versions)
+
+
+def version_in_force(versions: tuple[Policy, ...], start: datetime | None, end: datetime | None) -> Policy:
+    """The one version that judges every item whose clock started in [start, end) (None: unbounded).
+
+    A run judges under one version: a period across the day a version takes effect is refused, so that a target
+    changed from a date on never rewrites the verdicts before it (report the two sides apart)."""
+    changes = [policy for policy in versions[1:] if (start is None or policy.effective_from > start)]
+    across = [policy for policy in changes if end is None or policy.effective_from < end]
+    if across:
+        days = ", ".join(f"{policy.effective_from:%Y-%m-%d} (version {policy.version})" for policy in across)
+        raise PolicyError(
+            f"{versions[0].path.parent}: the items of this run would be judged by several policy versions "
+            f"(changes on {days}); give a --period within one version"
+        )
+    in_force = [policy for policy in versions if start is not None and policy.effective_from <= start]
+    return in_force[-1] if in_force else versions[0]
 
 
 def resolve_policy_path(name_or_path: str | Path) -> Path:
@@ -421,6 +482,7 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         seen.add(rule.id)
         rules.append(rule)
 
+    effective_from = _optional(document, "effective_from", "", (str, date), None)
     return Policy(
         path=path.resolve(),
         sha256=sha256,
@@ -441,7 +503,18 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         urgency_negations=urgency_negations,
         email=email,
         amber_band_pct=float(amber_band),
+        version=_optional(document, "version", "", str, UNVERSIONED),
+        effective_from=_effective_day(effective_from) if effective_from is not None else None,
     )
+
+
+def _effective_day(value: str | date) -> datetime:
+    """``effective_from`` (YAML's unquoted date, or the same as text; the schema checked its shape) as midnight UTC."""
+    try:
+        day = value if isinstance(value, date) else date.fromisoformat(value)
+    except ValueError as error:
+        raise _KeyProblem(f"effective_from: {error}") from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _parse_urgency_keywords(raw: Mapping[str, Any], tiers: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:

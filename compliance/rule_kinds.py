@@ -118,3 +118,33 @@ RULE_KINDS: dict[str, RuleKind] = {
 _UNKNOWN_DOMAINS = {kind.domain for kind in RULE_KINDS.values()} - set(DOMAINS)
 if _UNKNOWN_DOMAINS:  # a kind in a domain without results would silently drop out of the evidence
     raise RuntimeError(f"rule kinds in domains missing from DOMAINS: {sorted(_UNKNOWN_DOMAINS)}")
+
+
+@dataclass(frozen=True)
+class ClockStart:
+    """Where an export's items start their clock, for a report period (:mod:`compliance.evidence.periods`).
+
+    ``columns``: the first of them that has a value is the start. Without columns the rows follow the records of
+    another export: ``follows`` (or, with ``follows_named_by``, the export that column of the row names), whose
+    ``parent_key`` the row's ``key`` refers to (``parent_key`` empty: that export's record ID)."""
+
+    columns: tuple[str, ...] = ()
+    follows: str = ""
+    key: str = ""
+    parent_key: str = ""
+    follows_named_by: str = ""
+
+
+# Per export (file stem): where its items' clocks start. None: the export has no clock start (the retention
+# inventory is a snapshot judged whole as of the as-of time). Every export of the contract is named here.
+CLOCK_STARTS: dict[str, ClockStart | None] = {
+    "tickets": ClockStart(("created_at",)),
+    "ticket_events": ClockStart(follows="tickets", key="ticket_id", parent_key="ticket_id"),
+    "privacy_requests": ClockStart(("received_at",)),
+    "security_reports": ClockStart(("received_at",)),
+    # an incident's clocks start when it starts; a planned maintenance without a start yet, at its scheduled start
+    "incidents": ClockStart(("started_at", "scheduled_start_at")),
+    "incident_updates": ClockStart(follows="incidents", key="incident_id", parent_key="incident_id"),
+    "retention_inventory": None,
+    "vendor_sla": ClockStart(key="record_id", follows_named_by="source"),
+}

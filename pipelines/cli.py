@@ -1,6 +1,7 @@
 """`compliance-report`: run the Dagster asset graph in-process, or generate sample exports.
 
-Exit codes: 0 done; 1 the run failed; 2 the command line, the policy or an input folder is not usable.
+Exit codes: 0 done; 1 the run failed (``verify``: a difference was found); 2 the command line, the policy or an
+input folder is not usable.
 A user never sees a traceback: every problem is one line naming the file or option and what is wrong.
 """
 
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 
 from assets.resources import ReporterSettings, Warehouse, WarehouseBusy, parse_as_of
-from compliance.policy import PolicyError, load_policy
+from compliance.policy import PolicyError, load_policy, load_policy_versions, version_in_force
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -173,12 +174,17 @@ def _run(args: argparse.Namespace) -> int:
         encoding = ""  # --encoding was the vendor files'; the converted files are UTF-8
     if not exports_dir.is_dir():
         raise UsageError(f"--exports {exports_dir}: no such folder")
+    period = _period_option(args.period)
     try:
         as_of = parse_as_of(args.as_of) if args.as_of else datetime.now(UTC).replace(microsecond=0)
     except ValueError:
         raise UsageError(f"--as-of {args.as_of!r}: not an ISO-8601 timestamp (e.g. 2026-11-01T00:00:00Z)") from None
-    try:
-        policy = load_policy(args.policy)
+    if period is not None and not args.as_of:
+        as_of = period.default_as_of(as_of)
+    try:  # a policy folder: the version in force for the whole period (compliance.policy.version_in_force)
+        policy = version_in_force(
+            load_policy_versions(args.policy), period.start if period else None, period.end if period else None
+        )
     except PolicyError as error:
         raise UsageError(str(error)) from None
     try:
@@ -196,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             policy=str(policy.path),
             as_of=as_of.isoformat(),
             encoding=encoding,
+            period=period.label if period else "",
         ),
         "warehouse": Warehouse(
             path=str(warehouse.resolve()), lock_timeout_seconds=float(os.environ.get("CR_LOCK_TIMEOUT", "600"))
@@ -203,7 +210,14 @@ def _run(args: argparse.Namespace) -> int:
     }
     definitions = build_definitions(resources)
     job = definitions.resolve_job_def("compliance_run")
-    print(f"compliance-report: policy {policy.profile} ({policy.path.name}), as of {as_of:%Y-%m-%dT%H:%M:%SZ}")
+    print(
+        f"compliance-report: policy {policy.profile} ({policy.path.name}, version {policy.version}), "
+        f"as of {as_of:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    if period is not None:
+        print(
+            f"  period {period.label}: clocks started {period.start:%Y-%m-%dT%H:%M:%SZ} to {period.end:%Y-%m-%dT%H:%M:%SZ} (end excluded)"
+        )
     print(f"  exports {exports_dir} -> {out_dir}")
     started = time.monotonic()
     progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
@@ -269,6 +283,64 @@ def _print_summary(warehouse: Path, out_dir: Path, seconds: float) -> None:
     print(f"Finished in {seconds:.1f}s")
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """Check a published run: its files against the manifest's hashes; with --exports, its evidence against a
+    re-run of the same exports, policy, period and as-of time. One line per difference; exit 0 only when all hold."""
+    from compliance.evidence.verify import ManifestError, check_inputs, check_outputs, read_manifest
+
+    out_dir = Path(args.out_dir)
+    try:
+        manifest = read_manifest(out_dir)
+    except ManifestError as error:
+        raise UsageError(str(error)) from None
+    problems = check_outputs(out_dir, manifest)
+    if args.exports:
+        exports_dir = Path(args.exports)
+        if not exports_dir.is_dir():
+            raise UsageError(f"--exports {exports_dir}: no such folder")
+        problems += check_inputs(exports_dir, manifest)
+        problems += _rerun_differences(exports_dir, out_dir, manifest, args.policy)
+    for line in problems:
+        print(line)
+    checked = "hashes and a re-run" if args.exports else "hashes"
+    if problems:
+        print(f"compliance-report: {out_dir}: {len(problems)} difference(s) ({checked} checked)", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"compliance-report: {out_dir}: verified ({checked}: every file as the manifest records)")
+    return EXIT_OK
+
+
+def _rerun_differences(exports_dir: Path, out_dir: Path, manifest: dict, policy_option: str) -> list[str]:
+    """Re-run the manifest's policy, period and as-of on ``exports_dir`` into a temporary folder; the evidence
+    files that differ, byte for byte, one line each (the run's output is not shown: only its differences)."""
+    import contextlib
+    import io
+    import tempfile
+
+    from compliance.evidence.verify import compare_evidence
+
+    recorded = manifest.get("policy") or {}
+    reference = policy_option or str(recorded.get("path") or "")
+    try:
+        policy = load_policy(reference)
+    except PolicyError as error:
+        return [f"policy {reference}: cannot be loaded here ({error}); name it with --policy"]
+    if policy.sha256 != recorded.get("sha256"):
+        return [f"policy {reference}: sha256 {policy.sha256} differs from the manifest's {recorded.get('sha256')}"]
+    period = (manifest.get("period_filter") or {}).get("label")
+    with tempfile.TemporaryDirectory(prefix="compliance-verify-") as temporary:
+        rerun_dir = Path(temporary) / "out"
+        command = ["run", "--exports", str(exports_dir), "--out", str(rerun_dir), "--policy", str(policy.path)]
+        command += ["--as-of", str(manifest.get("as_of")), *(["--period", period] if period else [])]
+        errors = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+            code = main(command)
+        if code != EXIT_OK:
+            first = (errors.getvalue().strip().splitlines() or ["no message"])[0]
+            return [f"re-run failed (exit {code}): {first}"]
+        return compare_evidence(out_dir, rerun_dir, manifest)
+
+
 def _generate(args: argparse.Namespace) -> int:
     from compliance.samples.generate import GenerateOptions, generate
 
@@ -314,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", default="platform", help="profile name (platform, email-support) or a policy YAML path"
     )
     run.add_argument("--as-of", default="", help="ISO-8601 instant the report judges at (default: now)")
+    run.add_argument(
+        "--period",
+        default="",
+        help="judge only the items whose clock started in 2026-Q3, 2026-09, 2026 or 2026-07-01..2026-09-30 "
+        "(UTC, days included; --as-of defaults to the period's end, or now when earlier)",
+    )
     run.add_argument("--warehouse", default="", help="DuckDB file (default: OUT/warehouse.duckdb)")
     run.add_argument(
         "--export", default="", help="also write sla_dashboard.png/.pdf with headless Chrome: png, pdf or png,pdf"
@@ -327,6 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--policy", default="platform", help="profile name or policy YAML (its vocabulary is used)")
     _add_adapter_options(convert)
     convert.set_defaults(handler=_convert)
+
+    verify = commands.add_parser(
+        "verify", help="check a run's files against its manifest; with --exports, against a re-run of the same inputs"
+    )
+    verify.add_argument("out_dir", metavar="OUT", help="the output folder of the run (holding manifest.json)")
+    verify.add_argument("--exports", default="", help="the export folder the run read: re-run it and compare")
+    verify.add_argument("--policy", default="", help="the policy file, when the manifest's path does not resolve here")
+    verify.set_defaults(handler=_verify)
 
     gen = commands.add_parser("generate", help="write deterministic sample exports")
     gen.add_argument("--out", required=True)
@@ -363,6 +449,18 @@ def _add_adapter_options(parser: argparse.ArgumentParser) -> None:
         default="",
         help="text encoding of every input file, e.g. cp1252, gb18030, utf-16 (default: detected per file)",
     )
+
+
+def _period_option(text: str):
+    """The --period as a ReportPeriod (None when not given); a value naming no period is a usage error."""
+    from compliance.evidence.periods import PeriodError, parse_period
+
+    if not text:
+        return None
+    try:
+        return parse_period(text)
+    except PeriodError as error:
+        raise UsageError(str(error)) from None
 
 
 def _encoding_option(args: argparse.Namespace) -> str:

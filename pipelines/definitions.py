@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.ingest import ingest_assets
-from assets.partitions import MONTHS, monthly_records
+from assets.partitions import MONTHS, QUARTERS, monthly_records, monthly_report, quarterly_report
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
 from assets.resources import default_resources
 from assets.rules import rule_assets
@@ -47,12 +47,33 @@ monthly_records_job = dg.define_asset_job(
     description="The staged records of one month as Parquet: backfill a year, or re-run one month.",
 )
 
+# The report of each month / quarter in OUT/periods/<period>/ (after a compliance_run has loaded the exports):
+# backfill a year of months, or re-run one.
+monthly_reports_job = dg.define_asset_job(
+    "monthly_reports_job",
+    selection=dg.AssetSelection.assets(monthly_report),
+    partitions_def=MONTHS,
+    description="The report of one month (items whose clock started in it) in OUT/periods/YYYY-MM/.",
+)
+quarterly_reports_job = dg.define_asset_job(
+    "quarterly_reports_job",
+    selection=dg.AssetSelection.assets(quarterly_report),
+    partitions_def=QUARTERS,
+    description="The report of one quarter in OUT/periods/YYYY-Qn/.",
+)
+
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ALL_ASSETS, monthly_records],
+        assets=[*ALL_ASSETS, monthly_records, monthly_report, quarterly_report],
         asset_checks=ALL_CHECKS,
-        jobs=[compliance_run, compliance_run_multiprocess, monthly_records_job],
+        jobs=[
+            compliance_run,
+            compliance_run_multiprocess,
+            monthly_records_job,
+            monthly_reports_job,
+            quarterly_reports_job,
+        ],
         schedules=[daily_compliance_run],
         sensors=[landing_folder_sensor],
         resources=resources or default_resources(),

@@ -30,6 +30,7 @@ import polars as pl
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
+from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy, Rule
 from compliance.rule_kinds import DOMAINS
 from compliance.rules import privacy as privacy_rules
@@ -59,6 +60,9 @@ DOMAIN_INPUTS = {name: domain.inputs for name, domain in DOMAINS.items()}
 VERDICT_CLASSES = {"met": "met", "breached": "breached", "no data": "nodata", "not assessed": "notassessed"}
 SEVERITY_CLASSES = {"breach": "breached", "warning": "notassessed", "coverage": "nodata"}
 STATUS_CLASSES = {"loaded": "met", "missing": "breached", "unusable": "breached"}
+# Exports that feed no domain (vendor_sla: only the reconciliation with the vendor's own verdicts reads it): when
+# absent, no commitment goes unjudged, so the report lists them as not supplied rather than as a problem.
+OPTIONAL_INPUTS = frozenset(SOURCES) - {name for domain in DOMAINS.values() for name in domain.inputs}
 AT_RISK_LIMIT = 50
 # Age of an open privacy request (days since receipt): lower bounds of the chart's buckets.
 BACKLOG_AGE_BOUNDS = (7, 14, 30, 60, 90)
@@ -159,6 +163,14 @@ def _adherence_sort_value(row: Mapping[str, Any]) -> float:
     return 100.0 * int(row.get("achieved") or 0) / int(denominator)
 
 
+def _items_judged(verdicts: pl.DataFrame | None) -> int:
+    """How many items (rule x record: achieved, breached, active or excluded) the run's policy version judged."""
+    columns = ("achieved", "breached", "active", "excluded")
+    if verdicts is None or verdicts.is_empty() or not set(columns) <= set(verdicts.columns):
+        return 0
+    return int(sum(verdicts[column].fill_null(0).sum() for column in columns))
+
+
 def _verdict_rows(policy: Policy, verdicts: pl.DataFrame) -> list[dict[str, Any]]:
     """One row per policy rule, in policy order; a rule the run produced no verdict for is 'not assessed'."""
     by_rule: dict[str, dict[str, Any]] = {}
@@ -234,12 +246,16 @@ def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
             balanced = int(read) == int(loaded) + int(quarantined)
         sha = cell_text(item.get("sha256"))
         file = cell_text(item.get("file")) or cell_text(item.get("source"))  # a missing export has no file name
+        optional = status in ("missing", "not ingested") and cell_text(item.get("source")) in OPTIONAL_INPUTS
+        if optional:
+            status = "not supplied (optional)"
         rows.append(
             {
                 "file": file,
                 "stem": Path(file).name.split(".")[0],
                 "status": status,
-                "status_class": STATUS_CLASSES.get(status, "notassessed"),
+                "status_class": "nodata" if optional else STATUS_CLASSES.get(status, "notassessed"),
+                "optional": optional,
                 "problem": cell_text(item.get("problem")),
                 "rows_read": format_count(read),
                 "rows_loaded": format_count(loaded),
@@ -724,15 +740,23 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "as_of": format_timestamp(manifest.get("as_of")),
         "period_start": format_timestamp(period.get("start")),
         "period_end": format_timestamp(period.get("end")),
-        "policy_path": cell_text(manifest_policy.get("path")) or str(policy.path),
+        # the --period (empty: every item in the exports) and which items that judged
+        "period_label": cell_text((manifest.get("period_filter") or {}).get("label")),
+        "period_items": cell_text((manifest.get("period_filter") or {}).get("items")),
+        "policy_path": cell_text(manifest_policy.get("path")) or policy.reference,
         "policy_sha256": cell_text(manifest_policy.get("sha256")) or policy.sha256,
+        "policy_version": cell_text(manifest_policy.get("version")) or policy.version,
+        "policy_effective_from": format_timestamp(manifest_policy.get("effective_from")),
+        "policy_items_judged": format_count(_items_judged(data.verdicts)),
         "policy_sha_matches": not manifest_policy.get("sha256") or manifest_policy.get("sha256") == policy.sha256,
         "generated_at": format_timestamp(data.generated_at),
         "verdict_rows": verdict_rows,
         "verdict_counts": counts,
         "change_periods": change_periods_shown,
         "inputs": inputs,
-        "problem_inputs": [row for row in inputs if row["status"] != "loaded" or row["problem"]],
+        "problem_inputs": [
+            row for row in inputs if not row["optional"] and (row["status"] != "loaded" or row["problem"])
+        ],
         "quarantine": _quarantine_rows(data.quarantine_summary),
         "expectations": frame_rows(data.expectations),
         "secret_summary": frame_rows(data.secret_summary),

@@ -115,6 +115,7 @@ class DashboardData:
     resolution_times: pl.DataFrame | None = None
     # period (YYYY-MM, UTC), created, resolved, open_at_month_end (NULL when the export has no resolved_at)
     ticket_volume: pl.DataFrame | None = None
+    period: str = ""  # the report period (--period, e.g. 2026-Q3); empty: every item in the exports
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -961,6 +962,8 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "amber_min": f"{max(0.0, met_min - policy.amber_band_pct):g}",
         "run_id": cell_text(data.run_id) or "—",
         "as_of": format_timestamp(data.as_of),
+        "period": cell_text(data.period),
+        "policy_version": cell_text(policy.version),
         "generated_at": format_timestamp(data.generated_at),
         "tiles": tiles,
         "headline_tiles": _headline_tiles(data),

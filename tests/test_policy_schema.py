@@ -242,7 +242,9 @@ def test_misspelled_key_is_refused_with_path_and_suggestion(tmp_path, edit, expe
 
 def test_categories_is_refused_because_nothing_reads_it(tmp_path):
     message = problem(tmp_path, edited(lambda d: d.update(categories={"billing": ["invoice"]})))
-    assert message.startswith("categories: unknown key `categories` (expected one of calendars, channels, email,")
+    assert message.startswith(
+        "categories: unknown key `categories` (expected one of calendars, channels, effective_from, email,"
+    )
 
 
 def test_a_rule_without_id_is_named_by_its_position(tmp_path):

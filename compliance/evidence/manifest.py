@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from compliance.core.files import file_sha256
+from compliance.evidence.periods import ReportPeriod, period_record
 from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy
 from compliance.rules.common import input_columns_known
@@ -44,6 +45,7 @@ def build_manifest(
     exports_dir: Path,
     out_dir: Path,
     outputs: list[Path],
+    period: ReportPeriod | None = None,
 ) -> dict:
     inputs = []
     # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
@@ -90,11 +92,18 @@ def build_manifest(
         for name in SOURCES
         if name not in known
     ]
-    period = con.execute("SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'").fetchall()[0]
+    first_clock = con.execute("SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'").fetchall()[0][0]
     return {
         "run_id": run_id,
         "as_of": iso_utc(as_of),
-        "policy": {"path": str(policy.path), "sha256": policy.sha256, "profile": policy.profile},
+        "policy": {
+            "path": policy.reference,
+            "sha256": policy.sha256,
+            "profile": policy.profile,
+            # the version that judged every item of the run (a policy folder: the one in force for the period)
+            "version": policy.version,
+            "effective_from": iso_utc(policy.effective_from) if policy.effective_from else None,
+        },
         "source_timezone": policy.source_timezone,
         "readings": {
             "naive_timestamps": f"read in {policy.source_timezone}; wall times skipped by a DST change are quarantined",
@@ -102,8 +111,13 @@ def build_manifest(
             "reopened_tickets": "new cycle" if policy.ticket_settings.get("reopen_starts_new_cycle") else "one cycle",
         },
         "exports_dir": str(exports_dir),
-        # The report period: from the first ticket clock to the as-of instant.
-        "period": {"start": iso_utc(period[0]) if period[0] else None, "end": iso_utc(as_of)},
+        # The report period: the --period's [start, end), or (no --period: every item) from the first ticket clock
+        # to the as-of instant; `period_filter` says which it is.
+        "period": {
+            "start": iso_utc(period.start) if period else (iso_utc(first_clock) if first_clock else None),
+            "end": iso_utc(period.end) if period else iso_utc(as_of),
+        },
+        "period_filter": period_record(period),
         "inputs": inputs,
         # the vendor export's format, version and per-file accounting when `convert` wrote the exports folder
         "conversion": conversion_record(exports_dir),
