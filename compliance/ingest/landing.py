@@ -1,8 +1,9 @@
 """The landing folder: which export files belong to which source, in load order, and their content hashes.
 
 A source's files are ``<source>.<format>`` and ``<source>-<anything>.<format>`` / ``<source>_<anything>.<format>``
-(``tickets.csv``, ``tickets-2026-11-20.csv``), loaded in name order, so a sortable date suffix makes the newer
-export load last. Hidden files and other suffixes (``tickets.csv.part``) are ignored: copy a file in under such a
+(``tickets.csv``, ``tickets-2026-11-20.csv``), loaded in name order; which version of a record wins does not
+depend on that order (``compliance.ingest.staging._version_key``: the date suffix, else the newest timestamp
+inside the file). Hidden files and other suffixes (``tickets.csv.part``) are ignored: copy a file in under such a
 name and rename it when complete. No source name is another's name plus ``-``/``_``, so every file has one source.
 """
 

@@ -14,10 +14,12 @@ and is counted per column (``loaded_files.replaced_characters``, shown in ``data
 
 Loads are incremental and idempotent. The ``loaded_files`` registry remembers every file version loaded (name +
 sha256): a file already loaded is not read again. A new file's accepted records are merged into
-``staged_<source>`` by record ID and content hash: an identical record stays as it is, a changed one replaces the
-older version, a new one is added (for ``ticket_events`` and ``incident_updates``, whose IDs repeat, the file's
-rows for an ID replace all rows of that ID). A new version of an already loaded file name replaces that file's
-contribution: its records absent from the new version are withdrawn. Files are merged in name order.
+``staged_<source>`` by record ID: of two versions of a record, the one from the file with the greater version key
+wins (:func:`_version_key`: the export's date from the name's suffix, else the newest timestamp inside the file,
+ties by file name), so that the order files arrive in never decides, and a clean run and any sequence of
+incremental runs agree; a new record is added (for ``ticket_events`` and ``incident_updates``, whose IDs repeat,
+the winning file's rows for an ID are all the rows of that ID). A new version of an already loaded file name
+replaces that file's contribution: its records absent from the new version are withdrawn.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import hashlib
 import json
 import re
 from dataclasses import astuple, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -62,7 +65,9 @@ LOADED_FILES_COLUMNS = (
     "loaded_at TIMESTAMPTZ, state VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, "
     "rows_inserted BIGINT, rows_replaced BIGINT, rows_unchanged BIGINT, rows_withdrawn BIGINT, "
     # the text encoding the file was read in, and per column the characters that did not decode in it (U+FFFD)
-    "encoding VARCHAR, replaced_characters MAP(VARCHAR, BIGINT)"
+    "encoding VARCHAR, replaced_characters MAP(VARCHAR, BIGINT), "
+    # which version of a record wins: see _version_key
+    "version_key VARCHAR"
 )
 
 
@@ -123,6 +128,7 @@ def prepare_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS loaded_files ({LOADED_FILES_COLUMNS})")
     con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS encoding VARCHAR")
     con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS replaced_characters MAP(VARCHAR, BIGINT)")
+    con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS version_key VARCHAR")
     con.execute(f"CREATE TABLE IF NOT EXISTS file_columns ({FILE_COLUMNS_COLUMNS})")
     con.execute(f"CREATE TABLE IF NOT EXISTS input_columns ({INPUT_COLUMNS_COLUMNS})")
 
@@ -470,14 +476,15 @@ def _load_version(
         raise
     finally:
         _unless_aborted(con, ("DROP TABLE IF EXISTS previous_quarantine", []))
-    counts = _merge(con, source, batch, path.name)
+    version_key = _version_key(con, source, path.name, batch)
+    counts = _merge(con, source, batch, path.name, version_key)
     con.execute(
         "UPDATE loaded_files SET state = 'superseded' WHERE source = ? AND file = ? AND state = 'current'",
         [source.name, path.name],
     )
     con.execute(
         "INSERT INTO loaded_files VALUES (?, ?, ?, ?, ?, now(), 'current', ?, ?, ?, ?, ?, ?, ?, ?, "
-        "MAP(?::VARCHAR[], ?::BIGINT[]))",
+        "MAP(?::VARCHAR[], ?::BIGINT[]), ?)",
         [
             source.name,
             path.name,
@@ -491,13 +498,46 @@ def _load_version(
             decoding.encoding,
             list(replaced),
             list(replaced.values()),
+            version_key,
         ],
     )
     return counts
 
 
-def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name: str) -> MergeCounts:
-    """Merge a file's accepted rows (``batch``) into ``staged_<source>`` by record ID and content hash."""
+# An export's date (and time) at the end of its name: tickets-2026-11-20.csv, tickets_20261120T0800.parquet.
+_NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:[T_ -]?(\d{2})[:-]?(\d{2})(?:[:-]?(\d{2}))?)?Z?$")
+
+
+def _version_key(con: duckdb.DuckDBPyConnection, source: Source, file_name: str, batch: str) -> str:
+    """The key that decides which version of a record wins: the greatest key's, whatever the order files were
+    loaded in (so a clean run and any sequence of incremental runs agree).
+
+    The key is the export's instant, then the file name for a tie: the instant is the date (and time) at the end
+    of the name (``tickets-2026-11-20.csv``: 2026-11-20T00:00Z), else the newest timestamp inside the file's
+    accepted rows, else none (such a file loses to every dated one). Text that sorts as the keys compare.
+    """
+    instant = _name_instant(Path(file_name).stem)
+    if instant is None:
+        columns = [column.name for column in source.columns if column.kind == "timestamp"]
+        newest = con.execute(f"SELECT max(greatest({', '.join(columns)})) FROM {batch}").fetchall()[0][0]
+        instant = newest.astimezone(UTC) if newest is not None else None
+    return f"{instant:%Y-%m-%dT%H:%M:%S.%fZ}|{file_name}" if instant else f"|{file_name}"
+
+
+def _name_instant(stem: str) -> datetime | None:
+    match = _NAME_DATE.search(stem)
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(part) if part else 0 for part in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:  # 2026-13-40: no date, the name is only a name
+        return None
+
+
+def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name: str, version_key: str) -> MergeCounts:
+    """Merge a file's accepted rows (``batch``) into ``staged_<source>`` by record ID: per ID, the rows of the file
+    with the greater :func:`_version_key` win (a new version of the same file name always replaces its own)."""
     staged = f"staged_{source.name}"
     if not table_exists(con, staged):
         rows = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
@@ -509,20 +549,26 @@ def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name
     con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {key} AS id, {fingerprint} FROM {batch} GROUP BY ALL")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE matched AS
-            SELECT i.id, i.rows, s.fingerprint = i.fingerprint AND s.rows = i.rows AS same, s.from_this_file
+            SELECT i.id, i.rows, s.fingerprint = i.fingerprint AND s.rows = i.rows AS same,
+                   s.from_this_file OR $version_key > s.version_key AS incoming_wins
             FROM incoming i
-            JOIN (SELECT {key} AS id, {fingerprint}, bool_or(source_file = $file) AS from_this_file
-                  FROM {staged} WHERE {key} IN (SELECT id FROM incoming) GROUP BY ALL) s USING (id)""",
-        {"file": file_name},
+            JOIN (SELECT {key} AS id, {fingerprint}, bool_or(source_file = $file) AS from_this_file,
+                         coalesce(max(registered.version_key), '') AS version_key
+                  FROM {staged}
+                  LEFT JOIN (SELECT file, version_key FROM loaded_files
+                             WHERE source = $source AND state = 'current') registered ON registered.file = source_file
+                  WHERE {key} IN (SELECT id FROM incoming) GROUP BY ALL) s USING (id)""",
+        {"file": file_name, "version_key": version_key, "source": source.name},
     )
     inserted, replaced, unchanged = con.execute(
         """SELECT (SELECT sum(rows) FROM incoming) - coalesce(sum(rows), 0),
-                  coalesce(sum(rows) FILTER (WHERE NOT same), 0), coalesce(sum(rows) FILTER (WHERE same), 0)
+                  coalesce(sum(rows) FILTER (WHERE NOT same AND incoming_wins), 0),
+                  coalesce(sum(rows) FILTER (WHERE same OR NOT incoming_wins), 0)
            FROM matched"""
     ).fetchall()[0]
-    # An identical record keeps its place; one re-delivered by a new version of its own file takes the new line.
-    con.execute(f"DELETE FROM {batch} WHERE {key} IN (SELECT id FROM matched WHERE same AND NOT from_this_file)")
-    con.execute(f"DELETE FROM {staged} WHERE {key} IN (SELECT id FROM matched WHERE NOT same OR from_this_file)")
+    # The losing side of each matched ID goes: the staged rows, or the incoming ones (from an older export).
+    con.execute(f"DELETE FROM {batch} WHERE {key} IN (SELECT id FROM matched WHERE NOT incoming_wins)")
+    con.execute(f"DELETE FROM {staged} WHERE {key} IN (SELECT id FROM matched WHERE incoming_wins)")
     withdrawn = con.execute(
         f"DELETE FROM {staged} WHERE source_file = ? AND {key} NOT IN (SELECT id FROM incoming)", [file_name]
     ).fetchall()[0][0]
