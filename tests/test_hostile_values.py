@@ -111,3 +111,14 @@ def test_ids_that_differ_by_surrounding_whitespace_are_one_record(con, tmp_path,
     ingest_source(con, "tickets", tmp_path, policy)
     assert con.execute("SELECT ticket_id FROM staged_tickets").fetchall() == [("T1",)]
     assert [code for code, _ in quarantined(con).values()] == ["duplicate_id"]
+
+
+def test_a_json_lines_key_with_a_quote_or_a_backslash_is_read(con, tmp_path, policy):
+    write(
+        tmp_path / "tickets.jsonl",
+        '{"ticket_id": "T1", "channel": "sales", "created_at": "2026-03-02T10:00:00Z", "odd\\"key": "x"}\n'
+        '{"ticket_id": "T2", "channel": "sales", "created_at": "2026-03-02T10:00:00Z", "back\\\\slash": "y"}\n',
+    )
+    result = ingest_source(con, "tickets", tmp_path, policy)
+    assert result.status == "loaded", result.problem
+    assert con.execute("SELECT ticket_id FROM staged_tickets ORDER BY 1").fetchall() == [("T1",), ("T2",)]

@@ -328,7 +328,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
                 WHERE json_valid(json_line) AND json_type(json_line) = 'OBJECT' ORDER BY key"""
         ).fetchall()
     ]
-    extracts = ", ".join(f"json_extract_string(json_line, {lit('$.' + ident(key))}) AS {ident(key)}" for key in keys)
+    extracts = ", ".join(f"json_extract_string(json_line, {lit(_json_path(key))}) AS {ident(key)}" for key in keys)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {text} AS SELECT {extracts + "," if extracts else ""} source_line
             FROM {lines} WHERE json_valid(json_line) AND json_type(json_line) = 'OBJECT'
@@ -336,3 +336,9 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
     )
     con.execute(f"DROP TABLE {lines}")
     return rejected
+
+
+def _json_path(key: str) -> str:
+    """The JSON path of a top-level key, any key: quoted, with a backslash before a quote or a backslash in it
+    (``a"b`` is ``$."a\\"b"``; doubling the quote, as for an SQL identifier, is no JSON path)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
