@@ -92,3 +92,19 @@ def test_the_winning_versions_follow_the_documented_rule(tmp_path, policy):
         "T2": ("solved", "tickets-2026-11-21.csv"),  # identical in both: the newer export's row
         "T4": ("new", "tickets-2026-11-19.csv"),
     }
+
+
+def test_a_superseded_file_is_listed_once_with_its_rows(tmp_path, policy):
+    """A new version of an older export, all of whose records a newer export holds: one entry, its own rows."""
+    con = duckdb.connect()
+    write(tmp_path / "tickets-2026-11-01.csv", HEADER + "".join(ticket(f"T{n}") for n in range(11)))
+    ingest_source(con, "tickets", tmp_path, policy)
+    write(tmp_path / "tickets-2026-11-20.csv", HEADER + "".join(ticket(f"T{n}", "solved") for n in range(11)))
+    ingest_source(con, "tickets", tmp_path, policy)
+    write(tmp_path / "tickets-2026-11-01.csv", HEADER + "".join(ticket(f"T{n}", "pending") for n in range(11)))
+    result = ingest_source(con, "tickets", tmp_path, policy)
+    assert sorted((entry.file, entry.change, entry.rows_read) for entry in result.files) == [
+        ("tickets-2026-11-01.csv", "superseded", 11),
+        ("tickets-2026-11-20.csv", "unchanged", 11),
+    ]
+    assert result.rows_read == 22

@@ -240,6 +240,10 @@ def _ingest_files(
         loaded_now.add(path.name)
         merges.append(counts)
     current = _current_entries(con, source, {path.name for path in files}, loaded_now)
+    # A name whose new version is superseded as a whole (a newer export holds all its records) is listed once,
+    # as that version: its replaced older version would count the same file's rows twice.
+    superseded_now = {entry.file for entry in current if entry.change == "superseded"}
+    superseded = [entry for entry in superseded if entry.file not in superseded_now]
     entries = unusable + superseded + current
     if not entries:
         entries = [FileEntry(source.name, None, None, "missing", "no export file", None, 0, 0, 0, None)]
