@@ -30,6 +30,10 @@ class UnusableFile(Exception):
     """The file as a whole cannot be used; the message is one line naming the problem."""
 
 
+class DuckDBCannotRead(UnusableFile):
+    """DuckDB's reader failed on the file (for a CSV file, the ingest tries once more through a csv-module copy)."""
+
+
 class _NotUtf8(UnusableFile):
     """A file read as UTF-8 holds bytes that are not: it is read again through a decoded copy."""
 
@@ -106,7 +110,7 @@ def read_raw(
     except duckdb.Error as error:
         # the file's own name, not the path DuckDB was given (a temporary link, or a folder the report need not show)
         first_line = str(error).strip().splitlines()[0].replace(str(path), file_name or path.name)
-        raise UnusableFile(f"cannot be read as {file_format.upper()}: {first_line}") from None
+        raise DuckDBCannotRead(f"cannot be read as {file_format.upper()}: {first_line}") from None
 
 
 def _read_decoded(

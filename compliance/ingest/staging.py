@@ -45,7 +45,7 @@ from compliance.ingest.landing import (
     not_regular_files,
 )
 from compliance.ingest.parsing import accepted_spellings, parse_and_check
-from compliance.ingest.readers import UnusableFile, read_raw, unglobbed
+from compliance.ingest.readers import DuckDBCannotRead, UnusableFile, read_raw, unglobbed
 from compliance.policy import Policy
 
 QUARANTINE_COLUMNS = QUARANTINE_COLUMNS_SQL
@@ -155,7 +155,7 @@ def ingest_source(
         try:
             return _ingest_files(con, SOURCES[source_name], exports_dir, policy, encoding, attempts)
         except _TransactionAborted as aborted:
-            attempts.failed(aborted.file, aborted.problem)
+            attempts.failed(aborted.file, aborted.problem, aborted.by_duckdb)
 
 
 @dataclass
@@ -165,9 +165,10 @@ class _Attempts:
     refused: dict[str, str] = field(default_factory=dict)  # unusable, with the problem
     through_copy: set[str] = field(default_factory=set)  # CSV files to read through the csv module's copy
 
-    def failed(self, file: str, problem: str) -> None:
-        """Read a CSV file once more through the copy; refuse any other file, or a CSV file failing that way too."""
-        if file.endswith(".csv") and file not in self.through_copy:
+    def failed(self, file: str, problem: str, by_duckdb: bool) -> None:
+        """Read a CSV file that DuckDB failed on (``by_duckdb``) once more through the copy; refuse any other file,
+        or a CSV file failing that way too."""
+        if by_duckdb and file.endswith(".csv") and file not in self.through_copy:
             self.through_copy.add(file)
         else:
             self.refused[file] = problem
@@ -176,9 +177,9 @@ class _Attempts:
 class _TransactionAborted(Exception):
     """Loading ``file`` failed and aborted the caller's transaction, which has been rolled back and begun again."""
 
-    def __init__(self, file: str, problem: str) -> None:
+    def __init__(self, file: str, problem: str, by_duckdb: bool) -> None:
         super().__init__(f"{file}: {problem}")
-        self.file, self.problem = file, problem
+        self.file, self.problem, self.by_duckdb = file, problem, by_duckdb
 
 
 def _ingest_files(
@@ -219,13 +220,13 @@ def _ingest_files(
                     break  # this exact file is loaded already
                 counts = _load_version(con, source, path, sha256, settings, policy, encoding, attempts)
             except (UnusableFile, OSError, duckdb.Error) as error:
-                problem = _problem_of(error)
+                problem, by_duckdb = _problem_of(error), isinstance(error, (duckdb.Error, DuckDBCannotRead))
                 if _transaction_aborted(con):
                     con.rollback()
                     con.begin()
-                    raise _TransactionAborted(path.name, problem) from None
+                    raise _TransactionAborted(path.name, problem, by_duckdb) from None
                 if path.name not in attempts.refused:  # outside a transaction the next attempt is made here
-                    attempts.failed(path.name, problem)
+                    attempts.failed(path.name, problem, by_duckdb)
                     continue
                 unusable.append(
                     FileEntry(
