@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -44,6 +45,14 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "policy.schema.json"
 RULE_KINDS: dict[str, str] = {kind: spec.domain for kind, spec in REGISTERED_KINDS.items()}
 
 _TARGET_UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+# The years an export's timestamps may fall in unless the policy's ``timestamp_window`` says otherwise: before
+# 1970 or after 2100 a support record's time is a placeholder or a typo (0001-01-01, 9999-12-31), never an event.
+DEFAULT_TIMESTAMP_WINDOW = (1970, 2100)
+# The longest deadline a target may set: a commitment is measured inside the timestamp window, so one longer than
+# a century can never fall due there (and 1.0e+300 hours would overflow every integer type that counts it).
+_MAX_TARGET_SECONDS = 100 * 366 * 86400
+_MAX_TARGET_YEARS = 100
+_MAX_TARGET_WORKING_DAYS = 100 * 366
 # Regex syntax that Python accepts but DuckDB (RE2) and polars (Rust regex) reject: look-around, back-references.
 _UNPORTABLE_REGEX = re.compile(r"\(\?<?[=!]|\\[1-9]")
 
@@ -146,6 +155,14 @@ class Policy:
     # from the beginning. See load_policy_versions.
     version: str = UNVERSIONED
     effective_from: datetime | None = None
+
+    # First and last year (both included) an export's timestamp may fall in; outside: quarantined as bad_timestamp.
+    timestamp_window: tuple[int, int] = DEFAULT_TIMESTAMP_WINDOW
+
+    def timestamp_bounds(self) -> tuple[datetime, datetime]:
+        """The window as UTC instants: the first one inside, the first one after (exclusive)."""
+        first_year, last_year = self.timestamp_window
+        return datetime(first_year, 1, 1, tzinfo=UTC), datetime(last_year + 1, 1, 1, tzinfo=UTC)
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -432,6 +449,15 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
     source_timezone = _optional(document, "source_timezone", "", str, "UTC")
     if source_timezone not in zoneinfo.available_timezones() and source_timezone != "UTC":
         raise _KeyProblem(f"source_timezone: unknown time zone {source_timezone!r}")
+    window = _optional(document, "timestamp_window", "", dict, {})
+    timestamp_window = (
+        _optional(window, "first_year", "timestamp_window.", int, DEFAULT_TIMESTAMP_WINDOW[0]),
+        _optional(window, "last_year", "timestamp_window.", int, DEFAULT_TIMESTAMP_WINDOW[1]),
+    )
+    if timestamp_window[0] > timestamp_window[1]:
+        raise _KeyProblem(
+            f"timestamp_window: first_year {timestamp_window[0]} is after last_year {timestamp_window[1]}"
+        )
     verdict = _optional(document, "verdict", "", dict, {})
     met_min = _optional(verdict, "met_min_adherence_pct", "verdict.", (int, float), 100)
     if not 0 <= met_min <= 100:
@@ -505,6 +531,7 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         amber_band_pct=float(amber_band),
         version=_optional(document, "version", "", str, UNVERSIONED),
         effective_from=_effective_day(effective_from) if effective_from is not None else None,
+        timestamp_window=timestamp_window,
     )
 
 
@@ -628,8 +655,9 @@ def _parse_target(raw: Mapping[str, Any], where: str, calendar: CalendarSpec | N
     for key, value in raw.items():
         if key == "expectation":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             raise _KeyProblem(f"{where}{key}: must be a positive number, got {value!r}")
+    _check_target_length([(raw, where), (raw.get("expectation") or {}, f"{where}expectation.")])
     if "working_days" in raw:
         if calendar is None or calendar.kind != "working_days":
             raise _KeyProblem(f"{where}working_days: needs a calendar of kind working_days")
@@ -650,6 +678,23 @@ def _parse_target(raw: Mapping[str, Any], where: str, calendar: CalendarSpec | N
     if expectation_seconds and expectation_seconds > seconds:
         raise _KeyProblem(f"{where}expectation: the expectation must not be longer than the commitment")
     return Target(seconds=seconds, expectation_seconds=expectation_seconds or None)
+
+
+def _check_target_length(parts: list[tuple[Any, str]]) -> None:
+    """Refuse a deadline or its expectation (each a mapping of units, with its key path) longer than a century:
+    see ``_MAX_TARGET_SECONDS``."""
+    for part, prefix in parts:
+        if not isinstance(part, Mapping):
+            continue
+        for key, value in part.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue  # a mapping (the expectation) or a type the schema refused already
+            limit = {"years": _MAX_TARGET_YEARS, "working_days": _MAX_TARGET_WORKING_DAYS}.get(key)
+            too_long = (
+                value > limit if limit else key in _TARGET_UNITS and value * _TARGET_UNITS[key] > _MAX_TARGET_SECONDS
+            )
+            if too_long:
+                raise _KeyProblem(f"{prefix}{key}: {value!r} is longer than a century, the longest target allowed")
 
 
 def main(argv: list[str]) -> int:

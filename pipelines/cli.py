@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 
 from assets.resources import ReporterSettings, Warehouse, WarehouseBusy, parse_as_of
-from compliance.policy import PolicyError, load_policy, load_policy_versions, version_in_force
+from compliance.policy import Policy, PolicyError, load_policy, load_policy_versions, version_in_force
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -150,6 +150,16 @@ def _convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_as_of_window(as_of: datetime, policy: Policy) -> None:
+    """An --as-of outside the policy's timestamp window is a mistake (0001-01-01), refused like a bad export value."""
+    first, after_last = policy.timestamp_bounds()
+    if not first <= as_of < after_last:
+        first_year, last_year = policy.timestamp_window
+        raise UsageError(
+            f"--as-of {as_of.isoformat()}: outside the policy's timestamp window ({first_year}-{last_year})"
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     from pipelines.definitions import (  # dagster imports are slow: only when running
         ALL_ASSETS,
@@ -187,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     except PolicyError as error:
         raise UsageError(str(error)) from None
+    _check_as_of_window(as_of, policy)
     try:
         export_formats = parse_formats(args.export) if args.export else ()
     except ValueError as error:

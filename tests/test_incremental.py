@@ -65,7 +65,8 @@ def test_a_newer_export_replaces_records_and_never_double_counts(con, tmp_path, 
     assert (result.merged.inserted, result.merged.replaced, result.merged.unchanged) == (1, 1, 1)
     rows = staged(con)
     assert sorted(rows) == ["T1", "T2", "T3", "T4"]
-    assert rows["T1"] == ("open", "tickets-2026-11-19.csv", 2)  # identical: the first delivery stays
+    # identical: the newer export's row, as in a clean run whatever the order (tests/test_version_order.py)
+    assert rows["T1"] == ("open", "tickets-2026-11-20.csv", 2)
     assert rows["T2"] == ("solved", "tickets-2026-11-20.csv", 3)
     assert rows["T3"][1] == "tickets-2026-11-19.csv"
     assert [(entry.file, entry.change) for entry in result.files] == [
@@ -145,7 +146,8 @@ def test_a_files_events_replace_all_events_of_its_tickets(con, tmp_path, policy)
     events = con.execute(
         "SELECT ticket_id, source_file, count(*) FROM staged_ticket_events GROUP BY ALL ORDER BY ALL"
     ).fetchall()
-    assert events == [("T1", "ticket_events-2.csv", 2), ("T2", "ticket_events-1.csv", 2)]
+    # T2's identical events come from the file with the greater version key (same timestamps: the later name)
+    assert events == [("T1", "ticket_events-2.csv", 2), ("T2", "ticket_events-2.csv", 2)]
     assert (result.merged.inserted, result.merged.replaced, result.merged.unchanged) == (0, 2, 2)
 
 

@@ -513,6 +513,7 @@ _PARSER_PLACES = {
     ("_parse", "document"): SCHEMA,
     ("_parse", "verdict"): SCHEMA["properties"]["verdict"],
     ("_parse", "report"): SCHEMA["properties"]["report"],
+    ("_parse", "window"): SCHEMA["properties"]["timestamp_window"],
     ("_parse", "spec"): SCHEMA["properties"]["channels"]["additionalProperties"],
     ("_parse", "tiers_raw"): SCHEMA["properties"]["tiers"],
     ("_parse_email", "raw"): SCHEMA["properties"]["email"],

@@ -533,6 +533,19 @@ def _write_csv(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+# The longest duration a vendor column may state (a century): longer ones (1e26 minutes, 1e308, inf) are no
+# measurement, and would overflow the microseconds a shift counts in.
+MAX_DURATION_SECONDS = 100 * 366 * 86400
+
+
+def bad_duration(value_text: pl.Expr, unit_seconds: float) -> pl.Expr:
+    """Whether a non-empty duration text (in units of ``unit_seconds``) is not a finite, non-negative number of
+    at most :data:`MAX_DURATION_SECONDS`: NaN, inf, 1e308 and words are bad, as are negative numbers."""
+    number = value_text.cast(pl.Float64, strict=False)
+    sane = number.is_finite() & (number >= 0) & (number * unit_seconds <= MAX_DURATION_SECONDS)
+    return value_text.is_not_null() & ~sane.fill_null(False)
+
+
 def shift_timestamp_text(moment_text: pl.Expr, seconds: pl.Expr, timezone: str) -> pl.Expr:
     """Canonical timestamp text (as :func:`timestamp_text` writes it) plus ``seconds`` of real time, as such text.
 
@@ -540,8 +553,10 @@ def shift_timestamp_text(moment_text: pl.Expr, seconds: pl.Expr, timezone: str) 
     instant, a nonexistent one gives null, as in :func:`timestamp_text`), moved on the real timeline (a DST change
     in between counts right) and written back as wall time in that zone; a result that is the later of two
     instants with the same wall time keeps its UTC offset (``…-05:00``), since its wall time alone reads as the
-    earlier one. Null when either input is null.
+    earlier one. Null when either input is null, or when ``seconds`` is no sane duration (see :func:`bad_duration`,
+    which the adapters check to quarantine such a row with its reason).
     """
+    seconds = pl.when(seconds.is_finite() & (seconds.abs() <= MAX_DURATION_SECONDS)).then(seconds)
     is_utc = moment_text.str.ends_with("Z")
     utc = moment_text.str.replace(r"Z$", "+00:00").str.strptime(
         pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%S%.f%#z", strict=False

@@ -20,6 +20,7 @@ from compliance.adapters.base import (
     Check,
     ConversionError,
     InputRecord,
+    bad_duration,
     bad_timestamp,
     duration_seconds,
     empty_quarantine,
@@ -187,11 +188,16 @@ def _bad_timestamp_of(raw: pl.Expr, parsed: pl.Expr, label: str) -> Check:
     )
 
 
+def _unit_seconds(header: str) -> float:
+    """The unit of a duration column, from its header ("… in minutes", "… (in hrs)"); seconds otherwise."""
+    lowered = header.lower()
+    return 60.0 if "minutes" in lowered else 3600.0 if "hrs" in lowered or "hours" in lowered else 1.0
+
+
 def _bad_number(header: str) -> Check:
     value = text(header)
     return Check(
-        bad=value.is_not_null()
-        & (value.cast(pl.Float64, strict=False).is_null() | (value.cast(pl.Float64, strict=False) < 0)),
+        bad=bad_duration(value, _unit_seconds(header)),
         reason_code="bad_number",
         message=pl.format("{}: not a non-negative number: {}", pl.lit(header), value),
     )

@@ -36,6 +36,7 @@ from compliance.adapters.base import (
     Check,
     Conversion,
     ConversionError,
+    bad_duration,
     bad_timestamp,
     empty_quarantine,
     input_record,
@@ -279,7 +280,7 @@ def _from_report(frame: pl.DataFrame, file_name: str, options: AdapterOptions) -
         bad_timestamp("resolved_on", pl.col("resolved_on__ts")) if "resolved_on" in frame.columns else None,
         *[
             Check(
-                column(name).is_not_null() & ~column(name).str.contains(_NUMBER),
+                column(name).is_not_null() & (~column(name).str.contains(_NUMBER) | bad_duration(column(name), 1)),
                 "bad_number",
                 pl.format("{}: not a number of seconds: {}", pl.lit(name), column(name)),
             )

@@ -6,8 +6,10 @@ interrupted run never leaves a half-written file where the last good one was.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +26,13 @@ def file_sha256(path: Path) -> str:
 
 @contextmanager
 def replacing(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it atomically replaces ``path``."""
+    """Yield a temporary path beside ``path``; on success it atomically replaces ``path``.
+
+    Temporary files of ``path`` that a killed run left (``.<name>.<random>.tmp``) are removed first: one run
+    writes a warehouse's outputs at a time (the run lock), so none of them can still be in use.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     os.unlink(temporary)  # DuckDB's COPY wants to create the file itself
@@ -38,6 +45,17 @@ def replacing(path: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Delete the temporary files :func:`replacing` left beside ``path`` when its run was killed; returns them."""
+    leftovers = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for leftover in leftovers:
+        if leftover.is_dir():  # DuckDB's COPY into a folder of partitions
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    return leftovers
 
 
 def publish_atomically(text: str, path: Path) -> None:

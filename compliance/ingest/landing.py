@@ -1,8 +1,9 @@
 """The landing folder: which export files belong to which source, in load order, and their content hashes.
 
 A source's files are ``<source>.<format>`` and ``<source>-<anything>.<format>`` / ``<source>_<anything>.<format>``
-(``tickets.csv``, ``tickets-2026-11-20.csv``), loaded in name order, so a sortable date suffix makes the newer
-export load last. Hidden files and other suffixes (``tickets.csv.part``) are ignored: copy a file in under such a
+(``tickets.csv``, ``tickets-2026-11-20.csv``), loaded in name order; which version of a record wins does not
+depend on that order (``compliance.ingest.staging._version_key``: the date suffix, else the newest timestamp
+inside the file). Hidden files and other suffixes (``tickets.csv.part``) are ignored: copy a file in under such a
 name and rename it when complete. No source name is another's name plus ``-``/``_``, so every file has one source.
 """
 
@@ -43,6 +44,19 @@ def export_files(exports_dir: Path, source_name: str) -> list[Path]:
     return sorted(path for path in exports_dir.iterdir() if pattern.match(path.name) and path.is_file())
 
 
+def not_regular_files(exports_dir: Path, source_name: str) -> list[tuple[Path, str]]:
+    """Entries named like the source's exports that are no regular file (a folder ``tickets.csv``, a dangling
+    link), with the problem: named as unusable rather than passed over in silence."""
+    pattern = _PATTERNS[source_name]
+    if not exports_dir.is_dir():
+        return []
+    return [
+        (path, "a folder, not a file" if path.is_dir() else "not a regular file")
+        for path in sorted(exports_dir.iterdir())
+        if pattern.match(path.name) and not path.is_file()
+    ]
+
+
 def format_conflicts(files: list[Path]) -> dict[str, str]:
     """Files whose name differs only by format, with the problem: which one is meant is not knowable."""
     by_stem: dict[str, list[Path]] = {}
@@ -69,7 +83,10 @@ def landing_fingerprints(exports_dir: Path) -> dict[str, str]:
             stat = path.stat()
             key = (str(path), stat.st_size, stat.st_mtime_ns)
             if key not in _hash_cache:
-                _hash_cache[key] = file_sha256(path)
+                try:
+                    _hash_cache[key] = file_sha256(path)
+                except OSError:  # unreadable: the ingest names it; a change of size or time still shows
+                    _hash_cache[key] = f"unreadable:{stat.st_size}:{stat.st_mtime_ns}"
             fingerprints[path.name] = _hash_cache[key]
             seen.add(key)
     for key in set(_hash_cache) - seen:

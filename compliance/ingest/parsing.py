@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from compliance.core.secrets import redact_sql
-from compliance.core.sql import ident, lit
+from compliance.core.sql import ident, lit, ts_lit
 from compliance.ingest.contract import REQUEST_TYPES, Column, Source
 from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 from compliance.policy import Policy
@@ -31,6 +31,16 @@ _ZONE_NAME_PATTERN = r"[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*([A-Za-z][A-Za-z
 _REPEAT_SPAN_HOURS = 3
 # One row per loaded value that was a local time occurring twice (read as its earlier instant), for data quality.
 AMBIGUOUS_LOCAL_TIMES_COLUMNS = "source VARCHAR, source_file VARCHAR, source_line BIGINT, column_name VARCHAR"
+
+
+# The one trimming rule of every value (ids included): leading and trailing spaces, tabs, line breaks (CR, LF),
+# vertical tabs, form feeds, no-break spaces and byte-order marks go; "T1\t" and " T1" are the ticket T1.
+_TRIMMED_CHARACTERS = " \t\n\r\x0b\x0c\u00a0\ufeff"
+
+
+def _trimmed_sql(value: str) -> str:
+    """SQL: a text value trimmed by the rule above, NULL when nothing is left."""
+    return f"nullif(trim({value}, {lit(_TRIMMED_CHARACTERS)}), '')"
 
 
 def accepted_spellings(column: Column, policy: Policy) -> dict[str, str]:
@@ -208,10 +218,12 @@ def parse_and_check(
     earlier_flags: list[str] = []  # timestamp columns with a ``<name>__earlier`` flag: read as the earlier instant
     checks: list[tuple[str, str, str]] = []  # (condition, reason code, message SQL), one per possible problem
     zone = policy.source_timezone
+    first_year, last_year = policy.timestamp_window
+    window_start, window_end = map(ts_lit, policy.timestamp_bounds())
     for column in source.columns:
         name = column.name
         raw_ref = ident(present[name]) if name in present else "NULL::VARCHAR"
-        trimmed = f"nullif(trim({raw_ref}), '')"
+        trimmed = _trimmed_sql(raw_ref)
         text = name  # ids and free text are kept as trimmed text: nothing to parse
         if column.kind in ("timestamp", "boolean", "enum"):
             text = f"{name}__text"
@@ -226,6 +238,16 @@ def parse_and_check(
                     f"{text} IS NOT NULL AND {name} IS NULL",
                     "bad_timestamp",
                     f"'{name}: not an ISO-8601 timestamp: ' || {text}",
+                )
+            )
+            # Inside the policy's window of years, and written as a date: DuckDB's cast also takes the keywords
+            # 'epoch' (1970-01-01), 'infinity', 'allballs' and years such as 0001 or 9999, never a real event's time.
+            checks.append(
+                (
+                    f"{text} IS NOT NULL AND {name} IS NOT NULL AND NOT (regexp_matches({text}, '^[0-9]') "
+                    f"AND isfinite({name}) AND {name} >= {window_start} AND {name} < {window_end})",
+                    "bad_timestamp",
+                    f"'{name}: outside the years {first_year}-{last_year} or not a date: ' || {text}",
                 )
             )
             # a wall time inside a spring-forward gap never happened, with or without a zone name
@@ -329,7 +351,7 @@ def parse_and_check(
 
 def _raw_text(name: str, present: dict[str, str]) -> str:
     """SQL: a column's trimmed text (NULL when blank or when the file has no such column)."""
-    return f"nullif(trim({ident(present[name])}), '')" if name in present else "NULL::VARCHAR"
+    return _trimmed_sql(ident(present[name])) if name in present else "NULL::VARCHAR"
 
 
 def _with_derived_columns(source: Source, present: dict[str, str], policy: Policy, parses: list[str]) -> str:
@@ -406,7 +428,7 @@ def _quarantine_duplicates(
     out. Only rows whose ID occurs more than once in the file are parsed and judged, a few.
     """
     key = source.record_id
-    raw_key = f"nullif(trim({ident(present[key])}), '')"
+    raw_key = _trimmed_sql(ident(present[key]))
     # "Exact duplicate" compares the raw rows as read (every column of the contract).
     raw_columns = ", ".join(ident(present[c.name]) for c in source.columns if c.name in present)
     duplicates = f"duplicates_{source.name}"

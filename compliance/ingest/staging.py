@@ -14,10 +14,12 @@ and is counted per column (``loaded_files.replaced_characters``, shown in ``data
 
 Loads are incremental and idempotent. The ``loaded_files`` registry remembers every file version loaded (name +
 sha256): a file already loaded is not read again. A new file's accepted records are merged into
-``staged_<source>`` by record ID and content hash: an identical record stays as it is, a changed one replaces the
-older version, a new one is added (for ``ticket_events`` and ``incident_updates``, whose IDs repeat, the file's
-rows for an ID replace all rows of that ID). A new version of an already loaded file name replaces that file's
-contribution: its records absent from the new version are withdrawn. Files are merged in name order.
+``staged_<source>`` by record ID: of two versions of a record, the one from the file with the greater version key
+wins (:func:`_version_key`: the export's date from the name's suffix, else the newest timestamp inside the file,
+ties by file name), so that the order files arrive in never decides, and a clean run and any sequence of
+incremental runs agree; a new record is added (for ``ticket_events`` and ``incident_updates``, whose IDs repeat,
+the winning file's rows for an ID are all the rows of that ID). A new version of an already loaded file name
+replaces that file's contribution: its records absent from the new version are withdrawn.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -34,9 +37,15 @@ from compliance.core.files import file_sha256
 from compliance.core.sql import ident, lit, table_exists
 from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL, SOURCES, Source
 from compliance.ingest.encodings import REPLACEMENT_CHARACTER, Decoding, codec_name
-from compliance.ingest.landing import CONVERSION_LOG, export_files, file_pattern, format_conflicts
+from compliance.ingest.landing import (
+    CONVERSION_LOG,
+    export_files,
+    file_pattern,
+    format_conflicts,
+    not_regular_files,
+)
 from compliance.ingest.parsing import accepted_spellings, parse_and_check
-from compliance.ingest.readers import UnusableFile, read_raw
+from compliance.ingest.readers import DuckDBCannotRead, UnusableFile, read_raw, unglobbed
 from compliance.policy import Policy
 
 QUARANTINE_COLUMNS = QUARANTINE_COLUMNS_SQL
@@ -56,7 +65,9 @@ LOADED_FILES_COLUMNS = (
     "loaded_at TIMESTAMPTZ, state VARCHAR, rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, "
     "rows_inserted BIGINT, rows_replaced BIGINT, rows_unchanged BIGINT, rows_withdrawn BIGINT, "
     # the text encoding the file was read in, and per column the characters that did not decode in it (U+FFFD)
-    "encoding VARCHAR, replaced_characters MAP(VARCHAR, BIGINT)"
+    "encoding VARCHAR, replaced_characters MAP(VARCHAR, BIGINT), "
+    # which version of a record wins: see _version_key
+    "version_key VARCHAR"
 )
 
 
@@ -108,10 +119,6 @@ class IngestResult:
         return sum(entry.rows_quarantined for entry in self.files)
 
 
-class IngestFailed(Exception):
-    """The warehouse failed while loading a file; the message is one line naming the file."""
-
-
 def prepare_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE TABLE IF NOT EXISTS quarantine ({QUARANTINE_COLUMNS})")
@@ -121,6 +128,7 @@ def prepare_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS loaded_files ({LOADED_FILES_COLUMNS})")
     con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS encoding VARCHAR")
     con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS replaced_characters MAP(VARCHAR, BIGINT)")
+    con.execute("ALTER TABLE loaded_files ADD COLUMN IF NOT EXISTS version_key VARCHAR")
     con.execute(f"CREATE TABLE IF NOT EXISTS file_columns ({FILE_COLUMNS_COLUMNS})")
     con.execute(f"CREATE TABLE IF NOT EXISTS input_columns ({INPUT_COLUMNS_COLUMNS})")
 
@@ -132,8 +140,57 @@ def ingest_source(
 
     ``encoding`` (a Python codec name) is the text encoding of every CSV and JSON Lines file; None detects it per
     file (:mod:`compliance.ingest.encodings`). An unknown name raises LookupError.
+
+    A file that cannot be loaded, for whatever reason (truncated, unreadable, not the format its name says, a
+    DuckDB error while reading it), is named as unusable with the first line of its first error; the other files
+    are still loaded. A CSV file DuckDB cannot read (CR, LF and CRLF line endings mixed, a line over its maximum
+    size) is first read again through a copy Python's csv module writes (:mod:`compliance.ingest.readers`).
+    DuckDB aborts the whole transaction on an error: when it does, the load of the source is rolled back and
+    started again, so the statements that follow never report "Current transaction is aborted" in place of the
+    real cause. Hence the contract: within a transaction, ingest_source is the first thing its caller does (the
+    rollback undoes everything since the transaction began).
     """
-    source = SOURCES[source_name]
+    attempts = _Attempts()
+    while True:
+        try:
+            return _ingest_files(con, SOURCES[source_name], exports_dir, policy, encoding, attempts)
+        except _TransactionAborted as aborted:
+            attempts.failed(aborted.file, aborted.problem, aborted.by_duckdb)
+
+
+@dataclass
+class _Attempts:
+    """What earlier attempts of a source's load learnt about its files, by name."""
+
+    refused: dict[str, str] = field(default_factory=dict)  # unusable, with the problem
+    through_copy: set[str] = field(default_factory=set)  # CSV files to read through the csv module's copy
+
+    def failed(self, file: str, problem: str, by_duckdb: bool) -> None:
+        """Read a CSV file that DuckDB failed on (``by_duckdb``) once more through the copy; refuse any other file,
+        or a CSV file failing that way too."""
+        if by_duckdb and file.endswith(".csv") and file not in self.through_copy:
+            self.through_copy.add(file)
+        else:
+            self.refused[file] = problem
+
+
+class _TransactionAborted(Exception):
+    """Loading ``file`` failed and aborted the caller's transaction, which has been rolled back and begun again."""
+
+    def __init__(self, file: str, problem: str, by_duckdb: bool) -> None:
+        super().__init__(f"{file}: {problem}")
+        self.file, self.problem, self.by_duckdb = file, problem, by_duckdb
+
+
+def _ingest_files(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    exports_dir: Path,
+    policy: Policy,
+    encoding: str | None,
+    attempts: _Attempts,
+) -> IngestResult:
+    """One attempt of :func:`ingest_source`, knowing what the earlier ones learnt."""
     encoding = codec_name(encoding) if encoding else None
     prepare_warehouse(con)
     settings = _settings_sha256(source, policy, encoding)
@@ -142,34 +199,52 @@ def ingest_source(
     con.execute("DELETE FROM ingest_log WHERE source = ?", [source.name])
     files = export_files(exports_dir, source.name)
     conflicts = format_conflicts(files)
-    unusable: list[FileEntry] = []
+    unusable: list[FileEntry] = [
+        FileEntry(source.name, path.name, path.suffix.lstrip("."), "unusable", problem, None, 0, 0, 0, None)
+        for path, problem in not_regular_files(exports_dir, source.name)
+    ]
     superseded: list[FileEntry] = []
     loaded_now: set[str] = set()
     merges: list[MergeCounts] = []
     for path in files:
-        sha256 = file_sha256(path)
-        try:
-            if path.name in conflicts:
-                raise UnusableFile(conflicts[path.name])
-            previous = _current_version(con, source, path.name)
-            if previous is not None and previous.sha256 == sha256:
-                continue  # this exact file is loaded already
-            counts = _load_version(con, source, path, sha256, settings, policy, encoding)
-        except UnusableFile as problem:
-            unusable.append(
-                FileEntry(
-                    source.name, path.name, path.suffix.lstrip("."), "unusable", str(problem), sha256, 0, 0, 0, None
+        sha256, counts = None, None
+        while counts is None:
+            try:
+                sha256 = file_sha256(path)
+                if path.name in attempts.refused:
+                    raise UnusableFile(attempts.refused[path.name])
+                if path.name in conflicts:
+                    raise UnusableFile(conflicts[path.name])
+                previous = _current_version(con, source, path.name)
+                if previous is not None and previous.sha256 == sha256:
+                    break  # this exact file is loaded already
+                counts = _load_version(con, source, path, sha256, settings, policy, encoding, attempts)
+            except (UnusableFile, OSError, duckdb.Error) as error:
+                problem, by_duckdb = _problem_of(error), isinstance(error, (duckdb.Error, DuckDBCannotRead))
+                if _transaction_aborted(con):
+                    con.rollback()
+                    con.begin()
+                    raise _TransactionAborted(path.name, problem, by_duckdb) from None
+                if path.name not in attempts.refused:  # outside a transaction the next attempt is made here
+                    attempts.failed(path.name, problem, by_duckdb)
+                    continue
+                unusable.append(
+                    FileEntry(
+                        source.name, path.name, path.suffix.lstrip("."), "unusable", problem, sha256, 0, 0, 0, None
+                    )
                 )
-            )
+                break
+        if counts is None:
             continue
-        except duckdb.Error as error:  # name the file; quoted values are left out, they may be personal data
-            message = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(error).strip().splitlines()[0])
-            raise IngestFailed(f"{path.name}: {message}") from None
         if previous is not None:
             superseded.append(previous)
         loaded_now.add(path.name)
         merges.append(counts)
     current = _current_entries(con, source, {path.name for path in files}, loaded_now)
+    # A name whose new version is superseded as a whole (a newer export holds all its records) is listed once,
+    # as that version: its replaced older version would count the same file's rows twice.
+    superseded_now = {entry.file for entry in current if entry.change == "superseded"}
+    superseded = [entry for entry in superseded if entry.file not in superseded_now]
     entries = unusable + superseded + current
     if not entries:
         entries = [FileEntry(source.name, None, None, "missing", "no export file", None, 0, 0, 0, None)]
@@ -183,6 +258,35 @@ def ingest_source(
         MergeCounts(*(sum(column) for column in zip(*map(astuple, merges), strict=False))) if merges else MergeCounts()
     )
     return IngestResult(source.name, *_source_status(entries), tuple(entries), merged)
+
+
+def _problem_of(error: Exception) -> str:
+    """One line saying why a file cannot be used; quoted values are left out, they may be personal data."""
+    if isinstance(error, UnusableFile):
+        return str(error)
+    if isinstance(error, PermissionError):
+        return "the file cannot be read (permission denied)"
+    if isinstance(error, OSError):
+        return f"the file cannot be read ({error.strerror or type(error).__name__})"
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return "cannot be loaded: " + re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first_line)
+
+
+def _transaction_aborted(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the last error aborted the connection's transaction (outside one, DuckDB aborts nothing)."""
+    try:
+        con.execute("SELECT 1").fetchall()
+    except duckdb.TransactionException:
+        return True
+    return False
+
+
+def _unless_aborted(con: duckdb.DuckDBPyConnection, *statements: tuple[str, list]) -> None:
+    """Clean-up after a failed load: in an aborted transaction it would only raise (and hide the real error) while
+    the rollback undoes it anyway."""
+    if not _transaction_aborted(con):
+        for statement, parameters in statements:
+            con.execute(statement, parameters)
 
 
 def accounting_problems(con: duckdb.DuckDBPyConnection, result: IngestResult) -> list[str]:
@@ -219,7 +323,16 @@ def _settings_sha256(source: Source, policy: Policy, encoding: str | None) -> st
         else ()
     )
     reading = repr(
-        (policy.source_timezone, columns, source.record_id, source.unique, source.ordered, derivation, encoding)
+        (
+            policy.source_timezone,
+            columns,
+            source.record_id,
+            source.unique,
+            source.ordered,
+            derivation,
+            encoding,
+            policy.timestamp_window,
+        )
     )
     return hashlib.sha256(reading.encode()).hexdigest()
 
@@ -344,6 +457,7 @@ def _load_version(
     settings: str,
     policy: Policy,
     encoding: str | None,
+    attempts: _Attempts,
 ) -> MergeCounts:
     """Parse one new file version, merge its accepted rows into the staged table and register it."""
     batch = f"batch_{source.name}"
@@ -354,22 +468,28 @@ def _load_version(
     )
     con.execute("DELETE FROM quarantine WHERE source_file = ?", [path.name])
     try:
-        read, loaded, quarantined, decoding, replaced = _load(con, source, path, policy, batch, encoding)
-    except UnusableFile:
-        con.execute("DELETE FROM quarantine WHERE source_file = ?", [path.name])
-        con.execute("INSERT INTO quarantine SELECT * FROM previous_quarantine")
-        con.execute(f"DROP TABLE IF EXISTS {batch}")
+        read, loaded, quarantined, decoding, replaced = _load(
+            con, source, path, policy, batch, encoding, through_copy=path.name in attempts.through_copy
+        )
+    except (UnusableFile, OSError, duckdb.Error):
+        _unless_aborted(
+            con,
+            ("DELETE FROM quarantine WHERE source_file = ?", [path.name]),
+            ("INSERT INTO quarantine SELECT * FROM previous_quarantine", []),
+            (f"DROP TABLE IF EXISTS {batch}", []),
+        )
         raise
     finally:
-        con.execute("DROP TABLE IF EXISTS previous_quarantine")
-    counts = _merge(con, source, batch, path.name)
+        _unless_aborted(con, ("DROP TABLE IF EXISTS previous_quarantine", []))
+    version_key = _version_key(con, source, path.name, batch)
+    counts = _merge(con, source, batch, path.name, version_key)
     con.execute(
         "UPDATE loaded_files SET state = 'superseded' WHERE source = ? AND file = ? AND state = 'current'",
         [source.name, path.name],
     )
     con.execute(
         "INSERT INTO loaded_files VALUES (?, ?, ?, ?, ?, now(), 'current', ?, ?, ?, ?, ?, ?, ?, ?, "
-        "MAP(?::VARCHAR[], ?::BIGINT[]))",
+        "MAP(?::VARCHAR[], ?::BIGINT[]), ?)",
         [
             source.name,
             path.name,
@@ -383,13 +503,46 @@ def _load_version(
             decoding.encoding,
             list(replaced),
             list(replaced.values()),
+            version_key,
         ],
     )
     return counts
 
 
-def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name: str) -> MergeCounts:
-    """Merge a file's accepted rows (``batch``) into ``staged_<source>`` by record ID and content hash."""
+# An export's date (and time) at the end of its name: tickets-2026-11-20.csv, tickets_20261120T0800.parquet.
+_NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:[T_ -]?(\d{2})[:-]?(\d{2})(?:[:-]?(\d{2}))?)?Z?$")
+
+
+def _version_key(con: duckdb.DuckDBPyConnection, source: Source, file_name: str, batch: str) -> str:
+    """The key that decides which version of a record wins: the greatest key's, whatever the order files were
+    loaded in (so a clean run and any sequence of incremental runs agree).
+
+    The key is the export's instant, then the file name for a tie: the instant is the date (and time) at the end
+    of the name (``tickets-2026-11-20.csv``: 2026-11-20T00:00Z), else the newest timestamp inside the file's
+    accepted rows, else none (such a file loses to every dated one). Text that sorts as the keys compare.
+    """
+    instant = _name_instant(Path(file_name).stem)
+    if instant is None:
+        columns = [column.name for column in source.columns if column.kind == "timestamp"]
+        newest = con.execute(f"SELECT max(greatest({', '.join(columns)})) FROM {batch}").fetchall()[0][0]
+        instant = newest.astimezone(UTC) if newest is not None else None
+    return f"{instant:%Y-%m-%dT%H:%M:%S.%fZ}|{file_name}" if instant else f"|{file_name}"
+
+
+def _name_instant(stem: str) -> datetime | None:
+    match = _NAME_DATE.search(stem)
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(part) if part else 0 for part in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:  # 2026-13-40: no date, the name is only a name
+        return None
+
+
+def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name: str, version_key: str) -> MergeCounts:
+    """Merge a file's accepted rows (``batch``) into ``staged_<source>`` by record ID: per ID, the rows of the file
+    with the greater :func:`_version_key` win (a new version of the same file name always replaces its own)."""
     staged = f"staged_{source.name}"
     if not table_exists(con, staged):
         rows = con.execute(f"SELECT count(*) FROM {batch}").fetchall()[0][0]
@@ -401,20 +554,26 @@ def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name
     con.execute(f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {key} AS id, {fingerprint} FROM {batch} GROUP BY ALL")
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE matched AS
-            SELECT i.id, i.rows, s.fingerprint = i.fingerprint AND s.rows = i.rows AS same, s.from_this_file
+            SELECT i.id, i.rows, s.fingerprint = i.fingerprint AND s.rows = i.rows AS same,
+                   s.from_this_file OR $version_key > s.version_key AS incoming_wins
             FROM incoming i
-            JOIN (SELECT {key} AS id, {fingerprint}, bool_or(source_file = $file) AS from_this_file
-                  FROM {staged} WHERE {key} IN (SELECT id FROM incoming) GROUP BY ALL) s USING (id)""",
-        {"file": file_name},
+            JOIN (SELECT {key} AS id, {fingerprint}, bool_or(source_file = $file) AS from_this_file,
+                         coalesce(max(registered.version_key), '') AS version_key
+                  FROM {staged}
+                  LEFT JOIN (SELECT file, version_key FROM loaded_files
+                             WHERE source = $source AND state = 'current') registered ON registered.file = source_file
+                  WHERE {key} IN (SELECT id FROM incoming) GROUP BY ALL) s USING (id)""",
+        {"file": file_name, "version_key": version_key, "source": source.name},
     )
     inserted, replaced, unchanged = con.execute(
         """SELECT (SELECT sum(rows) FROM incoming) - coalesce(sum(rows), 0),
-                  coalesce(sum(rows) FILTER (WHERE NOT same), 0), coalesce(sum(rows) FILTER (WHERE same), 0)
+                  coalesce(sum(rows) FILTER (WHERE NOT same AND incoming_wins), 0),
+                  coalesce(sum(rows) FILTER (WHERE same OR NOT incoming_wins), 0)
            FROM matched"""
     ).fetchall()[0]
-    # An identical record keeps its place; one re-delivered by a new version of its own file takes the new line.
-    con.execute(f"DELETE FROM {batch} WHERE {key} IN (SELECT id FROM matched WHERE same AND NOT from_this_file)")
-    con.execute(f"DELETE FROM {staged} WHERE {key} IN (SELECT id FROM matched WHERE NOT same OR from_this_file)")
+    # The losing side of each matched ID goes: the staged rows, or the incoming ones (from an older export).
+    con.execute(f"DELETE FROM {batch} WHERE {key} IN (SELECT id FROM matched WHERE NOT incoming_wins)")
+    con.execute(f"DELETE FROM {staged} WHERE {key} IN (SELECT id FROM matched WHERE incoming_wins)")
     withdrawn = con.execute(
         f"DELETE FROM {staged} WHERE source_file = ? AND {key} NOT IN (SELECT id FROM incoming)", [file_name]
     ).fetchall()[0][0]
@@ -425,17 +584,52 @@ def _merge(con: duckdb.DuckDBPyConnection, source: Source, batch: str, file_name
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection, source: Source, path: Path, policy: Policy, batch: str, encoding: str | None
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    policy: Policy,
+    batch: str,
+    encoding: str | None,
+    through_copy: bool = False,
 ) -> tuple[int, int, int, Decoding, dict[str, int]]:
     """Parse one file into ``batch``; returns rows read, loaded and quarantined, how its text was decoded, and per
-    column the characters that did not decode."""
+    column the characters that did not decode. ``through_copy``: a CSV file is read through the csv module's copy."""
     if path.stat().st_size == 0:
         raise UnusableFile("the file is empty")
     raw = f"raw_{source.name}"
+    with unglobbed(path) as readable:  # a Parquet view reads the file until the end of the parse
+        return _load_readable(con, source, path, readable, policy, batch, encoding, raw, through_copy)
+
+
+def _load_readable(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    readable: Path,
+    policy: Policy,
+    batch: str,
+    encoding: str | None,
+    raw: str,
+    through_copy: bool,
+) -> tuple[int, int, int, Decoding, dict[str, int]]:
+    """:func:`_load` of the export ``path`` read through ``readable`` (the same file, see ``unglobbed``)."""
     try:
-        rejected, decoding = read_raw(con, source, path, path.suffix.lstrip("."), raw, encoding)
+        rejected, decoding = read_raw(
+            con,
+            source,
+            readable,
+            path.suffix.lstrip("."),
+            raw,
+            encoding,
+            file_name=path.name,
+            through_copy=through_copy,
+        )
         replaced = _replaced_by_column(con, raw) if decoding.replaced else {}
-        present = {name.strip().lower(): name for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns}
+        present: dict[str, str] = {}
+        for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns:
+            if name.strip().lower() in present:  # " Created_At" beside "created_at": which one is meant?
+                raise UnusableFile(f"two columns named {name.strip().lower()!r}; which one is meant is not knowable")
+            present[name.strip().lower()] = name
         missing = [name for name in source.required if name not in present]
         if missing:
             plural = "s" if len(missing) > 1 else ""
@@ -452,8 +646,7 @@ def _load(
         ][0]
         rows_read = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] + rejected
     finally:
-        con.execute(f"DROP VIEW IF EXISTS {raw}")
-        con.execute(f"DROP TABLE IF EXISTS {raw}_text")
+        _unless_aborted(con, (f"DROP VIEW IF EXISTS {raw}", []), (f"DROP TABLE IF EXISTS {raw}_text", []))
     return rows_read, rows_loaded, rows_quarantined, decoding, replaced
 
 
