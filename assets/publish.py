@@ -14,6 +14,7 @@ from compliance.evidence.files import write_evidence, write_json
 from compliance.evidence.manifest import build_manifest
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
 from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
+from compliance.evidence.waivers import combine_waivers, waiver_counts
 from reports.compliance_report import ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
@@ -25,13 +26,17 @@ from reports.sla_dashboard import DashboardData, render_sla_dashboard
     pool=WAREHOUSE_POOL,
     deps=[ticket_sla, *rule_assets],
 )
-def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Every commitment of the policy with its verdict (met / breached / no data / not assessed)."""
+def verdicts(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Every commitment of the policy with its verdict (met / breached / no data / not assessed), and every
+    waiver applied or refused."""
     started = time.monotonic()
     with warehouse.connect() as con:
         combine_results(con)
         build_verdicts(con, settings.load_policy(), blocked_domains(con))
-        counts = verdict_counts(con)
+        combine_waivers(con, settings.load_policy(), settings.as_of_instant(context))
+        counts = {**verdict_counts(con), **{f"waivers_{key}": value for key, value in waiver_counts(con).items()}}
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
 

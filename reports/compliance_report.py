@@ -92,6 +92,9 @@ class ReportData:
     # every violation counted: rule_id, severity, findings (the violations frame above is cut to its first rows)
     finding_counts: pl.DataFrame = field(default_factory=pl.DataFrame)
     reconciliation: ReconciliationData | None = None  # the vendor's own SLA verdicts against ours
+    # every row of the waivers export: record_id, rule_id, reason, approved_by, approved_at, expires_at,
+    # source_file, source_line, outcome ('applied' | 'refused'), refusal (compliance.evidence.waivers)
+    waivers: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def change_periods(as_of: Any) -> tuple[str, str] | None:
@@ -625,6 +628,26 @@ def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def waiver_rows(waivers: pl.DataFrame) -> dict[str, list[dict[str, str]]]:
+    """The waivers applied and those refused, every one of them (a waiver is an exception to a commitment: the
+    printed report names each with its approver and reason)."""
+    grouped: dict[str, list[dict[str, str]]] = {"applied": [], "refused": []}
+    for row in frame_rows(waivers):
+        grouped.setdefault(cell_text(row.get("outcome")), []).append(
+            {
+                "rule_id": cell_text(row.get("rule_id")),
+                "record_id": cell_text(row.get("record_id")),
+                "approved_by": cell_text(row.get("approved_by")) or "—",
+                "approved_at": format_timestamp(row.get("approved_at")) if row.get("approved_at") is not None else "—",
+                "expires_at": format_timestamp(row.get("expires_at")) if row.get("expires_at") is not None else "—",
+                "reason": cell_text(row.get("reason")) or "—",
+                "refusal": cell_text(row.get("refusal")),
+                "line": f"{cell_text(row.get('source_file'))} line {cell_text(row.get('source_line'))}",
+            }
+        )
+    return grouped
+
+
 def _quarantine_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
     rows = frame_rows(summary)
     rows.sort(
@@ -702,6 +725,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "sections": _domain_sections(data, verdict_rows, inputs),
         "at_risk": at_risk,
         "at_risk_total": at_risk_total,
+        "waivers": waiver_rows(data.waivers),
         "violations": violations,
         "violations_shown": len(violations),
         "violations_total": max(int(data.violations_total or 0), len(violations)),

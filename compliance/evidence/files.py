@@ -13,6 +13,7 @@ import duckdb
 
 from compliance.core.files import replacing
 from compliance.core.sql import lit, stored_in_order
+from compliance.evidence.waivers import WAIVERS_ORDER
 from compliance.rules.ticket_clocks import AT_RISK_ORDER, TICKET_SLA_ORDER
 
 # Evidence files: table → (file stem, ORDER BY, also as Parquet).
@@ -27,6 +28,7 @@ EVIDENCE_FILES = {
     "secret_findings": ("secret_findings", "record_id, column_name, start, kind", False),
     "vendor_reconciliation": ("vendor_reconciliation", "source, metric, record_id, source_line", False),
     "vendor_reconciliation_metrics": ("vendor_reconciliation_metrics", "source, metric", False),
+    "waivers": ("waivers", WAIVERS_ORDER, False),
 }
 
 # Evidence timestamps: UTC with Z, fractional seconds only when there are any.

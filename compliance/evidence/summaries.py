@@ -12,7 +12,7 @@ from compliance.policy import Policy
 
 VIOLATIONS_SHOWN = 2_000  # the violations the report lists (violations_total counts them all)
 AT_RISK_SHOWN = 50
-CLOCK_STATES = ("achieved", "breached", "active", "excluded")
+CLOCK_STATES = ("achieved", "breached", "active", "excluded", "waived")
 
 
 def clock_state_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -44,6 +44,7 @@ def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | in
             params={"shown": VIOLATIONS_SHOWN},
         ).pl(),
         "violations_total": con.execute("SELECT count(*) FROM violations").fetchall()[0][0],
+        "waivers": con.sql("SELECT * FROM waivers ORDER BY outcome, rule_id, record_id, source_line").pl(),
         "quarantine_summary": con.sql(
             "SELECT source_file, reason_code AS reason, count(*) AS rows FROM quarantine "
             "GROUP BY ALL ORDER BY source_file, rows DESC, reason"
