@@ -10,6 +10,7 @@ from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
 from compliance.core.files import publish_atomically
+from compliance.evidence.at_risk import combine_at_risk
 from compliance.evidence.files import write_evidence, write_json
 from compliance.evidence.manifest import build_manifest
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
@@ -36,6 +37,7 @@ def verdicts(
         combine_results(con)
         build_verdicts(con, settings.load_policy(), blocked_domains(con))
         combine_waivers(con, settings.load_policy(), settings.as_of_instant(context))
+        combine_at_risk(con, settings.load_policy(), settings.as_of_instant(context))
         counts = {**verdict_counts(con), **{f"waivers_{key}": value for key, value in waiver_counts(con).items()}}
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 

@@ -95,6 +95,8 @@ class ReportData:
     # every row of the waivers export: record_id, rule_id, reason, approved_by, approved_at, expires_at,
     # source_file, source_line, outcome ('applied' | 'refused'), refusal (compliance.evidence.waivers)
     waivers: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # the rows of evidence/at_risk.csv (``at_risk`` holds the first of them); None: the rows of ``at_risk``
+    at_risk_total: int | None = None
 
 
 def change_periods(as_of: Any) -> tuple[str, str] | None:
@@ -580,8 +582,11 @@ def _domain_sections(
     return sections
 
 
-def at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[list[dict[str, Any]], int]:
-    """Open clocks by time remaining (fewest first), the first ``limit`` formatted, and how many there are."""
+def at_risk_rows(
+    at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT, total: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Open clocks by time remaining (fewest first), the first ``limit`` formatted, and how many there are:
+    ``total`` (the rows of evidence/at_risk.csv, of which ``at_risk`` holds the first) when given."""
     rows = frame_rows(at_risk)
     rows.sort(
         key=lambda row: (
@@ -595,12 +600,13 @@ def at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[lis
         {
             "record_id": cell_text(row.get("record_id")),
             "rule_id": cell_text(row.get("rule_id")),
+            "domain": cell_text(row.get("domain")) or "tickets",
             "due_at": format_timestamp(row.get("due_at")),
             "remaining": human_duration(row.get("remaining_seconds")),
         }
         for row in rows[:limit]
     ]
-    return shown, len(rows)
+    return shown, len(rows) if total is None else max(total, len(rows))
 
 
 def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
@@ -683,7 +689,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
     policy, manifest = data.policy, data.manifest or {}
     verdict_rows = _verdict_rows(policy, data.verdicts)
     inputs = _input_rows(manifest)
-    at_risk, at_risk_total = at_risk_rows(data.at_risk)
+    at_risk, at_risk_total = at_risk_rows(data.at_risk, AT_RISK_LIMIT, data.at_risk_total)
     violations = _violation_rows(data.violations)
     manifest_policy = manifest.get("policy") or {}
     period = manifest.get("period") or {}

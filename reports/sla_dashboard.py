@@ -96,6 +96,8 @@ class DashboardData:
     # rule_id -> target seconds
     targets: dict[str, int]
     generated_at: datetime
+    # the rows of evidence/at_risk.csv, of which ``at_risk`` holds the first; None: the rows of ``at_risk``
+    at_risk_total: int | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -609,7 +611,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
     counts = {status: 0 for status in RAG_LABELS}
     for tile in tiles:
         counts[tile["status"]] += 1
-    at_risk, at_risk_total = at_risk_rows(data.at_risk, AT_RISK_LIMIT)
+    at_risk, at_risk_total = at_risk_rows(data.at_risk, AT_RISK_LIMIT, data.at_risk_total)
     incidents_chart, incidents_table = _incidents_chart(data)
     met_min = policy.met_min_adherence_pct
     return {

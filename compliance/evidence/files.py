@@ -13,6 +13,7 @@ import duckdb
 
 from compliance.core.files import replacing
 from compliance.core.sql import lit, stored_in_order
+from compliance.evidence.at_risk import AT_RISK_TABLE
 from compliance.evidence.waivers import WAIVERS_ORDER
 from compliance.rules.ticket_clocks import AT_RISK_ORDER, TICKET_SLA_ORDER
 
@@ -23,7 +24,7 @@ EVIDENCE_FILES = {
     "violations": ("violations", "domain, rule_id, due_at NULLS LAST, record_id", True),
     "metrics": ("metrics", "domain, rule_id, period <> 'all', period, segment <> 'all', segment", False),
     "quarantine": ("quarantine", "source_file, line, reason_code", False),
-    "at_risk": ("at_risk", AT_RISK_ORDER, False),
+    AT_RISK_TABLE: ("at_risk", AT_RISK_ORDER, False),  # every domain with a clock (compliance.evidence.at_risk)
     "data_quality": ("data_quality", "source, expectation, column_name", False),
     "secret_findings": ("secret_findings", "record_id, column_name, start, kind", False),
     "vendor_reconciliation": ("vendor_reconciliation", "source, metric, record_id, source_line", False),

@@ -8,6 +8,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from compliance.evidence.at_risk import AT_RISK_TABLE
 from compliance.policy import Policy
 
 VIOLATIONS_SHOWN = 2_000  # the violations the report lists (violations_total counts them all)
@@ -28,10 +29,16 @@ def verdict_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def _at_risk(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The first rows of evidence/at_risk.csv (every domain with a clock), fewest seconds remaining first."""
     return con.sql(
-        "SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT $shown",
+        f"SELECT * FROM {AT_RISK_TABLE} ORDER BY remaining_seconds, due_at, record_id, rule_id LIMIT $shown",
         params={"shown": AT_RISK_SHOWN},
     ).pl()
+
+
+def _at_risk_total(con: duckdb.DuckDBPyConnection) -> int:
+    """The rows of evidence/at_risk.csv: the pages say "Showing 50 of <this>", not of the rows passed to them."""
+    return int(con.execute(f"SELECT count(*) FROM {AT_RISK_TABLE}").fetchall()[0][0])
 
 
 def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | int]:
@@ -50,6 +57,7 @@ def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | in
             "GROUP BY ALL ORDER BY source_file, rows DESC, reason"
         ).pl(),
         "at_risk": _at_risk(con),
+        "at_risk_total": _at_risk_total(con),
         "expectations": con.sql(
             """SELECT source, count(*) AS expectations, count(*) FILTER (WHERE success) AS passed,
                       count(*) FILTER (WHERE NOT success) AS failed,
@@ -89,6 +97,7 @@ def dashboard_tables(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
             "WHERE state = 'breached' GROUP BY ALL ORDER BY ALL"
         ).pl(),
         "at_risk": _at_risk(con),
+        "at_risk_total": _at_risk_total(con),
         "incident_response": con.sql("SELECT * FROM incident_response").pl(),
         "privacy_on_time": con.sql(
             "SELECT rule_id, period, achieved, breached, adherence_pct FROM metrics "

@@ -259,7 +259,25 @@ def finish_domain(
     apply_waivers(con, items, [rule.id for rule in rules])
     write_violations(con, domain, items)
     write_metrics(con, domain, items, [rule.id for rule in rules] if rule_ids is None else rule_ids, extra_segments)
+    write_at_risk_items(con, domain, items)
     drop_items(con, items)
+
+
+# The open items of a domain not yet due at the as-of time (``at_risk_<domain>``), which
+# compliance.evidence.at_risk puts beside the ticket clocks in evidence/at_risk.csv.
+AT_RISK_ITEM_COLUMNS = "rule_id VARCHAR, record_id VARCHAR, started_at TIMESTAMPTZ, due_at TIMESTAMPTZ"
+
+
+def write_at_risk_items(con: duckdb.DuckDBPyConnection, domain: str, items: str | None = None) -> None:
+    """``at_risk_<domain>``: the ``active`` items of ``items`` with a deadline (empty without ``items``)."""
+    target = table_ref(f"at_risk_{domain}")
+    con.execute(f"CREATE OR REPLACE TABLE {target} ({AT_RISK_ITEM_COLUMNS})")
+    if items is not None:
+        con.execute(
+            f"""INSERT INTO {target}
+                SELECT rule_id, record_id, period_at, due_at FROM {table_ref(items)}
+                WHERE state = 'active' AND due_at IS NOT NULL"""
+        )
 
 
 def target_of(rule) -> tuple[int, str]:

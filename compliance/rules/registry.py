@@ -22,7 +22,7 @@ from compliance.rules import (
     status,
     ticket_clocks,
 )
-from compliance.rules.common import keep_waiver_outcomes, prepare_waivers
+from compliance.rules.common import keep_waiver_outcomes, prepare_waivers, write_at_risk_items
 
 # The rules steps (assets/rules.py, one asset `<step>_findings` each): the modules each evaluates, in this order.
 # Completeness appends to the secret scan's data_quality results and reads the first-response clocks of
@@ -84,6 +84,8 @@ def evaluate_step(con: duckdb.DuckDBPyConnection, step: str, policy: Policy, as_
     """Run the modules of one rules step in order, the waivers applied (``waiver_outcomes_<step>``); returns the
     number of violations it recorded."""
     prepare_waivers(con, policy, as_of)
+    if step in DOMAINS:  # empty until the domain's finish_domain writes it: no open item of an earlier run stays
+        write_at_risk_items(con, step)
     for module in RULE_STEPS[step]:
         module.evaluate(con, policy, as_of)
     keep_waiver_outcomes(con, step)
