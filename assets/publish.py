@@ -16,7 +16,7 @@ from compliance.evidence.manifest import build_manifest
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
 from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
 from compliance.evidence.waivers import combine_waivers, waiver_counts
-from reports.compliance_report import ReportData, render_compliance_report
+from reports.compliance_report import Attestation, ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
 
@@ -82,6 +82,7 @@ def compliance_report(
             manifest=_manifest(context, settings, con, _evidence_paths(out_dir)),
             generated_at=datetime.now(UTC),
             reconciliation=ReconciliationData.from_warehouse(con),
+            attestation=Attestation(settings.prepared_by, settings.reviewed_by, settings.attested_on),
             **report_tables(con),
         )
     path = out_dir / "compliance_report.html"

@@ -32,6 +32,10 @@ class ReporterSettings(dg.ConfigurableResource):
     policy: str = "platform"
     as_of: str = ""  # ISO-8601; empty means the moment the run was created
     encoding: str = ""  # text encoding (Python codec name) of every CSV / JSON Lines export; empty: detected per file
+    # The sign-off block of the compliance report (text as given; empty: "not stated").
+    prepared_by: str = ""
+    reviewed_by: str = ""
+    attested_on: str = ""
 
     def load_policy(self) -> Policy:
         return load_policy(self.policy)

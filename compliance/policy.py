@@ -113,6 +113,9 @@ class EmailSettings:
     ticket_number_pattern: str = r"(?i)(?:工单号|工单编号|ticket\s*(?:number|no\.?|id|#))\s*(?:is\s*)?[:：#]?\s*([A-Za-z]{0,5}-?[0-9][0-9A-Za-z-]{3,})"
 
 
+PRINT_VIOLATIONS_MAX_DEFAULT = 1000
+
+
 @dataclass(frozen=True)
 class Policy:
     path: Path
@@ -135,6 +138,8 @@ class Policy:
     # Words that, directly before a keyword, keep it from counting ("不紧急", "not urgent").
     urgency_negations: tuple[str, ...] = ()
     email: EmailSettings = field(default_factory=EmailSettings)
+    # report.print_violations_max: up to this many violations the printed report lists each; above, an appendix
+    print_violations_max: int = PRINT_VIOLATIONS_MAX_DEFAULT
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -371,6 +376,13 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
     if not 0 <= met_min <= 100:
         raise _KeyProblem(f"verdict.met_min_adherence_pct: must be between 0 and 100, got {met_min}")
 
+    report = _optional(document, "report", "", dict, {})
+    print_violations_max = _optional(report, "print_violations_max", "report.", int, PRINT_VIOLATIONS_MAX_DEFAULT)
+    if isinstance(print_violations_max, bool) or not 0 <= print_violations_max <= 2000:
+        raise _KeyProblem(
+            f"report.print_violations_max: must be a whole number from 0 to 2000, got {print_violations_max}"
+        )
+
     sources = _optional(document, "sources", "", dict, {})
     calendars_raw = _require(document, "calendars", "", dict)
     calendars = {
@@ -430,6 +442,7 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         urgency_keywords=urgency_keywords,
         urgency_negations=urgency_negations,
         email=email,
+        print_violations_max=print_violations_max,
     )
 
 

@@ -397,7 +397,9 @@ def test_pages_fit_a_laptop_screen(browser, run_out):
 def test_static_export_writes_png_and_pdf(run_out):
     lines = export_dashboard(run_out, ("png", "pdf"), CHROME)
     png, pdf = run_out / "sla_dashboard.png", run_out / "sla_dashboard.pdf"
-    assert lines == [f"PNG: {png.resolve()}", f"PDF: {pdf.resolve()}"]
+    report = run_out / "compliance_report.pdf"  # the printed report comes with a PDF export
+    assert lines == [f"PNG: {png.resolve()}", f"PDF: {pdf.resolve()}", f"PDF (compliance report): {report.resolve()}"]
+    assert report.read_bytes()[:5] == b"%PDF-"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert not [p for p in run_out.iterdir() if p.name.startswith(".")]  # no temporary file left behind

@@ -510,6 +510,7 @@ def _all_literal_reads(module) -> dict[tuple[str, str], set[str]]:
 _PARSER_PLACES = {
     ("_parse", "document"): SCHEMA,
     ("_parse", "verdict"): SCHEMA["properties"]["verdict"],
+    ("_parse", "report"): SCHEMA["properties"]["report"],
     ("_parse", "spec"): SCHEMA["properties"]["channels"]["additionalProperties"],
     ("_parse", "tiers_raw"): SCHEMA["properties"]["tiers"],
     ("_parse_email", "raw"): SCHEMA["properties"]["email"],
