@@ -10,11 +10,13 @@ from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
 from compliance.core.files import publish_atomically
+from compliance.evidence.at_risk import combine_at_risk
 from compliance.evidence.files import write_evidence, write_json
 from compliance.evidence.manifest import build_manifest
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
 from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
-from reports.compliance_report import ReportData, render_compliance_report
+from compliance.evidence.waivers import combine_waivers, waiver_counts
+from reports.compliance_report import Attestation, ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
 
@@ -25,13 +27,18 @@ from reports.sla_dashboard import DashboardData, render_sla_dashboard
     pool=WAREHOUSE_POOL,
     deps=[ticket_sla, *rule_assets],
 )
-def verdicts(settings: ReporterSettings, warehouse: Warehouse) -> dg.MaterializeResult:
-    """Every commitment of the policy with its verdict (met / breached / no data / not assessed)."""
+def verdicts(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Every commitment of the policy with its verdict (met / breached / no data / not assessed), and every
+    waiver applied or refused."""
     started = time.monotonic()
     with warehouse.connect() as con:
         combine_results(con)
         build_verdicts(con, settings.load_policy(), blocked_domains(con))
-        counts = verdict_counts(con)
+        combine_waivers(con, settings.load_policy(), settings.as_of_instant(context))
+        combine_at_risk(con, settings.load_policy(), settings.as_of_instant(context))
+        counts = {**verdict_counts(con), **{f"waivers_{key}": value for key, value in waiver_counts(con).items()}}
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
 
@@ -76,6 +83,7 @@ def compliance_report(
             manifest=_manifest(context, settings, con, _evidence_paths(out_dir)),
             generated_at=datetime.now(UTC),
             reconciliation=ReconciliationData.from_warehouse(con),
+            attestation=Attestation(settings.prepared_by, settings.reviewed_by, settings.attested_on),
             **report_tables(con),
         )
     path = out_dir / "compliance_report.html"

@@ -39,6 +39,10 @@ class ReporterSettings(dg.ConfigurableResource):
     # The report period (compliance.evidence.periods: 2026-Q3, 2026-09, 2026, 2026-07-01..2026-09-30): only the
     # items whose clock started in it are judged. Empty: every item in the exports.
     period: str = ""
+    # The sign-off block of the compliance report (text as given; empty: "not stated").
+    prepared_by: str = ""
+    reviewed_by: str = ""
+    attested_on: str = ""
 
     def load_policy(self) -> Policy:
         """The policy file, or of a policy folder the one version in force for the whole report period."""

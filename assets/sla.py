@@ -15,7 +15,7 @@ from compliance.rules.ticket_clocks import evaluate_ticket_clocks
     group_name="sla",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[staged["tickets"], staged["ticket_events"]],
+    deps=[staged["tickets"], staged["ticket_events"], staged["waivers"]],
 )
 def ticket_sla(
     context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse

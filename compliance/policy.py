@@ -127,6 +127,9 @@ class EmailSettings:
     ticket_number_pattern: str = r"(?i)(?:工单号|工单编号|ticket\s*(?:number|no\.?|id|#))\s*(?:is\s*)?[:：#]?\s*([A-Za-z]{0,5}-?[0-9][0-9A-Za-z-]{3,})"
 
 
+PRINT_VIOLATIONS_MAX_DEFAULT = 1000
+
+
 @dataclass(frozen=True)
 class Policy:
     path: Path
@@ -163,6 +166,9 @@ class Policy:
         """The window as UTC instants: the first one inside, the first one after (exclusive)."""
         first_year, last_year = self.timestamp_window
         return datetime(first_year, 1, 1, tzinfo=UTC), datetime(last_year + 1, 1, 1, tzinfo=UTC)
+
+    # report.print_violations_max: up to this many violations the printed report lists each; above, an appendix
+    print_violations_max: int = PRINT_VIOLATIONS_MAX_DEFAULT
 
     def rule(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -467,6 +473,11 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
     amber_band = _optional(report, "amber_band_pct", "report.", (int, float), DEFAULT_AMBER_BAND_PCT)
     if isinstance(amber_band, bool) or not 0 <= amber_band <= 100:
         raise _KeyProblem(f"report.amber_band_pct: must be a number between 0 and 100, got {amber_band!r}")
+    print_violations_max = _optional(report, "print_violations_max", "report.", int, PRINT_VIOLATIONS_MAX_DEFAULT)
+    if isinstance(print_violations_max, bool) or not 0 <= print_violations_max <= 2000:
+        raise _KeyProblem(
+            f"report.print_violations_max: must be a whole number from 0 to 2000, got {print_violations_max}"
+        )
 
     sources = _optional(document, "sources", "", dict, {})
     calendars_raw = _require(document, "calendars", "", dict)
@@ -532,6 +543,7 @@ def _parse(path: Path, sha256: str, document: Any) -> Policy:
         version=_optional(document, "version", "", str, UNVERSIONED),
         effective_from=_effective_day(effective_from) if effective_from is not None else None,
         timestamp_window=timestamp_window,
+        print_violations_max=print_violations_max,
     )
 
 

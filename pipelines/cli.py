@@ -202,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
         export_formats = parse_formats(args.export) if args.export else ()
     except ValueError as error:
         raise UsageError(f"--export {args.export!r}: {error}") from None
+    attestation = _attestation_option(args)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     warehouse = Path(args.warehouse) if args.warehouse else out_dir / "warehouse.duckdb"
@@ -214,6 +215,9 @@ def _run(args: argparse.Namespace) -> int:
             as_of=as_of.isoformat(),
             encoding=encoding,
             period=period.label if period else "",
+            prepared_by=attestation.prepared_by,
+            reviewed_by=attestation.reviewed_by,
+            attested_on=attestation.date,
         ),
         "warehouse": Warehouse(
             path=str(warehouse.resolve()), lock_timeout_seconds=float(os.environ.get("CR_LOCK_TIMEOUT", "600"))
@@ -255,6 +259,22 @@ def _run(args: argparse.Namespace) -> int:
         for line in export_dashboard(out_dir, export_formats):
             print(line)
     return EXIT_OK
+
+
+def _attestation_option(args: argparse.Namespace):
+    """The sign-off block: ``--attestation FILE`` (YAML), each of ``--prepared-by`` / ``--reviewed-by`` /
+    ``--attested-on`` given on the command line taking the place of the file's."""
+    from reports.compliance_report import Attestation, AttestationError, load_attestation
+
+    try:
+        attestation = load_attestation(Path(args.attestation)) if args.attestation else Attestation()
+    except AttestationError as error:
+        raise UsageError(f"--attestation {error}") from None
+    return Attestation(
+        prepared_by=args.prepared_by or attestation.prepared_by,
+        reviewed_by=args.reviewed_by or attestation.reviewed_by,
+        date=args.attested_on or attestation.date,
+    )
 
 
 def _print_summary(warehouse: Path, out_dir: Path, seconds: float) -> None:
@@ -405,7 +425,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--warehouse", default="", help="DuckDB file (default: OUT/warehouse.duckdb)")
     run.add_argument(
-        "--export", default="", help="also write sla_dashboard.png/.pdf with headless Chrome: png, pdf or png,pdf"
+        "--export",
+        default="",
+        help="also write sla_dashboard.png/.pdf with headless Chrome: png, pdf or png,pdf "
+        "(pdf: compliance_report.pdf too, the printed report)",
+    )
+    sign_off = run.add_argument_group("sign-off (the attestation block of the printed report)")
+    sign_off.add_argument("--prepared-by", default="", help="who prepared the report")
+    sign_off.add_argument("--reviewed-by", default="", help="who reviewed it")
+    sign_off.add_argument("--attested-on", default="", help="the date of the sign-off, as it should be printed")
+    sign_off.add_argument(
+        "--attestation", default="", help="YAML file with prepared_by, reviewed_by, date (options above win)"
     )
     _add_adapter_options(run)
     run.set_defaults(handler=_run)

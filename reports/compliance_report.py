@@ -66,7 +66,51 @@ OPTIONAL_INPUTS = frozenset(SOURCES) - {name for domain in DOMAINS.values() for 
 AT_RISK_LIMIT = 50
 # Age of an open privacy request (days since receipt): lower bounds of the chart's buckets.
 BACKLOG_AGE_BOUNDS = (7, 14, 30, 60, 90)
-PRINT_VIOLATION_ROWS = 100  # keep in step with the nth-child rule in compliance_report.css
+ATTESTATION_KEYS = ("prepared_by", "reviewed_by", "date")
+NOT_STATED = "not stated"
+
+
+class AttestationError(ValueError):
+    """An attestation file that cannot be read (one line naming the file and the problem)."""
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """The sign-off block of the printed report: who prepared it, who reviewed it, and when (text as given)."""
+
+    prepared_by: str = ""
+    reviewed_by: str = ""
+    date: str = ""
+
+    def shown(self) -> dict[str, str]:
+        return {key: getattr(self, key).strip() or NOT_STATED for key in ATTESTATION_KEYS}
+
+
+def load_attestation(path: Path) -> Attestation:
+    """An attestation YAML file: a mapping of ``prepared_by``, ``reviewed_by`` and ``date`` (each optional
+    text); any other key is refused, so that a misspelled one cannot leave a blank the reader takes for intent."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise AttestationError(f"{path}: cannot read the attestation: {str(error).splitlines()[0]}") from None
+    document = {} if document is None else document
+    if not isinstance(document, dict):
+        raise AttestationError(f"{path}: expected a mapping of {', '.join(ATTESTATION_KEYS)}")
+    unknown = sorted(str(key) for key in document if key not in ATTESTATION_KEYS)
+    if unknown:
+        raise AttestationError(f"{path}: unknown key {', '.join(unknown)} (known: {', '.join(ATTESTATION_KEYS)})")
+    return Attestation(**{str(key): "" if value is None else str(value) for key, value in document.items()})
+
+
+def css_string(value: Any) -> Markup:
+    """A CSS string literal of any text: quotes, backslashes, line ends and ``<`` as CSS escapes, so that the
+    text can neither end the string nor the ``<style>`` element it stands in."""
+    escaped = "".join(
+        f"\\{ord(char):x} " if char in '"\\<>&\n\r\f' or ord(char) < 32 else char for char in cell_text(value)
+    )
+    return Markup(f'"{escaped}"')
 
 
 @dataclass
@@ -96,6 +140,12 @@ class ReportData:
     # every violation counted: rule_id, severity, findings (the violations frame above is cut to its first rows)
     finding_counts: pl.DataFrame = field(default_factory=pl.DataFrame)
     reconciliation: ReconciliationData | None = None  # the vendor's own SLA verdicts against ours
+    # every row of the waivers export: record_id, rule_id, reason, approved_by, approved_at, expires_at,
+    # source_file, source_line, outcome ('applied' | 'refused'), refusal (compliance.evidence.waivers)
+    waivers: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # the rows of evidence/at_risk.csv (``at_risk`` holds the first of them); None: the rows of ``at_risk``
+    at_risk_total: int | None = None
+    attestation: Attestation = field(default_factory=Attestation)  # the sign-off block (CLI options or a file)
 
 
 def change_periods(as_of: Any) -> tuple[str, str] | None:
@@ -593,8 +643,11 @@ def _domain_sections(
     return sections
 
 
-def at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[list[dict[str, Any]], int]:
-    """Open clocks by time remaining (fewest first), the first ``limit`` formatted, and how many there are."""
+def at_risk_rows(
+    at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT, total: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Open clocks by time remaining (fewest first), the first ``limit`` formatted, and how many there are:
+    ``total`` (the rows of evidence/at_risk.csv, of which ``at_risk`` holds the first) when given."""
     rows = frame_rows(at_risk)
     rows.sort(
         key=lambda row: (
@@ -608,12 +661,13 @@ def at_risk_rows(at_risk: pl.DataFrame, limit: int = AT_RISK_LIMIT) -> tuple[lis
         {
             "record_id": cell_text(row.get("record_id")),
             "rule_id": cell_text(row.get("rule_id")),
+            "domain": cell_text(row.get("domain")) or "tickets",
             "due_at": format_timestamp(row.get("due_at")),
             "remaining": human_duration(row.get("remaining_seconds")),
         }
         for row in rows[:limit]
     ]
-    return shown, len(rows)
+    return shown, len(rows) if total is None else max(total, len(rows))
 
 
 def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
@@ -644,6 +698,26 @@ def _violation_rows(violations: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def waiver_rows(waivers: pl.DataFrame) -> dict[str, list[dict[str, str]]]:
+    """The waivers applied and those refused, every one of them (a waiver is an exception to a commitment: the
+    printed report names each with its approver and reason)."""
+    grouped: dict[str, list[dict[str, str]]] = {"applied": [], "refused": []}
+    for row in frame_rows(waivers):
+        grouped.setdefault(cell_text(row.get("outcome")), []).append(
+            {
+                "rule_id": cell_text(row.get("rule_id")),
+                "record_id": cell_text(row.get("record_id")),
+                "approved_by": cell_text(row.get("approved_by")) or "—",
+                "approved_at": format_timestamp(row.get("approved_at")) if row.get("approved_at") is not None else "—",
+                "expires_at": format_timestamp(row.get("expires_at")) if row.get("expires_at") is not None else "—",
+                "reason": cell_text(row.get("reason")) or "—",
+                "refusal": cell_text(row.get("refusal")),
+                "line": f"{cell_text(row.get('source_file'))} line {cell_text(row.get('source_line'))}",
+            }
+        )
+    return grouped
+
+
 def _quarantine_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
     rows = frame_rows(summary)
     rows.sort(
@@ -671,6 +745,7 @@ def template_environment() -> jinja2.Environment:
     env.filters["ts"] = format_timestamp
     env.filters["count"] = format_count
     env.filters["duration"] = human_duration
+    env.filters["css_string"] = css_string
     return env
 
 
@@ -708,12 +783,34 @@ def conversion_reading_rows(conversion: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _violation_appendix(policy: Policy, finding_counts: pl.DataFrame) -> list[dict[str, Any]]:
+    """Violations per domain (breaches, warnings, all) from the counts of every violation, in domain order."""
+    domains = {rule.id: rule.domain for rule in policy.rules}
+    counts: dict[str, dict[str, Any]] = {}
+    for row in frame_rows(finding_counts):
+        domain = domains.get(cell_text(row.get("rule_id")), "other")
+        entry = counts.setdefault(domain, {"domain": domain, "breaches": 0, "warnings": 0, "total": 0})
+        findings = int(row.get("findings") or 0)
+        entry["breaches" if row.get("severity") == "breach" else "warnings"] += findings
+        entry["total"] += findings
+    order = {name: position for position, name in enumerate(DOMAIN_ORDER)}
+    return sorted(counts.values(), key=lambda entry: (order.get(entry["domain"], len(order)), entry["domain"]))
+
+
+def _violations_file(outputs: list[dict[str, str]]) -> dict[str, str]:
+    """The evidence file holding every violation, with its sha256 from the manifest."""
+    for item in outputs:
+        if item["file"].replace("\\", "/").endswith("evidence/violations.csv"):
+            return item
+    return {"file": "evidence/violations.csv", "sha256": "not recorded in the manifest"}
+
+
 def build_context(data: ReportData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
     policy, manifest = data.policy, data.manifest or {}
     verdict_rows = _verdict_rows(policy, data.verdicts)
     inputs = _input_rows(manifest)
-    at_risk, at_risk_total = at_risk_rows(data.at_risk)
+    at_risk, at_risk_total = at_risk_rows(data.at_risk, AT_RISK_LIMIT, data.at_risk_total)
     violations = _violation_rows(data.violations)
     manifest_policy = manifest.get("policy") or {}
     period = manifest.get("period") or {}
@@ -730,6 +827,9 @@ def build_context(data: ReportData) -> dict[str, Any]:
         for item in (manifest.get("outputs") or [])
         if isinstance(item, Mapping)
     ]
+    violations_total = max(int(data.violations_total or 0), len(violations))
+    policy_version = cell_text(manifest_policy.get("version")) or NOT_STATED
+    policy_label = cell_text(manifest_policy.get("path")) or policy.profile
     return {
         "evidence_locations": evidence_locations(outputs),
         "policy_title": policy.title,
@@ -765,10 +865,22 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "sections": _domain_sections(data, verdict_rows, inputs),
         "at_risk": at_risk,
         "at_risk_total": at_risk_total,
+        "waivers": waiver_rows(data.waivers),
         "violations": violations,
         "violations_shown": len(violations),
-        "violations_total": max(int(data.violations_total or 0), len(violations)),
-        "print_violation_rows": PRINT_VIOLATION_ROWS,
+        "violations_total": violations_total,
+        # the printed copy is the report: every violation, or above the policy's size an appendix (never a cut list)
+        "print_every_violation": violations_total <= policy.print_violations_max
+        and violations_total <= len(violations),
+        "print_violations_max": policy.print_violations_max,
+        "violation_appendix": _violation_appendix(policy, data.finding_counts),
+        "violations_file": _violations_file(outputs),
+        "policy_version": policy_version,
+        "attestation": data.attestation.shown(),
+        "print_header": f"{policy.title} · policy {policy_label} version {policy_version} · period "
+        f"{format_timestamp(period.get('start'))} to {format_timestamp(period.get('end'))} · as of "
+        f"{format_timestamp(manifest.get('as_of'))}",
+        "print_footer": f"Run {cell_text(manifest.get('run_id')) or '—'}",
         "violation_domains": sorted({row["domain"] for row in violations if row["domain"]}),
         "versions": [
             {"package": cell_text(k), "version": cell_text(v)}

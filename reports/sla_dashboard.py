@@ -116,6 +116,8 @@ class DashboardData:
     # period (YYYY-MM, UTC), created, resolved, open_at_month_end (NULL when the export has no resolved_at)
     ticket_volume: pl.DataFrame | None = None
     period: str = ""  # the report period (--period, e.g. 2026-Q3); empty: every item in the exports
+    # the rows of evidence/at_risk.csv, of which ``at_risk`` holds the first; None: the rows of ``at_risk``
+    at_risk_total: int | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -952,7 +954,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
     counts = {status: 0 for status in RAG_LABELS}
     for tile in tiles:
         counts[tile["status"]] += 1
-    at_risk, at_risk_total = at_risk_rows(data.at_risk, AT_RISK_LIMIT)
+    at_risk, at_risk_total = at_risk_rows(data.at_risk, AT_RISK_LIMIT, data.at_risk_total)
     incidents_chart, incidents_table = _incidents_chart(data)
     met_min = policy.met_min_adherence_pct
     return {

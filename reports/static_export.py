@@ -111,17 +111,21 @@ def export_page(page: Path, target: Path, chrome: str) -> Path:
 
 
 def export_dashboard(out_dir: Path, formats: tuple[str, ...], chrome: str | None = None) -> list[str]:
-    """Static copies of ``sla_dashboard.html`` in ``out_dir`` (``sla_dashboard.png`` / ``.pdf``); one message line
-    per format, or the single skip line when no Chrome binary is found."""
+    """Static copies of ``sla_dashboard.html`` in ``out_dir`` (``sla_dashboard.png`` / ``.pdf``) and, for ``pdf``,
+    the printed compliance report (``compliance_report.pdf``: the copy that is signed); one message line per
+    file, or the single skip line when no Chrome binary is found."""
     chrome = chrome or find_chrome()
     if chrome is None:
         return [NO_CHROME_MESSAGE]
-    page = Path(out_dir) / "sla_dashboard.html"
+    copies = [(Path(out_dir) / "sla_dashboard.html", kind) for kind in formats]
+    if "pdf" in formats:
+        copies.append((Path(out_dir) / "compliance_report.html", "pdf"))
     lines = []
-    for kind in formats:
+    for page, kind in copies:
+        label = kind.upper() if page.name == "sla_dashboard.html" else f"{kind.upper()} (compliance report)"
         try:
             written = export_page(page, page.with_suffix(f".{kind}"), chrome)
-            lines.append(f"{kind.upper()}: {written.resolve()}")
+            lines.append(f"{label}: {written.resolve()}")
         except ExportError as error:
-            lines.append(f"{kind.upper()} export failed: {error}")
+            lines.append(f"{label} export failed: {error}")
     return lines

@@ -397,7 +397,9 @@ def test_pages_fit_a_laptop_screen(browser, run_out):
 def test_static_export_writes_png_and_pdf(run_out):
     lines = export_dashboard(run_out, ("png", "pdf"), CHROME)
     png, pdf = run_out / "sla_dashboard.png", run_out / "sla_dashboard.pdf"
-    assert lines == [f"PNG: {png.resolve()}", f"PDF: {pdf.resolve()}"]
+    report = run_out / "compliance_report.pdf"  # the printed report comes with a PDF export
+    assert lines == [f"PNG: {png.resolve()}", f"PDF: {pdf.resolve()}", f"PDF (compliance report): {report.resolve()}"]
+    assert report.read_bytes()[:5] == b"%PDF-"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert not [p for p in run_out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
@@ -584,3 +586,82 @@ def test_pages_never_scroll_sideways(browser, run_out, width):
         assert browser.errors() == [], name
         assert state["overflow"] <= 0, (name, width, state)
         assert state["charts"] > 0 and state["modebars"] == state["charts"], (name, state)
+
+
+# --- the printed report (issue 17 item 4): the PDF read back -----------------------------------------------------
+PRINT_PREPARED_BY = "Ana Prepares"
+
+
+def _pdf_pages(path: Path) -> list[str]:
+    """The text of each page of a PDF, whitespace removed (a long hash or ID may wrap inside its table cell)."""
+    pypdf = pytest.importorskip("pypdf", reason="reading the printed report needs pypdf (the test extra)")
+    return ["".join(page.extract_text().split()) for page in pypdf.PdfReader(str(path)).pages]
+
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory) -> dict[str, Path]:
+    """One small run printed under the platform policy (every violation fits on paper) and under a copy whose
+    ``report.print_violations_max`` is 5 (the appendix instead)."""
+    import yaml
+
+    exports = tmp_path_factory.mktemp("print_exports")
+    generate(
+        GenerateOptions(
+            out_dir=exports, tickets=300, privacy_requests=40, security_reports=10, incidents=10, retention_records=50
+        )
+    )
+    document = yaml.safe_load(Path(load_policy("platform").path).read_text(encoding="utf-8"))
+    document["report"] = {"print_violations_max": 5}
+    small = tmp_path_factory.mktemp("print_policy") / "platform-print5.yaml"
+    small.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    outs = {}
+    for name, policy in (("every", "platform"), ("appendix", str(small))):
+        out = tmp_path_factory.mktemp(f"print_{name}")
+        arguments = ["run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF, "--policy", policy]
+        assert main([*arguments, "--export", "pdf", "--prepared-by", PRINT_PREPARED_BY]) == 0
+        outs[name] = out
+    return outs
+
+
+def _violation_ids(out: Path) -> list[str]:
+    return pl.read_csv(out / "evidence" / "violations.csv", infer_schema=False)["record_id"].to_list()
+
+
+@needs_chrome
+@pytest.mark.parametrize("run", ["every", "appendix"])
+def test_every_printed_page_carries_its_number_and_the_run(printed, run):
+    out = printed[run]
+    pages = _pdf_pages(out / "compliance_report.pdf")
+    run_id = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["run_id"]
+    assert len(pages) > 1
+    for number, text in enumerate(pages, start=1):
+        assert f"Page{number}of{len(pages)}" in text, number
+        assert f"Run{run_id}" in text, number
+        assert "version" in text and "period" in text and "asof" in text, number
+    whole = "".join(pages)
+    assert f"Preparedby{PRINT_PREPARED_BY.replace(' ', '')}" in whole
+    assert "Reviewedbynotstated" in whole
+
+
+@needs_chrome
+def test_the_printed_report_holds_every_violation(printed):
+    whole = "".join(_pdf_pages(printed["every"] / "compliance_report.pdf"))
+    ids = _violation_ids(printed["every"])
+    assert 5 < len(ids) <= 1000
+    assert f"Printed:all{len(ids)}violations" in whole
+    assert [record_id for record_id in ids if record_id not in whole] == []
+
+
+@needs_chrome
+def test_above_the_print_size_the_appendix_names_the_evidence_and_its_hash(printed):
+    import hashlib
+
+    out = printed["appendix"]
+    whole = "".join(_pdf_pages(out / "compliance_report.pdf"))
+    sha256 = hashlib.sha256((out / "evidence" / "violations.csv").read_bytes()).hexdigest()
+    assert "Appendix:violationsbydomain" in whole
+    assert whole.count(f"evidence/violations.csv{sha256}") >= 2  # one appendix row per domain with violations
+    assert "thepolicyprints" in whole
+    # the list itself stays on screen: the explanations of the violations are not on paper
+    explanations = pl.read_csv(out / "evidence" / "violations.csv", infer_schema=False)["explanation"].to_list()
+    assert not any("".join(text.split())[:60] in whole for text in explanations)

@@ -42,16 +42,17 @@ def test_a_kind_without_an_evaluating_module_fails_at_import(monkeypatch):
 def test_the_sources_of_each_rules_step_are_derived_from_the_registry(monkeypatch):
     from compliance.ingest.contract import SOURCES
 
+    # every step applies the waivers of its rules (compliance.rules.common.apply_waivers)
     assert {step: registry.step_sources(step) for step in registry.RULE_STEPS} == {
-        "privacy": ("privacy_requests",),
-        "security": ("security_reports",),
-        "status": ("incidents", "incident_updates"),
-        "retention": ("retention_inventory",),
-        "data_quality": ("tickets",),
+        "privacy": ("privacy_requests", "waivers"),
+        "security": ("security_reports", "waivers"),
+        "status": ("incidents", "incident_updates", "waivers"),
+        "retention": ("retention_inventory", "waivers"),
+        "data_quality": ("tickets", "waivers"),
     }
     assert {source for step in registry.RULE_STEPS for source in registry.step_sources(step)} <= set(SOURCES)
     # a source added to a kind of the step feeds it without any other edit
     monkeypatch.setitem(
         rule_kinds.RULE_KINDS, "privacy_types", RuleKind("privacy", RuleInputs(("privacy_requests", "tickets")))
     )
-    assert registry.step_sources("privacy") == ("privacy_requests", "tickets")
+    assert registry.step_sources("privacy") == ("privacy_requests", "tickets", "waivers")

@@ -48,6 +48,7 @@ METRIC_SCHEMA = [
     ("p90_seconds", "DOUBLE"),
     ("p95_seconds", "DOUBLE"),
     ("max_seconds", "DOUBLE"),
+    ("waived", "BIGINT"),
 ]
 DAY = timedelta(days=1)
 

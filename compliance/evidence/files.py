@@ -14,6 +14,8 @@ import duckdb
 
 from compliance.core.files import replacing
 from compliance.core.sql import ident, lit, stored_in_order
+from compliance.evidence.at_risk import AT_RISK_TABLE
+from compliance.evidence.waivers import WAIVERS_ORDER
 from compliance.rules.ticket_clocks import AT_RISK_ORDER, TICKET_SLA_ORDER
 
 # Evidence files: table → (file stem, ORDER BY, also as Parquet).  The Parquet ones are the two that grow with
@@ -24,13 +26,14 @@ EVIDENCE_FILES = {
     "violations": ("violations", "domain, rule_id, due_at NULLS LAST, record_id", True),
     "metrics": ("metrics", "domain, rule_id, period <> 'all', period, segment <> 'all', segment", False),
     "quarantine": ("quarantine", "source_file, line, reason_code", False),
-    "at_risk": ("at_risk", AT_RISK_ORDER, False),
+    AT_RISK_TABLE: ("at_risk", AT_RISK_ORDER, False),  # every domain with a clock (compliance.evidence.at_risk)
     "data_quality": ("data_quality", "source, expectation, column_name", False),
     "secret_findings": ("secret_findings", "record_id, column_name, start, kind", False),
     "vendor_reconciliation": ("vendor_reconciliation", "source, metric, record_id, source_line", False),
     "vendor_reconciliation_metrics": ("vendor_reconciliation_metrics", "source, metric", False),
     "vendor_disagreement_classes": ("vendor_disagreement_classes", "source, metric, class", False),
     "vendor_due_agreement": ("vendor_due_agreement", "source, metric", False),
+    "waivers": ("waivers", WAIVERS_ORDER, False),
 }
 
 # Evidence timestamps: UTC with Z, fractional seconds only when there are any.

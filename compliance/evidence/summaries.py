@@ -9,11 +9,12 @@ import duckdb
 import polars as pl
 
 from compliance.core.sql import table_exists
+from compliance.evidence.at_risk import AT_RISK_TABLE
 from compliance.policy import Policy
 
 VIOLATIONS_SHOWN = 2_000  # the violations the report lists (violations_total counts them all)
 AT_RISK_SHOWN = 50
-CLOCK_STATES = ("achieved", "breached", "active", "excluded")
+CLOCK_STATES = ("achieved", "breached", "active", "excluded", "waived")
 
 
 def clock_state_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -40,10 +41,16 @@ _TICKET_SEGMENT_JOIN = """ LEFT JOIN (
 
 
 def _at_risk(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """The first rows of evidence/at_risk.csv (every domain with a clock), fewest seconds remaining first."""
     return con.sql(
-        "SELECT * FROM at_risk ORDER BY remaining_seconds, due_at, record_id LIMIT $shown",
+        f"SELECT * FROM {AT_RISK_TABLE} ORDER BY remaining_seconds, due_at, record_id, rule_id LIMIT $shown",
         params={"shown": AT_RISK_SHOWN},
     ).pl()
+
+
+def _at_risk_total(con: duckdb.DuckDBPyConnection) -> int:
+    """The rows of evidence/at_risk.csv: the pages say "Showing 50 of <this>", not of the rows passed to them."""
+    return int(con.execute(f"SELECT count(*) FROM {AT_RISK_TABLE}").fetchall()[0][0])
 
 
 def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | int]:
@@ -57,11 +64,13 @@ def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | in
             params={"shown": VIOLATIONS_SHOWN},
         ).pl(),
         "violations_total": con.execute("SELECT count(*) FROM violations").fetchall()[0][0],
+        "waivers": con.sql("SELECT * FROM waivers ORDER BY outcome, rule_id, record_id, source_line").pl(),
         "quarantine_summary": con.sql(
             "SELECT source_file, reason_code AS reason, count(*) AS rows FROM quarantine "
             "GROUP BY ALL ORDER BY source_file, rows DESC, reason"
         ).pl(),
         "at_risk": _at_risk(con),
+        "at_risk_total": _at_risk_total(con),
         "expectations": con.sql(
             """SELECT source, count(*) AS expectations, count(*) FILTER (WHERE success) AS passed,
                       count(*) FILTER (WHERE NOT success) AS failed,
@@ -98,6 +107,7 @@ def dashboard_tables(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
             params={"as_of": as_of},
         ).pl(),
         "at_risk": _at_risk(con),
+        "at_risk_total": _at_risk_total(con),
         "incident_response": con.sql("SELECT * FROM incident_response").pl(),
         "privacy_on_time": con.sql(
             "SELECT rule_id, period, achieved, breached, adherence_pct FROM metrics "

@@ -191,5 +191,22 @@ SOURCES: dict[str, Source] = {
             record_id="record_id",
             unique=False,
         ),
+        # Optional: approved exceptions (record, rule) with their approver; compliance/rules/common.py applies them
+        # (state ``waived``) or refuses them with a reason (evidence/waivers.csv). A record may be waived for several
+        # rules, so record_id is not unique; a duplicate (record, rule) is refused there, not dropped here.
+        Source(
+            "waivers",
+            "waivers",
+            (
+                Column("record_id", "id", True),
+                Column("rule_id", "id", True),
+                Column("reason", "text"),
+                Column("approved_by", "text"),
+                _ts("approved_at"),
+                _ts("expires_at"),
+            ),
+            record_id="record_id",
+            unique=False,
+        ),
     )
 }

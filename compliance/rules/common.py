@@ -4,7 +4,7 @@ Every rule module follows the same pattern, all in set-based DuckDB SQL:
 
 1. Each rule turns the staged rows into *items* (one row per record the rule judges) in a temporary table with
    the columns of ``ITEM_COLUMNS``: the record, the month it counts in, its segment, its ``state``
-   (``achieved`` | ``breached`` | ``active`` | ``excluded``), the measured duration, and — for the rows that are
+   (``achieved`` | ``breached`` | ``active`` | ``excluded`` | ``waived``), the measured duration, and — for the rows that are
    findings — the violation fields (``due_at``, ``actual_at``, ``overdue_seconds``, ``severity``,
    ``explanation``).  Most rules are "an event must happen by a deadline" and use :func:`deadline_items`.
 2. :func:`write_violations` and :func:`write_metrics` turn the items into ``violations_<domain>`` and
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from compliance.core.sql import install_macros, lit, table_exists, table_ref
+from compliance.core.sql import install_macros, lit, table_exists, table_ref, ts_lit
 from compliance.rule_kinds import RULE_KINDS, RuleInputs
 
 VIOLATION_COLUMNS = (
@@ -31,7 +31,7 @@ VIOLATION_COLUMNS = (
 METRIC_COLUMNS = (
     "rule_id VARCHAR, domain VARCHAR, period VARCHAR, segment VARCHAR, achieved BIGINT, breached BIGINT, "
     "active BIGINT, excluded BIGINT, denominator BIGINT, adherence_pct DOUBLE, median_seconds DOUBLE, "
-    "p90_seconds DOUBLE, p95_seconds DOUBLE, max_seconds DOUBLE"
+    "p90_seconds DOUBLE, p95_seconds DOUBLE, max_seconds DOUBLE, waived BIGINT"
 )
 # Working shape shared by every rule: one row per judged record.
 ITEM_COLUMNS = (
@@ -232,7 +232,8 @@ def append_rule_results(
     con: duckdb.DuckDBPyConnection, target: str, scratch: str, items: str, rule_ids: list[str], domain: str
 ) -> None:
     """Write the violations and metrics of ``items`` under the ``scratch`` name and append both to the ``target``
-    results under ``domain`` (:func:`append_results`)."""
+    results under ``domain`` (:func:`append_results`); the waivers of ``rule_ids`` are applied first."""
+    apply_waivers(con, items, rule_ids)
     write_violations(con, scratch, items)
     write_metrics(con, scratch, items, rule_ids)
     for kind in ("violations", "metrics"):
@@ -255,9 +256,28 @@ def finish_domain(
     the items."""
     rules = [rule for rule in policy.rules if rule.domain == domain]
     exclude_items_of_files_without(con, items, rules, source, record_id)
+    apply_waivers(con, items, [rule.id for rule in rules])
     write_violations(con, domain, items)
     write_metrics(con, domain, items, [rule.id for rule in rules] if rule_ids is None else rule_ids, extra_segments)
+    write_at_risk_items(con, domain, items)
     drop_items(con, items)
+
+
+# The open items of a domain not yet due at the as-of time (``at_risk_<domain>``), which
+# compliance.evidence.at_risk puts beside the ticket clocks in evidence/at_risk.csv.
+AT_RISK_ITEM_COLUMNS = "rule_id VARCHAR, record_id VARCHAR, started_at TIMESTAMPTZ, due_at TIMESTAMPTZ"
+
+
+def write_at_risk_items(con: duckdb.DuckDBPyConnection, domain: str, items: str | None = None) -> None:
+    """``at_risk_<domain>``: the ``active`` items of ``items`` with a deadline (empty without ``items``)."""
+    target = table_ref(f"at_risk_{domain}")
+    con.execute(f"CREATE OR REPLACE TABLE {target} ({AT_RISK_ITEM_COLUMNS})")
+    if items is not None:
+        con.execute(
+            f"""INSERT INTO {target}
+                SELECT rule_id, record_id, period_at, due_at FROM {table_ref(items)}
+                WHERE state = 'active' AND due_at IS NOT NULL"""
+        )
 
 
 def target_of(rule) -> tuple[int, str]:
@@ -361,7 +381,9 @@ def write_metrics(
     extra_segments: dict[str, list[str]] | None = None,
 ) -> None:
     """Aggregate items into ``metrics_<domain>``: per rule, rows for all/all, every month, every segment and
-    every month x segment. Rules in ``rule_ids`` without any item still get an all/all row of zeros.
+    every month x segment. Rules in ``rule_ids`` without any item still get an all/all row of zeros. A waived item
+    counts in ``waived`` only: neither in the denominator nor in ``excluded`` (which keeps its meaning, "not
+    judged"), nor in the duration statistics.
     ``extra_segments`` (rule_id -> segment values) adds all-period zero rows for segments without items.
     Duration statistics are over the non-excluded items whose measured interval ended (``duration_seconds``)."""
     metrics = table_ref(f"metrics_{domain}")
@@ -370,7 +392,7 @@ def write_metrics(
         WITH base AS (
             -- grouped on the month as a timestamp, written as text per group: formatting every item costs more
             SELECT rule_id, date_trunc('month', cr_utc(period_at)) AS month, segment, state,
-                   CASE WHEN state <> 'excluded' THEN duration_seconds END AS d
+                   CASE WHEN state NOT IN ('excluded', 'waived') THEN duration_seconds END AS d
             FROM {table_ref(items)}
         ), agg AS (
             SELECT rule_id,
@@ -380,6 +402,7 @@ def write_metrics(
                    count(*) FILTER (WHERE state = 'breached') AS breached,
                    count(*) FILTER (WHERE state = 'active') AS active,
                    count(*) FILTER (WHERE state = 'excluded') AS excluded,
+                   count(*) FILTER (WHERE state = 'waived') AS waived,
                    -- one aggregate for the three fractions holds the values once, not three times
                    quantile_cont(d, [0.5, 0.9, 0.95]) AS q, max(d) AS max_seconds
             FROM base
@@ -394,10 +417,11 @@ def write_metrics(
                CAST(CASE WHEN achieved + breached > 0 THEN 100.0 * achieved / (achieved + breached) END AS DOUBLE)
                    AS adherence_pct,
                CAST(q[1] AS DOUBLE) AS median_seconds, CAST(q[2] AS DOUBLE) AS p90_seconds,
-               CAST(q[3] AS DOUBLE) AS p95_seconds, CAST(max_seconds AS DOUBLE) AS max_seconds
+               CAST(q[3] AS DOUBLE) AS p95_seconds, CAST(max_seconds AS DOUBLE) AS max_seconds,
+               CAST(waived AS BIGINT) AS waived
         FROM agg"""
     )
-    zero = "0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL"
+    zero = "0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0"
     for rule_id in rule_ids:
         con.execute(
             f"""INSERT INTO {metrics}
@@ -422,3 +446,116 @@ def write_metrics(
 
 def drop_items(con: duckdb.DuckDBPyConnection, items: str) -> None:
     con.execute(f"DROP TABLE IF EXISTS {table_ref(items)}")
+
+
+# --- waivers (the optional waivers export: approved exceptions, one per record and rule) -------------------------
+# Readings: a waiver applies to every item (every cycle) of its record under its rule that the rule judged; the
+# item gets state ``waived``: out of the denominator, not a violation. It is refused, with its reason, when it has
+# no approver or no reason, names a rule the policy does not have, has no approval time or was approved after the
+# as-of time, has expired at the as-of time (``expires_at <= as_of``: refused as expired, never applied to part of
+# the period), repeats an applicable waiver of the same record and rule (the first by file and line applies), or
+# names a record the rule has no item for, or only excluded ones. A refused waiver changes no verdict.
+WAIVER_OUTCOME_COLUMNS = (
+    "record_id VARCHAR, rule_id VARCHAR, reason VARCHAR, approved_by VARCHAR, approved_at TIMESTAMPTZ, "
+    "expires_at TIMESTAMPTZ, source_file VARCHAR, source_line BIGINT, outcome VARCHAR, refusal VARCHAR"
+)
+# The run's waivers with the refusals that do not depend on the items (temp, per connection) and the outcomes
+# the rules of one step gave them (temp; each step keeps its own as waiver_outcomes_<step>).
+WAIVER_CHECKS = "_waiver_checks"
+WAIVER_OUTCOMES = "_waiver_outcomes"
+
+
+def waiver_checks_sql(rule_ids: list[str], as_of_sql: str) -> str:
+    """SELECT of every staged waiver (columns of ``WAIVER_OUTCOME_COLUMNS`` but ``outcome``) with its ``refusal``
+    by the checks that need no item (NULL when it can apply). Needs the ``cr_ts`` macro (:func:`install_macros`)."""
+    known = "[" + ", ".join(lit(rule_id) for rule_id in rule_ids) + "]::VARCHAR[]"
+    return f"""
+        WITH waiver_rows AS (
+            SELECT CAST(record_id AS VARCHAR) AS record_id, CAST(rule_id AS VARCHAR) AS rule_id,
+                   nullif(trim(reason), '') AS reason, nullif(trim(approved_by), '') AS approved_by,
+                   approved_at, expires_at, source_file, source_line
+            FROM staged_waivers
+        ), checked_alone AS (
+            SELECT *, CASE
+                WHEN approved_by IS NULL THEN 'no approver'
+                WHEN reason IS NULL THEN 'no reason given'
+                WHEN NOT list_contains({known}, rule_id) THEN 'unknown rule ID ' || rule_id
+                WHEN approved_at IS NULL THEN 'no approval time'
+                WHEN approved_at > {as_of_sql}
+                    THEN 'approved ' || cr_ts(approved_at) || ', after the as-of time ' || cr_ts({as_of_sql})
+                WHEN expires_at <= {as_of_sql}
+                    THEN 'expired ' || cr_ts(expires_at) || ', by the as-of time ' || cr_ts({as_of_sql})
+                END AS refusal
+            FROM waiver_rows
+        )
+        SELECT record_id, rule_id, reason, approved_by, approved_at, expires_at, source_file, source_line,
+               coalesce(refusal, CASE WHEN row_number() OVER same_item > 1
+                   THEN 'duplicate of the waiver in ' || first_value(source_file || ' line ' || source_line) OVER same_item
+                   END) AS refusal
+        FROM checked_alone
+        WINDOW same_item AS (PARTITION BY record_id, rule_id, refusal IS NULL ORDER BY source_file, source_line)
+    """
+
+
+def prepare_waivers(con: duckdb.DuckDBPyConnection, policy, as_of) -> None:
+    """The start of a rules step: ``_waiver_checks`` (:func:`waiver_checks_sql`; empty without a waivers export)
+    and an empty ``_waiver_outcomes`` that :func:`apply_waivers` fills."""
+    install_macros(con)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {WAIVER_OUTCOMES} ({WAIVER_OUTCOME_COLUMNS})")
+    if table_exists(con, "staged_waivers"):
+        checks = waiver_checks_sql([rule.id for rule in policy.rules], ts_lit(as_of))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {WAIVER_CHECKS} AS {checks}")
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {WAIVER_CHECKS} AS SELECT * EXCLUDE (outcome) "
+            f"FROM {WAIVER_OUTCOMES} WHERE FALSE"
+        )
+
+
+def apply_waivers(
+    con: duckdb.DuckDBPyConnection,
+    items: str,
+    rule_ids: list[str],
+    waived: str = "overdue_seconds = NULL, severity = NULL, explanation = NULL, cause = NULL",
+) -> None:
+    """Give the items of ``items`` (a table with ``rule_id``, ``record_id``, ``state``) that an applicable waiver
+    of ``rule_ids`` names the state ``waived`` (and the assignments ``waived``: a waived item is no finding), and
+    record every waiver of those rules in ``_waiver_outcomes``, applied or refused with its reason.
+
+    Without :func:`prepare_waivers` on the connection (a rule module evaluated on its own) nothing is waived."""
+    if not rule_ids or not table_exists(con, WAIVER_CHECKS):
+        return
+    con.execute(
+        f"""INSERT INTO {WAIVER_OUTCOMES}
+            WITH waivers_of_rules AS (
+                SELECT * FROM {WAIVER_CHECKS} WHERE list_contains($rule_ids, rule_id)
+            ), named_items AS (
+                SELECT rule_id, record_id, bool_or(state <> 'excluded') AS judged
+                FROM {table_ref(items)}
+                WHERE list_contains($rule_ids, rule_id) AND record_id IN (SELECT record_id FROM waivers_of_rules)
+                GROUP BY rule_id, record_id
+            )
+            SELECT w.record_id, w.rule_id, w.reason, w.approved_by, w.approved_at, w.expires_at, w.source_file,
+                   w.source_line, CASE WHEN w.refusal IS NULL AND i.judged THEN 'applied' ELSE 'refused' END,
+                   CASE WHEN w.refusal IS NOT NULL THEN w.refusal
+                        WHEN i.record_id IS NULL THEN 'unknown record: rule ' || w.rule_id || ' has no item ' || w.record_id
+                        WHEN NOT i.judged THEN 'the item is excluded from rule ' || w.rule_id || ' (not judged)' END
+            FROM waivers_of_rules w LEFT JOIN named_items i ON i.rule_id = w.rule_id AND i.record_id = w.record_id""",
+        {"rule_ids": rule_ids},
+    )
+    con.execute(
+        f"""UPDATE {table_ref(items)} i SET state = 'waived', {waived}
+            FROM {WAIVER_OUTCOMES} w
+            WHERE w.outcome = 'applied' AND w.rule_id = i.rule_id AND w.record_id = i.record_id
+              AND i.state <> 'excluded' AND list_contains($rule_ids, i.rule_id)""",
+        {"rule_ids": rule_ids},
+    )
+
+
+def keep_waiver_outcomes(con: duckdb.DuckDBPyConnection, step: str) -> None:
+    """The end of a rules step: its waiver outcomes as ``waiver_outcomes_<step>`` (empty when it applied none),
+    which :mod:`compliance.evidence.waivers` combines."""
+    kept = table_ref(f"waiver_outcomes_{step}")
+    con.execute(f"CREATE OR REPLACE TABLE {kept} ({WAIVER_OUTCOME_COLUMNS})")
+    if table_exists(con, WAIVER_OUTCOMES):
+        con.execute(f"INSERT INTO {kept} SELECT * FROM {WAIVER_OUTCOMES}")

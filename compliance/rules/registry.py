@@ -22,6 +22,7 @@ from compliance.rules import (
     status,
     ticket_clocks,
 )
+from compliance.rules.common import keep_waiver_outcomes, prepare_waivers, write_at_risk_items
 
 # The rules steps (assets/rules.py, one asset `<step>_findings` each): the modules each evaluates, in this order.
 # Completeness appends to the secret scan's data_quality results and reads the first-response clocks of
@@ -68,19 +69,25 @@ def step_kinds(step: str) -> tuple[str, ...]:
 
 
 def step_sources(step: str) -> tuple[str, ...]:
-    """The exports (source names) that feed a rules step: its domain's inputs and the sources of every kind its
-    modules evaluate (compliance.rule_kinds), each once, in that order."""
+    """The exports (source names) that feed a rules step: its domain's inputs, the sources of every kind its
+    modules evaluate (compliance.rule_kinds) and the waivers every step applies, each once, in that order."""
     domain = DOMAINS.get(step)
     names = [
         *(domain.inputs if domain else ()),
         *(s for kind in step_kinds(step) for s in RULE_KINDS[kind].inputs.sources),
+        "waivers",
     ]
     return tuple(dict.fromkeys(names))
 
 
 def evaluate_step(con: duckdb.DuckDBPyConnection, step: str, policy: Policy, as_of: datetime) -> dict[str, int]:
-    """Run the modules of one rules step in order; returns the number of violations it recorded."""
+    """Run the modules of one rules step in order, the waivers applied (``waiver_outcomes_<step>``); returns the
+    number of violations it recorded."""
+    prepare_waivers(con, policy, as_of)
+    if step in DOMAINS:  # empty until the domain's finish_domain writes it: no open item of an earlier run stays
+        write_at_risk_items(con, step)
     for module in RULE_STEPS[step]:
         module.evaluate(con, policy, as_of)
+    keep_waiver_outcomes(con, step)
     violations = con.execute(f"SELECT count(*) FROM violations_{step}").fetchall()[0][0]
     return {"violations": int(violations)}

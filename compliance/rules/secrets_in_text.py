@@ -15,6 +15,7 @@ from compliance.core.secrets import FINDINGS_COLUMNS, SECRET_KINDS, scan_secrets
 from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.policy import Policy
 from compliance.rules.common import (
+    apply_waivers,
     create_empty_results,
     create_items,
     drop_items,
@@ -57,6 +58,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
                   ON f.record_id = t.ticket_id
                 WHERE t.created_at <= {ts_lit(as_of)}""",
         )
+    apply_waivers(con, items, [rule.id for rule in rules])
     write_violations(con, DOMAIN, items)
     write_metrics(con, DOMAIN, items, [rule.id for rule in rules])
     drop_items(con, items)

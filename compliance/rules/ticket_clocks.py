@@ -85,8 +85,11 @@ from compliance.policy import Policy
 from compliance.rules.common import (
     RULE_INPUTS,
     absent_rule_columns,
+    apply_waivers,
     create_empty_results,
     create_items_view,
+    keep_waiver_outcomes,
+    prepare_waivers,
     write_metrics,
     write_violations,
 )
@@ -165,6 +168,8 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
     """Create ``ticket_sla`` (evidence), ``violations_tickets``, ``metrics_tickets``, ``at_risk``,
     ``expectation_metrics`` and ``response_times``."""
     install_macros(con)
+    prepare_waivers(con, policy, as_of)
+    keep_waiver_outcomes(con, "ticket_sla")  # replaced below once the clocks are judged; empty without them
     con.execute(f"CREATE OR REPLACE TABLE ticket_sla ({TICKET_SLA_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE expectation_metrics ({EXPECTATION_METRIC_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE response_times ({RESPONSE_TIME_COLUMNS})")
@@ -412,7 +417,7 @@ def _write_unknown_plan_figures(con: duckdb.DuckDBPyConnection, rule_ids: list[s
     con.execute(
         """INSERT INTO metrics_tickets
            SELECT rule_id, 'tickets', period, 'plan=unknown', achieved, breached, active, excluded, denominator,
-                  adherence_pct, median_seconds, p90_seconds, p95_seconds, max_seconds
+                  adherence_pct, median_seconds, p90_seconds, p95_seconds, max_seconds, waived
            FROM metrics_tickets_unknown_plan WHERE segment = 'all'"""
     )
     con.execute(f"DROP VIEW {items}")
@@ -661,6 +666,14 @@ def _exclude_clocks_without_inputs(con: duckdb.DuckDBPyConnection, policy: Polic
 
 def _write_ticket_results(con: duckdb.DuckDBPyConnection, policy: Policy, as_of_sql: str) -> None:
     _exclude_clocks_without_inputs(con, policy)
+    # A waived clock is state 'waived' in the evidence itself, neither breached nor at risk (common.apply_waivers).
+    apply_waivers(
+        con,
+        "ticket_sla",
+        [rule.id for rule in policy.rules_of(*CLOCK_KINDS, *EVENT_CLOCK_KINDS)],
+        "breached = FALSE, remaining_seconds = NULL",
+    )
+    keep_waiver_outcomes(con, "ticket_sla")
     settings = ticket_settings(policy)
     # Tickets closed at the as-of time while a clock other than resolution had not stopped: that response never
     # came. Closed is read like the clocks read it: from the last status change of a ticket's event history when
