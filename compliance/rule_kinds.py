@@ -146,5 +146,7 @@ CLOCK_STARTS: dict[str, ClockStart | None] = {
     "incidents": ClockStart(("started_at", "scheduled_start_at")),
     "incident_updates": ClockStart(follows="incidents", key="incident_id", parent_key="incident_id"),
     "retention_inventory": None,
+    # a waiver names its record and rule; it applies to that item in whichever period the item is judged
+    "waivers": None,
     "vendor_sla": ClockStart(key="record_id", follows_named_by="source"),
 }

@@ -828,7 +828,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         if isinstance(item, Mapping)
     ]
     violations_total = max(int(data.violations_total or 0), len(violations))
-    policy_version = cell_text(manifest_policy.get("version")) or NOT_STATED
+    policy_version = cell_text(manifest_policy.get("version")) or policy.version or NOT_STATED
     policy_label = cell_text(manifest_policy.get("path")) or policy.profile
     return {
         "evidence_locations": evidence_locations(outputs),
@@ -845,7 +845,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "period_items": cell_text((manifest.get("period_filter") or {}).get("items")),
         "policy_path": cell_text(manifest_policy.get("path")) or policy.reference,
         "policy_sha256": cell_text(manifest_policy.get("sha256")) or policy.sha256,
-        "policy_version": cell_text(manifest_policy.get("version")) or policy.version,
+        "policy_version": policy_version,
         "policy_effective_from": format_timestamp(manifest_policy.get("effective_from")),
         "policy_items_judged": format_count(_items_judged(data.verdicts)),
         "policy_sha_matches": not manifest_policy.get("sha256") or manifest_policy.get("sha256") == policy.sha256,
@@ -875,7 +875,6 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "print_violations_max": policy.print_violations_max,
         "violation_appendix": _violation_appendix(policy, data.finding_counts),
         "violations_file": _violations_file(outputs),
-        "policy_version": policy_version,
         "attestation": data.attestation.shown(),
         "print_header": f"{policy.title} · policy {policy_label} version {policy_version} · period "
         f"{format_timestamp(period.get('start'))} to {format_timestamp(period.get('end'))} · as of "
