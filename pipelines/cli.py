@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,6 +123,16 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """With ``--format``, the vendor export is converted into a private temporary folder that lives for this run
+    only: the converted files carry the customers' text as written (the secret scan and the completeness rule
+    must read it raw), so they never sit under ``--out`` beside the published files. ``convert`` keeps them."""
+    if not args.format:
+        return _run_exports(args, None)
+    with tempfile.TemporaryDirectory(prefix="compliance-report-converted-") as converted:
+        return _run_exports(args, Path(converted))
+
+
+def _run_exports(args: argparse.Namespace, converted: Path | None) -> int:
     from pipelines.definitions import (  # dagster imports are slow: only when running
         ALL_ASSETS,
         ALL_CHECKS,
@@ -131,8 +142,7 @@ def _run(args: argparse.Namespace) -> int:
 
     exports_dir = Path(args.exports)
     encoding = _encoding_option(args)
-    if args.format:  # a vendor export: convert it into canonical files beside the report first
-        converted = Path(args.out) / "converted"
+    if converted is not None:  # a vendor export: convert it into canonical files first
         _convert_inputs(args.format, [exports_dir], converted, args)
         exports_dir = converted
         encoding = ""  # --encoding was the vendor files'; the converted files are UTF-8
