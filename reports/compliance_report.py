@@ -655,6 +655,15 @@ def template_environment() -> jinja2.Environment:
     return env
 
 
+# The Great Expectations Data Docs of the run (compliance.evidence.quality_records), relative to the report.
+DATA_DOCS = "evidence/expectations/index.html"
+
+
+def _data_docs_link(outputs: list[dict]) -> str | None:
+    """The link to the Data Docs when the run wrote them (the manifest lists them), else None."""
+    return DATA_DOCS if any(item["file"] == DATA_DOCS for item in outputs) else None
+
+
 def build_context(data: ReportData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
     policy, manifest = data.policy, data.manifest or {}
@@ -697,6 +706,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "problem_inputs": [row for row in inputs if row["status"] != "loaded" or row["problem"]],
         "quarantine": _quarantine_rows(data.quarantine_summary),
         "expectations": frame_rows(data.expectations),
+        "data_docs": _data_docs_link(outputs),
         "secret_summary": frame_rows(data.secret_summary),
         "reconciliation": reconciliation_section(data.reconciliation, manifest.get("conversion")),
         "sections": _domain_sections(data, verdict_rows, inputs),

@@ -9,6 +9,7 @@ and of an unknown enum value (which quarantine reasons quote); a second run read
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import duckdb
@@ -104,6 +105,12 @@ def test_no_planted_secret_in_any_published_file(tmp_path):
     assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF]) == 0
     published = {str(path.relative_to(out)) for path in _assert_nothing_published(out)}
     assert {"compliance_report.html", "sla_dashboard.html", "manifest.json", "evidence/quarantine.csv"} <= published
+    # the Great Expectations suites, results and Data Docs are published too: listed, linked, searched above
+    docs = {"evidence/expectations/index.html", "evidence/expectations/tickets_contract.json"}
+    assert docs <= published
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert docs <= {entry["file"] for entry in manifest["outputs"]}
+    assert 'href="evidence/expectations/index.html"' in (out / "compliance_report.html").read_text(encoding="utf-8")
     # the secrets were there to be found: the scan counts one finding per planted text in each ticket column
     with (out / "evidence" / "secret_findings.csv").open(encoding="utf-8") as handle:
         findings = {(row["record_id"], row["column_name"]) for row in csv.DictReader(handle)}
