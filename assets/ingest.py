@@ -1,4 +1,7 @@
-"""Ingest assets: each source's new export files merged into a typed warehouse table, bad rows quarantined."""
+"""Ingest assets: each source's new export files merged into a typed warehouse table, bad rows quarantined.
+
+Their checks (accounting, Great Expectations) are asset checks of their own in checks/ingest.py, run in a step
+after each ingest step and before any rule step reads the table."""
 
 import time
 from dataclasses import asdict
@@ -7,7 +10,6 @@ from pathlib import Path
 import dagster as dg
 
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
-from checks.ingest import accounting_result, check_specs, expectations_result
 from compliance.ingest.contract import SOURCES, Source
 from compliance.ingest.staging import ingest_source
 
@@ -21,22 +23,19 @@ def _ingest_asset(source: Source) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         pool=WAREHOUSE_POOL,
         description=f"The {source.name} exports, typed and validated, newer versions replacing older ones; rejected rows are in quarantine.",
-        check_specs=check_specs(name),
     )
     def _asset(context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse):
         started = time.monotonic()
         policy = settings.load_policy()
-        with warehouse.connect() as con:  # one transaction: the load, its checks and their records
+        with warehouse.connect() as con:  # one transaction: the load and its records
             result = ingest_source(con, source.name, Path(settings.exports_dir), policy, settings.encoding or None)
-            accounting = accounting_result(con, name, result)
-            expectations = expectations_result(con, name, source.name, policy, settings.as_of_instant(context))
         for entry in result.files:
             if entry.status == "unusable":
                 context.log.warning(f"{source.name}: {entry.file}: {entry.problem}")
             elif entry.status == "missing":
                 context.log.info(f"{source.name}: no export file")
         changes = [entry.change for entry in result.files]
-        yield dg.MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
                 "status": result.status,
                 "problem": result.problem or "",
@@ -54,8 +53,6 @@ def _ingest_asset(source: Source) -> dg.AssetsDefinition:
                 "duration_seconds": round(time.monotonic() - started, 3),
             }
         )
-        yield accounting
-        yield expectations
 
     return _asset
 

@@ -13,6 +13,7 @@ from compliance.core.files import publish_atomically
 from compliance.evidence.at_risk import combine_at_risk
 from compliance.evidence.files import write_evidence, write_json
 from compliance.evidence.manifest import build_manifest
+from compliance.evidence.quality_records import write_expectation_docs
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
 from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
 from compliance.evidence.waivers import combine_waivers, waiver_counts
@@ -47,7 +48,9 @@ def evidence_files(settings: ReporterSettings, warehouse: Warehouse) -> dg.Mater
     """The evidence folder: ticket_sla, violations, metrics, quarantine, verdicts and at-risk files."""
     started = time.monotonic()
     with warehouse.connect() as con:
-        written = write_evidence(con, Path(settings.out_dir), settings.spreadsheet_max_rows)
+        written = write_evidence(con, Path(settings.out_dir), settings.spreadsheet_max_rows) + write_expectation_docs(
+            con, Path(settings.out_dir)
+        )
     return dg.MaterializeResult(
         metadata={"files": [str(path) for path in written], "duration_seconds": round(time.monotonic() - started, 3)}
     )
@@ -67,7 +70,10 @@ def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con
 
 
 def _evidence_paths(out_dir: Path) -> list[Path]:
-    return sorted(path for path in (out_dir / "evidence").glob("*") if path.is_file() and not path.name.startswith("."))
+    # with the subfolder of the expectation suites and their Data Docs
+    return sorted(
+        path for path in (out_dir / "evidence").rglob("*") if path.is_file() and not path.name.startswith(".")
+    )
 
 
 @dg.asset(group_name="publish", kinds={"html"}, pool=WAREHOUSE_POOL, deps=[evidence_files])

@@ -1,10 +1,21 @@
-"""Data-quality checks run right after each export is loaded, as Dagster asset checks of its staged table.
+"""Data-quality checks of each staged table, as Dagster asset checks: one check step per ingest asset, run right
+after it and before anything downstream reads the table.
 
-Two checks per source: rows read = loaded + quarantined, and its Great Expectations 1.x suite (run on pandas
-frames taken from DuckDB, chunk by chunk). They run in the ingest step itself (``check_specs``) so that every
-result is recorded before any rule reads the table, in the same transaction as the load. The accounting check
-is a blocking asset check: when it fails, the step fails and nothing downstream runs. A failed *blocking*
-expectation makes that domain's verdicts "not assessed" instead of stopping the run.
+Two checks per source, both declared ``blocking=True`` so that every rule step waits for them (a blocking check
+orders the assets downstream of its asset after it):
+
+- ``rows_accounted_for``: rows read = loaded + quarantined, per file (read back from ``ingest_log``). A failure
+  has severity ERROR: Dagster then runs nothing downstream, since rows lost or counted twice leave no verdict to
+  trust.
+- ``expectations``: the source's Great Expectations 1.x suite (``compliance.expectations``), its outcomes recorded
+  in ``data_quality``. A failed *blocking* expectation must not stop the run: its domain's verdicts say "not
+  assessed" with the reason (``compliance.evidence.verdicts.blocked_domains``) and the other domains are still
+  judged. So this check fails with severity WARN, which a blocking check lets through; the metadata counts the
+  blocking expectations that failed.
+
+The checks open the warehouse in their own step, after the ingest step committed its load: one writer at a time,
+like every step (``assets.resources.Warehouse``). They name their resources by key (``settings``,
+``warehouse``), since checks/ sits below assets/, where the resource classes live.
 """
 
 from datetime import datetime
@@ -13,7 +24,8 @@ import dagster as dg
 import duckdb
 
 from compliance.evidence.quality_records import record_expectations
-from compliance.ingest.staging import IngestResult, accounting_problems
+from compliance.ingest.contract import SOURCES
+from compliance.ingest.staging import accounting_problems, logged_result
 from compliance.policy import Policy
 
 ACCOUNTING = "rows_accounted_for"
@@ -21,9 +33,7 @@ EXPECTATIONS = "expectations"
 
 
 def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
-    """The checks of one ingest asset. A failed accounting stops the run before any rule reads the table (rows lost
-    or counted twice leave no verdict to trust); failed expectations do not block, they turn the domain's
-    verdicts into "not assessed" with the reason (``compliance.evidence.verdicts.blocked_domains``)."""
+    """The checks of one ingest asset (both blocking: see the module docstring for their severities)."""
     return [
         dg.AssetCheckSpec(
             ACCOUNTING,
@@ -31,12 +41,20 @@ def check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
             blocking=True,
             description="rows read = rows loaded + rows quarantined, per file",
         ),
-        dg.AssetCheckSpec(EXPECTATIONS, asset=asset_name, description="Great Expectations suite of the staged table"),
+        dg.AssetCheckSpec(
+            EXPECTATIONS,
+            asset=asset_name,
+            blocking=True,
+            description="Great Expectations suite of the staged table; a failed blocking expectation makes the "
+            "domain's verdicts 'not assessed'",
+        ),
     ]
 
 
-def accounting_result(con: duckdb.DuckDBPyConnection, asset_name: str, result: IngestResult) -> dg.AssetCheckResult:
-    """Per input file: rows read = loaded + quarantined, and the quarantine table holds its quarantined rows."""
+def accounting_result(con: duckdb.DuckDBPyConnection, asset_name: str, source: str) -> dg.AssetCheckResult:
+    """Per input file of this run's ingest: rows read = loaded + quarantined, and the quarantine table holds its
+    quarantined rows."""
+    result = logged_result(con, source)
     problems = accounting_problems(con, result)
     return dg.AssetCheckResult(
         asset_key=asset_name,
@@ -63,7 +81,8 @@ def expectations_result(
         asset_key=asset_name,
         check_name=EXPECTATIONS,
         passed=not failed,
-        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        # WARN even for a blocking expectation: the domain is "not assessed", the run goes on (module docstring)
+        severity=dg.AssetCheckSeverity.WARN,
         description="; ".join(outcome.message for outcome in failed[:5]) or "all expectations met",
         metadata={
             "expectations": len(outcomes),
@@ -71,3 +90,31 @@ def expectations_result(
             "blocking_failed": len(blocking),
         },
     )
+
+
+def _staged_checks(source: str, pool: str) -> dg.AssetChecksDefinition:
+    asset_name = f"staged_{source}"
+
+    @dg.multi_asset_check(
+        name=f"{asset_name}_checks",
+        specs=check_specs(asset_name),
+        required_resource_keys={"settings", "warehouse"},
+        pool=pool,
+        description=f"Accounting and Great Expectations suite of {asset_name}.",
+    )
+    def _checks(context: dg.AssetCheckExecutionContext):
+        settings = context.resources.settings
+        with context.resources.warehouse.connect() as con:  # one transaction: the checks and their records
+            accounting = accounting_result(con, asset_name, source)
+            expectations = expectations_result(
+                con, asset_name, source, settings.load_policy(), settings.as_of_instant(context)
+            )
+        yield accounting
+        yield expectations
+
+    return _checks
+
+
+def staged_checks(pool: str) -> list[dg.AssetChecksDefinition]:
+    """The check step of every staged source, in the concurrency ``pool`` of the steps that open the warehouse."""
+    return [_staged_checks(source, pool) for source in SOURCES]

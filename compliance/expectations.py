@@ -24,6 +24,7 @@ are blocking; row-count plausibility, unknown values in optional columns and tim
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -170,6 +171,16 @@ def _expectations(
     return found
 
 
+def suite_json(source: Source, policy: Policy, as_of: Any, previous_rows: int | None) -> dict:
+    """The suite :func:`validate_table` runs for ``source``, as Great Expectations writes it
+    (``ExpectationSuite.to_json_dict``): named ``<source>_contract``, every expectation with its ``meta``
+    (``blocking``, ``check``); instants as UTC ISO-8601 with ``Z``. The same arguments give the same dict."""
+    suite = gx.ExpectationSuite(
+        name=f"{source.name}_contract", expectations=_expectations(source, policy, as_of, previous_rows)
+    )
+    return json.loads(json.dumps(suite.to_json_dict(), default=_iso))
+
+
 # --------------------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------------------
@@ -189,6 +200,11 @@ def _columns_of(expectation_type: str, kwargs: dict) -> tuple[str, ...]:
     if "column" in kwargs:
         return (kwargs["column"],)
     return ()
+
+
+def outcome_column(expectation_type: str, kwargs: dict) -> str | None:
+    """The ``column`` an :class:`ExpectationOutcome` of this expectation carries ("earlier,later" for a pair)."""
+    return ",".join(_columns_of(expectation_type, kwargs)) or None
 
 
 @dataclass
@@ -549,6 +565,8 @@ __all__ = [
     "ExpectationOutcome",
     "allowed_values",
     "decoding_outcomes",
+    "outcome_column",
+    "suite_json",
     "validate_table",
     "write_data_quality",
 ]

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,6 +162,25 @@ def _check_as_of_window(as_of: datetime, policy: Policy) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """A vendor export (``--format``, or detected when the folder holds no canonical file) is converted into a
+    private temporary folder that lives for this run only: the converted files carry the customers' text as written
+    (the secret scan and the completeness rule must read it raw), so they never sit under ``--out`` beside the
+    published files. ``convert`` keeps them where asked."""
+    exports_dir = Path(args.exports)
+    vendor_format = args.format
+    vendor_files = [] if vendor_format else _vendor_files(exports_dir)
+    if vendor_files:  # no canonical file: a vendor export, if its format is known
+        try:
+            vendor_format = _detected_format(vendor_files, Path(args.mapping) if args.mapping else None)
+        except UsageError as error:
+            print(f"compliance-report: --exports {exports_dir}: no canonical export files, and {error}")
+    if not vendor_format:
+        return _run_exports(args, None)
+    with tempfile.TemporaryDirectory(prefix="compliance-report-converted-") as converted:
+        return _run_exports(args, (vendor_format, Path(converted)))
+
+
+def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) -> int:
     from pipelines.definitions import (  # dagster imports are slow: only when running
         ALL_ASSETS,
         ALL_CHECKS,
@@ -170,15 +190,8 @@ def _run(args: argparse.Namespace) -> int:
 
     exports_dir = Path(args.exports)
     encoding = _encoding_option(args)
-    vendor_format = args.format
-    vendor_files = [] if vendor_format else _vendor_files(exports_dir)
-    if vendor_files:  # no canonical file: a vendor export, if its format is known
-        try:
-            vendor_format = _detected_format(vendor_files, Path(args.mapping) if args.mapping else None)
-        except UsageError as error:
-            print(f"compliance-report: --exports {exports_dir}: no canonical export files, and {error}")
-    if vendor_format:  # a vendor export: convert it into canonical files beside the report first
-        converted = Path(args.out) / "converted"
+    if conversion is not None:  # a vendor export: convert it into canonical files first
+        vendor_format, converted = conversion
         _convert_inputs(vendor_format, [exports_dir], converted, args)
         exports_dir = converted
         encoding = ""  # --encoding was the vendor files'; the converted files are UTF-8

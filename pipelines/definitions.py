@@ -5,9 +5,10 @@ import dagster as dg
 from assets.ingest import ingest_assets
 from assets.partitions import MONTHS, QUARTERS, monthly_records, monthly_report, quarterly_report
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
-from assets.resources import default_resources
+from assets.resources import WAREHOUSE_POOL, default_resources
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
+from checks.ingest import staged_checks
 from pipelines.automation import daily_compliance_run, landing_folder_sensor
 
 # The report: what `compliance-report run`, the schedule and the sensor execute (unpartitioned).
@@ -21,7 +22,8 @@ ALL_ASSETS = [
     sla_dashboard,
     run_manifest,
 ]
-ALL_CHECKS: list = []  # every check runs inside the step of the asset it checks (see checks/)
+# One blocking check step per staged table (accounting, Great Expectations), run before the rules read it.
+ALL_CHECKS = staged_checks(pool=WAREHOUSE_POOL)
 
 # Steps share one DuckDB file, which one process writes at a time: in one process by default. The multiprocess
 # job runs the same graph with a process per step; steps wait for the file in turn (Warehouse.connect).

@@ -805,6 +805,15 @@ def _violations_file(outputs: list[dict[str, str]]) -> dict[str, str]:
     return {"file": "evidence/violations.csv", "sha256": "not recorded in the manifest"}
 
 
+# The Great Expectations Data Docs of the run (compliance.evidence.quality_records), relative to the report.
+DATA_DOCS = "evidence/expectations/index.html"
+
+
+def _data_docs_link(outputs: list[dict]) -> str | None:
+    """The link to the Data Docs when the run wrote them (the manifest lists them), else None."""
+    return DATA_DOCS if any(item["file"] == DATA_DOCS for item in outputs) else None
+
+
 def build_context(data: ReportData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
     policy, manifest = data.policy, data.manifest or {}
@@ -859,6 +868,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         ],
         "quarantine": _quarantine_rows(data.quarantine_summary),
         "expectations": frame_rows(data.expectations),
+        "data_docs": _data_docs_link(outputs),
         "secret_summary": frame_rows(data.secret_summary),
         "reconciliation": reconciliation_section(data.reconciliation, manifest.get("conversion")),
         "conversion_reading": conversion_reading_rows(manifest.get("conversion")),

@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 
 from pipelines.automation import landing_folder_sensor
-from pipelines.definitions import defs
+from pipelines.definitions import ALL_CHECKS, defs
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 ENVIRONMENT = ("CR_EXPORTS_DIR", "CR_OUT_DIR", "CR_POLICY", "CR_WAREHOUSE")
@@ -95,11 +95,73 @@ def test_the_rules_steps_depend_on_what_the_registry_says_they_read():
     }
 
 
-def test_the_accounting_check_blocks_and_the_expectations_check_does_not():
+def test_both_checks_of_every_staged_table_block():
+    from compliance.ingest.contract import SOURCES
+
     graph = defs.resolve_asset_graph()
     blocking = {(key.asset_key.to_user_string(), key.name): graph.get(key).blocking for key in graph.asset_check_keys}
-    assert blocking[("staged_tickets", "rows_accounted_for")] is True
-    assert blocking[("staged_tickets", "expectations")] is False
+    assert blocking == {
+        (f"staged_{source}", check): True for source in SOURCES for check in ("rows_accounted_for", "expectations")
+    }
+
+
+def test_a_failed_blocking_expectation_runs_before_the_rules_and_makes_the_domain_not_assessed(tmp_path, monkeypatch):
+    import csv
+
+    import checks.ingest
+    from assets.resources import ReporterSettings, Warehouse
+    from compliance.expectations import ExpectationOutcome, write_data_quality
+    from compliance.samples.generate import GenerateOptions, generate
+    from pipelines.definitions import ALL_ASSETS
+
+    generate(GenerateOptions(out_dir=tmp_path / "exports", tickets=20, privacy_requests=5, security_reports=0))
+    recorded = checks.ingest.record_expectations
+
+    def with_a_failure(con, table, source, policy, as_of):
+        outcomes = recorded(con, table, source, policy, as_of)
+        if source == "tickets":
+            outcomes.append(
+                ExpectationOutcome(
+                    "tickets",
+                    "expect_column_values_to_be_unique",
+                    "ticket_id",
+                    False,
+                    2,
+                    "2 rows share an ID",
+                    True,
+                    "tickets: 2 rows share a ticket_id",
+                )
+            )
+            write_data_quality(con, outcomes)
+        return outcomes
+
+    monkeypatch.setattr("checks.ingest.record_expectations", with_a_failure)
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        resources={
+            "settings": ReporterSettings(
+                exports_dir=str(tmp_path / "exports"), out_dir=str(tmp_path / "out"), as_of="2026-11-01T00:00:00Z"
+            ),
+            "warehouse": Warehouse(path=str(tmp_path / "out" / "warehouse.duckdb")),
+        },
+        raise_on_error=False,
+    )
+    assert result.success  # a WARN: the run goes on
+    evaluations = {
+        (evaluation.asset_key.to_user_string(), evaluation.check_name): (evaluation.passed, evaluation.severity)
+        for evaluation in result.get_asset_check_evaluations()
+    }
+    assert evaluations[("staged_tickets", "expectations")] == (False, dg.AssetCheckSeverity.WARN)
+    assert evaluations[("staged_privacy_requests", "expectations")][0] is True
+    # the rules read the table only after its checks ran
+    order = [event.step_key for event in result.all_events if event.event_type_value == "STEP_START"]
+    assert order.index("staged_tickets_checks") < order.index("ticket_sla")
+    assert order.index("staged_privacy_requests_checks") < order.index("privacy_findings")
+    with (tmp_path / "out" / "evidence" / "verdicts.csv").open(encoding="utf-8") as handle:
+        verdicts = {row["rule_id"]: row for row in csv.DictReader(handle)}
+    assert verdicts["SUP-TECH-STD"]["verdict"] == "not assessed"
+    assert "tickets: 2 rows share a ticket_id" in verdicts["SUP-TECH-STD"]["reason"]
+    assert verdicts["PRIV-COMPLETE"]["verdict"] != "not assessed"
 
 
 def _sensor_tick() -> dg.SensorResult:
@@ -147,8 +209,11 @@ def test_a_failed_accounting_stops_the_steps_downstream(tmp_path, monkeypatch):
     monkeypatch.setattr(
         "checks.ingest.accounting_problems", lambda con, result: ["tickets.csv: 1 row read, 0 accounted for"]
     )
+    checks = [
+        check for check in ALL_CHECKS if check.node_def.name in ("staged_tickets_checks", "staged_ticket_events_checks")
+    ]
     result = dg.materialize(
-        [staged["tickets"], staged["ticket_events"], ticket_sla],
+        [staged["tickets"], staged["ticket_events"], *checks, ticket_sla],
         resources={
             "settings": ReporterSettings(
                 exports_dir=str(tmp_path / "exports"), out_dir=str(tmp_path / "out"), as_of="2026-11-01T00:00:00Z"
@@ -159,7 +224,7 @@ def test_a_failed_accounting_stops_the_steps_downstream(tmp_path, monkeypatch):
     )
     assert not result.success
     failed = {event.step_key for event in result.all_events if event.is_step_failure}
-    assert failed == {"staged_tickets", "staged_ticket_events"}
+    assert failed == {"staged_tickets_checks", "staged_ticket_events_checks"}  # the loads themselves succeeded
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
     assert "ticket_sla" not in materialized
     accounting = {

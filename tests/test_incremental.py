@@ -192,15 +192,15 @@ def _resources(exports: Path, out: Path):
 
 
 def test_the_manifest_names_new_unchanged_and_superseded_files(tmp_path):
-    from pipelines.definitions import ALL_ASSETS
+    from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
 
     exports, out = tmp_path / "exports", tmp_path / "out"
     tickets_file(exports, "tickets-2026-11-19.csv", ticket("T1"), ticket("T2"))
-    assert dg.materialize(ALL_ASSETS, resources=_resources(exports, out)).success
+    assert dg.materialize([*ALL_ASSETS, *ALL_CHECKS], resources=_resources(exports, out)).success
     tickets_file(
         exports, "tickets-2026-11-20.csv", ticket("T1", status="solved"), ticket("T2", status="solved"), ticket("T3")
     )
-    assert dg.materialize(ALL_ASSETS, resources=_resources(exports, out)).success
+    assert dg.materialize([*ALL_ASSETS, *ALL_CHECKS], resources=_resources(exports, out)).success
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert {change: [entry["file"] for entry in entries] for change, entries in manifest["changes"].items()} == {
         "new": ["tickets-2026-11-20.csv"],

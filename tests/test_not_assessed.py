@@ -245,7 +245,7 @@ def test_zendesk_warehouse_without_comments_cannot_fill_first_response(tmp_path)
     shutil.copytree(seeds, folder, ignore=shutil.ignore_patterns("ticket_comment_data.csv"))
     out = tmp_path / "out"
     run(folder, out, "--format", "zendesk", as_of="2026-01-01T00:00:00Z")
-    conversion = json.loads((out / "converted" / "conversion.json").read_text(encoding="utf-8"))
+    conversion = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["conversion"]
     assert "first_response_at" not in conversion["filled_columns"]["tickets"]
     assert "resolved_at" in conversion["filled_columns"]["tickets"]
     reason = (

@@ -51,8 +51,10 @@ def cli_run(exports: Path, out: Path, **env: str) -> subprocess.Popen:
 
 
 def evidence(out: Path) -> dict[str, bytes]:
-    return {
-        path.name: path.read_bytes() for path in sorted((out / "evidence").iterdir()) if not path.name.startswith(".")
+    return {  # with the expectation suites and Data Docs in evidence/expectations/
+        str(path.relative_to(out / "evidence")): path.read_bytes()
+        for path in sorted((out / "evidence").rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
     }
 
 

@@ -105,8 +105,9 @@ def test_same_inputs_give_the_same_evidence(exports, tmp_path):
     assert materialize(exports, first).success
     assert materialize(exports, second).success
     assert materialize(exports, second).success  # a rerun on the same warehouse changes nothing
-    for path in sorted((first / "evidence").iterdir()):
-        assert path.read_bytes() == (second / "evidence" / path.name).read_bytes(), path.name
+    for path in sorted(path for path in (first / "evidence").rglob("*") if path.is_file()):  # with expectations/
+        relative = path.relative_to(first)
+        assert path.read_bytes() == (second / relative).read_bytes(), str(relative)
     manifests = [json.loads((folder / "manifest.json").read_text()) for folder in (first, second)]
     for manifest in manifests:
         manifest.pop("run_id")

@@ -292,3 +292,68 @@ def test_write_data_quality(con, policy):
 def test_every_source_has_a_suite(source_name, policy):
     suite = suite_for(source_name, policy, as_of=AS_OF)
     assert any(e.expectation_type == "expect_column_values_to_not_be_null" for e in suite.expectations)
+
+
+# --- the suites that ran as GX JSON, their validation results and Data Docs --------------------------------------
+
+
+def test_the_suites_that_ran_are_written_as_gx_json_with_their_results_and_offline_data_docs(con, policy, tmp_path):
+    import json
+
+    from compliance.evidence.quality_records import record_expectations, write_expectation_docs
+
+    rows = _clean_rows()
+    rows[1] = rows[1][:1] + ("jane.doe@example.com",) + rows[1][2:]  # an unknown channel that is personal data
+    _staged(con, rows)
+    outcomes = record_expectations(con, "staged_tickets", "tickets", policy, _as_of_instant())
+    written = write_expectation_docs(con, tmp_path)
+    folder = tmp_path / "evidence" / "expectations"
+    assert sorted(path.name for path in written) == [
+        "index.html",
+        "tickets_contract.json",
+        "tickets_contract.validation.json",
+    ]
+    suite = json.loads((folder / "tickets_contract.json").read_text(encoding="utf-8"))
+    # GX reads it back as the suite that ran
+    assert gx.ExpectationSuite(**suite).to_json_dict() == suite_for("tickets", policy, as_of=AS_OF).to_json_dict()
+    validation = json.loads((folder / "tickets_contract.validation.json").read_text(encoding="utf-8"))
+    ran = [outcome for outcome in outcomes if outcome.expectation.startswith("expect_")]
+    assert validation["statistics"] == {
+        "evaluated_expectations": len(ran),
+        "successful_expectations": len(ran) - 1,
+        "unsuccessful_expectations": 1,
+        "success_percent": round(100 * (len(ran) - 1) / len(ran), 2),
+    }
+    assert validation["success"] is False
+    failed = [result for result in validation["results"] if result["success"] is False]
+    assert [(r["expectation_config"]["type"], r["expectation_config"]["kwargs"]["column"]) for r in failed] == [
+        ("expect_column_values_to_be_in_set", "channel")
+    ]
+    assert failed[0]["result"]["unexpected_count"] == 1
+    docs = (folder / "index.html").read_text(encoding="utf-8")
+    assert "tickets_contract" in docs and 'href="tickets_contract.validation.json"' in docs
+    for remote in ("http://", "https://", "//cdn", "<script", "<link"):
+        assert remote not in docs  # opens offline
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert "jane.doe@example.com" not in text, path.name  # GX's example values are redacted
+    assert "[REDACTED:email]" in docs
+
+
+def test_a_source_that_did_not_run_leaves_no_suite_file(con, policy, tmp_path):
+    from compliance.evidence.quality_records import record_expectations, write_expectation_docs
+
+    _staged(con, _clean_rows())
+    record_expectations(con, "staged_tickets", "tickets", policy, _as_of_instant())
+    write_expectation_docs(con, tmp_path)
+    con.execute("DROP TABLE staged_tickets")
+    record_expectations(con, "staged_tickets", "tickets", policy, _as_of_instant())
+    written = write_expectation_docs(con, tmp_path)
+    assert [path.name for path in written] == ["index.html"]
+    assert sorted(path.name for path in (tmp_path / "evidence" / "expectations").iterdir()) == ["index.html"]
+
+
+def _as_of_instant():
+    from datetime import UTC, datetime
+
+    return datetime(2026, 11, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from compliance.core.secrets import PATTERNS, find_secrets, redact, redact_sql, scan_secrets, summarise
+from compliance.core.secrets import PATTERNS, find_secrets, redact, redact_sql, scan_secrets, summarise, visible
 
 PLANTED = [
     ("my password is hunter2 if that helps.", "password", "hunter2"),
@@ -152,3 +152,63 @@ def test_pattern_table_is_shared_and_well_formed():
     for kind, regex in PATTERNS:
         assert kind in {"password", "pin", "one_time_code", "card_number", "api_key_or_token", "email", "phone"}
         assert re.compile(regex, re.ASCII).groups == 2, regex  # (label)(value)
+
+
+# Labels and values disguised so that a plain pattern would miss them: (text, kind, secret as published raw).
+DISGUISED = [
+    ("my pass\u200bword: hunter2x thanks", "password", "hunter2x"),  # zero-width space
+    ("pass\u200cword\u200d: zw-joiner-9", "password", "zw-joiner-9"),  # non-joiner, joiner
+    ("pass\u2060word: wordjoin7", "password", "wordjoin7"),  # word joiner
+    ("\ufeffpassword: bomvalue8", "password", "bomvalue8"),  # BOM
+    ("pass\u00adword: softhyph3n", "password", "softhyph3n"),  # soft hyphen
+    ("ｐａｓｓｗｏｒｄ：ｆｕｌｌ４２", "password", "ｆｕｌｌ４２"),  # full-width label and value
+    ("раssword: cyrillic5", "password", "cyrillic5"),  # Cyrillic р and а
+    ("ΡΙΝ 4821 please", "pin", "4821"),  # Greek capitals
+    ("pass-word: hyphen8d", "password", "hyphen8d"),  # a separator inside the label
+    ("pass_word=under5core", "password", "under5core"),
+    ("PIN\u00a04821", "pin", "4821"),  # no-break space
+    ("PIN ４８２１", "pin", "４８２１"),  # full-width digits
+    ("verification\u3000code: 654321", "one_time_code", "654321"),  # ideographic space
+    ("тоkеn: abcdefghijklmnopqrstuvwxyz0123", "api_key_or_token", "abcdefghijklmnopqrstuvwxyz0123"),
+]
+
+
+@pytest.mark.parametrize(("text", "kind", "secret"), DISGUISED)
+def test_disguised_labels_and_values_are_found_and_redacted(text, kind, secret):
+    assert kind in {found_kind for found_kind, _, _ in find_secrets(text)}
+    redacted = redact(text)
+    assert secret not in redacted and f"[REDACTED:{kind}]" in redacted
+    assert visible(secret) not in redacted
+
+
+def test_disguised_secrets_are_redacted_and_scanned_alike_in_duckdb(con):
+    texts = [text for text, _, _ in DISGUISED]
+    _table(con, texts)
+    rows = con.execute(f"SELECT body, {redact_sql('body')} FROM notes ORDER BY note_id").fetchall()
+    assert all(redacted == redact(body) for body, redacted in rows)
+    scan_secrets(con, "notes", "note_id", ["body"])
+    sql = sorted(con.execute("SELECT record_id, kind, start, length FROM secret_findings").fetchall())
+    python = sorted(
+        (f"N{i}", kind, start, length) for i, text in enumerate(texts) for kind, start, length in find_secrets(text)
+    )
+    assert sql == python
+    assert {record for record, _, _, _ in sql} == {f"N{i}" for i in range(len(texts))}
+
+
+def test_visible_text_drops_invisible_characters_and_folds_full_width_forms():
+    assert visible("pa\u200bss\u00adwo\ufeffrd\u2060") == "password"
+    assert visible("ＡＢＣ１２３＝\u3000x\u00a0y") == "ABC123= x y"
+    assert visible("密码：是，好") == "密码：是，好"  # CJK punctuation is read by the patterns as it is
+    assert visible("раssword") == "раssword"  # look-alikes are matched by the patterns, never rewritten
+
+
+def test_text_without_a_finding_is_published_unchanged(con):
+    text = "ｆｕｌｌ width\u200b note, Пароль не работает"
+    assert redact(text) == text
+    _table(con, [text])
+    assert con.execute(f"SELECT {redact_sql('body')} FROM notes").fetchall()[0][0] == text
+
+
+def test_look_alike_words_in_cyrillic_text_are_not_findings():
+    for text in ("Пароль не работает", "код 1234", "spin 2024", "опция pin-код не нужна"):
+        assert find_secrets(text) == [], text

@@ -1,33 +1,190 @@
-"""The records of a staged table's Great Expectations run: its outcomes in ``data_quality`` and its row count in
-``row_count_history`` (which the next run's row-count expectation compares against)."""
+"""The records of a staged table's Great Expectations run: its outcomes in ``data_quality``, its row count in
+``row_count_history`` (which the next run's row-count expectation compares against) and the suite that ran in
+``expectation_suites`` (GX JSON); and the files a GX user looks for, written from those records:
+
+``evidence/expectations/<source>_contract.json``
+    the suite that ran, as Great Expectations writes it (``ExpectationSuite.to_json_dict``).
+``evidence/expectations/<source>_contract.validation.json``
+    its validation result in the shape of GX's ``ExpectationSuiteValidationResult`` (``success``, ``statistics``,
+    ``results`` with ``expectation_config``, ``success`` and ``result``), from the outcomes merged over the chunks.
+``evidence/expectations/index.html``
+    the Data Docs of those results: one static page, no script and no remote asset (GX's own Data Docs load
+    their styles and scripts from CDNs, which a report that must open offline cannot). Every text is escaped.
+
+No example value is taken from the table here: the outcomes' ``observed`` texts are the only values shown, and
+their examples were redacted when recorded (``compliance.expectations._sample``).
+"""
 
 from __future__ import annotations
 
+import html
+import json
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
+from compliance.core.files import replacing
 from compliance.core.sql import table_exists
-from compliance.expectations import DATA_QUALITY_COLUMNS, decoding_outcomes, validate_table, write_data_quality
+from compliance.expectations import (
+    DATA_QUALITY_COLUMNS,
+    decoding_outcomes,
+    outcome_column,
+    suite_json,
+    validate_table,
+    write_data_quality,
+)
+from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy
+
+EXPECTATIONS_DIR = Path("evidence") / "expectations"
+DATA_DOCS = "index.html"
+SUITES_COLUMNS = "source VARCHAR, suite VARCHAR"
 
 
 def record_expectations(
     con: duckdb.DuckDBPyConnection, table: str, source: str, policy: Policy, as_of: datetime
 ) -> list:
-    """Validate the staged ``table`` of ``source``, replace the source's outcomes in ``data_quality`` and record
-    its row count at ``as_of``. Returns the outcomes (the suite's, then the decoding ones)."""
+    """Validate the staged ``table`` of ``source``, replace the source's outcomes in ``data_quality`` and its
+    suite in ``expectation_suites`` (none when the table does not exist: no suite ran), and record its row count
+    at ``as_of``. Returns the outcomes (the suite's, then the decoding ones)."""
     con.execute(f"CREATE TABLE IF NOT EXISTS data_quality ({DATA_QUALITY_COLUMNS})")
     con.execute("DELETE FROM data_quality WHERE source = ?", [source])
+    con.execute(f"CREATE TABLE IF NOT EXISTS expectation_suites ({SUITES_COLUMNS})")
+    con.execute("DELETE FROM expectation_suites WHERE source = ?", [source])
     con.execute("CREATE TABLE IF NOT EXISTS row_count_history (source VARCHAR, as_of TIMESTAMPTZ, rows_loaded BIGINT)")
     previous = con.execute(
         "SELECT rows_loaded FROM row_count_history WHERE source = ? AND as_of < ? ORDER BY as_of DESC LIMIT 1",
         [source, as_of],
     ).fetchall()
-    outcomes = validate_table(con, table, source, policy, as_of, previous[0][0] if previous else None)
+    previous_rows = previous[0][0] if previous else None
+    outcomes = validate_table(con, table, source, policy, as_of, previous_rows)
     outcomes += decoding_outcomes(con, source)
     write_data_quality(con, outcomes)
     if table_exists(con, table):
+        suite = suite_json(SOURCES[source], policy, as_of, previous_rows)
+        con.execute("INSERT INTO expectation_suites VALUES (?, ?)", [source, json.dumps(suite, sort_keys=True)])
         con.execute("DELETE FROM row_count_history WHERE source = ? AND as_of = ?", [source, as_of])
         con.execute(f"INSERT INTO row_count_history SELECT ?, ?, count(*) FROM {table}", [source, as_of])
     return outcomes
+
+
+# --------------------------------------------------------------------------------------------------------
+# GX files
+# --------------------------------------------------------------------------------------------------------
+def _validation_result(suite: dict, outcomes: dict[tuple[str, str | None], tuple]) -> dict:
+    """GX's validation-result shape for ``suite``: one result per expectation, from its recorded outcome; an
+    expectation on an optional column the table lacks did not run (``success`` null, said in ``result``)."""
+    results = []
+    for expectation in suite["expectations"]:
+        outcome = outcomes.get((expectation["type"], outcome_column(expectation["type"], expectation["kwargs"])))
+        if outcome is None:
+            result = {"success": None, "result": {"details": "not run: the table has no such column"}}
+        else:
+            success, unexpected_count, observed, _message = outcome
+            result = {"success": success, "result": {"observed_value": observed, "unexpected_count": unexpected_count}}
+        results.append({"expectation_config": expectation, **result, "exception_info": {"raised_exception": False}})
+    evaluated = [result for result in results if result["success"] is not None]
+    successful = sum(1 for result in evaluated if result["success"])
+    return {
+        "suite_name": suite["name"],
+        "success": successful == len(evaluated),
+        "statistics": {
+            "evaluated_expectations": len(evaluated),
+            "successful_expectations": successful,
+            "unsuccessful_expectations": len(evaluated) - successful,
+            "success_percent": round(100 * successful / len(evaluated), 2) if evaluated else None,
+        },
+        "results": results,
+    }
+
+
+def _data_docs(validations: list[dict], other_outcomes: list[tuple]) -> str:
+    """The Data Docs page: per suite its statistics and a row per expectation (type, arguments, blocking,
+    status, observed); then the outcomes that are not GX expectations (decoding, ambiguous local times)."""
+    e = html.escape
+    sections = []
+    for validation in validations:
+        stats = validation["statistics"]
+        rows = []
+        for result in validation["results"]:
+            config = result["expectation_config"]
+            status = {True: "passed", False: "failed", None: "not run"}[result["success"]]
+            detail = result["result"].get("observed_value") or result["result"].get("details") or ""
+            rows.append(
+                f'<tr class="{status.replace(" ", "-")}"><td>{e(config["type"])}</td>'
+                f"<td><code>{e(json.dumps(config['kwargs'], sort_keys=True, ensure_ascii=False))}</code></td>"
+                f"<td>{'yes' if config.get('meta', {}).get('blocking') else 'no'}</td><td>{status}</td>"
+                f"<td>{e(str(detail))}</td></tr>"
+            )
+        sections.append(
+            f'<section id="{e(validation["suite_name"])}"><h2>{e(validation["suite_name"])}: '
+            f"{'passed' if validation['success'] else 'failed'}</h2>"
+            f"<p>{stats['successful_expectations']} of {stats['evaluated_expectations']} expectations met"
+            f" ({stats['success_percent'] if stats['success_percent'] is not None else '–'} %); suite "
+            f'<a href="{e(validation["suite_name"])}.json">{e(validation["suite_name"])}.json</a>, result '
+            f'<a href="{e(validation["suite_name"])}.validation.json">{e(validation["suite_name"])}.validation.json</a>'
+            "</p><table><thead><tr><th>expectation</th><th>arguments</th><th>blocking</th><th>status</th>"
+            f"<th>observed</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+        )
+    if other_outcomes:
+        rows = "".join(
+            f"<tr><td>{e(source)}</td><td>{e(check)}</td><td>{e(column or '')}</td><td>{e(message)}</td></tr>"
+            for source, check, column, message in other_outcomes
+        )
+        sections.append(
+            "<section><h2>Other counts (not Great Expectations)</h2><table><thead><tr><th>source</th><th>check</th>"
+            f"<th>column</th><th>message</th></tr></thead><tbody>{rows}</tbody></table></section>"
+        )
+    index = "".join(
+        f'<li><a href="#{e(v["suite_name"])}">{e(v["suite_name"])}</a>: {"passed" if v["success"] else "failed"}</li>'
+        for v in validations
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Data Docs: expectation suites</title>'
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;"
+        "width:100%;margin-bottom:2em}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;"
+        "vertical-align:top;font-size:14px}tr.failed td{background:#fdecea}tr.not-run td{color:#888}"
+        "code{font-size:12px;word-break:break-all}</style></head><body>"
+        "<h1>Data Docs: Great Expectations suites of the staged tables</h1>"
+        f"<ul>{index}</ul>{''.join(sections)}</body></html>\n"
+    )
+
+
+def write_expectation_docs(con: duckdb.DuckDBPyConnection, out_dir: Path) -> list[Path]:
+    """Write the suites that ran, their validation results and the Data Docs page under
+    ``out_dir/evidence/expectations/`` (files of sources that no longer ran are removed); returns the paths."""
+    folder = out_dir / EXPECTATIONS_DIR
+    suites = (
+        con.execute("SELECT source, suite FROM expectation_suites ORDER BY source").fetchall()
+        if table_exists(con, "expectation_suites")
+        else []
+    )
+    recorded = (
+        con.execute(
+            "SELECT source, expectation, column_name, success, unexpected_count, observed, message FROM data_quality "
+            "ORDER BY source, expectation, column_name, message"
+        ).fetchall()
+        if table_exists(con, "data_quality")
+        else []
+    )
+    written: list[Path] = []
+    validations = []
+    for source, text in suites:
+        suite = json.loads(text)
+        outcomes = {(row[1], row[2]): row[3:] for row in recorded if row[0] == source}
+        validation = _validation_result(suite, outcomes)
+        validations.append(validation)
+        for name, document in ((f"{suite['name']}.json", suite), (f"{suite['name']}.validation.json", validation)):
+            with replacing(folder / name) as temporary:
+                temporary.write_text(
+                    json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+                )
+            written.append(folder / name)
+    others = [(row[0], row[1], row[2], row[6]) for row in recorded if not row[1].startswith("expect_")]
+    with replacing(folder / DATA_DOCS) as temporary:
+        temporary.write_text(_data_docs(validations, others), encoding="utf-8")
+    written.append(folder / DATA_DOCS)
+    for stale in set(folder.glob("*.json")) - set(written):
+        stale.unlink()
+    return written

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from compliance.core.secrets import redact_sql
+from compliance.core.secrets import SCANNED_TEXT, redact_sql
 from compliance.core.sql import ident, lit, ts_lit
 from compliance.ingest.contract import REQUEST_TYPES, Column, Source
 from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
@@ -283,6 +283,9 @@ def parse_and_check(
             checks.append(
                 (f"{text} IS NOT NULL AND {name} IS NULL", "unknown_value", f"'{name}: unknown value ' || {text}")
             )
+        elif column.kind == "text" and name not in SCANNED_TEXT.get(source.name, ()):
+            # a label that outputs show as it is (a segment, a chart series): never a raw secret
+            parses.append(f"{redact_sql(trimmed)} AS {name}")
         else:
             parses.append(f"{trimmed} AS {name}")
         if column.required:

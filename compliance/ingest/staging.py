@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -287,6 +287,20 @@ def _unless_aborted(con: duckdb.DuckDBPyConnection, *statements: tuple[str, list
     if not _transaction_aborted(con):
         for statement, parameters in statements:
             con.execute(statement, parameters)
+
+
+def logged_result(con: duckdb.DuckDBPyConnection, source_name: str) -> IngestResult:
+    """The last ingest of ``source_name`` as ``ingest_log`` holds it (for the checks, which run in a step of
+    their own): its files, in the order they were logged, and its status. Merge counts are the ingest step's
+    metadata and are not logged: zero here."""
+    columns = ", ".join(field.name for field in fields(FileEntry))
+    entries = tuple(
+        FileEntry(*row)
+        for row in con.execute(
+            f"SELECT {columns} FROM ingest_log WHERE source = ? ORDER BY rowid", [source_name]
+        ).fetchall()
+    )
+    return IngestResult(source_name, *_source_status(list(entries)), entries, MergeCounts())
 
 
 def accounting_problems(con: duckdb.DuckDBPyConnection, result: IngestResult) -> list[str]:

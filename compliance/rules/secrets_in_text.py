@@ -11,7 +11,7 @@ from datetime import datetime
 
 import duckdb
 
-from compliance.core.secrets import FINDINGS_COLUMNS, SECRET_KINDS, scan_secrets
+from compliance.core.secrets import FINDINGS_COLUMNS, SCANNED_TEXT, SECRET_KINDS, scan_secrets
 from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.policy import Policy
 from compliance.rules.common import (
@@ -33,7 +33,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
     if not table_exists(con, "staged_tickets"):
         con.execute(f"CREATE OR REPLACE TABLE secret_findings ({FINDINGS_COLUMNS})")
         return
-    scan_secrets(con, "staged_tickets", "ticket_id", ["subject", "description"])
+    scan_secrets(con, "staged_tickets", "ticket_id", list(SCANNED_TEXT["tickets"]))
     rules = policy.rules_of("secrets_in_text")
     if not rules:
         return
