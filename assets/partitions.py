@@ -2,17 +2,29 @@
 
 import os
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from assets.ingest import ingest_assets
-from assets.resources import ReporterSettings, Warehouse
+from assets.resources import ReporterSettings, SettingError, Warehouse
 from compliance.evidence.partitions import write_month
+
+
+def _first_month() -> str:
+    """CR_PARTITIONS_START (default 2025-01-01) as a date; another value is refused with one line naming it."""
+    text = os.environ.get("CR_PARTITIONS_START", "").strip() or "2025-01-01"
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise SettingError(f"CR_PARTITIONS_START={text!r}: not a date (e.g. 2025-01-01)") from None
+    return text
+
 
 # The first month offered; the last is the current month. Set CR_PARTITIONS_START for older data. Read at import
 # (not a resource's EnvVar): Dagster needs the partitions when it loads the definitions, before any run.
-MONTHS = dg.MonthlyPartitionsDefinition(start_date=os.environ.get("CR_PARTITIONS_START", "2025-01-01"), end_offset=1)
+MONTHS = dg.MonthlyPartitionsDefinition(start_date=_first_month(), end_offset=1)
 
 
 @dg.asset(

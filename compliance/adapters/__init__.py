@@ -7,8 +7,10 @@ Every adapter module exposes ``ADAPTER``, an :class:`compliance.adapters.base.Ad
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from compliance.adapters.base import Adapter
+if TYPE_CHECKING:  # the registry is read by `compliance-report --help`, which must not pay for polars
+    from compliance.adapters.base import Adapter
 
 FORMATS: dict[str, str] = {
     "zendesk": "compliance.adapters.zendesk",
