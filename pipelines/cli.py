@@ -340,6 +340,7 @@ def _generate(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')}: must not be negative")
     if not 0 <= args.messy_fraction <= 0.5:
         raise UsageError("--messy-fraction: must be between 0 and 0.5")
+    _writable_folder(Path(args.out), "--out")
     started = time.monotonic()
     written = generate(
         GenerateOptions(

@@ -78,6 +78,11 @@ class TestOutFolder:
         assert code == EXIT_USAGE
         assert one_line_error(capsys, "--out", str(target)).endswith("is a file, not a folder")
 
+    def test_generate_out_naming_a_file(self, tmp_path, capsys):
+        target = write(tmp_path / "exports", "a file")
+        assert main(["generate", "--out", str(target), "--tickets", "10"]) == EXIT_USAGE
+        assert one_line_error(capsys, "--out", str(target)).endswith("is a file, not a folder")
+
 
 class TestWarehouseFile:
     def test_a_file_that_is_not_a_duckdb_database(self, exports, tmp_path, capsys):
