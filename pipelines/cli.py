@@ -11,8 +11,10 @@ are imported inside the commands that use them, never at the top of this module.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -173,6 +175,25 @@ telemetry:
 """
 
 
+@functools.cache
+def _commit_instance_records_without_fsync() -> None:
+    """SQLite instance storage in ``synchronous = OFF`` for this process: commits do not wait for the disk.
+
+    Dagster opens and closes a SQLite connection per operation (SQLAlchemy's NullPool), and each commit or close
+    syncs the file: a run's ~1,100 syncs tripled the wall time of a small run on a busy disk (14 s -> 45 s;
+    ``synchronous = NORMAL`` left 1,130 of them, as closing a WAL database checkpoints it). OFF survives a crash of
+    this process, not of the machine (https://www.sqlite.org/pragma.html#pragma_synchronous): what is at stake is
+    the run's history in the instance, never the warehouse or the evidence. PostgreSQL storage is left alone.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _unsynchronised(dbapi_connection, _record) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+
 def _dagster_instance():
     """The Dagster instance that records this run: DAGSTER_HOME's, else ``DEFAULT_DAGSTER_HOME``'s.
 
@@ -191,6 +212,7 @@ def _dagster_instance():
         settings_file = home / "dagster.yaml"
         if not settings_file.exists():  # else Dagster warns on every run that it defaults to SQLite storage here
             settings_file.write_text(_DEFAULT_INSTANCE_SETTINGS, encoding="utf-8")
+        _commit_instance_records_without_fsync()
         return dg.DagsterInstance.from_config(str(home.resolve()))
     except OSError as error:
         raise UsageError(f"{setting}: not a writable folder ({error.strerror or error})") from None

@@ -432,3 +432,15 @@ def test_dagster_materialize_select_all_with_a_month(exports, tmp_path):
     with dg.DagsterInstance.from_config(str(home)) as instance:
         monthly = instance.get_latest_materialization_event(dg.AssetKey("monthly_records"))
         assert monthly is not None and monthly.dagster_event.partition == "2026-10-01"
+
+
+def test_cli_instance_storage_commits_without_waiting_for_the_disk(tmp_path):
+    """SQLite connections of the CLI's process are `synchronous = OFF` (pipelines.cli explains the trade)."""
+    import sqlalchemy
+
+    from pipelines.cli import _commit_instance_records_without_fsync
+
+    _commit_instance_records_without_fsync()
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'runs.db'}", poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 0  # OFF
