@@ -10,11 +10,22 @@ AS_OF ?= 2026-11-01T00:00:00Z
 
 .PHONY: demo demo-real real-data test test-slow test-wheel dev bench install clean
 
+# The install: with uv when it is on PATH, else with uv installed into the venv from PyPI (seconds instead of a
+# minute and a half of pip), else with pip. Each step says what it is doing and how long the install took.
+UV := $(shell command -v uv 2>/dev/null)
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "make: creating $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@started=$$(date +%s); \
+	if [ -n "$(UV)" ]; then installer="$(UV)"; echo "make: installing the package and its dependencies with $(UV)"; \
+	elif $(BIN)/python -m pip install --quiet --disable-pip-version-check uv 2>/dev/null; then \
+		installer="$(BIN)/uv"; echo "make: installing the package and its dependencies with uv (from PyPI)"; \
+	else installer=""; echo "make: uv is not available; installing the package and its dependencies with pip (a minute or two)"; fi; \
+	if [ -n "$$installer" ]; then "$$installer" pip install --quiet --python $(BIN)/python -e '.[test]'; \
+	else $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'; fi || exit 1; \
+	echo "make: installed in $$(( $$(date +%s) - started ))s"
+	@touch $(STAMP)
 
 install: $(STAMP)
 

@@ -4,14 +4,14 @@ of its own (OUT/periods/2026-09/, OUT/periods/2026-Q3/): backfill a year, or re-
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from assets.ingest import ingest_assets
-from assets.resources import ReporterSettings, Warehouse, parse_as_of
+from assets.resources import ReporterSettings, SettingError, Warehouse, parse_as_of
 from compliance.core.files import publish_atomically
 from compliance.core.sql import lit, table_exists
 from compliance.evidence.files import write_evidence, write_json
@@ -28,9 +28,20 @@ from reports.compliance_report import ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
 
+
+def _first_month() -> str:
+    """CR_PARTITIONS_START (default 2025-01-01) as a date; another value is refused with one line naming it."""
+    text = os.environ.get("CR_PARTITIONS_START", "").strip() or "2025-01-01"
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise SettingError(f"CR_PARTITIONS_START={text!r}: not a date (e.g. 2025-01-01)") from None
+    return text
+
+
 # The first month offered; the last is the current month. Set CR_PARTITIONS_START for older data. Read at import
 # (not a resource's EnvVar): Dagster needs the partitions when it loads the definitions, before any run.
-MONTHS = dg.MonthlyPartitionsDefinition(start_date=os.environ.get("CR_PARTITIONS_START", "2025-01-01"), end_offset=1)
+MONTHS = dg.MonthlyPartitionsDefinition(start_date=_first_month(), end_offset=1)
 
 
 @dg.asset(

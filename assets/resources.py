@@ -1,6 +1,7 @@
 """Resources: the run's settings (exports, output folder, policy, as-of) and the DuckDB warehouse."""
 
 import fcntl
+import math
 import os
 import re
 import time
@@ -26,6 +27,13 @@ def parse_as_of(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def missing_exports_folder(folder: Path, label: str = "exports folder") -> str | None:
+    """The one-line problem with an exports folder that is not there; the CLI's ``label`` is ``--exports``."""
+    if folder.is_dir():
+        return None
+    return f"{label} {folder}: {'not a folder' if folder.exists() else 'no such folder'}"
+
+
 class ReporterSettings(dg.ConfigurableResource):
     """Where a run reads exports and writes evidence, under which policy and as-of instant."""
 
@@ -43,6 +51,12 @@ class ReporterSettings(dg.ConfigurableResource):
     prepared_by: str = ""
     reviewed_by: str = ""
     attested_on: str = ""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse a run whose exports folder does not exist, as the CLI does, before any step judges "no data"."""
+        problem = missing_exports_folder(Path(self.exports_dir))
+        if problem:
+            raise SettingError(problem)
 
     def load_policy(self) -> Policy:
         """The policy file, or of a policy folder the one version in force for the whole report period."""
@@ -72,6 +86,41 @@ class WarehouseBusy(Exception):
     """Another process holds the warehouse; the message is one line naming the file and that process."""
 
 
+class WarehouseUnusable(Exception):
+    """The warehouse file, or its lock file, cannot be what it must be: an operator's mistake (exit 2).
+
+    ``path`` names the file; the message is one line, "<path>: <problem>".
+    """
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = Path(path)
+
+
+class SettingError(ValueError):
+    """An environment setting (``CR_*``) whose value cannot be used; the message names the variable and value."""
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A number of seconds from the environment variable ``name`` (unset or blank: ``default``)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise SettingError(f"{name}={text!r}: not a number of seconds (e.g. {default:g})")
+    return seconds
+
+
+# A DuckDB database file starts with an 8-byte checksum and the magic bytes "DUCK" (DuckDB's storage format,
+# https://duckdb.org/docs/stable/internals/storage): what tells a warehouse from any other file without opening it.
+_DUCKDB_MAGIC = b"DUCK"
+_DUCKDB_MAGIC_AT = 8
+
+
 class Warehouse(dg.ConfigurableResource):
     """The embedded DuckDB warehouse file: one writing process at a time, each step one transaction.
 
@@ -93,7 +142,7 @@ class Warehouse(dg.ConfigurableResource):
 
         A process killed mid-step leaves the warehouse as the last committed step left it (DuckDB's WAL).
         """
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.check_usable()
         con = self._open(read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -108,6 +157,28 @@ class Warehouse(dg.ConfigurableResource):
             con.commit()
         finally:
             con.close()
+
+    def check_usable(self) -> None:
+        """Refuse, as :class:`WarehouseUnusable`, a path that is a folder or a file that is not a DuckDB database.
+
+        A path that does not exist yet is fine (the first run creates it, and its folder).
+        """
+        path = Path(self.path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise WarehouseUnusable(path.parent, f"cannot hold the warehouse ({error.strerror or error})") from None
+        if path.is_dir():
+            raise WarehouseUnusable(path, "is a folder, not a DuckDB warehouse file")
+        if not path.exists():
+            return
+        try:
+            with path.open("rb") as handle:
+                header = handle.read(_DUCKDB_MAGIC_AT + len(_DUCKDB_MAGIC))
+        except OSError as error:
+            raise WarehouseUnusable(path, f"cannot be read ({error.strerror or error})") from None
+        if header[_DUCKDB_MAGIC_AT:] != _DUCKDB_MAGIC:
+            raise WarehouseUnusable(path, "not a DuckDB database file (give --warehouse a new or a DuckDB file)")
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout_seconds
@@ -135,8 +206,13 @@ class Warehouse(dg.ConfigurableResource):
         The OS releases the lock when the process ends, however it ends.
         """
         lock_path = Path(self.path + ".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the whole run: the lock lives with it
+        self.check_usable()
+        if lock_path.is_dir():
+            raise WarehouseUnusable(lock_path, "is a folder; the run's lock file must be a file (remove the folder)")
+        try:
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the whole run: the lock lives with it
+        except OSError as error:
+            raise WarehouseUnusable(lock_path, f"cannot open the run's lock file ({error.strerror or error})") from None
         try:
             deadline = time.monotonic() + self.lock_timeout_seconds
             while True:

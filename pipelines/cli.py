@@ -1,36 +1,53 @@
 """`compliance-report`: run the Dagster asset graph in-process, or generate sample exports.
 
-Exit codes: 0 done; 1 the run failed (``verify``: a difference was found); 2 the command line, the policy or an
-input folder is not usable.
-A user never sees a traceback: every problem is one line naming the file or option and what is wrong.
+Exit codes (the README's "Command line" states them for users): 0 done; 1 the run failed (or another run kept
+the warehouse busy; ``verify``: a difference was found); 2 an operator's mistake: an option, a folder, the
+warehouse file, a CR_* setting or the policy is not usable. A user never sees a traceback: every problem is one
+line naming the file or option.
+
+Start-up: `--help` and argument errors must be instant, so Dagster, DuckDB, polars, Great Expectations and plotly
+are imported inside the commands that use them, never at the top of this module.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, NoReturn
 
-import dagster as dg
+if TYPE_CHECKING:
+    import dagster as dg
 
-from assets.resources import ReporterSettings, Warehouse, WarehouseBusy, parse_as_of
-from compliance.policy import Policy, PolicyError, load_policy, load_policy_versions, version_in_force
+    from compliance.policy import Policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Where CLI runs are recorded when DAGSTER_HOME is not set: the instance `make dev` opens (relative to the
+# current folder, the repository root for `make`), so the UI shows the runs, materializations and checks.
+DEFAULT_DAGSTER_HOME = Path("var/dagster_home")
 
 
 class UsageError(Exception):
-    pass
+    """An operator's mistake (exit 2); the message is one line naming the option, file or setting."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line plus the usage hint, instead of the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\nUsage: {self.prog} --help\n")
 
 
 def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
     """A Dagster logger that prints one line per finished step and every warning, for long runs."""
+    import dagster as dg
 
     class _Handler(logging.Handler):
         def __init__(self) -> None:
@@ -73,8 +90,16 @@ def _progress_logger(total_steps: int, stream) -> dg.LoggerDefinition:
 
 def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: argparse.Namespace) -> None:
     """Run one vendor adapter over ``inputs`` (files, or folders whose files are all read) into ``out_dir``."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from compliance.adapters import adapter_for
-    from compliance.adapters.base import AdapterOptions, ConversionError, vendor_encoding, write_conversion
+    from compliance.adapters.base import (
+        AdapterOptions,
+        ConversionError,
+        UnreadableFile,
+        vendor_encoding,
+        write_conversion,
+    )
 
     files: list[Path] = []
     for path in inputs:
@@ -95,10 +120,8 @@ def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: a
         raise UsageError(f"--format: {error.args[0]}") from None
     if format_name == "mapping" and mapping is None:
         raise UsageError("--format mapping needs --mapping FILE.yaml")
-    try:
-        policy = load_policy(args.policy)
-    except PolicyError as error:
-        raise UsageError(str(error)) from None
+    _writable_folder(out_dir, "--out")
+    policy = _policy(args.policy)
     if args.timezone:
         try:
             ZoneInfo(args.timezone)
@@ -108,6 +131,9 @@ def _convert_inputs(format_name: str, inputs: list[Path], out_dir: Path, args: a
     try:
         with vendor_encoding(_encoding_option(args)):
             conversion = adapter.convert(files, options)
+    except UnreadableFile as error:  # the reader names the file when the adapter in between did not
+        message = str(error)
+        raise UsageError(message if message.startswith(error.path.name) else f"{error.path}: {message}") from None
     except ConversionError as error:
         raise UsageError(str(error)) from None
     written = write_conversion(conversion, out_dir)
@@ -161,6 +187,84 @@ def _check_as_of_window(as_of: datetime, policy: Policy) -> None:
         )
 
 
+def _policy(name_or_path: str, period=None) -> Policy:
+    """The policy file, or of a policy folder the version in force for the whole report ``period``
+    (compliance.policy.version_in_force); a policy that cannot be used is a usage error."""
+    from compliance.policy import PolicyError, load_policy_versions, version_in_force
+
+    try:
+        return version_in_force(
+            load_policy_versions(name_or_path), period.start if period else None, period.end if period else None
+        )
+    except PolicyError as error:
+        raise UsageError(str(error)) from None
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` if needed and prove a file can be written in it, before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"{option} {folder}: not a writable folder ({error.strerror or error})") from None
+
+
+_DEFAULT_INSTANCE_SETTINGS = """\
+# Written by compliance-report for a Dagster instance folder that had no settings: Dagster's defaults, with runs,
+# event logs and schedules in SQLite files here. `make dev` replaces it with the repository's dagster.yaml.
+telemetry:
+  enabled: false
+"""
+
+
+@functools.cache
+def _commit_instance_records_without_fsync() -> None:
+    """SQLite instance storage in ``synchronous = OFF`` for this process: commits do not wait for the disk.
+
+    Dagster opens and closes a SQLite connection per operation (SQLAlchemy's NullPool), and each commit or close
+    syncs the file: a run's ~1,100 syncs tripled the wall time of a small run on a busy disk (14 s -> 45 s;
+    ``synchronous = NORMAL`` left 1,130 of them, as closing a WAL database checkpoints it). OFF survives a crash of
+    this process, not of the machine (https://www.sqlite.org/pragma.html#pragma_synchronous): what is at stake is
+    the run's history in the instance, never the warehouse or the evidence. PostgreSQL storage is left alone.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _unsynchronised(dbapi_connection, _record) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+
+def _dagster_instance():
+    """The Dagster instance that records this run: DAGSTER_HOME's, else ``DEFAULT_DAGSTER_HOME``'s.
+
+    Its ``dagster.yaml`` (when present) chooses the storage; without one Dagster keeps runs, event logs and
+    asset records in SQLite files under the folder.
+    """
+    import dagster as dg
+
+    configured = os.environ.get("DAGSTER_HOME", "").strip()
+    home = Path(configured) if configured else DEFAULT_DAGSTER_HOME
+    setting = f"DAGSTER_HOME {home}" if configured else f"the Dagster instance folder {home} (DAGSTER_HOME unset)"
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"{setting}: is a file, not a folder")
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        settings_file = home / "dagster.yaml"
+        if not settings_file.exists():  # else Dagster warns on every run that it defaults to SQLite storage here
+            settings_file.write_text(_DEFAULT_INSTANCE_SETTINGS, encoding="utf-8")
+        _commit_instance_records_without_fsync()
+        return dg.DagsterInstance.from_config(str(home.resolve()))
+    except OSError as error:
+        raise UsageError(f"{setting}: not a writable folder ({error.strerror or error})") from None
+    except dg.DagsterError as error:  # e.g. a dagster.yaml that does not validate
+        raise UsageError(f"{setting}: not a usable Dagster instance: {str(error).splitlines()[0]}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     """A vendor export (``--format``, or detected when the folder holds no canonical file) is converted into a
     private temporary folder that lives for this run only: the converted files carry the customers' text as written
@@ -181,22 +285,36 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) -> int:
-    from pipelines.definitions import (  # dagster imports are slow: only when running
-        ALL_ASSETS,
-        ALL_CHECKS,
-        build_definitions,
+    from assets.resources import (
+        ReporterSettings,
+        SettingError,
+        Warehouse,
+        WarehouseBusy,
+        WarehouseUnusable,
+        env_seconds,
+        missing_exports_folder,
+        parse_as_of,
     )
     from reports.static_export import export_dashboard, parse_formats
 
+    try:
+        from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions
+    except SettingError as error:  # a CR_* setting read when the definitions load (CR_PARTITIONS_START)
+        raise UsageError(str(error)) from None
     exports_dir = Path(args.exports)
     encoding = _encoding_option(args)
+    try:
+        lock_timeout = env_seconds("CR_LOCK_TIMEOUT", 600.0)
+    except SettingError as error:
+        raise UsageError(str(error)) from None
     if conversion is not None:  # a vendor export: convert it into canonical files first
         vendor_format, converted = conversion
         _convert_inputs(vendor_format, [exports_dir], converted, args)
         exports_dir = converted
         encoding = ""  # --encoding was the vendor files'; the converted files are UTF-8
-    if not exports_dir.is_dir():
-        raise UsageError(f"--exports {exports_dir}: no such folder")
+    exports_problem = missing_exports_folder(exports_dir, "--exports")
+    if exports_problem:
+        raise UsageError(exports_problem)
     period = _period_option(args.period)
     try:
         as_of = parse_as_of(args.as_of) if args.as_of else datetime.now(UTC).replace(microsecond=0)
@@ -204,12 +322,7 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         raise UsageError(f"--as-of {args.as_of!r}: not an ISO-8601 timestamp (e.g. 2026-11-01T00:00:00Z)") from None
     if period is not None and not args.as_of:
         as_of = period.default_as_of(as_of)
-    try:  # a policy folder: the version in force for the whole period (compliance.policy.version_in_force)
-        policy = version_in_force(
-            load_policy_versions(args.policy), period.start if period else None, period.end if period else None
-        )
-    except PolicyError as error:
-        raise UsageError(str(error)) from None
+    policy = _policy(args.policy, period)
     _check_as_of_window(as_of, policy)
     try:
         export_formats = parse_formats(args.export) if args.export else ()
@@ -217,7 +330,7 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         raise UsageError(f"--export {args.export!r}: {error}") from None
     attestation = _attestation_option(args)
     out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _writable_folder(out_dir, "--out")
     warehouse = Path(args.warehouse) if args.warehouse else out_dir / "warehouse.duckdb"
 
     resources = {
@@ -232,9 +345,7 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
             reviewed_by=attestation.reviewed_by,
             attested_on=attestation.date,
         ),
-        "warehouse": Warehouse(
-            path=str(warehouse.resolve()), lock_timeout_seconds=float(os.environ.get("CR_LOCK_TIMEOUT", "600"))
-        ),
+        "warehouse": Warehouse(path=str(warehouse.resolve()), lock_timeout_seconds=lock_timeout),
     }
     definitions = build_definitions(resources)
     job = definitions.resolve_job_def("compliance_run")
@@ -250,7 +361,7 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
     started = time.monotonic()
     progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
     try:  # one run per warehouse at a time: a second run waits for the first, then fails with one line
-        with resources["warehouse"].run_lock(notify=print), dg.DagsterInstance.ephemeral() as instance:
+        with resources["warehouse"].run_lock(notify=print), _dagster_instance() as instance:
             result = job.with_logger_defs({"progress": progress}).execute_in_process(
                 instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
             )
@@ -259,14 +370,21 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
     except WarehouseBusy as busy:
         print(f"compliance-report: {busy}", file=sys.stderr)
         return EXIT_FAILED
+    except WarehouseUnusable as error:
+        option = "--warehouse " if args.warehouse else ""
+        raise UsageError(f"{option}{error}") from None
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                error = event.step_failure_data.error
-                while error.cause is not None:  # the user's error, not Dagster's wrapper around it
-                    error = error.cause
-                message = error.message.strip().splitlines()[0]
-                print(f"compliance-report: step {event.step_key} failed: {message}", file=sys.stderr)
+                where, error = f"step {event.step_key}", event.step_failure_data.error
+            elif event.event_type_value == "RESOURCE_INIT_FAILURE" and event.event_specific_data.error:
+                where, error = "run", event.event_specific_data.error  # e.g. the exports folder went away
+            else:
+                continue
+            while error.cause is not None:  # the user's error, not Dagster's wrapper around it
+                error = error.cause
+            message = error.message.strip().splitlines()[0]
+            print(f"compliance-report: {where} failed: {message}", file=sys.stderr)
         return EXIT_FAILED
     if export_formats:
         for line in export_dashboard(out_dir, export_formats):
@@ -359,9 +477,9 @@ def _rerun_differences(exports_dir: Path, out_dir: Path, manifest: dict, policy_
     files that differ, byte for byte, one line each (the run's output is not shown: only its differences)."""
     import contextlib
     import io
-    import tempfile
 
     from compliance.evidence.verify import compare_evidence
+    from compliance.policy import PolicyError, load_policy
 
     recorded = manifest.get("policy") or {}
     reference = policy_option or str(recorded.get("path") or "")
@@ -386,6 +504,7 @@ def _rerun_differences(exports_dir: Path, out_dir: Path, manifest: dict, policy_
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from assets.resources import parse_as_of
     from compliance.samples.generate import GenerateOptions, generate
 
     try:
@@ -397,6 +516,7 @@ def _generate(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')}: must not be negative")
     if not 0 <= args.messy_fraction <= 0.5:
         raise UsageError("--messy-fraction: must be between 0 and 0.5")
+    _writable_folder(Path(args.out), "--out")
     started = time.monotonic()
     written = generate(
         GenerateOptions(
@@ -420,8 +540,15 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="compliance-report", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("compliance-reporter")
+    except PackageNotFoundError:  # a source checkout on PYTHONPATH that was never installed
+        installed = "(not installed)"
+    parser = _Parser(prog="compliance-report", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="evaluate every commitment on a folder of exports")
     run.add_argument("--exports", required=True, help="folder with the canonical export files")

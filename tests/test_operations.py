@@ -359,3 +359,90 @@ def test_every_asset_reports_timings_and_logs_carry_no_free_text(exports, tmp_pa
     )
     for value in present:
         assert value not in logged
+
+
+# --- CLI runs in the Dagster instance -----------------------------------------------------------------------------
+
+
+def test_a_cli_run_is_recorded_in_the_instance_under_dagster_home(exports, tmp_path, monkeypatch):
+    """What `make dev` then shows: the run, a materialization of every asset, and every check's evaluations."""
+    from pipelines.definitions import ALL_ASSETS, defs
+
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert main(["run", "--exports", str(exports), "--out", str(tmp_path / "out"), "--as-of", AS_OF]) == 0
+    assert (home / "dagster.yaml").is_file()  # written so that Dagster does not warn about its defaults
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert [(run.job_name, run.status) for run in runs] == [("compliance_run", dg.DagsterRunStatus.SUCCESS)]
+        for asset in ALL_ASSETS:
+            for key in asset.keys:
+                assert instance.get_latest_materialization_event(key) is not None, key
+        evaluated = {
+            event.dagster_event.event_specific_data.asset_check_key
+            for event in instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        }
+    declared = {spec.key for asset in ALL_ASSETS for spec in asset.check_specs}
+    assert declared and evaluated == declared
+    assert defs.resolve_job_def("compliance_run")  # the job the UI lists the run under
+
+
+def test_a_dagster_run_without_its_exports_folder_fails_with_the_cli_message(tmp_path):
+    from pipelines.definitions import defs
+
+    missing = tmp_path / "landing"
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("compliance_run").execute_in_process(
+            instance=instance, run_config=_run_config(missing, tmp_path / "out"), raise_on_error=False
+        )
+    assert not result.success
+    assert not any(event.is_step_success for event in result.all_events)  # nothing judged "no data"
+    failures = [event for event in result.all_events if event.event_type_value == "RESOURCE_INIT_FAILURE"]
+    error = failures[0].event_specific_data.error
+    while error.cause is not None:
+        error = error.cause
+    assert error.message.strip() == f"assets.resources.SettingError: exports folder {missing}: no such folder"
+    assert not (tmp_path / "out" / "compliance_report.html").exists()
+
+
+def test_dagster_materialize_select_all_with_a_month(exports, tmp_path):
+    """`dagster asset materialize --select '*' --partition 2026-10-01`: the report and that month's Parquet."""
+    out = tmp_path / "out"
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CR_EXPORTS_DIR": str(exports),
+        "CR_OUT_DIR": str(out),
+        "CR_WAREHOUSE": str(out / "warehouse.duckdb"),
+        "CR_POLICY": "platform",
+    }
+    dagster = Path(sys.executable).with_name("dagster")
+    completed = subprocess.run(
+        [str(dagster), "asset", "materialize", "-m", "pipelines.definitions", "--select", "*"]
+        + ["--partition", "2026-10-01"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (out / "compliance_report.html").is_file()
+    assert (out / "partitions" / "tickets" / "month=2026-10" / "part-0.parquet").is_file()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        monthly = instance.get_latest_materialization_event(dg.AssetKey("monthly_records"))
+        assert monthly is not None and monthly.dagster_event.partition == "2026-10-01"
+
+
+def test_cli_instance_storage_commits_without_waiting_for_the_disk(tmp_path):
+    """SQLite connections of the CLI's process are `synchronous = OFF` (pipelines.cli explains the trade)."""
+    import sqlalchemy
+
+    from pipelines.cli import _commit_instance_records_without_fsync
+
+    _commit_instance_records_without_fsync()
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'runs.db'}", poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 0  # OFF

@@ -12,8 +12,10 @@ from dataclasses import dataclass, replace
 from functools import partial
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # the registry is read by `compliance-report --help`, which must not pay for polars
+    from compliance.adapters.base import Adapter
 
 from compliance.adapters.base import (
     Adapter,
@@ -238,6 +240,8 @@ def _with_mapping(
             if name in contract and overrides.source in (None, source_name)
         }
         if constants:
+            import polars as pl  # here, not at the top: the registry is read by `--help`
+
             conversion.tables[source_name] = frame.with_columns(
                 pl.lit(value, pl.Utf8).alias(name) for name, value in constants.items()
             )

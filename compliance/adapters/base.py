@@ -58,6 +58,18 @@ class ConversionError(Exception):
     """A whole input file cannot be converted; the message is one line naming the problem (not the file)."""
 
 
+class UnreadableFile(ConversionError):
+    """A vendor file that cannot be read as CSV or JSON at all; ``path`` names it, the message says why.
+
+    Raised by the readers (``read_csv_text``, ``read_json_document``), so that whoever reports it can name the
+    file whether or not the adapter in between added its name to the message.
+    """
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+
+
 @dataclass(frozen=True)
 class AdapterOptions:
     # IANA zone of vendor timestamps written without an offset. None keeps them without an offset, so that the
@@ -192,9 +204,11 @@ def read_csv_text(path: Path, **options) -> pl.DataFrame:
                 return _read_plain_csv(plain, path, options)
         return _read_plain_csv(path, path, options)
     except OSError as error:
-        raise ConversionError(f"not a readable CSV file: {error.strerror or error}") from None
+        raise UnreadableFile(path, f"not a readable CSV file: {error.strerror or error}") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise ConversionError(f"not a readable gzip file: {error}") from None
+        raise UnreadableFile(path, f"not a readable gzip file: {error}") from None
+    except ConversionError as error:  # polars's problem, perhaps with a UTF-8 copy: named as the input file
+        raise UnreadableFile(path, str(error)) from None
 
 
 @contextmanager
@@ -587,7 +601,7 @@ def read_text_document(path: Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ConversionError(f"cannot be read: {error}") from None
+        raise UnreadableFile(path, f"cannot be read: {error.strerror or error}") from None
     text, decoding = decode_bytes(data, _named_encoding() or guess_encoding(data))
     _record_decoding(path, decoding)
     return text
@@ -598,7 +612,9 @@ def read_json_document(path: Path) -> object:
     try:
         return json.loads(read_text_document(path))
     except json.JSONDecodeError as error:
-        raise ConversionError(f"not a JSON document: {error.msg} at line {error.lineno}") from None
+        raise UnreadableFile(path, f"not a JSON document: {error.msg} at line {error.lineno}") from None
+    except RecursionError:
+        raise UnreadableFile(path, "not a usable JSON document: nested too deeply") from None
 
 
 def json_text(value: object) -> str | None:
