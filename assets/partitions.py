@@ -3,7 +3,6 @@ of its own (OUT/periods/2026-09/, OUT/periods/2026-Q3/): backfill a year, or re-
 
 import os
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,11 +14,12 @@ from assets.resources import ReporterSettings, SettingError, Warehouse, parse_as
 from compliance.core.files import publish_atomically
 from compliance.core.sql import lit, table_exists
 from compliance.evidence.files import write_evidence, write_json
+from compliance.evidence.judging import judge
 from compliance.evidence.manifest import build_manifest
 from compliance.evidence.partitions import write_month
 from compliance.evidence.periods import ReportPeriod, parse_period, restrict_to_period
+from compliance.evidence.quality_records import write_expectation_docs
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
-from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
 from compliance.policy import Policy, load_policy_versions, version_in_force
 from compliance.rules import reconciliation
 from compliance.rules.registry import RULE_STEPS, STEP_READS, evaluate_step
@@ -85,54 +85,66 @@ def quarter_label(partition_key: str) -> str:
     return f"{partition_key[:4]}-Q{(int(partition_key[5:7]) - 1) // 3 + 1}"
 
 
-def _period_report_asset(name: str, partitions: dg.PartitionsDefinition, label_of: Callable[[str], str]):
-    @dg.asset(
-        name=name,
-        group_name="partitions",
-        kinds={"html", "csv"},
-        partitions_def=partitions,
-        deps=ingest_assets,
-        description=f"The report of one {name.split('_')[0][:-2]} period: OUT/periods/<period>/.",
+def write_period_report(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    settings: ReporterSettings,
+    warehouse: Warehouse,
+    label: str,
+) -> dict:
+    """Evidence, report, dashboard and manifest of the items whose clock started in the period ``label`` (2026-09,
+    2026-Q3), in OUT/periods/<period>/; the verdict counts and where, as metadata.
+
+    The period is judged on the loaded exports in a DuckDB of its own that reads the warehouse read-only, so
+    periods run side by side and never touch the warehouse's own (unpartitioned) results."""
+    started = time.monotonic()
+    period = parse_period(label)
+    out_dir = Path(settings.out_dir) / "periods" / period.label
+    as_of = parse_as_of(settings.as_of) if settings.as_of else period.default_as_of(_run_created(context))
+    policy = version_in_force(load_policy_versions(settings.policy), period.start, period.end)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if warehouse.memory_limit:
+            con.execute(f"SET memory_limit = {lit(warehouse.memory_limit)}")
+        con.execute(f"ATTACH {lit(str(Path(warehouse.path).resolve()))} AS warehouse (READ_ONLY)")
+        # results are written here; what the ingest recorded (staged tables, ingest_log, ...) is read there
+        con.execute("SET search_path = 'memory.main,warehouse.main'")
+        # the tables a publish step completes in place (the reconciliation adds a conversion's quarantine):
+        # copies, as the warehouse is read-only here (a step writing another one fails, never writes it)
+        for table in _COMPLETED_IN_PLACE:
+            if table_exists(con, table):
+                con.execute(f"CREATE TABLE memory.main.{table} AS SELECT * FROM warehouse.main.{table}")
+        restrict_to_period(con, period, catalog="warehouse")
+        counts = judge_and_publish(con, policy, as_of, period, context.run_id, Path(settings.exports_dir), out_dir)
+    finally:
+        con.close()
+    return {
+        **counts,
+        "path": dg.MetadataValue.path(str(out_dir)),
+        "duration_seconds": round(time.monotonic() - started, 3),
+    }
+
+
+@dg.asset(group_name="partitions", kinds={"html", "csv"}, partitions_def=MONTHS, deps=ingest_assets)
+def monthly_report(
+    context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """The report of one month (the items whose clock started in it): OUT/periods/YYYY-MM/."""
+    return dg.MaterializeResult(
+        metadata=write_period_report(context, settings, warehouse, month_label(context.partition_key))
     )
-    def _asset(
-        context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
-    ) -> dg.MaterializeResult:
-        """Evidence, report, dashboard and manifest of the items whose clock started in the partition's period,
-        in OUT/periods/<period>/ (2026-09, 2026-Q3): one partition re-runs one period, a backfill a year.
 
-        The period is judged on the loaded exports in a DuckDB of its own that reads the warehouse read-only, so
-        periods run side by side and never touch the warehouse's own (unpartitioned) results."""
-        started = time.monotonic()
-        period = parse_period(label_of(context.partition_key))
-        out_dir = Path(settings.out_dir) / "periods" / period.label
-        as_of = parse_as_of(settings.as_of) if settings.as_of else period.default_as_of(_run_created(context))
-        policy = version_in_force(load_policy_versions(settings.policy), period.start, period.end)
-        con = duckdb.connect()
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            if warehouse.memory_limit:
-                con.execute(f"SET memory_limit = {lit(warehouse.memory_limit)}")
-            con.execute(f"ATTACH {lit(str(Path(warehouse.path).resolve()))} AS warehouse (READ_ONLY)")
-            # results are written here; what the ingest recorded (staged tables, ingest_log, ...) is read there
-            con.execute("SET search_path = 'memory.main,warehouse.main'")
-            # the tables a publish step completes in place (the reconciliation adds a conversion's quarantine):
-            # copies, as the warehouse is read-only here (a step writing another one fails, never writes it)
-            for table in _COMPLETED_IN_PLACE:
-                if table_exists(con, table):
-                    con.execute(f"CREATE TABLE memory.main.{table} AS SELECT * FROM warehouse.main.{table}")
-            restrict_to_period(con, period, catalog="warehouse")
-            counts = judge_and_publish(con, policy, as_of, period, context.run_id, Path(settings.exports_dir), out_dir)
-        finally:
-            con.close()
-        return dg.MaterializeResult(
-            metadata={
-                **counts,
-                "path": dg.MetadataValue.path(str(out_dir)),
-                "duration_seconds": round(time.monotonic() - started, 3),
-            }
-        )
 
-    return _asset
+@dg.op(description="The report of one quarter (the items whose clock started in it): OUT/periods/YYYY-Qn/.")
+def quarterly_report(context: dg.OpExecutionContext, settings: ReporterSettings, warehouse: Warehouse) -> None:
+    # An op in a partitioned job, not an asset: the assets share one partitioning (months), which lets
+    # `dagster asset materialize --select '*' --partition <month>` take the whole graph.
+    context.add_output_metadata(write_period_report(context, settings, warehouse, quarter_label(context.partition_key)))
+
+
+@dg.job(partitions_def=QUARTERS, description="The report of one quarter in OUT/periods/YYYY-Qn/.")
+def quarterly_reports_job() -> None:
+    quarterly_report()
 
 
 _COMPLETED_IN_PLACE = ("quarantine", "conversion_quarantine")
@@ -163,9 +175,8 @@ def judge_and_publish(
         evaluate_step(con, step, policy, as_of)
     if not reconciled:
         reconciliation.reconcile(con, exports_dir, as_of, policy)
-    combine_results(con)
-    build_verdicts(con, policy, blocked_domains(con))
-    write_evidence(con, out_dir)
+    judge(con, policy, as_of)
+    written = write_evidence(con, out_dir) + write_expectation_docs(con, out_dir)
 
     def manifest(outputs: list[Path]) -> dict:
         return build_manifest(
@@ -179,7 +190,7 @@ def judge_and_publish(
             period=period,
         )
 
-    evidence = sorted(p for p in (out_dir / "evidence").glob("*") if p.is_file() and not p.name.startswith("."))
+    evidence = sorted(written)
     report = ReportData(
         policy=policy,
         manifest=manifest(evidence),
@@ -202,7 +213,3 @@ def judge_and_publish(
         manifest(evidence + [out_dir / "compliance_report.html", out_dir / "sla_dashboard.html"]),
     )
     return verdict_counts(con)
-
-
-monthly_report = _period_report_asset("monthly_report", MONTHS, month_label)
-quarterly_report = _period_report_asset("quarterly_report", QUARTERS, quarter_label)

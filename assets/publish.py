@@ -10,13 +10,12 @@ from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.rules import rule_assets
 from assets.sla import ticket_sla
 from compliance.core.files import publish_atomically
-from compliance.evidence.at_risk import combine_at_risk
 from compliance.evidence.files import write_evidence, write_json
+from compliance.evidence.judging import judge
 from compliance.evidence.manifest import build_manifest
 from compliance.evidence.quality_records import write_expectation_docs
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
-from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
-from compliance.evidence.waivers import combine_waivers, waiver_counts
+from compliance.evidence.waivers import waiver_counts
 from reports.compliance_report import Attestation, ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
@@ -35,10 +34,7 @@ def verdicts(
     waiver applied or refused."""
     started = time.monotonic()
     with warehouse.connect() as con:
-        combine_results(con)
-        build_verdicts(con, settings.load_policy(), blocked_domains(con))
-        combine_waivers(con, settings.load_policy(), settings.as_of_instant(context))
-        combine_at_risk(con, settings.load_policy(), settings.as_of_instant(context))
+        judge(con, settings.load_policy(), settings.as_of_instant(context))
         counts = {**verdict_counts(con), **{f"waivers_{key}": value for key, value in waiver_counts(con).items()}}
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 

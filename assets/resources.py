@@ -72,7 +72,7 @@ class ReporterSettings(dg.ConfigurableResource):
             return parse_as_of(self.as_of)
         # Every asset of one run must judge against the same instant: the run's creation time (for a report
         # period, its end when that is earlier).
-        record = context.instance.get_run_record_by_id(context.run_id)
+        record = context.instance.get_run_record_by_id(context.run.run_id)
         created = (record.create_timestamp if record else datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         period = self.report_period()
         return period.default_as_of(created) if period else created

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.ingest import ingest_assets
-from assets.partitions import MONTHS, QUARTERS, monthly_records, monthly_report, quarterly_report
+from assets.partitions import MONTHS, monthly_records, monthly_report, quarterly_reports_job
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
 from assets.resources import WAREHOUSE_POOL, default_resources
 from assets.rules import rule_assets
@@ -57,17 +57,11 @@ monthly_reports_job = dg.define_asset_job(
     partitions_def=MONTHS,
     description="The report of one month (items whose clock started in it) in OUT/periods/YYYY-MM/.",
 )
-quarterly_reports_job = dg.define_asset_job(
-    "quarterly_reports_job",
-    selection=dg.AssetSelection.assets(quarterly_report),
-    partitions_def=QUARTERS,
-    description="The report of one quarter in OUT/periods/YYYY-Qn/.",
-)
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ALL_ASSETS, monthly_records, monthly_report, quarterly_report],
+        assets=[*ALL_ASSETS, monthly_records, monthly_report],
         asset_checks=ALL_CHECKS,
         jobs=[
             compliance_run,

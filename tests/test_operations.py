@@ -366,7 +366,7 @@ def test_every_asset_reports_timings_and_logs_carry_no_free_text(exports, tmp_pa
 
 def test_a_cli_run_is_recorded_in_the_instance_under_dagster_home(exports, tmp_path, monkeypatch):
     """What `make dev` then shows: the run, a materialization of every asset, and every check's evaluations."""
-    from pipelines.definitions import ALL_ASSETS, defs
+    from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, defs
 
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -382,7 +382,7 @@ def test_a_cli_run_is_recorded_in_the_instance_under_dagster_home(exports, tmp_p
             event.dagster_event.event_specific_data.asset_check_key
             for event in instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         }
-    declared = {spec.key for asset in ALL_ASSETS for spec in asset.check_specs}
+    declared = {key for checks in ALL_CHECKS for key in checks.check_keys}
     assert declared and evaluated == declared
     assert defs.resolve_job_def("compliance_run")  # the job the UI lists the run under
 
