@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.ingest import ingest_assets
+from assets.monthly_clocks import monthly_ticket_clocks
 from assets.partitions import MONTHS, monthly_records
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
 from assets.resources import default_resources
@@ -46,13 +47,19 @@ monthly_records_job = dg.define_asset_job(
     partitions_def=MONTHS,
     description="The staged records of one month as Parquet: backfill a year, or re-run one month.",
 )
+monthly_clocks_job = dg.define_asset_job(
+    "monthly_clocks_job",
+    selection=dg.AssetSelection.assets(monthly_records, monthly_ticket_clocks),
+    partitions_def=MONTHS,
+    description="One month's partitions and the ticket clocks of its tickets (skipped when its inputs are unchanged).",
+)
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ALL_ASSETS, monthly_records],
+        assets=[*ALL_ASSETS, monthly_records, monthly_ticket_clocks],
         asset_checks=ALL_CHECKS,
-        jobs=[compliance_run, compliance_run_multiprocess, monthly_records_job],
+        jobs=[compliance_run, compliance_run_multiprocess, monthly_records_job, monthly_clocks_job],
         schedules=[daily_compliance_run],
         sensors=[landing_folder_sensor],
         resources=resources or default_resources(),
