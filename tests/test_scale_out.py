@@ -23,7 +23,7 @@ from compliance.evidence.monthly_clocks import (
 )
 from compliance.evidence.partitions import write_month
 from compliance.ingest.staging import ingest_source
-from compliance.rules.ticket_clocks import TICKET_SLA_ORDER
+from compliance.rules.ticket_clocks import TICKET_SLA_ORDER, evaluate_ticket_clocks
 
 AS_OF = "2026-11-01T00:00:00Z"
 TICKETS_HEADER = (
@@ -97,6 +97,38 @@ def test_a_month_is_recomputed_only_when_its_inputs_the_policy_or_the_as_of_chan
     assert [
         evaluate_month(out / "partitions", out, month, policy, as_of).recomputed for month in ("2026-03", "2026-04")
     ] == [False, False]
+
+
+def test_a_month_excludes_the_items_of_a_file_without_a_column_as_the_whole_run_does(tmp_path, policy):
+    exports, out = tmp_path / "exports", tmp_path / "out"
+    write(
+        exports / "tickets.csv", TICKETS_HEADER + "T1,sales,free,,2026-03-02T10:00:00Z,2026-03-02T10:30:00Z,,open,,,,\n"
+    )
+    # a second export of March that does not carry first_response_at: its tickets' first responses are unknown
+    write(
+        exports / "tickets-2026-03-20.csv",
+        TICKETS_HEADER.replace("first_response_at,", "") + "T3,sales,free,,2026-03-20T10:00:00Z,,open,,,,\n",
+    )
+    out.mkdir()
+    con = duckdb.connect(str(out / "warehouse.duckdb"))
+    ingest_source(con, "tickets", exports, policy)
+    write_month(con, out / "partitions", "2026-03")
+    as_of = datetime(2026, 11, 1, tzinfo=UTC)
+    evaluate_month(out / "partitions", out, "2026-03", policy, as_of)
+    evaluate_ticket_clocks(con, policy, as_of)
+    whole_run = con.execute(f"SELECT * FROM ticket_sla ORDER BY {TICKET_SLA_ORDER}").fetchall()
+    con.close()
+    part = duckdb.connect().execute(
+        f"SELECT * FROM read_parquet('{ticket_sla_part(out, '2026-03')}', hive_partitioning = false)"
+    )
+    columns = [column[0] for column in part.description]
+    month = [dict(zip(columns, row, strict=True)) for row in part.fetchall()]
+    assert month == [dict(zip(columns, row, strict=True)) for row in whole_run]
+    (t3,) = [row for row in month if row["record_id"] == "T3" and row["metric"] == "first_response"]
+    assert (t3["state"], t3["exclusion_reason"]) == (
+        "excluded",
+        "tickets-2026-03-20.csv has no first_response_at column",
+    )
 
 
 # --- the whole sample on a dask cluster ---------------------------------------------------------------------
