@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.ingest import ingest_assets
-from assets.monthly_clocks import monthly_ticket_clocks
+from assets.monthly_clocks import monthly_ticket_clocks, monthly_ticket_figures
 from assets.partitions import MONTHS, monthly_records
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
 from assets.resources import default_resources
@@ -57,7 +57,7 @@ monthly_clocks_job = dg.define_asset_job(
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ALL_ASSETS, monthly_records, monthly_ticket_clocks],
+        assets=[*ALL_ASSETS, monthly_records, monthly_ticket_clocks, monthly_ticket_figures],
         asset_checks=ALL_CHECKS,
         jobs=[compliance_run, compliance_run_multiprocess, monthly_records_job, monthly_clocks_job],
         schedules=[daily_compliance_run],

@@ -16,10 +16,12 @@ from conftest import write
 
 from compliance.evidence.files import EVIDENCE_FILES, _csv_copy
 from compliance.evidence.monthly_clocks import (
+    METRICS_ORDER,
     evaluate_month,
     load_monthly_ticket_sla,
     period_metrics,
     ticket_sla_part,
+    write_period_metrics,
 )
 from compliance.evidence.partitions import write_month
 from compliance.ingest.staging import ingest_source
@@ -97,6 +99,14 @@ def test_a_month_is_recomputed_only_when_its_inputs_the_policy_or_the_as_of_chan
     assert [
         evaluate_month(out / "partitions", out, month, policy, as_of).recomputed for month in ("2026-03", "2026-04")
     ] == [False, False]
+    # the figures of every period from the stored months are the whole run's
+    path, rows = write_period_metrics(policy, out)
+    con = duckdb.connect(str(out / "warehouse.duckdb"))
+    evaluate_ticket_clocks(con, policy, as_of)
+    whole_run = con.execute(f"SELECT * FROM metrics_tickets ORDER BY {METRICS_ORDER}").fetchall()
+    con.close()
+    assert duckdb.connect().execute(f"SELECT * FROM read_parquet('{path}')").fetchall() == whole_run
+    assert rows == len(whole_run) and {row[2] for row in whole_run} == {"all", "2026-03", "2026-04"}
 
 
 def test_a_month_excludes_the_items_of_a_file_without_a_column_as_the_whole_run_does(tmp_path, policy):

@@ -13,6 +13,7 @@ run. Layout under the output folder:
   over those tickets' clocks. They are the month's whole figures when every clock of that month starts on a
   ticket of that month; the exact figures of every period, whatever the clock, are :func:`period_metrics` over the
   union of the ``ticket_sla`` parts.
+* ``monthly/metrics_tickets.parquet``: :func:`period_metrics` of every stored month (:func:`write_period_metrics`).
 * ``monthly/ticket_sla/month=YYYY-MM/stamp.json``: the sha256 of every input file, the policy sha256 and the as-of
   instant the part was computed from, written last. A month whose stamp matches is not recomputed: a daily run
   costs the months whose records changed. (The as-of is part of the stamp because open clocks depend on it: a run
@@ -45,6 +46,8 @@ from compliance.rules.ticket_clocks import (
 )
 
 MONTHLY_FOLDER = "monthly"
+# The order of evidence/metrics.csv (compliance.evidence.files.EVIDENCE_FILES), within the tickets domain.
+METRICS_ORDER = "rule_id, period <> 'all', period, segment <> 'all', segment"
 # The warehouse tables a month's evaluation reads, from the partition folder of the same name.
 INPUT_TABLES = {"tickets": "staged_tickets", "ticket_events": "staged_ticket_events", "input_columns": "input_columns"}
 
@@ -146,3 +149,18 @@ def period_metrics(con: duckdb.DuckDBPyConnection, policy: Policy, out_dir: Path
     write_metrics(con, "tickets", items, [rule.id for rule in rules])
     con.execute(f"DROP VIEW {items}")
     _write_unknown_plan_figures(con, [rule.id for rule in rules if rule.setting("binding_plans") is not None])
+
+
+def write_period_metrics(policy: Policy, out_dir: Path) -> tuple[Path, int]:
+    """``monthly/metrics_tickets.parquet``: :func:`period_metrics` of the stored months, in the order of
+    ``evidence/metrics.csv``; the file and its rows."""
+    target = out_dir / MONTHLY_FOLDER / "metrics_tickets.parquet"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        period_metrics(con, policy, out_dir)
+        with replacing(target) as temporary:
+            con.execute(
+                f"COPY (SELECT * FROM metrics_tickets ORDER BY {METRICS_ORDER}) TO {lit(str(temporary))} (FORMAT parquet)"
+            )
+        rows = con.execute("SELECT count(*) FROM metrics_tickets").fetchall()[0][0]
+    return target, rows
