@@ -218,7 +218,7 @@ def _step_pids(result) -> set[int]:
     return {event.pid for event in result.all_events if event.is_step_success}
 
 
-@pytest.mark.slow  # about 80 s: a sample run, then two backfills of every month on the cluster
+@pytest.mark.slow  # about 90 s: a sample run, then two backfills of every month on the cluster
 def test_a_backfill_on_the_dask_executor_gives_the_in_process_evidence(reference, dask_cluster, tmp_path):
     dask_address, worker_pids = dask_cluster
     reader = duckdb.connect(str(reference / "warehouse.duckdb"), read_only=True)
