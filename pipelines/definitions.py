@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.ingest import ingest_assets
+from assets.monthly_clocks import monthly_ticket_clocks, monthly_ticket_figures
 from assets.partitions import MONTHS, monthly_records, monthly_report, quarterly_reports_job
 from assets.publish import compliance_report, evidence_files, run_manifest, sla_dashboard, verdicts
 from assets.resources import WAREHOUSE_POOL, default_resources
@@ -48,6 +49,12 @@ monthly_records_job = dg.define_asset_job(
     partitions_def=MONTHS,
     description="The staged records of one month as Parquet: backfill a year, or re-run one month.",
 )
+monthly_clocks_job = dg.define_asset_job(
+    "monthly_clocks_job",
+    selection=dg.AssetSelection.assets(monthly_records, monthly_ticket_clocks),
+    partitions_def=MONTHS,
+    description="One month's partitions and the ticket clocks of its tickets (skipped when its inputs are unchanged).",
+)
 
 # The report of each month / quarter in OUT/periods/<period>/ (after a compliance_run has loaded the exports):
 # backfill a year of months, or re-run one.
@@ -61,7 +68,7 @@ monthly_reports_job = dg.define_asset_job(
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*ALL_ASSETS, monthly_records, monthly_report],
+        assets=[*ALL_ASSETS, monthly_records, monthly_report, monthly_ticket_clocks, monthly_ticket_figures],
         asset_checks=ALL_CHECKS,
         jobs=[
             compliance_run,
@@ -69,6 +76,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
             monthly_records_job,
             monthly_reports_job,
             quarterly_reports_job,
+            monthly_clocks_job,
         ],
         schedules=[daily_compliance_run],
         sensors=[landing_folder_sensor],
