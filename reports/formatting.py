@@ -39,15 +39,19 @@ def timestamp_sort_key(value: Any) -> str:
     return "" if text == "—" else text
 
 
-def human_duration(seconds: Any) -> str:
-    """``3 h 12 min``, ``2 d 4 h``, ``45 s``; a negative duration reads ``-3 h 12 min``."""
-    if seconds is None:
-        return "—"
+def _seconds_value(seconds: Any) -> float | None:
+    """A duration cell as seconds; None for an empty, unreadable or NaN cell (shown as "—")."""
     try:
         value = float(seconds)
     except (TypeError, ValueError):
-        return "—"
-    if math.isnan(value):
+        return None
+    return None if math.isnan(value) else value
+
+
+def human_duration(seconds: Any) -> str:
+    """``3 h 12 min``, ``2 d 4 h``, ``45 s``; a negative duration reads ``-3 h 12 min``."""
+    value = _seconds_value(seconds)
+    if value is None:
         return "—"
     sign = "-" if value < 0 else ""
     total = int(round(abs(value)))
@@ -68,13 +72,8 @@ def human_duration(seconds: Any) -> str:
 def business_hours_text(seconds: Any) -> str:
     """A duration on a business-hours calendar, always in business hours: ``24 business hours``,
     ``1.5 business hours``. Never in days: 24 business hours are three working days, not "1 d"."""
-    if seconds is None:
-        return "—"
-    try:
-        value = float(seconds)
-    except (TypeError, ValueError):
-        return "—"
-    if math.isnan(value):
+    value = _seconds_value(seconds)
+    if value is None:
         return "—"
     hours = round(value / 3600, 1)
     if hours == int(hours):
