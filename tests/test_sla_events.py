@@ -512,3 +512,43 @@ def test_reconciliation_reads_status_changes_and_the_policy_as_the_clocks_do(con
         "first_response": created + hour,
         "resolution": None,
     }
+
+
+def test_events_before_the_ticket_was_created_are_not_read_and_are_named(con, policy):
+    """A reply stamped before its ticket existed (clock skew, a wrong ticket id) cannot answer it: the clock runs
+    to the first reply after creation; such events, and events of tickets the export lacks, are in data quality."""
+    created = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    ticket = _events_ticket(
+        "E1",
+        created,
+        [
+            (created - 16 * hour, "public_reply", "agent", "solved"),  # before creation: not a reply to E1
+            (created + 30 * hour, "public_reply", "agent", None),
+        ],
+    )
+    load(con, [ticket])
+    con.execute(
+        "INSERT INTO staged_ticket_events VALUES ('GHOST', ?, 'public_reply', 'agent', NULL, 'ticket_events.csv', 9)",
+        [created],
+    )
+    con.execute(
+        "CREATE TABLE data_quality (source VARCHAR, expectation VARCHAR, column_name VARCHAR, success BOOLEAN, "
+        "unexpected_count BIGINT, observed VARCHAR, blocking BOOLEAN, message VARCHAR)"
+    )
+    evaluate_ticket_clocks(con, policy, AS_OF)
+    assert con.execute(
+        "SELECT stopped_at, elapsed_seconds, state FROM ticket_sla WHERE record_id = 'E1' AND rule_id = 'SUP-ACCT-STD'"
+    ).fetchall() == [(created + 30 * hour, 30 * 3600, "breached")]
+    findings = {
+        row[0]: row[1:]
+        for row in con.execute(
+            "SELECT expectation, success, unexpected_count, observed, blocking FROM data_quality ORDER BY ALL"
+        ).fetchall()
+    }
+    assert findings == {
+        "events_not_before_ticket_created": (False, 1, "E1", False),
+        "events_of_known_tickets": (False, 1, "GHOST", False),
+    }
+    evaluate_ticket_clocks(con, policy, AS_OF)  # a second evaluation replaces the findings, never adds to them
+    assert con.execute("SELECT count(*) FROM data_quality").fetchall() == [(2,)]

@@ -180,6 +180,7 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
         return
     as_of_sql = ts_lit(as_of)
     settings = ticket_settings(policy)
+    record_event_order_findings(con)
     _prepare_tickets(con, policy, settings, as_of_sql)
     _write_response_times(con, as_of_sql)
     if not rules:
@@ -433,6 +434,46 @@ def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
         con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+# The events a ticket's clocks read: an event stamped before its ticket was created cannot answer, pause or
+# solve it (a clock skew or a wrong ticket id in the export), so it is not read; `record_event_order_findings`
+# names such events, and the events of tickets the export does not hold, in data quality.
+EVENTS_IN_TICKET_ORDER = """SELECT e.* FROM staged_ticket_events e
+    WHERE NOT EXISTS (SELECT 1 FROM staged_tickets t WHERE t.ticket_id = e.ticket_id AND e.occurred_at < t.created_at)"""
+
+# data_quality rows of the event findings (source, expectation, what an unexpected row is)
+EVENT_ORDER_FINDINGS = {
+    "events_not_before_ticket_created": (
+        "JOIN staged_tickets t ON t.ticket_id = e.ticket_id WHERE e.occurred_at < t.created_at",
+        "events stamped before their ticket was created, not read by the clocks",
+    ),
+    "events_of_known_tickets": (
+        "WHERE NOT EXISTS (SELECT 1 FROM staged_tickets t WHERE t.ticket_id = e.ticket_id)",
+        "events of tickets the tickets export does not hold, judged nowhere",
+    ),
+}
+
+
+def record_event_order_findings(con: duckdb.DuckDBPyConnection) -> None:
+    """Replace the event findings in ``data_quality`` (when the checks have written it): per finding the count
+    and the first ticket ids, never blocking (the clocks already leave such events out)."""
+    if not (table_exists(con, "data_quality") and table_exists(con, "staged_ticket_events")):
+        return
+    con.execute(
+        "DELETE FROM data_quality WHERE source = 'ticket_events' AND expectation IN "
+        + _in_list(list(EVENT_ORDER_FINDINGS))
+    )
+    for expectation, (condition, meaning) in EVENT_ORDER_FINDINGS.items():
+        con.execute(
+            f"""INSERT INTO data_quality (source, expectation, column_name, success, unexpected_count, observed,
+                                          blocking, message)
+                SELECT 'ticket_events', ?, 'ticket_id', count(*) = 0, count(*),
+                       array_to_string(list(DISTINCT e.ticket_id ORDER BY e.ticket_id)[1:5], ', '), FALSE,
+                       CASE WHEN count(*) = 0 THEN ? ELSE count(*) || ' ' || ? END
+                FROM staged_ticket_events e {condition}""",
+            [expectation, f"no {meaning.split(',')[0]}", meaning],
+        )
+
+
 def create_status_changes(con: duckdb.DuckDBPyConnection, settings: dict, as_of_sql: str, into: str) -> None:
     """Temp table ``into``: every ticket event carrying a status by the as-of instant (any event type may carry
     one: a requester's reply reopening a pending ticket), in event order, with ``term`` (a terminal status),
@@ -448,7 +489,7 @@ def create_status_changes(con: duckdb.DuckDBPyConnection, settings: dict, as_of_
                        lead(occurred_at) OVER w AS next_at,
                        row_number() OVER (PARTITION BY ticket_id ORDER BY occurred_at DESC, coalesce(source_line, 0) DESC) = 1
                            AS is_last
-                FROM staged_ticket_events
+                FROM ({EVENTS_IN_TICKET_ORDER})
                 WHERE new_status IS NOT NULL AND occurred_at <= {as_of_sql}
                 WINDOW w AS (PARTITION BY ticket_id ORDER BY {order})
             )
@@ -477,7 +518,7 @@ def event_stops_sql(settings: dict, as_of_sql: str, status_changes: str) -> str:
                FROM (SELECT ticket_id,
                             min(occurred_at) FILTER (WHERE event_type IN {fr_types} AND occurred_at <= {as_of_sql})
                                 AS ev_first_response{event_stops}
-                     FROM staged_ticket_events GROUP BY ticket_id) e
+                     FROM ({EVENTS_IN_TICKET_ORDER}) GROUP BY ticket_id) e
                LEFT JOIN (SELECT ticket_id, max(occurred_at) FILTER (WHERE is_solve) AS last_solve,
                                  bool_or(is_last AND term) AS ends_terminal
                           FROM {status_changes} GROUP BY ticket_id) r ON r.ticket_id = e.ticket_id"""
