@@ -392,7 +392,7 @@ def test_section_headline_of_an_export_with_due_times_only(con):
     html = str(reconciliation_section(ReconciliationData.from_warehouse(con), None))
     headline = " ".join(html.split('id="vendor-agreement"', 1)[1].split("</ul>", 1)[0].split())
     assert (
-        "tickets resolution: no vendor verdict to compare</strong> (1 vendor rows: 1 the export states no verdict"
+        "tickets resolution: no vendor verdict to compare</strong> (1 vendor row: 1 the export states no verdict"
         in (headline)
     )
     assert (
