@@ -8,7 +8,7 @@ from assets.ingest import staged
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from compliance.evidence.periods import restrict_to_period
 from compliance.evidence.summaries import clock_state_counts
-from compliance.rules.ticket_clocks import evaluate_ticket_clocks
+from compliance.rules.ticket_clocks import evaluate_ticket_clocks, record_event_order_findings
 
 
 @dg.asset(
@@ -25,5 +25,6 @@ def ticket_sla(
     with warehouse.connect() as con:
         restrict_to_period(con, settings.report_period())
         evaluate_ticket_clocks(con, settings.load_policy(), settings.as_of_instant(context))
+        record_event_order_findings(con)
         counts = clock_state_counts(con)
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})

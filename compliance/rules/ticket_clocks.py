@@ -180,7 +180,6 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
         return
     as_of_sql = ts_lit(as_of)
     settings = ticket_settings(policy)
-    record_event_order_findings(con)
     _prepare_tickets(con, policy, settings, as_of_sql)
     _write_response_times(con, as_of_sql)
     if not rules:
@@ -455,7 +454,8 @@ EVENT_ORDER_FINDINGS = {
 
 def record_event_order_findings(con: duckdb.DuckDBPyConnection) -> None:
     """Replace the event findings in ``data_quality`` (when the checks have written it): per finding the count
-    and the first ticket ids, never blocking (the clocks already leave such events out)."""
+    and the first ticket ids, never blocking (the clocks already leave such events out). Called by the run's
+    ticket_sla step, beside the clocks; a period's report reads the run's findings."""
     if not (table_exists(con, "data_quality") and table_exists(con, "staged_ticket_events")):
         return
     con.execute(
