@@ -68,7 +68,7 @@ def monthly_records(
 
 # Quarters, for quarterly reports (partition keys are the quarter's first day, like the months').
 QUARTERS = dg.TimeWindowPartitionsDefinition(
-    start=os.environ.get("CR_PARTITIONS_START", "2025-01-01"),
+    start=_first_month(),
     cron_schedule="0 0 1 1,4,7,10 *",
     fmt="%Y-%m-%d",
     end_offset=1,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from compliance.adapters import ZENDESK_API_FILES
+from compliance.adapters import ZENDESK_API_FILES, ZENDESK_WAREHOUSE_UNUSED
 from compliance.adapters.base import (
     ISO_FORMATS,
     Adapter,
@@ -130,19 +130,6 @@ WAREHOUSE_TABLES = {
     },
     "ticket_sla_policy_data": {"ticket_id", "sla_policy_id", "policy_applied_at"},
 }
-# Business-hours schedules: recognised, not read (the policy's own calendars judge time).
-WAREHOUSE_UNUSED = {
-    "schedule_data",
-    "schedule_holiday_data",
-    "ticket_schedule_data",
-    "user_data",
-    "group_data",
-    "organization_data",
-    "brand_data",
-    "domain_name_data",
-    "time_zone_data",
-    "daylight_time_data",
-}
 
 
 @dataclass
@@ -215,8 +202,8 @@ def _recognise(paths: list[Path]) -> tuple[list[_Input], list[Path], list[Path]]
                 if position == 0 or side_loaded:
                     inputs.append(_Input(path, kind, _API_FRAMES[kind](document[key]), side_loaded))
             continue
-        if suffix not in (".csv", ".tsv", ".txt") or path.stem in WAREHOUSE_UNUSED:
-            (unused if path.stem in WAREHOUSE_UNUSED else skipped).append(path)
+        if suffix not in (".csv", ".tsv", ".txt") or path.stem in ZENDESK_WAREHOUSE_UNUSED:
+            (unused if path.stem in ZENDESK_WAREHOUSE_UNUSED else skipped).append(path)
             continue
         try:
             frame = read_csv_text(path)
