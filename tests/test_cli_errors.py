@@ -74,7 +74,8 @@ class TestOutFolder:
 
     def test_convert_out_naming_a_file(self, tmp_path, capsys):
         target = write(tmp_path / "converted", "a file")
-        code = main(["convert", "--format", "pagerduty", str(PAGERDUTY_REAL), "--out", str(target)])
+        export = write(tmp_path / "incidents.csv", "id,created_on,resolved_on,urgency\nP1,2026-01-01T00:00:00Z,,high\n")
+        code = main(["convert", "--format", "pagerduty", str(export), "--out", str(target)])
         assert code == EXIT_USAGE
         assert one_line_error(capsys, "--out", str(target)).endswith("is a file, not a folder")
 
