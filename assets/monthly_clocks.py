@@ -22,7 +22,7 @@ def monthly_ticket_clocks(context: dg.AssetExecutionContext, settings: ReporterS
         out_dir / "partitions",
         out_dir,
         context.partition_key[:7],
-        settings.load_policy(),
+        settings.policy_versions(),
         settings.as_of_instant(context),
     )
     return dg.MaterializeResult(
@@ -39,7 +39,7 @@ def monthly_ticket_figures(settings: ReporterSettings) -> dg.MaterializeResult:
     """The ticket rules' figures of every period, exact quantiles included, read with DuckDB from the stored
     months' ticket_sla parts: OUT/monthly/metrics_tickets.parquet (the tickets rows of evidence/metrics.csv)."""
     started = time.monotonic()
-    path, rows = write_period_metrics(settings.load_policy(), Path(settings.out_dir))
+    path, rows = write_period_metrics(settings.policy_versions(), Path(settings.out_dir))
     return dg.MaterializeResult(
         metadata={"file": str(path), "rows": rows, "duration_seconds": round(time.monotonic() - started, 3)}
     )

@@ -17,13 +17,14 @@ from compliance.evidence.files import write_evidence, write_json
 from compliance.evidence.judging import judge
 from compliance.evidence.manifest import build_manifest
 from compliance.evidence.partitions import write_month
-from compliance.evidence.periods import ReportPeriod, parse_period, restrict_to_period
+from compliance.evidence.periods import ReportPeriod, parse_period
+from compliance.evidence.policy_versions import judge_by_version
 from compliance.evidence.quality_records import write_expectation_docs
 from compliance.evidence.summaries import dashboard_tables, report_tables, verdict_counts
-from compliance.policy import Policy, load_policy_versions, version_in_force
+from compliance.policy import VersionWindow, load_policy_versions, version_windows
 from compliance.rules import reconciliation
 from compliance.rules.registry import RULE_STEPS, STEP_READS, evaluate_step
-from compliance.rules.ticket_clocks import evaluate_ticket_clocks
+from compliance.rules.ticket_clocks import TICKET_DOMAINS, evaluate_ticket_clocks
 from reports.compliance_report import ReportData, render_compliance_report
 from reports.reconciliation_section import ReconciliationData
 from reports.sla_dashboard import DashboardData, render_sla_dashboard
@@ -100,7 +101,7 @@ def write_period_report(
     period = parse_period(label)
     out_dir = Path(settings.out_dir) / "periods" / period.label
     as_of = parse_as_of(settings.as_of) if settings.as_of else period.default_as_of(_run_created(context))
-    policy = version_in_force(load_policy_versions(settings.policy), period.start, period.end)
+    windows = version_windows(load_policy_versions(settings.policy), period.start, period.end)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -114,8 +115,7 @@ def write_period_report(
         for table in _COMPLETED_IN_PLACE:
             if table_exists(con, table):
                 con.execute(f"CREATE TABLE memory.main.{table} AS SELECT * FROM warehouse.main.{table}")
-        restrict_to_period(con, period, catalog="warehouse")
-        counts = judge_and_publish(con, policy, as_of, period, context.run_id, Path(settings.exports_dir), out_dir)
+        counts = judge_and_publish(con, windows, as_of, period, context.run_id, Path(settings.exports_dir), out_dir)
     finally:
         con.close()
     return {
@@ -157,7 +157,7 @@ def _run_created(context: dg.AssetExecutionContext) -> datetime:
 
 def judge_and_publish(
     con: duckdb.DuckDBPyConnection,
-    policy: Policy,
+    windows: tuple[VersionWindow, ...],
     as_of: datetime,
     period: ReportPeriod,
     run_id: str,
@@ -165,17 +165,34 @@ def judge_and_publish(
     out_dir: Path,
 ) -> dict[str, int]:
     """The rules and publish steps of compliance_run (assets/sla.py, rules.py, publish.py) in their order, on one
-    connection, into ``out_dir``."""
-    evaluate_ticket_clocks(con, policy, as_of)
+    connection whose staged tables are in the attached database ``warehouse``, into ``out_dir``."""
+    policy = windows[-1].policy
+    judge_by_version(
+        con,
+        windows,
+        period,
+        "ticket_sla",
+        TICKET_DOMAINS,
+        lambda con, window: evaluate_ticket_clocks(con, window.policy, as_of),
+        catalog="warehouse",
+    )
     reconciled = False
     for step in RULE_STEPS:
         if "vendor_reconciliation" in STEP_READS.get(step, ()) and not reconciled:
             reconciliation.reconcile(con, exports_dir, as_of, policy)
             reconciled = True
-        evaluate_step(con, step, policy, as_of)
+        judge_by_version(
+            con,
+            windows,
+            period,
+            step,
+            (step,),
+            lambda con, window, step=step: evaluate_step(con, step, window.policy, as_of),
+            catalog="warehouse",
+        )
     if not reconciled:
         reconciliation.reconcile(con, exports_dir, as_of, policy)
-    judge(con, policy, as_of)
+    judge(con, windows, as_of)
     written = write_evidence(con, out_dir) + write_expectation_docs(con, out_dir)
 
     def manifest(outputs: list[Path]) -> dict:
@@ -188,6 +205,7 @@ def judge_and_publish(
             out_dir=out_dir,
             outputs=outputs,
             period=period,
+            windows=windows,
         )
 
     evidence = sorted(written)
@@ -206,6 +224,7 @@ def judge_and_publish(
         **dashboard_tables(con, policy, as_of),
         generated_at=datetime.now(UTC),
         period=period.label,
+        policy_versions=tuple(w.policy.version for w in windows),
     )
     publish_atomically(render_sla_dashboard(dashboard), out_dir / "sla_dashboard.html")
     write_json(

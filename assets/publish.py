@@ -34,7 +34,7 @@ def verdicts(
     waiver applied or refused."""
     started = time.monotonic()
     with warehouse.connect() as con:
-        judge(con, settings.load_policy(), settings.as_of_instant(context))
+        judge(con, settings.policy_windows(), settings.as_of_instant(context))
         counts = {**verdict_counts(con), **{f"waivers_{key}": value for key, value in waiver_counts(con).items()}}
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
@@ -62,6 +62,7 @@ def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con
         out_dir=Path(settings.out_dir),
         outputs=outputs,
         period=settings.report_period(),
+        windows=settings.policy_windows(),
     )
 
 
@@ -110,6 +111,7 @@ def sla_dashboard(
             **dashboard_tables(con, policy, settings.as_of_instant(context)),
             generated_at=datetime.now(UTC),
             period=settings.period,
+            policy_versions=tuple(w.policy.version for w in settings.policy_windows()),
         )
     path = Path(settings.out_dir) / "sla_dashboard.html"
     publish_atomically(render_sla_dashboard(data), path)

@@ -16,7 +16,7 @@ import duckdb
 from compliance.core.sql import lit
 from compliance.evidence.files import SPREADSHEET_MAX_ROWS
 from compliance.evidence.periods import ReportPeriod, parse_period
-from compliance.policy import Policy, load_policy_versions, version_in_force
+from compliance.policy import Policy, VersionWindow, load_policy_versions, version_windows
 
 
 def parse_as_of(text: str) -> datetime:
@@ -58,11 +58,18 @@ class ReporterSettings(dg.ConfigurableResource):
         if problem:
             raise SettingError(problem)
 
-    def load_policy(self) -> Policy:
-        """The policy file, or of a policy folder the one version in force for the whole report period."""
+    def policy_versions(self) -> tuple[Policy, ...]:
+        """Every version of the policy file or folder, oldest first."""
+        return load_policy_versions(self.policy)
+
+    def policy_windows(self) -> tuple[VersionWindow, ...]:
+        """The policy versions that judge the run's items, each with its part (compliance.policy.version_windows)."""
         period = self.report_period()
-        versions = load_policy_versions(self.policy)
-        return version_in_force(versions, period.start if period else None, period.end if period else None)
+        return version_windows(self.policy_versions(), period.start if period else None, period.end if period else None)
+
+    def load_policy(self) -> Policy:
+        """The newest policy version judging the run: it reads the exports and names the commitments."""
+        return self.policy_windows()[-1].policy
 
     def report_period(self) -> ReportPeriod | None:
         return parse_period(self.period) if self.period else None

@@ -15,6 +15,7 @@ from assets.ingest import staged
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
 from assets.sla import ticket_sla
 from compliance.evidence.periods import restrict_to_period
+from compliance.evidence.policy_versions import judge_by_version
 from compliance.rules import reconciliation
 from compliance.rules.registry import RULE_STEPS, STEP_READS, evaluate_step, step_sources
 
@@ -40,9 +41,16 @@ def _rules_asset(domain: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, settings: ReporterSettings, warehouse: Warehouse
     ) -> dg.MaterializeResult:
         started = time.monotonic()
+        as_of = settings.as_of_instant(context)
         with warehouse.connect() as con:
-            restrict_to_period(con, settings.report_period())
-            counts = evaluate_step(con, domain, settings.load_policy(), settings.as_of_instant(context))
+            counts = judge_by_version(
+                con,
+                settings.policy_windows(),
+                settings.report_period(),
+                domain,
+                (domain,),
+                lambda con, window: evaluate_step(con, domain, window.policy, as_of),
+            )
         return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})
 
     return _asset

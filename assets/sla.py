@@ -6,9 +6,9 @@ import dagster as dg
 
 from assets.ingest import staged
 from assets.resources import WAREHOUSE_POOL, ReporterSettings, Warehouse
-from compliance.evidence.periods import restrict_to_period
+from compliance.evidence.policy_versions import judge_by_version
 from compliance.evidence.summaries import clock_state_counts
-from compliance.rules.ticket_clocks import evaluate_ticket_clocks, record_event_order_findings
+from compliance.rules.ticket_clocks import TICKET_DOMAINS, evaluate_ticket_clocks, record_event_order_findings
 
 
 @dg.asset(
@@ -22,9 +22,16 @@ def ticket_sla(
 ) -> dg.MaterializeResult:
     """One row per ticket × clock rule: due, stopped, elapsed open seconds, state."""
     started = time.monotonic()
+    as_of = settings.as_of_instant(context)
     with warehouse.connect() as con:
-        restrict_to_period(con, settings.report_period())
-        evaluate_ticket_clocks(con, settings.load_policy(), settings.as_of_instant(context))
+        judge_by_version(
+            con,
+            settings.policy_windows(),
+            settings.report_period(),
+            "ticket_sla",
+            TICKET_DOMAINS,
+            lambda con, window: evaluate_ticket_clocks(con, window.policy, as_of),
+        )
         record_event_order_findings(con)
         counts = clock_state_counts(con)
     return dg.MaterializeResult(metadata={**counts, "duration_seconds": round(time.monotonic() - started, 3)})

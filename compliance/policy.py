@@ -186,10 +186,7 @@ class Policy:
         auditor re-runs it: ``policies/acme.yaml``), or, outside it, by its file name alone."""
         if self.path.parent == POLICY_DIR.resolve() and self.path.suffix == ".yaml":
             return self.path.stem
-        try:
-            return self.path.relative_to(Path.cwd().resolve()).as_posix()
-        except ValueError:
-            return self.path.name
+        return folder_reference(self.path)
 
     def channel_spellings(self) -> dict[str, str]:
         """Every accepted spelling of a channel (lower-case) mapped to its key."""
@@ -199,6 +196,14 @@ class Policy:
             for alias in aliases:
                 spellings[alias.strip().lower()] = key
         return spellings
+
+
+def folder_reference(path: Path) -> str:
+    """A policy file or folder by its path relative to the working folder, or outside it by its name alone."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.name
 
 
 def load_policy_versions(name_or_path: str | Path) -> tuple[Policy, ...]:
@@ -227,21 +232,48 @@ def load_policy_versions(name_or_path: str | Path) -> tuple[Policy, ...]:
     return tuple(versions)
 
 
-def version_in_force(versions: tuple[Policy, ...], start: datetime | None, end: datetime | None) -> Policy:
-    """The one version that judges every item whose clock started in [start, end) (None: unbounded).
+@dataclass(frozen=True)
+class VersionWindow:
+    """The part of a run's items one policy version judges: those whose clock started in [start, end) (None:
+    unbounded on that side). ``latest``: the window of the run's newest version, which also judges what has no
+    clock start (the retention inventory, a record whose start is unknown) and reads the exports."""
 
-    A run judges under one version: a period across the day a version takes effect is refused, so that a target
-    changed from a date on never rewrites the verdicts before it (report the two sides apart)."""
-    changes = [policy for policy in versions[1:] if (start is None or policy.effective_from > start)]
-    across = [policy for policy in changes if end is None or policy.effective_from < end]
-    if across:
-        days = ", ".join(f"{policy.effective_from:%Y-%m-%d} (version {policy.version})" for policy in across)
-        raise PolicyError(
-            f"{versions[0].path.parent}: the items of this run would be judged by several policy versions "
-            f"(changes on {days}); give a --period within one version"
-        )
-    in_force = [policy for policy in versions if start is not None and policy.effective_from <= start]
-    return in_force[-1] if in_force else versions[0]
+    policy: Policy
+    start: datetime | None
+    end: datetime | None
+    latest: bool
+
+
+def version_windows(
+    versions: tuple[Policy, ...], start: datetime | None, end: datetime | None
+) -> tuple[VersionWindow, ...]:
+    """The versions that judge the items whose clock started in [start, end) (None: unbounded), oldest first,
+    each with the part it judges: a version judges from its ``effective_from`` until the next version's, the
+    oldest also what started before its day (there is nothing older to judge it by).
+
+    Each item is judged by the version in force when its clock started, so that a target changed from a date on
+    never rewrites the verdicts before it."""
+    windows = []
+    for index, policy in enumerate(versions):
+        judged_from = None if index == 0 else policy.effective_from
+        judged_until = versions[index + 1].effective_from if index + 1 < len(versions) else None
+        window_start = _later(start, judged_from)
+        window_end = _earlier(end, judged_until)
+        if window_start is not None and window_end is not None and window_start >= window_end:
+            continue
+        windows.append((policy, window_start, window_end))
+    return tuple(
+        VersionWindow(policy, window_start, window_end, latest=index == len(windows) - 1)
+        for index, (policy, window_start, window_end) in enumerate(windows)
+    )
+
+
+def _later(first: datetime | None, second: datetime | None) -> datetime | None:
+    return first if second is None else second if first is None else max(first, second)
+
+
+def _earlier(first: datetime | None, second: datetime | None) -> datetime | None:
+    return first if second is None else second if first is None else min(first, second)
 
 
 def resolve_policy_path(name_or_path: str | Path) -> Path:

@@ -188,12 +188,17 @@ def _check_as_of_window(as_of: datetime, policy: Policy) -> None:
 
 
 def _policy(name_or_path: str, period=None) -> Policy:
-    """The policy file, or of a policy folder the version in force for the whole report ``period``
-    (compliance.policy.version_in_force); a policy that cannot be used is a usage error."""
-    from compliance.policy import PolicyError, load_policy_versions, version_in_force
+    """The policy file, or of a policy folder the newest version judging the report ``period``."""
+    return _policy_windows(name_or_path, period)[-1].policy
+
+
+def _policy_windows(name_or_path: str, period=None) -> tuple:
+    """The versions of the policy file or folder judging the report ``period``, each with its part
+    (compliance.policy.version_windows); a policy that cannot be used is a usage error."""
+    from compliance.policy import PolicyError, load_policy_versions, version_windows
 
     try:
-        return version_in_force(
+        return version_windows(
             load_policy_versions(name_or_path), period.start if period else None, period.end if period else None
         )
     except PolicyError as error:
@@ -322,7 +327,8 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         raise UsageError(f"--as-of {args.as_of!r}: not an ISO-8601 timestamp (e.g. 2026-11-01T00:00:00Z)") from None
     if period is not None and not args.as_of:
         as_of = period.default_as_of(as_of)
-    policy = _policy(args.policy, period)
+    windows = _policy_windows(args.policy, period)
+    policy = windows[-1].policy
     _check_as_of_window(as_of, policy)
     try:
         export_formats = parse_formats(args.export) if args.export else ()
@@ -337,7 +343,7 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         "settings": ReporterSettings(
             exports_dir=str(exports_dir.resolve()),
             out_dir=str(out_dir.resolve()),
-            policy=str(policy.path),
+            policy=str(policy.path if len(windows) == 1 else policy.path.parent),
             as_of=as_of.isoformat(),
             encoding=encoding,
             period=period.label if period else "",
@@ -349,9 +355,13 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
     }
     definitions = build_definitions(resources)
     job = definitions.resolve_job_def("compliance_run")
+    versions = ", ".join(
+        f"{window.policy.version}" + (f" until {window.end:%Y-%m-%d}" if not window.latest else "")
+        for window in windows
+    )
     print(
-        f"compliance-report: policy {policy.profile} ({policy.path.name}, version {policy.version}), "
-        f"as of {as_of:%Y-%m-%dT%H:%M:%SZ}"
+        f"compliance-report: policy {policy.profile} ({policy.path.name if len(windows) == 1 else policy.path.parent.name}, "
+        f"version{'s' if len(windows) > 1 else ''} {versions}), as of {as_of:%Y-%m-%dT%H:%M:%SZ}"
     )
     if period is not None:
         print(
@@ -479,20 +489,31 @@ def _rerun_differences(exports_dir: Path, out_dir: Path, manifest: dict, policy_
     import io
 
     from compliance.evidence.verify import compare_evidence
-    from compliance.policy import PolicyError, load_policy
+    from compliance.policy import PolicyError, load_policy_versions
 
     recorded = manifest.get("policy") or {}
-    reference = policy_option or str(recorded.get("path") or "")
+    # a run judged by several versions of a policy folder names the folder, and each version's file and sha256
+    reference = policy_option or str(recorded.get("folder") or recorded.get("path") or "")
     try:
-        policy = load_policy(reference)
+        versions = load_policy_versions(reference)
     except PolicyError as error:
         return [f"policy {reference}: cannot be loaded here ({error}); name it with --policy"]
-    if policy.sha256 != recorded.get("sha256"):
-        return [f"policy {reference}: sha256 {policy.sha256} differs from the manifest's {recorded.get('sha256')}"]
+    recorded_versions = [item for item in manifest.get("policy_versions") or [] if isinstance(item, dict)]
+    expected = {item.get("version"): item.get("sha256") for item in recorded_versions if len(recorded_versions) > 1}
+    expected = expected or {recorded.get("version"): recorded.get("sha256")}
+    loaded = {policy.version: policy.sha256 for policy in versions}
+    if len(expected) == 1 and len(versions) == 1:  # one file: whatever its version, its bytes must be the same
+        loaded = dict.fromkeys(expected, versions[0].sha256)
+    for version, sha256 in expected.items():
+        if loaded.get(version) != sha256:
+            return [
+                f"policy {reference}: version {version} sha256 {loaded.get(version)} differs from the manifest's {sha256}"
+            ]
+    policy_path = versions[0].path if len(versions) == 1 else versions[0].path.parent
     period = (manifest.get("period_filter") or {}).get("label")
     with tempfile.TemporaryDirectory(prefix="compliance-verify-") as temporary:
         rerun_dir = Path(temporary) / "out"
-        command = ["run", "--exports", str(exports_dir), "--out", str(rerun_dir), "--policy", str(policy.path)]
+        command = ["run", "--exports", str(exports_dir), "--out", str(rerun_dir), "--policy", str(policy_path)]
         command += ["--as-of", str(manifest.get("as_of")), *(["--period", period] if period else [])]
         errors = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):

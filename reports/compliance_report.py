@@ -213,6 +213,34 @@ def _adherence_sort_value(row: Mapping[str, Any]) -> float:
     return 100.0 * int(row.get("achieved") or 0) / int(denominator)
 
 
+def _policy_version_rows(versions: object) -> list[dict]:
+    """The manifest's ``policy_versions``: each version, the part of the run it judged and its items."""
+    rows = []
+    for item in versions if isinstance(versions, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        start, end = item.get("judged_from"), item.get("judged_until")
+        window = (
+            f"from {format_timestamp(start)} until {format_timestamp(end)} (excluded)"
+            if start and end
+            else f"from {format_timestamp(start)}"
+            if start
+            else f"before {format_timestamp(end)}"
+            if end
+            else "any time"
+        )
+        rows.append(
+            {
+                "version": cell_text(item.get("version")),
+                "window": window,
+                "items": format_count(item.get("items") or 0),
+                "path": cell_text(item.get("path")),
+                "sha256": cell_text(item.get("sha256")),
+            }
+        )
+    return rows
+
+
 def _items_judged(verdicts: pl.DataFrame | None) -> int:
     """How many items (rule x record: achieved, breached, active or excluded) the run's policy version judged."""
     columns = ("achieved", "breached", "active", "excluded")
@@ -837,7 +865,12 @@ def build_context(data: ReportData) -> dict[str, Any]:
         if isinstance(item, Mapping)
     ]
     violations_total = max(int(data.violations_total or 0), len(violations))
-    policy_version = cell_text(manifest_policy.get("version")) or policy.version or NOT_STATED
+    policy_versions = _policy_version_rows(manifest.get("policy_versions"))
+    policy_version = (
+        ", ".join(row["version"] for row in policy_versions)
+        if len(policy_versions) > 1
+        else cell_text(manifest_policy.get("version")) or policy.version or NOT_STATED
+    )
     policy_label = cell_text(manifest_policy.get("path")) or policy.profile
     return {
         "evidence_locations": evidence_locations(outputs),
@@ -855,6 +888,8 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "policy_path": cell_text(manifest_policy.get("path")) or policy.reference,
         "policy_sha256": cell_text(manifest_policy.get("sha256")) or policy.sha256,
         "policy_version": policy_version,
+        "policy_versions": policy_versions,
+        "policy_folder": cell_text(manifest_policy.get("folder")),
         "policy_effective_from": format_timestamp(manifest_policy.get("effective_from")),
         "policy_items_judged": format_count(_items_judged(data.verdicts)),
         "policy_sha_matches": not manifest_policy.get("sha256") or manifest_policy.get("sha256") == policy.sha256,

@@ -118,6 +118,8 @@ class DashboardData:
     period: str = ""  # the report period (--period, e.g. 2026-Q3); empty: every item in the exports
     # the rows of evidence/at_risk.csv, of which ``at_risk`` holds the first; None: the rows of ``at_risk``
     at_risk_total: int | None = None
+    # the policy versions that judged the run, oldest first (a policy folder across a change); empty: policy's own
+    policy_versions: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -965,7 +967,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "run_id": cell_text(data.run_id) or "—",
         "as_of": format_timestamp(data.as_of),
         "period": cell_text(data.period),
-        "policy_version": cell_text(policy.version),
+        "policy_version": cell_text(", ".join(data.policy_versions) or policy.version),
         "generated_at": format_timestamp(data.generated_at),
         "tiles": tiles,
         "headline_tiles": _headline_tiles(data),

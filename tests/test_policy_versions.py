@@ -4,14 +4,17 @@ by the version in force when its clock started (the privacy policy's "Last updat
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import SHARED, write
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from compliance.policy import PolicyError, load_policy, load_policy_versions, version_in_force
+from compliance.policy import PolicyError, load_policy, load_policy_versions, version_windows
 from pipelines.cli import main
 
 SHIPPED = load_policy("platform").path
@@ -63,16 +66,60 @@ def test_a_folder_holds_the_versions_oldest_first(versions):
     assert load_policy_versions("platform") == (load_policy("platform"),)
 
 
-def test_the_version_in_force_at_the_boundary(versions):
+def window_bounds(windows) -> list[tuple]:
+    return [(window.policy.version, window.start, window.end, window.latest) for window in windows]
+
+
+def test_the_versions_judging_a_period_at_the_boundary(versions):
     old, new = load_policy_versions(versions)
     # clocks started up to the last second before 2026-04-30 are the old version's; from its first, the new one's
-    assert version_in_force((old, new), utc("2026-04-01"), utc("2026-04-30")) is old
-    assert version_in_force((old, new), utc("2026-04-30"), utc("2026-06-01")) is new
-    assert version_in_force((old, new), utc("2024-01-01"), utc("2024-02-01")) is old  # before the oldest: the oldest
-    with pytest.raises(PolicyError, match=r"changes on 2026-04-30 \(version 2026-04-30\)"):
-        version_in_force((old, new), utc("2026-04-01"), utc("2026-05-01"))
-    with pytest.raises(PolicyError, match="give a --period within one version"):
-        version_in_force((old, new), None, None)
+    assert window_bounds(version_windows((old, new), utc("2026-04-01"), utc("2026-04-30"))) == [
+        ("2025-01-01", utc("2026-04-01"), utc("2026-04-30"), True)
+    ]
+    assert window_bounds(version_windows((old, new), utc("2026-04-30"), utc("2026-06-01"))) == [
+        ("2026-04-30", utc("2026-04-30"), utc("2026-06-01"), True)
+    ]
+    # before the oldest version's day: the oldest (there is nothing older to judge by)
+    assert [w.policy for w in version_windows((old, new), utc("2024-01-01"), utc("2024-02-01"))] == [old]
+    # a period across the day: each side by its own version, the newest reading what has no clock start
+    assert window_bounds(version_windows((old, new), utc("2026-04-01"), utc("2026-05-01"))) == [
+        ("2025-01-01", utc("2026-04-01"), utc("2026-04-30"), False),
+        ("2026-04-30", utc("2026-04-30"), utc("2026-05-01"), True),
+    ]
+    assert window_bounds(version_windows((old, new), None, None)) == [
+        ("2025-01-01", None, utc("2026-04-30"), False),
+        ("2026-04-30", utc("2026-04-30"), None, True),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    days=st.lists(st.integers(0, 2000), min_size=1, max_size=5, unique=True),
+    bounds=st.tuples(st.none() | st.integers(-100, 2100), st.none() | st.integers(-100, 2100)),
+    probes=st.lists(st.integers(-200, 2200), min_size=1, max_size=20),
+)
+def test_every_instant_of_a_period_is_judged_by_the_version_in_force_then(days, bounds, probes):
+    """Against the obvious reading: an instant belongs to the newest version whose day is at or before it (the
+    oldest before every day), and to exactly one window; the windows cover the period and nothing else."""
+    origin = utc("2024-01-01")
+    policy = load_policy("platform")
+    versions = tuple(
+        dataclasses.replace(policy, version=f"v{day}", effective_from=origin + timedelta(days=day))
+        for day in sorted(days)
+    )
+    start, end = (origin + timedelta(days=b) if b is not None else None for b in bounds)
+    assume(start is None or end is None or start < end)
+    windows = version_windows(versions, start, end)
+    assert [w.latest for w in windows] == [False] * (len(windows) - 1) + [True]
+    for probe in probes:
+        instant = origin + timedelta(days=probe, hours=12)
+        in_period = (start is None or instant >= start) and (end is None or instant < end)
+        holding = [w for w in windows if (w.start is None or instant >= w.start) and (w.end is None or instant < w.end)]
+        if not in_period:
+            assert holding == []
+            continue
+        in_force = [v for v in versions if v.effective_from <= instant] or [versions[0]]
+        assert [w.policy.version for w in holding] == [in_force[-1].version]
 
 
 @pytest.mark.parametrize(
@@ -154,8 +201,172 @@ def test_each_side_of_the_boundary_is_judged_by_its_own_version(versions, tmp_pa
     assert run(exports, alone, versions / "2025-01-01.yaml", "2026-04-01..2026-04-29") == 0
     for name in ("violations.csv", "verdicts.csv", "metrics.csv"):
         assert (alone / "evidence" / name).read_bytes() == (before / "evidence" / name).read_bytes(), name
-    capsys.readouterr()
-    # a month across the change is refused with one line, never judged under one version for both sides
-    assert run(exports, tmp_path / "april", versions, "2026-04") == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "changes on 2026-04-30 (version 2026-04-30)" in error
+    # a month across the change: each side by its own version, in one report
+    april = tmp_path / "april"
+    assert run(exports, april, versions, "2026-04") == 0
+    assert list(completion(april)) == ["NEW_SIDE"]
+    assert "judged by the version in force when its clock started" in (april / "compliance_report.html").read_text(
+        encoding="utf-8"
+    )
+
+
+def rows_of(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_run_across_the_change_judges_each_item_by_its_version_and_says_so(versions, tmp_path):
+    exports = tmp_path / "exports"
+    write(exports / "privacy_requests.csv", PRIVACY)
+    out = tmp_path / "out"
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--policy", str(versions), "--as-of", AS_OF]) == 0
+    assert list(completion(out)) == ["NEW_SIDE"]
+    verdict = next(row for row in verdict_rows(out) if row["rule_id"] == "PRIV-COMPLETE")
+    # one verdict over both sides: one on time under 45 days, one late under 30; both targets named
+    assert (verdict["verdict"], verdict["achieved"], verdict["breached"], verdict["denominator"]) == (
+        "breached",
+        "1",
+        "1",
+        "2",
+    )
+    assert verdict["target"] == "30 days; 45 days for items started before 2026-04-30 (version 2025-01-01)"
+    # the figures are computed over both versions' items, the exact quantiles included (37 days each side)
+    figures = next(
+        row
+        for row in rows_of(out / "evidence" / "metrics.csv")
+        if (row["rule_id"], row["period"], row["segment"]) == ("PRIV-COMPLETE", "all", "all")
+    )
+    assert (figures["achieved"], figures["breached"], figures["adherence_pct"]) == ("1", "1", "50.0")
+    assert float(figures["median_seconds"]) == 37 * 86400
+    # who judged how many items: the evidence, the manifest and the report agree
+    judged = rows_of(out / "evidence" / "policy_versions.csv")
+    by_version = {}
+    for row in judged:
+        by_version[row["version"]] = by_version.get(row["version"], 0) + int(row["items"])
+    assert by_version == {"2025-01-01": 3, "2026-04-30": 3}  # PRIV-RESP, PRIV-COMPLETE, PRIV-TYPES each side
+    assert {
+        (row["version"], row["judged_from"], row["judged_until"]) for row in judged if row["rule_id"] == "PRIV-COMPLETE"
+    } == {
+        ("2025-01-01", "", "2026-04-30T00:00:00Z"),
+        ("2026-04-30", "2026-04-30T00:00:00Z", ""),
+    }
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert [(v["version"], v["items"], v["sha256"]) for v in manifest["policy_versions"]] == [
+        (policy.version, 3, policy.sha256) for policy in load_policy_versions(versions)
+    ]
+    assert manifest["policy"]["folder"] == "platform" and manifest["policy"]["version"] == "2026-04-30"
+    report = (out / "compliance_report.html").read_text(encoding="utf-8")
+    assert "<dt>Policy versions</dt>" in report and "before 2026-04-30 00:00:00 UTC" in report
+    # an auditor's re-run finds the same evidence from the folder
+    assert main(["verify", str(out), "--exports", str(exports), "--policy", str(versions)]) == 0
+
+
+def test_a_newer_version_never_rewrites_the_verdicts_before_its_day(versions, tmp_path):
+    """Data entirely before 2026-04-30: the folder (both versions) and the old file alone judge it alike."""
+    exports = tmp_path / "exports"
+    write(
+        exports / "privacy_requests.csv",
+        PRIVACY.replace("NEW_SIDE,access,2026-04-30T00:00:00Z", "NEW_SIDE,access,2026-04-29T00:00:00Z"),
+    )
+    folder_out, alone_out = tmp_path / "folder", tmp_path / "alone"
+    for policy, out in ((versions, folder_out), (versions / "2025-01-01.yaml", alone_out)):
+        assert (
+            main(["run", "--exports", str(exports), "--out", str(out), "--policy", str(policy), "--as-of", AS_OF]) == 0
+        )
+    for name in ("violations.csv", "metrics.csv", "ticket_sla.csv", "at_risk.csv", "waivers.csv"):
+        assert (folder_out / "evidence" / name).read_bytes() == (alone_out / "evidence" / name).read_bytes(), name
+    assert completion(folder_out) == {}
+
+
+# A version change in the middle of a year of generated data: the old version gives technical priority tickets
+# 8 business hours (not 4) and completes privacy requests within 45 days (not 30).
+OLD_TARGETS = (
+    (
+        "    applies_to: {channel: technical_support, tier: priority}\n    target: {hours: 4}",
+        "    applies_to: {channel: technical_support, tier: priority}\n    target: {hours: 8}",
+    ),
+    OLD_TARGET,
+)
+CHANGE_DAY = "2026-06-01"
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory) -> dict[str, Path]:
+    """A year of exports judged three ways: whole by a two-version folder (the change on 2026-06-01), and the two
+    sides apart as report periods."""
+    from compliance.samples.generate import GenerateOptions, generate
+
+    root = tmp_path_factory.mktemp("year")
+    exports = root / "exports"
+    generate(
+        GenerateOptions(
+            out_dir=exports,
+            tickets=400,
+            privacy_requests=60,
+            security_reports=30,
+            incidents=20,
+            retention_records=100,
+            messy_fraction=0.0,
+            as_of=utc("2026-11-01"),
+        )
+    )
+    shipped = SHIPPED.read_text(encoding="utf-8").replace("effective_from: 2026-04-30", f"effective_from: {CHANGE_DAY}")
+    older = (
+        shipped.replace(*OLD_TARGETS[0])
+        .replace(*OLD_TARGETS[1])
+        .replace('version: "2026-04-30"', 'version: "2025-01-01"')
+    )
+    older = older.replace(f"effective_from: {CHANGE_DAY}", "effective_from: 2025-01-01")
+    assert older.count("target: {hours: 8}") == 1
+    folder = root / "platform"
+    write(folder / "2025-01-01.yaml", older)
+    write(folder / "2026-06-01.yaml", shipped)
+    outs = {"whole": root / "whole", "before": root / "before", "after": root / "after"}
+    periods = {
+        "whole": [],
+        "before": ["--period", "2025-01-01..2026-05-31"],
+        "after": ["--period", "2026-06-01..2026-12-31"],
+    }
+    for name, out in outs.items():
+        command = ["run", "--exports", str(exports), "--out", str(out), "--policy", str(folder), "--as-of", AS_OF]
+        assert main([*command, *periods[name]]) == 0, name
+    return outs
+
+
+def evidence_rows(out: Path, name: str, keep=lambda row: True) -> list[tuple]:
+    return sorted(tuple(row.items()) for row in rows_of(out / "evidence" / name) if keep(row))
+
+
+@pytest.mark.parametrize("name", ["ticket_sla.csv", "violations.csv", "at_risk.csv"])
+def test_a_run_across_versions_is_the_union_of_its_sides(year, name):
+    """Every judged item of the whole run is the one its side's report has, judged alike: the old side by the old
+    version, the new side by the new; the retention inventory (no clock) by the newest version only."""
+    not_retention = lambda row: row.get("domain") != "retention"  # noqa: E731
+    expected = sorted(evidence_rows(year["before"], name, not_retention) + evidence_rows(year["after"], name))
+    assert evidence_rows(year["whole"], name) == expected
+    assert expected, "no rows to compare"
+
+
+def test_the_figures_across_versions_add_up_and_the_old_target_judged_the_old_side(year):
+    def all_rows(out: Path) -> dict[str, dict]:
+        return {
+            row["rule_id"]: row
+            for row in rows_of(out / "evidence" / "metrics.csv")
+            if row["period"] == "all" and row["segment"] == "all"
+        }
+
+    whole, before, after = (all_rows(year[name]) for name in ("whole", "before", "after"))
+    for rule_id, row in whole.items():
+        sides = [after[rule_id]] + ([before[rule_id]] if row["domain"] != "retention" else [])
+        for column in ("achieved", "breached", "active", "excluded", "waived"):
+            assert int(row[column]) == sum(int(side[column]) for side in sides), (rule_id, column)
+    # the old version's 8 hours judged the technical priority tickets created before the change
+    prio = [row for row in rows_of(year["before"] / "evidence" / "ticket_sla.csv") if row["rule_id"] == "SUP-TECH-PRIO"]
+    assert prio and {row["target_seconds"] for row in prio} == {str(8 * 3600)}
+    whole_prio = {
+        row["record_id"]: row["target_seconds"]
+        for row in rows_of(year["whole"] / "evidence" / "ticket_sla.csv")
+        if row["rule_id"] == "SUP-TECH-PRIO"
+    }
+    assert {whole_prio[row["record_id"]] for row in prio} == {str(8 * 3600)}
+    assert set(whole_prio.values()) == {str(8 * 3600), str(4 * 3600)}

@@ -71,7 +71,7 @@ def test_a_ticket_event_is_stored_in_the_month_of_its_ticket(tmp_path, policy):
 def test_a_month_is_recomputed_only_when_its_inputs_the_policy_or_the_as_of_change(tmp_path, policy):
     out = _warehouse(tmp_path, policy, TICKETS, EVENTS)
     as_of = datetime(2026, 11, 1, tzinfo=UTC)
-    first = [evaluate_month(out / "partitions", out, month, policy, as_of) for month in ("2026-03", "2026-04")]
+    first = [evaluate_month(out / "partitions", out, month, (policy,), as_of) for month in ("2026-03", "2026-04")]
     assert [(result.recomputed, result.clocks > 0) for result in first] == [(True, True), (True, True)]
     march = ticket_sla_part(out, "2026-03")
     reader = duckdb.connect()
@@ -80,10 +80,10 @@ def test_a_month_is_recomputed_only_when_its_inputs_the_policy_or_the_as_of_chan
     ).fetchall()
     assert sources == [("first_response", "events", "achieved")]  # answered by the April event
     os.utime(march, ns=(1, 1))
-    again = [evaluate_month(out / "partitions", out, month, policy, as_of) for month in ("2026-03", "2026-04")]
+    again = [evaluate_month(out / "partitions", out, month, (policy,), as_of) for month in ("2026-03", "2026-04")]
     assert [result.recomputed for result in again] == [False, False]
     assert march.stat().st_mtime_ns == 1  # kept, not rewritten
-    later = evaluate_month(out / "partitions", out, "2026-03", policy, datetime(2026, 11, 2, tzinfo=UTC))
+    later = evaluate_month(out / "partitions", out, "2026-03", (policy,), datetime(2026, 11, 2, tzinfo=UTC))
     assert later.recomputed
     # a new version of T2 changes April's partition only
     write(
@@ -94,13 +94,13 @@ def test_a_month_is_recomputed_only_when_its_inputs_the_policy_or_the_as_of_chan
     ingest_source(con, "tickets", tmp_path / "exports", policy)
     write_month(con, out / "partitions", "2026-04")
     con.close()
-    after = [evaluate_month(out / "partitions", out, month, policy, as_of) for month in ("2026-03", "2026-04")]
+    after = [evaluate_month(out / "partitions", out, month, (policy,), as_of) for month in ("2026-03", "2026-04")]
     assert [result.recomputed for result in after] == [True, True]  # March: as-of back to 1 Nov; April: T2 changed
     assert [
-        evaluate_month(out / "partitions", out, month, policy, as_of).recomputed for month in ("2026-03", "2026-04")
+        evaluate_month(out / "partitions", out, month, (policy,), as_of).recomputed for month in ("2026-03", "2026-04")
     ] == [False, False]
     # the figures of every period from the stored months are the whole run's
-    path, rows = write_period_metrics(policy, out)
+    path, rows = write_period_metrics((policy,), out)
     con = duckdb.connect(str(out / "warehouse.duckdb"))
     evaluate_ticket_clocks(con, policy, as_of)
     whole_run = con.execute(f"SELECT * FROM metrics_tickets ORDER BY {METRICS_ORDER}").fetchall()
@@ -124,7 +124,7 @@ def test_a_month_excludes_the_items_of_a_file_without_a_column_as_the_whole_run_
     ingest_source(con, "tickets", exports, policy)
     write_month(con, out / "partitions", "2026-03")
     as_of = datetime(2026, 11, 1, tzinfo=UTC)
-    evaluate_month(out / "partitions", out, "2026-03", policy, as_of)
+    evaluate_month(out / "partitions", out, "2026-03", (policy,), as_of)
     evaluate_ticket_clocks(con, policy, as_of)
     whole_run = con.execute(f"SELECT * FROM ticket_sla ORDER BY {TICKET_SLA_ORDER}").fetchall()
     con.close()
@@ -252,7 +252,7 @@ def test_a_backfill_on_the_dask_executor_gives_the_in_process_evidence(reference
     # whole-period figures from the stored parts: exact quantiles over the union, as metrics.csv has them
     from compliance.policy import load_policy
 
-    period_metrics(con, load_policy("platform"), reference)
+    period_metrics(con, (load_policy("platform"),), reference)
     metrics_order = EVIDENCE_FILES["metrics"][1]
     header, *ours = _csv(con, "metrics_tickets", metrics_order, tmp_path / "metrics.csv").decode().splitlines()
     published = (reference / "evidence" / "metrics.csv").read_text().splitlines()

@@ -68,7 +68,8 @@ def stored_in_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -
     """Whether a scan of ``table`` returns its rows ordered by ``order_by`` (see :func:`mark_stored_order`)."""
     rows = con.execute(
         "SELECT comment, current_setting('preserve_insertion_order') FROM duckdb_tables() "
-        "WHERE table_name = ? AND NOT temporary",
+        "WHERE table_name = ? AND NOT temporary AND database_name = current_database() "
+        "AND schema_name = current_schema()",
         [table],
     ).fetchall()
     return len(rows) == 1 and rows[0][0] == _STORED_ORDER + order_by and bool(rows[0][1])

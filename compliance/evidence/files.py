@@ -15,6 +15,7 @@ import duckdb
 from compliance.core.files import replacing
 from compliance.core.sql import ident, lit, stored_in_order
 from compliance.evidence.at_risk import AT_RISK_TABLE
+from compliance.evidence.policy_versions import VERSION_ITEMS
 from compliance.evidence.waivers import WAIVERS_ORDER
 from compliance.rules.ticket_clocks import AT_RISK_ORDER, TICKET_SLA_ORDER
 
@@ -34,6 +35,8 @@ EVIDENCE_FILES = {
     "vendor_disagreement_classes": ("vendor_disagreement_classes", "source, metric, class", False),
     "vendor_due_agreement": ("vendor_due_agreement", "source, metric", False),
     "waivers": ("waivers", WAIVERS_ORDER, False),
+    # which policy version judged how many items of each rule (compliance.evidence.policy_versions)
+    VERSION_ITEMS: ("policy_versions", "judged_from NULLS FIRST, domain, rule_id", False),
 }
 
 # Evidence timestamps: UTC with Z, fractional seconds only when there are any.

@@ -10,15 +10,18 @@ from datetime import datetime
 import duckdb
 
 from compliance.evidence.at_risk import combine_at_risk
+from compliance.evidence.policy_versions import create_version_items_table
 from compliance.evidence.verdicts import blocked_domains, build_verdicts, combine_results
 from compliance.evidence.waivers import combine_waivers
-from compliance.policy import Policy
+from compliance.policy import VersionWindow
 
 
-def judge(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
-    """Combine every rule step's results, then write ``verdicts``, the waivers applied or refused, and the at-risk
-    items of every domain."""
+def judge(con: duckdb.DuckDBPyConnection, windows: tuple[VersionWindow, ...], as_of: datetime) -> None:
+    """Combine every rule step's results, then write ``verdicts`` (under the policy versions of ``windows``, the
+    newest naming the commitments), the waivers applied or refused, and the at-risk items of every domain."""
+    policy = windows[-1].policy
+    create_version_items_table(con)
     combine_results(con)
-    build_verdicts(con, policy, blocked_domains(con))
+    build_verdicts(con, policy, blocked_domains(con), windows)
     combine_waivers(con, policy, as_of)
     combine_at_risk(con, policy, as_of)

@@ -9,9 +9,11 @@ from pathlib import Path
 import duckdb
 
 from compliance.core.files import file_sha256
+from compliance.core.sql import table_exists
 from compliance.evidence.periods import ReportPeriod, period_record
+from compliance.evidence.policy_versions import VERSION_ITEMS
 from compliance.ingest.contract import SOURCES
-from compliance.policy import Policy
+from compliance.policy import Policy, VersionWindow, folder_reference
 from compliance.rules.common import input_columns_known
 from compliance.rules.reconciliation import conversion_record
 
@@ -36,6 +38,27 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _policy_versions(con: duckdb.DuckDBPyConnection, windows: tuple[VersionWindow, ...]) -> list[dict]:
+    """Each version that judged the run: its file, its part of the run and the items (rule × record) it judged."""
+    judged = dict(
+        con.execute(f"SELECT version, sum(items) FROM {VERSION_ITEMS} GROUP BY version").fetchall()
+        if table_exists(con, VERSION_ITEMS)
+        else []
+    )
+    return [
+        {
+            "version": window.policy.version,
+            "effective_from": iso_utc(window.policy.effective_from) if window.policy.effective_from else None,
+            "path": window.policy.reference,
+            "sha256": window.policy.sha256,
+            "judged_from": iso_utc(window.start) if window.start else None,
+            "judged_until": iso_utc(window.end) if window.end else None,
+            "items": int(judged.get(window.policy.version) or 0),
+        }
+        for window in windows
+    ]
+
+
 def build_manifest(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -46,6 +69,7 @@ def build_manifest(
     out_dir: Path,
     outputs: list[Path],
     period: ReportPeriod | None = None,
+    windows: tuple[VersionWindow, ...] = (),
 ) -> dict:
     inputs = []
     # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
@@ -100,10 +124,13 @@ def build_manifest(
             "path": policy.reference,
             "sha256": policy.sha256,
             "profile": policy.profile,
-            # the version that judged every item of the run (a policy folder: the one in force for the period)
+            # the newest version judging the run (it reads the exports and names the commitments); a policy folder
+            # of several versions: each judged the items of its part (policy_versions)
             "version": policy.version,
             "effective_from": iso_utc(policy.effective_from) if policy.effective_from else None,
+            "folder": folder_reference(policy.path.parent) if len(windows) > 1 else None,
         },
+        "policy_versions": _policy_versions(con, windows),
         "source_timezone": policy.source_timezone,
         "readings": {
             "naive_timestamps": f"read in {policy.source_timezone}; wall times skipped by a DST change are quarantined",

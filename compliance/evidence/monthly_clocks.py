@@ -27,18 +27,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from compliance.core.files import file_sha256, replacing
 from compliance.core.sql import ident, install_macros, lit
-from compliance.policy import Policy
+from compliance.evidence.policy_versions import judge_by_version
+from compliance.policy import Policy, VersionWindow, version_windows
 from compliance.rules.common import create_items_view, write_metrics
 from compliance.rules.ticket_clocks import (
     CLOCK_KINDS,
     EVENT_CLOCK_KINDS,
+    TICKET_DOMAINS,
     TICKET_SLA_COLUMNS,
     TICKET_SLA_ORDER,
     _write_unknown_plan_figures,
@@ -67,20 +69,37 @@ def metrics_part(out_dir: Path, month: str) -> Path:
     return out_dir / MONTHLY_FOLDER / "metrics_tickets" / f"month={month}" / "part-0.parquet"
 
 
-def _stamp(partitions_root: Path, month: str, policy: Policy, as_of: datetime) -> dict:
+def _stamp(partitions_root: Path, month: str, windows: tuple[VersionWindow, ...], as_of: datetime) -> dict:
     inputs = {
         source: file_sha256(path)
         for source in INPUT_TABLES
         if (path := partitions_root / source / f"month={month}" / "part-0.parquet").exists()
     }
-    return {"inputs": inputs, "policy_sha256": policy.sha256, "as_of": as_of.isoformat()}
+    policies = [window.policy.sha256 for window in windows]
+    return {
+        "inputs": inputs,
+        "policy_sha256": policies[0] if len(policies) == 1 else policies,
+        "as_of": as_of.isoformat(),
+    }
 
 
-def evaluate_month(partitions_root: Path, out_dir: Path, month: str, policy: Policy, as_of: datetime) -> MonthResult:
-    """Compute (or keep, when its stamp matches) the ticket clocks of the tickets created in ``month`` (YYYY-MM)."""
+def month_windows(versions: tuple[Policy, ...], month: str) -> tuple[VersionWindow, ...]:
+    """The policy versions that judge the clocks of the tickets created in ``month`` (YYYY-MM), with their parts."""
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    return version_windows(
+        versions, start, start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    )
+
+
+def evaluate_month(
+    partitions_root: Path, out_dir: Path, month: str, versions: tuple[Policy, ...], as_of: datetime
+) -> MonthResult:
+    """Compute (or keep, when its stamp matches) the ticket clocks of the tickets created in ``month`` (YYYY-MM),
+    each judged by the version of ``versions`` in force when its clock started."""
     part, metrics = ticket_sla_part(out_dir, month), metrics_part(out_dir, month)
     stamp_path = part.with_name("stamp.json")
-    stamp = _stamp(partitions_root, month, policy, as_of)
+    windows = month_windows(versions, month)
+    stamp = _stamp(partitions_root, month, windows, as_of)
     unchanged = part.exists() and metrics.exists() and stamp_path.exists()
     if unchanged and json.loads(stamp_path.read_text(encoding="utf-8")) == stamp:
         with duckdb.connect() as reader:
@@ -97,7 +116,14 @@ def evaluate_month(partitions_root: Path, out_dir: Path, month: str, policy: Pol
                 con.execute(
                     f"CREATE TABLE {ident(table)} AS SELECT * FROM read_parquet({lit(str(path))}, hive_partitioning = false)"
                 )
-        evaluate_ticket_clocks(con, policy, as_of)
+        judge_by_version(
+            con,
+            windows,
+            None,
+            "ticket_sla",
+            TICKET_DOMAINS,
+            lambda con, window: evaluate_ticket_clocks(con, window.policy, as_of),
+        )
         with replacing(part) as temporary:
             con.execute(
                 f"COPY (SELECT * FROM ticket_sla ORDER BY {TICKET_SLA_ORDER}) TO {lit(str(temporary))} (FORMAT parquet)"
@@ -126,7 +152,7 @@ def load_monthly_ticket_sla(con: duckdb.DuckDBPyConnection, out_dir: Path, into:
         )
 
 
-def period_metrics(con: duckdb.DuckDBPyConnection, policy: Policy, out_dir: Path) -> None:
+def period_metrics(con: duckdb.DuckDBPyConnection, versions: tuple[Policy, ...], out_dir: Path) -> None:
     """``metrics_tickets`` of every period (``all`` and each month of the clock start) from the stored monthly
     parts: the items are read off the union of the ``ticket_sla`` parts, so the quantiles are exact
     (``quantile_cont`` over every clock, as the whole run computes them), never combined from monthly figures.
@@ -145,19 +171,22 @@ def period_metrics(con: duckdb.DuckDBPyConnection, policy: Policy, out_dir: Path
                   NULL, NULL, NULL, NULL, NULL, NULL
            FROM ticket_sla""",
     )
-    rules = policy.rules_of(*CLOCK_KINDS, *EVENT_CLOCK_KINDS)
+    # the rules of every version, each once (a clock rule only an older version has still has its figures)
+    rules = list(
+        {rule.id: rule for policy in versions for rule in policy.rules_of(*CLOCK_KINDS, *EVENT_CLOCK_KINDS)}.values()
+    )
     write_metrics(con, "tickets", items, [rule.id for rule in rules])
     con.execute(f"DROP VIEW {items}")
     _write_unknown_plan_figures(con, [rule.id for rule in rules if rule.setting("binding_plans") is not None])
 
 
-def write_period_metrics(policy: Policy, out_dir: Path) -> tuple[Path, int]:
+def write_period_metrics(versions: tuple[Policy, ...], out_dir: Path) -> tuple[Path, int]:
     """``monthly/metrics_tickets.parquet``: :func:`period_metrics` of the stored months, in the order of
     ``evidence/metrics.csv``; the file and its rows."""
     target = out_dir / MONTHLY_FOLDER / "metrics_tickets.parquet"
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
-        period_metrics(con, policy, out_dir)
+        period_metrics(con, versions, out_dir)
         with replacing(target) as temporary:
             con.execute(
                 f"COPY (SELECT * FROM metrics_tickets ORDER BY {METRICS_ORDER}) TO {lit(str(temporary))} (FORMAT parquet)"

@@ -6,8 +6,8 @@ clock started exactly at ``end`` belongs to the next period. A range's last day 
 ends at ``2026-10-01T00:00:00Z``). Which column starts an item's clock is the registry's
 (:data:`compliance.rule_kinds.CLOCK_STARTS`).
 
-The one place the period is applied is :func:`restrict_to_period`: on a rules step's connection it puts a
-temporary view in front of every staged table, so each rule module reads only the period's items and every figure,
+The one place the period (or a policy version's part of the run) is applied is :func:`restrict_items`: on a rules
+step's connection it puts a temporary view in front of every staged table, so each rule module reads only the period's items and every figure,
 violation and verdict of the run is the period's, without a filter in any rule.
 """
 
@@ -84,30 +84,60 @@ def parse_period(text: str) -> ReportPeriod:
     )
 
 
+@dataclass(frozen=True)
+class ItemSelection:
+    """The items a judging step reads: those whose clock started in [start, end) (None: unbounded on that side).
+
+    ``keep_unknown_start``: the rows whose clock-start column is empty are read too; ``keep_sourceless``: the
+    sources without a clock (the retention inventory) are read whole, else not at all. A report period reads those
+    sources whole and the rows of unknown start not at all (their start is in no period); of several policy
+    versions judging one run, only the newest reads them (:mod:`compliance.evidence.policy_versions`)."""
+
+    start: datetime | None
+    end: datetime | None
+    keep_unknown_start: bool
+    keep_sourceless: bool
+
+
+def period_selection(period: ReportPeriod) -> ItemSelection:
+    return ItemSelection(period.start, period.end, keep_unknown_start=False, keep_sourceless=True)
+
+
 def restrict_to_period(con: duckdb.DuckDBPyConnection, period: ReportPeriod | None, catalog: str = "") -> None:
-    """Put a temporary view named like each staged table in front of it on ``con``, holding the period's rows.
+    """Put a temporary view named like each staged table in front of it on ``con``, holding the period's rows
+    (:func:`restrict_items`); without a period nothing changes."""
+    if period is not None:
+        restrict_items(con, period_selection(period), catalog)
+
+
+def restrict_items(con: duckdb.DuckDBPyConnection, selection: ItemSelection, catalog: str = "") -> None:
+    """Put a temporary view named like each staged table in front of it on ``con``, holding the selected rows.
 
     A source with a clock-start column keeps the rows whose clock started in [start, end); a source that follows
     another (events of a ticket, updates of an incident, the vendor's verdicts on a record) keeps the rows of the
-    records kept there; a source without a clock (the retention inventory, a snapshot) is left whole. The views
-    keep ``rowid`` (the ticket clocks key on it). Without a period nothing changes. The views live as long as the
-    connection. ``catalog``: the database holding the staged tables (default: the connection's own).
+    records kept there; a source without a clock (the retention inventory, a snapshot) is kept whole or not at all
+    (``keep_sourceless``). The views keep ``rowid`` (the ticket clocks key on it) and live as long as the
+    connection, or until :func:`lift_restriction`. ``catalog``: the database holding the staged tables (default:
+    the connection's own).
     """
-    if period is None:
-        return
     catalog = catalog or con.execute("SELECT current_database()").fetchall()[0][0]
     for source, clock in CLOCK_STARTS.items():
         table = f"staged_{source}"
-        if clock is None or not table_exists(con, table):
+        if not table_exists(con, table):
             continue
-        if clock.columns:
-            kept = _started_in(clock, "s", period)
+        if clock is None:
+            if selection.keep_sourceless:
+                con.execute(f"DROP VIEW IF EXISTS temp.main.{ident(table)}")
+                continue
+            kept = "false"
+        elif clock.columns:
+            kept = _started_in(clock, "s", selection)
         elif clock.follows:
-            kept = _record_kept(con, catalog, clock.follows, f"s.{ident(clock.key)}", clock.parent_key, period)
+            kept = _record_kept(con, catalog, clock.follows, f"s.{ident(clock.key)}", clock.parent_key, selection)
         else:  # the row names the export of its record
             kept = " OR ".join(
                 f"(s.{ident(clock.follows_named_by)} = {lit(parent)} AND "
-                f"{_record_kept(con, catalog, parent, f's.{ident(clock.key)}', '', period)})"
+                f"{_record_kept(con, catalog, parent, f's.{ident(clock.key)}', '', selection)})"
                 for parent, parent_clock in CLOCK_STARTS.items()
                 if parent_clock is not None and parent_clock.columns
             )
@@ -117,27 +147,38 @@ def restrict_to_period(con: duckdb.DuckDBPyConnection, period: ReportPeriod | No
         )
 
 
+def lift_restriction(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the views of :func:`restrict_items`: the staged tables are read whole again."""
+    for source in CLOCK_STARTS:
+        con.execute(f"DROP VIEW IF EXISTS temp.main.{ident(f'staged_{source}')}")
+
+
 def _stored(catalog: str, table: str) -> str:
     """The warehouse's own table, past the temporary view of the same name."""
     return f"{ident(catalog)}.main.{ident(table)}"
 
 
-def _started_in(clock: ClockStart, alias: str, period: ReportPeriod) -> str:
+def _started_in(clock: ClockStart, alias: str, selection: ItemSelection) -> str:
     start = f"coalesce({', '.join(f'{alias}.{ident(column)}' for column in clock.columns)})"
-    return f"({start} >= {ts_lit(period.start)} AND {start} < {ts_lit(period.end)})"
+    bounds = [
+        *([f"{start} >= {ts_lit(selection.start)}"] if selection.start is not None else []),
+        *([f"{start} < {ts_lit(selection.end)}"] if selection.end is not None else []),
+    ]
+    started = f"({' AND '.join(bounds)})" if bounds else f"{start} IS NOT NULL"
+    return f"({started} OR {start} IS NULL)" if selection.keep_unknown_start else started
 
 
 def _record_kept(
-    con: duckdb.DuckDBPyConnection, catalog: str, parent: str, key_sql: str, parent_key: str, period: ReportPeriod
+    con: duckdb.DuckDBPyConnection, catalog: str, parent: str, key_sql: str, parent_key: str, selection: ItemSelection
 ) -> str:
-    """SQL: the record ``key_sql`` names in export ``parent`` started its clock in the period (false without it)."""
+    """SQL: the record ``key_sql`` names in export ``parent`` was selected (false without it)."""
     parent_table = f"staged_{parent}"
     if not table_exists(con, parent_table):
         return "false"
     parent_id = parent_key or SOURCES[parent].record_id
     return (
         f"{key_sql} IN (SELECT p.{ident(parent_id)} FROM {_stored(catalog, parent_table)} p "
-        f"WHERE {_started_in(CLOCK_STARTS[parent], 'p', period)})"
+        f"WHERE {_started_in(CLOCK_STARTS[parent], 'p', selection)})"
     )
 
 

@@ -9,7 +9,7 @@ import duckdb
 
 from compliance.core.sql import lit, table_exists
 from compliance.ingest.contract import SOURCES
-from compliance.policy import Policy
+from compliance.policy import Policy, Rule, VersionWindow
 from compliance.rule_kinds import DOMAINS
 from compliance.rules import privacy
 from compliance.rules.common import (
@@ -66,10 +66,17 @@ def blocked_domains(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     }
 
 
-def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict[str, str] | None = None) -> None:
+def build_verdicts(
+    con: duckdb.DuckDBPyConnection,
+    policy: Policy,
+    blocked: dict[str, str] | None = None,
+    windows: tuple[VersionWindow, ...] = (),
+) -> None:
     """One row per policy rule: met / breached / no data / not assessed, with the figures behind it.
 
     ``blocked`` maps a domain to the reason a blocking data-quality check failed: its rules are "not assessed".
+    ``windows``: the policy versions that judged the run (``policy`` is the newest): a rule only an older version
+    has is listed after the newest's, and a target an older version set otherwise is named beside the newest's.
     """
     blocked = blocked or {}
     # One row per input file: a source counts as present when any of its files loaded (loaded rows come last).
@@ -80,13 +87,13 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
         ).fetchall()
     }
     con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
-    for position, rule in enumerate(policy.rules):
+    for position, (rule, rule_policy) in enumerate(_verdict_rules(policy, windows)):
         reason = _missing_input_reason(rule.kind, inputs) or blocked.get(rule.domain)
         fallback = "no data" if rule.domain not in blocked else "not assessed"
         if rule.kind not in RULE_SOURCES:
             fallback, reason = "not assessed", f"rule kind {rule.kind} is not evaluated by this version"
         elif reason is None:
-            reason = _absent_column_reason(con, rule.kind, policy)
+            reason = _absent_column_reason(con, rule.kind, rule_policy)
             fallback = "not assessed"
         con.execute(
             f"""INSERT INTO verdicts
@@ -130,13 +137,41 @@ def build_verdicts(con: duckdb.DuckDBPyConnection, policy: Policy, blocked: dict
                 "source_doc": rule.source_doc,
                 "source_quote": rule.source_quote,
                 "calendar": rule.calendar,
-                "target": privacy.target_text(rule, policy) or rule.target.describe(),
+                "target": _target_words(rule, rule_policy, windows),
                 "reason": reason,
                 "fallback": fallback,
-                "met_min": rule.setting("met_min_adherence_pct", policy.met_min_adherence_pct),
+                "met_min": rule.setting("met_min_adherence_pct", rule_policy.met_min_adherence_pct),
                 "partial": _partly_absent_note(con, rule.kind),
             },
         )
+
+
+def _verdict_rules(policy: Policy, windows: tuple[VersionWindow, ...]) -> list[tuple[Rule, Policy]]:
+    """The newest version's rules, then those only older versions of the run have (from the newest that has it)."""
+    rules = [(rule, policy) for rule in policy.rules]
+    listed = {rule.id for rule in policy.rules}
+    for window in reversed(windows[:-1]):
+        for rule in window.policy.rules:
+            if rule.id not in listed:
+                rules.append((rule, window.policy))
+                listed.add(rule.id)
+    return rules
+
+
+def _target_words(rule: Rule, policy: Policy, windows: tuple[VersionWindow, ...]) -> str:
+    """The rule's target; with the different target of each older version of the run and the items it judged."""
+    words = privacy.target_text(rule, policy) or rule.target.describe()
+    earlier = []
+    for window in windows[:-1]:
+        older = next((candidate for candidate in window.policy.rules if candidate.id == rule.id), None)
+        if older is None or window.policy is policy:
+            continue
+        older_words = privacy.target_text(older, window.policy) or older.target.describe()
+        if older_words != words:
+            earlier.append(
+                f"{older_words} for items started before {window.end:%Y-%m-%d} (version {window.policy.version})"
+            )
+    return "; ".join([words, *earlier])
 
 
 def _absent_column_reason(con: duckdb.DuckDBPyConnection, kind: str, policy: Policy) -> str | None:

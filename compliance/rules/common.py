@@ -17,6 +17,7 @@ connection by :func:`install_macros`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import duckdb
@@ -182,6 +183,7 @@ def create_items_view(con: duckdb.DuckDBPyConnection, domain: str, select_sql: s
 def create_empty_results(con: duckdb.DuckDBPyConnection, domain: str) -> None:
     con.execute(f"CREATE OR REPLACE TABLE {table_ref(f'violations_{domain}')} ({VIOLATION_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TABLE {table_ref(f'metrics_{domain}')} ({METRIC_COLUMNS})")
+    _capture(con, "empty", domain)
 
 
 def source_staged(
@@ -213,19 +215,29 @@ def appending_rules_ready(con: duckdb.DuckDBPyConnection, target: str, rules: li
 
 
 def append_results(
-    con: duckdb.DuckDBPyConnection, target: str, scratch: str, kind: str, domain: str, where: str = "TRUE"
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    scratch: str,
+    kind: str,
+    domain: str,
+    where: str = "TRUE",
+    segment: str | None = None,
 ) -> None:
     """Append ``<kind>_<scratch>`` (``kind``: violations or metrics) to ``<kind>_<target>`` under ``domain``,
-    the rows that satisfy the SQL condition ``where``, and drop the scratch table.
+    the rows that satisfy the SQL condition ``where`` (their ``segment`` renamed when given), and drop the scratch
+    table.
 
     For rules whose rows share another domain's tables: :func:`write_violations` and :func:`write_metrics` replace
     their target, so such a rule writes under a scratch name and appends from there."""
     appended = table_ref(f"{kind}_{scratch}")
+    renamed = f", CAST({lit(segment)} AS VARCHAR) AS segment" if segment is not None else ""
     con.execute(
         f"""INSERT INTO {table_ref(f"{kind}_{target}")}
-            SELECT * REPLACE (CAST({lit(domain)} AS VARCHAR) AS domain) FROM {appended} WHERE {where}"""
+            SELECT * REPLACE (CAST({lit(domain)} AS VARCHAR) AS domain{renamed}) FROM {appended} WHERE {where}"""
     )
     con.execute(f"DROP TABLE {appended}")
+    if kind == "metrics":
+        _capture(con, "append", scratch, target=target, label=domain, where_sql=where, segment=segment)
 
 
 def append_rule_results(
@@ -386,6 +398,7 @@ def write_metrics(
     judged"), nor in the duration statistics.
     ``extra_segments`` (rule_id -> segment values) adds all-period zero rows for segments without items.
     Duration statistics are over the non-excluded items whose measured interval ended (``duration_seconds``)."""
+    _capture(con, "write", domain, items=items, rule_ids=rule_ids, extra_segments=extra_segments or {})
     metrics = table_ref(f"metrics_{domain}")
     con.execute(
         f"""CREATE OR REPLACE TABLE {metrics} AS
@@ -446,6 +459,80 @@ def write_metrics(
 
 def drop_items(con: duckdb.DuckDBPyConnection, items: str) -> None:
     con.execute(f"DROP TABLE IF EXISTS {table_ref(items)}")
+
+
+# --- the figures of several policy versions (compliance.evidence.policy_versions) --------------------------------
+# While one version of several judges its part of a run, every metric write records its items and arguments, and
+# every append of figures its arguments, in order, so that the run's figures can be computed again over the items
+# of every version by the same functions (policy_versions.replay_metrics). Temporary tables of the connection.
+METRIC_CAPTURES = "_metric_captures"
+METRIC_CAPTURE_ITEMS = "_metric_capture_items"
+_CAPTURING = "_metric_capture_version"
+
+
+def start_metric_capture(con: duckdb.DuckDBPyConnection, version_index: int) -> None:
+    """Record the metric writes that follow as those of the ``version_index``-th version of the run."""
+    con.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {METRIC_CAPTURES} (version_index INTEGER, position INTEGER, "
+        "operation VARCHAR, domain VARCHAR, occurrence INTEGER, target VARCHAR, label VARCHAR, where_sql VARCHAR, "
+        "segment VARCHAR, rule_ids VARCHAR[], extra_segments VARCHAR)"
+    )
+    con.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {METRIC_CAPTURE_ITEMS} (version_index INTEGER, domain VARCHAR, "
+        "occurrence INTEGER, rule_id VARCHAR, period_at TIMESTAMPTZ, segment VARCHAR, state VARCHAR, "
+        "duration_seconds DOUBLE)"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_CAPTURING} AS SELECT ?::INTEGER AS version_index", [version_index])
+
+
+def stop_metric_capture(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS temp.main.{_CAPTURING}")
+
+
+def _capture(
+    con: duckdb.DuckDBPyConnection,
+    operation: str,
+    domain: str,
+    items: str | None = None,
+    rule_ids: list[str] | None = None,
+    extra_segments: dict[str, list[str]] | None = None,
+    target: str | None = None,
+    label: str | None = None,
+    where_sql: str | None = None,
+    segment: str | None = None,
+) -> None:
+    if not table_exists(con, _CAPTURING):
+        return
+    version_index, position, occurrence = con.execute(
+        f"""SELECT c.version_index,
+                   (SELECT count(*) FROM {METRIC_CAPTURES} m WHERE m.version_index = c.version_index),
+                   (SELECT count(*) FROM {METRIC_CAPTURES} m WHERE m.version_index = c.version_index
+                        AND m.operation = ? AND m.domain = ?)
+            FROM {_CAPTURING} c""",
+        [operation, domain],
+    ).fetchall()[0]
+    con.execute(
+        f"INSERT INTO {METRIC_CAPTURES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            version_index,
+            position,
+            operation,
+            domain,
+            occurrence,
+            target,
+            label,
+            where_sql,
+            segment,
+            list(rule_ids or []),
+            json.dumps(extra_segments or {}),
+        ],
+    )
+    if items is not None:
+        con.execute(
+            f"""INSERT INTO {METRIC_CAPTURE_ITEMS}
+                SELECT ?, ?, ?, rule_id, period_at, segment, state, duration_seconds FROM {table_ref(items)}""",
+            [version_index, domain, occurrence],
+        )
 
 
 # --- waivers (the optional waivers export: approved exceptions, one per record and rule) -------------------------

@@ -85,6 +85,7 @@ from compliance.policy import Policy
 from compliance.rules.common import (
     RULE_INPUTS,
     absent_rule_columns,
+    append_results,
     apply_waivers,
     create_empty_results,
     create_items_view,
@@ -94,6 +95,8 @@ from compliance.rules.common import (
     write_violations,
 )
 
+# The domains whose results evaluate_ticket_clocks writes (violations_tickets, metrics_tickets).
+TICKET_DOMAINS = ("tickets",)
 TICKET_SLA_COLUMNS = (
     "record_id VARCHAR, rule_id VARCHAR, metric VARCHAR, calendar VARCHAR, target_seconds BIGINT, "
     "started_at TIMESTAMPTZ, due_at TIMESTAMPTZ, stopped_at TIMESTAMPTZ, elapsed_seconds BIGINT, state VARCHAR, "
@@ -414,14 +417,8 @@ def _write_unknown_plan_figures(con: duckdb.DuckDBPyConnection, rule_ids: list[s
             FROM ticket_sla WHERE plan IS NULL AND rule_id IN {_in_list(rule_ids)}""",
     )
     write_metrics(con, "tickets_unknown_plan", items, rule_ids)
-    con.execute(
-        """INSERT INTO metrics_tickets
-           SELECT rule_id, 'tickets', period, 'plan=unknown', achieved, breached, active, excluded, denominator,
-                  adherence_pct, median_seconds, p90_seconds, p95_seconds, max_seconds, waived
-           FROM metrics_tickets_unknown_plan WHERE segment = 'all'"""
-    )
+    append_results(con, "tickets", "tickets_unknown_plan", "metrics", "tickets", "segment = 'all'", "plan=unknown")
     con.execute(f"DROP VIEW {items}")
-    con.execute("DROP TABLE metrics_tickets_unknown_plan")
 
 
 def _has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
