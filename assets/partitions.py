@@ -107,7 +107,7 @@ def write_period_report(
         con.execute("SET TimeZone = 'UTC'")
         if warehouse.memory_limit:
             con.execute(f"SET memory_limit = {lit(warehouse.memory_limit)}")
-        con.execute(f"ATTACH {lit(str(Path(warehouse.path).resolve()))} AS warehouse (READ_ONLY)")
+        warehouse.attach_read_only(con, "warehouse")
         # results are written here; what the ingest recorded (staged tables, ingest_log, ...) is read there
         con.execute("SET search_path = 'memory.main,warehouse.main'")
         # the tables a publish step completes in place (the reconciliation adds a conversion's quarantine):

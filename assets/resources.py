@@ -9,11 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import dagster as dg
 import duckdb
 
-from compliance.core.sql import lit
+from compliance.core.sql import ident, lit
 from compliance.evidence.files import SPREADSHEET_MAX_ROWS
 from compliance.evidence.periods import ReportPeriod, parse_period
 from compliance.policy import Policy, VersionWindow, load_policy_versions, version_windows
@@ -122,6 +123,8 @@ def env_seconds(name: str, default: float) -> float:
     return seconds
 
 
+Opened = TypeVar("Opened")
+
 # A DuckDB database file starts with an 8-byte checksum and the magic bytes "DUCK" (DuckDB's storage format,
 # https://duckdb.org/docs/stable/internals/storage): what tells a warehouse from any other file without opening it.
 _DUCKDB_MAGIC = b"DUCK"
@@ -187,12 +190,23 @@ class Warehouse(dg.ConfigurableResource):
         if header[_DUCKDB_MAGIC_AT:] != _DUCKDB_MAGIC:
             raise WarehouseUnusable(path, "not a DuckDB database file (give --warehouse a new or a DuckDB file)")
 
+    def attach_read_only(self, con: duckdb.DuckDBPyConnection, alias: str) -> None:
+        """Attach the warehouse to ``con`` as ``alias``, read-only, waiting (as :meth:`connect` does) while a step
+        of another run holds it for writing."""
+        self.check_usable()
+        path = str(Path(self.path).resolve())
+        self._waiting_for_lock(lambda: con.execute(f"ATTACH {lit(path)} AS {ident(alias)} (READ_ONLY)"))
+
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        return self._waiting_for_lock(lambda: duckdb.connect(self.path, read_only=read_only))
+
+    def _waiting_for_lock(self, action: Callable[[], Opened]) -> Opened:
+        """``action()``, tried again while DuckDB says another process holds the file, up to the lock timeout."""
         deadline = time.monotonic() + self.lock_timeout_seconds
         pause = 0.05
         while True:
             try:
-                return duckdb.connect(self.path, read_only=read_only)
+                return action()
             except duckdb.IOException as error:
                 holder = _LOCK_HOLDER.search(str(error))
                 if holder is None:

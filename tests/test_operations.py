@@ -133,6 +133,33 @@ def test_a_step_waits_for_the_duckdb_file_then_names_its_holder(tmp_path):
         assert con.execute("SELECT 1").fetchall() == [(1,)]
 
 
+def test_a_period_report_attaching_the_warehouse_waits_for_a_writer(tmp_path):
+    """A monthly report reads the warehouse read-only beside a run's writing step: it waits, never fails."""
+    path = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(path)).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(1.5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with duckdb.connect() as con:
+            with pytest.raises(WarehouseBusy, match=rf"is in use by another run \(pid {holder.pid}\)"):
+                Warehouse(path=str(path), lock_timeout_seconds=0.3).attach_read_only(con, "warehouse")
+            Warehouse(path=str(path), lock_timeout_seconds=30).attach_read_only(con, "warehouse")
+            assert con.execute(
+                "SELECT count(*) FROM duckdb_databases() WHERE database_name = 'warehouse'"
+            ).fetchall() == [(1,)]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_run_killed_midway_is_followed_by_a_clean_run(exports, reference, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(reference, out)
