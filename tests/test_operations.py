@@ -12,6 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -108,27 +110,34 @@ def test_a_second_run_fails_with_one_line_when_the_warehouse_stays_busy(exports,
     assert len(error.strip().splitlines()) == 1
 
 
-def test_a_step_waits_for_the_duckdb_file_then_names_its_holder(tmp_path):
-    path = tmp_path / "warehouse.duckdb"
+@contextmanager
+def duckdb_file_held(path: Path, seconds: float) -> Iterator[subprocess.Popen]:
+    """Another process holding the DuckDB file ``path`` open for writing, for ``seconds`` at most."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(60)",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep({seconds})",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_step_waits_for_the_duckdb_file_then_names_its_holder(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb_file_held(path, 60) as holder:
         started = time.monotonic()
         with pytest.raises(WarehouseBusy, match=rf"is in use by another run \(pid {holder.pid}\)"):
             with Warehouse(path=str(path), lock_timeout_seconds=0.5).connect():
                 pass
         assert time.monotonic() - started >= 0.5
-    finally:
-        holder.kill()
-        holder.wait()
     with Warehouse(path=str(path), lock_timeout_seconds=5).connect() as con:  # free again
         assert con.execute("SELECT 1").fetchall() == [(1,)]
 
@@ -137,27 +146,12 @@ def test_a_period_report_attaching_the_warehouse_waits_for_a_writer(tmp_path):
     """A monthly report reads the warehouse read-only beside a run's writing step: it waits, never fails."""
     path = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(path)).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('ready', flush=True); time.sleep(1.5)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        with duckdb.connect() as con:
-            with pytest.raises(WarehouseBusy, match=rf"is in use by another run \(pid {holder.pid}\)"):
-                Warehouse(path=str(path), lock_timeout_seconds=0.3).attach_read_only(con, "warehouse")
-            Warehouse(path=str(path), lock_timeout_seconds=30).attach_read_only(con, "warehouse")
-            assert con.execute(
-                "SELECT count(*) FROM duckdb_databases() WHERE database_name = 'warehouse'"
-            ).fetchall() == [(1,)]
-    finally:
-        holder.kill()
-        holder.wait()
+    with duckdb_file_held(path, 1.5) as holder, duckdb.connect() as con:
+        with pytest.raises(WarehouseBusy, match=rf"is in use by another run \(pid {holder.pid}\)"):
+            Warehouse(path=str(path), lock_timeout_seconds=0.3).attach_read_only(con, "warehouse")
+        Warehouse(path=str(path), lock_timeout_seconds=30).attach_read_only(con, "warehouse")
+        databases = "SELECT count(*) FROM duckdb_databases() WHERE database_name = 'warehouse'"
+        assert con.execute(databases).fetchall() == [(1,)]
 
 
 def test_a_run_killed_midway_is_followed_by_a_clean_run(exports, reference, tmp_path):
