@@ -370,3 +370,25 @@ def test_the_figures_across_versions_add_up_and_the_old_target_judged_the_old_si
     }
     assert {whole_prio[row["record_id"]] for row in prio} == {str(8 * 3600)}
     assert set(whole_prio.values()) == {str(8 * 3600), str(4 * 3600)}
+
+
+def test_a_monthly_partition_across_the_change_judges_as_the_run_does(versions, tmp_path):
+    """The Dagster month partition (a DuckDB of its own reading the warehouse read-only) judges each side of
+    2026-04-30 by its version, as `run --period 2026-04` does, byte for byte."""
+    import dagster as dg
+
+    from assets.partitions import monthly_report
+    from assets.resources import ReporterSettings, Warehouse
+
+    exports, out = tmp_path / "exports", tmp_path / "out"
+    write(exports / "privacy_requests.csv", PRIVACY)
+    assert run(exports, out, versions, "2026-04") == 0
+    resources = {
+        "settings": ReporterSettings(exports_dir=str(exports), out_dir=str(out), policy=str(versions), as_of=AS_OF),
+        "warehouse": Warehouse(path=str(out / "warehouse.duckdb")),
+    }
+    assert dg.materialize([monthly_report], partition_key="2026-04-01", resources=resources).success
+    month = out / "periods" / "2026-04"
+    assert list(completion(month)) == ["NEW_SIDE"]
+    for name in ("violations.csv", "metrics.csv", "verdicts.csv", "policy_versions.csv", "waivers.csv"):
+        assert (month / "evidence" / name).read_bytes() == (out / "evidence" / name).read_bytes(), name
