@@ -289,6 +289,16 @@ def _verdict_row(policy: Policy, rule: Rule | None, row: dict[str, Any] | None) 
     }
 
 
+def _in_period_counts(in_period: Any) -> dict[str, str]:
+    """A --period run's own figures of one input (manifest ``in_period``), formatted; "—" where the manifest has
+    none (no period, or a file whose rows the period does not count: not loaded, superseded)."""
+    figures = in_period if isinstance(in_period, Mapping) else {}
+    return {
+        f"period_{key}": format_count(figures[key]) if figures.get(key) is not None else "—"
+        for key in ("rows_loaded", "rows_quarantined", "rows_quarantined_not_attributable")
+    }
+
+
 def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for item in manifest.get("inputs") or []:
@@ -318,6 +328,7 @@ def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "sha256_short": sha[:12] if sha else "—",
                 # contract columns the file does not carry: the rules that need them are not assessed on its rows
                 "absent_columns": sorted((item.get("absent_columns") or {}).items()),
+                **_in_period_counts(item.get("in_period")),
             }
         )
     return rows

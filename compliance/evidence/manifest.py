@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from compliance.core.files import file_sha256
-from compliance.evidence.periods import ReportPeriod, period_record
+from compliance.evidence.periods import ReportPeriod, period_record, period_row_counts
 from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy
 from compliance.rules.common import input_columns_known
@@ -52,6 +52,7 @@ def build_manifest(
     # data behind the evidence and are the same for every run on the same data.
     changes: dict[str, list[dict]] = {"new": [], "unchanged": [], "superseded": []}
     columns = _carried_columns(con)
+    in_period = period_row_counts(con, period) if period else {}
     for source, file, file_format, status, problem, sha256, read, loaded, quarantined, change, encoding in con.execute(
         "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined, change, "
         "encoding FROM ingest_log ORDER BY source, file, status, sha256"
@@ -73,6 +74,8 @@ def build_manifest(
                 # the canonical columns the file carries (and, from an adapter, that it declares filled), and
                 # why each other column of the contract is absent; rules needing an absent one are not assessed
                 **(columns.get((source, file), {}) if status == "loaded" and change != "superseded" else {}),
+                # a --period run: the rows of this file that belong to the period (see `row_accounting`)
+                **({"in_period": in_period[(source, file)]} if (source, file) in in_period else {}),
             }
         )
     known = {entry["source"] for entry in inputs}
@@ -118,6 +121,7 @@ def build_manifest(
             "end": iso_utc(period.end) if period else iso_utc(as_of),
         },
         "period_filter": period_record(period),
+        "row_accounting": row_accounting(period),
         "inputs": inputs,
         # the vendor export's format, version and per-file accounting when `convert` wrote the exports folder
         "conversion": conversion_record(exports_dir),
@@ -125,6 +129,24 @@ def build_manifest(
         "versions": package_versions(),
         "outputs": [{"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)],
     }
+
+
+def row_accounting(period: ReportPeriod | None) -> str:
+    """What the rows read / loaded / quarantined of ``inputs`` count: the whole files, also in a period run (the
+    ingest reads every row of a file; the period chooses the items judged), and where the period's own are."""
+    whole = (
+        "rows_read, rows_loaded and rows_quarantined of each input count its whole file "
+        "(rows read = rows loaded + rows quarantined, per file)"
+    )
+    if period is None:
+        return whole
+    return (
+        f"{whole}, not only the period's rows; in_period gives the file's rows that belong to the period: "
+        "rows_loaded (its items whose clock started in the period, or the rows of such items), rows_quarantined "
+        "(quarantined rows whose clock start parsed into the period, or that name such an item) and "
+        "rows_quarantined_not_attributable (quarantined rows whose clock start did not parse or whose item is "
+        "unknown: not attributable to a period); an export without a clock start is judged whole"
+    )
 
 
 def _carried_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict]:
