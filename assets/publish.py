@@ -62,6 +62,8 @@ def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con
         out_dir=Path(settings.out_dir),
         outputs=outputs,
         period=settings.report_period(),
+        exports_given=settings.exports_given,
+        exports_format=settings.exports_format,
     )
 
 

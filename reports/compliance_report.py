@@ -913,6 +913,9 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "period_items": cell_text((manifest.get("period_filter") or {}).get("items")),
         "policy_path": cell_text(manifest_policy.get("path")) or policy.reference,
         "policy_sha256": cell_text(manifest_policy.get("sha256")) or policy.sha256,
+        # the exports as the run was given them, and the vendor format when they were converted for the run
+        "exports_given": cell_text(manifest.get("exports_dir")) or NOT_STATED,
+        "exports_format": cell_text(manifest.get("exports_format")),
         "policy_version": policy_version,
         "policy_effective_from": format_timestamp(manifest_policy.get("effective_from")),
         "policy_items_judged": format_count(_items_judged(data.verdicts)),

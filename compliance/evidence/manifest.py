@@ -46,7 +46,12 @@ def build_manifest(
     out_dir: Path,
     outputs: list[Path],
     period: ReportPeriod | None = None,
+    exports_given: str = "",
+    exports_format: str = "",
 ) -> dict:
+    """The manifest of a run. ``exports_dir`` is the folder the run read (for a vendor export, the temporary folder
+    it was converted into); ``exports_given`` the exports as the user named them and ``exports_format`` the vendor
+    format converted (empty: canonical files), which the manifest records instead (:func:`exports_provenance`)."""
     inputs = []
     # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
     # data behind the evidence and are the same for every run on the same data.
@@ -95,6 +100,9 @@ def build_manifest(
         for name in SOURCES
         if name not in known
     ]
+    conversion = conversion_record(exports_dir)
+    if exports_format == "auto":  # detected by the conversion, which records the format it read
+        exports_format = str((conversion or {}).get("format") or "auto")
     first_clock = con.execute("SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'").fetchall()[0][0]
     return {
         "run_id": run_id,
@@ -113,7 +121,9 @@ def build_manifest(
             "adherence": "achieved / (achieved + breached); active (open, not yet due) items are shown apart",
             "reopened_tickets": "new cycle" if policy.ticket_settings.get("reopen_starts_new_cycle") else "one cycle",
         },
-        "exports_dir": str(exports_dir),
+        "exports_dir": exports_provenance(exports_given, exports_dir),
+        # the vendor format converted for the run (its folder is exports_dir); null: canonical export files
+        "exports_format": exports_format or None,
         # The report period: the --period's [start, end), or (no --period: every item) from the first ticket clock
         # to the as-of instant; `period_filter` says which it is.
         "period": {
@@ -124,11 +134,21 @@ def build_manifest(
         "row_accounting": row_accounting(period),
         "inputs": inputs,
         # the vendor export's format, version and per-file accounting when `convert` wrote the exports folder
-        "conversion": conversion_record(exports_dir),
+        "conversion": conversion,
         "changes": changes,
         "versions": package_versions(),
         "outputs": [{"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)],
     }
+
+
+def exports_provenance(given: str, exports_dir: Path) -> str:
+    """The exports folder as an auditor can find it again: as given (``exports_dir`` when nothing was), relative to
+    the working directory when it is inside it, never a local absolute path of the working tree."""
+    path = Path(given) if given else exports_dir
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:  # outside the working directory: as given
+        return path.as_posix()
 
 
 def row_accounting(period: ReportPeriod | None) -> str:
