@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from compliance.core.secrets import SCANNED_TEXT, redact_sql
+from compliance.core.secrets import SCANNED_TEXT, pseudonym_sql, redact_sql
 from compliance.core.sql import ident, lit, ts_lit
 from compliance.ingest.contract import REQUEST_TYPES, Column, Source
 from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
@@ -287,6 +287,9 @@ def parse_and_check(
         elif column.kind == "text" and name not in SCANNED_TEXT.get(source.name, ()):
             # a label that outputs show as it is (a segment, a chart series): never a raw secret
             parses.append(f"{redact_sql(trimmed)} AS {name}")
+        elif column.kind == "id":
+            # IDs are published (an auditor traces a row by them), a secret inside one never: its pseudonym
+            parses.append(f"{pseudonym_sql(trimmed)} AS {name}")
         else:
             parses.append(f"{trimmed} AS {name}")
         if column.required:
@@ -442,7 +445,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> No
     """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}), in line order."""
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT $file, source_line, raw_record_id, problems[1].code,
+            SELECT $file, source_line, {pseudonym_sql("raw_record_id")}, problems[1].code,
                    -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
                    -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
                    array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql("p.message")}),
