@@ -63,6 +63,8 @@ def _manifest(context: dg.AssetExecutionContext, settings: ReporterSettings, con
         outputs=outputs,
         period=settings.report_period(),
         windows=settings.policy_windows(),
+        exports_given=settings.exports_given,
+        exports_format=settings.exports_format,
     )
 
 

@@ -40,6 +40,10 @@ class ReporterSettings(dg.ConfigurableResource):
 
     exports_dir: str
     out_dir: str
+    # For provenance: the exports as the user named them (the CLI's --exports; empty: exports_dir) and, when they
+    # were a vendor export converted into exports_dir for this run only, its format (empty: canonical files).
+    exports_given: str = ""
+    exports_format: str = ""
     policy: str = "platform"
     as_of: str = ""  # ISO-8601; empty means the moment the run was created
     encoding: str = ""  # text encoding (Python codec name) of every CSV / JSON Lines export; empty: detected per file

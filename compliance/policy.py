@@ -25,6 +25,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from compliance.calendars import KINDS, CalendarError, CalendarSpec, did_you_mean
+from compliance.core.bounded_yaml import RefusedYaml, load_bounded_yaml
 from compliance.rule_kinds import RULE_KINDS as REGISTERED_KINDS
 
 # The shipped profiles: an installed wheel holds them as package data compliance/policies/ (pyproject's
@@ -295,12 +296,12 @@ def load_policy(name_or_path: str | Path) -> Policy:
     except OSError as error:
         raise PolicyError(f"{path}: cannot read the policy file ({error.strerror or error})") from None
     try:
-        document = _load_bounded_yaml(raw_bytes.decode("utf-8-sig"))
+        document = load_bounded_yaml(raw_bytes.decode("utf-8-sig"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         problem = str(error).splitlines()[0] if str(error) else type(error).__name__
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        if isinstance(error, _RefusedYaml):
+        if isinstance(error, RefusedYaml):
             raise PolicyError(f"{path}{where}: {error.problem}") from None
         raise PolicyError(f"{path}: not valid YAML{where}: {problem}") from None
     try:
@@ -313,69 +314,6 @@ def load_policy(name_or_path: str | Path) -> Policy:
 
 class _KeyProblem(ValueError):
     pass
-
-
-# The deepest nesting a policy may have. The shipped profiles nest 6 levels; without a limit a hostile file of
-# 20,000 nested brackets exhausts Python's recursion in the YAML composer (and later in the schema check).
-MAX_POLICY_DEPTH = 64
-# The most values a policy may hold once its aliases are expanded (the shipped profiles hold under 1,000). Aliases
-# (``*name``) are allowed — yaml.safe_dump writes them for shared values — but a "billion laughs" document, whose
-# aliases expand exponentially, would make the schema check walk every copy.
-MAX_POLICY_VALUES = 100_000
-
-
-class _BoundedPolicyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, counting values as the schema check will see them (every alias expanded).
-
-    Refuses, as ``_RefusedYaml`` with the line it is on: nesting deeper than ``MAX_POLICY_DEPTH``, more than
-    ``MAX_POLICY_VALUES`` values with aliases expanded, and an alias inside the value it names (a cycle).
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self._depth = 0
-        self._values = 0  # composed so far, each alias counted as the values of what it names
-        self._anchored_values: dict[str, int] = {}  # anchor -> values of its node, once composed
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            if event.anchor in self.anchors and event.anchor not in self._anchored_values:
-                raise _RefusedYaml(None, None, f"alias *{event.anchor} inside the value it names", event.start_mark)
-            self._count(self._anchored_values.get(event.anchor, 0), event.start_mark)
-            return super().compose_node(parent, index)
-        event = self.peek_event()
-        if self._depth >= MAX_POLICY_DEPTH:
-            raise _RefusedYaml(None, None, f"nested deeper than {MAX_POLICY_DEPTH} levels", event.start_mark)
-        self._count(1, event.start_mark)
-        values_before = self._values - 1
-        self._depth += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        if event.anchor is not None:
-            self._anchored_values[event.anchor] = self._values - values_before
-        return node
-
-    def _count(self, values: int, mark) -> None:
-        self._values += values
-        if self._values > MAX_POLICY_VALUES:
-            raise _RefusedYaml(
-                None, None, f"more than {MAX_POLICY_VALUES:,} values once its aliases are expanded", mark
-            )
-
-
-class _RefusedYaml(yaml.composer.ComposerError):
-    """YAML that a policy may not use (too deep, too large once expanded, a cyclic alias)."""
-
-
-def _load_bounded_yaml(text: str) -> Any:
-    loader = _BoundedPolicyLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
 
 
 @functools.cache

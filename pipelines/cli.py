@@ -342,6 +342,9 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
     resources = {
         "settings": ReporterSettings(
             exports_dir=str(exports_dir.resolve()),
+            # provenance: the folder as named here and the vendor format converted, never the temporary folder
+            exports_given=args.exports,
+            exports_format=conversion[0] if conversion else "",
             out_dir=str(out_dir.resolve()),
             policy=str(policy.path if len(windows) == 1 else policy.path.parent),
             as_of=as_of.isoformat(),
@@ -515,6 +518,8 @@ def _rerun_differences(exports_dir: Path, out_dir: Path, manifest: dict, policy_
         rerun_dir = Path(temporary) / "out"
         command = ["run", "--exports", str(exports_dir), "--out", str(rerun_dir), "--policy", str(policy_path)]
         command += ["--as-of", str(manifest.get("as_of")), *(["--period", period] if period else [])]
+        if manifest.get("exports_format"):  # a vendor export converted for the run: converted again alike
+            command += ["--format", str(manifest["exports_format"])]
         errors = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
             code = main(command)

@@ -18,6 +18,7 @@ No Dagster imports here: the publish assets call :func:`render_compliance_report
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,6 +140,8 @@ class ReportData:
     privacy_backlog: pl.DataFrame = field(default_factory=pl.DataFrame)
     # every violation counted: rule_id, severity, findings (the violations frame above is cut to its first rows)
     finding_counts: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # every violation counted by the month folder it is filed in above the spreadsheet size: rule_id, month, findings
+    violation_months: pl.DataFrame = field(default_factory=pl.DataFrame)
     reconciliation: ReconciliationData | None = None  # the vendor's own SLA verdicts against ours
     # every row of the waivers export: record_id, rule_id, reason, approved_by, approved_at, expires_at,
     # source_file, source_line, outcome ('applied' | 'refused'), refusal (compliance.evidence.waivers)
@@ -314,6 +317,16 @@ def _verdict_row(policy: Policy, rule: Rule | None, row: dict[str, Any] | None) 
     }
 
 
+def _in_period_counts(in_period: Any) -> dict[str, str]:
+    """A --period run's own figures of one input (manifest ``in_period``), formatted; "—" where the manifest has
+    none (no period, or a file whose rows the period does not count: not loaded, superseded)."""
+    figures = in_period if isinstance(in_period, Mapping) else {}
+    return {
+        f"period_{key}": format_count(figures[key]) if figures.get(key) is not None else "—"
+        for key in ("rows_loaded", "rows_quarantined", "rows_quarantined_not_attributable")
+    }
+
+
 def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for item in manifest.get("inputs") or []:
@@ -343,6 +356,7 @@ def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "sha256_short": sha[:12] if sha else "—",
                 # contract columns the file does not carry: the rules that need them are not assessed on its rows
                 "absent_columns": sorted((item.get("absent_columns") or {}).items()),
+                **_in_period_counts(item.get("in_period")),
             }
         )
     return rows
@@ -811,8 +825,18 @@ def conversion_reading_rows(conversion: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _violation_appendix(policy: Policy, finding_counts: pl.DataFrame) -> list[dict[str, Any]]:
-    """Violations per domain (breaches, warnings, all) from the counts of every violation, in domain order."""
+# An evidence file the manifest does not list (its hash cannot be given), and the monthly violations' CSV files.
+NOT_IN_MANIFEST = "not recorded in the manifest"
+_MONTH_FILE = re.compile(r"evidence/violations/month=([^/]+)/violations\.csv")
+
+
+def _violation_appendix(
+    policy: Policy, finding_counts: pl.DataFrame, violation_months: pl.DataFrame, outputs: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """Violations per domain (breaches, warnings, all) from the counts of every violation, in domain order, each
+    with the evidence files that hold them: ``evidence/violations.csv``, or, when the run wrote the violations by
+    month (above ``spreadsheet_max_rows``), the month files holding the domain's violations, each with its count.
+    Every file carries its sha256 from the manifest."""
     domains = {rule.id: rule.domain for rule in policy.rules}
     counts: dict[str, dict[str, Any]] = {}
     for row in frame_rows(finding_counts):
@@ -821,8 +845,43 @@ def _violation_appendix(policy: Policy, finding_counts: pl.DataFrame) -> list[di
         findings = int(row.get("findings") or 0)
         entry["breaches" if row.get("severity") == "breach" else "warnings"] += findings
         entry["total"] += findings
+    monthly = _monthly_violation_files(outputs)
+    if monthly:
+        months: dict[str, dict[str, int]] = {}
+        for row in frame_rows(violation_months):
+            domain_months = months.setdefault(domains.get(cell_text(row.get("rule_id")), "other"), {})
+            month = cell_text(row.get("month"))
+            domain_months[month] = domain_months.get(month, 0) + int(row.get("findings") or 0)
+        for domain, entry in counts.items():
+            # without the months counted (an older caller), every month file: none that may hold one is left out
+            held = months.get(domain) or {month: None for month in monthly}
+            entry["files"] = [
+                {
+                    **(monthly.get(month) or {"file": _month_file(month), "sha256": NOT_IN_MANIFEST}),
+                    "findings": findings,
+                }
+                for month, findings in sorted(held.items())
+            ]
+    else:
+        whole = _violations_file(outputs)
+        for entry in counts.values():
+            entry["files"] = [{**whole, "findings": entry["total"]}]
     order = {name: position for position, name in enumerate(DOMAIN_ORDER)}
     return sorted(counts.values(), key=lambda entry: (order.get(entry["domain"], len(order)), entry["domain"]))
+
+
+def _month_file(month: str) -> str:
+    return f"evidence/violations/month={month}/violations.csv"
+
+
+def _monthly_violation_files(outputs: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """month -> the manifest's entry (file, sha256) of ``evidence/violations/month=<month>/violations.csv``."""
+    files = {}
+    for item in outputs:
+        matched = _MONTH_FILE.fullmatch(item["file"].replace("\\", "/"))
+        if matched:
+            files[matched.group(1)] = {"file": _month_file(matched.group(1)), "sha256": item["sha256"]}
+    return files
 
 
 def _violations_file(outputs: list[dict[str, str]]) -> dict[str, str]:
@@ -830,7 +889,7 @@ def _violations_file(outputs: list[dict[str, str]]) -> dict[str, str]:
     for item in outputs:
         if item["file"].replace("\\", "/").endswith("evidence/violations.csv"):
             return item
-    return {"file": "evidence/violations.csv", "sha256": "not recorded in the manifest"}
+    return {"file": "evidence/violations.csv", "sha256": NOT_IN_MANIFEST}
 
 
 # The Great Expectations Data Docs of the run (compliance.evidence.quality_records), relative to the report.
@@ -887,6 +946,9 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "period_items": cell_text((manifest.get("period_filter") or {}).get("items")),
         "policy_path": cell_text(manifest_policy.get("path")) or policy.reference,
         "policy_sha256": cell_text(manifest_policy.get("sha256")) or policy.sha256,
+        # the exports as the run was given them, and the vendor format when they were converted for the run
+        "exports_given": cell_text(manifest.get("exports_dir")) or NOT_STATED,
+        "exports_format": cell_text(manifest.get("exports_format")),
         "policy_version": policy_version,
         "policy_versions": policy_versions,
         "policy_folder": cell_text(manifest_policy.get("folder")),
@@ -918,8 +980,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
         "print_every_violation": violations_total <= policy.print_violations_max
         and violations_total <= len(violations),
         "print_violations_max": policy.print_violations_max,
-        "violation_appendix": _violation_appendix(policy, data.finding_counts),
-        "violations_file": _violations_file(outputs),
+        "violation_appendix": _violation_appendix(policy, data.finding_counts, data.violation_months, outputs),
         "attestation": data.attestation.shown(),
         "print_header": f"{policy.title} · policy {policy_label} version {policy_version} · period "
         f"{format_timestamp(period.get('start'))} to {format_timestamp(period.get('end'))} · as of "

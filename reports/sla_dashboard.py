@@ -978,6 +978,9 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "heatmap_chart": _heatmap_chart(data),
         "at_risk": at_risk,
         "at_risk_total": at_risk_total,
+        # the domains of the rows shown, in the order of the domain registry, for the at-risk table's filter
+        "at_risk_domains": [domain for domain in DOMAINS if any(row["domain"] == domain for row in at_risk)]
+        + sorted({row["domain"] for row in at_risk} - set(DOMAINS)),
         "incidents_chart": incidents_chart,
         "incidents": incidents_table,
         "privacy_chart": _privacy_chart(data),

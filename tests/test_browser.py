@@ -668,3 +668,26 @@ def test_above_the_print_size_the_appendix_names_the_evidence_and_its_hash(print
     # the list itself stays on screen: the explanations of the violations are not on paper
     explanations = pl.read_csv(out / "evidence" / "violations.csv", infer_schema=False)["explanation"].to_list()
     assert not any("".join(text.split())[:60] in whole for text in explanations)
+
+
+@needs_chrome
+def test_a_run_id_with_ligature_letters_is_printed_as_written(policy, tmp_path):
+    """Chrome joins "ff" and "fi" into one glyph unless told not to, and the PDF's text then holds U+FB00: the run
+    id of the margins (and the page's IDs) would not be the run id. A run id is random, so a run whose id held
+    "ff" failed the page test above now and then; this one always holds it."""
+    from dataclasses import replace
+
+    from test_reports import _data
+
+    from reports.compliance_report import render_compliance_report
+    from reports.static_export import export_page
+
+    run_id = "1ffa0cff-83ff-4ffd-affe-0000000000ff"
+    data = _data(policy, hostile=False)
+    page = tmp_path / "compliance_report.html"
+    page.write_text(
+        render_compliance_report(replace(data, manifest={**data.manifest, "run_id": run_id})), encoding="utf-8"
+    )
+    pages = _pdf_pages(export_page(page, tmp_path / "compliance_report.pdf", CHROME))
+    assert pages and all(f"Run{run_id}" in text for text in pages)
+    assert not any("\ufb00" in text or "\ufb01" in text for text in pages)

@@ -203,6 +203,34 @@ class TestHostilePolicyFiles:
         assert "same_hours" in load_policy(policy).calendars
 
 
+class TestHostileMappingFiles:
+    """A ``--mapping`` file is read with the policies' bounded loader: one line naming it, never a hang."""
+
+    @staticmethod
+    def _convert(tmp_path: Path, mapping: Path) -> int:
+        vendor = write(tmp_path / "vendor.csv", "id,opened\nA1,2026-09-01T10:00:00Z\n")
+        return main(
+            ["convert", "--format", "mapping", str(vendor), "--mapping", str(mapping), "--out", str(tmp_path / "out")]
+        )
+
+    def test_twenty_thousand_deep_mapping(self, tmp_path, capsys):
+        mapping = write(tmp_path / "deep.yaml", "[" * 20_000 + "]" * 20_000 + "\n")
+        assert self._convert(tmp_path, mapping) == EXIT_USAGE
+        assert one_line_error(capsys, str(mapping)).endswith("(line 1): nested deeper than 64 levels")
+
+    def test_a_billion_laughs_mapping(self, tmp_path, capsys):
+        levels = ['source: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+        levels += [
+            f"{name}: &{name} [{', '.join([f'*{prior}'] * 9)}]"
+            for prior, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ]
+        mapping = write(tmp_path / "bomb.yaml", "\n".join(levels) + "\n")
+        assert self._convert(tmp_path, mapping) == EXIT_USAGE
+        assert one_line_error(capsys, str(mapping)).endswith(
+            "(line 6): more than 100,000 values once its aliases are expanded"
+        )
+
+
 class TestUnreadableVendorFiles:
     """The reader names the file, whichever adapter called it (PagerDuty's CSV, Statuspage's JSON)."""
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import write
 
 from compliance.evidence.files import write_evidence
+from compliance.evidence.summaries import report_tables
 from pipelines.cli import main
 
 TICKETS = """ticket_id,channel,plan,created_at,first_response_at,resolved_at
@@ -75,3 +76,23 @@ def test_above_the_limit_every_row_is_in_its_month_and_nowhere_else(run_folder):
         assert not (run_folder / "evidence" / stem).exists()
         assert _rows(run_folder / "evidence" / f"{stem}.csv") == whole[stem]
         assert f"evidence/{stem}.parquet" in written
+
+
+def test_the_violations_counted_per_month_are_those_of_the_month_files(run_folder):
+    """The report's appendix names the month files from ``violation_months``: it counts what each file holds."""
+    _rewrite(run_folder, spreadsheet_max_rows=2)
+    try:
+        con = duckdb.connect(str(run_folder / "warehouse.duckdb"))
+        try:
+            counted = report_tables(con)["violation_months"]
+        finally:
+            con.close()
+        per_month: dict[str, int] = {}
+        for month, findings in counted.select("month", "findings").iter_rows():
+            per_month[month] = per_month.get(month, 0) + findings
+        folders = sorted((run_folder / "evidence" / "violations").iterdir())
+        assert per_month == {
+            folder.name.removeprefix("month="): len(_rows(folder / "violations.csv")) for folder in folders
+        }
+    finally:
+        _rewrite(run_folder, spreadsheet_max_rows=1_048_575)

@@ -183,3 +183,58 @@ def test_incidents_start_at_their_start_or_schedule_and_vendor_rows_follow_their
     ]
     # a vendor row keeps the period of the record it names, in the export it names
     assert con.execute("SELECT record_id, source FROM staged_vendor_sla").fetchall() == [("STARTED", "incidents")]
+
+
+# Quarantined rows around September 2026: an unknown channel whose clock start parsed into the period (BAD_IN) or
+# into August (BAD_OUT), and a clock start that does not parse (BAD_TS: not attributable to a period). Events
+# quarantined for their own values follow their ticket: AT_START's is September's, BEFORE's August's, and the
+# event of a ticket the export does not hold (GHOST) is not attributable.
+QUARANTINED_TICKETS = """BAD_IN,nope,free,2026-09-10T10:00:00Z,,,open
+BAD_OUT,nope,free,2026-08-10T10:00:00Z,,,open
+BAD_TS,account_billing,free,yesterday,,,open
+"""
+QUARANTINED_EVENTS = """AT_START,not a time,public_reply,agent,
+BEFORE,2026-09-02T10:00:00Z,no_such_event,agent,
+GHOST,never,public_reply,agent,
+"""
+
+
+@pytest.fixture(scope="module")
+def september_with_quarantine(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("periods_quarantine")
+    write(root / "exports" / "tickets.csv", TICKETS + QUARANTINED_TICKETS)
+    write(root / "exports" / "ticket_events.csv", EVENTS + QUARANTINED_EVENTS)
+    assert main(["run", "--exports", str(root / "exports"), "--out", str(root / "out"), "--period", "2026-09"]) == 0
+    return root / "out"
+
+
+def test_a_period_run_accounts_for_the_whole_files_and_gives_the_period_s_own_rows(september_with_quarantine):
+    manifest = json.loads((september_with_quarantine / "manifest.json").read_text(encoding="utf-8"))
+    assert "count its whole file" in manifest["row_accounting"]
+    assert "not attributable to a period" in manifest["row_accounting"]
+    inputs = {item["file"]: item for item in manifest["inputs"] if item["file"]}
+    tickets, events = inputs["tickets.csv"], inputs["ticket_events.csv"]
+    # the whole files: every row read is loaded or quarantined
+    assert (tickets["rows_read"], tickets["rows_loaded"], tickets["rows_quarantined"]) == (7, 4, 3)
+    assert (events["rows_read"], events["rows_loaded"], events["rows_quarantined"]) == (6, 3, 3)
+    # the period's: AT_START and LAST_SECOND loaded, BAD_IN quarantined, BAD_TS not attributable
+    assert tickets["in_period"] == {"rows_loaded": 2, "rows_quarantined": 1, "rows_quarantined_not_attributable": 1}
+    # AT_START's event loaded and its bad event quarantined in the period; GHOST's not attributable
+    assert events["in_period"] == {"rows_loaded": 1, "rows_quarantined": 1, "rows_quarantined_not_attributable": 1}
+    report = (september_with_quarantine / "compliance_report.html").read_text(encoding="utf-8")
+    coverage = report[report.index('id="coverage"') : report.index("Quarantined rows by reason")]
+    assert "Quarantined, not attributable to a period" in coverage
+    assert "count the whole files, not only the period's rows" in coverage
+    row = coverage[coverage.index("<code>tickets.csv</code>") :]
+    row = row[: row.index("</tr>")]
+    assert [cell.split("<")[0] for cell in row.split('<td class="num">')[1:]] == ["7", "4", "3", "2", "1", "1"]
+
+
+def test_without_a_period_the_accounting_is_of_the_whole_files_and_has_no_period_figures(tmp_path):
+    write(tmp_path / "exports" / "tickets.csv", TICKETS + QUARANTINED_TICKETS)
+    out = tmp_path / "out"
+    assert main(["run", "--exports", str(tmp_path / "exports"), "--out", str(out), "--as-of", "2026-11-01"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["row_accounting"].startswith("rows_read, rows_loaded and rows_quarantined of each input count")
+    assert all("in_period" not in item for item in manifest["inputs"])
+    assert "not attributable to a period" not in (out / "compliance_report.html").read_text(encoding="utf-8")

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
 
-from compliance.core.secrets import PATTERNS, find_secrets, redact, redact_sql, scan_secrets, summarise, visible
+from compliance.core.secrets import (
+    PATTERNS,
+    find_secrets,
+    pseudonym_sql,
+    redact,
+    redact_sql,
+    scan_secrets,
+    summarise,
+    visible,
+)
 
 PLANTED = [
     ("my password is hunter2 if that helps.", "password", "hunter2"),
@@ -212,3 +222,21 @@ def test_text_without_a_finding_is_published_unchanged(con):
 def test_look_alike_words_in_cyrillic_text_are_not_findings():
     for text in ("Пароль не работает", "код 1234", "spin 2024", "опция pin-код не нужна"):
         assert find_secrets(text) == [], text
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("T-1001", None),
+        ("4111111111111112", None),  # fails the Luhn check: an order number, not a card
+        ("Tß-1", None),  # not ASCII, nothing found: as written
+        ("jane.doe@example.com", "email"),
+        ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "api_key_or_token"),
+        ("4111111111111111", "card_number"),
+        ("ｐａｓｓｗｏｒｄ：ＦｕｌｌＳｅｃ４２", "password"),  # found in its visible form
+    ],
+)
+def test_an_id_holding_a_secret_is_replaced_by_its_stable_pseudonym(con, value, kind):
+    published = con.execute(f"SELECT {pseudonym_sql('x')} FROM (SELECT ?::VARCHAR AS x)", [value]).fetchall()
+    expected = value if kind is None else f"[REDACTED:{kind}]-{hashlib.sha256(value.encode()).hexdigest()[:16]}"
+    assert published == [(expected,)]

@@ -140,3 +140,49 @@ def test_run_format_keeps_the_converted_files_out_of_the_published_folder(tmp_pa
     with (out / "evidence" / "secret_findings.csv").open(encoding="utf-8") as handle:
         records = {row["record_id"] for row in csv.DictReader(handle)}
     assert {str(i) for i in range(1, len(PLANTED) + 1)} <= records  # the converted text was scanned raw
+
+
+def test_a_secret_inside_an_id_is_published_as_its_stable_pseudonym(tmp_path):
+    """A ticket number that is an API key, an e-mail address or a card number: the ticket is still judged (its
+    first response joins its events by the same pseudonym), and only the pseudonym is published; a later row
+    with the same ID is quarantined under it."""
+    import hashlib
+
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    ids = {
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc": "api_key_or_token",
+        "planted.person@example.org": "email",
+        "4111 1111 1111 1111": "card_number",
+    }
+    good, late = "2026-11-02T09:00:00Z", "2026-11-02T10:00:00Z"
+    tickets = [[ticket_id, "technical_support", "plan_2", good, "", "", ""] for ticket_id in ids]
+    tickets.append(["planted.person@example.org", "sales", "plan_2", good, "", "", ""])  # a duplicate ID
+    tickets.append(["T-ORDINARY", "technical_support", "plan_2", good, "", "", ""])
+    _write_csv(
+        exports / "tickets.csv",
+        ["ticket_id", "channel", "plan", "created_at", "first_response_at", "subject", "description"],
+        tickets,
+    )
+    _write_csv(
+        exports / "ticket_events.csv",
+        ["ticket_id", "occurred_at", "event_type", "actor"],
+        [[ticket_id, late, "public_reply", "agent"] for ticket_id in [*ids, "T-ORDINARY"]],
+    )
+    out = tmp_path / "out"
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--as-of", AS_OF]) == 0
+    files = [path for path in out.rglob("*") if path.is_file() and path.name != "warehouse.duckdb"]
+    for path in files:
+        text = _published_text(path)
+        for raw in [*ids, "4111111111111111"]:
+            assert raw not in text, f"{raw!r} in {path.relative_to(out)}"
+    expected = {f"[REDACTED:{kind}]-{hashlib.sha256(raw.encode()).hexdigest()[:16]}": raw for raw, kind in ids.items()}
+    with (out / "evidence" / "ticket_sla.csv").open(encoding="utf-8") as handle:
+        clocks = [row for row in csv.DictReader(handle) if row["metric"] == "first_response"]
+    states = {row["record_id"]: row["state"] for row in clocks}
+    # answered an hour after creation, through the events that name the same (pseudonymised) ticket
+    assert states == {**dict.fromkeys(expected, "achieved"), "T-ORDINARY": "achieved"}
+    with (out / "evidence" / "quarantine.csv").open(encoding="utf-8") as handle:
+        quarantined = [(row["record_id"], row["reason_code"]) for row in csv.DictReader(handle)]
+    email = next(pseudonym for pseudonym, raw in expected.items() if "@" in raw)
+    assert quarantined == [(email, "duplicate_id")]

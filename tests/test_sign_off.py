@@ -108,3 +108,41 @@ def test_cli_refuses_a_bad_attestation_file_in_one_line(tmp_path, capsys):
     assert code != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "expected a mapping" in err[0]
+
+
+def test_above_the_spreadsheet_size_the_appendix_names_the_month_files_that_hold_each_domain(policy):
+    """Evidence written by month (above ``spreadsheet_max_rows``): the appendix names, per domain, the month
+    files holding its violations with the sha256 the manifest records and the count of each, never the
+    ``evidence/violations.csv`` the run did not write."""
+    data = _data(policy, hostile=False)
+    outputs = [
+        {"file": f"evidence/violations/month={month}/{name}", "sha256": digit * 64}
+        for month, digit in (("2026-08", "a"), ("2026-09", "b"), ("none", "c"))
+        for name in ("violations.csv", "part-0.parquet")
+    ]
+    months = pl.DataFrame(
+        {
+            "rule_id": ["SUP-TECH-STD", "SUP-TECH-STD", "PRIV-COMPLETE"],
+            "month": ["2026-08", "2026-09", "2026-09"],
+            "findings": [1000, 351, 2],
+        }
+    )
+    page = render_compliance_report(
+        replace(
+            data,
+            manifest={**data.manifest, "outputs": outputs},
+            violations_total=1353,
+            finding_counts=_counts(1353),
+            violation_months=months,
+        )
+    )
+    appendix = page[page.index('id="violation-appendix"') : page.index('id="attestation"')]
+    assert "evidence/violations.csv" not in appendix and "month=none" not in appendix
+    tickets = appendix[appendix.index('<td rowspan="2">tickets</td>') : appendix.index(">privacy</td>")]
+    assert "<code>evidence/violations/month=2026-08/violations.csv</code></td><td><code>" + "a" * 64 in tickets
+    assert ">1,000<" in tickets and ">351<" in tickets and ">1,351<" in tickets
+    assert "<code>evidence/violations/month=2026-09/violations.csv</code></td><td><code>" + "b" * 64 in tickets
+    privacy = appendix[appendix.index(">privacy</td>") :]
+    assert privacy.count("violations.csv") == 1 and "b" * 64 in privacy and "a" * 64 not in privacy
+    assert "parquet" not in appendix
+    assert "<code>evidence/violations.csv</code>" not in page

@@ -276,11 +276,37 @@ def test_heatmap_places_breaches_by_weekday_and_hour(page):
 
 def test_at_risk_lists_top_20_with_human_durations(page):
     section = html_section(page, "at-risk")
-    rows = re.findall(r"<tr><td class=\"nowrap\"><code>SUP-ACCT-STD</code></td><td><code>(.*?)</code>", section)
+    rows = re.findall(
+        r"<tr data-domain=\"tickets\"><td class=\"nowrap\"><code>SUP-ACCT-STD</code></td><td>tickets</td>"
+        r"<td><code>(.*?)</code>",
+        section,
+    )
     assert len(rows) == 20
     assert rows[0].startswith("T-X ") and rows[1] == "T-1028" and rows[-1] == "T-1010"
     assert "Showing 20 of 30" in section
     assert "3 h 12 min" in section and "2024-03-01 12:00:00 UTC" in section
+
+
+def test_the_at_risk_table_names_each_row_s_domain_and_filters_by_it(policy):
+    """at_risk.csv holds every domain with a clock: each row says which, and the table's domain menu lists the
+    domains shown in the registry's order; a domain's text is escaped like every other cell."""
+    frame = pl.DataFrame(
+        {
+            "record_id": ["T-1", "P-1", "S-1", "X-1"],
+            "rule_id": ["SUP-ACCT-STD", "PRIV-COMPLETE", "SEC-ACK", "ODD"],
+            "domain": ["tickets", "privacy", "security", HOSTILE_SCRIPT],
+            "due_at": [utc(2024, 3, 1, 12, 0, 0)] * 4,
+            "remaining_seconds": [60.0, 120.0, 180.0, 240.0],
+        },
+        schema_overrides={"due_at": pl.Datetime("us", "UTC")},
+    )
+    section = html_section(render_sla_dashboard(dataclasses.replace(_data(policy), at_risk=frame)), "at-risk")
+    assert "<th>Rule</th><th>Domain</th><th>Record ID</th>" in section
+    assert '<tr data-domain="privacy"><td class="nowrap"><code>PRIV-COMPLETE</code></td><td>privacy</td>' in section
+    assert '<tr data-domain="security">' in section
+    options = re.findall(r'<option value="([^"]*)">', section)
+    assert options[:4] == ["", "tickets", "privacy", "security"]
+    assert "<script>alert" not in section and "&lt;script&gt;alert(1)&lt;/script&gt;" in section
 
 
 def test_incidents_per_severity(page):

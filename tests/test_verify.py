@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 from compliance.core.files import file_sha256
 from compliance.evidence.verify import check_outputs, read_manifest
@@ -128,3 +129,39 @@ def test_an_absent_optional_input_is_not_an_alarm(published):
     assert len(alarm) == 1 or "<code>vendor_sla</code>" not in alarm[1].split("</ul>", 1)[0]
     assert '<span class="badge nodata">not supplied (optional)</span>' in report
     assert '<span class="badge breached">missing</span>' not in report  # every other export is supplied
+
+
+def test_the_exports_are_recorded_as_given_and_verify_finds_them(published, tmp_path, monkeypatch, capsys):
+    """Run from the folder above the exports: the manifest and the report name ``exports``, not a local absolute
+    path, and ``verify --exports`` re-runs them."""
+    exports = tmp_path / "exports"
+    shutil.copytree(published[0], exports)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", "--exports", str(exports), "--out", "out", "--as-of", AS_OF, "--period", "2026-Q3"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["exports_dir"] == "exports" and manifest["exports_format"] is None
+    report = (out / "compliance_report.html").read_text(encoding="utf-8")
+    assert "<dt>Exports</dt><dd><code>exports</code></dd>" in report
+    assert str(tmp_path) not in report.split('id="provenance"', 1)[1].split("</dl>", 1)[0]
+    capsys.readouterr()
+    assert main(["verify", "out", "--exports", "exports"]) == 0, capsys.readouterr().out
+
+
+def test_a_converted_run_records_the_vendor_folder_and_format_never_the_temporary_folder(tmp_path, monkeypatch):
+    source = SHARED / "data" / "real" / "incidents" / "servicenow_table_api_incidents.csv"
+    if not source.exists():
+        pytest.skip(f"{source} is absent")
+    vendor = tmp_path / "vendor"
+    vendor.mkdir()
+    shutil.copy(source, vendor / source.name)  # a temporary copy of the shared sample, never in the repository
+    monkeypatch.chdir(tmp_path)
+    arguments = ["run", "--exports", "vendor", "--format", "servicenow", "--out", "out", "--as-of", AS_OF]
+    assert main(arguments) == 0
+    text = (tmp_path / "out" / "manifest.json").read_text(encoding="utf-8")
+    manifest = json.loads(text)
+    assert (manifest["exports_dir"], manifest["exports_format"]) == ("vendor", "servicenow")
+    report = (tmp_path / "out" / "compliance_report.html").read_text(encoding="utf-8")
+    assert "<dt>Exports</dt><dd><code>vendor</code> (servicenow export, converted for this run)</dd>" in report
+    assert "compliance-report-converted-" not in text and "compliance-report-converted-" not in report
+    assert main(["verify", "out", "--exports", "vendor"]) == 0  # the vendor file's hash, and a re-run converting it

@@ -24,6 +24,7 @@ from compliance.adapters.base import (
     ConversionError,
     spelling_lookup_text,
 )
+from compliance.core.bounded_yaml import RefusedYaml, load_bounded_yaml
 from compliance.ingest.contract import SOURCES
 
 _TOP_LEVEL_KEYS = (
@@ -65,9 +66,13 @@ def mapping_problem(path: Path, key: str, message: str) -> ConversionError:
 
 def read_mapping_document(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        # bounded as a policy is: a hostile mapping file (nesting, an alias bomb) is one line, not a hang
+        document = load_bounded_yaml(path.read_text(encoding="utf-8-sig"))
     except OSError as error:
         raise ConversionError(f"{path}: cannot read the mapping file: {error.strerror}") from None
+    except RefusedYaml as error:
+        mark = error.problem_mark
+        raise ConversionError(f"{path}{f' (line {mark.line + 1})' if mark else ''}: {error.problem}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConversionError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(document, dict):

@@ -101,6 +101,13 @@ MONTH_OF = {"ticket_sla": "started_at", "violations": "due_at"}
 NO_MONTH = "none"
 
 
+def evidence_month(table: str) -> str:
+    """The SQL expression of the ``month=`` folder a row of ``table`` is filed in (``YYYY-MM`` of its
+    :data:`MONTH_OF` instant in UTC, the session zone; :data:`NO_MONTH` without one), so that what names the
+    monthly files (the report's appendix) counts the rows as the writer filed them."""
+    return f"coalesce(strftime({ident(MONTH_OF[table])}, '%Y-%m'), {lit(NO_MONTH)})"
+
+
 def write_evidence(
     con: duckdb.DuckDBPyConnection, out_dir: Path, spreadsheet_max_rows: int = SPREADSHEET_MAX_ROWS
 ) -> list[Path]:
@@ -123,7 +130,7 @@ def write_evidence(
         rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0] if parquet else 0
         if parquet and rows > spreadsheet_max_rows:
             _remove_whole_files(out_dir / "evidence", stem)
-            written += _write_by_month(con, source, order, out_dir / "evidence" / stem, stem, MONTH_OF[table])
+            written += _write_by_month(con, source, order, out_dir / "evidence" / stem, stem, table)
         else:
             if parquet:
                 shutil.rmtree(out_dir / "evidence" / stem, ignore_errors=True)
@@ -151,12 +158,13 @@ def _write_whole(
 
 
 def _write_by_month(
-    con: duckdb.DuckDBPyConnection, source: str, order: str, folder: Path, stem: str, month_column: str
+    con: duckdb.DuckDBPyConnection, source: str, order: str, folder: Path, stem: str, table: str
 ) -> list[Path]:
-    """One folder per month of ``month_column``, each with the month's rows as CSV and Parquet, in table order."""
-    month = f"coalesce(strftime({ident(month_column)}, '%Y-%m'), {lit(NO_MONTH)})"
+    """One folder per month of ``table``'s :data:`MONTH_OF` instant, each with the month's rows as CSV and
+    Parquet, in table order."""
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _evidence_months AS SELECT {month} AS month, * FROM {source}{_order_clause(order)}"
+        f"CREATE OR REPLACE TEMP TABLE _evidence_months AS SELECT {evidence_month(table)} AS month, * "
+        f"FROM {source}{_order_clause(order)}"
     )
     months = [row[0] for row in con.execute("SELECT DISTINCT month FROM _evidence_months ORDER BY month").fetchall()]
     shutil.rmtree(folder, ignore_errors=True)

@@ -10,7 +10,7 @@ import duckdb
 
 from compliance.core.files import file_sha256
 from compliance.core.sql import table_exists
-from compliance.evidence.periods import ReportPeriod, period_record
+from compliance.evidence.periods import ReportPeriod, period_record, period_row_counts
 from compliance.evidence.policy_versions import VERSION_ITEMS
 from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy, VersionWindow, folder_reference
@@ -70,12 +70,18 @@ def build_manifest(
     outputs: list[Path],
     period: ReportPeriod | None = None,
     windows: tuple[VersionWindow, ...] = (),
+    exports_given: str = "",
+    exports_format: str = "",
 ) -> dict:
+    """The manifest of a run. ``exports_dir`` is the folder the run read (for a vendor export, the temporary folder
+    it was converted into); ``exports_given`` the exports as the user named them and ``exports_format`` the vendor
+    format converted (empty: canonical files), which the manifest records instead (:func:`exports_provenance`)."""
     inputs = []
     # What this run did to each file (new / unchanged / superseded) is apart from `inputs`, which describe the
     # data behind the evidence and are the same for every run on the same data.
     changes: dict[str, list[dict]] = {"new": [], "unchanged": [], "superseded": []}
     columns = _carried_columns(con)
+    in_period = period_row_counts(con, period) if period else {}
     for source, file, file_format, status, problem, sha256, read, loaded, quarantined, change, encoding in con.execute(
         "SELECT source, file, file_format, status, problem, sha256, rows_read, rows_loaded, rows_quarantined, change, "
         "encoding FROM ingest_log ORDER BY source, file, status, sha256"
@@ -97,6 +103,8 @@ def build_manifest(
                 # the canonical columns the file carries (and, from an adapter, that it declares filled), and
                 # why each other column of the contract is absent; rules needing an absent one are not assessed
                 **(columns.get((source, file), {}) if status == "loaded" and change != "superseded" else {}),
+                # a --period run: the rows of this file that belong to the period (see `row_accounting`)
+                **({"in_period": in_period[(source, file)]} if (source, file) in in_period else {}),
             }
         )
     known = {entry["source"] for entry in inputs}
@@ -116,6 +124,9 @@ def build_manifest(
         for name in SOURCES
         if name not in known
     ]
+    conversion = conversion_record(exports_dir)
+    if exports_format == "auto":  # detected by the conversion, which records the format it read
+        exports_format = str((conversion or {}).get("format") or "auto")
     first_clock = con.execute("SELECT min(started_at) FROM ticket_sla WHERE state <> 'excluded'").fetchall()[0][0]
     return {
         "run_id": run_id,
@@ -137,7 +148,9 @@ def build_manifest(
             "adherence": "achieved / (achieved + breached); active (open, not yet due) items are shown apart",
             "reopened_tickets": "new cycle" if policy.ticket_settings.get("reopen_starts_new_cycle") else "one cycle",
         },
-        "exports_dir": str(exports_dir),
+        "exports_dir": exports_provenance(exports_given, exports_dir),
+        # the vendor format converted for the run (its folder is exports_dir); null: canonical export files
+        "exports_format": exports_format or None,
         # The report period: the --period's [start, end), or (no --period: every item) from the first ticket clock
         # to the as-of instant; `period_filter` says which it is.
         "period": {
@@ -145,13 +158,42 @@ def build_manifest(
             "end": iso_utc(period.end) if period else iso_utc(as_of),
         },
         "period_filter": period_record(period),
+        "row_accounting": row_accounting(period),
         "inputs": inputs,
         # the vendor export's format, version and per-file accounting when `convert` wrote the exports folder
-        "conversion": conversion_record(exports_dir),
+        "conversion": conversion,
         "changes": changes,
         "versions": package_versions(),
         "outputs": [{"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)],
     }
+
+
+def exports_provenance(given: str, exports_dir: Path) -> str:
+    """The exports folder as an auditor can find it again: as given (``exports_dir`` when nothing was), relative to
+    the working directory when it is inside it, never a local absolute path of the working tree."""
+    path = Path(given) if given else exports_dir
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:  # outside the working directory: as given
+        return path.as_posix()
+
+
+def row_accounting(period: ReportPeriod | None) -> str:
+    """What the rows read / loaded / quarantined of ``inputs`` count: the whole files, also in a period run (the
+    ingest reads every row of a file; the period chooses the items judged), and where the period's own are."""
+    whole = (
+        "rows_read, rows_loaded and rows_quarantined of each input count its whole file "
+        "(rows read = rows loaded + rows quarantined, per file)"
+    )
+    if period is None:
+        return whole
+    return (
+        f"{whole}, not only the period's rows; in_period gives the file's rows that belong to the period: "
+        "rows_loaded (its items whose clock started in the period, or the rows of such items), rows_quarantined "
+        "(quarantined rows whose clock start parsed into the period, or that name such an item) and "
+        "rows_quarantined_not_attributable (quarantined rows whose clock start did not parse or whose item is "
+        "unknown: not attributable to a period); an export without a clock start is judged whole"
+    )
 
 
 def _carried_columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict]:

@@ -130,20 +130,11 @@ def restrict_items(con: duckdb.DuckDBPyConnection, selection: ItemSelection, cat
                 con.execute(f"DROP VIEW IF EXISTS temp.main.{ident(table)}")
                 continue
             kept = "false"
-        elif clock.columns:
-            kept = _started_in(clock, "s", selection)
-        elif clock.follows:
-            kept = _record_kept(con, catalog, clock.follows, f"s.{ident(clock.key)}", clock.parent_key, selection)
-        else:  # the row names the export of its record
-            kept = " OR ".join(
-                f"(s.{ident(clock.follows_named_by)} = {lit(parent)} AND "
-                f"{_record_kept(con, catalog, parent, f's.{ident(clock.key)}', '', selection)})"
-                for parent, parent_clock in CLOCK_STARTS.items()
-                if parent_clock is not None and parent_clock.columns
-            )
+        else:
+            kept = _kept(con, catalog, clock, selection)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {ident(table)} AS "
-            f"SELECT s.rowid AS rowid, s.* FROM {_stored(catalog, table)} s WHERE {kept or 'false'}"
+            f"SELECT s.rowid AS rowid, s.* FROM {_stored(catalog, table)} s WHERE {kept}"
         )
 
 
@@ -151,6 +142,95 @@ def lift_restriction(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the views of :func:`restrict_items`: the staged tables are read whole again."""
     for source in CLOCK_STARTS:
         con.execute(f"DROP VIEW IF EXISTS temp.main.{ident(f'staged_{source}')}")
+
+
+def _kept(con: duckdb.DuckDBPyConnection, catalog: str, clock: ClockStart, selection: ItemSelection) -> str:
+    """SQL on a staged row ``s`` of a source with a clock: the row is selected (see :func:`restrict_items`)."""
+    if clock.columns:
+        kept = _started_in(clock, "s", selection)
+    elif clock.follows:
+        kept = _record_kept(con, catalog, clock.follows, f"s.{ident(clock.key)}", clock.parent_key, selection)
+    else:  # the row names the export of its record
+        kept = " OR ".join(
+            f"(s.{ident(clock.follows_named_by)} = {lit(parent)} AND "
+            f"{_record_kept(con, catalog, parent, f's.{ident(clock.key)}', '', selection)})"
+            for parent, parent_clock in CLOCK_STARTS.items()
+            if parent_clock is not None and parent_clock.columns
+        )
+    return kept or "false"
+
+
+def period_row_counts(con: duckdb.DuckDBPyConnection, period: ReportPeriod) -> dict[tuple[str, str], dict]:
+    """(source, file) -> the file's rows that belong to ``period``: ``rows_loaded`` (the staged rows the period's
+    views keep), ``rows_quarantined`` (quarantined rows whose clock start parsed into the period, or that name a
+    record of the export they follow whose clock started in it) and ``rows_quarantined_not_attributable`` (the
+    others: their clock start did not parse, or their record is unknown). A source without a clock start is judged
+    whole in every period: all its rows count. The whole files' accounting is the ingest's (``ingest_log``)."""
+    # the database holding what the ingest wrote (a period report attaches the warehouse under a name of its own)
+    catalog = con.execute(
+        "SELECT database_name FROM duckdb_tables() WHERE table_name = 'ingest_log' AND NOT temporary "
+        "ORDER BY database_name = current_database() DESC, database_name LIMIT 1"
+    ).fetchall()[0][0]
+    # a warehouse ingested before the clock starts of quarantined rows were recorded: none is attributable
+    starts = (
+        "quarantine_clock_starts"
+        if table_exists(con, "quarantine_clock_starts")
+        else "(SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS line, NULL::TIMESTAMPTZ AS clock_started_at "
+        "WHERE false)"
+    )
+    selection = period_selection(period)
+    counts: dict[tuple[str, str], dict] = {}
+    for source, clock in CLOCK_STARTS.items():
+        table = f"staged_{source}"
+        files = [
+            row[0]
+            for row in con.execute(
+                "SELECT file FROM ingest_log WHERE source = ? AND status = 'loaded' "
+                "AND change IS DISTINCT FROM 'superseded'",
+                [source],
+            ).fetchall()
+        ]
+        if not files or not table_exists(con, table):
+            continue
+        loaded = "true" if clock is None else _kept(con, catalog, clock, selection)
+        loaded_by_file = dict(
+            con.execute(
+                f"SELECT source_file, count(*) FILTER (WHERE {loaded}) FROM {_stored(catalog, table)} s "
+                "WHERE list_contains($files, source_file) GROUP BY ALL",
+                {"files": files},
+            ).fetchall()
+        )
+        parent = f"staged_{clock.follows}" if clock is not None and clock.follows else ""
+        if clock is None:
+            in_period, attributable = "true", "true"
+        elif clock.columns:
+            in_period = f"(c.clock_started_at >= {ts_lit(period.start)} AND c.clock_started_at < {ts_lit(period.end)})"
+            attributable = "c.clock_started_at IS NOT NULL"
+        elif parent and SOURCES[source].record_id == clock.key and table_exists(con, parent):
+            # the quarantined row names its record (its ID is the key into the export it follows)
+            parent_id = clock.parent_key or SOURCES[clock.follows].record_id
+            attributable = f"trim(q.record_id) IN (SELECT {ident(parent_id)} FROM {_stored(catalog, parent)})"
+            in_period = _record_kept(con, catalog, clock.follows, "trim(q.record_id)", clock.parent_key, selection)
+        else:
+            in_period, attributable = "false", "false"
+        quarantined_by_file = {
+            file: (int(in_count), int(total - known))
+            for file, in_count, known, total in con.execute(
+                f"""SELECT q.source_file, count(*) FILTER (WHERE {in_period}), count(*) FILTER (WHERE {attributable}),
+                           count(*)
+                    FROM quarantine q LEFT JOIN {starts} c ON c.source_file = q.source_file AND c.line = q.line
+                    WHERE list_contains($files, q.source_file) GROUP BY ALL""",
+                {"files": files},
+            ).fetchall()
+        }
+        for file in files:
+            quarantined, not_attributable = quarantined_by_file.get(file, (0, 0))
+            counts[(source, file)] = {
+                "rows_loaded": int(loaded_by_file.get(file, 0)),
+                "rows_quarantined": quarantined,
+                "rows_quarantined_not_attributable": not_attributable,
+            }
+    return counts
 
 
 def _stored(catalog: str, table: str) -> str:

@@ -10,6 +10,7 @@ import polars as pl
 
 from compliance.core.sql import table_exists
 from compliance.evidence.at_risk import AT_RISK_TABLE
+from compliance.evidence.files import evidence_month
 from compliance.policy import Policy
 
 VIOLATIONS_SHOWN = 2_000  # the violations the report lists (violations_total counts them all)
@@ -87,6 +88,12 @@ def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | in
         ).pl(),
         "finding_counts": con.sql(
             "SELECT rule_id, severity, count(*) AS findings FROM violations GROUP BY ALL ORDER BY ALL"
+        ).pl(),
+        # the month folder each violation is filed in when the evidence is written by month (the appendix names
+        # the monthly files that hold each domain's violations)
+        "violation_months": con.sql(
+            f"SELECT rule_id, {evidence_month('violations')} AS month, count(*) AS findings FROM violations "
+            "GROUP BY ALL ORDER BY ALL"
         ).pl(),
     }
 

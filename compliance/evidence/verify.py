@@ -63,9 +63,13 @@ def check_outputs(out_dir: Path, manifest: dict) -> list[str]:
 
 
 def check_inputs(exports_dir: Path, manifest: dict) -> list[str]:
-    """Every input file the run loaded is in ``exports_dir`` with the sha256 the manifest records."""
+    """Every input file the run loaded is in ``exports_dir`` with the sha256 the manifest records; of a run that
+    converted a vendor export (``exports_format``), every vendor file the conversion read."""
     problems = []
-    for entry in manifest.get("inputs") or []:
+    entries = manifest.get("inputs") or []
+    if manifest.get("exports_format"):  # the canonical files lived in a temporary folder: the vendor files count
+        entries = [{**entry, "status": "loaded"} for entry in (manifest.get("conversion") or {}).get("inputs") or []]
+    for entry in entries:
         if entry.get("status") != "loaded" or not entry.get("file") or not entry.get("sha256"):
             continue
         name, expected = str(entry["file"]), str(entry["sha256"])

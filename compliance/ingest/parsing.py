@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
-from compliance.core.secrets import SCANNED_TEXT, redact_sql
+from compliance.core.secrets import SCANNED_TEXT, pseudonym_sql, redact_sql
 from compliance.core.sql import ident, lit, ts_lit
 from compliance.ingest.contract import REQUEST_TYPES, Column, Source
 from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_sql, tag_channel_sql, tier_reading_sql
 from compliance.policy import Policy
+from compliance.rule_kinds import CLOCK_STARTS
 
 _REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
 _SQL_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ", "boolean": "BOOLEAN"}
@@ -286,6 +287,9 @@ def parse_and_check(
         elif column.kind == "text" and name not in SCANNED_TEXT.get(source.name, ()):
             # a label that outputs show as it is (a segment, a chart series): never a raw secret
             parses.append(f"{redact_sql(trimmed)} AS {name}")
+        elif column.kind == "id":
+            # IDs are published (an auditor traces a row by them), a secret inside one never: its pseudonym
+            parses.append(f"{pseudonym_sql(trimmed)} AS {name}")
         else:
             parses.append(f"{trimmed} AS {name}")
         if column.required:
@@ -350,6 +354,42 @@ def parse_and_check(
         f"SELECT source_line, raw_record_id, list_filter([{problems}], lambda p: p IS NOT NULL) AS problems "
         f"FROM {parsed(rejected_rows)}",
     )
+    _record_quarantined_clock_starts(con, source, file_name, raw, parsed, window_start, window_end)
+
+
+# The clock start of each quarantined row whose start parsed (inside the policy's years), so that a --period run
+# can count the quarantined rows of its period; a row without one here is not attributable to a period.
+QUARANTINE_CLOCK_STARTS_COLUMNS = "source_file VARCHAR, line BIGINT, clock_started_at TIMESTAMPTZ"
+
+
+def _record_quarantined_clock_starts(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    file_name: str,
+    raw: str,
+    parsed: Callable[..., str],
+    window_start: str,
+    window_end: str,
+) -> None:
+    """Replace ``quarantine_clock_starts`` of ``file_name`` by the clock starts (:data:`CLOCK_STARTS` columns, the
+    first with a value) of its quarantined rows, re-parsed on their own (a few); rows whose start did not parse are
+    left out. A source whose rows follow another's records has no start of its own: nothing is recorded."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS quarantine_clock_starts ({QUARANTINE_CLOCK_STARTS_COLUMNS})")
+    con.execute("DELETE FROM quarantine_clock_starts WHERE source_file = ?", [file_name])
+    clock = CLOCK_STARTS.get(source.name)
+    columns = [column for column in (clock.columns if clock else ()) if column in {c.name for c in source.columns}]
+    if not columns:
+        return
+    start = f"coalesce({', '.join(ident(column) for column in columns)})"
+    quarantined = f"(SELECT * FROM {raw} WHERE source_line IN (SELECT line FROM quarantine WHERE source_file = $file))"
+    con.execute(
+        f"""INSERT INTO quarantine_clock_starts
+            SELECT $file, source_line, clock_started_at
+            FROM (SELECT source_line, {start} AS clock_started_at FROM {parsed(quarantined)})
+            WHERE isfinite(clock_started_at) AND clock_started_at >= {window_start}
+              AND clock_started_at < {window_end}""",
+        {"file": file_name},
+    )
 
 
 def _raw_text(name: str, present: dict[str, str]) -> str:
@@ -405,7 +445,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> No
     """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}), in line order."""
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT $file, source_line, raw_record_id, problems[1].code,
+            SELECT $file, source_line, {pseudonym_sql("raw_record_id")}, problems[1].code,
                    -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
                    -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
                    array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql("p.message")}),

@@ -327,3 +327,21 @@
     });
   }
 })();
+
+/* The at-risk table by domain (the month, channel, tier and plan filters above do not apply to it). */
+(function () {
+  "use strict";
+  var atRiskDomain = document.getElementById("at-risk-domain");
+  if (atRiskDomain) {
+    atRiskDomain.addEventListener("change", function () {
+      var wanted = atRiskDomain.value;
+      var shown = 0;
+      document.querySelectorAll("#at-risk-table tbody tr").forEach(function (row) {
+        var keep = !wanted || row.getAttribute("data-domain") === wanted;
+        row.hidden = !keep;
+        if (keep) { shown += 1; }
+      });
+      document.getElementById("at-risk-count").textContent = wanted ? shown + " of the rows shown are " + wanted : "";
+    });
+  }
+})();
