@@ -392,3 +392,22 @@ def test_a_monthly_partition_across_the_change_judges_as_the_run_does(versions, 
     assert list(completion(month)) == ["NEW_SIDE"]
     for name in ("violations.csv", "metrics.csv", "verdicts.csv", "policy_versions.csv", "waivers.csv"):
         assert (month / "evidence" / name).read_bytes() == (out / "evidence" / name).read_bytes(), name
+
+
+def test_a_rule_the_newer_version_dropped_still_judges_the_items_before_it(versions, tmp_path):
+    """PRIV-RESP only in the old version: its verdict is listed (after the newest version's rules) and judges the
+    request received before the change; the one received after it is judged by no PRIV-RESP at all."""
+    folder = tmp_path / "platform"
+    old_file, new_file = sorted(versions.iterdir())
+    write(folder / old_file.name, old_file.read_text(encoding="utf-8"))
+    newest = new_file.read_text(encoding="utf-8")
+    block = newest[newest.index("  - id: PRIV-RESP\n") : newest.index("  - id: PRIV-COMPLETE\n")]
+    write(folder / new_file.name, newest.replace(block, ""))
+    exports, out = tmp_path / "exports", tmp_path / "out"
+    write(exports / "privacy_requests.csv", PRIVACY)
+    assert main(["run", "--exports", str(exports), "--out", str(out), "--policy", str(folder), "--as-of", AS_OF]) == 0
+    verdicts = verdict_rows(out)
+    assert verdicts[-1]["rule_id"] == "PRIV-RESP"
+    assert (verdicts[-1]["verdict"], verdicts[-1]["achieved"], verdicts[-1]["denominator"]) == ("met", "1", "1")
+    judged = [row for row in rows_of(out / "evidence" / "policy_versions.csv") if row["rule_id"] == "PRIV-RESP"]
+    assert [(row["version"], row["items"]) for row in judged] == [("2025-01-01", "1")]
