@@ -163,12 +163,20 @@ def _recompute_changed(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: da
             UNION ALL
             SELECT s.ticket_id FROM {STORE_TICKETS} s ANTI JOIN _clock_fingerprints f ON f.ticket_id = s.ticket_id"""
     )
-    con.execute(f"DELETE FROM {STORE_ROWS} WHERE record_id IN (SELECT ticket_id FROM _clock_leaving)")
+    # The store's rows stay in ticket_sla's order, so that a run that recomputes nothing copies them without a sort.
+    if recomputed:
+        con.execute(
+            f"""CREATE OR REPLACE TABLE {STORE_ROWS} AS
+                SELECT * FROM (SELECT * FROM {STORE_ROWS} WHERE record_id NOT IN (SELECT ticket_id FROM _clock_leaving)
+                               UNION ALL SELECT * FROM ticket_sla)
+                ORDER BY {TICKET_SLA_ORDER}"""
+        )
+    else:  # a deletion keeps the order of the other rows
+        con.execute(f"DELETE FROM {STORE_ROWS} WHERE record_id IN (SELECT ticket_id FROM _clock_leaving)")
     con.execute(f"DELETE FROM {STORE_TICKETS} WHERE ticket_id IN (SELECT ticket_id FROM _clock_leaving)")
-    con.execute(f"INSERT INTO {STORE_ROWS} SELECT * FROM ticket_sla")
     _insert_store_tickets(con, as_of)
     con.execute(f"CREATE OR REPLACE TABLE ticket_sla ({TICKET_SLA_COLUMNS})")
-    con.execute(f"INSERT INTO ticket_sla SELECT * FROM {STORE_ROWS} ORDER BY {TICKET_SLA_ORDER}")
+    con.execute(f"INSERT INTO ticket_sla SELECT * FROM {STORE_ROWS}")
     mark_stored_order(con, "ticket_sla", TICKET_SLA_ORDER)
     response_columns = ", ".join(column.split()[0] for column in RESPONSE_INPUT_COLUMNS.split(", "))
     con.execute("DELETE FROM ticket_response_inputs")
@@ -179,7 +187,7 @@ def _recompute_changed(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: da
 
 
 def _replace_store(con: duckdb.DuckDBPyConnection, key: str, as_of: datetime) -> None:
-    """The store from scratch, of the clock rows of every ticket just computed."""
+    """The store from scratch, of the clock rows of every ticket just computed (in ticket_sla's order)."""
     con.execute(f"CREATE OR REPLACE TABLE {STORE_ROWS} AS SELECT * FROM ticket_sla")
     con.execute(f"CREATE OR REPLACE TABLE {STORE_TICKETS} ({STORE_TICKET_COLUMNS})")
     _insert_store_tickets(con, as_of)
