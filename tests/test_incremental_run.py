@@ -16,9 +16,10 @@ import duckdb
 import pytest
 
 from assets.resources import ReporterSettings, Warehouse
+from compliance.evidence.periods import parse_period, restrict_to_period
 from compliance.ingest.staging import ingest_source
 from compliance.policy import load_policy
-from compliance.rules.clock_store import evaluate_ticket_clocks_incrementally
+from compliance.rules.clock_store import STORE_ROWS, STORE_TICKETS, evaluate_ticket_clocks_incrementally
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 from compliance.samples.generate import generate
 from compliance.samples.options import GenerateOptions
@@ -353,3 +354,30 @@ def test_the_reuse_decision_gives_the_cold_tables(tmp_path, policy, seed):
         cold.close()
     assert kept_some
     incremental.close()
+
+
+def test_a_run_restricted_to_a_period_is_cold_and_leaves_the_store_alone(tmp_path, policy):
+    rng = random.Random(5)
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    tickets, events = {}, {}
+    for number in range(40):
+        tickets[f"R{number}"], events[f"R{number}"] = random_ticket(rng, f"R{number}", start)
+    write_random_exports(tmp_path, tickets, events)
+    as_of = start + timedelta(days=30)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    for source in ("tickets", "ticket_events"):
+        ingest_source(con, source, tmp_path, policy)
+    evaluate_ticket_clocks_incrementally(con, policy, as_of)
+    store = [con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in (STORE_TICKETS, STORE_ROWS)]
+    restrict_to_period(con, parse_period("2026-09-01..2026-09-10"))
+    reuse = evaluate_ticket_clocks_incrementally(con, policy, as_of)
+    restricted = clock_tables(con)
+    assert reuse.kept == 0 and reuse.cold_reason == "a run restricted to a report period"
+    assert store == [
+        con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in (STORE_TICKETS, STORE_ROWS)
+    ]
+    evaluate_ticket_clocks(con, policy, as_of)
+    assert restricted == clock_tables(con)
+    assert 0 < len({row[0] for row in restricted["ticket_sla"]}) < 40  # the period's tickets only
+    con.close()
