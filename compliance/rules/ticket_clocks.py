@@ -111,6 +111,11 @@ RESPONSE_TIME_COLUMNS = (
     "metric VARCHAR, channel VARCHAR, tier VARCHAR, plan VARCHAR, period VARCHAR, count BIGINT, "
     "median_seconds DOUBLE, p90_seconds DOUBLE, p95_seconds DOUBLE, max_seconds DOUBLE"
 )
+# One row per ticket: what response_times reads (the stops as the clocks read them, before the as-of filter).
+RESPONSE_INPUT_COLUMNS = (
+    "ticket_id VARCHAR, channel VARCHAR, tier VARCHAR, plan VARCHAR, created_at TIMESTAMPTZ, "
+    "first_response_stop TIMESTAMPTZ, resolution_stop TIMESTAMPTZ"
+)
 EXPECTATION_METRIC_COLUMNS = (
     "rule_id VARCHAR, achieved_expectation BIGINT, missed_expectation BIGINT, adherence_pct DOUBLE"
 )
@@ -169,36 +174,47 @@ def _in_list(values) -> str:
 
 def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
     """Create ``ticket_sla`` (evidence), ``violations_tickets``, ``metrics_tickets``, ``at_risk``,
-    ``expectation_metrics`` and ``response_times``."""
+    ``expectation_metrics`` and ``response_times``: the clocks of every ticket, computed afresh (the cold path;
+    ``compliance.rules.clock_store.evaluate_ticket_clocks_incrementally`` reuses the clock rows of unchanged
+    tickets and gives the same tables through the same two steps)."""
+    start_ticket_clocks(con, policy, as_of)
+    if table_exists(con, "staged_tickets"):
+        write_clock_rows(con, policy, as_of)
+    write_tables_from_clock_rows(con, policy, as_of)
+
+
+def start_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
+    """The start of the step: the macros, the waivers, and an empty ``ticket_sla`` and ``ticket_response_inputs``
+    for :func:`write_clock_rows` to fill."""
     install_macros(con)
     prepare_waivers(con, policy, as_of)
     keep_waiver_outcomes(con, "ticket_sla")  # replaced below once the clocks are judged; empty without them
     con.execute(f"CREATE OR REPLACE TABLE ticket_sla ({TICKET_SLA_COLUMNS})")
-    con.execute(f"CREATE OR REPLACE TABLE expectation_metrics ({EXPECTATION_METRIC_COLUMNS})")
-    con.execute(f"CREATE OR REPLACE TABLE response_times ({RESPONSE_TIME_COLUMNS})")
-    rules = _rule_rows(policy)
-    if not table_exists(con, "staged_tickets"):
-        create_empty_results(con, "tickets")
-        con.execute("CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla")
-        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ticket_response_inputs ({RESPONSE_INPUT_COLUMNS})")
+
+
+def write_clock_rows(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
+    """Insert into ``ticket_sla`` the clock rows of every ticket of ``staged_tickets`` (which must exist) as they
+    stand before the exclusions by file and the waivers (:func:`write_tables_from_clock_rows` applies those), in
+    ``TICKET_SLA_ORDER``, and one row per ticket into ``ticket_response_inputs``.
+
+    A ticket's rows depend only on its own staged row, its own event rows, the policy and the as-of instant, so
+    temporary views named ``staged_tickets`` / ``staged_ticket_events`` holding some tickets and their events
+    give exactly those tickets' rows of a run over all of them (``compliance.rules.clock_store`` relies on it)."""
     as_of_sql = ts_lit(as_of)
     settings = ticket_settings(policy)
     _prepare_tickets(con, policy, settings, as_of_sql)
-    _write_response_times(con, as_of_sql)
+    con.execute(
+        """INSERT INTO ticket_response_inputs
+           SELECT ticket_id, channel, effective_tier, plan, created_at,
+                  coalesce(ev_first_response, CASE WHEN NOT has_events THEN first_response_at END), final_resolution
+           FROM _sla_tk"""
+    )
+    rules = _rule_rows(policy)
     if not rules:
-        create_empty_results(con, "tickets")
-        con.execute("CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla")
         _drop(con, "_sla_tk", "_sla_cyc", "_sla_segs")
         return
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE clock_rules (rule_id VARCHAR, kind VARCHAR, channel VARCHAR, tier VARCHAR, "
-        "calendar_id VARCHAR, target_seconds BIGINT, target_days BIGINT, exp_seconds BIGINT, exp_days BIGINT, "
-        "binding_plans VARCHAR[], unknown_plan_binding BOOLEAN, missing_history_binding BOOLEAN, position INTEGER)"
-    )
-    con.executemany(
-        "INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(*rule, position) for position, rule in enumerate(rules)],
-    )
+    _create_clock_rules(con, rules)
     starts = " ".join(
         [f"WHEN {lit(kind)} THEN t.{start}" for kind, (start, _) in CLOCK_KINDS.items()]
         + [f"WHEN {lit(kind)} THEN t.created_at" for kind in EVENT_CLOCK_KINDS]
@@ -390,6 +406,25 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
         "_sla_cyc",
         "_sla_segs",
     )
+
+
+def write_tables_from_clock_rows(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> None:
+    """From ``ticket_sla`` (the clock rows of :func:`write_clock_rows` of every ticket, in ``TICKET_SLA_ORDER``) and
+    ``ticket_response_inputs``: ``response_times`` and ``expectation_metrics``, then the exclusions by file and
+    the waivers in ``ticket_sla``, ``violations_tickets``, ``metrics_tickets`` (with the unknown plans) and
+    ``at_risk``. Every figure is computed over all the rows here, never combined from partial ones."""
+    con.execute(f"CREATE OR REPLACE TABLE expectation_metrics ({EXPECTATION_METRIC_COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE response_times ({RESPONSE_TIME_COLUMNS})")
+    as_of_sql = ts_lit(as_of)
+    staged = table_exists(con, "staged_tickets")
+    if staged:
+        _write_response_times(con, as_of_sql)
+    rules = _rule_rows(policy)
+    if not staged or not rules:
+        create_empty_results(con, "tickets")
+        con.execute("CREATE OR REPLACE TABLE at_risk AS SELECT * FROM ticket_sla")
+        return
+    _create_clock_rules(con, rules)
     con.execute(
         """INSERT INTO expectation_metrics
            SELECT r.rule_id, count(*) FILTER (WHERE s.met_expectation),
@@ -402,6 +437,19 @@ def evaluate_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of
     )
     _write_ticket_results(con, policy, as_of_sql)
     _write_unknown_plan_figures(con, [rule[0] for rule in rules if rule[9] is not None])
+
+
+def _create_clock_rules(con: duckdb.DuckDBPyConnection, rules: list[tuple]) -> None:
+    """Temp table ``clock_rules``: the rows of :func:`_rule_rows` with their position in the policy."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE clock_rules (rule_id VARCHAR, kind VARCHAR, channel VARCHAR, tier VARCHAR, "
+        "calendar_id VARCHAR, target_seconds BIGINT, target_days BIGINT, exp_seconds BIGINT, exp_days BIGINT, "
+        "binding_plans VARCHAR[], unknown_plan_binding BOOLEAN, missing_history_binding BOOLEAN, position INTEGER)"
+    )
+    con.executemany(
+        "INSERT INTO clock_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*rule, position) for position, rule in enumerate(rules)],
+    )
 
 
 def _write_unknown_plan_figures(con: duckdb.DuckDBPyConnection, rule_ids: list[str]) -> None:
@@ -602,24 +650,23 @@ def _prepare_tickets(con: duckdb.DuckDBPyConnection, policy: Policy, settings: d
 
 
 def _write_response_times(con: duckdb.DuckDBPyConnection, as_of_sql: str) -> None:
-    """``response_times``: exact statistics overall and per channel, per tier, per plan and per month."""
+    """``response_times`` from ``ticket_response_inputs``: exact statistics overall and per channel, per tier, per
+    plan and per month."""
     # The commitments catalog asks for the times per channel / tier / plan; every grouping set of exact
     # quantiles holds all the values once more (the full cube of 16 sets took 8.8 s at 10M tickets), so only
     # these five are kept. The month is grouped on as a timestamp and written out as text afterwards.
     con.execute(
         f"""INSERT INTO response_times
            WITH d AS (
-               SELECT 'first_response' AS metric, channel, effective_tier AS tier, coalesce(plan, 'unknown') AS plan,
+               SELECT 'first_response' AS metric, channel, tier, coalesce(plan, 'unknown') AS plan,
                       date_trunc('month', cr_utc(created_at)) AS month,
-                      cr_span(created_at, coalesce(ev_first_response,
-                                                   CASE WHEN NOT has_events THEN first_response_at END)) AS s,
-                      created_at, coalesce(ev_first_response, CASE WHEN NOT has_events THEN first_response_at END) AS stop
-               FROM _sla_tk
+                      cr_span(created_at, first_response_stop) AS s, created_at, first_response_stop AS stop
+               FROM ticket_response_inputs
                UNION ALL
-               SELECT 'resolution', channel, effective_tier, coalesce(plan, 'unknown'),
+               SELECT 'resolution', channel, tier, coalesce(plan, 'unknown'),
                       date_trunc('month', cr_utc(created_at)),
-                      cr_span(created_at, final_resolution), created_at, final_resolution
-               FROM _sla_tk
+                      cr_span(created_at, resolution_stop), created_at, resolution_stop
+               FROM ticket_response_inputs
            )
            SELECT metric,
                   CASE WHEN g_channel = 1 THEN 'all' ELSE coalesce(channel, 'unknown') END,
