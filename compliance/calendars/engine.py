@@ -109,6 +109,8 @@ def compute_clocks(
         cal_rows.append((cal_id, cal_no, spec.kind, q))
         built.append((cal_no, exp, lo, q))
 
+    # A clock counts working days only when its target_days is set: without any, its lookups are left out.
+    by_days = any(row[5] is not None for row in stats if row[0] is not None)
     day_buckets, k_day = _day_buckets(built)
     q_buckets, k_q = _open_time_buckets(built)
     days = _day_table(built)
@@ -131,7 +133,9 @@ def compute_clocks(
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_src")
             con.unregister(f"{name}_src")
         con.execute(
-            build_clock_sql(clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day, k_day, k_q)
+            build_clock_sql(
+                clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day, k_day, k_q, by_days
+            )
         )
     finally:
         for name in frames:
