@@ -1,7 +1,7 @@
 """Benchmark: one table, each row measured by one command shown in the row (issue 19).
 
     python scripts/bench.py [--tickets 1000000] [--format csv|parquet] [--events] [--keep DIR] [--regenerate]
-                            [--markdown FILE] [--clocks 1000000] [--reference-clocks 20000]
+                            [--markdown FILE] [--clocks 3000000] [--reference-clocks 20000]
 
 The rows, in the order they run (every `compliance-report` command in a child process of its own, so that its
 wall time includes its start-up and its peak memory, max RSS from ``wait4``, is its own):
@@ -333,7 +333,7 @@ def main() -> int:
     parser.add_argument("--keep", default="", help="folder to keep (and reuse) the exports and outputs in")
     parser.add_argument("--regenerate", action="store_true", help="generate new exports even if --keep has them")
     parser.add_argument("--markdown", default="", help="also write the table to this file as Markdown")
-    parser.add_argument("--clocks", type=int, default=1_000_000, help="intervals for the clock engine's row")
+    parser.add_argument("--clocks", type=int, default=3_000_000, help="intervals for the clock engine's row")
     parser.add_argument("--reference-clocks", type=int, default=20_000, help="of them, for businesstimedelta")
     args = parser.parse_args()
 
