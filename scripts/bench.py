@@ -152,26 +152,46 @@ def _full_reads(tickets_file: Path, file_format: str) -> list[float]:
     return sorted(seconds)
 
 
+# Linux counts in a child's max RSS the memory of the process it was forked from (this one, which has read and
+# generated the exports): each command is therefore started by a small launcher of its own, which times it and
+# reads its peak memory (RUSAGE_CHILDREN of a process with one child) into the file named first.
+LAUNCHER = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+code = subprocess.call(sys.argv[2:])
+seconds = time.perf_counter() - started
+peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "w") as figures:
+    json.dump([code, seconds, peak_kib], figures)
+"""
+
+
 def _measure(command: list[str], env: dict[str, str]) -> Measured:
-    """Run ``command``; its wall time, its own max RSS (``wait4``, not the maximum over every child so far), its
-    output, and the moment its first step began (the first progress line's arrival less that step's time)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines, first_step = [], None
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        match = FIRST_STEP.match(line) if first_step is None else None
-        if match:
-            first_step = time.perf_counter() - started - float(match.group(1))
-    process.stdout.close()
-    _pid, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stdout = "".join(lines)
-    if process.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(command[2:])} failed (exit {process.returncode}):\n{stdout[-3000:]}")
-    return Measured(seconds, usage.ru_maxrss / 2**20, stdout, first_step)
+    """Run ``command``; its wall time and its own max RSS (from the launcher), its output, and the moment its first
+    step began (the first progress line's arrival less that step's time; the launcher's start, some 20 ms, is
+    counted in)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as figures:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, figures.name, *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        lines, first_step = [], None
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            match = FIRST_STEP.match(line) if first_step is None else None
+            if match:
+                first_step = time.perf_counter() - started - float(match.group(1))
+        process.wait()
+        stdout = "".join(lines)
+        code, seconds, peak_kib = json.loads(Path(figures.name).read_text() or "[null, 0, 0]")
+    if process.returncode != 0 or code != 0:
+        raise SystemExit(f"bench: {' '.join(command[2:])} failed (exit {code}):\n{stdout[-3000:]}")
+    return Measured(seconds, peak_kib / 2**20, stdout, first_step)
 
 
 def _finished(measured: Measured) -> float:
@@ -343,16 +363,17 @@ def main() -> int:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     rows = _pipeline_rows(args, work, env) + _startup_rows(work, env) + [_clock_row(args, env)]
     table = _markdown(rows)
-    print(
-        f"as-of {AS_OF}; other domains scaled with the tickets; {os.cpu_count()} cores; W = {work}; "
-        f"bench took {time.perf_counter() - started:.0f} s\n"
+    summary = (
+        f"as-of {AS_OF}; other domains scaled with the tickets; {os.cpu_count()} cores, load average "
+        f"{load_before:.1f} before and {os.getloadavg()[0]:.1f} after (other work on the machine); W = {work}; "
+        f"bench took {time.perf_counter() - started:.0f} s"
     )
-    print(table, end="")
+    print(f"{summary}\n\n{table}", end="")
     if args.markdown:
-        Path(args.markdown).write_text(table, encoding="utf-8")
+        Path(args.markdown).write_text(f"{summary}\n\n{table}", encoding="utf-8")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 0
