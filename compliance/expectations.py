@@ -31,12 +31,9 @@ import os
 from collections.abc import Iterator
 from dataclasses import astuple, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from compliance.core.secrets import redact
 from compliance.core.sql import ident, table_exists, table_ref
@@ -45,16 +42,15 @@ from compliance.ingest.contract import SOURCES, Column, Source
 from compliance.ingest.parsing import accepted_spellings
 from compliance.policy import Policy
 
+if TYPE_CHECKING:
+    import great_expectations as gx
+    import pandas as pd
+    import pyarrow as pa
+
+# Great Expectations, pandas and pyarrow are imported by the functions that use them, when a suite is built or a
+# table validated: importing GX takes seconds, and this module is imported by every process that loads the
+# Dagster definitions (tests/test_startup.py), most of which never validate anything. Set before GX is imported.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import great_expectations as gx
-from great_expectations.data_context.types.base import (
-    DataContextConfig,
-    InMemoryStoreBackendDefaults,
-    ProgressBarsConfig,
-)
-from great_expectations.validator.v1_validator import Validator
-
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 # Timestamps that legitimately lie in the future at the as-of instant (an agreed embargo date, a maintenance
@@ -97,11 +93,15 @@ class ExpectationOutcome:
 # Suites
 # --------------------------------------------------------------------------------------------------------
 def _as_of_timestamp(as_of: Any) -> pd.Timestamp:
+    import pandas as pd
+
     stamp = pd.Timestamp(as_of)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _iso(value: Any) -> str:
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "none"
     if isinstance(value, (pd.Timestamp, datetime)):
@@ -119,6 +119,8 @@ def allowed_values(column: Column, policy: Policy) -> list[str]:
 def _expectations(
     source: Source, policy: Policy, as_of: Any = None, previous_rows: int | None = None
 ) -> list[gx.expectations.Expectation]:
+    import great_expectations as gx
+
     E = gx.expectations
     found: list[gx.expectations.Expectation] = []
     for column in source.columns:
@@ -175,6 +177,8 @@ def suite_json(source: Source, policy: Policy, as_of: Any, previous_rows: int | 
     """The suite :func:`validate_table` runs for ``source``, as Great Expectations writes it
     (``ExpectationSuite.to_json_dict``): named ``<source>_contract``, every expectation with its ``meta``
     (``blocking``, ``check``); instants as UTC ISO-8601 with ``Z``. The same arguments give the same dict."""
+    import great_expectations as gx
+
     suite = gx.ExpectationSuite(
         name=f"{source.name}_contract", expectations=_expectations(source, policy, as_of, previous_rows)
     )
@@ -186,6 +190,13 @@ def suite_json(source: Source, policy: Policy, as_of: Any, previous_rows: int | 
 # --------------------------------------------------------------------------------------------------------
 def _context():
     """An in-memory GX context: nothing written to disk, no analytics, no progress bars, no data docs."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         analytics_enabled=False,
@@ -222,6 +233,8 @@ class _Merged:
 
 def _merge(merged: _Merged, result) -> None:
     """Fold one chunk's validation result into the running outcome."""
+    import pandas as pd
+
     info = result.exception_info or {}
     if info.get("raised_exception"):
         merged.success = False
@@ -256,6 +269,8 @@ def _merge(merged: _Merged, result) -> None:
 def _frames(con: duckdb.DuckDBPyConnection, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The query's rows as frames of ``chunk_rows`` rows (the last one shorter; one empty frame for no rows),
     cut from one streamed result: LIMIT/OFFSET per chunk would sort the table once per chunk."""
+    import pyarrow as pa
+
     reader = con.sql(query).to_arrow_reader(chunk_rows)
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
@@ -276,6 +291,9 @@ def _frames(con: duckdb.DuckDBPyConnection, query: str, chunk_rows: int) -> Iter
 def _frame(rows: pa.Table) -> pd.DataFrame:
     """A chunk as pandas with text columns (enums; IDs come as null markers) as categoricals: GX hashes every
     frame and filters it per expectation, several times faster on categoricals than on strings; same values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     rows = rows.combine_chunks()
     columns = [
         pc.dictionary_encode(column)
@@ -319,6 +337,9 @@ def validate_table(
     A table that does not exist gives no outcomes (ingest reports the source as "no data"). ``chunk_rows`` bounds
     the rows GX holds at once (GX is fastest per row at about a million; each chunk costs GX a few copies of it).
     """
+    import great_expectations as gx
+    from great_expectations.validator.v1_validator import Validator
+
     with timed(con, f"expectations:{source_name}"):
         source = SOURCES[source_name]
         if not table_exists(con, table):

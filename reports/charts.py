@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
 from markupsafe import Markup
 
 from reports.formatting import cell_text
+
+if TYPE_CHECKING:  # plotly is imported by the chart builders that call these, when a page is rendered
+    import plotly.graph_objects as go
 
 # The mode bar stays: its camera button saves a chart as PNG for a slide (the select tools only get in the way).
 CHART_CONFIG = {

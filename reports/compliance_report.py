@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import plotly.graph_objects as go
 import polars as pl
 from markupsafe import Markup
-from plotly.offline import get_plotlyjs
 
 from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy, Rule
@@ -49,6 +47,8 @@ from reports.formatting import (
 )
 from reports.reconciliation_section import ReconciliationData, reconciliation_section
 
+# plotly is imported by the functions that build a chart, when a report is rendered: never when the Dagster
+# definitions load (tests/test_startup.py).
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "compliance_report.html"
 
@@ -401,6 +401,8 @@ def _metric_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: float) -> Markup | None:
     """Monthly adherence per rule (segment 'all', period YYYY-MM)."""
+    import plotly.graph_objects as go
+
     rule_ids = [row["rule_id"] for row in rules]
     titles = {row["rule_id"]: row["title"] for row in rules}
     monthly: dict[str, list[dict[str, Any]]] = {rule_id: [] for rule_id in rule_ids}
@@ -458,6 +460,8 @@ def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: 
 
 def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
     """Achieved / breached per rule, as stacked bars."""
+    import plotly.graph_objects as go
+
     measured = [row for row in rules if row["achieved_raw"] or row["breached_raw"]]
     if not measured:
         return None
@@ -484,6 +488,8 @@ def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
 def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], policy: Policy) -> Markup | None:
     """Median, p90 and p95 of each rule's measured time as % of its target (whole period): how far the
     distribution reaches past the promise."""
+    import plotly.graph_objects as go
+
     targets = {}
     for row in rules:
         try:
@@ -534,6 +540,8 @@ def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], pol
 
 def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
     """Open privacy requests at the as-of time by age, within their deadline or past it."""
+    import plotly.graph_objects as go
+
     if backlog is None or backlog.height == 0 or "age_days" not in backlog.columns:
         return None
     labels = (
@@ -580,6 +588,8 @@ def _data_class_chart(
     metrics: pl.DataFrame, rules: list[dict[str, Any]], finding_counts: pl.DataFrame | None
 ) -> Markup | None:
     """Retention findings per data class: kept to schedule, breached, minimisation warnings, not yet due."""
+    import plotly.graph_objects as go
+
     rule_ids = {row["rule_id"] for row in rules}
     classes: dict[str, dict[str, Any]] = {}
     for row in frame_rows(metrics):
@@ -903,6 +913,8 @@ def _data_docs_link(outputs: list[dict]) -> str | None:
 
 def build_context(data: ReportData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
+    from plotly.offline import get_plotlyjs
+
     policy, manifest = data.policy, data.manifest or {}
     verdict_rows = _verdict_rows(policy, data.verdicts)
     inputs = _input_rows(manifest)

@@ -37,12 +37,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
 import polars as pl
 from markupsafe import Markup
-from plotly.offline import get_plotlyjs
 
 from compliance.policy import DEFAULT_AMBER_BAND_PCT, Policy
 from compliance.rule_kinds import DOMAINS
@@ -60,6 +58,9 @@ from reports.formatting import (
     human_duration,
     shorten,
 )
+
+if TYPE_CHECKING:  # plotly is imported by the functions that build a chart, when the dashboard is rendered
+    import plotly.graph_objects as go
 
 __all__ = ["DashboardData", "build_context", "rag_status", "render_sla_dashboard"]
 
@@ -430,6 +431,8 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
 
 def _trend_chart(data: DashboardData) -> Markup | None:
     """Monthly adherence per rule; a dropdown shows another domain, or one rule split by segment."""
+    import plotly.graph_objects as go
+
     met_min = data.policy.met_min_adherence_pct
     series: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for row in frame_rows(data.monthly):
@@ -530,6 +533,8 @@ def _is_response_time(policy: Policy, rule_id: str) -> bool:
 
 def _response_chart(data: DashboardData) -> Markup | None:
     """Median and p90 per rule as % of the rule's target (100% = target); a dropdown picks the period."""
+    import plotly.graph_objects as go
+
     targets_by_rule = {
         rule_id: seconds for rule_id, seconds in (data.targets or {}).items() if _is_response_time(data.policy, rule_id)
     }
@@ -608,6 +613,8 @@ def _response_chart(data: DashboardData) -> Markup | None:
 
 
 def _heatmap_chart(data: DashboardData) -> Markup | None:
+    import plotly.graph_objects as go
+
     grid = [[0 for _ in range(24)] for _ in range(7)]
     seen = False
     for row in frame_rows(data.breaches_by_hour):
@@ -647,6 +654,8 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
 
 
 def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str, Any]]]:
+    import plotly.graph_objects as go
+
     rows = [
         row
         for row in frame_rows(data.incident_response)
@@ -701,6 +710,8 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
 
 
 def _privacy_chart(data: DashboardData) -> Markup | None:
+    import plotly.graph_objects as go
+
     met_min = data.policy.met_min_adherence_pct
     series: dict[str, list[dict[str, Any]]] = {}
     for row in frame_rows(data.privacy_on_time):
@@ -740,6 +751,8 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
 
 def _volume_chart(data: DashboardData) -> Markup | None:
     """Tickets created per month (bars) and the open backlog at each month's end (line)."""
+    import plotly.graph_objects as go
+
     rows = sorted(frame_rows(data.ticket_volume), key=lambda row: cell_text(row.get("period")))
     if not rows:
         return None
@@ -773,6 +786,8 @@ def _volume_chart(data: DashboardData) -> Markup | None:
 
 def _resolution_chart(data: DashboardData) -> Markup | None:
     """Median, p90 and p95 ticket resolution time by month of creation (exact quantiles from the warehouse)."""
+    import plotly.graph_objects as go
+
     rows = sorted(
         (row for row in frame_rows(data.resolution_times) if cell_text(row.get("period")) not in ("", "all")),
         key=lambda row: cell_text(row.get("period")),
@@ -819,6 +834,8 @@ def _resolution_chart(data: DashboardData) -> Markup | None:
 
 def _causes_chart(data: DashboardData) -> Markup | None:
     """Per commitment, its breaches stacked by cause (violations.cause): the "why" behind each red tile."""
+    import plotly.graph_objects as go
+
     counts: dict[str, dict[str, int]] = {}
     for row in frame_rows(data.breach_causes):
         count = _int_or_none(row.get("breaches"))
@@ -951,6 +968,8 @@ def embedded_json(payload: Any) -> Markup:
 
 def build_context(data: DashboardData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
+    from plotly.offline import get_plotlyjs
+
     policy = data.policy
     tiles = _kpi_tiles(data)
     counts = {status: 0 for status in RAG_LABELS}

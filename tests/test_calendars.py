@@ -901,3 +901,22 @@ def test_random_calendars_match_the_reference(mapping, data):
             mapping,
             rows[key],
         )
+
+
+def test_as_of_after_the_last_window_of_a_sparse_calendar():
+    """Open Fridays and Saturdays only; a clock started Thursday 2026-01-01 and still running at as-of Tuesday
+    2026-09-01. The expansion ran three days past as-of (to Friday 09-04, exclusive), so its last window was
+    Saturday 08-29 and as-of's day had no lookup row: the elapsed time came out NULL. By hand: 35 Fridays
+    (01-02 .. 08-28) and 35 Saturdays (01-03 .. 08-29) of 8 hours = 2,016,000 s."""
+    spec = CalendarSpec.from_mapping(
+        "R",
+        {
+            "kind": "business_hours",
+            "timezone": "America/New_York",
+            "hours": {"fri": [["09:00", "17:00"]], "sat": [["09:00", "17:00"]]},
+        },
+    )
+    row = {"clock_key": 0, "calendar_id": "R", "started_at": "2026-01-01T00:00:00+00:00", "stopped_at": None}
+    got = run_engine([{**row, "target_seconds": 0, "target_days": None}], datetime(2026, 9, 1, tzinfo=UTC), {"R": spec})
+    assert got[0]["clock_started_at"] == datetime(2026, 1, 2, 14, 0, tzinfo=UTC)  # Friday 09:00 EST
+    assert got[0]["elapsed_seconds"] == 70 * 8 * 3600

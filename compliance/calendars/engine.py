@@ -109,6 +109,8 @@ def compute_clocks(
         cal_rows.append((cal_id, cal_no, spec.kind, q))
         built.append((cal_no, exp, lo, q))
 
+    # A clock counts working days only when its target_days is set: without any, its lookups are left out.
+    by_days = any(row[5] is not None for row in stats if row[0] is not None)
     day_buckets, k_day = _day_buckets(built)
     q_buckets, k_q = _open_time_buckets(built)
     days = _day_table(built)
@@ -131,7 +133,9 @@ def compute_clocks(
             con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_src")
             con.unregister(f"{name}_src")
         con.execute(
-            build_clock_sql(clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day, k_day, k_q)
+            build_clock_sql(
+                clocks_table, output_table, as_of_us, tsec, tdays, t_cal, t_fb, t_qb, t_day, k_day, k_q, by_days
+            )
         )
     finally:
         for name in frames:
@@ -154,8 +158,10 @@ def _expand_for_clocks(
         k = bisect.bisect_left(exp.ws, max_s)  # windows starting at or after the latest start
         open_after = sum(e - s for s, e in zip(exp.ws[k:], exp.we[k:], strict=False))
         days_after = sum(1 for _i, d, _ in exp.days if d > start_day)
-        # margin: one more working day and a window beyond the furthest deadline
-        if (open_after > need_open and days_after >= need_days + 2 and k < len(exp.ws)) or last >= cap:
+        # margin: one more working day and a window beyond the furthest deadline; and a window ending after the
+        # latest instant read (a stop or as-of after the last window of a sparse calendar has a day bucket too)
+        covered = k < len(exp.ws) and exp.we[-1] > max_anchor
+        if (open_after > need_open and days_after >= need_days + 2 and covered) or last >= cap:
             return exp
         weeks = (need_open - open_after) / max(weekly_open, 1) + (need_days - days_after) / 5 + 2
         last = min(cap, last + timedelta(days=max(366, int(max(weeks, 0) * 7 * 1.5))))
