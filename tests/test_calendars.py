@@ -920,3 +920,31 @@ def test_as_of_after_the_last_window_of_a_sparse_calendar():
     got = run_engine([{**row, "target_seconds": 0, "target_days": None}], datetime(2026, 9, 1, tzinfo=UTC), {"R": spec})
     assert got[0]["clock_started_at"] == datetime(2026, 1, 2, 14, 0, tzinfo=UTC)  # Friday 09:00 EST
     assert got[0]["elapsed_seconds"] == 70 * 8 * 3600
+
+
+def test_clocks_without_working_day_targets_are_computed_as_among_them():
+    """Without any target_days the engine leaves out the lookups only working-day clocks need: the same clocks
+    computed beside one working-day clock (every lookup in the statement) give the same values."""
+    rng = random.Random(19)
+    rows = []
+    for key in range(300):
+        start = utc(2026, 1, 1) + timedelta(seconds=rng.randrange(300 * 86400))
+        stop = start + timedelta(seconds=rng.randrange(60, 30 * 86400)) if rng.random() < 0.7 else None
+        rows.append(
+            {
+                "clock_key": key,
+                "calendar_id": rng.choice(["CAL-247", "CAL-BH-EST", "CAL-EU", "CAL-NIGHT", "CAL-WD", "CAL-WD-NY"]),
+                "started_at": start.isoformat(),
+                "stopped_at": stop.isoformat() if stop else None,
+                "target_seconds": rng.choice([None, 0, 3600, 16 * 3600, 5 * 86400]),
+                "target_days": None,
+            }
+        )
+    working_day_clock = {**rows[0], "clock_key": 10_000, "target_seconds": None, "target_days": 3}
+    as_of = utc(2026, 11, 1)
+    alone = run_engine(rows, as_of)
+    beside = run_engine([*rows, working_day_clock], as_of)
+    columns = ("clock_started_at", "due_at", "elapsed_seconds", "remaining_seconds")
+    assert {k: tuple(r[c] for c in columns) for k, r in alone.items()} == {
+        k: tuple(beside[k][c] for c in columns) for k in alone
+    }
