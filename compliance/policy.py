@@ -295,6 +295,13 @@ def load_policy(name_or_path: str | Path) -> Policy:
         raw_bytes = path.read_bytes()
     except OSError as error:
         raise PolicyError(f"{path}: cannot read the policy file ({error.strerror or error})") from None
+    return _parsed_policy(path, raw_bytes)
+
+
+# Every step of a run loads the policy; the file's bytes are read each time, and the same bytes at the same path
+# give the same (immutable) Policy, so parsing and schema validation are done once per process.
+@functools.lru_cache(maxsize=64)
+def _parsed_policy(path: Path, raw_bytes: bytes) -> Policy:
     try:
         document = load_bounded_yaml(raw_bytes.decode("utf-8-sig"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:

@@ -75,6 +75,11 @@ def stored_in_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -
     return len(rows) == 1 and rows[0][0] == _STORED_ORDER + order_by and bool(rows[0][1])
 
 
+def column_names(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]:
+    """The column names of a table or view, in order (from the cursor: no data frame library is loaded)."""
+    return [column[0] for column in con.execute(f"SELECT * FROM {relation} LIMIT 0").description]
+
+
 def lit(value: str) -> str:
     """A SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"

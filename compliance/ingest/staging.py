@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from compliance.core.files import file_sha256
-from compliance.core.sql import ident, lit, table_exists
+from compliance.core.sql import column_names, ident, lit, table_exists
 from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL, SOURCES, Source
 from compliance.ingest.encodings import REPLACEMENT_CHARACTER, Decoding, codec_name
 from compliance.ingest.landing import (
@@ -640,7 +640,7 @@ def _load_readable(
         )
         replaced = _replaced_by_column(con, raw) if decoding.replaced else {}
         present: dict[str, str] = {}
-        for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns:
+        for name in column_names(con, raw):
             if name.strip().lower() in present:  # " Created_At" beside "created_at": which one is meant?
                 raise UnusableFile(f"two columns named {name.strip().lower()!r}; which one is meant is not knowable")
             present[name.strip().lower()] = name
@@ -670,7 +670,7 @@ def _replaced_by_column(con: duckdb.DuckDBPyConnection, raw: str) -> dict[str, i
     Called only when the decoder replaced bytes, so a U+FFFD is counted as a replaced byte; in the rare file that
     also carried U+FFFD of its own, those are counted with them (the decoder's total cannot be split by column).
     """
-    columns = [name for name in con.execute(f"SELECT * FROM {raw} LIMIT 0").fetchdf().columns if name != "source_line"]
+    columns = [name for name in column_names(con, raw) if name != "source_line"]
     if not columns:
         return {}
     counts = con.execute(
