@@ -357,3 +357,81 @@ def _as_of_instant():
     from datetime import UTC, datetime
 
     return datetime(2026, 11, 1, tzinfo=UTC)
+
+
+# --- a table validated before with the same inputs reuses the stored results -------------------------------------
+
+
+def _recorded(con, policy, as_of) -> tuple[list[ExpectationOutcome], list[tuple], list[tuple]]:
+    from compliance.evidence.quality_records import record_expectations
+
+    outcomes = record_expectations(con, "staged_tickets", "tickets", policy, as_of)
+    suites = con.execute("SELECT * FROM expectation_suites ORDER BY ALL").fetchall()
+    quality = con.execute("SELECT * FROM data_quality ORDER BY ALL").fetchall()
+    return outcomes, suites, quality
+
+
+def _count_validations(monkeypatch) -> list[str]:
+    import compliance.evidence.quality_records as quality_records
+
+    calls: list[str] = []
+
+    def counting(con, table, *args, **kwargs):
+        calls.append(table)
+        return validate_table(con, table, *args, **kwargs)
+
+    monkeypatch.setattr(quality_records, "validate_table", counting)
+    return calls
+
+
+def test_an_unchanged_table_reuses_its_stored_validation(con, policy, monkeypatch):
+    rows = _clean_rows()
+    rows[1] = rows[1][:1] + ("unknown-channel",) + rows[1][2:]
+    _staged(con, rows)
+    calls = _count_validations(monkeypatch)
+    first = _recorded(con, policy, _as_of_instant())
+    assert calls == ["staged_tickets"]
+    con.execute("DELETE FROM row_count_history")  # the same previous row count (none) as the first run
+    again = _recorded(con, policy, _as_of_instant())
+    assert calls == ["staged_tickets"]  # not validated again
+    assert again == first
+    assert any(not outcome.success for outcome in again[0])  # the failure is kept, not lost
+
+
+def _changed_row(rows: list[tuple]) -> list[tuple]:
+    return rows[:3] + [rows[3][:7] + ("no-such-status",) + rows[3][8:]] + rows[4:]
+
+
+def _moved_line(rows: list[tuple]) -> list[tuple]:
+    return rows[:-1] + [rows[-1][:-1] + (rows[-1][-1] + 100,)]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["a changed value", "a changed source line", "a later as-of", "a previous row count", "another policy"],
+)
+def test_a_changed_input_validates_again(con, policy, monkeypatch, change):
+    from dataclasses import replace
+    from datetime import timedelta
+
+    rows = _clean_rows()
+    rows[5] = rows[5][:6] + ("2026-11-02 10:00:00Z",) + rows[5][7:]  # resolved after the first as-of only
+    _staged(con, rows)
+    calls = _count_validations(monkeypatch)
+    as_of = _as_of_instant()
+    _recorded(con, policy, as_of)
+    con.execute("DELETE FROM row_count_history")
+    if change == "a changed value":
+        _staged(con, _changed_row(rows))
+    elif change == "a changed source line":
+        _staged(con, _moved_line(rows))
+    elif change == "a later as-of":
+        as_of += timedelta(days=2)
+    elif change == "a previous row count":
+        con.execute("INSERT INTO row_count_history VALUES ('tickets', '2026-10-01T00:00:00Z', 10)")
+    else:
+        policy = replace(policy, plans=tuple(plan for plan in policy.plans if plan != "plan_2"))
+    outcomes, suites, quality = _recorded(con, policy, as_of)
+    assert calls == ["staged_tickets", "staged_tickets"]
+    con.execute("DROP TABLE expectation_validation_store")  # a cold validation of the same inputs
+    assert _recorded(con, policy, as_of) == (outcomes, suites, quality)
