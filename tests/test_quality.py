@@ -435,3 +435,9 @@ def test_a_changed_input_validates_again(con, policy, monkeypatch, change):
     assert calls == ["staged_tickets", "staged_tickets"]
     con.execute("DROP TABLE expectation_validation_store")  # a cold validation of the same inputs
     assert _recorded(con, policy, as_of) == (outcomes, suites, quality)
+
+
+def test_a_missing_table_is_not_validated(con, policy, monkeypatch):
+    calls = _count_validations(monkeypatch)
+    assert _recorded(con, policy, _as_of_instant()) == ([], [], [])
+    assert calls == []  # not even Great Expectations imported for it
