@@ -11,14 +11,16 @@
     the Data Docs of those results: one static page, no script and no remote asset (GX's own Data Docs load
     their styles and scripts from CDNs, which a report that must open offline cannot). Every text is escaped.
 
-A staged table whose validation inputs did not change since the last run reuses its stored results
+A staged table whose rows did not change since an earlier run reuses that run's stored results
 (``expectation_validation_store``: one row per source, the outcomes and the suite under a key) instead of converting
 the table to pandas and validating it again, and Great Expectations is not even imported. The key
-(:func:`validation_key`) holds everything the suite's outcomes read: a fingerprint of the staged rows (count and two
-DuckDB row hashes over every column, ``source_line`` included, so order and examples too), the table's columns and
-types, the whole policy, the as-of instant (the after-as-of expectations) and the previous run's row count (the
-row-count expectation), the versions of the packages and the sources of the code that validate. The outcomes read
-from other tables (decoding, ambiguous local times) are always computed anew; they are cheap DuckDB counts.
+(:func:`validation_key`) holds everything the stored outcomes read: a fingerprint of the staged rows (count, xor and
+sum of a 64-bit DuckDB hash of each whole row, ``source_line`` included, so the order and the examples too), the
+table's columns and types, the whole policy, the versions of the packages and the sources of the code that
+validate. What the stored outcomes do not hold is computed anew every run, reused or not, so both ways give the
+same: the checks that read the as-of instant or the previous run's row count
+(``compliance.expectations.as_of_outcomes``, their suite entries ``as_of_expectations_json``), and the outcomes
+read from other tables (decoding, ambiguous local times); all cheap DuckDB counts.
 
 No example value is taken from the table here: the outcomes' ``observed`` texts are the only values shown, and
 their examples were redacted when recorded (``compliance.expectations._sample``).
@@ -31,7 +33,7 @@ import hashlib
 import html
 import importlib.metadata
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -40,9 +42,12 @@ from compliance.core.files import replacing
 from compliance.core.sql import ident, table_exists, table_ref
 from compliance.expectations import (
     AMBIGUOUS_LOCAL_TIMES,
+    AS_OF_CHECKS,
     DATA_QUALITY_COLUMNS,
     ExpectationOutcome,
     ambiguous_local_times_outcomes,
+    as_of_expectations_json,
+    as_of_outcomes,
     decoding_outcomes,
     outcome_column,
     suite_json,
@@ -67,6 +72,9 @@ VALIDATION_CODE_SOURCES = (
     "core/secrets.py",
     "core/sql.py",
 )
+# Outcomes not stored: computed anew every run, from other tables (ambiguous local times) or from the as-of
+# instant and the previous row count (compliance.expectations.as_of_outcomes).
+_NOT_STORED = (AMBIGUOUS_LOCAL_TIMES, "expect_column_max_to_be_between", "expect_table_row_count_to_be_between")
 VALIDATION_PACKAGES = ("compliance-reporter", "great_expectations", "pandas", "pyarrow", "duckdb")
 
 
@@ -90,15 +98,24 @@ def record_expectations(
         outcomes = decoding_outcomes(con, source)
         write_data_quality(con, outcomes)
         return outcomes
-    key = validation_key(con, table, source, policy, as_of, previous_rows)
+    key = validation_key(con, table, source, policy)
     stored = _stored_validation(con, source, key)
     if stored is None:
         validated = validate_table(con, table, source, policy, as_of, previous_rows)
-        suite_outcomes = [outcome for outcome in validated if outcome.expectation != AMBIGUOUS_LOCAL_TIMES]
-        suite_text = json.dumps(suite_json(SOURCES[source], policy, as_of, previous_rows), sort_keys=True)
-        _store_validation(con, source, key, suite_outcomes, suite_text)
+        suite_outcomes = [outcome for outcome in validated if outcome.expectation not in _NOT_STORED]
+        suite = suite_json(SOURCES[source], policy, as_of, previous_rows)
+        independent = {
+            **suite,
+            "expectations": [e for e in suite["expectations"] if e.get("meta", {}).get("check") not in AS_OF_CHECKS],
+        }
+        suite_text = json.dumps(suite, sort_keys=True)
+        # stored only when the suite is the stored part and the part written here: the same suite at any as-of
+        if _with_as_of(independent, source, as_of, previous_rows) == suite:
+            _store_validation(con, source, key, suite_outcomes, json.dumps(independent, sort_keys=True))
     else:
-        suite_outcomes, suite_text = stored
+        suite_outcomes, independent = stored[0], json.loads(stored[1])
+        suite_text = json.dumps(_with_as_of(independent, source, as_of, previous_rows), sort_keys=True)
+    suite_outcomes += as_of_outcomes(con, table, source, as_of, previous_rows)
     outcomes = suite_outcomes + ambiguous_local_times_outcomes(con, table, source) + decoding_outcomes(con, source)
     write_data_quality(con, outcomes)
     con.execute("INSERT INTO expectation_suites VALUES (?, ?)", [source, suite_text])
@@ -107,10 +124,14 @@ def record_expectations(
     return outcomes
 
 
-def validation_key(
-    con: duckdb.DuckDBPyConnection, table: str, source: str, policy: Policy, as_of: datetime, previous_rows: int | None
-) -> str:
-    """sha256 of everything the suite of ``source`` and its outcomes on ``table`` read (module docstring).
+def _with_as_of(independent: dict, source: str, as_of: datetime, previous_rows: int | None) -> dict:
+    """The suite that runs at ``as_of`` after ``previous_rows``: the stored expectations, then those that read them."""
+    expectations = independent["expectations"] + as_of_expectations_json(SOURCES[source], as_of, previous_rows)
+    return {**independent, "expectations": expectations}
+
+
+def validation_key(con: duckdb.DuckDBPyConnection, table: str, source: str, policy: Policy) -> str:
+    """sha256 of everything the stored outcomes of ``source`` on ``table`` read (module docstring).
 
     The rows are fingerprinted as a multiset (count, xor and sum of two differently seeded DuckDB hashes of the
     whole row); ``source_line`` is part of the row, so the order GX reads them in is fingerprinted too."""
@@ -123,8 +144,6 @@ def validation_key(
         "columns": con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table_ref(table)})").fetchall(),
         "policy_sha256": policy.sha256,
         "policy": dataclasses.asdict(policy),
-        "as_of": as_of.astimezone(UTC).isoformat(),
-        "previous_rows": previous_rows,
         "versions": {name: _version(name) for name in VALIDATION_PACKAGES},
         "sources": {
             name: hashlib.sha256((_PACKAGE / name).read_bytes()).hexdigest() for name in VALIDATION_CODE_SOURCES
