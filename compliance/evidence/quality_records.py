@@ -133,8 +133,8 @@ def _with_as_of(independent: dict, source: str, as_of: datetime, previous_rows: 
 def validation_key(con: duckdb.DuckDBPyConnection, table: str, source: str, policy: Policy) -> str:
     """sha256 of everything the stored outcomes of ``source`` on ``table`` read (module docstring).
 
-    The rows are fingerprinted as a multiset (count, xor and sum of two differently seeded DuckDB hashes of the
-    whole row); ``source_line`` is part of the row, so the order GX reads them in is fingerprinted too."""
+    The rows are fingerprinted as a multiset (count, and the xor and the sum of a 64-bit DuckDB hash of each whole
+    row); ``source_line`` is part of the row, so the order GX reads them in is fingerprinted too."""
     rows, xor_hash, sum_hash = con.execute(
         f"SELECT count(*), bit_xor(hash(t)), sum(hash(t, 1)::HUGEINT) FROM {table_ref(table)} t"
     ).fetchall()[0]
