@@ -154,23 +154,106 @@ def _expectations(
         )
     if as_of is not None:
         limit = _as_of_timestamp(as_of)
-        for column in source.columns:
-            if column.kind == "timestamp" and column.name not in MAY_BE_FUTURE:
-                found.append(
-                    # Not blocking: the rules read anything dated after as-of as "not happened yet".
-                    E.ExpectColumnMaxToBeBetween(
-                        column=column.name, max_value=limit, meta={"blocking": False, "check": "after_as_of"}
-                    )
-                )
+        for column in after_as_of_columns(source):
+            # Not blocking: the rules read anything dated after as-of as "not happened yet".
+            found.append(E.ExpectColumnMaxToBeBetween(column=column, max_value=limit, meta=_after_as_of_meta()))
     if previous_rows:
+        low, high = _row_count_bounds(previous_rows)
         found.append(
-            E.ExpectTableRowCountToBeBetween(
-                min_value=math.ceil(previous_rows * (1 - ROW_COUNT_TOLERANCE)),
-                max_value=math.floor(previous_rows * (1 + ROW_COUNT_TOLERANCE)),
-                meta={"blocking": False, "check": "row_count", "previous_rows": previous_rows},
-            )
+            E.ExpectTableRowCountToBeBetween(min_value=low, max_value=high, meta=_row_count_meta(previous_rows))
         )
     return found
+
+
+# The checks (``meta["check"]``) whose outcomes read the as-of instant or the previous run's row count; they come
+# last in a suite, after every check that reads the staged rows alone.
+AS_OF_CHECKS = ("after_as_of", "row_count")
+
+
+def after_as_of_columns(source: Source) -> list[str]:
+    """The timestamp columns whose latest value must not be after the as-of instant."""
+    return [column.name for column in source.columns if column.kind == "timestamp" and column.name not in MAY_BE_FUTURE]
+
+
+def _after_as_of_meta() -> dict:
+    return {"blocking": False, "check": "after_as_of"}
+
+
+def _row_count_bounds(previous_rows: int) -> tuple[int, int]:
+    return (
+        math.ceil(previous_rows * (1 - ROW_COUNT_TOLERANCE)),
+        math.floor(previous_rows * (1 + ROW_COUNT_TOLERANCE)),
+    )
+
+
+def _row_count_meta(previous_rows: int) -> dict:
+    return {"blocking": False, "check": "row_count", "previous_rows": previous_rows}
+
+
+def as_of_expectations_json(source: Source, as_of: Any, previous_rows: int | None) -> list[dict]:
+    """The expectations of :func:`suite_json` whose check is in :data:`AS_OF_CHECKS`, as Great Expectations
+    writes them (instants by ``isoformat``, as its JSON conversion does), without importing it: a caller that
+    reuses the rest of a suite appends these. ``tests/test_quality.py`` checks them against GX's own."""
+    found = []
+    if as_of is not None:
+        limit = _as_of_timestamp(as_of).isoformat()
+        for column in after_as_of_columns(source):
+            found.append(
+                {
+                    "kwargs": {"column": column, "max_value": limit},
+                    "meta": _after_as_of_meta(),
+                    "severity": "critical",
+                    "type": _MAX,
+                }
+            )
+    if previous_rows:
+        low, high = _row_count_bounds(previous_rows)
+        found.append(
+            {
+                "kwargs": {"max_value": high, "min_value": low},
+                "meta": _row_count_meta(previous_rows),
+                "severity": "critical",
+                "type": _ROWS,
+            }
+        )
+    return found
+
+
+def as_of_outcomes(
+    con: duckdb.DuckDBPyConnection, table: str, source_name: str, as_of: Any, previous_rows: int | None
+) -> list[ExpectationOutcome]:
+    """The outcomes :func:`validate_table` gives for its expectations in :data:`AS_OF_CHECKS`, in its order,
+    computed in DuckDB: a column's latest value is GX's column maximum (the chunks' maxima merged; none when every
+    value is empty, which passes), and GX's row count is the table's. The rest of the outcome is written by the
+    same :func:`_outcome`, so a caller that reuses the other outcomes of an earlier validation at another as-of
+    instant or row-count history gets those a validation now would give."""
+    source = SOURCES[source_name]
+    if not table_exists(con, table):
+        return []
+    present = {row[0] for row in con.execute(f"DESCRIBE {table_ref(table)}").fetchall()}
+    total_rows = con.execute(f"SELECT count(*) FROM {table_ref(table)}").fetchall()[0][0]
+    merged = []
+    if as_of is not None:
+        limit = _as_of_timestamp(as_of)
+        for column in after_as_of_columns(source):
+            if column not in present:
+                continue  # an optional column that the table does not have: nothing to check
+            latest = con.execute(f"SELECT max({ident(column)}) FROM {table_ref(table)}").fetchall()[0][0]
+            merged.append(
+                _Merged(
+                    _MAX,
+                    {"column": column, "max_value": limit},
+                    _after_as_of_meta(),
+                    success=latest is None or latest <= limit,
+                    observed=latest,
+                )
+            )
+    if previous_rows:
+        low, high = _row_count_bounds(previous_rows)
+        merged.append(
+            _Merged(_ROWS, {"min_value": low, "max_value": high}, _row_count_meta(previous_rows), observed=total_rows)
+        )
+    return [_outcome(con, table, source, outcome, total_rows, present) for outcome in merged]
 
 
 def suite_json(source: Source, policy: Policy, as_of: Any, previous_rows: int | None) -> dict:
@@ -393,6 +476,17 @@ def validate_table(
         return outcomes + _ambiguous_local_times(con, table, source, present)
 
 
+def ambiguous_local_times_outcomes(
+    con: duckdb.DuckDBPyConnection, table: str, source_name: str
+) -> list[ExpectationOutcome]:
+    """The outcomes of :func:`validate_table` that do not come from the suite but from ingest's list of ambiguous
+    local times (which changes without the staged rows changing): for a caller that reuses the suite's ones."""
+    if not table_exists(con, table):
+        return []
+    present = {row[0] for row in con.execute(f"DESCRIBE {table_ref(table)}").fetchall()}
+    return _ambiguous_local_times(con, table, SOURCES[source_name], present)
+
+
 def _ambiguous_local_times(
     con: duckdb.DuckDBPyConnection, table: str, source: Source, present: set[str]
 ) -> list[ExpectationOutcome]:
@@ -582,9 +676,15 @@ def write_data_quality(con: duckdb.DuckDBPyConnection, outcomes: list[Expectatio
 
 
 __all__ = [
+    "AMBIGUOUS_LOCAL_TIMES",
+    "AS_OF_CHECKS",
     "MAY_BE_FUTURE",
     "ExpectationOutcome",
+    "after_as_of_columns",
     "allowed_values",
+    "ambiguous_local_times_outcomes",
+    "as_of_expectations_json",
+    "as_of_outcomes",
     "decoding_outcomes",
     "outcome_column",
     "suite_json",

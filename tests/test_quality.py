@@ -357,3 +357,124 @@ def _as_of_instant():
     from datetime import UTC, datetime
 
     return datetime(2026, 11, 1, tzinfo=UTC)
+
+
+# --- a table validated before with the same inputs reuses the stored results -------------------------------------
+
+
+def _recorded(con, policy, as_of) -> tuple[list[ExpectationOutcome], list[tuple], list[tuple]]:
+    from compliance.evidence.quality_records import record_expectations
+
+    outcomes = record_expectations(con, "staged_tickets", "tickets", policy, as_of)
+    suites = con.execute("SELECT * FROM expectation_suites ORDER BY ALL").fetchall()
+    quality = con.execute("SELECT * FROM data_quality ORDER BY ALL").fetchall()
+    return outcomes, suites, quality
+
+
+def _count_validations(monkeypatch) -> list[str]:
+    import compliance.evidence.quality_records as quality_records
+
+    calls: list[str] = []
+
+    def counting(con, table, *args, **kwargs):
+        calls.append(table)
+        return validate_table(con, table, *args, **kwargs)
+
+    monkeypatch.setattr(quality_records, "validate_table", counting)
+    return calls
+
+
+def test_an_unchanged_table_reuses_its_stored_validation(con, policy, monkeypatch):
+    rows = _clean_rows()
+    rows[1] = rows[1][:1] + ("unknown-channel",) + rows[1][2:]
+    _staged(con, rows)
+    calls = _count_validations(monkeypatch)
+    first = _recorded(con, policy, _as_of_instant())
+    assert calls == ["staged_tickets"]
+    con.execute("DELETE FROM row_count_history")  # the same previous row count (none) as the first run
+    again = _recorded(con, policy, _as_of_instant())
+    assert calls == ["staged_tickets"]  # not validated again
+    assert again == first
+    assert any(not outcome.success for outcome in again[0])  # the failure is kept, not lost
+
+
+def _changed_row(rows: list[tuple]) -> list[tuple]:
+    return rows[:3] + [rows[3][:7] + ("no-such-status",) + rows[3][8:]] + rows[4:]
+
+
+def _moved_line(rows: list[tuple]) -> list[tuple]:
+    return rows[:-1] + [rows[-1][:-1] + (rows[-1][-1] + 100,)]
+
+
+@pytest.mark.parametrize(
+    ("change", "validated_again"),
+    [
+        ("a changed value", True),
+        ("a changed source line", True),
+        ("another policy", True),
+        ("a later as-of", False),  # the stored outcomes do not read it: those that do are computed anew
+        ("a previous row count", False),
+    ],
+)
+def test_a_changed_input_validates_again_or_gives_the_outcomes_of_a_validation(
+    con, policy, monkeypatch, change, validated_again
+):
+    from dataclasses import replace
+    from datetime import timedelta
+
+    rows = _clean_rows()
+    rows[5] = rows[5][:6] + ("2026-11-02 10:00:00Z",) + rows[5][7:]  # resolved after the first as-of only
+    _staged(con, rows)
+    calls = _count_validations(monkeypatch)
+    as_of = _as_of_instant()
+    _recorded(con, policy, as_of)
+    con.execute("DELETE FROM row_count_history")
+    if change == "a changed value":
+        _staged(con, _changed_row(rows))
+    elif change == "a changed source line":
+        _staged(con, _moved_line(rows))
+    elif change == "a later as-of":
+        as_of += timedelta(days=2)
+    elif change == "a previous row count":
+        con.execute("INSERT INTO row_count_history VALUES ('tickets', '2026-10-01T00:00:00Z', 30)")
+    else:
+        policy = replace(policy, plans=tuple(plan for plan in policy.plans if plan != "plan_2"))
+    outcomes, suites, quality = _recorded(con, policy, as_of)
+    assert calls == ["staged_tickets"] * (2 if validated_again else 1)
+    con.execute("DROP TABLE expectation_validation_store")  # a cold validation of the same inputs
+    assert _recorded(con, policy, as_of) == (outcomes, suites, quality)
+    assert len(calls) == (3 if validated_again else 2)
+
+
+AS_OF_FORMS = ["2026-11-01T00:00:00Z", "2026-03-02T10:30:00.250000+02:00", "2026-03-02T11:00:00Z"]
+
+
+@pytest.mark.parametrize("as_of", AS_OF_FORMS)
+@pytest.mark.parametrize("previous_rows", [None, 10, 40])
+def test_the_as_of_checks_computed_in_duckdb_are_those_of_gx(con, policy, as_of, previous_rows):
+    import json
+
+    from compliance.expectations import AS_OF_CHECKS, as_of_expectations_json, as_of_outcomes, suite_json
+
+    rows = _clean_rows()
+    rows[2] = rows[2][:5] + (None,) + rows[2][6:]  # an empty first_response_at
+    rows[7] = rows[7][:6] + ("2026-11-02 10:00:00.5Z",) + rows[7][7:]
+    _staged(con, rows)
+    con.execute("UPDATE staged_tickets SET escalated_at = NULL")  # a column with no value at all
+    by_gx = [
+        outcome
+        for outcome in validate_table(con, "staged_tickets", "tickets", policy, as_of, previous_rows)
+        if outcome.expectation in ("expect_column_max_to_be_between", "expect_table_row_count_to_be_between")
+    ]
+    assert as_of_outcomes(con, "staged_tickets", "tickets", as_of, previous_rows) == by_gx
+    assert any(not outcome.success for outcome in by_gx)
+    suite = json.loads(json.dumps(suite_json(SOURCES["tickets"], policy, as_of, previous_rows)))
+    assert as_of_expectations_json(SOURCES["tickets"], as_of, previous_rows) == [
+        e for e in suite["expectations"] if e["meta"]["check"] in AS_OF_CHECKS
+    ]
+
+
+def test_a_missing_table_is_not_validated(con, policy, monkeypatch):
+    calls = _count_validations(monkeypatch)
+    assert _recorded(con, policy, _as_of_instant()) == ([], [], [])
+    assert calls == []  # not even Great Expectations imported for it

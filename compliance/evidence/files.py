@@ -6,6 +6,7 @@ half-written file where the last good one was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -117,27 +118,112 @@ def write_evidence(
     most ``spreadsheet_max_rows`` rows, else as ``<stem>/month=YYYY-MM/<stem>.csv`` and ``part-0.parquet`` per
     UTC month of :data:`MONTH_OF` (so that every CSV opens in a spreadsheet). The layout not written this time
     is removed, so a folder never holds both a whole file and monthly parts of different runs.
+
+    A file (a month's files) whose content key is the one recorded when it was written, and which is still the
+    file written then, is not written again (:data:`EVIDENCE_FILE_STORE`): the bytes would be the same.
     """
+    store = _FileStore(con)
     written = []
     for table, (stem, order_by, parquet) in EVIDENCE_FILES.items():
-        source, order = table, order_by
-        if stored_in_order(con, table, order_by):
-            order = ""
-        elif parquet:
-            # Sorted once for both files; a table scan keeps insertion order (preserve_insertion_order is on).
-            source, order = f"_sorted_{table}", ""
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {source} AS SELECT * FROM {table} ORDER BY {order_by}")
-        rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0] if parquet else 0
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] if parquet else 0
         if parquet and rows > spreadsheet_max_rows:
             _remove_whole_files(out_dir / "evidence", stem)
-            written += _write_by_month(con, source, order, out_dir / "evidence" / stem, stem, table)
-        else:
-            if parquet:
-                shutil.rmtree(out_dir / "evidence" / stem, ignore_errors=True)
-            written += _write_whole(con, source, order, out_dir / "evidence", stem, parquet)
-        if source != table:
-            con.execute(f"DROP TABLE {source}")
+            written += _write_by_month(con, store, table, order_by, out_dir / "evidence" / stem, stem)
+            continue
+        if parquet:
+            shutil.rmtree(out_dir / "evidence" / stem, ignore_errors=True)
+        folder = out_dir / "evidence"
+        targets = [folder / f"{stem}.csv", *([folder / f"{stem}.parquet"] if parquet else [])]
+        key = _content_keys(con, table, order_by, "whole")[None]
+        if not store.unchanged(targets, key):
+            source, order = _ordered(con, table, order_by, parquet)
+            _write_whole(con, source, order, folder, stem, parquet)
+            store.record(targets, key)
+            if source != table:
+                con.execute(f"DROP TABLE {source}")
+        written += targets
     return written
+
+
+# The record of the evidence files written: per file, the content key it was written from and its size and
+# modification time just after (a file changed or replaced since is written again).
+EVIDENCE_FILE_STORE = "evidence_file_store"
+_EVIDENCE_FILE_STORE_COLUMNS = "path VARCHAR, content_key VARCHAR, size BIGINT, modified_ns BIGINT"
+_PACKAGE = Path(__file__).resolve().parents[1]
+# The code whose change can change an evidence file's bytes: a change to any of them writes every file again.
+_WRITER_SOURCES = ("evidence/files.py", "core/files.py", "core/sql.py")
+
+
+class _FileStore:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        con.execute(f"CREATE TABLE IF NOT EXISTS {EVIDENCE_FILE_STORE} ({_EVIDENCE_FILE_STORE_COLUMNS})")
+        self.recorded = {
+            path: (key, size, modified)
+            for path, key, size, modified in con.execute(f"SELECT * FROM {EVIDENCE_FILE_STORE}").fetchall()
+        }
+
+    def unchanged(self, targets: list[Path], key: str) -> bool:
+        for target in targets:
+            recorded = self.recorded.get(str(target.resolve()))
+            if recorded is None or recorded[0] != key or not target.is_file():
+                return False
+            stat = target.stat()
+            if (stat.st_size, stat.st_mtime_ns) != recorded[1:]:
+                return False
+        return True
+
+    def record(self, targets: list[Path], key: str) -> None:
+        rows = []
+        for target in targets:
+            stat = target.stat()
+            rows.append((str(target.resolve()), key, stat.st_size, stat.st_mtime_ns))
+            self.recorded[rows[-1][0]] = rows[-1][1:]
+        self.con.execute(f"DELETE FROM {EVIDENCE_FILE_STORE} WHERE list_contains(?, path)", [[row[0] for row in rows]])
+        self.con.executemany(f"INSERT INTO {EVIDENCE_FILE_STORE} VALUES (?, ?, ?, ?)", rows)
+
+
+def _content_keys(con: duckdb.DuckDBPyConnection, table: str, order_by: str, layout: str) -> dict[str | None, str]:
+    """sha256 of what the bytes of a file of ``table`` are a function of, per month for ``layout`` ``month``
+    (:func:`evidence_month`), else under None: the table's columns, its rows with their order (a 64-bit DuckDB
+    hash of each row with its position in the table, or in its month, by insertion order, combined by xor and
+    by sum), the ORDER BY, the layout, the writer's code and DuckDB's version."""
+    group = evidence_month(table) if layout == "month" else "NULL"
+    # A month file's rows keep their order within the month: its position there, not in the table, so that a
+    # row added to one month leaves the keys of the others alone.
+    position = f"row_number() OVER (PARTITION BY {group} ORDER BY rowid)" if layout == "month" else "rowid"
+    hashes = con.execute(
+        f"""WITH rows_with_position AS (
+                SELECT {group} AS file_group, hash(t, {position}) AS h FROM {table} t)
+            SELECT file_group, count(*), bit_xor(h), sum(h::HUGEINT) FROM rows_with_position GROUP BY ALL"""
+    ).fetchall()
+    common = {
+        "table": table,
+        "order_by": order_by,
+        "layout": layout,
+        "columns": con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall(),
+        "duckdb": duckdb.__version__,
+        "sources": {name: hashlib.sha256((_PACKAGE / name).read_bytes()).hexdigest() for name in _WRITER_SOURCES},
+    }
+    if not hashes and layout != "month":
+        hashes = [(None, 0, None, None)]
+    return {
+        group_value: hashlib.sha256(
+            json.dumps({**common, "rows": [rows, str(xor_hash), str(sum_hash)]}, sort_keys=True).encode()
+        ).hexdigest()
+        for group_value, rows, xor_hash, sum_hash in hashes
+    }
+
+
+def _ordered(con: duckdb.DuckDBPyConnection, table: str, order_by: str, parquet: bool) -> tuple[str, str]:
+    """The table to write from and the ORDER BY still to apply: a table stored in order as it is; one written
+    twice (CSV and Parquet) sorted once into a temporary table (a scan keeps insertion order)."""
+    if stored_in_order(con, table, order_by):
+        return table, ""
+    if parquet:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _sorted_{table} AS SELECT * FROM {table} ORDER BY {order_by}")
+        return f"_sorted_{table}", ""
+    return table, order_by
 
 
 def _write_whole(
@@ -158,31 +244,41 @@ def _write_whole(
 
 
 def _write_by_month(
-    con: duckdb.DuckDBPyConnection, source: str, order: str, folder: Path, stem: str, table: str
+    con: duckdb.DuckDBPyConnection, store: _FileStore, table: str, order_by: str, folder: Path, stem: str
 ) -> list[Path]:
     """One folder per month of ``table``'s :data:`MONTH_OF` instant, each with the month's rows as CSV and
-    Parquet, in table order."""
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _evidence_months AS SELECT {evidence_month(table)} AS month, * "
-        f"FROM {source}{_order_clause(order)}"
-    )
-    months = [row[0] for row in con.execute("SELECT DISTINCT month FROM _evidence_months ORDER BY month").fetchall()]
-    shutil.rmtree(folder, ignore_errors=True)
-    written = []
-    for value in months:
+    Parquet, in table order; the folders of months whose files are unchanged are left as they are, those of
+    months no longer in the table removed."""
+    keys = _content_keys(con, table, order_by, "month")
+    months = sorted(keys)
+    targets = {
+        month: [folder / f"month={month}" / f"{stem}.csv", folder / f"month={month}" / "part-0.parquet"]
+        for month in months
+    }
+    for child in folder.glob("month=*") if folder.is_dir() else []:
+        if child.name.removeprefix("month=") not in keys:
+            shutil.rmtree(child, ignore_errors=True)
+    changed = [month for month in months if not store.unchanged(targets[month], keys[month])]
+    if changed:
+        source, order = _ordered(con, table, order_by, parquet=False)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _evidence_month AS SELECT * EXCLUDE (month) FROM _evidence_months "
-            "WHERE month = ?",
-            [value],
+            f"CREATE OR REPLACE TEMP TABLE _evidence_months AS SELECT {evidence_month(table)} AS month, * "
+            f"FROM {source} WHERE list_contains(?, {evidence_month(table)}){_order_clause(order)}",
+            [changed],
         )
-        written += _write_whole(con, "_evidence_month", "", folder / f"month={value}", stem, parquet=False)
-        target = folder / f"month={value}" / "part-0.parquet"
-        with replacing(target) as temporary:
-            con.execute(f"COPY (SELECT * FROM _evidence_month) TO {lit(str(temporary))} (FORMAT parquet)")
-        written.append(target)
-    con.execute("DROP TABLE IF EXISTS _evidence_month")
-    con.execute("DROP TABLE _evidence_months")
-    return written
+        for value in changed:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _evidence_month AS SELECT * EXCLUDE (month) FROM _evidence_months "
+                "WHERE month = ?",
+                [value],
+            )
+            _write_whole(con, "_evidence_month", "", folder / f"month={value}", stem, parquet=False)
+            with replacing(targets[value][1]) as temporary:
+                con.execute(f"COPY (SELECT * FROM _evidence_month) TO {lit(str(temporary))} (FORMAT parquet)")
+            store.record(targets[value], keys[value])
+        con.execute("DROP TABLE IF EXISTS _evidence_month")
+        con.execute("DROP TABLE _evidence_months")
+    return [path for month in months for path in targets[month]]
 
 
 def _remove_whole_files(folder: Path, stem: str) -> None:

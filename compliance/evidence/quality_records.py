@@ -11,13 +11,27 @@
     the Data Docs of those results: one static page, no script and no remote asset (GX's own Data Docs load
     their styles and scripts from CDNs, which a report that must open offline cannot). Every text is escaped.
 
+A staged table whose rows did not change since an earlier run reuses that run's stored results
+(``expectation_validation_store``: one row per source, the outcomes and the suite under a key) instead of converting
+the table to pandas and validating it again, and Great Expectations is not even imported. The key
+(:func:`validation_key`) holds everything the stored outcomes read: a fingerprint of the staged rows (count, xor and
+sum of a 64-bit DuckDB hash of each whole row, ``source_line`` included, so the order and the examples too), the
+table's columns and types, the whole policy, the versions of the packages and the sources of the code that
+validate. What the stored outcomes do not hold is computed anew every run, reused or not, so both ways give the
+same: the checks that read the as-of instant or the previous run's row count
+(``compliance.expectations.as_of_outcomes``, their suite entries ``as_of_expectations_json``), and the outcomes
+read from other tables (decoding, ambiguous local times); all cheap DuckDB counts.
+
 No example value is taken from the table here: the outcomes' ``observed`` texts are the only values shown, and
 their examples were redacted when recorded (``compliance.expectations._sample``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import html
+import importlib.metadata
 import json
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +39,15 @@ from pathlib import Path
 import duckdb
 
 from compliance.core.files import replacing
-from compliance.core.sql import table_exists
+from compliance.core.sql import ident, table_exists, table_ref
 from compliance.expectations import (
+    AMBIGUOUS_LOCAL_TIMES,
+    AS_OF_CHECKS,
     DATA_QUALITY_COLUMNS,
+    ExpectationOutcome,
+    ambiguous_local_times_outcomes,
+    as_of_expectations_json,
+    as_of_outcomes,
     decoding_outcomes,
     outcome_column,
     suite_json,
@@ -40,6 +60,22 @@ from compliance.policy import Policy
 EXPECTATIONS_DIR = Path("evidence") / "expectations"
 DATA_DOCS = "index.html"
 SUITES_COLUMNS = "source VARCHAR, suite VARCHAR"
+VALIDATION_STORE = "expectation_validation_store"
+VALIDATION_STORE_COLUMNS = "source VARCHAR, validation_key VARCHAR, outcomes VARCHAR, suite VARCHAR"
+_PACKAGE = Path(__file__).resolve().parents[1]
+# The code whose change can change a suite or its outcomes: a change to any of them validates every table again.
+VALIDATION_CODE_SOURCES = (
+    "expectations.py",
+    "evidence/quality_records.py",
+    "ingest/contract.py",
+    "ingest/parsing.py",
+    "core/secrets.py",
+    "core/sql.py",
+)
+# Outcomes not stored: computed anew every run, from other tables (ambiguous local times) or from the as-of
+# instant and the previous row count (compliance.expectations.as_of_outcomes).
+_NOT_STORED = (AMBIGUOUS_LOCAL_TIMES, "expect_column_max_to_be_between", "expect_table_row_count_to_be_between")
+VALIDATION_PACKAGES = ("compliance-reporter", "great_expectations", "pandas", "pyarrow", "duckdb")
 
 
 def record_expectations(
@@ -58,15 +94,95 @@ def record_expectations(
         [source, as_of],
     ).fetchall()
     previous_rows = previous[0][0] if previous else None
-    outcomes = validate_table(con, table, source, policy, as_of, previous_rows)
-    outcomes += decoding_outcomes(con, source)
-    write_data_quality(con, outcomes)
-    if table_exists(con, table):
+    if not table_exists(con, table):  # no suite runs (validate_table would import GX to say so)
+        outcomes = decoding_outcomes(con, source)
+        write_data_quality(con, outcomes)
+        return outcomes
+    key = validation_key(con, table, source, policy)
+    stored = _stored_validation(con, source, key)
+    if stored is None:
+        validated = validate_table(con, table, source, policy, as_of, previous_rows)
+        suite_outcomes = [outcome for outcome in validated if outcome.expectation not in _NOT_STORED]
         suite = suite_json(SOURCES[source], policy, as_of, previous_rows)
-        con.execute("INSERT INTO expectation_suites VALUES (?, ?)", [source, json.dumps(suite, sort_keys=True)])
-        con.execute("DELETE FROM row_count_history WHERE source = ? AND as_of = ?", [source, as_of])
-        con.execute(f"INSERT INTO row_count_history SELECT ?, ?, count(*) FROM {table}", [source, as_of])
+        independent = {
+            **suite,
+            "expectations": [e for e in suite["expectations"] if e.get("meta", {}).get("check") not in AS_OF_CHECKS],
+        }
+        suite_text = json.dumps(suite, sort_keys=True)
+        # stored only when the suite is the stored part and the part written here: the same suite at any as-of
+        if _with_as_of(independent, source, as_of, previous_rows) == suite:
+            _store_validation(con, source, key, suite_outcomes, json.dumps(independent, sort_keys=True))
+    else:
+        suite_outcomes, independent = stored[0], json.loads(stored[1])
+        suite_text = json.dumps(_with_as_of(independent, source, as_of, previous_rows), sort_keys=True)
+    suite_outcomes += as_of_outcomes(con, table, source, as_of, previous_rows)
+    outcomes = suite_outcomes + ambiguous_local_times_outcomes(con, table, source) + decoding_outcomes(con, source)
+    write_data_quality(con, outcomes)
+    con.execute("INSERT INTO expectation_suites VALUES (?, ?)", [source, suite_text])
+    con.execute("DELETE FROM row_count_history WHERE source = ? AND as_of = ?", [source, as_of])
+    con.execute(f"INSERT INTO row_count_history SELECT ?, ?, count(*) FROM {table}", [source, as_of])
     return outcomes
+
+
+def _with_as_of(independent: dict, source: str, as_of: datetime, previous_rows: int | None) -> dict:
+    """The suite that runs at ``as_of`` after ``previous_rows``: the stored expectations, then those that read them."""
+    expectations = independent["expectations"] + as_of_expectations_json(SOURCES[source], as_of, previous_rows)
+    return {**independent, "expectations": expectations}
+
+
+def validation_key(con: duckdb.DuckDBPyConnection, table: str, source: str, policy: Policy) -> str:
+    """sha256 of everything the stored outcomes of ``source`` on ``table`` read (module docstring).
+
+    The rows are fingerprinted as a multiset (count, and the xor and the sum of a 64-bit DuckDB hash of each whole
+    row); ``source_line`` is part of the row, so the order GX reads them in is fingerprinted too."""
+    rows, xor_hash, sum_hash = con.execute(
+        f"SELECT count(*), bit_xor(hash(t)), sum(hash(t, 1)::HUGEINT) FROM {table_ref(table)} t"
+    ).fetchall()[0]
+    material = {
+        "source": source,
+        "rows": [rows, str(xor_hash), str(sum_hash)],
+        "columns": con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table_ref(table)})").fetchall(),
+        "policy_sha256": policy.sha256,
+        "policy": dataclasses.asdict(policy),
+        "versions": {name: _version(name) for name in VALIDATION_PACKAGES},
+        "sources": {
+            name: hashlib.sha256((_PACKAGE / name).read_bytes()).hexdigest() for name in VALIDATION_CODE_SOURCES
+        },
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stored_validation(
+    con: duckdb.DuckDBPyConnection, source: str, key: str
+) -> tuple[list[ExpectationOutcome], str] | None:
+    """The outcomes and suite stored for ``source`` under ``key``; None when the store holds another key."""
+    if not table_exists(con, VALIDATION_STORE):
+        return None
+    found = con.execute(
+        f"SELECT outcomes, suite FROM {ident(VALIDATION_STORE)} WHERE source = ? AND validation_key = ?", [source, key]
+    ).fetchall()
+    if not found:
+        return None
+    outcomes_text, suite_text = found[0]
+    return [ExpectationOutcome(*fields) for fields in json.loads(outcomes_text)], suite_text
+
+
+def _store_validation(
+    con: duckdb.DuckDBPyConnection, source: str, key: str, outcomes: list[ExpectationOutcome], suite_text: str
+) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ident(VALIDATION_STORE)} ({VALIDATION_STORE_COLUMNS})")
+    con.execute(f"DELETE FROM {ident(VALIDATION_STORE)} WHERE source = ?", [source])
+    con.execute(
+        f"INSERT INTO {ident(VALIDATION_STORE)} VALUES (?, ?, ?, ?)",
+        [source, key, json.dumps([dataclasses.astuple(outcome) for outcome in outcomes]), suite_text],
+    )
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH: the sources tell
+        return "not installed"
 
 
 # --------------------------------------------------------------------------------------------------------
