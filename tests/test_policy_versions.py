@@ -411,3 +411,18 @@ def test_a_rule_the_newer_version_dropped_still_judges_the_items_before_it(versi
     assert (verdicts[-1]["verdict"], verdicts[-1]["achieved"], verdicts[-1]["denominator"]) == ("met", "1", "1")
     judged = [row for row in rows_of(out / "evidence" / "policy_versions.csv") if row["rule_id"] == "PRIV-RESP"]
     assert [(row["version"], row["items"]) for row in judged] == [("2025-01-01", "1")]
+
+
+def test_a_second_run_across_versions_reuses_its_stores_and_writes_the_same_evidence(year):
+    """The stores a run keeps for the next (clock rows, secret scan, checks, evidence files) hold the whole pass's
+    work, never one version's part: the second run on the same folder writes the same evidence."""
+    evidence = year["whole"] / "evidence"
+    before = {path.name: path.read_bytes() for path in sorted(evidence.glob("*.csv"))}
+    folder = year["whole"].parent / "platform"
+    exports = year["whole"].parent / "exports"
+    command = ["run", "--exports", str(exports), "--out", str(year["whole"]), "--policy", str(folder), "--as-of", AS_OF]
+    assert main(command) == 0
+    after = {path.name: path.read_bytes() for path in sorted(evidence.glob("*.csv"))}
+    assert sorted(after) == sorted(before)
+    for name, content in before.items():
+        assert after[name] == content, name

@@ -45,6 +45,7 @@ from compliance.rules.common import (
     stop_metric_capture,
     write_metrics,
 )
+from compliance.rules.secrets_in_text import SCAN_STORE, SCAN_STORE_KEY
 
 Result = TypeVar("Result")
 
@@ -53,7 +54,8 @@ VERSION_ITEM_COLUMNS = (
     "version VARCHAR, effective_from TIMESTAMPTZ, judged_from TIMESTAMPTZ, judged_until TIMESTAMPTZ, "
     "domain VARCHAR, rule_id VARCHAR, items BIGINT"
 )
-# Tables a step writes that describe the exports, not the items a version judged: the whole pass's are kept.
+# Tables a step writes that describe the exports, not the items a version judged, and the stores a step keeps
+# for the next run (the secret scan's texts): the whole pass's are kept.
 WHOLE_RUN_TABLES = (
     "data_quality",
     "quarantine",
@@ -61,6 +63,8 @@ WHOLE_RUN_TABLES = (
     "response_times",
     "expectation_metrics",
     "incident_response",
+    SCAN_STORE,
+    SCAN_STORE_KEY,
 )
 # The order of a table of items that its writer sorts without marking it (compliance.core.sql.mark_stored_order).
 ITEM_TABLE_ORDER = {
