@@ -6,7 +6,6 @@ half-written file where the last good one was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ import duckdb
 
 from compliance.core.files import replacing
 from compliance.core.sql import ident, lit, stored_in_order
+from compliance.core.stored_keys import code_fingerprint, key_of
 from compliance.evidence.at_risk import AT_RISK_TABLE
 from compliance.evidence.policy_versions import VERSION_ITEMS
 from compliance.evidence.waivers import WAIVERS_ORDER
@@ -149,7 +149,6 @@ def write_evidence(
 # modification time just after (a file changed or replaced since is written again).
 EVIDENCE_FILE_STORE = "evidence_file_store"
 _EVIDENCE_FILE_STORE_COLUMNS = "path VARCHAR, content_key VARCHAR, size BIGINT, modified_ns BIGINT"
-_PACKAGE = Path(__file__).resolve().parents[1]
 # The code whose change can change an evidence file's bytes: a change to any of them writes every file again.
 _WRITER_SOURCES = ("evidence/files.py", "core/files.py", "core/sql.py")
 
@@ -202,15 +201,12 @@ def _content_keys(con: duckdb.DuckDBPyConnection, table: str, order_by: str, lay
         "order_by": order_by,
         "layout": layout,
         "columns": con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall(),
-        "duckdb": duckdb.__version__,
-        "sources": {name: hashlib.sha256((_PACKAGE / name).read_bytes()).hexdigest() for name in _WRITER_SOURCES},
+        **code_fingerprint(_WRITER_SOURCES, ("duckdb",)),
     }
     if not hashes and layout != "month":
         hashes = [(None, 0, None, None)]
     return {
-        group_value: hashlib.sha256(
-            json.dumps({**common, "rows": [rows, str(xor_hash), str(sum_hash)]}, sort_keys=True).encode()
-        ).hexdigest()
+        group_value: key_of({**common, "rows": [rows, str(xor_hash), str(sum_hash)]})
         for group_value, rows, xor_hash, sum_hash in hashes
     }
 

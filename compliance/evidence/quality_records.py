@@ -29,9 +29,7 @@ their examples were redacted when recorded (``compliance.expectations._sample``)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import html
-import importlib.metadata
 import json
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +38,7 @@ import duckdb
 
 from compliance.core.files import replacing
 from compliance.core.sql import ident, table_exists, table_ref
+from compliance.core.stored_keys import code_fingerprint, key_of
 from compliance.expectations import (
     AMBIGUOUS_LOCAL_TIMES,
     AS_OF_CHECKS,
@@ -62,7 +61,6 @@ DATA_DOCS = "index.html"
 SUITES_COLUMNS = "source VARCHAR, suite VARCHAR"
 VALIDATION_STORE = "expectation_validation_store"
 VALIDATION_STORE_COLUMNS = "source VARCHAR, validation_key VARCHAR, outcomes VARCHAR, suite VARCHAR"
-_PACKAGE = Path(__file__).resolve().parents[1]
 # The code whose change can change a suite or its outcomes: a change to any of them validates every table again.
 VALIDATION_CODE_SOURCES = (
     "expectations.py",
@@ -144,12 +142,9 @@ def validation_key(con: duckdb.DuckDBPyConnection, table: str, source: str, poli
         "columns": con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table_ref(table)})").fetchall(),
         "policy_sha256": policy.sha256,
         "policy": dataclasses.asdict(policy),
-        "versions": {name: _version(name) for name in VALIDATION_PACKAGES},
-        "sources": {
-            name: hashlib.sha256((_PACKAGE / name).read_bytes()).hexdigest() for name in VALIDATION_CODE_SOURCES
-        },
+        **code_fingerprint(VALIDATION_CODE_SOURCES, VALIDATION_PACKAGES),
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+    return key_of(material)
 
 
 def _stored_validation(
@@ -176,13 +171,6 @@ def _store_validation(
         f"INSERT INTO {ident(VALIDATION_STORE)} VALUES (?, ?, ?, ?)",
         [source, key, json.dumps([dataclasses.astuple(outcome) for outcome in outcomes]), suite_text],
     )
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH: the sources tell
-        return "not installed"
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -29,15 +29,12 @@ of the staged tables) takes the cold path and leaves the store alone: the store 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.metadata
-import json
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 
 from compliance.core.sql import ident, mark_stored_order, table_exists
+from compliance.core.stored_keys import PACKAGE_ROOT, code_fingerprint, key_of
 from compliance.policy import Policy
 from compliance.rules.ticket_clocks import (
     CLOCK_KINDS,
@@ -55,14 +52,13 @@ STORE_KEY = "ticket_clock_store_key"
 STORE_TICKETS = "ticket_clock_store_tickets"
 STORE_ROWS = "ticket_clock_store_rows"
 STORE_TICKET_COLUMNS = f"fingerprint UBIGINT, as_of TIMESTAMPTZ, as_of_dependent BOOLEAN, {RESPONSE_INPUT_COLUMNS}"
-_PACKAGE = Path(__file__).resolve().parents[1]
 # The sources whose code computes clock rows: a change to any of them recomputes every ticket.
 CODE_SOURCES = (
     "rules/ticket_clocks.py",
     "rules/clock_store.py",
     "core/sql.py",
     "ingest/tickets_reading.py",
-    *sorted(str(path.relative_to(_PACKAGE)) for path in (_PACKAGE / "calendars").glob("*.py")),
+    *sorted(str(path.relative_to(PACKAGE_ROOT)) for path in (PACKAGE_ROOT / "calendars").glob("*.py")),
 )
 
 
@@ -120,11 +116,10 @@ def run_key(con: duckdb.DuckDBPyConnection, policy: Policy) -> str:
     material = {
         "policy_sha256": policy.sha256,
         "policy": dataclasses.asdict(policy),
-        "versions": {name: _version(name) for name in ("compliance-reporter", "duckdb", "holidays")},
-        "sources": {name: hashlib.sha256((_PACKAGE / name).read_bytes()).hexdigest() for name in CODE_SOURCES},
+        **code_fingerprint(CODE_SOURCES, ("compliance-reporter", "duckdb", "holidays")),
         "staged_columns": shapes,
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True, default=_canonical).encode()).hexdigest()
+    return key_of(material)
 
 
 def _recompute_changed(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> ClockReuse:
@@ -275,21 +270,3 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
     for table in tables:
         con.execute(f"DROP TABLE IF EXISTS {ident(table)}")
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH: the sources tell
-        return "not installed"
-
-
-def _canonical(value: object) -> object:
-    """JSON for what ``json`` cannot write itself: sets sorted, dates and times in ISO form, mappings as dicts."""
-    if isinstance(value, set | frozenset):
-        return sorted(str(_canonical(item)) if not isinstance(item, str) else item for item in value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "items"):
-        return {str(key): item for key, item in value.items()}
-    return str(value)

@@ -14,14 +14,13 @@ scanning code or DuckDB (``secret_scan_store_key``) empties the store.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 
 from compliance.core.secrets import FINDINGS_COLUMNS, SCANNED_TEXT, SECRET_KINDS, scan_secrets
 from compliance.core.sql import ident, install_macros, lit, table_exists, ts_lit
+from compliance.core.stored_keys import code_fingerprint, key_of
 from compliance.policy import Policy
 from compliance.rules.common import (
     apply_waivers,
@@ -36,7 +35,6 @@ from compliance.rules.common import (
 DOMAIN = "data_quality"
 SCAN_STORE = "secret_scan_store"
 SCAN_STORE_KEY = "secret_scan_store_key"
-_PACKAGE = Path(__file__).resolve().parents[1]
 # The code whose change can change what a text holds: a change to any of them scans every text again.
 SCAN_CODE_SOURCES = ("core/secrets.py", "core/sql.py", "rules/secrets_in_text.py")
 
@@ -81,9 +79,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) ->
 def scan_new_texts(con: duckdb.DuckDBPyConnection, table: str, id_column: str, text_columns: list[str]) -> None:
     """(Re)create ``secret_findings`` for ``table`` as :func:`scan_secrets` does, scanning only the texts that
     ``secret_scan_store`` does not hold yet (module docstring) and adding them to it."""
-    key = hashlib.sha256(
-        repr((duckdb.__version__, [(name, (_PACKAGE / name).read_bytes()) for name in SCAN_CODE_SOURCES])).encode()
-    ).hexdigest()
+    key = key_of(code_fingerprint(SCAN_CODE_SOURCES, ("duckdb",)))
     stored_key = (
         con.execute(f"SELECT scan_key FROM {SCAN_STORE_KEY}").fetchall() if table_exists(con, SCAN_STORE_KEY) else []
     )
