@@ -26,6 +26,24 @@ def con(tmp_path: Path):
     connection.close()
 
 
+def small_exports(folder: Path) -> Path:
+    """Generated exports of every domain, small enough for a test that runs the whole pipeline several times."""
+    from compliance.samples.generate import GenerateOptions, generate
+
+    generate(
+        GenerateOptions(
+            out_dir=folder,
+            tickets=300,
+            privacy_requests=20,
+            security_reports=5,
+            incidents=6,
+            retention_records=40,
+            seed=11,
+        )
+    )
+    return folder
+
+
 def write(path: Path, text: str, *, bom: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())

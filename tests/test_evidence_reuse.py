@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+from conftest import small_exports
 
 from assets.resources import ReporterSettings, Warehouse
-from compliance.samples.generate import generate
-from compliance.samples.options import GenerateOptions
 from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
 from tests.test_incremental_run import FIRST_AS_OF, add_new_tickets, evidence_of, forget_row_count_history
 
@@ -49,17 +48,7 @@ def run_and_compare(exports: Path, out: Path, cold: Path) -> None:
 
 def test_unchanged_evidence_files_are_not_written_again(tmp_path):
     exports = tmp_path / "exports"
-    generate(
-        GenerateOptions(
-            out_dir=exports,
-            tickets=300,
-            privacy_requests=20,
-            security_reports=5,
-            incidents=6,
-            retention_records=40,
-            seed=11,
-        )
-    )
+    small_exports(exports)
     out = tmp_path / "out"
     materialize(exports, out)
     monthly = sorted((out / "evidence" / "ticket_sla").glob("month=*"))

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from conftest import small_exports
 
 from assets.resources import ReporterSettings, Warehouse
 from compliance.evidence.periods import parse_period, restrict_to_period
@@ -21,8 +22,6 @@ from compliance.ingest.staging import ingest_source
 from compliance.policy import load_policy
 from compliance.rules.clock_store import STORE_ROWS, STORE_TICKETS, evaluate_ticket_clocks_incrementally
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
-from compliance.samples.generate import generate
-from compliance.samples.options import GenerateOptions
 from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
 
 FIRST_AS_OF = "2026-10-25T00:00:00Z"
@@ -205,17 +204,7 @@ def manifest_of(out: Path, exports: Path) -> dict:
 
 def test_incremental_runs_give_the_evidence_of_cold_runs(tmp_path):
     exports = tmp_path / "exports"
-    generate(
-        GenerateOptions(
-            out_dir=exports,
-            tickets=300,
-            privacy_requests=20,
-            security_reports=5,
-            incidents=6,
-            retention_records=40,
-            seed=11,
-        )
-    )
+    small_exports(exports)
     platform = "platform"
     steps = [  # (what changes, its change to the exports, as-of, policy, expected (kept, recomputed) or None)
         ("cold load", None, FIRST_AS_OF, platform),
