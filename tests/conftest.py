@@ -26,21 +26,13 @@ def con(tmp_path: Path):
     connection.close()
 
 
-def small_exports(folder: Path) -> Path:
-    """Generated exports of every domain, small enough for a test that runs the whole pipeline several times."""
+def small_exports(folder: Path, **options) -> Path:
+    """Generated exports of every domain, small enough for a test that runs the whole pipeline several times;
+    ``options``: GenerateOptions fields to set otherwise."""
     from compliance.samples.generate import GenerateOptions, generate
 
-    generate(
-        GenerateOptions(
-            out_dir=folder,
-            tickets=300,
-            privacy_requests=20,
-            security_reports=5,
-            incidents=6,
-            retention_records=40,
-            seed=11,
-        )
-    )
+    sizes = {"tickets": 300, "privacy_requests": 20, "security_reports": 5, "incidents": 6, "retention_records": 40}
+    generate(GenerateOptions(out_dir=folder, **{**sizes, "seed": 11, **options}))
     return folder
 
 

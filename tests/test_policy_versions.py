@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, write
+from conftest import SHARED, small_exports, write
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -294,21 +294,17 @@ CHANGE_DAY = "2026-06-01"
 def year(tmp_path_factory) -> dict[str, Path]:
     """A year of exports judged three ways: whole by a two-version folder (the change on 2026-06-01), and the two
     sides apart as report periods."""
-    from compliance.samples.generate import GenerateOptions, generate
-
     root = tmp_path_factory.mktemp("year")
-    exports = root / "exports"
-    generate(
-        GenerateOptions(
-            out_dir=exports,
-            tickets=400,
-            privacy_requests=60,
-            security_reports=30,
-            incidents=20,
-            retention_records=100,
-            messy_fraction=0.0,
-            as_of=utc("2026-11-01"),
-        )
+    exports = small_exports(
+        root / "exports",
+        tickets=400,
+        privacy_requests=60,
+        security_reports=30,
+        incidents=20,
+        retention_records=100,
+        seed=7,
+        messy_fraction=0.0,
+        as_of=utc("2026-11-01"),
     )
     shipped = SHIPPED.read_text(encoding="utf-8").replace("effective_from: 2026-04-30", f"effective_from: {CHANGE_DAY}")
     older = (

@@ -64,6 +64,11 @@ def mark_stored_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str)
     con.execute(f"COMMENT ON TABLE {table} IS {lit(_STORED_ORDER + order_by)}")
 
 
+def order_in_comment(comment: str | None) -> str | None:
+    """The order a table's comment says it is stored in (:func:`mark_stored_order`); None without one."""
+    return comment[len(_STORED_ORDER) :] if comment and comment.startswith(_STORED_ORDER) else None
+
+
 def stored_in_order(con: duckdb.DuckDBPyConnection, table: str, order_by: str) -> bool:
     """Whether a scan of ``table`` returns its rows ordered by ``order_by`` (see :func:`mark_stored_order`)."""
     rows = con.execute(

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import duckdb
 
-from compliance.core.sql import ident, lit, mark_stored_order, table_exists, table_ref
+from compliance.core.sql import ident, lit, mark_stored_order, order_in_comment, table_exists, table_ref
 from compliance.evidence.periods import (
     ItemSelection,
     ReportPeriod,
@@ -195,17 +195,12 @@ def _merge_item_tables(con: duckdb.DuckDBPyConnection, schemas: list[str], main_
                     ORDER BY source_file, source_line"""
             )
             continue
-        order = _stored_order(comment) or ITEM_TABLE_ORDER.get(table)
+        order = order_in_comment(comment) or ITEM_TABLE_ORDER.get(table)
         if order is None and table.startswith("violations_"):
             order = VIOLATIONS_ORDER
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {union}{f' ORDER BY {order}' if order else ''}")
-        if _stored_order(comment):
+        if order_in_comment(comment):
             mark_stored_order(con, target, order)
-
-
-def _stored_order(comment: str | None) -> str | None:
-    prefix = "stored in order: "
-    return comment[len(prefix) :] if comment and comment.startswith(prefix) else None
 
 
 def replay_metrics(con: duckdb.DuckDBPyConnection) -> None:
