@@ -300,12 +300,14 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         missing_exports_folder,
         parse_as_of,
     )
+    from compliance.evidence.unchanged_run import (
+        forget_completed_run,
+        record_completed_run,
+        record_path,
+        standing_run,
+    )
     from reports.static_export import export_dashboard, parse_formats
 
-    try:
-        from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions
-    except SettingError as error:  # a CR_* setting read when the definitions load (CR_PARTITIONS_START)
-        raise UsageError(str(error)) from None
     exports_dir = Path(args.exports)
     encoding = _encoding_option(args)
     try:
@@ -339,25 +341,24 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
     _writable_folder(out_dir, "--out")
     warehouse = Path(args.warehouse) if args.warehouse else out_dir / "warehouse.duckdb"
 
+    settings = {
+        "exports_dir": str(exports_dir.resolve()),
+        # provenance: the folder as named here and the vendor format converted, never the temporary folder
+        "exports_given": args.exports,
+        "exports_format": conversion[0] if conversion else "",
+        "out_dir": str(out_dir.resolve()),
+        "policy": str(policy.path if len(windows) == 1 else policy.path.parent),
+        "as_of": as_of.isoformat(),
+        "encoding": encoding,
+        "period": period.label if period else "",
+        "prepared_by": attestation.prepared_by,
+        "reviewed_by": attestation.reviewed_by,
+        "attested_on": attestation.date,
+    }
     resources = {
-        "settings": ReporterSettings(
-            exports_dir=str(exports_dir.resolve()),
-            # provenance: the folder as named here and the vendor format converted, never the temporary folder
-            exports_given=args.exports,
-            exports_format=conversion[0] if conversion else "",
-            out_dir=str(out_dir.resolve()),
-            policy=str(policy.path if len(windows) == 1 else policy.path.parent),
-            as_of=as_of.isoformat(),
-            encoding=encoding,
-            period=period.label if period else "",
-            prepared_by=attestation.prepared_by,
-            reviewed_by=attestation.reviewed_by,
-            attested_on=attestation.date,
-        ),
+        "settings": ReporterSettings(**settings),
         "warehouse": Warehouse(path=str(warehouse.resolve()), lock_timeout_seconds=lock_timeout),
     }
-    definitions = build_definitions(resources)
-    job = definitions.resolve_job_def("compliance_run")
     versions = ", ".join(
         f"{window.policy.version}" + (f" until {window.end:%Y-%m-%d}" if not window.latest else "")
         for window in windows
@@ -372,21 +373,33 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         )
     print(f"  exports {exports_dir} -> {out_dir}")
     started = time.monotonic()
-    progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
     try:  # one run per warehouse at a time: a second run waits for the first, then fails with one line
-        with resources["warehouse"].run_lock(notify=print), _dagster_instance() as instance:
-            result = job.with_logger_defs({"progress": progress}).execute_in_process(
-                instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
-            )
-            if result.success:  # still holding the warehouse, which the next run may open as soon as it is free
+        with resources["warehouse"].run_lock(notify=print):
+            warehouse_file = Path(resources["warehouse"].path)
+            key = _run_key(settings, exports_dir, conversion is not None, windows)
+            standing = standing_run(warehouse_file, out_dir, key)
+            if standing is not None:
+                run_id, files = standing
+                print(
+                    f"  nothing changed since run {run_id}: the same exports, policy, as-of, settings and code, and "
+                    f"its {files} published files as its manifest records them; nothing recomputed (remove "
+                    f"{record_path(warehouse_file)} to compute every step again)"
+                )
                 _print_summary(warehouse, out_dir, time.monotonic() - started)
+                result = None
+            else:
+                forget_completed_run(warehouse_file)
+                result = _execute_run(resources)
+                if result.success:  # still holding the warehouse, which the next run may open as soon as it is free
+                    record_completed_run(warehouse_file, out_dir, key)
+                    _print_summary(warehouse, out_dir, time.monotonic() - started)
     except WarehouseBusy as busy:
         print(f"compliance-report: {busy}", file=sys.stderr)
         return EXIT_FAILED
     except WarehouseUnusable as error:
         option = "--warehouse " if args.warehouse else ""
         raise UsageError(f"{option}{error}") from None
-    if not result.success:
+    if result is not None and not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
                 where, error = f"step {event.step_key}", event.step_failure_data.error
@@ -403,6 +416,50 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         for line in export_dashboard(out_dir, export_formats):
             print(line)
     return EXIT_OK
+
+
+def _execute_run(resources: dict) -> dg.ExecuteInProcessResult:
+    """The compliance_run job in this process, its steps reported by the progress logger, recorded in the instance."""
+    from assets.resources import SettingError
+
+    try:
+        from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions
+    except SettingError as error:  # a CR_* setting read when the definitions load (CR_PARTITIONS_START)
+        raise UsageError(str(error)) from None
+    job = build_definitions(resources).resolve_job_def("compliance_run")
+    progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
+    with _dagster_instance() as instance:
+        return job.with_logger_defs({"progress": progress}).execute_in_process(
+            instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
+        )
+
+
+def _run_key(settings: dict, exports_dir: Path, converted: bool, windows: tuple) -> str:
+    """The key of everything this run's output is a function of (``compliance.evidence.unchanged_run``): the
+    settings (a converted folder's temporary path aside: its files are what counts), the warehouse's files, the
+    policy's bytes, the exports read and the code that runs."""
+    import importlib.util
+
+    from compliance.core.files import file_sha256
+    from compliance.evidence.unchanged_run import code_material, exports_material, run_key
+    from compliance.ingest.landing import landing_fingerprints
+
+    policy_path = Path(settings["policy"])
+    policy_files = sorted(policy_path.iterdir()) if policy_path.is_dir() else [policy_path]
+    packages = [
+        Path(location)
+        for name in ("compliance", "assets", "checks", "reports", "pipelines")
+        for location in importlib.util.find_spec(name).submodule_search_locations
+    ]
+    return run_key(
+        {
+            "settings": {name: value for name, value in settings.items() if not (converted and name == "exports_dir")},
+            "policy_files": {path.name: file_sha256(path) for path in policy_files if path.is_file()},
+            "policy_windows": [(window.policy.sha256, window.start, window.end, window.latest) for window in windows],
+            "exports": exports_material(exports_dir, landing_fingerprints(exports_dir)),
+            "code": code_material(packages),
+        }
+    )
 
 
 def _attestation_option(args: argparse.Namespace):
