@@ -382,9 +382,9 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
             if standing is not None:
                 run_id, files = standing
                 print(
-                    f"  nothing changed since run {run_id}: the same exports, policy, as-of, settings and code, and "
-                    f"its {files} published files as its manifest records them; nothing recomputed (remove "
-                    f"{record_path(warehouse_file)} to compute every step again)"
+                    f"  nothing changed since run {run_id}: its report and evidence stand, nothing recomputed\n"
+                    f"  (the same exports, policy, as-of, settings and code; its {files} published files as its "
+                    f"manifest records them; remove {record_path(warehouse_file)} to compute every step again)"
                 )
                 _print_summary(warehouse, out_dir, time.monotonic() - started)
                 result = None
