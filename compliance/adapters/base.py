@@ -38,7 +38,7 @@ from compliance.ingest.encodings import (
     utf8_copy,
 )
 from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
-from compliance.policy import Policy
+from compliance.policy import Policy, folder_reference
 
 VENDOR_SLA = "vendor_sla.csv"
 # One row per record × metric where the vendor states its own verdict or due time.
@@ -111,6 +111,9 @@ class Conversion:
     column_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     # canonical source -> vendor columns the adapter read nothing from and did not keep (kept ones are in the table)
     ignored_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the options that shaped the conversion (conversion.json ``options``: :func:`conversion_options`), which
+    # ``verify`` passes again to re-run it alike
+    options: dict[str, object] = field(default_factory=dict)
 
 
 def normalised_header(name: str) -> str:
@@ -465,6 +468,7 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
         "notes": conversion.notes,
         "filled_columns": filled_columns(conversion),
         "reading": reading_report(conversion),
+        "options": conversion.options,
     }
     with replacing(out_dir / CONVERSION_LOG) as temporary:
         temporary.write_text(json.dumps(log, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -529,6 +533,19 @@ def input_record(
         decoding.encoding,
         decoding.replaced,
     )
+
+
+def conversion_options(options: AdapterOptions) -> dict[str, object]:
+    """The options given to a conversion that change what it writes, as conversion.json records them: the
+    ``--mapping`` file (its path as the outputs name files, :func:`compliance.policy.folder_reference`, and its
+    sha256), the ``--timezone`` and the ``--encoding`` named (null: not given; the policy is recorded apart).
+    Call it inside the :func:`vendor_encoding` block of the conversion."""
+    mapping = options.mapping
+    return {
+        "mapping": {"path": folder_reference(mapping), "sha256": file_sha256(mapping)} if mapping else None,
+        "timezone": options.timezone or None,
+        "encoding": _named_encoding(),
+    }
 
 
 def _redacted(quarantine: pl.DataFrame) -> pl.DataFrame:

@@ -341,7 +341,9 @@ def conversion_record(exports_dir: Path) -> dict | None:
         log = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         return {"file": CONVERSION_LOG, "problem": f"unreadable: {error}"}
-    return {key: log.get(key) for key in ("format", "format_version", "inputs", "notes", "filled_columns", "reading")}
+    # options: the --mapping (path, sha256), --timezone and --encoding the conversion was given, which verify re-passes
+    keys = ("format", "format_version", "inputs", "notes", "filled_columns", "reading", "options")
+    return {key: log.get(key) for key in keys}
 
 
 def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> int:
