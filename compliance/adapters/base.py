@@ -25,7 +25,7 @@ import duckdb
 import polars as pl
 
 from compliance.core.files import file_sha256, replacing
-from compliance.core.secrets import redact_sql
+from compliance.core.secrets import pseudonym_sql, redact_sql
 from compliance.ingest.contract import QUARANTINE_SCHEMA, SOURCES
 from compliance.ingest.encodings import (
     UTF8_CODECS,
@@ -549,11 +549,15 @@ def conversion_options(options: AdapterOptions) -> dict[str, object]:
 
 
 def _redacted(quarantine: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine reasons quote vendor values, which may be secrets or personal data: redacted, set-based."""
+    """Quarantine reasons quote vendor values and vendor IDs may hold them, either of which may be a secret or
+    personal data: reasons redacted, IDs pseudonymised as the ingest's quarantine does (set-based)."""
     con = duckdb.connect()
     try:
         con.register("quarantine_rows", quarantine)
-        return con.sql(f"SELECT * REPLACE ({redact_sql('reason')} AS reason) FROM quarantine_rows").pl()
+        return con.sql(
+            f"SELECT * REPLACE ({pseudonym_sql('record_id')} AS record_id, {redact_sql('reason')} AS reason) "
+            "FROM quarantine_rows"
+        ).pl()
     finally:
         con.close()
 

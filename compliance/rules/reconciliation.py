@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.core.secrets import redact_sql
+from compliance.core.secrets import pseudonym_sql, redact_sql
 from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL
 from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
@@ -365,7 +365,8 @@ def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path
         return 0
     con.execute(
         f"""INSERT INTO conversion_quarantine
-            SELECT source_file, TRY_CAST(line AS BIGINT), record_id, reason_code, {redact_sql("reason")}
+            SELECT source_file, TRY_CAST(line AS BIGINT), {pseudonym_sql("record_id")}, reason_code,
+                   {redact_sql("reason")}
             FROM read_csv({lit(str(path))}, header = true, all_varchar = true,
                           columns = {{'source_file': 'VARCHAR', 'line': 'VARCHAR', 'record_id': 'VARCHAR',
                                       'reason_code': 'VARCHAR', 'reason': 'VARCHAR'}})"""
