@@ -562,7 +562,8 @@ def _verify(args: argparse.Namespace) -> int:
         if not exports_dir.is_dir():
             raise UsageError(f"--exports {exports_dir}: no such folder")
         problems += check_inputs(exports_dir, manifest)
-        problems += _rerun_differences(exports_dir, out_dir, manifest, args.policy)
+        conversion_options = _recorded_conversion_options(manifest, args.mapping)
+        problems += _rerun_differences(exports_dir, out_dir, manifest, args.policy, conversion_options)
     for line in problems:
         print(line)
     checked = "hashes and a re-run" if args.exports else "hashes"
@@ -573,9 +574,43 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _rerun_differences(exports_dir: Path, out_dir: Path, manifest: dict, policy_option: str) -> list[str]:
-    """Re-run the manifest's policy, period and as-of on ``exports_dir`` into a temporary folder; the evidence
-    files that differ, byte for byte, one line each (the run's output is not shown: only its differences)."""
+def _recorded_conversion_options(manifest: dict, mapping_option: str) -> list[str]:
+    """The adapter options of ``run`` that the manifest records its conversion was given (``conversion.options``:
+    ``--mapping``, ``--timezone``, ``--encoding``), to pass again; empty for a run of canonical files.
+
+    The mapping file is ``mapping_option`` when given, else the recorded path (relative to the working folder); a
+    file that is not there, or whose sha256 is not the recorded one, is a usage error naming it: the re-run
+    would convert the exports otherwise than the run did."""
+    from compliance.core.files import file_sha256
+
+    if not manifest.get("exports_format"):
+        if mapping_option:
+            raise UsageError(f"--mapping {mapping_option}: the run read canonical export files, it converted none")
+        return []
+    recorded = (manifest.get("conversion") or {}).get("options") or {}
+    options = []
+    mapping = recorded.get("mapping") or {}
+    if mapping or mapping_option:
+        path = Path(mapping_option or str(mapping.get("path")))
+        option = f"--mapping {path}" if mapping_option else f"the run's mapping file {path} (--mapping to name it)"
+        if not path.is_file():
+            raise UsageError(f"{option}: no such file")
+        expected = mapping.get("sha256")
+        if expected and (actual := file_sha256(path)) != expected:
+            raise UsageError(f"{option}: sha256 {actual} differs from the manifest's {expected}")
+        options += ["--mapping", str(path)]
+    for name in ("timezone", "encoding"):
+        if recorded.get(name):
+            options += [f"--{name}", str(recorded[name])]
+    return options
+
+
+def _rerun_differences(
+    exports_dir: Path, out_dir: Path, manifest: dict, policy_option: str, conversion_options: list[str]
+) -> list[str]:
+    """Re-run the manifest's policy, period and as-of on ``exports_dir`` into a temporary folder (a vendor
+    export converted again with ``conversion_options``); the evidence files that differ, byte for byte, one line
+    each (the run's output is not shown: only its differences)."""
     import contextlib
     import io
 
@@ -607,7 +642,7 @@ def _rerun_differences(exports_dir: Path, out_dir: Path, manifest: dict, policy_
         command = ["run", "--exports", str(exports_dir), "--out", str(rerun_dir), "--policy", str(policy_path)]
         command += ["--as-of", str(manifest.get("as_of")), *(["--period", period] if period else [])]
         if manifest.get("exports_format"):  # a vendor export converted for the run: converted again alike
-            command += ["--format", str(manifest["exports_format"])]
+            command += ["--format", str(manifest["exports_format"]), *conversion_options]
         errors = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
             code = main(command)
@@ -707,6 +742,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("out_dir", metavar="OUT", help="the output folder of the run (holding manifest.json)")
     verify.add_argument("--exports", default="", help="the export folder the run read: re-run it and compare")
     verify.add_argument("--policy", default="", help="the policy file, when the manifest's path does not resolve here")
+    verify.add_argument(
+        "--mapping",
+        default="",
+        help="the mapping file of a converted run, when the manifest's path does not resolve here (same sha256)",
+    )
     verify.set_defaults(handler=_verify)
 
     gen = commands.add_parser("generate", help="write deterministic sample exports")

@@ -24,6 +24,7 @@ from compliance.adapters.base import (
     ConversionError,
     LayoutSignature,
     Reading,
+    conversion_options,
     reading_overrides,
 )
 from compliance.adapters.value_overrides import load_overrides, read_mapping_document
@@ -215,8 +216,20 @@ def adapter_for(format_name: str) -> Adapter:
         raise KeyError(f"unknown format {format_name!r}; known formats: {', '.join(FORMATS)}") from None
     adapter = import_module(module).ADAPTER
     if format_name == "mapping":  # the mapping file is that format's whole layout
-        return adapter
-    return replace(adapter, convert=partial(_with_mapping, format_name, adapter.convert))
+        return replace(adapter, convert=partial(_with_options_recorded, adapter.convert))
+    return replace(
+        adapter, convert=partial(_with_options_recorded, partial(_with_mapping, format_name, adapter.convert))
+    )
+
+
+def _with_options_recorded(
+    convert: Callable[[list[Path], AdapterOptions], Conversion], paths, options: AdapterOptions
+) -> Conversion:
+    """The conversion, recording the options as given (before a mapping file's own time zone is merged in), so
+    that ``verify`` can convert again alike."""
+    conversion = convert(paths, options)
+    conversion.options = conversion_options(options)
+    return conversion
 
 
 def _with_mapping(

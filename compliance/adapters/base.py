@@ -25,7 +25,7 @@ import duckdb
 import polars as pl
 
 from compliance.core.files import file_sha256, replacing
-from compliance.core.secrets import redact_sql
+from compliance.core.secrets import pseudonym_sql, redact_sql
 from compliance.ingest.contract import QUARANTINE_SCHEMA, SOURCES
 from compliance.ingest.encodings import (
     UTF8_CODECS,
@@ -38,7 +38,7 @@ from compliance.ingest.encodings import (
     utf8_copy,
 )
 from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
-from compliance.policy import Policy
+from compliance.policy import Policy, folder_reference
 
 VENDOR_SLA = "vendor_sla.csv"
 # One row per record × metric where the vendor states its own verdict or due time.
@@ -111,6 +111,9 @@ class Conversion:
     column_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     # canonical source -> vendor columns the adapter read nothing from and did not keep (kept ones are in the table)
     ignored_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the options that shaped the conversion (conversion.json ``options``: :func:`conversion_options`), which
+    # ``verify`` passes again to re-run it alike
+    options: dict[str, object] = field(default_factory=dict)
 
 
 def normalised_header(name: str) -> str:
@@ -465,6 +468,7 @@ def write_conversion(conversion: Conversion, out_dir: Path) -> list[Path]:
         "notes": conversion.notes,
         "filled_columns": filled_columns(conversion),
         "reading": reading_report(conversion),
+        "options": conversion.options,
     }
     with replacing(out_dir / CONVERSION_LOG) as temporary:
         temporary.write_text(json.dumps(log, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -531,12 +535,29 @@ def input_record(
     )
 
 
+def conversion_options(options: AdapterOptions) -> dict[str, object]:
+    """The options given to a conversion that change what it writes, as conversion.json records them: the
+    ``--mapping`` file (its path as the outputs name files, :func:`compliance.policy.folder_reference`, and its
+    sha256), the ``--timezone`` and the ``--encoding`` named (null: not given; the policy is recorded apart).
+    Call it inside the :func:`vendor_encoding` block of the conversion."""
+    mapping = options.mapping
+    return {
+        "mapping": {"path": folder_reference(mapping), "sha256": file_sha256(mapping)} if mapping else None,
+        "timezone": options.timezone or None,
+        "encoding": _named_encoding(),
+    }
+
+
 def _redacted(quarantine: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine reasons quote vendor values, which may be secrets or personal data: redacted, set-based."""
+    """Quarantine reasons quote vendor values and vendor IDs may hold them, either of which may be a secret or
+    personal data: reasons redacted, IDs pseudonymised as the ingest's quarantine does (set-based)."""
     con = duckdb.connect()
     try:
         con.register("quarantine_rows", quarantine)
-        return con.sql(f"SELECT * REPLACE ({redact_sql('reason')} AS reason) FROM quarantine_rows").pl()
+        return con.sql(
+            f"SELECT * REPLACE ({pseudonym_sql('record_id')} AS record_id, {redact_sql('reason')} AS reason) "
+            "FROM quarantine_rows"
+        ).pl()
     finally:
         con.close()
 

@@ -15,8 +15,8 @@ and is counted per column (``loaded_files.replaced_characters``, shown in ``data
 Loads are incremental and idempotent. The ``loaded_files`` registry remembers every file version loaded (name +
 sha256): a file already loaded is not read again. A new file's accepted records are merged into
 ``staged_<source>`` by record ID: of two versions of a record, the one from the file with the greater version key
-wins (:func:`_version_key`: the export's date from the name's suffix, else the newest timestamp inside the file,
-ties by file name), so that the order files arrive in never decides, and a clean run and any sequence of
+wins (:func:`_version_key`: the export's date from the name's suffix, else the newest instant a record of the
+file's accepted rows came to be known at, ties by file name), so that the order files arrive in never decides, and a clean run and any sequence of
 incremental runs agree; a new record is added (for ``ticket_events`` and ``incident_updates``, whose IDs repeat,
 the winning file's rows for an ID are all the rows of that ID). A new version of an already loaded file name
 replaces that file's contribution: its records absent from the new version are withdrawn.
@@ -346,6 +346,7 @@ def _settings_sha256(source: Source, policy: Policy, encoding: str | None) -> st
             derivation,
             encoding,
             policy.timestamp_window,
+            RECORDED_AT[source.name],  # what the stored version keys were read from (_version_key)
         )
     )
     return hashlib.sha256(reading.encode()).hexdigest()
@@ -527,18 +528,50 @@ def _load_version(
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:[T_ -]?(\d{2})[:-]?(\d{2})(?:[:-]?(\d{2}))?)?Z?$")
 
 
+# Per export, the timestamps that say when a record came to be known to it (a ticket opened, a request or report
+# received, an event occurred, an update posted, an incident started or a maintenance announced, a waiver approved):
+# an export without a date in its name is as new as the newest of them (see _version_key). The other timestamps
+# are left out: deadlines, schedules and expiries (vendor_due_at, scheduled_start_at, embargo_extended_until,
+# expires_at) name the future by nature, and a stop (resolved, completed, fixed) typed in the future would make an
+# old export outrank every newer one. Every export of the contract has an entry (checked below).
+RECORDED_AT: dict[str, tuple[str, ...]] = {
+    "tickets": ("created_at",),
+    "ticket_events": ("occurred_at",),
+    "privacy_requests": ("received_at",),
+    "security_reports": ("received_at",),
+    "incidents": ("started_at", "announced_at"),
+    "incident_updates": ("posted_at",),
+    "retention_inventory": ("created_at",),
+    "vendor_sla": (),
+    "waivers": ("approved_at",),
+}
+if set(RECORDED_AT) != set(SOURCES):
+    raise ImportError(f"RECORDED_AT names the exports {sorted(RECORDED_AT)}, the contract {sorted(SOURCES)}")
+
+
 def _version_key(con: duckdb.DuckDBPyConnection, source: Source, file_name: str, batch: str) -> str:
     """The key that decides which version of a record wins: the greatest key's, whatever the order files were
     loaded in (so a clean run and any sequence of incremental runs agree).
 
     The key is the export's instant, then the file name for a tie: the instant is the date (and time) at the end
-    of the name (``tickets-2026-11-20.csv``: 2026-11-20T00:00Z), else the newest timestamp inside the file's
-    accepted rows, else none (such a file loses to every dated one). Text that sorts as the keys compare.
+    of the name (``tickets-2026-11-20.csv``: 2026-11-20T00:00Z), else the newest :data:`RECORDED_AT` timestamp of
+    the file's accepted rows (``batch``), else none (such a file loses to every dated one). Text that sorts as
+    the keys compare.
+
+    Only accepted rows count: a value the ingest refuses (a year 9999, a timestamp outside the policy's
+    ``timestamp_window``, text that is no timestamp) quarantines its row, which is not in ``batch``. The as-of
+    instant is not known here, and must not be: a file is loaded once and its records serve every later run of
+    the warehouse, whatever that run's as-of (by default the moment it starts), so a key read against the as-of
+    would make the staged table depend on the as-of the files happened to arrive at, and an incremental run differ
+    from a clean one. What bounds the instant instead is the choice of timestamps: a stop typed in the future and
+    a deadline do not count; a record whose own arrival is dated after a run's as-of still does (that run does not
+    judge the record, an item whose clock starts after the as-of, and its data quality names the column).
     """
     instant = _name_instant(Path(file_name).stem)
-    if instant is None:
-        columns = [column.name for column in source.columns if column.kind == "timestamp"]
-        newest = con.execute(f"SELECT max(greatest({', '.join(columns)})) FROM {batch}").fetchall()[0][0]
+    columns = RECORDED_AT[source.name]
+    if instant is None and columns:
+        newest_sql = f"SELECT max(greatest({', '.join(map(ident, columns))})) FROM {ident(batch)}"
+        newest = con.execute(newest_sql).fetchall()[0][0]
         instant = newest.astimezone(UTC) if newest is not None else None
     return f"{instant:%Y-%m-%dT%H:%M:%S.%fZ}|{file_name}" if instant else f"|{file_name}"
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.core.secrets import redact_sql
+from compliance.core.secrets import pseudonym_sql, redact_sql
 from compliance.core.sql import install_macros, lit, table_exists, ts_lit
 from compliance.ingest.contract import QUARANTINE_COLUMNS_SQL
 from compliance.ingest.landing import CONVERSION_LOG, CONVERSION_QUARANTINE
@@ -341,7 +341,9 @@ def conversion_record(exports_dir: Path) -> dict | None:
         log = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         return {"file": CONVERSION_LOG, "problem": f"unreadable: {error}"}
-    return {key: log.get(key) for key in ("format", "format_version", "inputs", "notes", "filled_columns", "reading")}
+    # options: the --mapping (path, sha256), --timezone and --encoding the conversion was given, which verify re-passes
+    keys = ("format", "format_version", "inputs", "notes", "filled_columns", "reading", "options")
+    return {key: log.get(key) for key in keys}
 
 
 def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path) -> int:
@@ -363,7 +365,8 @@ def load_conversion_quarantine(con: duckdb.DuckDBPyConnection, exports_dir: Path
         return 0
     con.execute(
         f"""INSERT INTO conversion_quarantine
-            SELECT source_file, TRY_CAST(line AS BIGINT), record_id, reason_code, {redact_sql("reason")}
+            SELECT source_file, TRY_CAST(line AS BIGINT), {pseudonym_sql("record_id")}, reason_code,
+                   {redact_sql("reason")}
             FROM read_csv({lit(str(path))}, header = true, all_varchar = true,
                           columns = {{'source_file': 'VARCHAR', 'line': 'VARCHAR', 'record_id': 'VARCHAR',
                                       'reason_code': 'VARCHAR', 'reason': 'VARCHAR'}})"""
