@@ -126,7 +126,8 @@ def record_expectations(
             _store_suite(con, source, suite_key, json.dumps(independent, sort_keys=True))
     else:
         independent = json.loads(stored_suite)
-    suite_text = json.dumps(_with_as_of(independent, source, as_of, previous_rows), sort_keys=True)
+        suite = _with_as_of(independent, source, as_of, previous_rows)
+    suite_text = json.dumps(suite, sort_keys=True)
     outcomes = outcomes_from_states(
         con, table, source, independent["expectations"], [states[key] for key in keys], as_of, previous_rows
     ) + decoding_outcomes(con, source)
