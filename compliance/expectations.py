@@ -232,11 +232,10 @@ def as_of_expectations_json(source: Source, as_of: Any, previous_rows: int | Non
 def as_of_outcomes(
     con: duckdb.DuckDBPyConnection, table: str, source_name: str, as_of: Any, previous_rows: int | None
 ) -> list[ExpectationOutcome]:
-    """The outcomes :func:`validate_table` gives for its expectations in :data:`AS_OF_CHECKS`, in its order,
-    computed in DuckDB: a column's latest value is GX's column maximum (the chunks' maxima merged; none when every
-    value is empty, which passes), and GX's row count is the table's. The rest of the outcome is written by the
-    same :func:`_outcome`, so a caller that reuses the other outcomes of an earlier validation at another as-of
-    instant or row-count history gets those a validation now would give."""
+    """The outcomes of the expectations in :data:`AS_OF_CHECKS`, in suite order, computed in DuckDB over the whole
+    table with GX's meaning (``tests/test_quality.py`` checks them against GX's own): a column's latest value is
+    GX's column maximum (none when every value is empty, which passes), and GX's row count is the table's. They are
+    not stored with a segment's state: they read the as-of instant and the row-count history, not the rows alone."""
     source = SOURCES[source_name]
     if not table_exists(con, table):
         return []
