@@ -189,3 +189,26 @@ def test_examples_are_the_first_unexpected_values_in_file_name_then_line_order(c
         order = outcomes[("expect_column_pair_values_a_to_be_greater_than_b", "created_at,first_response_at")]
         assert order.unexpected_count == 1
         assert outcomes[("expect_column_values_to_not_be_null", "created_at")].observed == "1 of 110 rows empty"
+
+
+def test_a_run_with_no_changed_file_does_not_import_great_expectations(tmp_path, policy):
+    import subprocess
+    import sys
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    _stage(con, _older() + _main())
+    record_expectations(con, "staged_tickets", "tickets", policy, AS_OF)
+    con.close()
+    again = (
+        "import sys, duckdb\n"
+        "from datetime import UTC, datetime\n"
+        "from compliance.evidence.quality_records import record_expectations\n"
+        "from compliance.policy import load_policy\n"
+        f"con = duckdb.connect({str(warehouse)!r})\n"
+        "outcomes = record_expectations(con, 'staged_tickets', 'tickets', load_policy('platform'), "
+        "datetime(2026, 11, 1, tzinfo=UTC))\n"
+        "print(len(outcomes), 'great_expectations' in sys.modules)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", again], capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == [str(len(_cold(policy, _older() + _main(), tmp_path / "cold")[0])), "False"]
