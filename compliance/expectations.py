@@ -1,20 +1,29 @@
 """Data quality of the canonical sources: Great Expectations 1.x suites built from the data contract.
 
 :func:`_expectations` turns a :class:`compliance.ingest.contract.Source` (plus the policy's allowed values) into
-GX expectations; nothing here is written per file. :func:`validate_table` runs them over a staged
-DuckDB table with an ephemeral, offline GX context on a pandas data source, chunk by chunk (ordered by
-``source_line``), merges the chunk results and returns one :class:`ExpectationOutcome` per expectation: what GX
-reports on the whole table, whatever the chunk size.
+GX expectations; nothing here is written per file. :func:`validate_table` runs them over a staged DuckDB table
+with an ephemeral, offline GX context on a pandas data source, and returns one :class:`ExpectationOutcome` per
+expectation: what GX reports on the whole table, however the table is cut.
 
+- Table order: the segments (the staged rows that came from one ``source_file``) by file name, the rows of each by
+  ``source_line``; the same order whether the files were loaded in one run or day by day (``source_line`` alone
+  ties across files).
+- The row-by-row expectations (not-null, allowed values, pairs in order) are validated per segment
+  (:func:`validate_segments`), chunk by chunk, never a chunk across two segments; each segment's state (success,
+  unexpected count, first unexpected values, error) reads its own rows alone, so a caller may store it and reuse
+  it while the segment's rows do not change (``compliance.evidence.quality_records``). The states are folded in
+  table order (:func:`outcomes_from_states`); whole-table checks are computed there from the whole table.
 - GX checks every row, and only the columns that the suite reads. A column checked for nulls only (a record ID)
   reaches GX as a null marker, 0 where it has a value and NULL where it has none: the same rows are null, without
   millions of distinct strings to fetch, hash and filter.
-- Counts add up over the chunks. Examples are GX's, the first 20 unexpected values counted (SUMMARY's
-  ``partial_unexpected_counts``): each chunk's first ones are taken in table order until the table's first 20
-  are in.
+- Counts add up over the chunks and segments. Examples are GX's, the first 20 unexpected values in table order
+  counted (SUMMARY's ``partial_unexpected_counts``): each part's first ones are taken in table order until the
+  table's first 20 are in.
 - Record-ID uniqueness must hold across chunks, so DuckDB counts it over the whole table with GX's meaning: the
   rows whose ID occurs more than once, and as examples the IDs of the first 20 of those rows.
-- When the latest timestamp of a column is after as-of, DuckDB counts the rows that are.
+- The checks that read the as-of instant or the previous run's row count are computed in DuckDB with GX's meaning
+  (:func:`as_of_outcomes`), and so is, when the latest timestamp of a column is after as-of, the count of the rows
+  that are.
 
 Every expectation carries ``meta = {"blocking": bool, "check": ...}``: failures that make a verdict meaningless
 (missing required column or value, duplicate IDs, timestamps out of order, unknown values in a required column)
@@ -28,8 +37,9 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -222,11 +232,10 @@ def as_of_expectations_json(source: Source, as_of: Any, previous_rows: int | Non
 def as_of_outcomes(
     con: duckdb.DuckDBPyConnection, table: str, source_name: str, as_of: Any, previous_rows: int | None
 ) -> list[ExpectationOutcome]:
-    """The outcomes :func:`validate_table` gives for its expectations in :data:`AS_OF_CHECKS`, in its order,
-    computed in DuckDB: a column's latest value is GX's column maximum (the chunks' maxima merged; none when every
-    value is empty, which passes), and GX's row count is the table's. The rest of the outcome is written by the
-    same :func:`_outcome`, so a caller that reuses the other outcomes of an earlier validation at another as-of
-    instant or row-count history gets those a validation now would give."""
+    """The outcomes of the expectations in :data:`AS_OF_CHECKS`, in suite order, computed in DuckDB over the whole
+    table with GX's meaning (``tests/test_quality.py`` checks them against GX's own): a column's latest value is
+    GX's column maximum (none when every value is empty, which passes), and GX's row count is the table's. They are
+    not stored with a segment's state: they read the as-of instant and the row-count history, not the rows alone."""
     source = SOURCES[source_name]
     if not table_exists(con, table):
         return []
@@ -301,83 +310,223 @@ def outcome_column(expectation_type: str, kwargs: dict) -> str | None:
     return ",".join(_columns_of(expectation_type, kwargs)) or None
 
 
+# The row-by-row expectations: each row passes or fails on its own values, so their results add up over any cut
+# of the table (chunks, segments). The others read the whole table and are never cut: a column's presence (the
+# table's columns), uniqueness (DuckDB over all rows) and the as-of checks (as_of_outcomes).
+_ROW_BY_ROW = (_NOT_NULL, _IN_SET, _ORDER)
+
+
 @dataclass
 class _Merged:
+    """One expectation's outcome as it accumulates over the parts of the table, in table order."""
+
     type: str
     kwargs: dict
     meta: dict
     success: bool = True
     unexpected_count: int | None = None
     observed: Any = None
-    examples: dict | None = None
-    example_rows: int = 0  # how many of the table's first unexpected values ``examples`` counts
+    # The first EXAMPLE_ROWS unexpected values in table order, each as its _iso text; None for a pair of values,
+    # which is one of the first but has no example.
+    first_unexpected: list[str | None] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def examples(self) -> dict[str, int] | None:
+        """GX's examples (SUMMARY's ``partial_unexpected_counts``): each of the first unexpected values, counted."""
+        return dict(Counter(value for value in self.first_unexpected if value is not None)) or None
 
-def _merge(merged: _Merged, result) -> None:
-    """Fold one chunk's validation result into the running outcome."""
-    import pandas as pd
 
+def _fold(merged: _Merged, part: _Merged) -> None:
+    """Fold the state of the next part of the table (a chunk, a segment) into the running outcome: counts add up,
+    it succeeds if every part does, the last error is kept, and each part's first unexpected values are taken until
+    the table's first EXAMPLE_ROWS are in, which gives the whole table's examples wherever the parts are cut."""
+    if part.error is not None:
+        merged.error = part.error
+    merged.success = merged.success and part.success
+    if part.unexpected_count is not None:
+        merged.unexpected_count = (merged.unexpected_count or 0) + part.unexpected_count
+    merged.first_unexpected += part.first_unexpected[: EXAMPLE_ROWS - len(merged.first_unexpected)]
+
+
+def _chunk_state(merged: _Merged, result) -> _Merged:
+    """One chunk's GX result of a row-by-row expectation as a part to fold; its first unexpected values are BASIC's
+    ``partial_unexpected_list``, in the chunk's order."""
     info = result.exception_info or {}
     if info.get("raised_exception"):
-        merged.success = False
-        merged.error = str(info.get("exception_message") or "error").splitlines()[0]
-        return
+        error = str(info.get("exception_message") or "error").splitlines()[0]
+        return _Merged(merged.type, merged.kwargs, merged.meta, success=False, error=error)
     payload = result.result or {}
-    if merged.type == _ROWS:
-        merged.observed = (merged.observed or 0) + int(payload.get("observed_value") or 0)
-        return
-    if merged.type == _MAX:
-        observed = payload.get("observed_value")
-        if observed is None or pd.isna(observed):  # no values in this chunk: nothing after as_of
-            return
-        merged.observed = observed if merged.observed is None else max(merged.observed, observed)
-        merged.success = merged.success and bool(result.success)
-        return
-    merged.success = merged.success and bool(result.success)
-    if "unexpected_count" in payload:
-        merged.unexpected_count = (merged.unexpected_count or 0) + int(payload["unexpected_count"] or 0)
-        # GX's examples (SUMMARY's partial_unexpected_counts) count the first unexpected values. Each chunk lists
-        # its own first ones, in table order: taking them until the table's first EXAMPLE_ROWS are in gives the
-        # examples of the whole table, wherever the chunks are cut. Pairs have no example.
-        first = (payload.get("partial_unexpected_list") or [])[: EXAMPLE_ROWS - merged.example_rows]
-        merged.example_rows += len(first)
-        for value in first:
-            merged.examples = merged.examples or {}
-            if not isinstance(value, tuple):
-                key = _iso(value)
-                merged.examples[key] = merged.examples.get(key, 0) + 1
+    return _Merged(
+        merged.type,
+        merged.kwargs,
+        merged.meta,
+        success=bool(result.success),
+        unexpected_count=int(payload["unexpected_count"] or 0) if "unexpected_count" in payload else None,
+        first_unexpected=[
+            None if isinstance(value, tuple) else _iso(value)
+            for value in (payload.get("partial_unexpected_list") or [])[:EXAMPLE_ROWS]
+        ],
+    )
 
 
-def _frames(con: duckdb.DuckDBPyConnection, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The query's rows as frames of ``chunk_rows`` rows (the last one shorter; one empty frame for no rows),
-    cut from one streamed result: LIMIT/OFFSET per chunk would sort the table once per chunk."""
-    import pyarrow as pa
-
-    reader = con.sql(query).to_arrow_reader(chunk_rows)
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    yielded = False
-    for record_batch in reader:
-        pending.append(record_batch)
-        pending_rows += record_batch.num_rows
-        while pending_rows >= chunk_rows:
-            rows = pa.Table.from_batches(pending, schema=reader.schema)
-            yield _frame(rows.slice(0, chunk_rows))
-            rest = rows.slice(chunk_rows)
-            pending, pending_rows = rest.to_batches(), rest.num_rows
-            yielded = True
-    if pending_rows or not yielded:
-        yield _frame(pa.Table.from_batches(pending, schema=reader.schema))
+def _state_key(expectation_type: str, kwargs: dict) -> str:
+    """The name of an expectation's state in a segment's states (one expectation per type and column)."""
+    return f"{expectation_type}:{outcome_column(expectation_type, kwargs)}"
 
 
-def _frame(rows: pa.Table) -> pd.DataFrame:
-    """A chunk as pandas with text columns (enums; IDs come as null markers) as categoricals: GX hashes every
-    frame and filters it per expectation, several times faster on categoricals than on strings; same values."""
+def _state_json(merged: _Merged) -> dict:
+    return {
+        "success": merged.success,
+        "unexpected_count": merged.unexpected_count,
+        "first_unexpected": merged.first_unexpected,
+        "error": merged.error,
+    }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """The staged rows that came from one source file, with a fingerprint of them as a multiset: their count, and
+    the xor and the sum of a 64-bit DuckDB hash of each whole row (``source_line`` included, so their order too)."""
+
+    file: str  # the rows' source_file; '' for a table without that column (one segment)
+    rows: int
+    xor_hash: str
+    sum_hash: str
+
+
+def _segment_of(present: set[str]) -> str:
+    """The SQL expression naming a row's segment (a staged row always has a source_file; '' stands for none)."""
+    return "coalesce(source_file, '')" if "source_file" in present else "''"
+
+
+def _table_order(present: set[str]) -> str:
+    """Table order: the segments by file name, the rows of each by ``source_line``. Names, not the order files were
+    loaded in: a cold load and a sequence of daily loads of the same files differ in the latter, not in the former
+    (and ``source_line`` alone ties across files)."""
+    keys = [_segment_of(present)] + (["source_line"] if "source_line" in present else [])
+    return "ORDER BY " + ", ".join(keys)
+
+
+def _columns_present(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {row[0] for row in con.execute(f"DESCRIBE {table_ref(table)}").fetchall()}
+
+
+def table_segments(con: duckdb.DuckDBPyConnection, table: str) -> list[Segment]:
+    """The segments of a staged table in table order, fingerprinted, in one GROUP BY."""
+    segment = _segment_of(_columns_present(con, table))
+    found = con.execute(
+        f"""SELECT {segment} AS segment, count(*), bit_xor(hash(t)), sum(hash(t, 1)::HUGEINT)
+            FROM {table_ref(table)} t GROUP BY segment ORDER BY segment"""
+    ).fetchall()
+    return [Segment(file, int(rows), str(xor_hash), str(sum_hash)) for file, rows, xor_hash, sum_hash in found]
+
+
+def validate_segments(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source_name: str,
+    policy: Policy,
+    files: list[str],
+    chunk_rows: int = 1_000_000,
+) -> dict[str, dict[str, dict]]:
+    """Validate the rows of the segments ``files`` (and no other) against the row-by-row expectations of the
+    source's suite; per segment, per expectation (by :func:`_state_key`), its state after the segment's rows, as
+    JSON-ready dicts that :func:`outcomes_from_states` folds. A segment's state reads its rows and the table's
+    columns alone, so it holds in any table that has the same segment.
+
+    The rows come from one streamed query in table order, cut into chunks of at most ``chunk_rows`` rows of one
+    segment (GX is fastest per row at about a million; each chunk costs GX a few copies of it). Great Expectations
+    is imported only when there is something to validate.
+    """
+    if not files:
+        return {}
+    import great_expectations as gx
+    from great_expectations.validator.v1_validator import Validator
+
+    with timed(con, f"expectations:{source_name}"):
+        source = SOURCES[source_name]
+        present = _columns_present(con, table)
+        runnable = [
+            expectation
+            for expectation in _expectations(source, policy)
+            if expectation.expectation_type in _ROW_BY_ROW
+            and all(c in present for c in _columns_of(expectation.expectation_type, expectation.configuration.kwargs))
+        ]
+        templates = [_Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in runnable]
+        states = {file: [_Merged(t.type, t.kwargs, t.meta, unexpected_count=0) for t in templates] for file in files}
+        if runnable:
+            context = _context()
+            batch_definition = (
+                context.data_sources.add_pandas(f"{source.name}_staged")
+                .add_dataframe_asset(table)
+                .add_batch_definition_whole_dataframe("chunk")
+            )
+            # GX does not keep the suite's order in its results: match them back by a key in ``meta``.
+            for key, expectation in enumerate(runnable):
+                expectation.meta = {**(expectation.meta or {}), "key": key}
+            suite = gx.ExpectationSuite(name=f"{source.name}_contract", expectations=runnable)
+            # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also
+            # collect their row indexes.
+            result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
+            segment = _segment_of(present)
+            query = (
+                f"SELECT {segment} AS _segment, {_selection(source, templates, present)} FROM {table_ref(table)} "
+                f"WHERE list_contains(?, {segment}) {_table_order(present)}"
+            )
+            for file, frame in _segment_frames(con, query, [list(files)], chunk_rows):
+                # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
+                # fingerprint) the frame twice.
+                validator = Validator(
+                    batch_definition, result_format=result_format, batch_parameters={"dataframe": frame}
+                )
+                for validation in validator.validate_expectation_suite(suite).results:
+                    merged = states[file][int(validation.expectation_config.meta["key"])]
+                    _fold(merged, _chunk_state(merged, validation))
+    return {file: {_state_key(m.type, m.kwargs): _state_json(m) for m in merged} for file, merged in states.items()}
+
+
+def _segment_frames(
+    con: duckdb.DuckDBPyConnection, query: str, parameters: list, chunk_rows: int
+) -> Iterator[tuple[str, pd.DataFrame]]:
+    """The query's rows as (segment, frame): its first column names the segment (a segment's rows come together),
+    and each frame holds at most ``chunk_rows`` rows of one segment, without that column; cut from one streamed
+    result (LIMIT/OFFSET per chunk would sort the table once per chunk)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    rows = rows.combine_chunks()
+    reader = con.sql(query, params=parameters).to_arrow_reader(chunk_rows)
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    current = None
+    for record_batch in reader:
+        runs = pc.run_end_encode(record_batch.column(0))
+        start = 0
+        for segment, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+            if segment != current and pending_rows:
+                yield current, _frame(pa.Table.from_batches(pending, schema=reader.schema))
+                pending, pending_rows = [], 0
+            current = segment
+            pending.append(record_batch.slice(start, end - start))
+            pending_rows += end - start
+            start = end
+            while pending_rows >= chunk_rows:
+                rows = pa.Table.from_batches(pending, schema=reader.schema)
+                yield current, _frame(rows.slice(0, chunk_rows))
+                rest = rows.slice(chunk_rows)
+                pending, pending_rows = rest.to_batches(), rest.num_rows
+    if pending_rows:
+        yield current, _frame(pa.Table.from_batches(pending, schema=reader.schema))
+
+
+def _frame(rows: pa.Table) -> pd.DataFrame:
+    """A chunk, without its segment column, as pandas with text columns (enums; IDs come as null markers) as
+    categoricals: GX hashes every frame and filters it per expectation, several times faster on categoricals than
+    on strings; same values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = rows.drop_columns(["_segment"]).combine_chunks()
     columns = [
         pc.dictionary_encode(column)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
@@ -406,6 +555,51 @@ def _selection(source: Source, runnable: list[_Merged], present: set[str]) -> st
     return ", ".join(select) or "1 AS _row"
 
 
+def expectations_on_rows_alone(suite: dict) -> list[dict]:
+    """The expectations of a suite as :func:`suite_json` writes it whose outcomes read the staged rows alone:
+    all but those in :data:`AS_OF_CHECKS`, in suite order."""
+    return [e for e in suite["expectations"] if e.get("meta", {}).get("check") not in AS_OF_CHECKS]
+
+
+def outcomes_from_states(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source_name: str,
+    expectations: list[dict],
+    states: list[dict[str, dict]],
+    as_of: Any,
+    previous_rows: int | None,
+) -> list[ExpectationOutcome]:
+    """The outcomes of :func:`validate_table`, from ``expectations`` (:func:`expectations_on_rows_alone`) and the
+    states of the table's segments in table order (:func:`validate_segments`, of this run or stored): a row-by-row
+    expectation's states folded; a column's presence from the table's columns; uniqueness counted in DuckDB over
+    the whole table; then the as-of checks (:func:`as_of_outcomes`) and the ambiguous local times. Everything but
+    the folded states is computed from the whole table, every time."""
+    source = SOURCES[source_name]
+    if not table_exists(con, table):
+        return []
+    present = _columns_present(con, table)
+    total_rows = con.execute(f"SELECT count(*) FROM {table_ref(table)}").fetchall()[0][0]
+    outcomes = []
+    for expectation in expectations:
+        merged = _Merged(expectation["type"], expectation["kwargs"], expectation.get("meta", {}))
+        if merged.type != _EXIST and not all(c in present for c in _columns_of(merged.type, merged.kwargs)):
+            continue  # an optional column that the table does not have: nothing to check
+        if merged.type == _UNIQUE:
+            _unique_in_duckdb(con, table, _table_order(present), merged)
+        elif merged.type in _ROW_BY_ROW:
+            merged.unexpected_count = 0  # an empty table: no unexpected row
+            key = _state_key(merged.type, merged.kwargs)
+            for segment_states in states:
+                _fold(merged, _Merged(merged.type, merged.kwargs, merged.meta, **segment_states[key]))
+        outcomes.append(_outcome(con, table, source, merged, total_rows, present))
+    return (
+        outcomes
+        + as_of_outcomes(con, table, source_name, as_of, previous_rows)
+        + _ambiguous_local_times(con, table, source, present)
+    )
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -415,65 +609,26 @@ def validate_table(
     previous_rows: int | None,
     chunk_rows: int = 1_000_000,
 ) -> list[ExpectationOutcome]:
-    """Validate a staged table against its source's suite; one outcome per expectation of the suite.
+    """Validate a staged table against its source's suite, cold; one outcome per expectation of the suite.
 
-    A table that does not exist gives no outcomes (ingest reports the source as "no data"). ``chunk_rows`` bounds
-    the rows GX holds at once (GX is fastest per row at about a million; each chunk costs GX a few copies of it).
+    Every segment is validated (:func:`validate_segments`) and the states folded (:func:`outcomes_from_states`):
+    the same path as a run that reuses stored segment states, so both give the same. A table that does not exist
+    gives no outcomes (ingest reports the source as "no data"). ``chunk_rows`` bounds the rows GX holds at once.
     """
-    import great_expectations as gx
-    from great_expectations.validator.v1_validator import Validator
-
-    with timed(con, f"expectations:{source_name}"):
-        source = SOURCES[source_name]
-        if not table_exists(con, table):
-            return []
-        table_columns = [row[0] for row in con.execute(f"DESCRIBE {table_ref(table)}").fetchall()]
-        present = set(table_columns)
-        total_rows = con.execute(f"SELECT count(*) FROM {table_ref(table)}").fetchall()[0][0]
-
-        expectations = _expectations(source, policy, as_of, previous_rows)
-        merged = [_Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in expectations]
-        runnable = [
-            (e, m)
-            for e, m in zip(expectations, merged, strict=False)
-            if (e.expectation_type == _EXIST or all(c in present for c in _columns_of(m.type, m.kwargs)))
-            and m.type != _UNIQUE
-        ]
-        skipped = {id(m) for m in merged} - {id(m) for _, m in runnable}
-
-        select = _selection(source, [m for _, m in runnable], present)
-        order = "ORDER BY source_line" if "source_line" in present else ""
-        context = _context()
-        batch_definition = (
-            context.data_sources.add_pandas(f"{source.name}_staged")
-            .add_dataframe_asset(table)
-            .add_batch_definition_whole_dataframe("chunk")
-        )
-        # GX does not keep the suite's order in its results: match them back by a key in ``meta``.
-        by_key: dict[int, _Merged] = {}
-        for key, (expectation, outcome) in enumerate(runnable):
-            expectation.meta = {**(expectation.meta or {}), "key": key}
-            by_key[key] = outcome
-        suite = gx.ExpectationSuite(name=f"{source.name}_contract", expectations=[e for e, _ in runnable])
-        # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also collect
-        # their row indexes.
-        result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
-        for frame in _frames(con, f"SELECT {select} FROM {table_ref(table)} {order}", chunk_rows):
-            # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
-            # fingerprint) the frame twice.
-            validator = Validator(batch_definition, result_format=result_format, batch_parameters={"dataframe": frame})
-            for validation in validator.validate_expectation_suite(suite).results:
-                _merge(by_key[int(validation.expectation_config.meta["key"])], validation)
-
-        outcomes = []
-        for outcome in merged:
-            if id(outcome) in skipped:
-                if outcome.type == _UNIQUE and outcome.kwargs["column"] in present:
-                    _unique_in_duckdb(con, table, order, outcome)
-                elif outcome.meta.get("check") != "required":
-                    continue  # an optional column that the table does not have: nothing to check
-            outcomes.append(_outcome(con, table, source, outcome, total_rows, present))
-        return outcomes + _ambiguous_local_times(con, table, source, present)
+    if not table_exists(con, table):
+        return []
+    segments = table_segments(con, table)
+    states = validate_segments(con, table, source_name, policy, [segment.file for segment in segments], chunk_rows)
+    suite = suite_json(SOURCES[source_name], policy, as_of, previous_rows)
+    return outcomes_from_states(
+        con,
+        table,
+        source_name,
+        expectations_on_rows_alone(suite),
+        [states[segment.file] for segment in segments],
+        as_of,
+        previous_rows,
+    )
 
 
 def ambiguous_local_times_outcomes(
@@ -518,16 +673,14 @@ def _ambiguous_local_times(
 
 def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, order: str, merged: _Merged) -> None:
     """GX's uniqueness over the whole table: the rows whose ID occurs more than once, and as examples the IDs
-    of the first EXAMPLE_ROWS of those rows in table order, counted there."""
+    of the first EXAMPLE_ROWS of those rows in table order (``order``)."""
     column = ident(merged.kwargs["column"])
     groups = f"FROM {table_ref(table)} WHERE {column} IS NOT NULL GROUP BY {column} HAVING count(*) > 1"
     rows = con.execute(f"SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n {groups})").fetchall()[0][0]
-    examples = (
+    first = (
         con.execute(
-            f"""SELECT CAST(id AS VARCHAR), count(*) FROM (
-                SELECT {column} AS id FROM {table_ref(table)} WHERE {column} IN (SELECT {column} {groups}) {order}
-                LIMIT ?)
-            GROUP BY id""",
+            f"SELECT CAST({column} AS VARCHAR) FROM {table_ref(table)} WHERE {column} IN (SELECT {column} {groups}) "
+            f"{order} LIMIT ?",
             [EXAMPLE_ROWS],
         ).fetchall()
         if rows
@@ -535,7 +688,7 @@ def _unique_in_duckdb(con: duckdb.DuckDBPyConnection, table: str, order: str, me
     )
     merged.unexpected_count = int(rows)
     merged.success = rows == 0
-    merged.examples = {value: int(count) for value, count in examples}
+    merged.first_unexpected = [value for (value,) in first]
 
 
 def _sample(examples: dict | None, limit: int = 3) -> str:
@@ -680,14 +833,19 @@ __all__ = [
     "AS_OF_CHECKS",
     "MAY_BE_FUTURE",
     "ExpectationOutcome",
+    "Segment",
     "after_as_of_columns",
     "allowed_values",
     "ambiguous_local_times_outcomes",
     "as_of_expectations_json",
     "as_of_outcomes",
     "decoding_outcomes",
+    "expectations_on_rows_alone",
     "outcome_column",
+    "outcomes_from_states",
     "suite_json",
+    "table_segments",
+    "validate_segments",
     "validate_table",
     "write_data_quality",
 ]

@@ -372,15 +372,18 @@ def _recorded(con, policy, as_of) -> tuple[list[ExpectationOutcome], list[tuple]
 
 
 def _count_validations(monkeypatch) -> list[str]:
+    """The tables whose rows Great Expectations validates from now on, once per validation of some of them."""
     import compliance.evidence.quality_records as quality_records
+    from compliance.expectations import validate_segments
 
     calls: list[str] = []
 
-    def counting(con, table, *args, **kwargs):
-        calls.append(table)
-        return validate_table(con, table, *args, **kwargs)
+    def counting(con, table, source, policy, files, *args, **kwargs):
+        if files:
+            calls.append(table)
+        return validate_segments(con, table, source, policy, files, *args, **kwargs)
 
-    monkeypatch.setattr(quality_records, "validate_table", counting)
+    monkeypatch.setattr(quality_records, "validate_segments", counting)
     return calls
 
 
@@ -396,6 +399,11 @@ def test_an_unchanged_table_reuses_its_stored_validation(con, policy, monkeypatc
     assert calls == ["staged_tickets"]  # not validated again
     assert again == first
     assert any(not outcome.success for outcome in again[0])  # the failure is kept, not lost
+
+
+def _drop_stores(con) -> None:
+    for store in ("expectation_segment_store", "expectation_suite_store"):
+        con.execute(f"DROP TABLE {store}")
 
 
 def _changed_row(rows: list[tuple]) -> list[tuple]:
@@ -441,7 +449,7 @@ def test_a_changed_input_validates_again_or_gives_the_outcomes_of_a_validation(
         policy = replace(policy, plans=tuple(plan for plan in policy.plans if plan != "plan_2"))
     outcomes, suites, quality = _recorded(con, policy, as_of)
     assert calls == ["staged_tickets"] * (2 if validated_again else 1)
-    con.execute("DROP TABLE expectation_validation_store")  # a cold validation of the same inputs
+    _drop_stores(con)  # a cold validation of the same inputs
     assert _recorded(con, policy, as_of) == (outcomes, suites, quality)
     assert len(calls) == (3 if validated_again else 2)
 
@@ -461,17 +469,48 @@ def test_the_as_of_checks_computed_in_duckdb_are_those_of_gx(con, policy, as_of,
     rows[7] = rows[7][:6] + ("2026-11-02 10:00:00.5Z",) + rows[7][7:]
     _staged(con, rows)
     con.execute("UPDATE staged_tickets SET escalated_at = NULL")  # a column with no value at all
-    by_gx = [
-        outcome
-        for outcome in validate_table(con, "staged_tickets", "tickets", policy, as_of, previous_rows)
-        if outcome.expectation in ("expect_column_max_to_be_between", "expect_table_row_count_to_be_between")
-    ]
-    assert as_of_outcomes(con, "staged_tickets", "tickets", as_of, previous_rows) == by_gx
-    assert any(not outcome.success for outcome in by_gx)
+    outcomes = as_of_outcomes(con, "staged_tickets", "tickets", as_of, previous_rows)
+    assert {(o.expectation, o.column): (o.success, o.observed.split(" (")[0]) for o in outcomes} == _as_of_by_gx(
+        con, policy, as_of, previous_rows
+    )
+    assert any(not outcome.success for outcome in outcomes)
+    assert set(outcomes) <= set(validate_table(con, "staged_tickets", "tickets", policy, as_of, previous_rows))
     suite = json.loads(json.dumps(suite_json(SOURCES["tickets"], policy, as_of, previous_rows)))
     assert as_of_expectations_json(SOURCES["tickets"], as_of, previous_rows) == [
         e for e in suite["expectations"] if e["meta"]["check"] in AS_OF_CHECKS
     ]
+
+
+def _as_of_by_gx(con, policy, as_of, previous_rows) -> dict[tuple[str, str | None], tuple[bool, str]]:
+    """GX's own results for the as-of and row-count checks on the whole table as one frame: per expectation, its
+    success and what it observed (the latest value, or the row count), as the outcomes word them. A column with
+    no value at all has nothing after the as-of instant."""
+    import pandas as pd
+
+    from compliance.expectations import AS_OF_CHECKS, _iso
+
+    expectations = [
+        e for e in _expectations(SOURCES["tickets"], policy, as_of, previous_rows) if e.meta["check"] in AS_OF_CHECKS
+    ]
+    batch = (
+        _context()
+        .data_sources.add_pandas("reference")
+        .add_dataframe_asset("tickets")
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": con.sql("SELECT * FROM staged_tickets").df()})
+    )
+    found = {}
+    for result in batch.validate(gx.ExpectationSuite(name="as_of", expectations=expectations)).results:
+        observed = result.result["observed_value"]
+        if result.expectation_config.type == "expect_table_row_count_to_be_between":
+            found[(result.expectation_config.type, None)] = (result.success, f"{observed} rows")
+        else:
+            empty = observed is None or pd.isna(observed)
+            found[(result.expectation_config.type, result.expectation_config.kwargs["column"])] = (
+                empty or result.success,
+                f"latest {_iso(observed)}",
+            )
+    return found
 
 
 def test_a_missing_table_is_not_validated(con, policy, monkeypatch):

@@ -11,16 +11,24 @@
     the Data Docs of those results: one static page, no script and no remote asset (GX's own Data Docs load
     their styles and scripts from CDNs, which a report that must open offline cannot). Every text is escaped.
 
-A staged table whose rows did not change since an earlier run reuses that run's stored results
-(``expectation_validation_store``: one row per source, the outcomes and the suite under a key) instead of converting
-the table to pandas and validating it again, and Great Expectations is not even imported. The key
-(:func:`validation_key`) holds everything the stored outcomes read: a fingerprint of the staged rows (count, xor and
-sum of a 64-bit DuckDB hash of each whole row, ``source_line`` included, so the order and the examples too), the
-table's columns and types, the whole policy, the versions of the packages and the sources of the code that
-validate. What the stored outcomes do not hold is computed anew every run, reused or not, so both ways give the
-same: the checks that read the as-of instant or the previous run's row count
-(``compliance.expectations.as_of_outcomes``, their suite entries ``as_of_expectations_json``), and the outcomes
-read from other tables (decoding, ambiguous local times); all cheap DuckDB counts.
+Great Expectations validates a staged table per segment, the rows that came from one source file, and a segment
+whose rows did not change since an earlier run reuses that run's stored state (``expectation_segment_store``: per
+source and segment key, the state of each row-by-row expectation after the segment's rows) instead of converting
+its rows to pandas and validating them again: a daily run that adds a file validates that file's rows alone, and
+when no segment changed, Great Expectations is not even imported. The states of all segments, stored or new, are
+folded in table order (segments by file name, rows by ``source_line``) into the outcomes
+(``compliance.expectations.outcomes_from_states``), exactly as a cold validation folds them. A segment key
+(:func:`segment_keys`) holds everything its state reads: the segment's file name and a fingerprint of its rows
+(count, xor and sum of a 64-bit DuckDB hash of each whole row, ``source_line`` included, so the order and the
+examples too), the table's columns and types, the whole policy, the versions of the packages and the sources of the
+code that validate. A file whose rows partly changed (a superseding file replaced some) has another fingerprint and
+is validated again; stored states of segments no longer in the table are dropped. The suite is stored once per
+source (``expectation_suite_store``) under the same key without the rows. What is whole-table is computed anew
+every run, reused or not, so both ways give the same: the column checks, uniqueness (DuckDB over all rows), the
+checks that read the as-of instant or the previous run's row count (``compliance.expectations.as_of_outcomes``,
+their suite entries ``as_of_expectations_json``), and the outcomes read from other tables (decoding, ambiguous
+local times); all cheap DuckDB counts. The store is in the warehouse, beside the staged rows its states come from:
+their first unexpected values are the examples the outcomes show, redacted then.
 
 No example value is taken from the table here: the outcomes' ``observed`` texts are the only values shown, and
 their examples were redacted when recorded (``compliance.expectations._sample``).
@@ -40,17 +48,16 @@ from compliance.core.files import replacing
 from compliance.core.sql import ident, table_exists, table_ref
 from compliance.core.stored_keys import code_fingerprint, key_of
 from compliance.expectations import (
-    AMBIGUOUS_LOCAL_TIMES,
-    AS_OF_CHECKS,
     DATA_QUALITY_COLUMNS,
-    ExpectationOutcome,
-    ambiguous_local_times_outcomes,
+    Segment,
     as_of_expectations_json,
-    as_of_outcomes,
     decoding_outcomes,
+    expectations_on_rows_alone,
     outcome_column,
+    outcomes_from_states,
     suite_json,
-    validate_table,
+    table_segments,
+    validate_segments,
     write_data_quality,
 )
 from compliance.ingest.contract import SOURCES
@@ -59,8 +66,12 @@ from compliance.policy import Policy
 EXPECTATIONS_DIR = Path("evidence") / "expectations"
 DATA_DOCS = "index.html"
 SUITES_COLUMNS = "source VARCHAR, suite VARCHAR"
-VALIDATION_STORE = "expectation_validation_store"
-VALIDATION_STORE_COLUMNS = "source VARCHAR, validation_key VARCHAR, outcomes VARCHAR, suite VARCHAR"
+SEGMENT_STORE = "expectation_segment_store"
+SEGMENT_STORE_COLUMNS = "source VARCHAR, segment_key VARCHAR, states VARCHAR"
+SUITE_STORE = "expectation_suite_store"
+SUITE_STORE_COLUMNS = "source VARCHAR, suite_key VARCHAR, suite VARCHAR"
+# The store of earlier versions: one row per source, the outcomes of the whole table; dropped when met.
+_WHOLE_TABLE_STORE = "expectation_validation_store"
 # The code whose change can change a suite or its outcomes: a change to any of them validates every table again.
 VALIDATION_CODE_SOURCES = (
     "expectations.py",
@@ -70,9 +81,6 @@ VALIDATION_CODE_SOURCES = (
     "core/secrets.py",
     "core/sql.py",
 )
-# Outcomes not stored: computed anew every run, from other tables (ambiguous local times) or from the as-of
-# instant and the previous row count (compliance.expectations.as_of_outcomes).
-_NOT_STORED = (AMBIGUOUS_LOCAL_TIMES, "expect_column_max_to_be_between", "expect_table_row_count_to_be_between")
 VALIDATION_PACKAGES = ("compliance-reporter", "great_expectations", "pandas", "pyarrow", "duckdb")
 
 
@@ -81,7 +89,8 @@ def record_expectations(
 ) -> list:
     """Validate the staged ``table`` of ``source``, replace the source's outcomes in ``data_quality`` and its
     suite in ``expectation_suites`` (none when the table does not exist: no suite ran), and record its row count
-    at ``as_of``. Returns the outcomes (the suite's, then the decoding ones)."""
+    at ``as_of``. Returns the outcomes (the suite's, then the decoding ones). Only the segments without a stored
+    state are validated (module docstring)."""
     con.execute(f"CREATE TABLE IF NOT EXISTS data_quality ({DATA_QUALITY_COLUMNS})")
     con.execute("DELETE FROM data_quality WHERE source = ?", [source])
     con.execute(f"CREATE TABLE IF NOT EXISTS expectation_suites ({SUITES_COLUMNS})")
@@ -92,29 +101,36 @@ def record_expectations(
         [source, as_of],
     ).fetchall()
     previous_rows = previous[0][0] if previous else None
-    if not table_exists(con, table):  # no suite runs (validate_table would import GX to say so)
+    if not table_exists(con, table):  # no suite runs (validating would import GX to say so)
         outcomes = decoding_outcomes(con, source)
         write_data_quality(con, outcomes)
         return outcomes
-    key = validation_key(con, table, source, policy)
-    stored = _stored_validation(con, source, key)
-    if stored is None:
-        validated = validate_table(con, table, source, policy, as_of, previous_rows)
-        suite_outcomes = [outcome for outcome in validated if outcome.expectation not in _NOT_STORED]
+    con.execute(f"DROP TABLE IF EXISTS {ident(_WHOLE_TABLE_STORE)}")
+    material = _validation_material(con, table, source, policy)
+    segments = table_segments(con, table)
+    keys = segment_keys(segments, material)
+    states = _stored_states(con, source, keys)
+    unknown = [(segment.file, key) for segment, key in zip(segments, keys, strict=True) if key not in states]
+    validated = validate_segments(con, table, source, policy, [file for file, _ in unknown])
+    new_states = {key: validated[file] for file, key in unknown}
+    _store_states(con, source, keys, new_states)
+    states.update(new_states)
+
+    suite_key = key_of(material)
+    stored_suite = _stored_suite(con, source, suite_key)
+    if stored_suite is None:
         suite = suite_json(SOURCES[source], policy, as_of, previous_rows)
-        independent = {
-            **suite,
-            "expectations": [e for e in suite["expectations"] if e.get("meta", {}).get("check") not in AS_OF_CHECKS],
-        }
-        suite_text = json.dumps(suite, sort_keys=True)
+        independent = {**suite, "expectations": expectations_on_rows_alone(suite)}
         # stored only when the suite is the stored part and the part written here: the same suite at any as-of
         if _with_as_of(independent, source, as_of, previous_rows) == suite:
-            _store_validation(con, source, key, suite_outcomes, json.dumps(independent, sort_keys=True))
+            _store_suite(con, source, suite_key, json.dumps(independent, sort_keys=True))
     else:
-        suite_outcomes, independent = stored[0], json.loads(stored[1])
-        suite_text = json.dumps(_with_as_of(independent, source, as_of, previous_rows), sort_keys=True)
-    suite_outcomes += as_of_outcomes(con, table, source, as_of, previous_rows)
-    outcomes = suite_outcomes + ambiguous_local_times_outcomes(con, table, source) + decoding_outcomes(con, source)
+        independent = json.loads(stored_suite)
+        suite = _with_as_of(independent, source, as_of, previous_rows)
+    suite_text = json.dumps(suite, sort_keys=True)
+    outcomes = outcomes_from_states(
+        con, table, source, independent["expectations"], [states[key] for key in keys], as_of, previous_rows
+    ) + decoding_outcomes(con, source)
     write_data_quality(con, outcomes)
     con.execute("INSERT INTO expectation_suites VALUES (?, ?)", [source, suite_text])
     con.execute("DELETE FROM row_count_history WHERE source = ? AND as_of = ?", [source, as_of])
@@ -128,49 +144,62 @@ def _with_as_of(independent: dict, source: str, as_of: datetime, previous_rows: 
     return {**independent, "expectations": expectations}
 
 
-def validation_key(con: duckdb.DuckDBPyConnection, table: str, source: str, policy: Policy) -> str:
-    """sha256 of everything the stored outcomes of ``source`` on ``table`` read (module docstring).
-
-    The rows are fingerprinted as a multiset (count, and the xor and the sum of a 64-bit DuckDB hash of each whole
-    row); ``source_line`` is part of the row, so the order GX reads them in is fingerprinted too."""
-    rows, xor_hash, sum_hash = con.execute(
-        f"SELECT count(*), bit_xor(hash(t)), sum(hash(t, 1)::HUGEINT) FROM {table_ref(table)} t"
-    ).fetchall()[0]
-    material = {
+def _validation_material(con: duckdb.DuckDBPyConnection, table: str, source: str, policy: Policy) -> dict:
+    """Everything but the rows that a segment's state and the stored suite read (module docstring)."""
+    return {
         "source": source,
-        "rows": [rows, str(xor_hash), str(sum_hash)],
         "columns": con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table_ref(table)})").fetchall(),
         "policy_sha256": policy.sha256,
         "policy": dataclasses.asdict(policy),
         **code_fingerprint(VALIDATION_CODE_SOURCES, VALIDATION_PACKAGES),
     }
-    return key_of(material)
 
 
-def _stored_validation(
-    con: duckdb.DuckDBPyConnection, source: str, key: str
-) -> tuple[list[ExpectationOutcome], str] | None:
-    """The outcomes and suite stored for ``source`` under ``key``; None when the store holds another key."""
-    if not table_exists(con, VALIDATION_STORE):
+def segment_keys(segments: list[Segment], material: dict) -> list[str]:
+    """Per segment, sha256 of everything its stored state reads: its file name and rows' fingerprint, and
+    ``material`` (:func:`_validation_material`)."""
+    return [key_of({**material, "segment": dataclasses.astuple(segment)}) for segment in segments]
+
+
+def _stored_states(con: duckdb.DuckDBPyConnection, source: str, keys: list[str]) -> dict[str, dict]:
+    """The stored states of ``source`` under any of ``keys``, by key."""
+    if not table_exists(con, SEGMENT_STORE):
+        return {}
+    found = con.execute(
+        f"SELECT segment_key, states FROM {ident(SEGMENT_STORE)} WHERE source = ? AND list_contains(?, segment_key)",
+        [source, keys],
+    ).fetchall()
+    return {key: json.loads(text) for key, text in found}
+
+
+def _store_states(con: duckdb.DuckDBPyConnection, source: str, keys: list[str], new_states: dict[str, dict]) -> None:
+    """Keep the states of the table's segments (``keys``) and add ``new_states``; those of segments no longer in
+    the table are dropped."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ident(SEGMENT_STORE)} ({SEGMENT_STORE_COLUMNS})")
+    con.execute(
+        f"DELETE FROM {ident(SEGMENT_STORE)} WHERE source = ? AND NOT list_contains(?, segment_key)", [source, keys]
+    )
+    if new_states:
+        con.executemany(
+            f"INSERT INTO {ident(SEGMENT_STORE)} VALUES (?, ?, ?)",
+            [(source, key, json.dumps(states, sort_keys=True)) for key, states in new_states.items()],
+        )
+
+
+def _stored_suite(con: duckdb.DuckDBPyConnection, source: str, key: str) -> str | None:
+    """The suite stored for ``source`` under ``key`` (GX JSON without the as-of checks); None when another."""
+    if not table_exists(con, SUITE_STORE):
         return None
     found = con.execute(
-        f"SELECT outcomes, suite FROM {ident(VALIDATION_STORE)} WHERE source = ? AND validation_key = ?", [source, key]
+        f"SELECT suite FROM {ident(SUITE_STORE)} WHERE source = ? AND suite_key = ?", [source, key]
     ).fetchall()
-    if not found:
-        return None
-    outcomes_text, suite_text = found[0]
-    return [ExpectationOutcome(*fields) for fields in json.loads(outcomes_text)], suite_text
+    return found[0][0] if found else None
 
 
-def _store_validation(
-    con: duckdb.DuckDBPyConnection, source: str, key: str, outcomes: list[ExpectationOutcome], suite_text: str
-) -> None:
-    con.execute(f"CREATE TABLE IF NOT EXISTS {ident(VALIDATION_STORE)} ({VALIDATION_STORE_COLUMNS})")
-    con.execute(f"DELETE FROM {ident(VALIDATION_STORE)} WHERE source = ?", [source])
-    con.execute(
-        f"INSERT INTO {ident(VALIDATION_STORE)} VALUES (?, ?, ?, ?)",
-        [source, key, json.dumps([dataclasses.astuple(outcome) for outcome in outcomes]), suite_text],
-    )
+def _store_suite(con: duckdb.DuckDBPyConnection, source: str, key: str, suite_text: str) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ident(SUITE_STORE)} ({SUITE_STORE_COLUMNS})")
+    con.execute(f"DELETE FROM {ident(SUITE_STORE)} WHERE source = ?", [source])
+    con.execute(f"INSERT INTO {ident(SUITE_STORE)} VALUES (?, ?, ?)", [source, key, suite_text])
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,0 +1,214 @@
+"""Great Expectations per segment (the staged rows of one source file): a daily run validates the rows of the files
+that changed, reuses the stored states of the others, and gives what a cold validation of the same table gives."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+import compliance.expectations as expectations
+from compliance.evidence.quality_records import record_expectations, write_expectation_docs
+from compliance.expectations import validate_table
+
+AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
+COLUMNS = (
+    "ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, created_at TIMESTAMPTZ, "
+    "first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, escalated_at TIMESTAMPTZ, "
+    "senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, source_file VARCHAR, source_line BIGINT"
+)
+TICKET_ID, CHANNEL, PLAN, CREATED, FIRST_RESPONSE, STATUS, SOURCE_FILE = 0, 1, 2, 4, 5, 7, 12
+# In table order (file names): "-2026-10-01" < "-2026-10-15" < "-2026-11-02" < ".csv"
+OLDER = "tickets-2026-10-01.csv"
+ADDED = "tickets-2026-10-15.csv"
+SUPERSEDING = "tickets-2026-11-02.csv"
+MAIN = "tickets.csv"
+
+
+def _file_rows(file: str, first_id: int, n: int) -> list[tuple]:
+    """``n`` clean rows of one file, IDs from ``first_id``, lines numbered from 2 (after a CSV header)."""
+    rows = []
+    for i in range(n):
+        day = 1 + i % 27
+        rows.append(
+            (
+                f"T{first_id + i:05d}",
+                ("sales", "technical_support", "account_billing")[i % 3],
+                ("free", "plan_2")[i % 2],
+                ("standard", "priority")[i % 2],
+                f"2026-03-{day:02d} 10:00:00Z",
+                f"2026-03-{day:02d} 11:00:00Z",
+                f"2026-03-{day:02d} 15:00:00Z",
+                "solved",
+                None,
+                None,
+                "subject",
+                "text",
+                file,
+                i + 2,
+            )
+        )
+    return rows
+
+
+def _with(row: tuple, index: int, value) -> tuple:
+    return row[:index] + (value,) + row[index + 1 :]
+
+
+def _older() -> list[tuple]:
+    """60 rows; unknown channels on lines 50–54 only, an unknown plan, a duplicate of a MAIN ticket."""
+    rows = _file_rows(OLDER, 0, 60)
+    for i in range(48, 53):
+        rows[i] = _with(rows[i], CHANNEL, "telex")
+    rows[10] = _with(rows[10], PLAN, "plan_9")
+    rows[11] = _with(rows[11], TICKET_ID, "T01003")
+    return rows
+
+
+def _main() -> list[tuple]:
+    """40 rows; unknown channels on lines 2–31, an empty created_at, a first response before creation."""
+    rows = _file_rows(MAIN, 1000, 40)
+    for i in range(30):
+        rows[i] = _with(rows[i], CHANNEL, "fax")
+    rows[33] = _with(rows[33], CREATED, None)
+    rows[35] = _with(rows[35], FIRST_RESPONSE, "2026-01-01 00:00:00Z")
+    return rows
+
+
+def _added() -> list[tuple]:
+    """10 rows of a later daily file; unknown channels on lines 2–4, a duplicate of an OLDER ticket."""
+    rows = _file_rows(ADDED, 2000, 10)
+    for i in range(3):
+        rows[i] = _with(rows[i], CHANNEL, "pigeon")
+    rows[5] = _with(rows[5], TICKET_ID, "T00020")
+    return rows
+
+
+def _stage(con, rows: list[tuple]) -> None:
+    con.execute(f"CREATE OR REPLACE TABLE staged_tickets ({COLUMNS})")
+    con.executemany(f"INSERT INTO staged_tickets VALUES ({', '.join('?' * 14)})", rows)
+
+
+def _record(con, policy, folder) -> tuple:
+    """What a run records and writes: the outcomes, ``expectation_suites``, ``data_quality`` and the bytes of
+    every file under ``evidence/expectations``."""
+    outcomes = record_expectations(con, "staged_tickets", "tickets", policy, AS_OF)
+    written = write_expectation_docs(con, folder)
+    return (
+        outcomes,
+        con.execute("SELECT * FROM expectation_suites ORDER BY ALL").fetchall(),
+        con.execute("SELECT * FROM data_quality ORDER BY ALL").fetchall(),
+        {path.name: path.read_bytes() for path in written},
+    )
+
+
+def _cold(policy, rows: list[tuple], folder) -> tuple:
+    """A cold validation of the same table: a warehouse without stores."""
+    cold = duckdb.connect()
+    cold.execute("SET TimeZone = 'UTC'")
+    try:
+        _stage(cold, rows)
+        return _record(cold, policy, folder)
+    finally:
+        cold.close()
+
+
+@pytest.fixture()
+def rows_to_gx(monkeypatch) -> list[int]:
+    """Per frame that reaches Great Expectations from now on, its rows."""
+    counted: list[int] = []
+    frame = expectations._frame
+
+    def counting(rows):
+        counted.append(rows.num_rows)
+        return frame(rows)
+
+    monkeypatch.setattr(expectations, "_frame", counting)
+    return counted
+
+
+def test_a_daily_run_validates_the_changed_files_only_and_gives_the_cold_outcomes(con, policy, tmp_path, rows_to_gx):
+    older, main, added = _older(), _main(), _added()
+    steps = [
+        ("cold load", older + main, policy, 100),
+        ("a new daily file", older + main + added, policy, 10),
+    ]
+    # a superseding export: five MAIN tickets changed (one solved ticket reopened), now from the newer file
+    superseded = [_with(row, SOURCE_FILE, SUPERSEDING)[:13] + (i + 2,) for i, row in enumerate(main[:5])]
+    superseded[0] = _with(superseded[0], STATUS, "open")
+    steps.append(("a superseding file", older + added + superseded + main[5:], policy, 5 + 35))
+    # an allowed value added: every segment's key changes
+    steps.append(
+        (
+            "a policy change",
+            older + added + superseded + main[5:],
+            replace(policy, plans=(*policy.plans, "plan_9")),
+            110,
+        )
+    )
+
+    for step, (name, rows, step_policy, validated_rows) in enumerate(steps):
+        _stage(con, rows)
+        rows_to_gx.clear()
+        incremental = _record(con, step_policy, tmp_path / f"incremental-{step}")
+        assert sum(rows_to_gx) == validated_rows, name
+        assert incremental == _cold(step_policy, rows, tmp_path / f"cold-{step}"), name
+        stored = con.execute("SELECT count(*) FROM expectation_segment_store").fetchall()[0][0]
+        assert stored == len({row[SOURCE_FILE] for row in rows}), name  # states of files gone are dropped
+    failed = {(o.expectation, o.column) for o in incremental[0] if not o.success}
+    assert ("expect_column_values_to_be_in_set", "plan") not in failed  # plan_9 allowed now
+    assert ("expect_column_values_to_be_in_set", "channel") in failed
+
+
+def test_an_unchanged_table_reaches_gx_with_no_row(con, policy, tmp_path, rows_to_gx):
+    _stage(con, _older() + _main())
+    first = _record(con, policy, tmp_path / "first")
+    rows_to_gx.clear()
+    assert _record(con, policy, tmp_path / "again") == first
+    assert rows_to_gx == []
+
+
+def test_examples_are_the_first_unexpected_values_in_file_name_then_line_order(con, policy):
+    """Unknown channels: OLDER's 5 on lines 50–54, then ADDED's 3 on lines 2–4, then MAIN's 30 on lines 2–31; the
+    first 20 in table order are 5 telex, 3 pigeon and 12 fax (by ``source_line`` alone, which ties across files,
+    they would be 17 fax and 3 pigeon). Duplicate IDs: T01003 (OLDER line 13, MAIN line 5) and T00020 (OLDER
+    line 22, ADDED line 7), two rows each."""
+    _stage(con, _older() + _main() + _added())
+    for chunk_rows in (4, 1000):  # chunks cut inside and at the end of files change nothing
+        outcomes = {
+            (o.expectation, o.column): o
+            for o in validate_table(con, "staged_tickets", "tickets", policy, AS_OF, None, chunk_rows=chunk_rows)
+        }
+        channel = outcomes[("expect_column_values_to_be_in_set", "channel")]
+        assert channel.observed == "38 unknown: fax, telex, pigeon"
+        assert channel.unexpected_count == 38
+        unique = outcomes[("expect_column_values_to_be_unique", "ticket_id")]
+        assert (unique.unexpected_count, unique.observed) == (4, "4 rows share an ID (e.g. T00020, T01003)")
+        order = outcomes[("expect_column_pair_values_a_to_be_greater_than_b", "created_at,first_response_at")]
+        assert order.unexpected_count == 1
+        assert outcomes[("expect_column_values_to_not_be_null", "created_at")].observed == "1 of 110 rows empty"
+
+
+def test_a_run_with_no_changed_file_does_not_import_great_expectations(tmp_path, policy):
+    import subprocess
+    import sys
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    _stage(con, _older() + _main())
+    record_expectations(con, "staged_tickets", "tickets", policy, AS_OF)
+    con.close()
+    again = (
+        "import sys, duckdb\n"
+        "from datetime import UTC, datetime\n"
+        "from compliance.evidence.quality_records import record_expectations\n"
+        "from compliance.policy import load_policy\n"
+        f"con = duckdb.connect({str(warehouse)!r})\n"
+        "outcomes = record_expectations(con, 'staged_tickets', 'tickets', load_policy('platform'), "
+        "datetime(2026, 11, 1, tzinfo=UTC))\n"
+        "print(len(outcomes), 'great_expectations' in sys.modules)\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", again], capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == [str(len(_cold(policy, _older() + _main(), tmp_path / "cold")[0])), "False"]
