@@ -5,11 +5,11 @@ GX expectations; nothing here is written per file. :func:`validate_table` runs t
 with an ephemeral, offline GX context on a pandas data source, and returns one :class:`ExpectationOutcome` per
 expectation: what GX reports on the whole table, however the table is cut.
 
-- Table order: the segments (the staged rows that came from one ``source_file``) by file name, the rows of each by
-  ``source_line``; the same order whether the files were loaded in one run or day by day (``source_line`` alone
-  ties across files).
-- The row-by-row expectations (not-null, allowed values, pairs in order) are validated per segment
-  (:func:`validate_segments`), chunk by chunk, never a chunk across two segments; each segment's state (success,
+- Table order: the staged rows by ``source_file`` name, the rows of each file by ``source_line``; the same order
+  whether the files were loaded in one run or day by day (``source_line`` alone ties across files).
+- The row-by-row expectations (not-null, allowed values, pairs in order) are validated per segment (the rows of
+  one source file, or of a run of small consecutive files: :func:`cut_into_segments`; :func:`validate_segments`),
+  chunk by chunk, never a chunk across two segments; each segment's state (success,
   unexpected count, first unexpected values, error) reads its own rows alone, so a caller may store it and reuse
   it while the segment's rows do not change (``compliance.evidence.quality_records``). The states are folded in
   table order (:func:`outcomes_from_states`); whole-table checks are computed there from the whole table.
@@ -33,6 +33,7 @@ are blocking; row-count plausibility, unknown values in optional columns and tim
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -384,15 +385,56 @@ def _state_json(merged: _Merged) -> dict:
     }
 
 
+# A Great Expectations validation costs a fixed part of a second however few its rows: validated one by one, a year
+# of daily files would pay it hundreds of times. Consecutive small files therefore form one segment. Where such a
+# segment ends depends on the files' own names (content-defined cutting, as rsync and deduplicating backups cut
+# their chunks), not on their positions: a new file changes its own segment, not the segments of the other files.
+SEGMENT_ROWS = 200_000  # a file of this many rows is a segment of its own; no segment of small files grows past it
+SEGMENT_FILES = 8  # about one file in this many ends a segment (by the sha256 of its name)
+
+
 @dataclass(frozen=True)
 class Segment:
-    """The staged rows that came from one source file, with a fingerprint of them as a multiset: their count, and
-    the xor and the sum of a 64-bit DuckDB hash of each whole row (``source_line`` included, so their order too)."""
+    """The staged rows that came from consecutive source files (one file, or several small ones), with a
+    fingerprint of each file's rows as a multiset: their count, and the xor and the sum of a 64-bit DuckDB hash of
+    each whole row (``source_line`` included, so their order too)."""
 
-    file: str  # the rows' source_file; '' for a table without that column (one segment)
-    rows: int
-    xor_hash: str
-    sum_hash: str
+    files: tuple[str, ...]  # the rows' source_file values in table order; ('',) for a table without that column
+    rows: tuple[int, ...]
+    xor_hashes: tuple[str, ...]
+    sum_hashes: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The segment's first file: what names it among the table's segments."""
+        return self.files[0]
+
+
+def _ends_segment(file: str) -> bool:
+    return hashlib.sha256(file.encode()).digest()[0] % SEGMENT_FILES == 0
+
+
+def cut_into_segments(files: list[tuple[str, int, str, str]]) -> list[Segment]:
+    """The segments of a table's files ((file, rows, xor hash, sum hash) in table order): a file of at least
+    :data:`SEGMENT_ROWS` rows alone; a run of smaller ones until a file whose name ends a segment, or until the
+    next file would take the run past :data:`SEGMENT_ROWS` rows."""
+    segments: list[Segment] = []
+    pending: list[tuple[str, int, str, str]] = []
+
+    def close() -> None:
+        if pending:
+            segments.append(Segment(*(tuple(column) for column in zip(*pending, strict=True))))
+            pending.clear()
+
+    for file in files:
+        rows = file[1]
+        if rows >= SEGMENT_ROWS or sum(row[1] for row in pending) + rows > SEGMENT_ROWS:
+            close()
+        pending.append(file)
+        if rows >= SEGMENT_ROWS or _ends_segment(file[0]):
+            close()
+    close()
+    return segments
 
 
 def _segment_of(present: set[str]) -> str:
@@ -413,13 +455,13 @@ def _columns_present(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
 
 
 def table_segments(con: duckdb.DuckDBPyConnection, table: str) -> list[Segment]:
-    """The segments of a staged table in table order, fingerprinted, in one GROUP BY."""
+    """The segments of a staged table in table order, each file fingerprinted in one GROUP BY."""
     segment = _segment_of(_columns_present(con, table))
     found = con.execute(
         f"""SELECT {segment} AS segment, count(*), bit_xor(hash(t)), sum(hash(t, 1)::HUGEINT)
             FROM {table_ref(table)} t GROUP BY segment ORDER BY segment"""
     ).fetchall()
-    return [Segment(file, int(rows), str(xor_hash), str(sum_hash)) for file, rows, xor_hash, sum_hash in found]
+    return cut_into_segments([(file, int(rows), str(xor), str(total)) for file, rows, xor, total in found])
 
 
 def validate_segments(
@@ -427,11 +469,12 @@ def validate_segments(
     table: str,
     source_name: str,
     policy: Policy,
-    files: list[str],
+    segments: list[Segment],
     chunk_rows: int = 1_000_000,
 ) -> dict[str, dict[str, dict]]:
-    """Validate the rows of the segments ``files`` (and no other) against the row-by-row expectations of the
-    source's suite; per segment, per expectation (by :func:`_state_key`), its state after the segment's rows, as
+    """Validate the rows of ``segments`` (and no other) against the row-by-row expectations of the source's
+    suite; per segment (by :attr:`Segment.name`), per expectation (by :func:`_state_key`), its state after the
+    segment's rows, as
     JSON-ready dicts that :func:`outcomes_from_states` folds. A segment's state reads its rows and the table's
     columns alone, so it holds in any table that has the same segment.
 
@@ -439,7 +482,7 @@ def validate_segments(
     segment (GX is fastest per row at about a million; each chunk costs GX a few copies of it). Great Expectations
     is imported only when there is something to validate.
     """
-    if not files:
+    if not segments:
         return {}
     import great_expectations as gx
     from great_expectations.validator.v1_validator import Validator
@@ -454,7 +497,10 @@ def validate_segments(
             and all(c in present for c in _columns_of(expectation.expectation_type, expectation.configuration.kwargs))
         ]
         templates = [_Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in runnable]
-        states = {file: [_Merged(t.type, t.kwargs, t.meta, unexpected_count=0) for t in templates] for file in files}
+        states = {
+            segment.name: [_Merged(t.type, t.kwargs, t.meta, unexpected_count=0) for t in templates]
+            for segment in segments
+        }
         if runnable:
             context = _context()
             batch_definition = (
@@ -469,21 +515,23 @@ def validate_segments(
             # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also
             # collect their row indexes.
             result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
-            segment = _segment_of(present)
-            query = (
-                f"SELECT {segment} AS _segment, {_selection(source, templates, present)} FROM {table_ref(table)} "
-                f"WHERE list_contains(?, {segment}) {_table_order(present)}"
-            )
-            for file, frame in _segment_frames(con, query, [list(files)], chunk_rows):
+            query = f"""
+                WITH segment_files AS (SELECT unnest(?::VARCHAR[]) AS _segment_file, unnest(?::VARCHAR[]) AS _segment)
+                SELECT _segment, {_selection(source, templates, present)}
+                FROM {table_ref(table)} JOIN segment_files ON {_segment_of(present)} = _segment_file
+                {_table_order(present)}"""
+            files = [(file, segment.name) for segment in segments for file in segment.files]
+            parameters = [[file for file, _ in files], [name for _, name in files]]
+            for name, frame in _segment_frames(con, query, parameters, chunk_rows):
                 # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
                 # fingerprint) the frame twice.
                 validator = Validator(
                     batch_definition, result_format=result_format, batch_parameters={"dataframe": frame}
                 )
                 for validation in validator.validate_expectation_suite(suite).results:
-                    merged = states[file][int(validation.expectation_config.meta["key"])]
+                    merged = states[name][int(validation.expectation_config.meta["key"])]
                     _fold(merged, _chunk_state(merged, validation))
-    return {file: {_state_key(m.type, m.kwargs): _state_json(m) for m in merged} for file, merged in states.items()}
+    return {name: {_state_key(m.type, m.kwargs): _state_json(m) for m in merged} for name, merged in states.items()}
 
 
 def _segment_frames(
@@ -618,14 +666,14 @@ def validate_table(
     if not table_exists(con, table):
         return []
     segments = table_segments(con, table)
-    states = validate_segments(con, table, source_name, policy, [segment.file for segment in segments], chunk_rows)
+    states = validate_segments(con, table, source_name, policy, segments, chunk_rows)
     suite = suite_json(SOURCES[source_name], policy, as_of, previous_rows)
     return outcomes_from_states(
         con,
         table,
         source_name,
         expectations_on_rows_alone(suite),
-        [states[segment.file] for segment in segments],
+        [states[segment.name] for segment in segments],
         as_of,
         previous_rows,
     )

@@ -1,5 +1,6 @@
-"""Great Expectations per segment (the staged rows of one source file): a daily run validates the rows of the files
-that changed, reuses the stored states of the others, and gives what a cold validation of the same table gives."""
+"""Great Expectations per segment (the staged rows of one source file, or of a run of small consecutive files): a
+daily run validates the rows of the segments that changed, reuses the stored states of the others, and gives what a
+cold validation of the same table gives."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import compliance.expectations as expectations
 from compliance.evidence.quality_records import record_expectations, write_expectation_docs
-from compliance.expectations import validate_table
+from compliance.expectations import SEGMENT_ROWS, cut_into_segments, table_segments, validate_table
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 COLUMNS = (
@@ -129,7 +132,15 @@ def rows_to_gx(monkeypatch) -> list[int]:
     return counted
 
 
-def test_a_daily_run_validates_the_changed_files_only_and_gives_the_cold_outcomes(con, policy, tmp_path, rows_to_gx):
+@pytest.fixture()
+def file_by_file(monkeypatch) -> None:
+    """Every file a segment of its own (every name ends a segment), as for files of SEGMENT_ROWS rows or more."""
+    monkeypatch.setattr(expectations, "SEGMENT_FILES", 1)
+
+
+def test_a_daily_run_validates_the_changed_files_only_and_gives_the_cold_outcomes(
+    con, policy, tmp_path, rows_to_gx, file_by_file
+):
     older, main, added = _older(), _main(), _added()
     steps = [
         ("cold load", older + main, policy, 100),
@@ -162,7 +173,7 @@ def test_a_daily_run_validates_the_changed_files_only_and_gives_the_cold_outcome
     assert ("expect_column_values_to_be_in_set", "channel") in failed
 
 
-def test_an_unchanged_table_reaches_gx_with_no_row(con, policy, tmp_path, rows_to_gx):
+def test_an_unchanged_table_reaches_gx_with_no_row(con, policy, tmp_path, rows_to_gx, file_by_file):
     _stage(con, _older() + _main())
     first = _record(con, policy, tmp_path / "first")
     rows_to_gx.clear()
@@ -212,3 +223,72 @@ def test_a_run_with_no_changed_file_does_not_import_great_expectations(tmp_path,
     )
     ran = subprocess.run([sys.executable, "-c", again], capture_output=True, text=True, check=True)
     assert ran.stdout.split() == [str(len(_cold(policy, _older() + _main(), tmp_path / "cold")[0])), "False"]
+
+
+def _daily_files(days: range, rows_per_file: int = 4) -> list[tuple]:
+    """One small file per day of October, every third row with an unknown channel."""
+    rows = []
+    for day in days:
+        file_rows = _file_rows(f"tickets-2026-10-{day:02d}.csv", 100 * day, rows_per_file)
+        rows += [_with(row, CHANNEL, "fax") if i % 3 == 0 else row for i, row in enumerate(file_rows)]
+    return rows
+
+
+def test_small_files_are_validated_together_and_give_what_one_validation_per_file_gives(
+    con, policy, tmp_path, rows_to_gx, monkeypatch
+):
+    rows = _daily_files(range(1, 31))
+    _stage(con, rows)
+    segments = table_segments(con, "staged_tickets")
+    assert [file for segment in segments for file in segment.files] == sorted({row[SOURCE_FILE] for row in rows})
+    assert 1 < len(segments) < 30
+    together = _record(con, policy, tmp_path / "together")
+    assert len(rows_to_gx) == len(segments)  # one Great Expectations validation per segment, not per file
+    monkeypatch.setattr(expectations, "SEGMENT_FILES", 1)
+    assert _cold(policy, rows, tmp_path / "alone") == together
+
+
+def test_a_new_small_file_validates_its_own_segment_again_not_the_others(con, policy, tmp_path, rows_to_gx):
+    days = [day for day in range(1, 31) if day != 17]
+    _stage(con, _daily_files(days))
+    before = set(table_segments(con, "staged_tickets"))
+    _record(con, policy, tmp_path / "before")
+    rows = _daily_files(range(1, 31))
+    _stage(con, rows)
+    after = table_segments(con, "staged_tickets")
+    new = [segment for segment in after if segment not in before]
+    assert any("tickets-2026-10-17.csv" in segment.files for segment in new) and len(new) <= 2
+    rows_to_gx.clear()
+    incremental = _record(con, policy, tmp_path / "after")
+    assert sum(rows_to_gx) == sum(sum(segment.rows) for segment in new) < len(rows)
+    assert incremental == _cold(policy, rows, tmp_path / "cold")
+
+
+_names = st.lists(st.text("abcdef", min_size=1, max_size=6), min_size=1, max_size=60, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=_names, new=st.text("abcdefg", min_size=1, max_size=6), rows=st.integers(1, SEGMENT_ROWS // 100))
+def test_inserting_a_file_changes_its_own_segment_and_at_most_one_other(names, new, rows):
+    """Content-defined cutting: where a run of small files ends depends on the names, not on positions."""
+    if new in names:
+        return
+    files = [(name, rows, "0", "0") for name in sorted(names)]
+    before = cut_into_segments(files)
+    after = cut_into_segments(sorted([*files, (new, rows, "0", "0")]))
+    assert [file for segment in after for file in segment.files] == sorted([*names, new])
+    changed_elsewhere = [segment for segment in after if segment not in before and new not in segment.files]
+    assert len(changed_elsewhere) <= 1
+
+
+def test_a_file_of_segment_rows_or_more_is_a_segment_of_its_own():
+    files = [
+        ("a", 10, "0", "0"),
+        ("b", SEGMENT_ROWS, "0", "0"),
+        ("c", 10, "0", "0"),
+        ("d", SEGMENT_ROWS - 15, "0", "0"),
+    ]
+    segments = cut_into_segments(files)
+    assert ("b",) in [segment.files for segment in segments]
+    assert all(sum(segment.rows) <= SEGMENT_ROWS or len(segment.files) == 1 for segment in segments)
+    assert [file for segment in segments for file in segment.files] == ["a", "b", "c", "d"]

@@ -11,14 +11,15 @@
     the Data Docs of those results: one static page, no script and no remote asset (GX's own Data Docs load
     their styles and scripts from CDNs, which a report that must open offline cannot). Every text is escaped.
 
-Great Expectations validates a staged table per segment, the rows that came from one source file, and a segment
+Great Expectations validates a staged table per segment, the rows that came from one source file (or from a run
+of small consecutive files: ``compliance.expectations.cut_into_segments``), and a segment
 whose rows did not change since an earlier run reuses that run's stored state (``expectation_segment_store``: per
 source and segment key, the state of each row-by-row expectation after the segment's rows) instead of converting
 its rows to pandas and validating them again: a daily run that adds a file validates that file's rows alone, and
 when no segment changed, Great Expectations is not even imported. The states of all segments, stored or new, are
 folded in table order (segments by file name, rows by ``source_line``) into the outcomes
 (``compliance.expectations.outcomes_from_states``), exactly as a cold validation folds them. A segment key
-(:func:`segment_keys`) holds everything its state reads: the segment's file name and a fingerprint of its rows
+(:func:`segment_keys`) holds everything its state reads: the segment's file names and a fingerprint of their rows
 (count, xor and sum of a 64-bit DuckDB hash of each whole row, ``source_line`` included, so the order and the
 examples too), the table's columns and types, the whole policy, the versions of the packages and the sources of the
 code that validate. A file whose rows partly changed (a superseding file replaced some) has another fingerprint and
@@ -110,9 +111,9 @@ def record_expectations(
     segments = table_segments(con, table)
     keys = segment_keys(segments, material)
     states = _stored_states(con, source, keys)
-    unknown = [(segment.file, key) for segment, key in zip(segments, keys, strict=True) if key not in states]
-    validated = validate_segments(con, table, source, policy, [file for file, _ in unknown])
-    new_states = {key: validated[file] for file, key in unknown}
+    unknown = [(segment, key) for segment, key in zip(segments, keys, strict=True) if key not in states]
+    validated = validate_segments(con, table, source, policy, [segment for segment, _ in unknown])
+    new_states = {key: validated[segment.name] for segment, key in unknown}
     _store_states(con, source, keys, new_states)
     states.update(new_states)
 
