@@ -1,0 +1,27 @@
+"""The shortcuts of a cold ingest give what the general path gives: the same values, rows, quarantine and records."""
+
+from __future__ import annotations
+
+import itertools
+
+import duckdb
+
+from compliance.core.sql import lit
+from compliance.ingest.parsing import _TRIMMED_CHARACTERS, _trimmed_sql
+
+# Around a value: nothing, each trimmed character, characters that look like space but are not trimmed (an em
+# space, NUL, a control character), a character sorting just after the space, and a mix.
+_EDGES = ["", *_TRIMMED_CHARACTERS, "\u2003", "\x00", "\x01", "!", "\x1f", " \u00a0\t\ufeff", "é"]
+
+
+def test_the_trim_shortcut_gives_what_trim_gives_for_every_edge():
+    values = [lead + core + trail for lead, trail in itertools.product(_EDGES, _EDGES) for core in ("", "T1", "a b")]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE texts AS SELECT unnest($values) AS v", {"values": [*values, None]})
+    differing = con.execute(
+        f"""SELECT v FROM texts
+            WHERE {_trimmed_sql("v")} IS DISTINCT FROM nullif(trim(v, {lit(_TRIMMED_CHARACTERS)}), '')"""
+    ).fetchall()
+    assert differing == []
+    # 10 edges are trimmed away (nothing, the 8 characters, the mix): 10 x 10 spellings of T1 read as T1
+    assert con.execute(f"SELECT count(*) FROM texts WHERE {_trimmed_sql('v')} = 'T1'").fetchall()[0][0] == 100
