@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from dataclasses import astuple, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -208,18 +209,21 @@ def _ingest_files(
     merges: list[MergeCounts] = []
     for path in files:
         sha256, counts = None, None
+        hashing = _FileHash(path)
         while counts is None:
             try:
-                sha256 = file_sha256(path)
+                previous = _current_version(con, source, path.name)
+                if previous is not None or path.name in attempts.refused or path.name in conflicts:
+                    sha256 = hashing.hexdigest()  # wanted now: is this version loaded already; or for its entry
                 if path.name in attempts.refused:
                     raise UnusableFile(attempts.refused[path.name])
                 if path.name in conflicts:
                     raise UnusableFile(conflicts[path.name])
-                previous = _current_version(con, source, path.name)
                 if previous is not None and previous.sha256 == sha256:
                     break  # this exact file is loaded already
-                counts = _load_version(con, source, path, sha256, settings, policy, encoding, attempts)
+                counts = _load_version(con, source, path, hashing, settings, policy, encoding, attempts)
             except (UnusableFile, OSError, duckdb.Error) as error:
+                sha256 = hashing.hexdigest_or_none()
                 problem, by_duckdb = _problem_of(error), isinstance(error, (duckdb.Error, DuckDBCannotRead))
                 if _transaction_aborted(con):
                     con.rollback()
@@ -258,6 +262,35 @@ def _ingest_files(
         MergeCounts(*(sum(column) for column in zip(*map(astuple, merges), strict=False))) if merges else MergeCounts()
     )
     return IngestResult(source.name, *_source_status(entries), tuple(entries), merged)
+
+
+class _FileHash:
+    """A file's sha256, read on a thread of its own beside the load: file reads and hashlib release the GIL, so a
+    new file's bytes are hashed while DuckDB parses them instead of in a read of their own before. An error of
+    the hashing (an OSError: the file cannot be read) is raised where the digest is asked for."""
+
+    def __init__(self, path: Path) -> None:
+        self._digest: str | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._hash, args=(path,), name=f"sha256 {path.name}", daemon=True)
+        self._thread.start()
+
+    def _hash(self, path: Path) -> None:
+        try:
+            self._digest = file_sha256(path)
+        except Exception as error:  # handed to the thread that asks for the digest
+            self._error = error
+
+    def hexdigest(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return str(self._digest)
+
+    def hexdigest_or_none(self) -> str | None:
+        """The digest, None when the file could not be read."""
+        self._thread.join()
+        return self._digest
 
 
 def _problem_of(error: Exception) -> str:
@@ -468,13 +501,14 @@ def _load_version(
     con: duckdb.DuckDBPyConnection,
     source: Source,
     path: Path,
-    sha256: str,
+    hashing: _FileHash,
     settings: str,
     policy: Policy,
     encoding: str | None,
     attempts: _Attempts,
 ) -> MergeCounts:
-    """Parse one new file version, merge its accepted rows into the staged table and register it."""
+    """Parse one new file version, merge its accepted rows into the staged table and register it (``hashing``:
+    its sha256, asked for once the file is parsed, before anything is merged)."""
     batch = f"batch_{source.name}"
     # The quarantine rows of an older version of this name are replaced, unless the new version is unusable.
     con.execute(
@@ -486,6 +520,7 @@ def _load_version(
         read, loaded, quarantined, decoding, replaced = _load(
             con, source, path, policy, batch, encoding, through_copy=path.name in attempts.through_copy
         )
+        sha256 = hashing.hexdigest()
     except (UnusableFile, OSError, duckdb.Error):
         _unless_aborted(
             con,
