@@ -45,7 +45,16 @@ from markupsafe import Markup
 from compliance.policy import DEFAULT_AMBER_BAND_PCT, Policy
 from compliance.rule_kinds import DOMAINS
 from compliance.rules.common import CAUSE_WORDS
-from reports.charts import CHART_COLORS, SERIES_COLORS, add_dropdown, base_layout, chart_html, chart_text
+from reports.charts import (
+    CHART_COLORS,
+    SERIES_COLORS,
+    add_dropdown,
+    base_layout,
+    chart_html,
+    chart_text,
+    new_figure,
+    plotly_js,
+)
 from reports.compliance_report import at_risk_rows, period_changes, template_environment
 from reports.formatting import (
     adherence_tenths,
@@ -446,7 +455,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
         return None
     domains = list(dict.fromkeys(_domain_of(data.policy, rule_id) for rule_id in rules))
     shown_domain = domains[0]  # the first domain of the policy (tickets): a readable number of lines at first sight
-    fig = go.Figure()
+    fig = new_figure()
     groups: list[tuple[str, str]] = []  # (rule_id, segment) per trace, in trace order
     for index, rule_id in enumerate(rules):
         segments = sorted(series[rule_id], key=lambda segment: (segment != "all", segment))
@@ -553,7 +562,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
         return None
     periods = sorted(by_period, key=lambda period: (period != "all", period))
     default = "all" if "all" in by_period else periods[-1]
-    fig = go.Figure()
+    fig = new_figure()
     owners: list[str] = []
     for period in periods:
         rules = _rule_order(data.policy, list(by_period[period]))
@@ -629,7 +638,7 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
         seen = True
     if not seen:
         return None
-    fig = go.Figure(
+    fig = new_figure(
         go.Heatmap(
             z=grid,
             x=[f"{hour:02d}:00" for hour in range(24)],
@@ -678,7 +687,7 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
     if not measured:
         return None, table
     unit, size = _duration_unit(max(measured))
-    fig = go.Figure()
+    fig = new_figure()
     severities = [chart_text(row.get("severity")) for row in rows]
     for key, count_key, label, color in (
         ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", SERIES_COLORS[0]),
@@ -722,7 +731,7 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
     rules = _rule_order(data.policy, list(series))
     if not rules:
         return None
-    fig = go.Figure()
+    fig = new_figure()
     for index, rule_id in enumerate(rules):
         points = sorted(series[rule_id], key=lambda row: cell_text(row.get("period")))
         fig.add_trace(
@@ -757,7 +766,7 @@ def _volume_chart(data: DashboardData) -> Markup | None:
     if not rows:
         return None
     months = [chart_text(row.get("period")) for row in rows]
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_trace(
         go.Bar(
             x=months,
@@ -801,7 +810,7 @@ def _resolution_chart(data: DashboardData) -> Markup | None:
     if not measured:
         return None
     unit, size = _duration_unit(max(measured))
-    fig = go.Figure()
+    fig = new_figure()
     months = [chart_text(row.get("period")) for row in rows]
     for index, (key, label, symbol) in enumerate(
         (
@@ -850,7 +859,7 @@ def _causes_chart(data: DashboardData) -> Markup | None:
         {cause for by_cause in counts.values() for cause in by_cause},
         key=lambda cause: (-sum(by_cause.get(cause, 0) for by_cause in counts.values()), cause),
     )
-    fig = go.Figure()
+    fig = new_figure()
     for index, cause in enumerate(causes):
         label = CAUSE_WORDS.get(cause, cause)
         values = [counts[rule_id].get(cause) for rule_id in rules]
@@ -968,8 +977,6 @@ def embedded_json(payload: Any) -> Markup:
 
 def build_context(data: DashboardData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
-    from plotly.offline import get_plotlyjs
-
     policy = data.policy
     tiles = _kpi_tiles(data)
     counts = {status: 0 for status in RAG_LABELS}
@@ -1009,7 +1016,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "heatmap_zone": data.heatmap_zone,
         "filter_data": embedded_json(filter_payload(data)),
         "report_href": REPORT_FILE,
-        "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
+        "plotlyjs": plotly_js(),  # the library itself, never data
     }
 
 
