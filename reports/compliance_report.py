@@ -363,11 +363,19 @@ def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _whole_period_rows(metrics: pl.DataFrame | None) -> list[dict[str, Any]]:
+    """The metrics rows of period 'all', in frame order: picked by polars before they become dicts (the monthly
+    rows are most of the frame, and every domain's section reads it twice)."""
+    if metrics is None or "period" not in metrics.columns:
+        return []
+    return frame_rows(metrics.filter(pl.col("period") == "all"))
+
+
 def _metric_rows_for(metrics: pl.DataFrame, rule_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The headline (period 'all', segment 'all') metrics row of each rule."""
     wanted = set(rule_ids)
     found: dict[str, dict[str, Any]] = {}
-    for row in frame_rows(metrics):
+    for row in _whole_period_rows(metrics):
         if row.get("period") == "all" and row.get("segment") == "all" and row.get("rule_id") in wanted:
             found.setdefault(row["rule_id"], row)
     return found
@@ -377,7 +385,7 @@ def _segment_rows(metrics: pl.DataFrame, rule_order: list[str]) -> list[dict[str
     order = {rule_id: index for index, rule_id in enumerate(rule_order)}
     rows = [
         row
-        for row in frame_rows(metrics)
+        for row in _whole_period_rows(metrics)
         if row.get("period") == "all" and row.get("segment") not in (None, "all") and row.get("rule_id") in order
     ]
     rows.sort(key=lambda row: (order[row["rule_id"]], cell_text(row.get("segment"))))

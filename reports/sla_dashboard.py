@@ -455,14 +455,16 @@ def _trend_chart(data: DashboardData) -> Markup | None:
         return None
     domains = list(dict.fromkeys(_domain_of(data.policy, rule_id) for rule_id in rules))
     shown_domain = domains[0]  # the first domain of the policy (tickets): a readable number of lines at first sight
-    fig = new_figure()
+    # the traces made first and given to the figure together: plotly validates the figure's traces again at each
+    # add_trace, which at a hundred segment lines costs more than building them
+    traces: list[go.Scatter] = []
     groups: list[tuple[str, str]] = []  # (rule_id, segment) per trace, in trace order
     for index, rule_id in enumerate(rules):
         segments = sorted(series[rule_id], key=lambda segment: (segment != "all", segment))
         for position, segment in enumerate(segments):
             points = sorted(series[rule_id][segment], key=lambda row: cell_text(row.get("period")))
             name = rule_id if segment == "all" else f"{rule_id} {_segment_label(segment)}"
-            fig.add_trace(
+            traces.append(
                 go.Scatter(
                     x=[chart_text(row.get("period")) for row in points],
                     y=[_adherence(row) for row in points],
@@ -480,6 +482,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                 )
             )
             groups.append((rule_id, segment))
+    fig = new_figure(traces)
     base_layout(
         fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %"
     )
@@ -562,7 +565,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
         return None
     periods = sorted(by_period, key=lambda period: (period != "all", period))
     default = "all" if "all" in by_period else periods[-1]
-    fig = new_figure()
+    traces: list[go.Bar] = []  # given to the figure together (see `_trend_chart`)
     owners: list[str] = []
     for period in periods:
         rules = _rule_order(data.policy, list(by_period[period]))
@@ -572,7 +575,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
         ):
             values = [_float(by_period[period][rule_id].get(key)) for rule_id in rules]
             targets = [float(targets_by_rule[rule_id]) for rule_id in rules]
-            fig.add_trace(
+            traces.append(
                 go.Bar(
                     # horizontal bars: one row per rule stays readable with two dozen rules
                     y=[chart_text(rule_id) for rule_id in rules],
@@ -601,6 +604,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
                 )
             )
             owners.append(period)
+    fig = new_figure(traces)
     rows_shown = max(len(rules_of_period) for rules_of_period in by_period.values())
     title = "Median and p90 response time per rule, as % of its target (100% = target)"
     base_layout(fig, title, "")
