@@ -62,3 +62,14 @@ def test_plotly_js_and_the_templates_are_read_once_per_process():
     assert template_environment() is template_environment()
     template = template_environment().get_template("sla_dashboard.html")
     assert template_environment().get_template("sla_dashboard.html") is template
+
+
+def test_the_utc_month_of_an_instant_is_read_from_its_epoch_and_a_value_without_one_as_converted(con):
+    from compliance.evidence.summaries import _utc_month
+
+    con.execute(
+        "CREATE TABLE instants AS SELECT * FROM (VALUES (1, TIMESTAMPTZ '2026-01-31 23:30:00-05'), "
+        "(2, TIMESTAMPTZ '2026-03-01 00:30:00+01'), (3, NULL), (4, TIMESTAMPTZ '-infinity')) AS t(n, happened_at)"
+    )
+    months = con.execute(f"SELECT {_utc_month('happened_at')} FROM instants ORDER BY n").fetchall()
+    assert months == [("2026-02",), ("2026-02",), (None,), ("-infinity",)]
