@@ -440,7 +440,6 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
 
 def _trend_chart(data: DashboardData) -> Markup | None:
     """Monthly adherence per rule; a dropdown shows another domain, or one rule split by segment."""
-    import plotly.graph_objects as go
 
     met_min = data.policy.met_min_adherence_pct
     series: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -455,9 +454,9 @@ def _trend_chart(data: DashboardData) -> Markup | None:
         return None
     domains = list(dict.fromkeys(_domain_of(data.policy, rule_id) for rule_id in rules))
     shown_domain = domains[0]  # the first domain of the policy (tickets): a readable number of lines at first sight
-    # the traces made first and given to the figure together: plotly validates the figure's traces again at each
-    # add_trace, which at a hundred segment lines costs more than building them
-    traces: list[go.Scatter] = []
+    # the traces as plain dicts, given to the figure together: plotly validates a trace object again when a figure
+    # takes it, and every trace of the figure again at each add_trace (a year of segment lines: hundreds)
+    traces: list[dict[str, Any]] = []
     groups: list[tuple[str, str]] = []  # (rule_id, segment) per trace, in trace order
     for index, rule_id in enumerate(rules):
         segments = sorted(series[rule_id], key=lambda segment: (segment != "all", segment))
@@ -465,7 +464,8 @@ def _trend_chart(data: DashboardData) -> Markup | None:
             points = sorted(series[rule_id][segment], key=lambda row: cell_text(row.get("period")))
             name = rule_id if segment == "all" else f"{rule_id} {_segment_label(segment)}"
             traces.append(
-                go.Scatter(
+                dict(
+                    type="scatter",
                     x=[chart_text(row.get("period")) for row in points],
                     y=[_adherence(row) for row in points],
                     customdata=[[format_count(row.get("achieved")), format_count(_denominator(row))] for row in points],
@@ -545,7 +545,6 @@ def _is_response_time(policy: Policy, rule_id: str) -> bool:
 
 def _response_chart(data: DashboardData) -> Markup | None:
     """Median and p90 per rule as % of the rule's target (100% = target); a dropdown picks the period."""
-    import plotly.graph_objects as go
 
     targets_by_rule = {
         rule_id: seconds for rule_id, seconds in (data.targets or {}).items() if _is_response_time(data.policy, rule_id)
@@ -565,7 +564,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
         return None
     periods = sorted(by_period, key=lambda period: (period != "all", period))
     default = "all" if "all" in by_period else periods[-1]
-    traces: list[go.Bar] = []  # given to the figure together (see `_trend_chart`)
+    traces: list[dict[str, Any]] = []  # plain dicts given to the figure together (see `_trend_chart`)
     owners: list[str] = []
     for period in periods:
         rules = _rule_order(data.policy, list(by_period[period]))
@@ -576,7 +575,8 @@ def _response_chart(data: DashboardData) -> Markup | None:
             values = [_float(by_period[period][rule_id].get(key)) for rule_id in rules]
             targets = [float(targets_by_rule[rule_id]) for rule_id in rules]
             traces.append(
-                go.Bar(
+                dict(
+                    type="bar",
                     # horizontal bars: one row per rule stays readable with two dozen rules
                     y=[chart_text(rule_id) for rule_id in rules],
                     x=[
@@ -595,7 +595,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
                         for rule_id, value, target in zip(rules, values, targets, strict=False)
                     ],
                     name=label,
-                    marker_color=color,
+                    marker={"color": color},  # nested: in a dict, marker_color would be written last
                     visible=period == default,
                     hovertemplate=(
                         f"%{{y}} ({chart_text(period if period != 'all' else 'whole period')})<br>"

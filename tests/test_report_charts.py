@@ -73,3 +73,27 @@ def test_the_utc_month_of_an_instant_is_read_from_its_epoch_and_a_value_without_
     )
     months = con.execute(f"SELECT {_utc_month('happened_at')} FROM instants ORDER BY n").fetchall()
     assert months == [("2026-02",), ("2026-02",), (None,), ("-infinity",)]
+
+
+def _traces(chart: str) -> list[dict]:
+    """The traces of a chart's ``Plotly.newPlot(id, traces, layout, config)``."""
+    import json
+
+    call = chart[chart.index("Plotly.newPlot(") :]
+    return json.JSONDecoder().raw_decode(call[call.index("[") :])[0]
+
+
+def test_the_dashboards_traces_given_as_dicts_are_written_as_trace_objects_write_them(policy):
+    """The trend and response charts give plotly their traces as dicts. plotly writes a trace's properties in its
+    own order (by name, then ``type``) whichever way they were given, except a ``marker_color`` style name in a
+    dict, which it puts last: the pages' bytes would change. Every property is written in plotly's order."""
+    from reports.sla_dashboard import _response_chart, _trend_chart
+    from tests.test_sla_dashboard import _data
+
+    data = _data(policy)
+    for chart in (_trend_chart, _response_chart):
+        traces = _traces(str(chart(data)))
+        assert len(traces) > 1
+        for trace in traces:
+            assert list(trace) == [*sorted(set(trace) - {"type"}), "type"]
+            assert "color" in (trace.get("line") or trace.get("marker"))
