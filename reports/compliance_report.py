@@ -18,6 +18,7 @@ No Dagster imports here: the publish assets call :func:`render_compliance_report
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from compliance.ingest.contract import SOURCES
 from compliance.policy import Policy, Rule
 from compliance.rule_kinds import DOMAINS
 from compliance.rules import privacy as privacy_rules
-from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text
+from reports.charts import CHART_COLORS, base_layout, chart_html, chart_text, new_figure, plotly_js
 from reports.formatting import (
     adherence_tenths,
     cell_text,
@@ -362,11 +363,19 @@ def _input_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _whole_period_rows(metrics: pl.DataFrame | None) -> list[dict[str, Any]]:
+    """The metrics rows of period 'all', in frame order: picked by polars before they become dicts (the monthly
+    rows are most of the frame, and every domain's section reads it twice)."""
+    if metrics is None or "period" not in metrics.columns:
+        return []
+    return frame_rows(metrics.filter(pl.col("period") == "all"))
+
+
 def _metric_rows_for(metrics: pl.DataFrame, rule_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The headline (period 'all', segment 'all') metrics row of each rule."""
     wanted = set(rule_ids)
     found: dict[str, dict[str, Any]] = {}
-    for row in frame_rows(metrics):
+    for row in _whole_period_rows(metrics):
         if row.get("period") == "all" and row.get("segment") == "all" and row.get("rule_id") in wanted:
             found.setdefault(row["rule_id"], row)
     return found
@@ -376,7 +385,7 @@ def _segment_rows(metrics: pl.DataFrame, rule_order: list[str]) -> list[dict[str
     order = {rule_id: index for index, rule_id in enumerate(rule_order)}
     rows = [
         row
-        for row in frame_rows(metrics)
+        for row in _whole_period_rows(metrics)
         if row.get("period") == "all" and row.get("segment") not in (None, "all") and row.get("rule_id") in order
     ]
     rows.sort(key=lambda row: (order[row["rule_id"]], cell_text(row.get("segment"))))
@@ -412,7 +421,7 @@ def _tickets_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], met_min: 
             monthly[row["rule_id"]].append(row)
     if not any(monthly.values()):
         return None
-    fig = go.Figure()
+    fig = new_figure()
     for rule_id in rule_ids:
         points = sorted(monthly[rule_id], key=lambda row: cell_text(row.get("period")))
         if not points:
@@ -465,7 +474,7 @@ def _counts_chart(domain: str, rules: list[dict[str, Any]]) -> Markup | None:
     measured = [row for row in rules if row["achieved_raw"] or row["breached_raw"]]
     if not measured:
         return None
-    fig = go.Figure()
+    fig = new_figure()
     x = [chart_text(row["rule_id"]) for row in measured]
     hover = [chart_text(shorten(row["title"], 80)) for row in measured]
     for key, label in (("achieved_raw", "achieved"), ("breached_raw", "breached")):
@@ -506,7 +515,7 @@ def _response_time_chart(metrics: pl.DataFrame, rules: list[dict[str, Any]], pol
     ]
     if not measured:
         return None
-    fig = go.Figure()
+    fig = new_figure()
     for key, label, color in (
         ("median_seconds", "median", "#2a5db0"),
         ("p90_seconds", "p90", "#e07b00"),
@@ -564,7 +573,7 @@ def _backlog_chart(backlog: pl.DataFrame | None) -> Markup | None:
     if counts.height == 0:
         return None
     by_key = {(row["age"], row["past_due"]): row["requests"] for row in counts.to_dicts()}
-    fig = go.Figure()
+    fig = new_figure()
     for past_due, label, color in (
         (False, "within its deadline", CHART_COLORS["active"]),
         (True, "past its deadline", CHART_COLORS["breached"]),
@@ -609,7 +618,7 @@ def _data_class_chart(
                 if row.get("rule_id") in figures["rules"]:
                     figures["warning"] += int(row.get("findings") or 0)
     names = sorted(classes)
-    fig = go.Figure()
+    fig = new_figure()
     for key, label, color in (
         ("achieved", "kept to schedule", CHART_COLORS["achieved"]),
         ("breached", "breached", CHART_COLORS["breached"]),
@@ -785,7 +794,11 @@ def _quarantine_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+@functools.cache
 def template_environment() -> jinja2.Environment:
+    """The pages' Jinja2 environment, one per process: it keeps each template compiled (it compiles a template
+    again when its file changes), so the report and the dashboard, and every later render, do not recompile the
+    templates they share. Read-only for its callers: it is shared."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         autoescape=True,
@@ -913,8 +926,6 @@ def _data_docs_link(outputs: list[dict]) -> str | None:
 
 def build_context(data: ReportData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
-    from plotly.offline import get_plotlyjs
-
     policy, manifest = data.policy, data.manifest or {}
     verdict_rows = _verdict_rows(policy, data.verdicts)
     inputs = _input_rows(manifest)
@@ -1004,7 +1015,7 @@ def build_context(data: ReportData) -> dict[str, Any]:
             for k, v in sorted(versions.items(), key=lambda kv: str(kv[0]))
         ],
         "outputs": outputs,
-        "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
+        "plotlyjs": plotly_js(),  # the library itself, never data
     }
 
 

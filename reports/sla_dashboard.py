@@ -45,7 +45,16 @@ from markupsafe import Markup
 from compliance.policy import DEFAULT_AMBER_BAND_PCT, Policy
 from compliance.rule_kinds import DOMAINS
 from compliance.rules.common import CAUSE_WORDS
-from reports.charts import CHART_COLORS, SERIES_COLORS, add_dropdown, base_layout, chart_html, chart_text
+from reports.charts import (
+    CHART_COLORS,
+    SERIES_COLORS,
+    add_dropdown,
+    base_layout,
+    chart_html,
+    chart_text,
+    new_figure,
+    plotly_js,
+)
 from reports.compliance_report import at_risk_rows, period_changes, template_environment
 from reports.formatting import (
     adherence_tenths,
@@ -431,7 +440,6 @@ def _headline_tiles(data: DashboardData) -> list[dict[str, Any]]:
 
 def _trend_chart(data: DashboardData) -> Markup | None:
     """Monthly adherence per rule; a dropdown shows another domain, or one rule split by segment."""
-    import plotly.graph_objects as go
 
     met_min = data.policy.met_min_adherence_pct
     series: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -446,15 +454,18 @@ def _trend_chart(data: DashboardData) -> Markup | None:
         return None
     domains = list(dict.fromkeys(_domain_of(data.policy, rule_id) for rule_id in rules))
     shown_domain = domains[0]  # the first domain of the policy (tickets): a readable number of lines at first sight
-    fig = go.Figure()
+    # the traces as plain dicts, given to the figure together: plotly validates a trace object again when a figure
+    # takes it, and every trace of the figure again at each add_trace (a year of segment lines: hundreds)
+    traces: list[dict[str, Any]] = []
     groups: list[tuple[str, str]] = []  # (rule_id, segment) per trace, in trace order
     for index, rule_id in enumerate(rules):
         segments = sorted(series[rule_id], key=lambda segment: (segment != "all", segment))
         for position, segment in enumerate(segments):
             points = sorted(series[rule_id][segment], key=lambda row: cell_text(row.get("period")))
             name = rule_id if segment == "all" else f"{rule_id} {_segment_label(segment)}"
-            fig.add_trace(
-                go.Scatter(
+            traces.append(
+                dict(
+                    type="scatter",
                     x=[chart_text(row.get("period")) for row in points],
                     y=[_adherence(row) for row in points],
                     customdata=[[format_count(row.get("achieved")), format_count(_denominator(row))] for row in points],
@@ -471,6 +482,7 @@ def _trend_chart(data: DashboardData) -> Markup | None:
                 )
             )
             groups.append((rule_id, segment))
+    fig = new_figure(traces)
     base_layout(
         fig, "Adherence per rule by month of the clock start (UTC): achieved / (achieved + breached)", "adherence %"
     )
@@ -533,7 +545,6 @@ def _is_response_time(policy: Policy, rule_id: str) -> bool:
 
 def _response_chart(data: DashboardData) -> Markup | None:
     """Median and p90 per rule as % of the rule's target (100% = target); a dropdown picks the period."""
-    import plotly.graph_objects as go
 
     targets_by_rule = {
         rule_id: seconds for rule_id, seconds in (data.targets or {}).items() if _is_response_time(data.policy, rule_id)
@@ -553,7 +564,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
         return None
     periods = sorted(by_period, key=lambda period: (period != "all", period))
     default = "all" if "all" in by_period else periods[-1]
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []  # plain dicts given to the figure together (see `_trend_chart`)
     owners: list[str] = []
     for period in periods:
         rules = _rule_order(data.policy, list(by_period[period]))
@@ -563,8 +574,9 @@ def _response_chart(data: DashboardData) -> Markup | None:
         ):
             values = [_float(by_period[period][rule_id].get(key)) for rule_id in rules]
             targets = [float(targets_by_rule[rule_id]) for rule_id in rules]
-            fig.add_trace(
-                go.Bar(
+            traces.append(
+                dict(
+                    type="bar",
                     # horizontal bars: one row per rule stays readable with two dozen rules
                     y=[chart_text(rule_id) for rule_id in rules],
                     x=[
@@ -583,7 +595,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
                         for rule_id, value, target in zip(rules, values, targets, strict=False)
                     ],
                     name=label,
-                    marker_color=color,
+                    marker={"color": color},  # nested: in a dict, marker_color would be written last
                     visible=period == default,
                     hovertemplate=(
                         f"%{{y}} ({chart_text(period if period != 'all' else 'whole period')})<br>"
@@ -592,6 +604,7 @@ def _response_chart(data: DashboardData) -> Markup | None:
                 )
             )
             owners.append(period)
+    fig = new_figure(traces)
     rows_shown = max(len(rules_of_period) for rules_of_period in by_period.values())
     title = "Median and p90 response time per rule, as % of its target (100% = target)"
     base_layout(fig, title, "")
@@ -629,7 +642,7 @@ def _heatmap_chart(data: DashboardData) -> Markup | None:
         seen = True
     if not seen:
         return None
-    fig = go.Figure(
+    fig = new_figure(
         go.Heatmap(
             z=grid,
             x=[f"{hour:02d}:00" for hour in range(24)],
@@ -678,7 +691,7 @@ def _incidents_chart(data: DashboardData) -> tuple[Markup | None, list[dict[str,
     if not measured:
         return None, table
     unit, size = _duration_unit(max(measured))
-    fig = go.Figure()
+    fig = new_figure()
     severities = [chart_text(row.get("severity")) for row in rows]
     for key, count_key, label, color in (
         ("mtta_mean_seconds", "acknowledged", "MTTA (mean time to acknowledge)", SERIES_COLORS[0]),
@@ -722,7 +735,7 @@ def _privacy_chart(data: DashboardData) -> Markup | None:
     rules = _rule_order(data.policy, list(series))
     if not rules:
         return None
-    fig = go.Figure()
+    fig = new_figure()
     for index, rule_id in enumerate(rules):
         points = sorted(series[rule_id], key=lambda row: cell_text(row.get("period")))
         fig.add_trace(
@@ -757,7 +770,7 @@ def _volume_chart(data: DashboardData) -> Markup | None:
     if not rows:
         return None
     months = [chart_text(row.get("period")) for row in rows]
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_trace(
         go.Bar(
             x=months,
@@ -801,7 +814,7 @@ def _resolution_chart(data: DashboardData) -> Markup | None:
     if not measured:
         return None
     unit, size = _duration_unit(max(measured))
-    fig = go.Figure()
+    fig = new_figure()
     months = [chart_text(row.get("period")) for row in rows]
     for index, (key, label, symbol) in enumerate(
         (
@@ -850,7 +863,7 @@ def _causes_chart(data: DashboardData) -> Markup | None:
         {cause for by_cause in counts.values() for cause in by_cause},
         key=lambda cause: (-sum(by_cause.get(cause, 0) for by_cause in counts.values()), cause),
     )
-    fig = go.Figure()
+    fig = new_figure()
     for index, cause in enumerate(causes):
         label = CAUSE_WORDS.get(cause, cause)
         values = [counts[rule_id].get(cause) for rule_id in rules]
@@ -968,8 +981,6 @@ def embedded_json(payload: Any) -> Markup:
 
 def build_context(data: DashboardData) -> dict[str, Any]:
     """Everything the template shows, as plain values (strings escaped by the template, charts as Markup)."""
-    from plotly.offline import get_plotlyjs
-
     policy = data.policy
     tiles = _kpi_tiles(data)
     counts = {status: 0 for status in RAG_LABELS}
@@ -1009,7 +1020,7 @@ def build_context(data: DashboardData) -> dict[str, Any]:
         "heatmap_zone": data.heatmap_zone,
         "filter_data": embedded_json(filter_payload(data)),
         "report_href": REPORT_FILE,
-        "plotlyjs": Markup(get_plotlyjs()),  # the library itself, never data
+        "plotlyjs": plotly_js(),  # the library itself, never data
     }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.core.files import replacing
+from compliance.core.files import file_sha256, replacing
 from compliance.core.sql import ident, lit, stored_in_order
 from compliance.core.stored_keys import code_fingerprint, key_of
 from compliance.evidence.at_risk import AT_RISK_TABLE
@@ -180,6 +180,47 @@ class _FileStore:
             self.recorded[rows[-1][0]] = rows[-1][1:]
         self.con.execute(f"DELETE FROM {EVIDENCE_FILE_STORE} WHERE list_contains(?, path)", [[row[0] for row in rows]])
         self.con.executemany(f"INSERT INTO {EVIDENCE_FILE_STORE} VALUES (?, ?, ?, ?)", rows)
+
+
+# The sha256 of each published file as last hashed, with what tells that version of the file from any other: its
+# size, modification and status-change times and inode (writing a file changes its status-change time, which no
+# one can set back; replacing it, its inode). The manifest names the hash of every output, and the report shows
+# them before manifest.json is written: an unchanged file (an evidence file the store above did not write again)
+# is read once, not twice a run and again every run.
+OUTPUT_HASH_STORE = "output_hash_store"
+_OUTPUT_HASH_STORE_COLUMNS = (
+    "path VARCHAR, size BIGINT, modified_ns BIGINT, changed_ns BIGINT, inode BIGINT, sha256 VARCHAR"
+)
+
+
+def output_sha256s(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> list[str]:
+    """The sha256 of each file of ``paths`` (in that order): the recorded one while the file is the version it was
+    recorded for (:data:`OUTPUT_HASH_STORE`), else read from the file and recorded. Records of files that are gone
+    are dropped."""
+    con.execute(f"CREATE TABLE IF NOT EXISTS {OUTPUT_HASH_STORE} ({_OUTPUT_HASH_STORE_COLUMNS})")
+    recorded = {
+        path: (tuple(identity), sha256)
+        for path, *identity, sha256 in con.execute(
+            f"SELECT path, size, modified_ns, changed_ns, inode, sha256 FROM {OUTPUT_HASH_STORE}"
+        ).fetchall()
+    }
+    hashes, hashed = [], []
+    for path in paths:
+        name, stat = str(path.resolve()), path.stat()
+        identity = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+        if name in recorded and recorded[name][0] == identity:
+            hashes.append(recorded[name][1])
+            continue
+        hashes.append(file_sha256(path))
+        hashed.append((name, *identity, hashes[-1]))
+    gone = [name for name in recorded if not Path(name).is_file()]
+    if hashed or gone:
+        con.execute(
+            f"DELETE FROM {OUTPUT_HASH_STORE} WHERE list_contains(?, path)", [[row[0] for row in hashed] + gone]
+        )
+    if hashed:
+        con.executemany(f"INSERT INTO {OUTPUT_HASH_STORE} VALUES (?, ?, ?, ?, ?, ?)", hashed)
+    return hashes
 
 
 def _content_keys(con: duckdb.DuckDBPyConnection, table: str, order_by: str, layout: str) -> dict[str | None, str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from compliance.core.files import file_sha256
 from compliance.core.sql import table_exists
+from compliance.evidence.files import output_sha256s
 from compliance.evidence.periods import ReportPeriod, period_record, period_row_counts
 from compliance.evidence.policy_versions import VERSION_ITEMS
 from compliance.ingest.contract import SOURCES
@@ -164,7 +164,10 @@ def build_manifest(
         "conversion": conversion,
         "changes": changes,
         "versions": package_versions(),
-        "outputs": [{"file": str(path.relative_to(out_dir)), "sha256": file_sha256(path)} for path in sorted(outputs)],
+        "outputs": [
+            {"file": str(path.relative_to(out_dir)), "sha256": sha256}
+            for path, sha256 in zip(sorted(outputs), output_sha256s(con, sorted(outputs)), strict=True)
+        ],
     }
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from compliance.core.sql import table_exists
+from compliance.core.sql import ident, table_exists
 from compliance.evidence.at_risk import AT_RISK_TABLE
 from compliance.evidence.files import evidence_month
 from compliance.policy import Policy
@@ -30,15 +30,26 @@ def verdict_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {verdict: int(count) for verdict, count in sorted(counts.items())}
 
 
+def _utc_month(column: str) -> str:
+    """SQL: ``YYYY-MM`` of the TIMESTAMPTZ ``column`` in UTC. The wall time straight from the epoch, which costs a
+    third of a time-zone conversion over a million rows; a value without an epoch (+-infinity) is written as the
+    conversion writes it."""
+    ref = ident(column)
+    return f"coalesce(strftime(make_timestamp(epoch_us({ref})), '%Y-%m'), strftime(timezone('UTC', {ref}), '%Y-%m'))"
+
+
 # A ticket clock's violation with the segment and month its metrics rows count it in (as the tickets' items view
 # writes them: month of the clock start in UTC), so that the report's figures drill down to their records.
-_TICKET_SEGMENT_JOIN = """ LEFT JOIN (
+_TICKET_SEGMENT_JOIN = f""" LEFT JOIN (
     SELECT rule_id, record_id, due_at,
            any_value('channel=' || coalesce(channel, '-') || ';tier=' || coalesce(tier, '-') || ';plan='
                      || coalesce(plan, '-')) AS segment,
-           any_value(strftime(timezone('UTC', started_at), '%Y-%m')) AS period
+           any_value({_utc_month("started_at")}) AS period
     FROM ticket_sla WHERE state = 'breached' GROUP BY ALL
 ) AS ticket_clock_segments USING (rule_id, record_id, due_at)"""
+# The violations the report lists, first in its order: the rows shown are picked before they are joined to their
+# segments (one row each: the join's side is grouped by its keys), not every violation joined and then cut.
+_VIOLATIONS_SHOWN_ORDER = "ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id"
 
 
 def _at_risk(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -60,8 +71,8 @@ def report_tables(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame | in
         "verdicts": con.sql("SELECT * FROM verdicts ORDER BY position").pl(),
         "metrics": con.sql("SELECT * FROM metrics").pl(),
         "violations": con.sql(
-            f"SELECT * FROM violations{_TICKET_SEGMENT_JOIN} "
-            "ORDER BY severity <> 'breach', domain, rule_id, due_at, record_id LIMIT $shown",
+            f"SELECT * FROM (SELECT * FROM violations {_VIOLATIONS_SHOWN_ORDER} LIMIT $shown) AS violations_shown"
+            f"{_TICKET_SEGMENT_JOIN} {_VIOLATIONS_SHOWN_ORDER}",
             params={"shown": VIOLATIONS_SHOWN},
         ).pl(),
         "violations_total": con.execute("SELECT count(*) FROM violations").fetchall()[0][0],
@@ -165,11 +176,11 @@ def _dashboard_extras(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: dat
         # Backlog at a month's end = tickets created by then - tickets resolved by then (running sums, set-based);
         # without any resolved_at in the export the backlog is unknown, not "everything open".
         tables["ticket_volume"] = con.sql(
-            """WITH created_by_month AS (
-                   SELECT strftime(timezone('UTC', created_at), '%Y-%m') AS period, count(*) AS created
+            f"""WITH created_by_month AS (
+                   SELECT {_utc_month("created_at")} AS period, count(*) AS created
                    FROM staged_tickets WHERE created_at <= $as_of GROUP BY ALL),
                resolved_by_month AS (
-                   SELECT strftime(timezone('UTC', resolved_at), '%Y-%m') AS period, count(*) AS resolved
+                   SELECT {_utc_month("resolved_at")} AS period, count(*) AS resolved
                    FROM staged_tickets WHERE created_at <= $as_of AND resolved_at <= $as_of GROUP BY ALL),
                monthly_flow AS (
                    SELECT period, coalesce(created, 0) AS created, coalesce(resolved, 0) AS resolved

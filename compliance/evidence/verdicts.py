@@ -87,26 +87,29 @@ def build_verdicts(
         ).fetchall()
     }
     con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
+    violations_by_rule = _violations_by_rule(con)
+    # what the loaded files lack is a function of the rule kind (and, for the stopping events, of the policy):
+    # read once per kind, not once per rule (each reading queries the catalog and the ingest's records)
+    absent_reasons: dict[tuple[str, int], str | None] = {}
+    partly_absent: dict[str, str | None] = {}
     for position, (rule, rule_policy) in enumerate(_verdict_rules(policy, windows)):
         reason = _missing_input_reason(rule.kind, inputs) or blocked.get(rule.domain)
         fallback = "no data" if rule.domain not in blocked else "not assessed"
         if rule.kind not in RULE_SOURCES:
             fallback, reason = "not assessed", f"rule kind {rule.kind} is not evaluated by this version"
         elif reason is None:
-            reason = _absent_column_reason(con, rule.kind, rule_policy)
+            if (rule.kind, id(rule_policy)) not in absent_reasons:
+                absent_reasons[rule.kind, id(rule_policy)] = _absent_column_reason(con, rule.kind, rule_policy)
+            reason = absent_reasons[rule.kind, id(rule_policy)]
             fallback = "not assessed"
+        if rule.kind not in partly_absent:
+            partly_absent[rule.kind] = _partly_absent_note(con, rule.kind)
         con.execute(
-            f"""INSERT INTO verdicts
+            """INSERT INTO verdicts
                 WITH m AS (SELECT * FROM metrics WHERE rule_id = $rule_id AND period = 'all' AND segment = 'all'),
-                v AS (SELECT count(*) FILTER (WHERE severity = 'warning') AS warnings,
-                             count(*) FILTER (WHERE severity = 'breach') AS breaches,
-                             first(explanation ORDER BY explanation) FILTER (WHERE severity = 'coverage') AS coverage
-                      FROM violations WHERE rule_id = $rule_id),
-                -- the breaches by cause, most frequent first
-                c AS (SELECT string_agg(coalesce(cause, 'unknown') || '=' || n, ';' ORDER BY n DESC, cause) AS codes,
-                             string_agg(n || ' ' || words, ', ' ORDER BY n DESC, cause) AS words
-                      FROM (SELECT cause, {_CAUSE_WORDS_SQL} AS words, count(*) AS n FROM violations
-                            WHERE rule_id = $rule_id AND severity = 'breach' GROUP BY ALL)),
+                v AS (SELECT CAST($warnings AS BIGINT) AS warnings, CAST($breaches AS BIGINT) AS breaches,
+                             CAST($coverage AS VARCHAR) AS coverage),
+                c AS (SELECT CAST($codes AS VARCHAR) AS codes, CAST($words AS VARCHAR) AS words),
                 j AS (SELECT *, CASE WHEN $reason IS NOT NULL THEN $fallback
                             WHEN v.coverage IS NOT NULL THEN 'not assessed'
                             WHEN coalesce(m.denominator, 0) = 0 AND v.breaches > 0 THEN 'breached'
@@ -141,9 +144,40 @@ def build_verdicts(
                 "reason": reason,
                 "fallback": fallback,
                 "met_min": rule.setting("met_min_adherence_pct", rule_policy.met_min_adherence_pct),
-                "partial": _partly_absent_note(con, rule.kind),
+                "partial": partly_absent[rule.kind],
+                **violations_by_rule.get(rule.id, _NO_VIOLATIONS),
             },
         )
+
+
+# What a rule without violations has of them (the figures of `_violations_by_rule`).
+_NO_VIOLATIONS = {"warnings": 0, "breaches": 0, "coverage": None, "codes": None, "words": None}
+
+
+def _violations_by_rule(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, object]]:
+    """Per rule with violations, what its verdict reads of them, from one pass over every violation (not one per
+    rule): its warnings and breaches, the first coverage explanation (a rule whose data does not cover what it
+    judges is not assessed), and its breaches by cause, most frequent first, as codes and as words."""
+    rows = con.execute(
+        f"""WITH counts_by_rule AS (
+                SELECT rule_id, count(*) FILTER (WHERE severity = 'warning') AS warnings,
+                       count(*) FILTER (WHERE severity = 'breach') AS breaches,
+                       first(explanation ORDER BY explanation) FILTER (WHERE severity = 'coverage') AS coverage
+                FROM violations GROUP BY rule_id),
+            breaches_by_cause AS (
+                SELECT rule_id, cause, {_CAUSE_WORDS_SQL} AS words, count(*) AS n FROM violations
+                WHERE severity = 'breach' GROUP BY ALL),
+            causes_by_rule AS (
+                SELECT rule_id,
+                       string_agg(coalesce(cause, 'unknown') || '=' || n, ';' ORDER BY n DESC, cause) AS codes,
+                       string_agg(n || ' ' || words, ', ' ORDER BY n DESC, cause) AS words
+                FROM breaches_by_cause GROUP BY rule_id)
+            SELECT rule_id, warnings, breaches, coverage, codes, words
+            FROM counts_by_rule LEFT JOIN causes_by_rule USING (rule_id)"""
+    ).fetchall()
+    return {
+        rule_id: dict(zip(_NO_VIOLATIONS, figures, strict=True)) for rule_id, *figures in rows if rule_id is not None
+    }
 
 
 def _verdict_rules(policy: Policy, windows: tuple[VersionWindow, ...]) -> list[tuple[Rule, Policy]]:
