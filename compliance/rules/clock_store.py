@@ -20,15 +20,15 @@ A run recomputes the tickets that are new, whose fingerprint changed, whose stor
 or that are as-of dependent when the run's as-of differs from their stored one; every ticket when the key
 changed or the store is absent. Tickets that left the staged table leave the store. Everything judged from the
 clock rows (exclusions by file, waivers, violations, metrics with exact quantiles, at_risk, expectation metrics,
-response times) is computed each run over all the rows by ``ticket_clocks.write_tables_from_clock_rows``, the
-same code as the cold path, so both give the same tables.
+response times) is then computed over all the rows by ``ticket_clocks.write_tables_from_clock_rows``, the same
+code as the cold path, so both give the same tables.
 
-When no ticket is recomputed and none left, the tables judged from the clock rows are a function of what
-``ticket_clock_store_outputs`` records (:func:`_outputs_key`: the run key, the code that judges the clock rows, the
-as-of instant, every ticket's fingerprint, the waiver checks and the file-level exclusions); when it is unchanged
-and the tables still hold what that run wrote (:func:`_tables_digest`: rows and their positions, comments and
-columns; a cold or period run in between replaces them), the run keeps them as they are instead of writing them
-again (``ClockReuse.tables_kept``).
+Those judged tables are a function of what ``ticket_clock_store_outputs`` records of the run that wrote them
+(:func:`_outputs_key`: the run key, the code that judges the clock rows, the as-of instant, the staged rows as a
+whole, the waiver checks and the exclusions by file). A run whose outputs key is the recorded one, on tables that
+still hold what that run wrote (:func:`_tables_digest`: rows and their positions, comments and columns; a cold
+or period run in between replaces them), keeps them as they are and computes nothing per ticket
+(``ClockReuse.tables_kept``): the daily re-run on unchanged exports.
 
 A run restricted to a report period (``compliance.evidence.periods.restrict_to_period``: temporary views in front
 of the staged tables) takes the cold path and leaves the store alone: the store holds the whole-run default.
@@ -122,23 +122,22 @@ def evaluate_ticket_clocks_incrementally(con: duckdb.DuckDBPyConnection, policy:
     )
     install_macros(con)
     prepare_waivers(con, policy, as_of)  # the waiver checks are part of the outputs key
-    _create_fingerprints(con)
+    # Checked before any per-ticket work: the staged rows as a whole are part of the outputs key, so a run on the
+    # same exports at the same as-of needs neither the fingerprints nor their join with the store.
     outputs_key = _outputs_key(con, policy, key, as_of)
-    if not cold_reason:
-        _create_recompute_sets(con, as_of)
-        if _outputs_unchanged(con, outputs_key):
-            for part in CLOCK_ENGINE_PARTS:  # the engine did not run: no earlier run's time is left behind
-                with timed(con, part):
-                    pass
-            kept = _count(con, "_clock_fingerprints")
-            _drop(con, "_clock_fingerprints", "_clock_recompute", "_clock_leaving")
-            return ClockReuse(kept, 0, tables_kept=True)
+    if not cold_reason and _outputs_unchanged(con, outputs_key):
+        for part in CLOCK_ENGINE_PARTS:  # the engine did not run: no earlier run's time is left behind
+            with timed(con, part):
+                pass
+        return ClockReuse(_count(con, STORE_TICKETS), 0, tables_kept=True)
+    _create_fingerprints(con)
     create_clock_tables(con)
     if cold_reason:
         write_clock_rows(con, policy, as_of)
         _replace_store(con, key, as_of)
         reuse = ClockReuse(0, _count(con, "_clock_fingerprints"), cold_reason)
     else:
+        _create_recompute_sets(con, as_of)
         reuse = _recompute_changed(con, policy, as_of)
     con.execute("DROP TABLE _clock_fingerprints")
     write_tables_from_clock_rows(con, policy, as_of)
@@ -165,19 +164,16 @@ def run_key(con: duckdb.DuckDBPyConnection, policy: Policy) -> str:
 def _create_recompute_sets(con: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
     """Temp tables ``_clock_recompute`` (the staged tickets the store cannot answer for) and ``_clock_leaving``
     (the tickets whose stored rows go: those and the tickets no longer staged, e.g. after a superseding export)."""
+    # one join of the staged tickets with the stored ones answers both (the changes are few: the rest is cheap)
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _clock_recompute AS
-            SELECT f.ticket_id FROM _clock_fingerprints f LEFT JOIN {STORE_TICKETS} s ON s.ticket_id = f.ticket_id
-            WHERE s.ticket_id IS NULL OR s.fingerprint <> f.fingerprint OR s.as_of > $as_of
+        f"""CREATE OR REPLACE TEMP TABLE _clock_leaving AS
+            SELECT coalesce(f.ticket_id, s.ticket_id) AS ticket_id, f.ticket_id IS NOT NULL AS staged
+            FROM _clock_fingerprints f FULL JOIN {STORE_TICKETS} s ON s.ticket_id = f.ticket_id
+            WHERE s.ticket_id IS NULL OR f.ticket_id IS NULL OR s.fingerprint <> f.fingerprint OR s.as_of > $as_of
                OR (s.as_of < $as_of AND s.as_of_dependent)""",
         {"as_of": as_of},
     )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _clock_leaving AS
-            SELECT ticket_id FROM _clock_recompute
-            UNION ALL
-            SELECT s.ticket_id FROM {STORE_TICKETS} s ANTI JOIN _clock_fingerprints f ON f.ticket_id = s.ticket_id"""
-    )
+    con.execute("CREATE OR REPLACE TEMP TABLE _clock_recompute AS SELECT ticket_id FROM _clock_leaving WHERE staged")
 
 
 def _recompute_changed(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: datetime) -> ClockReuse:
@@ -229,22 +225,25 @@ def _replace_store(con: duckdb.DuckDBPyConnection, key: str, as_of: datetime) ->
 
 
 def _outputs_key(con: duckdb.DuckDBPyConnection, policy: Policy, key: str, as_of: datetime) -> str:
-    """sha256 of everything the judged tables are a function of when the store answers for every ticket: the run
-    key, the judging code, the as-of instant, every staged ticket's fingerprint (count, sum and xor: the set of
-    them), the waiver checks (``common.prepare_waivers``) and the exclusions by file and by event export."""
-    fingerprints = con.execute(
-        "SELECT count(*), sum(fingerprint::HUGEINT)::VARCHAR, bit_xor(fingerprint)::VARCHAR FROM _clock_fingerprints"
-    ).fetchall()[0]
-    waivers = con.execute(
-        f"SELECT count(*), sum(hash(w)::HUGEINT)::VARCHAR, bit_xor(hash(w))::VARCHAR FROM {WAIVER_CHECKS} w"
-    ).fetchall()[0]
+    """sha256 of everything the judged tables are a function of: the run key, the judging code, the as-of instant,
+    every staged row the clocks read (tickets, events and the ``input_columns`` of their files: count, sum and xor
+    of their hashes, the multiset of them), the waiver checks (``common.prepare_waivers``) and the exclusions by
+    file and by event export."""
+    staged = {
+        table: list(
+            con.execute(
+                f"SELECT count(*), sum(hash(t)::HUGEINT)::VARCHAR, bit_xor(hash(t))::VARCHAR FROM {ident(table)} t"
+            ).fetchall()[0]
+        )
+        for table in ("staged_tickets", "staged_ticket_events", "input_columns", WAIVER_CHECKS)
+        if table_exists(con, table)
+    }
     kinds = [*CLOCK_KINDS, *EVENT_CLOCK_KINDS]
     material = {
         "run_key": key,
         **code_fingerprint(OUTPUT_CODE_SOURCES, ("compliance-reporter", "duckdb", "holidays")),
         "as_of": as_of,
-        "fingerprints": list(fingerprints),
-        "waiver_checks": list(waivers),
+        "rows": staged,
         "absent_columns": {kind: absent_rule_columns(con, kind) for kind in kinds},
         "events_stop_missing": {kind: events_stop_missing(con, kind, policy) for kind in CLOCK_KINDS},
     }
@@ -275,9 +274,9 @@ def _tables_digest(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def _outputs_unchanged(con: duckdb.DuckDBPyConnection, outputs_key: str) -> bool:
-    """Whether the store answers for every staged ticket and none left, the judged tables' inputs are those the
-    last run recorded (``outputs_key``) and the tables still hold what it wrote."""
-    if _count(con, "_clock_recompute") or _count(con, "_clock_leaving") or not table_exists(con, STORE_OUTPUTS):
+    """Whether the judged tables' inputs are those the last run recorded (``outputs_key``: the same staged rows at
+    the same as-of, so the store answers for every ticket) and the tables still hold what it wrote."""
+    if not table_exists(con, STORE_OUTPUTS):
         return False
     recorded = con.execute(f"SELECT outputs_key, tables_digest FROM {STORE_OUTPUTS}").fetchall()
     return recorded == [(outputs_key, _tables_digest(con))]
