@@ -373,7 +373,7 @@ def test_a_run_restricted_to_a_period_is_cold_and_leaves_the_store_alone(tmp_pat
 
 
 def test_unchanged_inputs_keep_the_judged_tables_and_any_change_writes_them_again(tmp_path, policy):
-    """A run whose store answers for every ticket keeps the judged tables only while they hold what the last run
+    """A run on the same staged rows at the same as-of keeps the judged tables only while they hold what the last run
     wrote from the same inputs: tables written since by someone else, a new waiver or another as-of judge again."""
     rng = random.Random(7)
     start = datetime(2026, 9, 1, tzinfo=UTC)
@@ -390,7 +390,9 @@ def test_unchanged_inputs_keep_the_judged_tables_and_any_change_writes_them_agai
             ingest_source(con, source, tmp_path, policy)
 
     def run(moment: datetime) -> ClockReuse:
+        incremental.begin()  # one transaction per step, as assets.resources.Warehouse.connect gives them
         reuse = evaluate_ticket_clocks_incrementally(incremental, policy, moment)
+        incremental.commit()
         evaluate_ticket_clocks(cold, policy, moment)
         assert clock_tables(incremental) == clock_tables(cold), reuse
         return reuse

@@ -265,8 +265,11 @@ def _tables_digest(con: duckdb.DuckDBPyConnection) -> str:
                GROUP BY t.comment""",
             [table],
         ).fetchall()
+        # A position counts from the table's first rowid: rows written in the step's transaction have rowids of
+        # its own that become 0, 1, ... once committed.
+        position = f"rowid - (SELECT min(rowid) FROM {ident(table)})"
         rows = con.execute(
-            f"SELECT count(*), sum(hash(t, rowid)::HUGEINT)::VARCHAR, bit_xor(hash(t, rowid))::VARCHAR "
+            f"SELECT count(*), sum(hash(t, {position})::HUGEINT)::VARCHAR, bit_xor(hash(t, {position}))::VARCHAR "
             f"FROM {ident(table)} t"
         ).fetchall()[0]
         material[table] = [[list(row) for row in described], list(rows)]
