@@ -42,6 +42,8 @@ def ticket_sla(
             "tickets_kept": reuse.kept,
             "tickets_recomputed": reuse.recomputed,
             "recomputed_all_because": reuse.cold_reason or "-",
+            # nothing the judged tables read had changed: they were kept as the last run wrote them
+            "judged_tables_kept": reuse.tables_kept,
             "duration_seconds": round(time.monotonic() - started, 3),
         }
     )

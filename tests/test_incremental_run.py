@@ -20,7 +20,7 @@ from assets.resources import ReporterSettings, Warehouse
 from compliance.evidence.periods import parse_period, restrict_to_period
 from compliance.ingest.staging import ingest_source
 from compliance.policy import load_policy
-from compliance.rules.clock_store import STORE_ROWS, STORE_TICKETS, evaluate_ticket_clocks_incrementally
+from compliance.rules.clock_store import STORE_ROWS, STORE_TICKETS, ClockReuse, evaluate_ticket_clocks_incrementally
 from compliance.rules.ticket_clocks import evaluate_ticket_clocks
 from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
 
@@ -370,3 +370,54 @@ def test_a_run_restricted_to_a_period_is_cold_and_leaves_the_store_alone(tmp_pat
     assert restricted == clock_tables(con)
     assert 0 < len({row[0] for row in restricted["ticket_sla"]}) < 40  # the period's tickets only
     con.close()
+
+
+def test_unchanged_inputs_keep_the_judged_tables_and_any_change_writes_them_again(tmp_path, policy):
+    """A run on the same staged rows at the same as-of keeps the judged tables only while they hold what the last run
+    wrote from the same inputs: tables written since by someone else, a new waiver or another as-of judge again."""
+    rng = random.Random(7)
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    tickets, events = {}, {}
+    for number in range(60):
+        tickets[f"R{number}"], events[f"R{number}"] = random_ticket(rng, f"R{number}", start)
+    write_random_exports(tmp_path, tickets, events)
+    as_of = start + timedelta(days=14)
+    incremental = duckdb.connect(str(tmp_path / "incremental.duckdb"))
+    cold = duckdb.connect(str(tmp_path / "cold.duckdb"))
+    for con in (incremental, cold):
+        con.execute("SET TimeZone = 'UTC'")
+        for source in ("tickets", "ticket_events"):
+            ingest_source(con, source, tmp_path, policy)
+
+    def run(moment: datetime) -> ClockReuse:
+        incremental.begin()  # one transaction per step, as assets.resources.Warehouse.connect gives them
+        reuse = evaluate_ticket_clocks_incrementally(incremental, policy, moment)
+        incremental.commit()
+        evaluate_ticket_clocks(cold, policy, moment)
+        assert clock_tables(incremental) == clock_tables(cold), reuse
+        return reuse
+
+    assert not run(as_of).tables_kept
+    staged = cold.execute("SELECT count(*) FROM staged_tickets").fetchall()[0][0]
+    assert run(as_of) == ClockReuse(staged, 0, tables_kept=True)
+    # the tables rewritten in between (here one clock changed by hand): they no longer hold what was recorded
+    incremental.execute("UPDATE ticket_sla SET state = 'achieved', breached = FALSE WHERE state = 'breached'")
+    assert run(as_of) == ClockReuse(staged, 0)
+    assert run(as_of).tables_kept
+    # a waiver of a breached clock: the tickets are unchanged, the judged tables are not
+    record_id, rule_id = cold.execute(
+        "SELECT record_id, rule_id FROM ticket_sla WHERE state = 'breached' ORDER BY ALL LIMIT 1"
+    ).fetchall()[0]
+    (tmp_path / "waivers.csv").write_text(
+        "record_id,rule_id,reason,approved_by,approved_at,expires_at\n"
+        f"{record_id},{rule_id},Customer asked to wait,Dana Ops,2026-09-02T00:00:00Z,\n"
+    )
+    for con in (incremental, cold):
+        ingest_source(con, "waivers", tmp_path, policy)
+    assert not run(as_of).tables_kept
+    assert cold.execute("SELECT count(*) FROM ticket_sla WHERE state = 'waived'").fetchall() == [(1,)]
+    assert run(as_of).tables_kept
+    # another as-of: judged again, even where no clock depends on it
+    assert not run(as_of + timedelta(hours=1)).tables_kept
+    incremental.close()
+    cold.close()

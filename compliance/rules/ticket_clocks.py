@@ -116,6 +116,8 @@ RESPONSE_INPUT_COLUMNS = (
     "ticket_id VARCHAR, channel VARCHAR, tier VARCHAR, plan VARCHAR, created_at TIMESTAMPTZ, "
     "first_response_stop TIMESTAMPTZ, resolution_stop TIMESTAMPTZ"
 )
+# The parts of compliance.core.timings.timed the clock engine's passes are recorded as (write_clock_rows).
+CLOCK_ENGINE_PARTS = ("clock_engine:unpaused", "clock_engine:auxiliary", "clock_engine:shifted")
 EXPECTATION_METRIC_COLUMNS = (
     "rule_id VARCHAR, achieved_expectation BIGINT, missed_expectation BIGINT, adherence_pct DOUBLE"
 )
@@ -188,6 +190,12 @@ def start_ticket_clocks(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: d
     for :func:`write_clock_rows` to fill."""
     install_macros(con)
     prepare_waivers(con, policy, as_of)
+    create_clock_tables(con)
+
+
+def create_clock_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """An empty ``ticket_sla`` and ``ticket_response_inputs`` (and no waiver outcomes yet), once the macros and the
+    waivers are prepared (:func:`start_ticket_clocks`)."""
     keep_waiver_outcomes(con, "ticket_sla")  # replaced below once the clocks are judged; empty without them
     con.execute(f"CREATE OR REPLACE TABLE ticket_sla ({TICKET_SLA_COLUMNS})")
     con.execute(f"CREATE OR REPLACE TEMP TABLE ticket_response_inputs ({RESPONSE_INPUT_COLUMNS})")
@@ -272,7 +280,7 @@ def write_clock_rows(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
         "CREATE OR REPLACE TEMP VIEW _sla_p1_in AS "
         "SELECT clock_key, calendar_id, started_at, stopped_at, target_seconds, target_days FROM ticket_clocks_in"
     )
-    with timed(con, "clock_engine:unpaused"):
+    with timed(con, CLOCK_ENGINE_PARTS[0]):
         compute_clocks(con, policy.calendars, "_sla_p1_in", "_sla_p1_out", as_of)
     con.execute(
         "CREATE OR REPLACE TEMP VIEW _sla_p1 AS "
@@ -306,7 +314,7 @@ def write_clock_rows(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
                   AND (s.s_end IS NULL OR s.s_end > c.started_at)
             ) p, (VALUES ('pause'), ('until_pause')) helpers(helper)"""
     )
-    with timed(con, "clock_engine:auxiliary"):
+    with timed(con, CLOCK_ENGINE_PARTS[1]):
         compute_clocks(con, policy.calendars, "_sla_aux_in", "_sla_aux", as_of)
     # per clock: target in open seconds, total pause, and the pause open time before the due instant
     con.execute(
@@ -334,7 +342,7 @@ def write_clock_rows(con: duckdb.DuckDBPyConnection, policy: Policy, as_of: date
            LEFT JOIN _sla_aux w ON w.helper = 'working_day_due' AND w.ck = c.clock_key
            WHERE coalesce(z.before_due, z.pause_total) > 0 AND c.due_at IS NOT NULL"""
     )
-    with timed(con, "clock_engine:shifted"):
+    with timed(con, CLOCK_ENGINE_PARTS[2]):
         compute_clocks(con, policy.calendars, "_sla_shift_in", "_sla_shift", as_of)
     # Pauses, moved dues, working-day targets and expectations concern few clocks, often none (no ticket events,
     # no such targets): a table without rows is left out rather than joined to every clock.
