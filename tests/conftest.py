@@ -36,6 +36,54 @@ def small_exports(folder: Path, **options) -> Path:
     return folder
 
 
+# A staged tickets table as the Great Expectations tests build it by hand.
+STAGED_TICKET_COLUMNS = (
+    "ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, created_at TIMESTAMPTZ, "
+    "first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, escalated_at TIMESTAMPTZ, "
+    "senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, source_file VARCHAR, source_line BIGINT"
+)
+
+
+def clean_ticket_rows(n: int, file: str = "tickets.csv", first_id: int = 0) -> list[tuple]:
+    """``n`` clean staged ticket rows (STAGED_TICKET_COLUMNS) of one file, IDs from ``first_id``, lines numbered
+    from 2 (after a CSV header)."""
+    rows = []
+    for i in range(n):
+        day = 1 + i % 27
+        rows.append(
+            (
+                f"T{first_id + i:05d}",
+                ("sales", "technical_support", "account_billing")[i % 3],
+                ("free", "plan_2")[i % 2],
+                ("standard", "priority")[i % 2],
+                f"2026-03-{day:02d} 10:00:00Z",
+                f"2026-03-{day:02d} 11:00:00Z",
+                f"2026-03-{day:02d} 15:00:00Z",
+                "solved",
+                None,
+                None,
+                "subject",
+                "text",
+                file,
+                i + 2,
+            )
+        )
+    return rows
+
+
+# A request log read as privacy requests by a mapping file alone (its layout is the whole format).
+REQUEST_LOG_MAPPING = """source: privacy_requests
+columns:
+  request_id: Tracking Number
+  received_at: Submitted Date
+  completed_at: Closed Date
+  status: Disposition
+timestamp_formats: ["%m/%d/%Y"]
+constants:
+  request_type: access
+"""
+
+
 def write(path: Path, text: str, *, bom: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import write
+from conftest import REQUEST_LOG_MAPPING, write
 
 from pipelines.cli import main
 
@@ -17,16 +17,6 @@ AS_OF = "2026-11-01T00:00:00Z"
 EMAIL = "jane.doe@example.com"
 TOKEN = "sk_live_abcdefghijklmnop1234"
 NAME = "Jane Doe"
-MAPPING = """source: privacy_requests
-columns:
-  request_id: Tracking Number
-  received_at: Submitted Date
-  completed_at: Closed Date
-  status: Disposition
-timestamp_formats: ["%m/%d/%Y"]
-constants:
-  request_type: access
-"""
 # Lines 4 and 5 cannot be converted (a timestamp no format reads): one with an e-mail address as its ID, one with
 # a token as its ID and the e-mail address inside the unreadable value; the requester's name rides along.
 REQUESTS = f"""Tracking Number,Submitted Date,Closed Date,Disposition,Requester
@@ -59,7 +49,7 @@ def _texts(folder: Path) -> dict[str, str]:
 def vendor(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("conversion_privacy")
     write(root / "vendor" / "requests.csv", REQUESTS)
-    write(root / "mapping.yaml", MAPPING)
+    write(root / "mapping.yaml", REQUEST_LOG_MAPPING)
     return root
 
 

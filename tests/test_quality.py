@@ -4,41 +4,12 @@ from __future__ import annotations
 
 import great_expectations as gx
 import pytest
+from conftest import STAGED_TICKET_COLUMNS, clean_ticket_rows
 
 from compliance.expectations import ExpectationOutcome, _context, _expectations, validate_table, write_data_quality
 from compliance.ingest.contract import SOURCES
 
 AS_OF = "2026-11-01T00:00:00Z"
-COLUMNS = (
-    "ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, created_at TIMESTAMPTZ, "
-    "first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, escalated_at TIMESTAMPTZ, "
-    "senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, source_file VARCHAR, source_line BIGINT"
-)
-
-
-def _clean_rows(n: int = 10) -> list[tuple]:
-    rows = []
-    for i in range(n):
-        day = 1 + i % 27
-        rows.append(
-            (
-                f"T{i:05d}",
-                ("sales", "technical_support", "account_billing")[i % 3],
-                ("free", "plan_2")[i % 2],
-                ("standard", "priority")[i % 2],
-                f"2026-03-{day:02d} 10:00:00Z",
-                f"2026-03-{day:02d} 11:00:00Z",
-                f"2026-03-{day:02d} 15:00:00Z",
-                "solved",
-                None,
-                None,
-                "subject",
-                "text",
-                "tickets.csv",
-                i + 2,
-            )
-        )
-    return rows
 
 
 def suite_for(source_name: str, policy, *, as_of=None, previous_rows=None) -> gx.ExpectationSuite:
@@ -49,7 +20,7 @@ def suite_for(source_name: str, policy, *, as_of=None, previous_rows=None) -> gx
 
 
 def _staged(con, rows: list[tuple]) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE staged_tickets ({COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE staged_tickets ({STAGED_TICKET_COLUMNS})")
     con.executemany(f"INSERT INTO staged_tickets VALUES ({', '.join('?' * 14)})", rows)
 
 
@@ -92,14 +63,14 @@ def test_suite_is_built_from_the_contract(policy):
 
 
 def test_clean_table_passes_everything(con, policy):
-    _staged(con, _clean_rows())
+    _staged(con, clean_ticket_rows(10))
     outcomes = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, previous_rows=10)
     assert outcomes and all(outcome.success for outcome in outcomes), _failed(outcomes)
     assert {outcome.source for outcome in outcomes} == {"tickets"}
 
 
 def test_missing_required_value(con, policy):
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[3] = rows[3][:4] + (None,) + rows[3][5:]
     rows[3] = rows[3][:5] + (None, None) + rows[3][7:]  # no timestamps at all on that row
     failure = _one_failure(con, policy, rows)
@@ -109,7 +80,7 @@ def test_missing_required_value(con, policy):
 
 
 def test_missing_required_column(con, policy):
-    _staged(con, _clean_rows())
+    _staged(con, clean_ticket_rows(10))
     con.execute("ALTER TABLE staged_tickets DROP COLUMN channel")
     failed = _failed(validate_table(con, "staged_tickets", "tickets", policy, AS_OF, None))
     # One blocking outcome for the missing column; the checks on its values cannot run and are left out.
@@ -118,7 +89,7 @@ def test_missing_required_column(con, policy):
 
 
 def test_duplicate_id(con, policy):
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[7] = ("T00002",) + rows[7][1:]
     failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_values_to_be_unique"
@@ -127,21 +98,21 @@ def test_duplicate_id(con, policy):
 
 
 def test_unknown_value(con, policy):
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[1] = rows[1][:1] + ("carrier_pigeon",) + rows[1][2:]
     failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_values_to_be_in_set" and failure.column == "channel"
     assert failure.unexpected_count == 1 and failure.blocking  # channel is required
     assert failure.message.startswith("tickets: 1 row has an unknown channel (e.g. carrier_pigeon; allowed: ")
 
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[1] = rows[1][:7] + ("archived",) + rows[1][8:]
     failure = _one_failure(con, policy, rows)
     assert failure.column == "status" and not failure.blocking  # optional column
 
 
 def test_order_violation(con, policy):
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     for i in (2, 4, 6):
         rows[i] = rows[i][:5] + ("2026-02-01 09:00:00Z",) + rows[i][6:]
     failure = _one_failure(con, policy, rows)
@@ -151,7 +122,7 @@ def test_order_violation(con, policy):
 
 
 def test_after_as_of(con, policy):
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[5] = rows[5][:6] + ("2027-01-02 00:00:00Z",) + rows[5][7:]
     failure = _one_failure(con, policy, rows)
     assert failure.expectation == "expect_column_max_to_be_between" and failure.column == "resolved_at"
@@ -162,17 +133,17 @@ def test_after_as_of(con, policy):
 
 
 def test_implausible_row_count(con, policy):
-    failure = _one_failure(con, policy, _clean_rows(), previous_rows=100)
+    failure = _one_failure(con, policy, clean_ticket_rows(10), previous_rows=100)
     assert failure.expectation == "expect_table_row_count_to_be_between"
     assert not failure.blocking
     assert "10 rows, but the previous run had 100 (expected 50–150" in failure.message
-    _staged(con, _clean_rows())
+    _staged(con, clean_ticket_rows(10))
     ok = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, previous_rows=14)
     assert all(outcome.success for outcome in ok)
 
 
 def test_chunked_validation_equals_unchunked(con, policy):
-    rows = _clean_rows(40)
+    rows = clean_ticket_rows(40)
     rows[30] = ("T00003",) + rows[30][1:]  # duplicate ID in another chunk
     rows[35] = ("T00003",) + rows[35][1:]
     rows[12] = rows[12][:1] + ("fax",) + rows[12][2:]
@@ -233,7 +204,7 @@ def _gx_on_the_whole_table(con, policy) -> dict[tuple[str, str], tuple[bool, int
 def test_outcomes_are_those_of_gx_on_the_whole_table(con, policy, chunk_rows):
     """Chunks, null markers for IDs and uniqueness counted in DuckDB change nothing: counts and examples are what
     GX reports on the whole table, also where its first 20 unexpected values span chunks."""
-    rows = _clean_rows(60)
+    rows = clean_ticket_rows(60)
     for i in range(5):
         rows[i] = rows[i][:1] + ("fax",) + rows[i][2:]
     for i in range(10, 30):
@@ -265,7 +236,7 @@ def test_missing_table_gives_no_outcomes(con, policy):
 
 
 def test_write_data_quality(con, policy):
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[7] = ("T00002",) + rows[7][1:]
     _staged(con, rows)
     outcomes = validate_table(con, "staged_tickets", "tickets", policy, AS_OF, None)
@@ -302,7 +273,7 @@ def test_the_suites_that_ran_are_written_as_gx_json_with_their_results_and_offli
 
     from compliance.evidence.quality_records import record_expectations, write_expectation_docs
 
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[1] = rows[1][:1] + ("jane.doe@example.com",) + rows[1][2:]  # an unknown channel that is personal data
     _staged(con, rows)
     outcomes = record_expectations(con, "staged_tickets", "tickets", policy, _as_of_instant())
@@ -343,7 +314,7 @@ def test_the_suites_that_ran_are_written_as_gx_json_with_their_results_and_offli
 def test_a_source_that_did_not_run_leaves_no_suite_file(con, policy, tmp_path):
     from compliance.evidence.quality_records import record_expectations, write_expectation_docs
 
-    _staged(con, _clean_rows())
+    _staged(con, clean_ticket_rows(10))
     record_expectations(con, "staged_tickets", "tickets", policy, _as_of_instant())
     write_expectation_docs(con, tmp_path)
     con.execute("DROP TABLE staged_tickets")
@@ -388,7 +359,7 @@ def _count_validations(monkeypatch) -> list[str]:
 
 
 def test_an_unchanged_table_reuses_its_stored_validation(con, policy, monkeypatch):
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[1] = rows[1][:1] + ("unknown-channel",) + rows[1][2:]
     _staged(con, rows)
     calls = _count_validations(monkeypatch)
@@ -430,7 +401,7 @@ def test_a_changed_input_validates_again_or_gives_the_outcomes_of_a_validation(
     from dataclasses import replace
     from datetime import timedelta
 
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[5] = rows[5][:6] + ("2026-11-02 10:00:00Z",) + rows[5][7:]  # resolved after the first as-of only
     _staged(con, rows)
     calls = _count_validations(monkeypatch)
@@ -464,7 +435,7 @@ def test_the_as_of_checks_computed_in_duckdb_are_those_of_gx(con, policy, as_of,
 
     from compliance.expectations import AS_OF_CHECKS, as_of_expectations_json, as_of_outcomes, suite_json
 
-    rows = _clean_rows()
+    rows = clean_ticket_rows(10)
     rows[2] = rows[2][:5] + (None,) + rows[2][6:]  # an empty first_response_at
     rows[7] = rows[7][:6] + ("2026-11-02 10:00:00.5Z",) + rows[7][7:]
     _staged(con, rows)

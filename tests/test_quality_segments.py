@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
+from conftest import STAGED_TICKET_COLUMNS, clean_ticket_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,11 +18,6 @@ from compliance.evidence.quality_records import record_expectations, write_expec
 from compliance.expectations import SEGMENT_ROWS, cut_into_segments, table_segments, validate_table
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
-COLUMNS = (
-    "ticket_id VARCHAR, channel VARCHAR, plan VARCHAR, tier VARCHAR, created_at TIMESTAMPTZ, "
-    "first_response_at TIMESTAMPTZ, resolved_at TIMESTAMPTZ, status VARCHAR, escalated_at TIMESTAMPTZ, "
-    "senior_reviewed_at TIMESTAMPTZ, subject VARCHAR, description VARCHAR, source_file VARCHAR, source_line BIGINT"
-)
 TICKET_ID, CHANNEL, PLAN, CREATED, FIRST_RESPONSE, STATUS, SOURCE_FILE = 0, 1, 2, 4, 5, 7, 12
 # In table order (file names): "-2026-10-01" < "-2026-10-15" < "-2026-11-02" < ".csv"
 OLDER = "tickets-2026-10-01.csv"
@@ -30,39 +26,13 @@ SUPERSEDING = "tickets-2026-11-02.csv"
 MAIN = "tickets.csv"
 
 
-def _file_rows(file: str, first_id: int, n: int) -> list[tuple]:
-    """``n`` clean rows of one file, IDs from ``first_id``, lines numbered from 2 (after a CSV header)."""
-    rows = []
-    for i in range(n):
-        day = 1 + i % 27
-        rows.append(
-            (
-                f"T{first_id + i:05d}",
-                ("sales", "technical_support", "account_billing")[i % 3],
-                ("free", "plan_2")[i % 2],
-                ("standard", "priority")[i % 2],
-                f"2026-03-{day:02d} 10:00:00Z",
-                f"2026-03-{day:02d} 11:00:00Z",
-                f"2026-03-{day:02d} 15:00:00Z",
-                "solved",
-                None,
-                None,
-                "subject",
-                "text",
-                file,
-                i + 2,
-            )
-        )
-    return rows
-
-
 def _with(row: tuple, index: int, value) -> tuple:
     return row[:index] + (value,) + row[index + 1 :]
 
 
 def _older() -> list[tuple]:
     """60 rows; unknown channels on lines 50–54 only, an unknown plan, a duplicate of a MAIN ticket."""
-    rows = _file_rows(OLDER, 0, 60)
+    rows = clean_ticket_rows(60, OLDER, 0)
     for i in range(48, 53):
         rows[i] = _with(rows[i], CHANNEL, "telex")
     rows[10] = _with(rows[10], PLAN, "plan_9")
@@ -72,7 +42,7 @@ def _older() -> list[tuple]:
 
 def _main() -> list[tuple]:
     """40 rows; unknown channels on lines 2–31, an empty created_at, a first response before creation."""
-    rows = _file_rows(MAIN, 1000, 40)
+    rows = clean_ticket_rows(40, MAIN, 1000)
     for i in range(30):
         rows[i] = _with(rows[i], CHANNEL, "fax")
     rows[33] = _with(rows[33], CREATED, None)
@@ -82,7 +52,7 @@ def _main() -> list[tuple]:
 
 def _added() -> list[tuple]:
     """10 rows of a later daily file; unknown channels on lines 2–4, a duplicate of an OLDER ticket."""
-    rows = _file_rows(ADDED, 2000, 10)
+    rows = clean_ticket_rows(10, ADDED, 2000)
     for i in range(3):
         rows[i] = _with(rows[i], CHANNEL, "pigeon")
     rows[5] = _with(rows[5], TICKET_ID, "T00020")
@@ -90,7 +60,7 @@ def _added() -> list[tuple]:
 
 
 def _stage(con, rows: list[tuple]) -> None:
-    con.execute(f"CREATE OR REPLACE TABLE staged_tickets ({COLUMNS})")
+    con.execute(f"CREATE OR REPLACE TABLE staged_tickets ({STAGED_TICKET_COLUMNS})")
     con.executemany(f"INSERT INTO staged_tickets VALUES ({', '.join('?' * 14)})", rows)
 
 
@@ -229,7 +199,7 @@ def _daily_files(days: range, rows_per_file: int = 4) -> list[tuple]:
     """One small file per day of October, every third row with an unknown channel."""
     rows = []
     for day in days:
-        file_rows = _file_rows(f"tickets-2026-10-{day:02d}.csv", 100 * day, rows_per_file)
+        file_rows = clean_ticket_rows(rows_per_file, f"tickets-2026-10-{day:02d}.csv", 100 * day)
         rows += [_with(row, CHANNEL, "fax") if i % 3 == 0 else row for i, row in enumerate(file_rows)]
     return rows
 

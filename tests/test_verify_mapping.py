@@ -8,23 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write
+from conftest import REQUEST_LOG_MAPPING, write
 
 from compliance.core.files import file_sha256
 from pipelines.cli import UsageError, _recorded_conversion_options, main
 
 AS_OF = "2026-11-01T00:00:00Z"
-# A request log read as privacy requests by a mapping file alone (its layout is the whole format).
-MAPPING = """source: privacy_requests
-columns:
-  request_id: Tracking Number
-  received_at: Submitted Date
-  completed_at: Closed Date
-  status: Disposition
-timestamp_formats: ["%m/%d/%Y"]
-constants:
-  request_type: access
-"""
 REQUESTS = """Tracking Number,Submitted Date,Closed Date,Disposition
 REQ-1,09/01/2026,09/10/2026,completed
 REQ-2,09/02/2026,,received
@@ -37,7 +26,7 @@ def published(tmp_path_factory) -> Path:
     """A folder holding ``vendor/``, ``mapping.yaml`` and ``out/``: one run of ``--format mapping`` made from it."""
     root = tmp_path_factory.mktemp("verify_mapping")
     write(root / "vendor" / "requests.csv", REQUESTS)
-    write(root / "mapping.yaml", MAPPING)
+    write(root / "mapping.yaml", REQUEST_LOG_MAPPING)
     working = Path.cwd()
     os.chdir(root)  # the manifest names the mapping file relative to the working folder
     try:
@@ -64,7 +53,9 @@ def test_the_manifest_records_the_mapping_file_and_verify_converts_again_with_it
 
 def test_a_changed_mapping_file_is_refused_in_one_line(published, monkeypatch, capsys):
     monkeypatch.chdir(published)
-    changed = write(published / "changed.yaml", MAPPING.replace("request_type: access", "request_type: erasure"))
+    changed = write(
+        published / "changed.yaml", REQUEST_LOG_MAPPING.replace("request_type: access", "request_type: erasure")
+    )
     capsys.readouterr()
     assert main(["verify", "out", "--exports", "vendor", "--mapping", "changed.yaml"]) == 2
     printed = capsys.readouterr()
@@ -77,7 +68,7 @@ def test_a_changed_mapping_file_is_refused_in_one_line(published, monkeypatch, c
 
 
 def test_the_recorded_mapping_file_changed_in_place_is_named(tmp_path):
-    mapping = write(tmp_path / "mapping.yaml", MAPPING)
+    mapping = write(tmp_path / "mapping.yaml", REQUEST_LOG_MAPPING)
     manifest = {
         "exports_format": "mapping",
         "conversion": {"options": {"mapping": {"path": str(mapping), "sha256": "0" * 64}}},
@@ -95,7 +86,7 @@ def test_the_recorded_mapping_file_changed_in_place_is_named(tmp_path):
 
 def test_every_recorded_adapter_option_is_passed_again(tmp_path):
     """--timezone and --encoding change what a conversion writes: recorded, they are passed to the re-run."""
-    mapping = write(tmp_path / "m.yaml", MAPPING)
+    mapping = write(tmp_path / "m.yaml", REQUEST_LOG_MAPPING)
     options = {"mapping": {"path": "m.yaml", "sha256": file_sha256(mapping)}, "timezone": "Europe/Paris"}
     manifest = {"exports_format": "freshdesk", "conversion": {"options": {**options, "encoding": "cp1252"}}}
     assert _recorded_conversion_options(manifest, str(mapping)) == [
@@ -116,7 +107,7 @@ def test_a_conversion_records_the_options_it_was_given(tmp_path, capsys):
     """`convert` writes them into conversion.json (the manifest's `conversion` record reads them from there)."""
     (tmp_path / "vendor").mkdir()
     (tmp_path / "vendor" / "requests.csv").write_bytes(REQUESTS.replace("REQ-3", "RÉQ-3").encode("cp1252"))
-    mapping = write(tmp_path / "mapping.yaml", MAPPING)
+    mapping = write(tmp_path / "mapping.yaml", REQUEST_LOG_MAPPING)
     command = ["convert", str(tmp_path / "vendor"), "--format", "mapping", "--mapping", str(mapping)]
     command += ["--timezone", "America/New_York", "--encoding", "cp1252", "--out", str(tmp_path / "out")]
     assert main(command) == 0, capsys.readouterr()
