@@ -18,7 +18,6 @@ import os
 import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -427,42 +426,12 @@ def _execute_run(resources: dict) -> dg.ExecuteInProcessResult:
         from pipelines.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions
     except SettingError as error:  # a CR_* setting read when the definitions load (CR_PARTITIONS_START)
         raise UsageError(str(error)) from None
-    _warm_up_validation(Path(resources["warehouse"].path))
     job = build_definitions(resources).resolve_job_def("compliance_run")
     progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
     with _dagster_instance() as instance:
         return job.with_logger_defs({"progress": progress}).execute_in_process(
             instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
         )
-
-
-# What the first check step of a run imports to validate a table (compliance.expectations.validate_table).
-_VALIDATION_MODULES = ("pandas", "pyarrow", "great_expectations", "great_expectations.validator.v1_validator")
-
-
-def _warm_up_validation(warehouse: Path) -> threading.Thread | None:
-    """On a new warehouse, import Great Expectations, pandas and pyarrow ahead of the first check step, on a
-    thread of its own (returned).
-
-    A run on a new warehouse validates every staged table, and the import is seconds of pure Python: started when
-    the run starts, it proceeds while the ingest steps run in DuckDB (which releases the GIL), instead of after them.
-    Runs on an existing warehouse mostly reuse stored results and do not pay for an import they may not need."""
-    if warehouse.exists():
-        return None
-    thread = threading.Thread(target=_import_validation_libraries, name="import-validation", daemon=True)
-    thread.start()
-    return thread
-
-
-def _import_validation_libraries() -> None:
-    """A failed import is left to the step that needs it, which reports it as the step's failure."""
-    import importlib
-
-    for name in _VALIDATION_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # reported by the check step that imports it again
-            return
 
 
 def _run_key(settings: dict, exports_dir: Path, converted: bool, windows: tuple) -> str:

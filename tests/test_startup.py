@@ -51,16 +51,3 @@ def test_help_imports_nothing_a_run_needs():
     code = "import contextlib, io\nfrom pipelines.cli import main\nwith contextlib.redirect_stdout(io.StringIO()):\n"
     code += "    try:\n        main(['--help'])\n    except SystemExit:\n        pass"
     assert imported_after(code, LOADED_BY_RUN) == []
-
-
-def test_a_run_on_a_new_warehouse_imports_great_expectations_ahead_of_its_first_check(tmp_path):
-    """pipelines.cli._warm_up_validation: on a thread, only where every table will be validated."""
-    code = (
-        "from pathlib import Path\n"
-        "import pipelines.cli as cli\n"
-        f"existing = Path({str(tmp_path / 'warehouse.duckdb')!r}); existing.write_bytes(b'')\n"
-        "assert cli._warm_up_validation(existing) is None\n"
-        f"cli._warm_up_validation(Path({str(tmp_path / 'new.duckdb')!r})).join()"
-    )
-    assert imported_after(code, ("great_expectations", "pandas")) == ["great_expectations", "pandas"]
-    assert imported_after(code.rsplit("\n", 1)[0], ("great_expectations",)) == []
