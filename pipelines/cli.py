@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     import dagster as dg
 
+    from compliance.evidence.unchanged_run import FileHashes
     from compliance.policy import Policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -301,6 +302,7 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         parse_as_of,
     )
     from compliance.evidence.unchanged_run import (
+        FileHashes,
         forget_completed_run,
         record_completed_run,
         record_path,
@@ -376,8 +378,9 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
     try:  # one run per warehouse at a time: a second run waits for the first, then fails with one line
         with resources["warehouse"].run_lock(notify=print):
             warehouse_file = Path(resources["warehouse"].path)
-            key = _run_key(settings, exports_dir, conversion is not None, windows)
-            standing = standing_run(warehouse_file, out_dir, key)
+            hashes = FileHashes(warehouse_file)
+            key = _run_key(settings, exports_dir, conversion is not None, windows, hashes)
+            standing = standing_run(warehouse_file, out_dir, key, hashes)
             if standing is not None:
                 run_id, files = standing
                 print(
@@ -391,7 +394,7 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
                 forget_completed_run(warehouse_file)
                 result = _execute_run(resources)
                 if result.success:  # still holding the warehouse, which the next run may open as soon as it is free
-                    record_completed_run(warehouse_file, out_dir, key)
+                    record_completed_run(warehouse_file, out_dir, key, hashes)
                     _print_summary(warehouse, out_dir, time.monotonic() - started)
     except WarehouseBusy as busy:
         print(f"compliance-report: {busy}", file=sys.stderr)
@@ -434,18 +437,25 @@ def _execute_run(resources: dict) -> dg.ExecuteInProcessResult:
         )
 
 
-def _run_key(settings: dict, exports_dir: Path, converted: bool, windows: tuple) -> str:
+def _run_key(settings: dict, exports_dir: Path, converted: bool, windows: tuple, hashes: FileHashes) -> str:
     """The key of everything this run's output is a function of (``compliance.evidence.unchanged_run``): the
     settings (a converted folder's temporary path aside: its files are what counts), the warehouse's files, the
     policy's bytes, the exports read and the code that runs."""
     import importlib.util
 
-    from compliance.core.files import file_sha256
     from compliance.evidence.unchanged_run import code_material, exports_material, run_key
-    from compliance.ingest.landing import landing_fingerprints
+    from compliance.ingest.contract import SOURCES
+    from compliance.ingest.landing import export_files
 
     policy_path = Path(settings["policy"])
     policy_files = sorted(policy_path.iterdir()) if policy_path.is_dir() else [policy_path]
+    source_files = {}
+    for source in SOURCES:
+        for path in export_files(exports_dir, source):
+            try:
+                source_files[path.name] = hashes.sha256(path)
+            except OSError as error:  # unreadable: the ingest names it; a change of its state still shows
+                source_files[path.name] = f"unreadable: {error}"
     packages = [
         Path(location)
         for name in ("compliance", "assets", "checks", "reports", "pipelines")
@@ -454,9 +464,9 @@ def _run_key(settings: dict, exports_dir: Path, converted: bool, windows: tuple)
     return run_key(
         {
             "settings": {name: value for name, value in settings.items() if not (converted and name == "exports_dir")},
-            "policy_files": {path.name: file_sha256(path) for path in policy_files if path.is_file()},
+            "policy_files": {path.name: hashes.sha256(path) for path in policy_files if path.is_file()},
             "policy_windows": [(window.policy.sha256, window.start, window.end, window.latest) for window in windows],
-            "exports": exports_material(exports_dir, landing_fingerprints(exports_dir)),
+            "exports": exports_material(exports_dir, source_files),
             "code": code_material(packages),
         }
     )

@@ -5,6 +5,7 @@ exactly as that run left them; any change computes every step again."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import duckdb
 import pytest
 from conftest import small_exports
 
+import compliance.evidence.unchanged_run as unchanged_run
 import pipelines.cli as cli
-from compliance.evidence.unchanged_run import code_material, record_path, standing_run
+from compliance.evidence.unchanged_run import FileHashes, code_material, record_path, standing_run
 from pipelines.cli import main
 
 AS_OF = "2026-11-01T00:00:00Z"
@@ -74,17 +76,42 @@ def test_the_same_run_again_recomputes_nothing_and_leaves_every_file_as_it_was(t
     assert NOTHING_CHANGED in run(exports, out, capsys)
 
 
+def test_the_standing_run_reads_no_file_the_last_run_hashed(tmp_path, capsys, monkeypatch):
+    """The exports and the published files are gigabytes at ten million tickets: a file still the version the last
+    run hashed (size, times, inode) is not read again, and one given its old modification time back is."""
+    exports = small_exports(tmp_path / "exports")
+    out = tmp_path / "out"
+    run(exports, out, capsys)
+    read: list[str] = []
+    hashing = unchanged_run.file_sha256
+
+    def counting(path):
+        read.append(path.name)
+        return hashing(path)
+
+    monkeypatch.setattr(unchanged_run, "file_sha256", counting)
+    assert NOTHING_CHANGED in run(exports, out, capsys)
+    assert read == []
+    tickets = exports / "tickets.csv"
+    before = tickets.stat()
+    tickets.write_bytes(tickets.read_bytes().replace(b",", b";", 1))
+    os.utime(tickets, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert NOTHING_CHANGED not in run(exports, out, capsys)
+    assert "tickets.csv" in read
+
+
 def test_a_copy_of_a_completed_run_stands_for_its_own_key_only(completed, tmp_path):
     out, warehouse = copy_of(completed, tmp_path)
     key = completed[2]
-    assert standing_run(warehouse, out, key) is not None
-    assert standing_run(warehouse, out, "another key") is None
+    assert standing_run(warehouse, out, key, FileHashes(warehouse)) is not None
+    assert standing_run(warehouse, out, "another key", FileHashes(warehouse)) is None
 
 
 @pytest.mark.parametrize(
     "change",
     [
         "an evidence file edited",
+        "an evidence file edited, its modification time restored",
         "an evidence file removed",
         "the manifest edited",
         "the report removed",
@@ -98,6 +125,10 @@ def test_a_published_file_or_the_warehouse_changed_since_the_run_computes_again(
     evidence = next(path for path in sorted((out / "evidence").glob("*.csv")))
     if change == "an evidence file edited":
         evidence.write_bytes(evidence.read_bytes() + b"\n")
+    elif change == "an evidence file edited, its modification time restored":
+        before = evidence.stat()
+        evidence.write_bytes(evidence.read_bytes().replace(b",", b";", 1))
+        os.utime(evidence, ns=(before.st_atime_ns, before.st_mtime_ns))
     elif change == "an evidence file removed":
         evidence.unlink()
     elif change == "the manifest edited":
@@ -112,7 +143,7 @@ def test_a_published_file_or_the_warehouse_changed_since_the_run_computes_again(
         record_path(warehouse).unlink()
     else:
         record_path(warehouse).write_text("{not json", encoding="utf-8")
-    assert standing_run(warehouse, out, completed[2]) is None
+    assert standing_run(warehouse, out, completed[2], FileHashes(warehouse)) is None
 
 
 def key_after(completed, monkeypatch, tmp_path, change: str) -> str:
@@ -140,7 +171,7 @@ def key_after(completed, monkeypatch, tmp_path, change: str) -> str:
         monkeypatch.setenv("CR_PARTITIONS_START", "2026-01-01")
     elif change != "nothing":
         raise AssertionError(change)
-    return cli._run_key(settings, given, False, ())
+    return cli._run_key(settings, given, False, (), FileHashes(tmp_path / "no-warehouse.duckdb"))
 
 
 @pytest.mark.parametrize(

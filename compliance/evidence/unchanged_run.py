@@ -6,11 +6,12 @@ files a run loaded), so running it again writes the same evidence bytes. Such a 
 checks the material and the published files, says which run stands, and leaves the out folder as it is.
 
 The record of the last completed run is a JSON file beside the warehouse (:func:`record_path`): the key of its
-material (:func:`run_key`), its run id and manifest sha256, and the size and modification time of the warehouse
-file (and its write-ahead log) when the run ended, since anything that wrote to the warehouse afterwards (a run into
+material (:func:`run_key`), its run id and manifest sha256, the sha256 of the files it hashed with their identity
+(:class:`FileHashes`), and the size and modification time of the warehouse file (and its write-ahead log) when the
+run ended, since anything that wrote to the warehouse afterwards (a run into
 another out folder, a hand-made change) can change what the next run computes. A run that starts removes the record
 first and writes it when it completed: a failed or killed run leaves none, and the next run computes everything.
-Everything in the record is a hash, a size, a time or the run id; it holds no input value.
+Everything in the record is a hash, a path, a size, a time, an inode or the run id; it holds no input value.
 """
 
 from __future__ import annotations
@@ -97,36 +98,79 @@ def forget_completed_run(warehouse: Path) -> None:
     record_path(warehouse).unlink(missing_ok=True)
 
 
-def record_completed_run(warehouse: Path, out_dir: Path, key: str) -> None:
-    """After a completed run (the warehouse closed): its key, run id, manifest sha256 and the warehouse's state."""
-    manifest = out_dir / MANIFEST
+def _identity(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+class FileHashes:
+    """The sha256 of files, taken from the last completed run's record for a file still the version it hashed then:
+    the same size, modification time, status-change time and inode (no tool sets a status-change time back, so a
+    file changed and given its old modification time again is read anew). At ten million tickets the exports and
+    the published files are gigabytes, which every unchanged run would otherwise read twice."""
+
+    def __init__(self, warehouse: Path) -> None:
+        record = _record(warehouse)
+        files = record.get("files") if isinstance(record, dict) else None
+        self._known: dict = files if isinstance(files, dict) else {}
+        self.taken: dict[str, list] = {}
+
+    def sha256(self, path: Path) -> str:
+        name, identity = str(path.resolve()), _identity(path)
+        known = self._known.get(name)
+        if isinstance(known, list) and len(known) == 2 and known[0] == identity:
+            sha256 = str(known[1])
+        else:
+            sha256 = file_sha256(path)
+        self.taken[name] = [identity, sha256]
+        return sha256
+
+
+def _record(warehouse: Path) -> object:
+    try:
+        return json.loads(record_path(warehouse).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def record_completed_run(warehouse: Path, out_dir: Path, key: str, inputs: FileHashes) -> None:
+    """After a completed run (the warehouse closed): its key, run id and manifest sha256, the warehouse's state, and
+    the identity and sha256 of the files its key and manifest hashed (``inputs``: the exports and the policy; the
+    published files with the sha256 their manifest records, written by this run while it held the warehouse)."""
+    manifest_path = out_dir / MANIFEST
+    manifest = read_manifest(out_dir)
+    files = dict(inputs.taken)
+    for entry in manifest["outputs"]:
+        path = out_dir / str(entry.get("file"))
+        if path.is_file():
+            files[str(path.resolve())] = [_identity(path), str(entry.get("sha256"))]
+    manifest_sha256 = file_sha256(manifest_path)
+    files[str(manifest_path.resolve())] = [_identity(manifest_path), manifest_sha256]
     record = {
         "run_key": key,
-        "run_id": read_manifest(out_dir).get("run_id"),
-        "manifest_sha256": file_sha256(manifest),
+        "run_id": manifest.get("run_id"),
+        "manifest_sha256": manifest_sha256,
         "warehouse": _warehouse_state(warehouse),
+        "files": files,
     }
     with replacing(record_path(warehouse)) as temporary:
         temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def standing_run(warehouse: Path, out_dir: Path, key: str) -> tuple[str, int] | None:
+def standing_run(warehouse: Path, out_dir: Path, key: str, hashes: FileHashes) -> tuple[str, int] | None:
     """The run id and the number of published files of the last completed run, when a run of material ``key``
     would change nothing (module docstring); None when it must compute."""
-    try:
-        record = json.loads(record_path(warehouse).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    record = _record(warehouse)
     if not isinstance(record, dict) or record.get("run_key") != key:
         return None
     if record.get("warehouse") != _warehouse_state(warehouse):
         return None
     try:
-        if file_sha256(out_dir / MANIFEST) != record.get("manifest_sha256"):
+        if hashes.sha256(out_dir / MANIFEST) != record.get("manifest_sha256"):
             return None
         manifest = read_manifest(out_dir)
     except (OSError, ManifestError):
         return None
-    if manifest.get("run_id") != record.get("run_id") or check_outputs(out_dir, manifest):
+    if manifest.get("run_id") != record.get("run_id") or check_outputs(out_dir, manifest, hashes.sha256):
         return None
     return str(record["run_id"]), len(manifest["outputs"])

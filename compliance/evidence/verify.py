@@ -9,6 +9,7 @@ CLI's (``pipelines/cli.py``): this module only compares folders.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from compliance.core.files import file_sha256
@@ -39,8 +40,9 @@ def _inside(root: Path, relative: str) -> Path | None:
     return path if path.is_relative_to(root.resolve()) else None
 
 
-def check_outputs(out_dir: Path, manifest: dict) -> list[str]:
-    """Every output the manifest lists has the sha256 it records; every evidence file is listed."""
+def check_outputs(out_dir: Path, manifest: dict, sha256: Callable[[Path], str] = file_sha256) -> list[str]:
+    """Every output the manifest lists has the sha256 it records (read by ``sha256``); every evidence file is
+    listed."""
     problems = []
     listed = set()
     for entry in manifest["outputs"]:
@@ -51,7 +53,7 @@ def check_outputs(out_dir: Path, manifest: dict) -> list[str]:
             problems.append(f"{name}: outside the output folder")
         elif not path.is_file():
             problems.append(f"{name}: missing (the manifest records sha256 {expected})")
-        elif (actual := file_sha256(path)) != expected:
+        elif (actual := sha256(path)) != expected:
             problems.append(f"{name}: sha256 {actual} differs from the manifest's {expected}")
     evidence = out_dir / "evidence"
     if evidence.is_dir():  # the manifest lists every file of evidence/ (assets/publish.py::_evidence_paths)
