@@ -12,13 +12,13 @@
     their styles and scripts from CDNs, which a report that must open offline cannot). Every text is escaped.
 
 Great Expectations validates a staged table per segment, the rows that came from one source file (or from a run
-of small consecutive files: ``compliance.expectations.cut_into_segments``), and a segment
-whose rows did not change since an earlier run reuses that run's stored state (``expectation_segment_store``: per
-source and segment key, the state of each row-by-row expectation after the segment's rows) instead of converting
-its rows to pandas and validating them again: a daily run that adds a file validates that file's rows alone, and
-when no segment changed, Great Expectations is not even imported. The states of all segments, stored or new, are
-folded in table order (segments by file name, rows by ``source_line``) into the outcomes
-(``compliance.expectations.outcomes_from_states``), exactly as a cold validation folds them. A segment key
+of small consecutive files: ``compliance.expectations.cut_into_segments``), and a segment whose rows did not change
+since an earlier run reuses that run's stored state (``expectation_segment_store``: per source and segment key, the
+state of each row-by-row expectation after the segment's rows) instead of converting its rows to pandas and
+validating them again: a daily run that adds a file validates that file's rows alone, and when no segment changed,
+Great Expectations is not even imported. The states of all segments, stored or new, are folded in table order
+(segments by file name, rows by ``source_line``) into the outcomes (``compliance.expectations.outcomes_from_states``),
+exactly as a cold validation folds them. A segment key
 (:func:`segment_keys`) holds everything its state reads: the segment's file names and a fingerprint of their rows
 (count, xor and sum of a 64-bit DuckDB hash of each whole row, ``source_line`` included, so the order and the
 examples too), the table's columns and types, the whole policy, the versions of the packages and the sources of the

@@ -8,8 +8,8 @@ checks the material and the published files, says which run stands, and leaves t
 The record of the last completed run is a JSON file beside the warehouse (:func:`record_path`): the key of its
 material (:func:`run_key`), its run id and manifest sha256, the sha256 of the files it hashed with their identity
 (:class:`FileHashes`), and the size and modification time of the warehouse file (and its write-ahead log) when the
-run ended, since anything that wrote to the warehouse afterwards (a run into
-another out folder, a hand-made change) can change what the next run computes. A run that starts removes the record
+run ended, since anything that wrote to the warehouse afterwards (a run into another out folder, a hand-made change)
+can change what the next run computes. A run that starts removes the record
 first and writes it when it completed: a failed or killed run leaves none, and the next run computes everything.
 Everything in the record is a hash, a path, a size, a time, an inode or the run id; it holds no input value.
 """
