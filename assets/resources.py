@@ -157,7 +157,8 @@ class Warehouse(dg.ConfigurableResource):
         A process killed mid-step leaves the warehouse as the last committed step left it (DuckDB's WAL).
         """
         self.check_usable()
-        con = self._open(read_only)
+        kept = _SESSIONS.get(_session_key(self.path))
+        con = kept.connection if kept else self._open(read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
             if self.memory_limit:
@@ -170,7 +171,36 @@ class Warehouse(dg.ConfigurableResource):
                 raise
             con.commit()
         finally:
-            con.close()
+            if kept is None:
+                con.close()
+            else:
+                kept.forget_step()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Inside the block, every step this process runs shares one open connection to the warehouse.
+
+        Opening the file reads its catalog and closing it checkpoints: paid per step, a run of thirty steps paid
+        both thirty times. Each step is still its own transaction, and starts as on a connection of its own:
+        what a step leaves on the connection (temporary tables, views, macros, variables, settings, attached
+        databases) is dropped or reset when it ends. For a process that holds the warehouse for a whole run (the
+        CLI's, inside :meth:`run_lock`); readers in other processes wait for the run to end, as other runs do.
+        """
+        self.check_usable()
+        key = _session_key(self.path)
+        if key in _SESSIONS:  # nested: the outer block keeps the connection
+            yield
+            return
+        try:
+            connection = self._open(read_only=False)
+        except duckdb.Error:  # a damaged file: each step opens it itself and fails with DuckDB's message, as always
+            yield
+            return
+        _SESSIONS[key] = _Session(connection)
+        try:
+            yield
+        finally:
+            _SESSIONS.pop(key).connection.close()
 
     def check_usable(self) -> None:
         """Refuse, as :class:`WarehouseUnusable`, a path that is a folder or a file that is not a DuckDB database.
@@ -263,6 +293,59 @@ class Warehouse(dg.ConfigurableResource):
             yield
         finally:
             handle.close()  # closing the descriptor releases the lock
+
+
+def _session_key(path: str) -> str:
+    return os.path.realpath(path)
+
+
+class _Session:
+    """The connection :meth:`Warehouse.session` keeps open, and what a new connection to it starts with."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+        self.settings = self._settings()
+        self.databases = self._databases()
+
+    def _settings(self) -> dict[str, str]:
+        return dict(self.connection.execute("SELECT name, value FROM duckdb_settings()").fetchall())
+
+    def _databases(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+
+    def forget_step(self) -> None:
+        """Leave the connection as a step found it: a step reads ``temp`` objects of its own, never of another."""
+        con = self.connection
+        for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
+            con.execute(f"DROP TABLE temp.main.{ident(name)}")
+        for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall():
+            con.unregister(name)  # a Python object registered as a view; nothing for a view made in SQL
+            con.execute(f"DROP VIEW IF EXISTS temp.main.{ident(name)}")
+        for name, kind in con.execute(
+            "SELECT DISTINCT function_name, function_type FROM duckdb_functions() WHERE database_name = 'temp'"
+        ).fetchall():
+            con.execute(f"DROP MACRO {'TABLE ' if kind == 'table_macro' else ''}temp.main.{ident(name)}")
+        for (name,) in con.execute("SELECT name FROM duckdb_variables()").fetchall():
+            con.execute(f"RESET VARIABLE {ident(name)}")
+        for name in self._databases() - self.databases:
+            con.execute(f"DETACH {ident(name)}")
+        for name, value in self._settings().items():
+            if self.settings.get(name) != value:
+                con.execute(f"RESET {name}")
+        # A closed connection gave its cache back; a kept one keeps at most this much of it for the next step,
+        # which may need the memory in Python (pandas frames for the expectations, the report's tables).
+        cached = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()[0][0] or 0
+        if cached > _SESSION_CACHE_BYTES:
+            try:  # lowering the limit evicts cached blocks; the next step sets its own limit again
+                con.execute(f"SET memory_limit = '{_SESSION_CACHE_BYTES}B'")
+            except duckdb.OutOfMemoryException:
+                pass  # blocks still pinned: the next step runs with them, as it would have on a full cache
+            con.execute("RESET memory_limit")
+
+
+_SESSION_CACHE_BYTES = 1 << 30
+# The connections kept open by Warehouse.session, by the warehouse file's real path.
+_SESSIONS: dict[str, _Session] = {}
 
 
 # DuckDB: 'Could not set lock on file "...": Conflicting lock is held in /usr/bin/python3 (PID 1234) by user x'

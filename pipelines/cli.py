@@ -431,7 +431,7 @@ def _execute_run(resources: dict) -> dg.ExecuteInProcessResult:
         raise UsageError(str(error)) from None
     job = build_definitions(resources).resolve_job_def("compliance_run")
     progress = _progress_logger(len(ALL_ASSETS) + len(ALL_CHECKS), sys.stdout)
-    with _dagster_instance() as instance:
+    with _dagster_instance() as instance, resources["warehouse"].session():
         return job.with_logger_defs({"progress": progress}).execute_in_process(
             instance=instance, raise_on_error=False, run_config={"loggers": {"progress": {}}}
         )
