@@ -434,8 +434,13 @@ def _record_input_columns(con: duckdb.DuckDBPyConnection, source: Source, files:
                 )
             else:
                 rows.append((source.name, file, column.name, True, None))
-    if rows:
-        con.executemany("INSERT INTO input_columns VALUES (?, ?, ?, ?, ?)", rows)
+    if rows:  # one statement, in this order (executemany would run the INSERT once per row)
+        sources, files, columns, present, absences = map(list, zip(*rows, strict=True))
+        con.execute(
+            "INSERT INTO input_columns SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::BOOLEAN[]), unnest(?::VARCHAR[])",
+            [sources, files, columns, present, absences],
+        )
 
 
 def _declared_filled_columns(exports_dir: Path) -> dict:
