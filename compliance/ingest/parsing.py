@@ -19,6 +19,13 @@ from compliance.ingest.tickets_reading import channel_source_sql, keyword_tier_s
 from compliance.policy import Policy
 from compliance.rule_kinds import CLOCK_STARTS
 
+# A file of up to this many rows is parsed and checked once, into a temporary table that the accepted rows, the
+# duplicates, the quarantine and its clock starts are all read from: for a small file DuckDB takes longer to plan
+# the parse (the typed parsing, the redaction and pseudonym SQL, the checks) than to run it, and each statement
+# parsing on its own planned it again. A larger file is parsed straight into its staged table (no copy of every
+# parsed value, whose memory would grow with the file), and its rows not loaded, a few, are parsed once more.
+# Measured on tickets: the two ways cost the same CPU at about 50,000 rows; at 200,000 the copy costs a fifth more.
+PARSED_ONCE_MAX_ROWS = 50_000
 _REASON_MAX_CHARS = 120  # a quarantine message is cut here, after redaction, so a quoted raw value stays short
 _SQL_TYPES = {"id": "VARCHAR", "text": "VARCHAR", "enum": "VARCHAR", "timestamp": "TIMESTAMPTZ", "boolean": "BOOLEAN"}
 _TRUE = ("true", "yes", "1", "y", "t")
@@ -230,8 +237,10 @@ def parse_and_check(
 ) -> None:
     """Accepted rows of ``raw`` into ``target`` (in file order), the others into ``quarantine`` with reasons.
 
-    The file is parsed straight into the warehouse table: no typed copy with the text of every value kept for
-    messages is written and read again. Messages are built for the rejected rows alone.
+    A file of up to :data:`PARSED_ONCE_MAX_ROWS` rows is parsed and checked by one statement, into a temporary
+    table every later statement reads. A larger one is parsed straight into the warehouse table (no typed copy
+    with the text of every value is written and read again), its rows whose ID repeats and its rows not loaded
+    parsed again on their own. Messages are built for the quarantined rows alone, by one statement.
     """
     parses: list[str] = []  # the parsed columns, plus the trimmed text of parsed values (for messages)
     forms: list[str] = []  # computed once per row under the parse: the casts of timestamp texts and their forms
@@ -325,19 +334,41 @@ def parse_and_check(
         for earlier, later in source.ordered
     ]
 
-    def parsed(rows: str, *passing: str) -> str:
-        kept = "".join(f", {column}" for column in passing)
-        below = f"(SELECT *, {', '.join(forms)} FROM {rows})" if forms else rows
-        return f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
-
-    # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
-    rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
-    keep = "NOT rejected"
-    if source.unique:
-        keep += _quarantine_duplicates(con, source, file_name, raw, present, parsed, rejected)
     columns = ", ".join(column.name for column in source.columns)
     if source.derived:
         columns = _with_derived_columns(source, present, policy, parses)
+
+    # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
+    rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
+
+    def parsed_and_checked(rows: str, *passing: str) -> str:
+        """SQL: the rows of relation ``rows`` (raw rows) parsed, in their order, with their ``rejected`` flag and
+        the columns ``passing`` of ``rows``."""
+        kept = "".join(f", {column}" for column in passing)
+        below = f"(SELECT *, {', '.join(forms)} FROM {rows})" if forms else rows
+        parsed = f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
+        return f"(SELECT *, {rejected} AS rejected FROM {parsed})"
+
+    # The parsed, checked rows the statements after the load read: every row of a file parsed once (it feeds the
+    # load too), only the rows not loaded of a larger one.
+    checked = f"checked_{source.name}"
+    parsed_once = con.execute(f"SELECT count(*) FROM {raw}").fetchall()[0][0] <= PARSED_ONCE_MAX_ROWS
+    if parsed_once:
+        with _filters_after_parse(con):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT * FROM {parsed_and_checked(raw)}")
+
+    def checked_candidates(candidates: str) -> str:
+        """SQL: the rows of relation ``candidates`` (raw rows with their ``content_hash``), parsed and checked."""
+        if parsed_once:
+            return f"(SELECT * FROM {checked} JOIN (SELECT source_line, content_hash FROM {candidates}) USING (source_line))"
+        return parsed_and_checked(candidates, "content_hash")
+
+    keep, duplicates = "NOT rejected", None
+    if source.unique:
+        duplicates = _find_later_duplicates(con, source, raw, present, checked_candidates)
+        if duplicates is not None:
+            later = _lines_condition(con, duplicates, duplicates)
+            keep += f" AND NOT {later}"
     # The names of a row's values read as their earlier instant: NULL for nearly every row, so cheap to write.
     earlier = (
         (
@@ -353,31 +384,43 @@ def parse_and_check(
         con.execute(
             f"""CREATE OR REPLACE TABLE {target} AS
                 SELECT {columns}, {lit(file_name)} AS source_file, source_line, {earlier} AS __earlier_columns
-                FROM (SELECT *, {rejected} AS rejected FROM {parsed(raw)}) WHERE {keep}"""
+                FROM {checked if parsed_once else parsed_and_checked(raw)} WHERE {keep}"""
         )
     _record_earlier_readings(con, source, file_name, target)
-    con.execute(f"RESET VARIABLE duplicates_{source.name}")
-    # The rejected rows (a few) are parsed again, on their own, for their messages.
+    if not parsed_once:
+        # The rows not loaded (a few) are parsed again, once, for the quarantine to read: found in one scan
+        # against a bit per loaded line (an anti join would build a hash table of every loaded line), then read
+        # through a semi join: at 1M rows, that filter put straight on the scan below the parse cost 2.5x as much.
+        loaded = _lines_condition(con, f"loaded_{source.name}", target)
+        not_loaded = (
+            f"(SELECT * FROM {raw} WHERE source_line IN (SELECT source_line FROM {raw} WHERE NOT {loaded or 'false'}))"
+        )
+        with _filters_after_parse(con):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT * FROM {parsed_and_checked(not_loaded)}")
+        con.execute(f"RESET VARIABLE loaded_{source.name}")
     problems = ", ".join(
         f"CASE WHEN {condition} THEN {{'code': {lit(code)}, 'message': {message}}} END"
         for condition, code, message in checks
     )
-    quarantined = "SELECT line FROM quarantine WHERE source_file = $file"
-    # The lines not loaded, found in one scan against a bit per loaded line: an anti join would build a hash table
-    # of every loaded line to find a few.
-    loaded = _lines_condition(con, f"loaded_{source.name}", target)
     rejected_rows = (
-        f"(SELECT * FROM {raw} WHERE source_line IN "
-        f"(SELECT source_line FROM {raw} WHERE NOT {loaded or 'false'} EXCEPT {quarantined}))"
+        f"SELECT 1 AS listed, source_line, raw_record_id, "
+        f"list_filter([{problems}], lambda p: p IS NOT NULL) AS problems FROM {checked} WHERE rejected"
     )
-    _quarantine(
-        con,
-        file_name,
-        f"SELECT source_line, raw_record_id, list_filter([{problems}], lambda p: p IS NOT NULL) AS problems "
-        f"FROM {parsed(rejected_rows)}",
-    )
-    con.execute(f"RESET VARIABLE loaded_{source.name}")
-    _record_quarantined_clock_starts(con, source, file_name, raw, parsed, window_start, window_end)
+    # One statement for both (planning the redaction costs more than running it on a few rows): the later
+    # duplicates first, then the rows a check rejected, each in line order.
+    if duplicates is not None:
+        _quarantine(
+            con,
+            file_name,
+            f"{_duplicate_problems(source, duplicates)} UNION ALL {rejected_rows}",
+            "listed, source_line",
+        )
+        con.execute(f"DROP TABLE {duplicates}")
+        con.execute(f"RESET VARIABLE {duplicates}")
+    elif con.execute(f"SELECT count(*) FROM {checked} WHERE rejected").fetchall()[0][0]:
+        _quarantine(con, file_name, rejected_rows, "source_line")
+    _record_quarantined_clock_starts(con, source, file_name, checked, window_start, window_end)
+    con.execute(f"DROP TABLE {checked}")
 
 
 # The clock start of each quarantined row whose start parsed (inside the policy's years), so that a --period run
@@ -389,14 +432,14 @@ def _record_quarantined_clock_starts(
     con: duckdb.DuckDBPyConnection,
     source: Source,
     file_name: str,
-    raw: str,
-    parsed: Callable[..., str],
+    checked: str,
     window_start: str,
     window_end: str,
 ) -> None:
     """Replace ``quarantine_clock_starts`` of ``file_name`` by the clock starts (:data:`CLOCK_STARTS` columns, the
-    first with a value) of its quarantined rows, re-parsed on their own (a few); rows whose start did not parse are
-    left out. A source whose rows follow another's records has no start of its own: nothing is recorded."""
+    first with a value) of its quarantined rows in line order, read from their parse (``checked``: a table holding
+    at least every row not loaded); rows whose start did not parse are left out. A source whose rows follow
+    another's records has no start of its own: nothing is recorded."""
     con.execute(f"CREATE TABLE IF NOT EXISTS quarantine_clock_starts ({QUARANTINE_CLOCK_STARTS_COLUMNS})")
     con.execute("DELETE FROM quarantine_clock_starts WHERE source_file = ?", [file_name])
     clock = CLOCK_STARTS.get(source.name)
@@ -404,13 +447,14 @@ def _record_quarantined_clock_starts(
     if not columns:
         return
     start = f"coalesce({', '.join(ident(column) for column in columns)})"
-    quarantined = f"(SELECT * FROM {raw} WHERE source_line IN (SELECT line FROM quarantine WHERE source_file = $file))"
     con.execute(
         f"""INSERT INTO quarantine_clock_starts
             SELECT $file, source_line, clock_started_at
-            FROM (SELECT source_line, {start} AS clock_started_at FROM {parsed(quarantined)})
+            FROM (SELECT source_line, {start} AS clock_started_at FROM {checked}
+                  WHERE source_line IN (SELECT line FROM quarantine WHERE source_file = $file))
             WHERE isfinite(clock_started_at) AND clock_started_at >= {window_start}
-              AND clock_started_at < {window_end}""",
+              AND clock_started_at < {window_end}
+            ORDER BY source_line""",
         {"file": file_name},
     )
 
@@ -464,8 +508,8 @@ def _filters_after_parse(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("RESET disabled_optimizers")
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> None:
-    """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}), in line order."""
+def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str, order: str) -> None:
+    """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}) in ``order``."""
     con.execute(
         f"""INSERT INTO quarantine
             SELECT $file, source_line, {pseudonym_sql("raw_record_id")}, problems[1].code,
@@ -474,24 +518,23 @@ def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str) -> No
                    array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql("p.message")}),
                        lambda m: CASE WHEN length(m) > {_REASON_MAX_CHARS} THEN left(m, {_REASON_MAX_CHARS - 1}) || '…'
                                       ELSE m END), '; ')
-            FROM ({rows}) ORDER BY source_line""",
+            FROM ({rows}) ORDER BY {order}""",
         {"file": file_name},
     )
 
 
-def _quarantine_duplicates(
+def _find_later_duplicates(
     con: duckdb.DuckDBPyConnection,
     source: Source,
-    file_name: str,
     raw: str,
     present: dict[str, str],
-    parsed: Callable[..., str],
-    rejected: str,
-) -> str:
-    """Among the rows that pass every check, the first occurrence of an ID is kept; later ones are quarantined here.
+    checked_candidates: Callable[[str], str],
+) -> str | None:
+    """Among the rows that pass every check, the first occurrence of an ID is kept; the later ones are found here.
 
-    Returns a condition on ``raw`` rows (`` AND NOT <later duplicate>``, or nothing) for the load to leave them
-    out. Only rows whose ID occurs more than once in the file are parsed and judged, a few.
+    Returns the name of a temporary table of the later occurrences (source_line, raw_record_id, id, content_hash,
+    first_line, first_hash), None when there are none. Only rows whose ID occurs more than once in the file are
+    judged (``checked_candidates``: their parse), a few.
     """
     key = source.record_id
     raw_key = _trimmed_sql(ident(present[key]))
@@ -507,15 +550,14 @@ def _quarantine_duplicates(
     shared = _lines_condition(con, f"{duplicates}_shared", f"{duplicates}_shared")
     con.execute(f"DROP TABLE {duplicates}_shared")
     if shared is None:
-        return ""
+        return None
     with _filters_after_parse(con):
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {duplicates} AS
                 WITH candidates AS (
                     SELECT *, hash({raw_columns}) AS content_hash FROM {raw} WHERE {shared}
                 ), accepted AS (
-                    SELECT * FROM (SELECT *, {rejected} AS rejected FROM {parsed("candidates", "content_hash")})
-                    WHERE NOT rejected
+                    SELECT * FROM {checked_candidates("candidates")} WHERE NOT rejected
                 )
                 SELECT source_line, raw_record_id, {key} AS id, content_hash,
                        first_value(source_line) OVER w AS first_line, first_value(content_hash) OVER w AS first_hash,
@@ -525,19 +567,20 @@ def _quarantine_duplicates(
         )
     con.execute(f"RESET VARIABLE {duplicates}_shared")
     con.execute(f"DELETE FROM {duplicates} WHERE occurrence = 1")
-    _quarantine(
-        con,
-        file_name,
-        f"""SELECT source_line, raw_record_id,
+    if not con.execute(f"SELECT count(*) FROM {duplicates}").fetchall()[0][0]:
+        con.execute(f"DROP TABLE {duplicates}")
+        return None
+    return duplicates
+
+
+def _duplicate_problems(source: Source, duplicates: str) -> str:
+    """SQL: the quarantine rows (listed 0: before the rejected rows) of the later duplicates in ``duplicates``."""
+    return f"""SELECT 0 AS listed, source_line, raw_record_id,
                    [CASE WHEN content_hash = first_hash
                          THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || first_line}}
-                         ELSE {{'code': 'duplicate_id', 'message': '{key} ' || id
+                         ELSE {{'code': 'duplicate_id', 'message': '{source.record_id} ' || id
                                 || ' already used on line ' || first_line || ' (that row is kept)'}} END] AS problems
-            FROM {duplicates}""",
-    )
-    later = _lines_condition(con, duplicates, duplicates)
-    con.execute(f"DROP TABLE {duplicates}")
-    return f" AND NOT {later}" if later else ""
+            FROM {duplicates}"""
 
 
 def _lines_condition(con: duckdb.DuckDBPyConnection, variable: str, lines: str) -> str | None:

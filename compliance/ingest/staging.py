@@ -6,8 +6,9 @@ This module keeps the registry of loaded files and merges their records; reading
 Set-based throughout: a file is read as text by DuckDB, every value is parsed and checked in SQL, and rows with
 problems go to the ``quarantine`` table instead of ``staged_<source>``. For each file, rows read = rows loaded +
 rows quarantined, and the ``ingest_log`` table says so. The text of a file never goes into the warehouse file
-(Parquet is read through a view, CSV and JSON Lines through temporary tables); one pass writes the accepted rows,
-typed, in file order, and only the rejected rows and the rows whose ID repeats are parsed a second time.
+(Parquet is read through a view, CSV and JSON Lines through temporary tables); a small file is parsed once, into a
+temporary table its accepted rows and its quarantine are read from; a large one is parsed in one pass that writes
+the accepted rows, typed, in file order, and only its rows not loaded and its rows whose ID repeats are parsed again.
 Text encodings (:mod:`compliance.ingest.encodings`): a UTF-8 file is read by DuckDB itself; a file in another encoding,
 detected or named with ``--encoding``, through a streamed UTF-8 copy. A byte that does not decode becomes U+FFFD
 and is counted per column (``loaded_files.replaced_characters``, shown in ``data_quality``): it never costs a row.
@@ -433,8 +434,13 @@ def _record_input_columns(con: duckdb.DuckDBPyConnection, source: Source, files:
                 )
             else:
                 rows.append((source.name, file, column.name, True, None))
-    if rows:
-        con.executemany("INSERT INTO input_columns VALUES (?, ?, ?, ?, ?)", rows)
+    if rows:  # one statement, in this order (executemany would run the INSERT once per row)
+        sources, files, columns, present, absences = map(list, zip(*rows, strict=True))
+        con.execute(
+            "INSERT INTO input_columns SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+            "unnest(?::BOOLEAN[]), unnest(?::VARCHAR[])",
+            [sources, files, columns, present, absences],
+        )
 
 
 def _declared_filled_columns(exports_dir: Path) -> dict:
