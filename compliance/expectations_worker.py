@@ -32,6 +32,7 @@ import atexit
 import importlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import pickle
 import sys
@@ -284,7 +285,10 @@ def _serve(connection: Connection) -> None:
             connection.send(handler if handler[0] == "error" else ("ok", None))
         except (EOFError, OSError):  # the main process closed the pipe, or died: nothing left to serve
             break
-    # Nothing to write back: skip the teardown of GX's modules, which would keep stop() waiting for a second.
+    # What a multiprocessing child does when its target returns (finalizers: a semaphore made by a GX dependency
+    # unlinked, else the resource tracker warns of a leak), without the interpreter's teardown of GX's modules,
+    # which would keep stop() waiting a second or two.
+    multiprocessing.util._exit_function()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
