@@ -261,7 +261,8 @@ def _answer(reply: tuple) -> Any:
 # The worker
 # --------------------------------------------------------------------------------------------------------
 def _serve(connection: Connection) -> None:
-    """The worker's loop: import what the requests need, then answer until the pipe closes."""
+    """The worker's loop: import what the requests need and warm them up (``warm_up`` of the served module), then
+    answer until the pipe closes."""
     global _in_worker
     _in_worker = True
     served = importlib.import_module(SERVED_MODULE)
@@ -269,6 +270,10 @@ def _serve(connection: Connection) -> None:
     import pandas  # noqa: F401
     import pyarrow as pa
 
+    try:
+        served.warm_up()
+    except Exception:  # only a head start: a real request that fails the same way reports it
+        pass
     while True:
         try:
             kind, function, args = connection.recv()

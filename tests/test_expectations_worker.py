@@ -206,3 +206,8 @@ def test_the_main_process_of_a_cli_run_never_imports_great_expectations(tmp_path
     assert validation["results"]  # the suite ran, in the worker
     assert "Great Expectations worker" not in ran.stderr  # it started and answered: no fallback
     assert "leaked semaphore" not in ran.stderr  # the worker ran its finalizers before it exited
+
+
+def test_the_warm_up_runs():
+    """The worker swallows a failed warm-up (a head start only): it must not fail unnoticed here."""
+    expectations.warm_up()
