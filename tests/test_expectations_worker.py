@@ -211,3 +211,21 @@ def test_the_main_process_of_a_cli_run_never_imports_great_expectations(tmp_path
 def test_the_warm_up_runs():
     """The worker swallows a failed warm-up (a head start only): it must not fail unnoticed here."""
     expectations.warm_up()
+
+
+def test_a_run_that_computes_starts_the_worker_and_stops_it_an_unchanged_run_does_not_start_it(
+    tmp_path, monkeypatch, capsys
+):
+    from pipelines.cli import main
+
+    exports = small_exports(tmp_path / "exports")
+    started = []
+    start = expectations_worker.start
+    monkeypatch.setattr(expectations_worker, "start", lambda: started.append(True) or start())
+    command = ["run", "--exports", str(exports), "--out", str(tmp_path / "out"), "--as-of", "2026-11-01T00:00:00Z"]
+    assert main(command) == 0
+    assert len(started) >= 1 and expectations_worker.worker_pid() is None  # stopped with the run
+    started.clear()
+    assert main(command) == 0
+    assert "nothing changed since run" in capsys.readouterr().out
+    assert started == [] and expectations_worker.worker_pid() is None
