@@ -61,7 +61,10 @@ if TYPE_CHECKING:
 
 # Great Expectations, pandas and pyarrow are imported by the functions that use them, when a suite is built or a
 # table validated: importing GX takes seconds, and this module is imported by every process that loads the
-# Dagster definitions (tests/test_startup.py), most of which never validate anything. Set before GX is imported.
+# Dagster definitions (tests/test_startup.py), most of which never validate anything. GX itself runs in the Great
+# Expectations worker (compliance.expectations_worker): this process builds the suite's specs and reads the rows,
+# the worker builds the suite (suite_json_of_specs) and validates the chunks (chunk_validator). Set before GX is
+# imported.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -195,7 +198,7 @@ def _gx_expectation(spec: dict) -> gx.expectations.Expectation:
 def _expectations(
     source: Source, policy: Policy, as_of: Any = None, previous_rows: int | None = None
 ) -> list[gx.expectations.Expectation]:
-    """The suite's GX expectations, in this process (the worker's side; tests compare them with GX's own)."""
+    """The suite's GX expectations, built in this process (tests/test_quality.py validates with them directly)."""
     return [_gx_expectation(spec) for spec in _expectation_specs(source, policy, as_of, previous_rows)]
 
 

@@ -116,7 +116,7 @@ def _end_worker() -> None:
     process, connection = _process, _connection
     _process = _connection = None
     if connection is not None:
-        connection.close()  # the worker's recv ends with EOF, and it returns
+        connection.close()  # the worker's recv ends with EOF, and it exits
     if process is not None:
         process.join(_STOP_SECONDS)
         if process.is_alive():  # e.g. still importing, or validating a chunk
@@ -132,8 +132,8 @@ def _worker_connection() -> Connection | None:
     return _connection
 
 
-def _lost(error: BaseException) -> None:
-    log.warning("Great Expectations worker stopped answering (%s); validating in this process", error or "EOF")
+def _lost(error: BaseException | None) -> None:
+    log.warning("Great Expectations worker stopped answering (%r); validating in this process", error)
     _end_worker()
 
 
