@@ -39,13 +39,14 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from compliance import expectations_worker
 from compliance.core.secrets import redact
 from compliance.core.sql import ident, table_exists, table_ref
 from compliance.core.timings import timed
@@ -60,7 +61,10 @@ if TYPE_CHECKING:
 
 # Great Expectations, pandas and pyarrow are imported by the functions that use them, when a suite is built or a
 # table validated: importing GX takes seconds, and this module is imported by every process that loads the
-# Dagster definitions (tests/test_startup.py), most of which never validate anything. Set before GX is imported.
+# Dagster definitions (tests/test_startup.py), most of which never validate anything. GX itself runs in the Great
+# Expectations worker (compliance.expectations_worker): this process builds the suite's specs and reads the rows,
+# the worker builds the suite (suite_json_of_specs) and validates the chunks (chunk_validator). Set before GX is
+# imported.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -127,53 +131,75 @@ def allowed_values(column: Column, policy: Policy) -> list[str]:
     return sorted(set(accepted_spellings(column, policy).values()))
 
 
-def _expectations(
+def _expectation_specs(
     source: Source, policy: Policy, as_of: Any = None, previous_rows: int | None = None
-) -> list[gx.expectations.Expectation]:
+) -> list[dict]:
+    """The expectations of ``source``'s suite as plain data, in suite order: ``{"type", "kwargs", "meta"}`` as
+    :func:`suite_json` writes them, but for ``max_value`` of an as-of check, which is ``as_of`` as given. Built
+    without GX, so the main process can send them to the worker (``compliance.expectations_worker``)."""
+    found: list[dict] = []
+
+    def add(expectation_type: str, meta: dict, **kwargs: Any) -> None:
+        found.append({"type": expectation_type, "kwargs": kwargs, "meta": meta})
+
+    for column in source.columns:
+        if column.required:
+            add(_EXIST, {"blocking": True, "check": "required"}, column=column.name)
+            add(_NOT_NULL, {"blocking": True, "check": "not_null"}, column=column.name)
+    if source.unique:
+        add(_UNIQUE, {"blocking": True, "check": "unique"}, column=source.record_id)
+    for column in source.columns:
+        if column.kind == "enum":
+            add(
+                _IN_SET,
+                {"blocking": column.required, "check": "allowed_values"},
+                column=column.name,
+                value_set=allowed_values(column, policy),
+            )
+    for earlier, later in source.ordered:
+        add(
+            _ORDER,
+            {"blocking": True, "check": "order"},
+            column_A=later,
+            column_B=earlier,
+            or_equal=True,
+            ignore_row_if="either_value_is_missing",
+        )
+    if as_of is not None:
+        for column in after_as_of_columns(source):
+            # Not blocking: the rules read anything dated after as-of as "not happened yet".
+            add(_MAX, _after_as_of_meta(), column=column, max_value=as_of)
+    if previous_rows:
+        low, high = _row_count_bounds(previous_rows)
+        add(_ROWS, _row_count_meta(previous_rows), min_value=low, max_value=high)
+    return found
+
+
+def _gx_expectation(spec: dict) -> gx.expectations.Expectation:
+    """The GX expectation of a spec of :func:`_expectation_specs` (an as-of limit as a UTC timestamp)."""
     import great_expectations as gx
 
     E = gx.expectations
-    found: list[gx.expectations.Expectation] = []
-    for column in source.columns:
-        if column.required:
-            found.append(E.ExpectColumnToExist(column=column.name, meta={"blocking": True, "check": "required"}))
-            found.append(
-                E.ExpectColumnValuesToNotBeNull(column=column.name, meta={"blocking": True, "check": "not_null"})
-            )
-    if source.unique:
-        found.append(
-            E.ExpectColumnValuesToBeUnique(column=source.record_id, meta={"blocking": True, "check": "unique"})
-        )
-    for column in source.columns:
-        if column.kind == "enum":
-            found.append(
-                E.ExpectColumnValuesToBeInSet(
-                    column=column.name,
-                    value_set=allowed_values(column, policy),
-                    meta={"blocking": column.required, "check": "allowed_values"},
-                )
-            )
-    for earlier, later in source.ordered:
-        found.append(
-            E.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A=later,
-                column_B=earlier,
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
-                meta={"blocking": True, "check": "order"},
-            )
-        )
-    if as_of is not None:
-        limit = _as_of_timestamp(as_of)
-        for column in after_as_of_columns(source):
-            # Not blocking: the rules read anything dated after as-of as "not happened yet".
-            found.append(E.ExpectColumnMaxToBeBetween(column=column, max_value=limit, meta=_after_as_of_meta()))
-    if previous_rows:
-        low, high = _row_count_bounds(previous_rows)
-        found.append(
-            E.ExpectTableRowCountToBeBetween(min_value=low, max_value=high, meta=_row_count_meta(previous_rows))
-        )
-    return found
+    classes = {
+        _EXIST: E.ExpectColumnToExist,
+        _NOT_NULL: E.ExpectColumnValuesToNotBeNull,
+        _UNIQUE: E.ExpectColumnValuesToBeUnique,
+        _IN_SET: E.ExpectColumnValuesToBeInSet,
+        _ORDER: E.ExpectColumnPairValuesAToBeGreaterThanB,
+        _MAX: E.ExpectColumnMaxToBeBetween,
+        _ROWS: E.ExpectTableRowCountToBeBetween,
+    }
+    kwargs = dict(spec["kwargs"])
+    if spec["type"] == _MAX:
+        kwargs["max_value"] = _as_of_timestamp(kwargs["max_value"])
+    return classes[spec["type"]](**kwargs, meta=dict(spec["meta"]))
+
+
+def _expectations(
+    source: Source, policy: Policy, as_of: Any = None, previous_rows: int | None = None
+) -> list[gx.expectations.Expectation]:
+    """The suite's GX expectations, built in this process (tests/test_quality.py validates with them directly)."""
+    return [_gx_expectation(spec) for spec in _expectation_specs(source, policy, as_of, previous_rows)]
 
 
 # The checks (``meta["check"]``) whose outcomes read the as-of instant or the previous run's row count; they come
@@ -269,12 +295,18 @@ def as_of_outcomes(
 def suite_json(source: Source, policy: Policy, as_of: Any, previous_rows: int | None) -> dict:
     """The suite :func:`validate_table` runs for ``source``, as Great Expectations writes it
     (``ExpectationSuite.to_json_dict``): named ``<source>_contract``, every expectation with its ``meta``
-    (``blocking``, ``check``); instants as UTC ISO-8601 with ``Z``. The same arguments give the same dict."""
+    (``blocking``, ``check``); instants as UTC ISO-8601 with ``Z``. The same arguments give the same dict.
+    Built by the Great Expectations worker (:func:`suite_json_of_specs`)."""
+    return expectations_worker.call(
+        "suite_json_of_specs", source.name, _expectation_specs(source, policy, as_of, previous_rows)
+    )
+
+
+def suite_json_of_specs(source_name: str, specs: list[dict]) -> dict:
+    """:func:`suite_json` from the suite's specs (:func:`_expectation_specs`): GX builds and writes the suite."""
     import great_expectations as gx
 
-    suite = gx.ExpectationSuite(
-        name=f"{source.name}_contract", expectations=_expectations(source, policy, as_of, previous_rows)
-    )
+    suite = gx.ExpectationSuite(name=f"{source_name}_contract", expectations=[_gx_expectation(s) for s in specs])
     return json.loads(json.dumps(suite.to_json_dict(), default=_iso))
 
 
@@ -479,42 +511,25 @@ def validate_segments(
     columns alone, so it holds in any table that has the same segment.
 
     The rows come from one streamed query in table order, cut into chunks of at most ``chunk_rows`` rows of one
-    segment (GX is fastest per row at about a million; each chunk costs GX a few copies of it). Great Expectations
-    is imported only when there is something to validate.
+    segment (GX is fastest per row at about a million; each chunk costs GX a few copies of it). The rows are read
+    here and validated by the Great Expectations worker (:func:`chunk_validator`), one chunk while the next is read.
     """
     if not segments:
         return {}
-    import great_expectations as gx
-    from great_expectations.validator.v1_validator import Validator
-
     with timed(con, f"expectations:{source_name}"):
         source = SOURCES[source_name]
         present = _columns_present(con, table)
         runnable = [
-            expectation
-            for expectation in _expectations(source, policy)
-            if expectation.expectation_type in _ROW_BY_ROW
-            and all(c in present for c in _columns_of(expectation.expectation_type, expectation.configuration.kwargs))
+            spec
+            for spec in _expectation_specs(source, policy)
+            if spec["type"] in _ROW_BY_ROW and all(c in present for c in _columns_of(spec["type"], spec["kwargs"]))
         ]
-        templates = [_Merged(e.expectation_type, dict(e.configuration.kwargs), dict(e.meta or {})) for e in runnable]
+        templates = [_Merged(spec["type"], dict(spec["kwargs"]), dict(spec["meta"])) for spec in runnable]
         states = {
             segment.name: [_Merged(t.type, t.kwargs, t.meta, unexpected_count=0) for t in templates]
             for segment in segments
         }
         if runnable:
-            context = _context()
-            batch_definition = (
-                context.data_sources.add_pandas(f"{source.name}_staged")
-                .add_dataframe_asset(table)
-                .add_batch_definition_whole_dataframe("chunk")
-            )
-            # GX does not keep the suite's order in its results: match them back by a key in ``meta``.
-            for key, expectation in enumerate(runnable):
-                expectation.meta = {**(expectation.meta or {}), "key": key}
-            suite = gx.ExpectationSuite(name=f"{source.name}_contract", expectations=runnable)
-            # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also
-            # collect their row indexes.
-            result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
             query = f"""
                 WITH segment_files AS (SELECT unnest(?::VARCHAR[]) AS _segment_file, unnest(?::VARCHAR[]) AS _segment)
                 SELECT _segment, {_selection(source, templates, present)}
@@ -522,24 +537,84 @@ def validate_segments(
                 {_table_order(present)}"""
             files = [(file, segment.name) for segment in segments for file in segment.files]
             parameters = [[file for file, _ in files], [name for _, name in files]]
-            for name, frame in _segment_frames(con, query, parameters, chunk_rows):
-                # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
-                # fingerprint) the frame twice.
-                validator = Validator(
-                    batch_definition, result_format=result_format, batch_parameters={"dataframe": frame}
-                )
-                for validation in validator.validate_expectation_suite(suite).results:
-                    merged = states[name][int(validation.expectation_config.meta["key"])]
-                    _fold(merged, _chunk_state(merged, validation))
+            chunks = _segment_chunks(con, query, parameters, chunk_rows)
+            for name, chunk_states in expectations_worker.stream(
+                "chunk_validator", (source.name, table, runnable), chunks
+            ):
+                for merged, state in zip(states[name], chunk_states, strict=True):
+                    if state is not None:
+                        _fold(merged, _Merged(merged.type, merged.kwargs, merged.meta, **state))
     return {name: {_state_key(m.type, m.kwargs): _state_json(m) for m in merged} for name, merged in states.items()}
 
 
-def _segment_frames(
+def chunk_validator(source_name: str, table: str, specs: list[dict]) -> Callable[[pa.Table], list[dict | None]]:
+    """The validation of one chunk of :func:`validate_segments` against the row-by-row expectations ``specs``
+    (:func:`_expectation_specs`, the columns they read present), the GX suite built once: the handler takes a
+    chunk's rows (Arrow, without the segment column) and returns, per spec, the chunk's state
+    (:func:`_state_json` of :func:`_chunk_state`) to fold, None when GX gave no result for it."""
+    import great_expectations as gx
+    from great_expectations.validator.v1_validator import Validator
+
+    templates = [_Merged(spec["type"], dict(spec["kwargs"]), dict(spec["meta"])) for spec in specs]
+    batch_definition = (
+        _context()
+        .data_sources.add_pandas(f"{source_name}_staged")
+        .add_dataframe_asset(table)
+        .add_batch_definition_whole_dataframe("chunk")
+    )
+    # GX does not keep the suite's order in its results: match them back by a key in ``meta``.
+    expectations = [_gx_expectation({**spec, "meta": {**spec["meta"], "key": key}}) for key, spec in enumerate(specs)]
+    suite = gx.ExpectationSuite(name=f"{source_name}_contract", expectations=expectations)
+    # BASIC lists each chunk's first unexpected values, all that the examples need; SUMMARY would also collect
+    # their row indexes.
+    result_format = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLE_ROWS}
+
+    def validate(rows: pa.Table) -> list[dict | None]:
+        # The validator that Batch.validate builds, given the frame itself: Batch.validate would load (and
+        # fingerprint) the frame twice.
+        validator = Validator(
+            batch_definition, result_format=result_format, batch_parameters={"dataframe": _frame(rows)}
+        )
+        chunk_states: list[dict | None] = [None] * len(templates)
+        for validation in validator.validate_expectation_suite(suite).results:
+            key = int(validation.expectation_config.meta["key"])
+            chunk_states[key] = _state_json(_chunk_state(templates[key], validation))
+        return chunk_states
+
+    return validate
+
+
+def warm_up() -> None:
+    """Pay what a process's first suite and first validation cost beyond the import (GX's context, its metric
+    providers, pandas paths): the Great Expectations worker calls this while the run stages the exports. One row,
+    each row-by-row expectation type once; the result is not used."""
+    import pyarrow as pa
+
+    instant = datetime(2026, 1, 1, tzinfo=UTC)
+    specs = [
+        {"type": _NOT_NULL, "kwargs": {"column": "value"}, "meta": {}},
+        {"type": _IN_SET, "kwargs": {"column": "value", "value_set": ["a"]}, "meta": {}},
+        {
+            "type": _ORDER,
+            "kwargs": {
+                "column_A": "later",
+                "column_B": "earlier",
+                "or_equal": True,
+                "ignore_row_if": "either_value_is_missing",
+            },
+            "meta": {},
+        },
+    ]
+    suite_json_of_specs("warm_up", specs)
+    chunk_validator("warm_up", "warm_up", specs)(pa.table({"value": ["a"], "earlier": [instant], "later": [instant]}))
+
+
+def _segment_chunks(
     con: duckdb.DuckDBPyConnection, query: str, parameters: list, chunk_rows: int
-) -> Iterator[tuple[str, pd.DataFrame]]:
-    """The query's rows as (segment, frame): its first column names the segment (a segment's rows come together),
-    and each frame holds at most ``chunk_rows`` rows of one segment, without that column; cut from one streamed
-    result (LIMIT/OFFSET per chunk would sort the table once per chunk)."""
+) -> Iterator[tuple[str, pa.Table]]:
+    """The query's rows as (segment, rows): its first column names the segment (a segment's rows come together),
+    and each chunk of rows holds at most ``chunk_rows`` rows of one segment, without that column; cut from one
+    streamed result (LIMIT/OFFSET per chunk would sort the table once per chunk)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -547,12 +622,16 @@ def _segment_frames(
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     current = None
+
+    def rows_of(batches: list[pa.RecordBatch]) -> pa.Table:
+        return pa.Table.from_batches(batches, schema=reader.schema).drop_columns(["_segment"])
+
     for record_batch in reader:
         runs = pc.run_end_encode(record_batch.column(0))
         start = 0
         for segment, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
             if segment != current and pending_rows:
-                yield current, _frame(pa.Table.from_batches(pending, schema=reader.schema))
+                yield current, rows_of(pending)
                 pending, pending_rows = [], 0
             current = segment
             pending.append(record_batch.slice(start, end - start))
@@ -560,21 +639,21 @@ def _segment_frames(
             start = end
             while pending_rows >= chunk_rows:
                 rows = pa.Table.from_batches(pending, schema=reader.schema)
-                yield current, _frame(rows.slice(0, chunk_rows))
+                yield current, rows.slice(0, chunk_rows).drop_columns(["_segment"])
                 rest = rows.slice(chunk_rows)
                 pending, pending_rows = rest.to_batches(), rest.num_rows
     if pending_rows:
-        yield current, _frame(pa.Table.from_batches(pending, schema=reader.schema))
+        yield current, rows_of(pending)
 
 
 def _frame(rows: pa.Table) -> pd.DataFrame:
-    """A chunk, without its segment column, as pandas with text columns (enums; IDs come as null markers) as
-    categoricals: GX hashes every frame and filters it per expectation, several times faster on categoricals than
-    on strings; same values."""
+    """A chunk's rows as pandas with text columns (enums; IDs come as null markers) as categoricals: GX hashes
+    every frame and filters it per expectation, several times faster on categoricals than on strings; same
+    values."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    rows = rows.drop_columns(["_segment"]).combine_chunks()
+    rows = rows.combine_chunks()
     columns = [
         pc.dictionary_encode(column)
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)

@@ -12,6 +12,7 @@ are imported inside the commands that use them, never at the top of this module.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -392,7 +393,8 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
                 result = None
             else:
                 forget_completed_run(warehouse_file)
-                result = _execute_run(resources)
+                with _expectations_worker():
+                    result = _execute_run(resources)
                 if result.success:  # still holding the warehouse, which the next run may open as soon as it is free
                     record_completed_run(warehouse_file, out_dir, key, hashes)
                     _print_summary(warehouse, out_dir, time.monotonic() - started)
@@ -419,6 +421,23 @@ def _run_exports(args: argparse.Namespace, conversion: tuple[str, Path] | None) 
         for line in export_dashboard(out_dir, export_formats):
             print(line)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _expectations_worker():
+    """The Great Expectations worker for a run that computes: started before the definitions load, so that it
+    imports GX on the other core while this process loads them and stages the exports; stopped when the run ends,
+    however it ends (``entry_point`` ends by ``os._exit``, where no ``atexit`` runs)."""
+    from compliance import expectations_worker
+
+    try:
+        expectations_worker.start()
+    except ValueError as error:  # an unknown CR_GX_WORKER value
+        raise UsageError(str(error)) from None
+    try:
+        yield
+    finally:
+        expectations_worker.stop()
 
 
 def _execute_run(resources: dict) -> dg.ExecuteInProcessResult:

@@ -92,13 +92,14 @@ def _cold(policy, rows: list[tuple], folder) -> tuple:
 def rows_to_gx(monkeypatch) -> list[int]:
     """Per frame that reaches Great Expectations from now on, its rows."""
     counted: list[int] = []
-    frame = expectations._frame
+    chunks = expectations._segment_chunks
 
-    def counting(rows):
-        counted.append(rows.num_rows)
-        return frame(rows)
+    def counting(*args):
+        for segment, rows in chunks(*args):  # each chunk goes to the Great Expectations worker
+            counted.append(rows.num_rows)
+            yield segment, rows
 
-    monkeypatch.setattr(expectations, "_frame", counting)
+    monkeypatch.setattr(expectations, "_segment_chunks", counting)
     return counted
 
 

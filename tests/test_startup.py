@@ -36,8 +36,10 @@ def test_loading_the_definitions_imports_neither_great_expectations_nor_plotly()
 
 
 def test_the_validation_imports_great_expectations_when_it_runs():
-    """The other side of the same contract: the GX checks still run GX (loaded by the function, not skipped)."""
+    """The other side of the same contract: the GX checks still run GX (loaded by the function, not skipped). In
+    this process with the worker off; with it on, GX is the worker's alone (tests/test_expectations_worker.py)."""
     code = (
+        "import os\nos.environ['CR_GX_WORKER'] = 'off'\n"
         "import pipelines.definitions\n"
         "from compliance.expectations import suite_json\n"
         "from compliance.ingest.contract import SOURCES\n"
