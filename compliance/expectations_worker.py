@@ -29,6 +29,7 @@ Contract:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -37,8 +38,9 @@ import os
 import pickle
 import sys
 import threading
+import types
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -76,6 +78,22 @@ def _enabled() -> bool:
     return value == "on"
 
 
+@contextlib.contextmanager
+def _parent_main_hidden() -> Iterator[None]:
+    """Spawn runs the parent's ``__main__`` again in the child (as ``__mp_main__``) unless it cannot find it. The
+    worker needs nothing of it, and a script that calls the CLI without an ``if __name__ == "__main__"`` guard
+    would start a second run there, which would wait for the first one's warehouse."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is None:
+            del sys.modules["__main__"]
+        else:
+            sys.modules["__main__"] = main
+
+
 def start() -> None:
     """Start the worker if it is not running (idempotent); returns at once, while the worker imports GX."""
     global _process, _connection, _unavailable, _stop_at_exit
@@ -86,7 +104,8 @@ def start() -> None:
             context = multiprocessing.get_context("spawn")
             parent_end, child_end = context.Pipe()
             process = context.Process(target=_serve, args=(child_end,), name="great-expectations-worker", daemon=True)
-            process.start()
+            with _parent_main_hidden():
+                process.start()
         except Exception as error:  # e.g. a daemonic process, which may not have children
             _unavailable = True
             log.warning("Great Expectations worker not started (%s); validating in this process", error)

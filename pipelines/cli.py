@@ -246,6 +246,53 @@ def _commit_instance_records_without_fsync() -> None:
             dbapi_connection.execute("PRAGMA synchronous = OFF")
 
 
+def _keep_event_log_engines(instance) -> None:
+    """The instance's SQLite event log with one SQLAlchemy engine per file for this process, not one per event.
+
+    Dagster's ``SqliteEventLogStorage`` creates an engine, connects and disposes it for each event it stores (about
+    190 a run, each a new SQLite connection and dialect set-up): half of the time the demo spent recording its
+    events. Each event is still its own transaction under the storage's lock. Only that storage class, and only
+    while it has the members this replaces; any other storage (PostgreSQL, a Dagster that changed them) is left
+    as Dagster made it. The engines are disposed with the instance.
+    """
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+    from sqlalchemy import create_engine
+
+    storage = instance.event_log_storage
+    members = ("_connect", "_db_lock", "_initialized_dbs", "_initdb", "conn_string_for_shard", "dispose")
+    if type(storage) is not SqliteEventLogStorage or not all(hasattr(storage, name) for name in members):
+        return
+    engines: dict = {}
+
+    @contextlib.contextmanager
+    def connect(shard: str):
+        with storage._db_lock:
+            engine = engines.get(shard)
+            if engine is None:
+                engine = engines[shard] = create_engine(
+                    storage.conn_string_for_shard(shard),
+                    # serialised by the storage's lock, whichever thread stores the event
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+                )
+            if shard not in storage._initialized_dbs:
+                storage._initdb(engine)
+                storage._initialized_dbs.add(shard)
+            with engine.connect() as connection, connection.begin():
+                yield connection
+
+    dispose_storage = storage.dispose
+
+    def dispose() -> None:
+        for engine in engines.values():
+            engine.dispose()
+        engines.clear()
+        dispose_storage()
+
+    storage._connect = connect
+    storage.dispose = dispose
+
+
 def _dagster_instance():
     """The Dagster instance that records this run: DAGSTER_HOME's, else ``DEFAULT_DAGSTER_HOME``'s.
 
@@ -265,7 +312,9 @@ def _dagster_instance():
         if not settings_file.exists():  # else Dagster warns on every run that it defaults to SQLite storage here
             settings_file.write_text(_DEFAULT_INSTANCE_SETTINGS, encoding="utf-8")
         _commit_instance_records_without_fsync()
-        return dg.DagsterInstance.from_config(str(home.resolve()))
+        instance = dg.DagsterInstance.from_config(str(home.resolve()))
+        _keep_event_log_engines(instance)
+        return instance
     except OSError as error:
         raise UsageError(f"{setting}: not a writable folder ({error.strerror or error})") from None
     except dg.DagsterError as error:  # e.g. a dagster.yaml that does not validate

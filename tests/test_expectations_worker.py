@@ -171,6 +171,23 @@ def test_the_worker_exits_when_its_parent_dies():
     assert not _running(pid)
 
 
+def test_the_worker_does_not_run_the_parents_script_again(tmp_path):
+    """A script without an ``if __name__ == "__main__"`` guard: spawn would run it again in the worker."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import os\nfrom compliance import expectations_worker\n"
+        f"open({str(tmp_path / 'runs')!r}, 'a').write('ran\\n')\n"
+        "assert expectations_worker.call('outcome_column', 'expect_column_to_exist', {'column': 'x'}) == 'x'\n"
+        "expectations_worker.stop()\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    ran = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "validating in this process" not in ran.stderr  # the worker answered
+    assert (tmp_path / "runs").read_text() == "ran\n"
+
+
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

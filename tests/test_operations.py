@@ -467,3 +467,32 @@ def test_cli_instance_storage_commits_without_waiting_for_the_disk(tmp_path):
     engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'runs.db'}", poolclass=sqlalchemy.pool.NullPool)
     with engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("PRAGMA synchronous")).scalar() == 0  # OFF
+
+
+def test_cli_instance_event_log_keeps_one_engine_per_sqlite_file(tmp_path, monkeypatch):
+    """Every event of a run stored through two engines (the run's file and the index), not one engine per event."""
+    import sqlalchemy
+
+    from pipelines.cli import _DEFAULT_INSTANCE_SETTINGS, _keep_event_log_engines
+
+    created = []
+    create_engine = sqlalchemy.create_engine
+    monkeypatch.setattr(sqlalchemy, "create_engine", lambda *a, **k: created.append(a[0]) or create_engine(*a, **k))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(_DEFAULT_INSTANCE_SETTINGS, encoding="utf-8")
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        _keep_event_log_engines(instance)
+        result = dg.materialize([one], instance=instance)
+        assert result.success
+        events = instance.all_logs(result.run_id)
+        assert {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.ASSET_MATERIALIZATION} <= {
+            event.dagster_event_type for event in events
+        }
+        assert instance.get_latest_materialization_event(dg.AssetKey("one")) is not None
+    assert len(events) > len(created) and sorted(set(created)) == sorted(created)  # one engine per file
