@@ -17,10 +17,10 @@ Contract:
   next one from DuckDB. The answers come back in order, with the key each table came with.
 - The first request starts the worker if :func:`start` did not (a Dagster UI run and a test take the same path);
   ``CR_GX_WORKER=off`` (default ``on``) does every request in this process instead.
-- A worker that cannot be started, or dies during a request, is logged once as a warning and the request is done
-  in this process, from the first unanswered table of a stream: a run never fails because of the worker. A worker
-  that died is started again at the next request; one that could not be started is not tried again until
-  :func:`stop`.
+- A worker that cannot be started, dies during a request or hangs (no answer in ten minutes), is logged once as a
+  warning and the request is done in this process, from the first unanswered table of a stream: a run never fails
+  because of the worker. A worker that died is started again at the next request; one that could not be started is
+  not tried again until :func:`stop`.
 - :func:`stop` ends the worker and reaps it; it also runs at interpreter exit (``atexit``; a process that ends by
   ``os._exit``, as the CLI does, calls it itself). The worker exits by itself when its pipe closes, so a parent
   that dies leaves no orphan.
@@ -58,6 +58,9 @@ _SETTING_VALUES = ("on", "off")
 # Exceptions of these packages are sent back as RuntimeError: unpickling one would import its package here.
 _NOT_IMPORTED_HERE = ("great_expectations",)
 _STOP_SECONDS = 5.0
+# A worker that has not answered in this long is stopped and the request done here: its import takes seconds and a
+# chunk of a million rows a few more, so only a worker that hangs waits this long.
+_ANSWER_SECONDS = 600.0
 
 _lock = threading.RLock()  # one request at a time on the pipe
 _process: multiprocessing.process.BaseProcess | None = None
@@ -256,8 +259,10 @@ def _send_table(connection: Connection, table: pa.Table) -> None:
 
 def _receive(connection: Connection) -> tuple:
     try:
+        if not connection.poll(_ANSWER_SECONDS):
+            raise TimeoutError(f"no answer in {_ANSWER_SECONDS:g} s")
         return connection.recv()
-    except (EOFError, OSError) as error:
+    except (EOFError, OSError) as error:  # TimeoutError is an OSError
         raise _WorkerGone from error
 
 

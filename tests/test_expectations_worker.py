@@ -147,6 +147,18 @@ def test_a_worker_killed_mid_run_is_replaced_by_this_process(policy, monkeypatch
     assert expectations_worker.worker_pid() is None
 
 
+def test_a_worker_that_hangs_is_stopped_and_this_process_answers(monkeypatch, caplog):
+    assert expectations_worker.call("outcome_column", "expect_column_to_exist", {"column": "x"}) == "x"
+    hung = expectations_worker.worker_pid()
+    os.kill(hung, signal.SIGSTOP)
+    monkeypatch.setattr(expectations_worker, "_ANSWER_SECONDS", 0.5)
+    with caplog.at_level(logging.WARNING, logger="compliance.expectations_worker"):
+        assert expectations_worker.call("outcome_column", "expect_column_to_exist", {"column": "y"}) == "y"
+    assert "no answer in 0.5 s" in caplog.text and "validating in this process" in caplog.text
+    assert expectations_worker.worker_pid() is None
+    assert not _running(hung)
+
+
 def test_stop_leaves_no_child_process():
     assert expectations_worker.call("outcome_column", "expect_column_to_exist", {"column": "x"}) == "x"
     pid = expectations_worker.worker_pid()
