@@ -36,6 +36,7 @@ import multiprocessing
 import multiprocessing.util
 import os
 import pickle
+import signal
 import sys
 import threading
 import types
@@ -140,8 +141,10 @@ def _end_worker() -> None:
     if connection is not None:
         connection.close()  # the worker's recv ends with EOF, and it exits
     if process is not None:
+        # Without waiting for an EOF the worker reads only once it has imported GX: it exits on SIGTERM as on EOF.
+        process.terminate()
         process.join(_STOP_SECONDS)
-        if process.is_alive():  # e.g. still importing, or validating a chunk
+        if process.is_alive():  # a signal waits while C code runs; nothing is lost by not waiting longer
             process.kill()
             process.join(_STOP_SECONDS)
 
@@ -289,6 +292,10 @@ def _serve(connection: Connection) -> None:
     answer until the pipe closes."""
     global _in_worker
     _in_worker = True
+    # Ctrl-C reaches the whole process group: the main process handles it (and stops the worker), the worker
+    # prints nothing. SIGTERM (stop()) ends the worker at once, even while it imports, as the end of its pipe does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: _exit_worker())
     served = importlib.import_module(SERVED_MODULE)
     import great_expectations  # noqa: F401  the point of the worker: imported before the first request
     import pandas  # noqa: F401
@@ -314,9 +321,13 @@ def _serve(connection: Connection) -> None:
             connection.send(handler if handler[0] == "error" else ("ok", None))
         except (EOFError, OSError):  # the main process closed the pipe, or died: nothing left to serve
             break
-    # What a multiprocessing child does when its target returns (finalizers: a semaphore made by a GX dependency
-    # unlinked, else the resource tracker warns of a leak), without the interpreter's teardown of GX's modules,
-    # which would keep stop() waiting a second or two.
+    _exit_worker()
+
+
+def _exit_worker() -> None:
+    """What a multiprocessing child does when its target returns (finalizers: a semaphore made by a GX dependency
+    unlinked, else the resource tracker warns of a leak on the main process's stderr), without the interpreter's
+    teardown of GX's modules, which would keep stop() waiting a second or two."""
     multiprocessing.util._exit_function()
     sys.stdout.flush()
     sys.stderr.flush()

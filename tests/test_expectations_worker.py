@@ -183,6 +183,18 @@ def test_the_worker_exits_when_its_parent_dies():
     assert not _running(pid)
 
 
+def test_a_worker_stopped_while_it_imports_ends_at_once_and_silently():
+    """A run that fails at once (a bad setting) stops a worker still importing GX: no wait, no warning printed."""
+    code = (
+        "import time\nfrom compliance import expectations_worker\n"
+        "expectations_worker.start()\nstarted = time.monotonic()\nexpectations_worker.stop()\n"
+        "print(round(time.monotonic() - started, 1))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    assert float(ran.stdout) < 2.0  # the worker was not waited for until its import ended
+
+
 def test_the_worker_does_not_run_the_parents_script_again(tmp_path):
     """A script without an ``if __name__ == "__main__"`` guard: spawn would run it again in the worker."""
     script = tmp_path / "unguarded.py"
