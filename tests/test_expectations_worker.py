@@ -175,8 +175,7 @@ def test_the_worker_exits_when_its_parent_dies():
         "expectations_worker.call('outcome_column', 'expect_column_to_exist', {'column': 'x'})\n"
         "print(expectations_worker.worker_pid(), flush=True)\nos._exit(0)\n"
     )
-    ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    pid = int(ran.stdout.split()[-1])
+    pid = int(_python(code).stdout.split()[-1])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and _running(pid):
         time.sleep(0.1)
@@ -190,7 +189,7 @@ def test_a_worker_stopped_while_it_imports_ends_at_once_and_silently():
         "expectations_worker.start()\nstarted = time.monotonic()\nexpectations_worker.stop()\n"
         "print(round(time.monotonic() - started, 1))\n"
     )
-    ran = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    ran = _python(code)
     assert ran.returncode == 0 and ran.stderr == "", ran.stderr
     assert float(ran.stdout) < 2.0  # the worker was not waited for until its import ended
 
@@ -210,6 +209,10 @@ def test_the_worker_does_not_run_the_parents_script_again(tmp_path):
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "validating in this process" not in ran.stderr  # the worker answered
     assert (tmp_path / "runs").read_text() == "ran\n"
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def _running(pid: int) -> bool:
