@@ -14,7 +14,7 @@ from typing import TypeVar
 import dagster as dg
 import duckdb
 
-from compliance.core.sql import ident, lit
+from compliance.core.sql import MACRO_NAMES, ident, lit
 from compliance.evidence.files import SPREADSHEET_MAX_ROWS
 from compliance.evidence.periods import ReportPeriod, parse_period
 from compliance.policy import Policy, VersionWindow, load_policy_versions, version_windows
@@ -321,10 +321,9 @@ class _Session:
         for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall():
             con.unregister(name)  # a Python object registered as a view; nothing for a view made in SQL
             con.execute(f"DROP VIEW IF EXISTS temp.main.{ident(name)}")
-        for name, kind in con.execute(
-            "SELECT DISTINCT function_name, function_type FROM duckdb_functions() WHERE database_name = 'temp'"
-        ).fetchall():
-            con.execute(f"DROP MACRO {'TABLE ' if kind == 'table_macro' else ''}temp.main.{ident(name)}")
+        # by name: listing the temporary ones reads duckdb_functions(), every function of DuckDB, at each step
+        for name in MACRO_NAMES:
+            con.execute(f"DROP MACRO IF EXISTS temp.main.{ident(name)}")
         for (name,) in con.execute("SELECT name FROM duckdb_variables()").fetchall():
             con.execute(f"RESET VARIABLE {ident(name)}")
         for name in self._databases() - self.databases:

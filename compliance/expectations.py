@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass, field
@@ -108,21 +109,35 @@ class ExpectationOutcome:
 # Suites
 # --------------------------------------------------------------------------------------------------------
 def _as_of_timestamp(as_of: Any) -> pd.Timestamp:
+    """The as-of instant as Great Expectations' suites carry it (where GX runs, pandas is loaded)."""
     import pandas as pd
 
     stamp = pd.Timestamp(as_of)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _iso(value: Any) -> str:
-    import pandas as pd
+def _as_of_utc(as_of: Any) -> datetime:
+    """The as-of instant (an ISO-8601 text or a datetime, naive meaning UTC) in UTC, without importing pandas: the
+    process that runs the steps reads the suites' instants but leaves GX and its pandas to the worker."""
+    stamp = datetime.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+
+def _missing(value: Any) -> bool:
+    """None, NaN, NaT: what pandas calls missing (asked of pandas when a value can come from it, i.e. it is loaded)."""
+    if value is None or isinstance(value, str):
+        return value is None
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        return bool(pandas.isna(value))
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _iso(value: Any) -> str:
+    if _missing(value):
         return "none"
-    if isinstance(value, (pd.Timestamp, datetime)):
-        stamp = pd.Timestamp(value)
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, datetime):  # pandas' Timestamp is one
+        return _as_of_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 
@@ -233,7 +248,7 @@ def as_of_expectations_json(source: Source, as_of: Any, previous_rows: int | Non
     reuses the rest of a suite appends these. ``tests/test_quality.py`` checks them against GX's own."""
     found = []
     if as_of is not None:
-        limit = _as_of_timestamp(as_of).isoformat()
+        limit = _as_of_utc(as_of).isoformat()
         for column in after_as_of_columns(source):
             found.append(
                 {
@@ -270,7 +285,7 @@ def as_of_outcomes(
     total_rows = con.execute(f"SELECT count(*) FROM {table_ref(table)}").fetchall()[0][0]
     merged = []
     if as_of is not None:
-        limit = _as_of_timestamp(as_of)
+        limit = _as_of_utc(as_of)
         for column in after_as_of_columns(source):
             if column not in present:
                 continue  # an optional column that the table does not have: nothing to check

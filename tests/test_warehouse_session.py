@@ -1,11 +1,14 @@
 """Warehouse.session: the steps of one CLI run share a connection, each starting as on a connection of its own."""
 
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
 import pytest
 
 from assets import resources
 from assets.resources import Warehouse
+from compliance.core.sql import install_macros
 
 
 @pytest.fixture
@@ -18,8 +21,7 @@ def _leave_everything_behind(con: duckdb.DuckDBPyConnection, attached: str) -> N
     con.execute("CREATE TEMP TABLE captures AS SELECT 1 AS x")
     con.execute("CREATE TEMP VIEW staged_tickets AS SELECT 2 AS shadowing")
     con.register("frame", pa.table({"x": [1]}))
-    con.execute("CREATE OR REPLACE TEMP MACRO twice(x) AS 2 * x")
-    con.execute("CREATE OR REPLACE TEMP MACRO rows_of(n) AS TABLE SELECT * FROM range(n)")
+    install_macros(con)
     con.execute("SET VARIABLE lines = 3")
     con.execute("SET disabled_optimizers = 'filter_pushdown'")
     con.execute(f"ATTACH '{attached}' AS other")
@@ -90,3 +92,15 @@ def test_a_damaged_file_is_left_to_the_steps_to_report(warehouse):
     with warehouse.session():
         with pytest.raises(duckdb.Error), warehouse.connect():
             pass
+
+
+def test_the_only_temporary_macros_are_those_a_step_forgets_by_name():
+    """forget_step drops macros by name (compliance.core.sql.MACRO_NAMES): one made elsewhere would outlive its step."""
+    root = Path(resources.__file__).parents[1]
+    makers = {
+        str(path.relative_to(root))
+        for folder in ("compliance", "assets", "checks", "reports", "pipelines")
+        for path in (root / folder).rglob("*.py")
+        if "TEMP MACRO" in path.read_text(encoding="utf-8")
+    }
+    assert makers == {"compliance/core/sql.py"}

@@ -42,6 +42,10 @@ _MACROS = [
 ]
 
 
+# The temporary macros ``install_macros`` makes, the only ones the package makes.
+MACRO_NAMES = tuple(re.match(r"CREATE OR REPLACE TEMP MACRO (\w+)", statement).group(1) for statement in _MACROS)
+
+
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     for statement in _MACROS:
         con.execute(statement)
