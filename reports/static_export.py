@@ -82,7 +82,9 @@ def export_page(page: Path, target: Path, chrome: str) -> Path:
     os.unlink(temp_name)  # Chrome creates the file itself; an empty leftover would look like a finished copy
     flag = f"--screenshot={temp_name}" if kind == "png" else f"--print-to-pdf={temp_name}"
     try:
-        with tempfile.TemporaryDirectory(prefix="cr-chrome-") as profile_dir:
+        # a browser stopped at the timeout may leave helper processes writing the profile as it is removed: what
+        # they leave in the system temporary folder is no reason to fail the export
+        with tempfile.TemporaryDirectory(prefix="cr-chrome-", ignore_cleanup_errors=True) as profile_dir:
             try:
                 finished = subprocess.run(
                     _chrome_command(chrome, profile_dir, flag, page),

@@ -90,10 +90,14 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict] = []
-        target = self.call("Target.createTarget", timeout=START_TIMEOUT_SECONDS, url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.call(f"{domain}.enable", session=True)
+        try:
+            target = self.call("Target.createTarget", timeout=START_TIMEOUT_SECONDS, url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                self.call(f"{domain}.enable", session=True)
+        except BaseException:
+            self.close()  # a browser that never answered is still writing its profile: stopped before it is removed
+            raise
 
     def _read_message(self, deadline: float) -> dict:
         while b"\0" not in self._buffer:
@@ -258,7 +262,7 @@ def run_out(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    with tempfile.TemporaryDirectory(prefix="cr-test-chrome-") as profile_dir:
+    with tempfile.TemporaryDirectory(prefix="cr-test-chrome-", ignore_cleanup_errors=True) as profile_dir:
         chrome = Browser(CHROME, profile_dir)
         try:
             yield chrome
