@@ -118,6 +118,44 @@ def test_same_inputs_give_the_same_evidence(exports, tmp_path):
     ]
 
 
+def test_an_unusable_file_beside_loaded_ones_leaves_no_verdict_met(tmp_path):
+    """A breach in the loaded files stands; "met" or "no data" from them cannot, since the unread file's records
+    could hold a breach: those verdicts are "not assessed", and every ticket verdict names the file."""
+    whole, partial = tmp_path / "whole", tmp_path / "partial"
+    whole.mkdir()
+    (whole / "tickets.csv").write_text(
+        "ticket_id,channel,plan,tier,created_at,first_response_at,resolved_at,status\n"
+        # SUP-TECH-PRIO, 4 business hours: Friday 15:00-17:00 EST, then Monday 09:00-11:00 EDT (DST began Sunday)
+        "T1,technical_support,plan_2,,2026-03-06T15:00:00-05:00,2026-03-09T15:00:00Z,2026-03-10T15:00:00Z,closed\n"
+        # SUP-ACCT-PRIO, 4 hours around the clock: answered after 5
+        "T2,account_billing,plan_2,,2026-10-01T00:00:00Z,2026-10-01T05:00:00Z,2026-10-02T00:00:00Z,closed\n",
+        encoding="utf-8",
+    )
+    shutil.copytree(whole, partial)
+    (partial / "tickets-2026-10-31.csv").write_text("ticket_id,subject\nT9,no times\n", encoding="utf-8")
+    for exports in (whole, partial):
+        assert materialize(exports, tmp_path / f"out_{exports.name}").success
+    before, after = (
+        {row["rule_id"]: row for row in read_csv(tmp_path / f"out_{name}" / "evidence" / "verdicts.csv")}
+        for name in ("whole", "partial")
+    )
+    assert (before["SUP-TECH-PRIO"]["verdict"], before["SUP-ACCT-PRIO"]["verdict"]) == ("met", "breached")
+    unread = "tickets-2026-10-31.csv is unusable: missing required columns channel, created_at"
+    for rule, row in before.items():
+        if row["domain"] != "tickets":
+            assert after[rule] == row, rule
+        elif row["verdict"] in ("met", "no data"):
+            assert after[rule]["verdict"] == "not assessed", rule
+            assert (
+                f"{unread} (the loaded files show no breach; the unread records may hold one)" in after[rule]["reason"]
+            )
+        elif row["verdict"] == "breached":
+            assert after[rule]["verdict"] == "breached", rule
+            assert f"{unread} (its records not judged)" in after[rule]["reason"], rule
+        else:  # not assessed already, for its own reason
+            assert (after[rule]["verdict"], after[rule]["reason"]) == ("not assessed", row["reason"]), rule
+
+
 def test_missing_and_unusable_files_leave_other_domains_reported(exports, tmp_path):
     partial = tmp_path / "exports"
     shutil.copytree(exports, partial)

@@ -86,6 +86,7 @@ def build_verdicts(
             "SELECT source, status, file, problem FROM ingest_log ORDER BY source, status = 'loaded', file"
         ).fetchall()
     }
+    unread = _unusable_beside_loaded(con)
     con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
     violations_by_rule = _violations_by_rule(con)
     # what the loaded files lack is a function of the rule kind (and, for the stopping events, of the policy):
@@ -110,14 +111,18 @@ def build_verdicts(
                 v AS (SELECT CAST($warnings AS BIGINT) AS warnings, CAST($breaches AS BIGINT) AS breaches,
                              CAST($coverage AS VARCHAR) AS coverage),
                 c AS (SELECT CAST($codes AS VARCHAR) AS codes, CAST($words AS VARCHAR) AS words),
-                j AS (SELECT *, CASE WHEN $reason IS NOT NULL THEN $fallback
+                judged AS (SELECT *, CASE WHEN $reason IS NOT NULL THEN $fallback
                             WHEN v.coverage IS NOT NULL THEN 'not assessed'
                             WHEN coalesce(m.denominator, 0) = 0 AND v.breaches > 0 THEN 'breached'
                             WHEN m.rule_id IS NULL THEN 'not assessed'
                             WHEN coalesce(m.denominator, 0) = 0 THEN 'no data'
                             WHEN m.breached > 0 AND m.adherence_pct < $met_min THEN 'breached'
-                            ELSE 'met' END AS verdict
-                      FROM v LEFT JOIN m ON true, c)
+                            ELSE 'met' END AS judged_verdict
+                      FROM v LEFT JOIN m ON true, c),
+                -- an unread file's records could hold a breach: the loaded files' "met" or "no data" cannot stand
+                j AS (SELECT *, CASE WHEN $reason IS NULL AND $unread IS NOT NULL AND judged_verdict IN ('met', 'no data')
+                                     THEN 'not assessed' ELSE judged_verdict END AS verdict
+                      FROM judged)
                 SELECT $position, $rule_id, $domain, $title, $source_doc, $source_quote, $calendar, $target, verdict,
                        concat_ws('; ', CASE WHEN $reason IS NOT NULL THEN $reason
                             WHEN coverage IS NOT NULL THEN coverage
@@ -128,7 +133,11 @@ def build_verdicts(
                             WHEN coalesce(denominator, 0) = 0 AND breaches = 0
                                 THEN 'no item reached its deadline in the data (' || coalesce(active, 0) || ' still open, '
                                      || coalesce(excluded, 0) || ' excluded)'
-                       END, CASE WHEN $reason IS NULL THEN $partial END),
+                       END, CASE WHEN $reason IS NULL THEN $partial END,
+                       CASE WHEN $reason IS NULL AND $unread IS NOT NULL THEN $unread || CASE
+                            WHEN verdict = 'not assessed' AND judged_verdict <> 'not assessed'
+                                THEN ' (the loaded files show no breach; the unread records may hold one)'
+                            ELSE ' (its records not judged)' END END),
                        achieved, breached, active, excluded, warnings, denominator, adherence_pct,
                        CASE WHEN $reason IS NULL THEN codes END
                 FROM j""",
@@ -145,6 +154,8 @@ def build_verdicts(
                 "fallback": fallback,
                 "met_min": rule.setting("met_min_adherence_pct", rule_policy.met_min_adherence_pct),
                 "partial": partly_absent[rule.kind],
+                "unread": "; ".join(unread[source] for source in RULE_SOURCES.get(rule.kind, ()) if source in unread)
+                or None,
                 **violations_by_rule.get(rule.id, _NO_VIOLATIONS),
             },
         )
@@ -222,6 +233,19 @@ def _partly_absent_note(con: duckdb.DuckDBPyConnection, kind: str) -> str | None
     """The files whose records are excluded because they lack a column the rule needs (others carry it)."""
     absent = absent_rule_columns(con, kind)
     return "excluded where " + "; ".join(reason for *_, reason in absent) if absent else None
+
+
+def _unusable_beside_loaded(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per source with a loaded file, its files that could not be used (a new version of a loaded file included,
+    whose older version is what is judged), with their problems: records the verdicts could not read."""
+    return {
+        source: "; ".join(f"{file} is unusable: {problem}" for file, problem in files)
+        for source, files in con.execute(
+            """SELECT source, list((file, problem) ORDER BY file, problem) FROM ingest_log
+               WHERE status = 'unusable' AND source IN (SELECT source FROM ingest_log WHERE status = 'loaded')
+               GROUP BY source"""
+        ).fetchall()
+    }
 
 
 def _missing_input_reason(kind: str, inputs: dict[str, tuple]) -> str | None:
