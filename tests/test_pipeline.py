@@ -156,6 +156,29 @@ def test_an_unusable_file_beside_loaded_ones_leaves_no_verdict_met(tmp_path):
             assert (after[rule]["verdict"], after[rule]["reason"]) == ("not assessed", row["reason"]), rule
 
 
+def test_a_verdict_names_the_quarantined_rows_it_could_not_judge(tmp_path):
+    """A quarantined row could have been a breach: a met verdict says how many rows of its source it did not judge
+    (an exact duplicate of a kept line is no row lost)."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    good = "T1,technical_support,plan_2,,2026-03-06T15:00:00-05:00,2026-03-09T15:00:00Z,2026-03-10T15:00:00Z,closed\n"
+    (exports / "tickets.csv").write_text(
+        "ticket_id,channel,plan,tier,created_at,first_response_at,resolved_at,status\n"
+        + good
+        + good
+        + "T2,technical_support,plan_2,,2026-03-06T15:00:00-05:00,yesterday,2026-03-10T15:00:00Z,closed\n",
+        encoding="utf-8",
+    )
+    assert materialize(exports, tmp_path / "out").success
+    verdicts = {row["rule_id"]: row for row in read_csv(tmp_path / "out" / "evidence" / "verdicts.csv")}
+    assert verdicts["SUP-TECH-PRIO"]["verdict"] == "met"
+    assert verdicts["SUP-TECH-PRIO"]["reason"] == "1 quarantined row of tickets not judged (quarantine.csv)"
+    assert (
+        verdicts["SEC-ACK"]["reason"]
+        == "no security_reports export (looked for security_reports.csv, .parquet, .jsonl)"
+    )
+
+
 def test_missing_and_unusable_files_leave_other_domains_reported(exports, tmp_path):
     partial = tmp_path / "exports"
     shutil.copytree(exports, partial)

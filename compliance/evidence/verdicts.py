@@ -87,6 +87,7 @@ def build_verdicts(
         ).fetchall()
     }
     unread = _unusable_beside_loaded(con)
+    quarantined = _quarantined_by_source(con)
     con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
     violations_by_rule = _violations_by_rule(con)
     # what the loaded files lack is a function of the rule kind (and, for the stopping events, of the policy):
@@ -137,7 +138,8 @@ def build_verdicts(
                        CASE WHEN $reason IS NULL AND $unread IS NOT NULL THEN $unread || CASE
                             WHEN verdict = 'not assessed' AND judged_verdict <> 'not assessed'
                                 THEN ' (the loaded files show no breach; the unread records may hold one)'
-                            ELSE ' (its records not judged)' END END),
+                            ELSE ' (its records not judged)' END END,
+                       CASE WHEN $reason IS NULL THEN $quarantined END),
                        achieved, breached, active, excluded, warnings, denominator, adherence_pct,
                        CASE WHEN $reason IS NULL THEN codes END
                 FROM j""",
@@ -154,6 +156,10 @@ def build_verdicts(
                 "fallback": fallback,
                 "met_min": rule.setting("met_min_adherence_pct", rule_policy.met_min_adherence_pct),
                 "partial": partly_absent[rule.kind],
+                "quarantined": "; ".join(
+                    quarantined[source] for source in RULE_SOURCES.get(rule.kind, ()) if source in quarantined
+                )
+                or None,
                 "unread": "; ".join(unread[source] for source in RULE_SOURCES.get(rule.kind, ()) if source in unread)
                 or None,
                 **violations_by_rule.get(rule.id, _NO_VIOLATIONS),
@@ -244,6 +250,21 @@ def _unusable_beside_loaded(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
             """SELECT source, list((file, problem) ORDER BY file, problem) FROM ingest_log
                WHERE status = 'unusable' AND source IN (SELECT source FROM ingest_log WHERE status = 'loaded')
                GROUP BY source"""
+        ).fetchall()
+    }
+
+
+def _quarantined_by_source(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per source, its quarantined rows that held something of their own (all but exact duplicates of a kept line),
+    in words: a verdict judged without them says so, since one of them could have been a breach."""
+    if not table_exists(con, "quarantine"):
+        return {}
+    return {
+        source: f"{rows:,} quarantined {'row' if rows == 1 else 'rows'} of {source} not judged (quarantine.csv)"
+        for source, rows in con.execute(
+            """SELECT l.source, count(*) FROM quarantine q
+               JOIN (SELECT DISTINCT source, file FROM ingest_log) l ON l.file = q.source_file
+               WHERE q.reason_code <> 'exact_duplicate' GROUP BY l.source"""
         ).fetchall()
     }
 
