@@ -243,6 +243,14 @@ def parse_and_check(
     parsed again on their own. Messages are built for the quarantined rows alone, by one statement.
     """
     parses: list[str] = []  # the parsed columns, plus the trimmed text of parsed values (for messages)
+    # The lowest level: each value trimmed once, for everything above to read by name (written inline, the trim's
+    # CASE was repeated in every cast and test of the value, and DuckDB bound each copy: most of a small file's
+    # planning time).
+    trimmings = [
+        f"{_trimmed_sql(ident(present[name]))} AS {_raw_text(name, present)}"
+        for name in [column.name for column in source.columns] + list(source.derived)
+        if name in present
+    ]
     forms: list[str] = []  # computed once per row under the parse: the casts of timestamp texts and their forms
     earlier_flags: list[str] = []  # timestamp columns with a ``<name>__earlier`` flag: read as the earlier instant
     checks: list[tuple[str, str, str]] = []  # (condition, reason code, message SQL), one per possible problem
@@ -251,8 +259,7 @@ def parse_and_check(
     window_start, window_end = map(ts_lit, policy.timestamp_bounds())
     for column in source.columns:
         name = column.name
-        raw_ref = ident(present[name]) if name in present else "NULL::VARCHAR"
-        trimmed = _trimmed_sql(raw_ref)
+        trimmed = _raw_text(name, present)
         text = name  # ids and free text are kept as trimmed text: nothing to parse
         if column.kind in ("timestamp", "boolean", "enum"):
             text = f"{name}__text"
@@ -345,7 +352,8 @@ def parse_and_check(
         """SQL: the rows of relation ``rows`` (raw rows) parsed, in their order, with their ``rejected`` flag and
         the columns ``passing`` of ``rows``."""
         kept = "".join(f", {column}" for column in passing)
-        below = f"(SELECT *, {', '.join(forms)} FROM {rows})" if forms else rows
+        below = f"(SELECT *, {', '.join(trimmings)} FROM {rows})" if trimmings else rows
+        below = f"(SELECT *, {', '.join(forms)} FROM {below})" if forms else below
         parsed = f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
         return f"(SELECT *, {rejected} AS rejected FROM {parsed})"
 
@@ -403,9 +411,10 @@ def parse_and_check(
         for condition, code, message in checks
     )
     rejected_rows = (
-        f"SELECT 1 AS listed, source_line, raw_record_id, "
+        f"SELECT 1 AS listed, source_line, raw_record_id, {source.record_id} AS parsed_record_id, "
         f"list_filter([{problems}], lambda p: p IS NOT NULL) AS problems FROM {checked} WHERE rejected"
     )
+    rejected_ids = f"SELECT raw_record_id FROM {checked} WHERE rejected"
     # One statement for both (planning the redaction costs more than running it on a few rows): the later
     # duplicates first, then the rows a check rejected, each in line order.
     if duplicates is not None:
@@ -414,11 +423,12 @@ def parse_and_check(
             file_name,
             f"{_duplicate_problems(source, duplicates)} UNION ALL {rejected_rows}",
             "listed, source_line",
+            _quarantined_record_id_sql(con, source, f"SELECT raw_record_id FROM {duplicates} UNION ALL {rejected_ids}"),
         )
         con.execute(f"DROP TABLE {duplicates}")
         con.execute(f"RESET VARIABLE {duplicates}")
     elif con.execute(f"SELECT count(*) FROM {checked} WHERE rejected").fetchall()[0][0]:
-        _quarantine(con, file_name, rejected_rows, "source_line")
+        _quarantine(con, file_name, rejected_rows, "source_line", _quarantined_record_id_sql(con, source, rejected_ids))
     _record_quarantined_clock_starts(con, source, file_name, checked, window_start, window_end)
     con.execute(f"DROP TABLE {checked}")
 
@@ -460,8 +470,9 @@ def _record_quarantined_clock_starts(
 
 
 def _raw_text(name: str, present: dict[str, str]) -> str:
-    """SQL: a column's trimmed text (NULL when blank or when the file has no such column)."""
-    return _trimmed_sql(ident(present[name])) if name in present else "NULL::VARCHAR"
+    """SQL: a column's trimmed text (NULL when blank or when the file has no such column), as the lowest level of
+    the parse names it."""
+    return f"{name}__trimmed" if name in present else "NULL::VARCHAR"
 
 
 def _with_derived_columns(source: Source, present: dict[str, str], policy: Policy, parses: list[str]) -> str:
@@ -508,11 +519,28 @@ def _filters_after_parse(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("RESET disabled_optimizers")
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str, order: str) -> None:
-    """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}) in ``order``."""
+def _quarantined_record_id_sql(con: duckdb.DuckDBPyConnection, source: Source, quarantined_ids: str) -> str:
+    """SQL: the published record ID of a quarantined row, the pseudonym of its raw ID (``raw_record_id``).
+
+    Where the record ID is an ID column and every raw ID of ``quarantined_ids`` (a relation) is already trimmed,
+    nearly always, that pseudonym is the parse's own (``parsed_record_id``): read, not planned again, for planning
+    the pseudonym (compiling its regular expressions) costs more than the rest of the quarantine statement.
+    """
+    pseudonym = pseudonym_sql("raw_record_id")
+    if source.column(source.record_id).kind != "id":
+        return pseudonym
+    untrimmed = con.execute(
+        f"SELECT count(*) FROM ({quarantined_ids}) WHERE raw_record_id IS DISTINCT FROM {_trimmed_sql('raw_record_id')}"
+    ).fetchall()[0][0]
+    return pseudonym if untrimmed else "parsed_record_id"
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str, order: str, record_id: str) -> None:
+    """Quarantine ``rows`` (source_line, raw_record_id, parsed_record_id, problems: a list of {code, message}) in
+    ``order``; ``record_id`` is the SQL of the published record ID (:func:`_quarantined_record_id_sql`)."""
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT $file, source_line, {pseudonym_sql("raw_record_id")}, problems[1].code,
+            SELECT $file, source_line, {record_id}, problems[1].code,
                    -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
                    -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
                    array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql("p.message")}),
@@ -575,7 +603,7 @@ def _find_later_duplicates(
 
 def _duplicate_problems(source: Source, duplicates: str) -> str:
     """SQL: the quarantine rows (listed 0: before the rejected rows) of the later duplicates in ``duplicates``."""
-    return f"""SELECT 0 AS listed, source_line, raw_record_id,
+    return f"""SELECT 0 AS listed, source_line, raw_record_id, id AS parsed_record_id,
                    [CASE WHEN content_hash = first_hash
                          THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || first_line}}
                          ELSE {{'code': 'duplicate_id', 'message': '{source.record_id} ' || id
