@@ -345,8 +345,14 @@ def parse_and_check(
     if source.derived:
         columns = _with_derived_columns(source, present, policy, parses)
 
+    # Each check's condition is a column of the parse (``__check_<n>``), which the rejected flag and the messages
+    # read by name: written into both, every condition was planned once more by the quarantine statement.
     # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
-    rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
+    check_flags = [f"__check_{number}" for number in range(len(checks))]
+    conditions = ", ".join(
+        f"{condition} AS {flag}" for (condition, _, _), flag in zip(checks, check_flags, strict=True)
+    )
+    rejected = f"coalesce({' OR '.join(check_flags)}, false)"
 
     def parsed_and_checked(rows: str, *passing: str) -> str:
         """SQL: the rows of relation ``rows`` (raw rows) parsed, in their order, with their ``rejected`` flag and
@@ -355,7 +361,7 @@ def parse_and_check(
         below = f"(SELECT *, {', '.join(trimmings)} FROM {rows})" if trimmings else rows
         below = f"(SELECT *, {', '.join(forms)} FROM {below})" if forms else below
         parsed = f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
-        return f"(SELECT *, {rejected} AS rejected FROM {parsed})"
+        return f"(SELECT *, {rejected} AS rejected FROM (SELECT *, {conditions} FROM {parsed}))"
 
     # The parsed, checked rows the statements after the load read: every row of a file parsed once (it feeds the
     # load too), only the rows not loaded of a larger one.
@@ -407,8 +413,8 @@ def parse_and_check(
             con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT * FROM {parsed_and_checked(not_loaded)}")
         con.execute(f"RESET VARIABLE loaded_{source.name}")
     problems = ", ".join(
-        f"CASE WHEN {condition} THEN {{'code': {lit(code)}, 'message': {message}}} END"
-        for condition, code, message in checks
+        f"CASE WHEN {flag} THEN {{'code': {lit(code)}, 'message': {message}}} END"
+        for (_, code, message), flag in zip(checks, check_flags, strict=True)
     )
     rejected_rows = (
         f"SELECT 1 AS listed, source_line, raw_record_id, {source.record_id} AS parsed_record_id, "
