@@ -4,7 +4,9 @@ pseudonym are planned by the parse alone and read by name above it and by the qu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from datetime import UTC, datetime
 
 from conftest import write
 from test_ingest_planning import _RecordingConnection
@@ -65,4 +67,32 @@ def test_an_untrimmed_quarantined_id_is_published_as_the_pseudonym_of_its_raw_te
         (4, "[REDACTED:email]-" + hashlib.sha256(b"alice@example.com").hexdigest()[:16]),
         (5, untrimmed_secret),
         (6, " T6"),
+    ]
+
+
+def test_an_infinite_wall_time_of_a_local_source_is_quarantined_and_the_file_loaded(con, tmp_path, policy):
+    # The earlier instant a wall time may also be is looked up for the times of day that ever repeat alone; an
+    # infinite value, which DuckDB cannot subtract from, once refused the whole file ("Cannot subtract infinite
+    # timestamps") where its row is quarantined as no date.
+    local = dataclasses.replace(policy, source_timezone="America/New_York")
+    rows = [
+        "T1,sales,free,,2026-03-02 10:00:00,,,open,,,,",
+        "T2,sales,free,,infinity,,,open,,,,",
+        "T3,sales,free,,2026-11-01 01:30:00,-infinity,,open,,,,",
+    ]
+    write(tmp_path / "tickets.csv", HEADER + "\n".join(rows) + "\n")
+    result = ingest_source(con, "tickets", tmp_path, local)
+    assert (result.status, result.rows_loaded, result.rows_quarantined) == ("loaded", 1, 2)
+    assert con.execute("SELECT ticket_id, created_at FROM staged_tickets").fetchall() == [
+        ("T1", datetime(2026, 3, 2, 15, tzinfo=UTC))  # 10:00 EST
+    ]
+    assert con.execute("SELECT line, reason_code, reason FROM quarantine ORDER BY line").fetchall() == [
+        (3, "bad_timestamp", "created_at: outside the years 1970-2100 or not a date: infinity"),
+        (
+            4,
+            "bad_timestamp",
+            "first_response_at: outside the years 1970-2100 or not a date: -infinity; "
+            # 01:30 repeats on 2026-11-01 in New York: read as its first occurrence, 05:30Z (EDT)
+            "first_response_at -infinity is before created_at 2026-11-01T05:30:00Z",
+        ),
     ]

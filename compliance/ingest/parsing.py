@@ -85,12 +85,15 @@ def accepted_spellings(column: Column, policy: Policy) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _TimestampSql:
-    """How one timestamp column is parsed, in two steps: ``forms`` (the casts and what the text carries, computed
-    once per row) under ``value`` and ``earlier``, which read them; ``nonexistent`` reads ``value``."""
+    """How one timestamp column is parsed, level by level under the parse, each level reading the one below by
+    name (each piece written once: the planning of a repeated expression is paid for every copy)."""
 
-    forms: list[str]  # expressions AS <name>__text / __aware / __form (/ __wall), for the level below the parse
-    value: str  # TIMESTAMPTZ
-    earlier: str  # whether value is the earlier of two instants with the text's wall time
+    forms: list[str]  # AS <name>__text / __aware / __form (/ __wall): the casts and what the text carries
+    readings: list[str]  # AS <name>__zone (/ __wall / __local): what a zone-named or wall time is read with
+    first: str  # AS <name>__first: the earlier instant a repeated wall time may be
+    earlier: str  # AS <name>__earlier: whether the value is the earlier of two instants with the text's wall time
+    value: str  # the TIMESTAMPTZ, in the parse
+    passed: list[str]  # the columns of the levels below that the checks above the parse read
     nonexistent: str  # condition on the parse: the wall time does not exist in its zone
 
 
@@ -103,40 +106,49 @@ def _timestamp_sql(name: str, trimmed: str, source_timezone: str) -> _TimestampS
     value as UTC and applies any offset or zone name it carries; a text it rejects is no timestamp (the TIMESTAMP
     cast would drop an unknown zone name). A wall time that occurs twice (a DST fall-back) is read as its
     earlier instant, zone-named or not, where DuckDB's cast and ``timezone()`` take the later one.
+
+    The zone lookups run for the values that need them alone (a CASE on the form): nearly every value carries
+    an offset and pays for none of them.
     """
     # the trimmed text (computed once: trimming costs as much as a cast), the casts and the form
     text, aware, form = f"{name}__text", f"{name}__aware", f"{name}__form"
+    zone_name, wall, first = f"{name}__zone", f"{name}__wall", f"{name}__first"
     source_zone = lit(source_timezone)
     forms = [f"{trimmed} AS {text}", f"TRY_CAST({trimmed} AS TIMESTAMPTZ) AS {aware}"]
+    readings = [f"CASE WHEN {form} = 'zone' THEN {_zone_name_sql(text)} END AS {zone_name}"]
     if source_timezone == "UTC":
-        wall = f"TRY_CAST({text} AS TIMESTAMP)"  # for zone-named values only, a few
+        # a UTC source has no wall form: its wall times are read for zone-named values only, a few
+        readings.append(f"CASE WHEN {form} = 'zone' THEN TRY_CAST({text} AS TIMESTAMP) END AS {wall}")
         forms.append(f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' ELSE 'offset' END AS {form}")
+        first_of_wall, local = "", aware
     else:
-        wall = f"{name}__wall"
+        local = f"{name}__local"
         forms += [
             f"TRY_CAST({trimmed} AS TIMESTAMP) AS {wall}",
             f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' WHEN {_zoned_sql(trimmed)} THEN 'offset' "
             f"WHEN TRY_CAST({trimmed} AS TIMESTAMPTZ) IS NOT NULL THEN 'wall' ELSE 'offset' END AS {form}",
         ]
-    zone_name = _zone_name_sql(text)
-    in_source_zone = f"timezone({source_zone}, {wall})"
-    named_repeats = _repeated_sql(wall, aware, zone_name, None)
-    wall_repeats = _repeated_sql(wall, in_source_zone, source_zone, _repeated_wall_times(source_timezone))
+        readings.append(f"CASE WHEN {form} = 'wall' THEN timezone({source_zone}, {wall}) END AS {local}")
+        first_of_wall = _first_occurrence_sql(wall, local, source_zone, _repeated_wall_times(source_timezone))
+        first_of_wall = f"WHEN 'wall' THEN {first_of_wall} " if first_of_wall != "NULL" else ""
+    first_of_zone = _first_occurrence_sql(wall, aware, zone_name, None)
+    first_sql = f"CASE {form} WHEN 'zone' THEN {first_of_zone} {first_of_wall}END AS {first}"
+    earlier = (
+        f"CASE {form} WHEN 'zone' THEN {_repeated_sql(wall, aware, zone_name, first)} "
+        + (f"WHEN 'wall' THEN {_repeated_sql(wall, local, source_zone, first)} " if first_of_wall else "")
+        + f"ELSE false END AS {name}__earlier"
+    )
     value = (
         f"CASE {form} WHEN 'offset' THEN {aware} "
-        f"WHEN 'zone' THEN CASE WHEN {named_repeats} THEN {_first_occurrence_sql(wall, aware, zone_name)} "
-        f"ELSE {aware} END "
-        f"ELSE CASE WHEN {wall_repeats} THEN {_first_occurrence_sql(wall, in_source_zone, source_zone)} "
-        f"ELSE {in_source_zone} END END"
+        f"WHEN 'zone' THEN CASE WHEN {name}__earlier THEN {first} ELSE {aware} END "
+        f"ELSE CASE WHEN {name}__earlier THEN {first} ELSE {local} END END"
     )
-    earlier = f"CASE {form} WHEN 'zone' THEN {named_repeats} WHEN 'wall' THEN {wall_repeats} ELSE false END"
     # reading the instant back in its zone shows a wall time that never happened
-    parsed_wall = f"TRY_CAST({text} AS TIMESTAMP)"
     nonexistent = (
-        f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {parsed_wall} "
-        f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {parsed_wall} END"
+        f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {wall} "
+        f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {wall} END"
     )
-    return _TimestampSql(forms, value, earlier, nonexistent)
+    return _TimestampSql(forms, readings, first_sql, earlier, value, [zone_name, wall], nonexistent)
 
 
 def _zoned_sql(text: str) -> str:
@@ -165,30 +177,30 @@ def _zone_name_sql(text: str) -> str:
     return f"regexp_extract({text}, {lit(_ZONE_NAME_PATTERN)}, 1)"
 
 
-def _first_occurrence_sql(wall: str, reading: str, zone: str) -> str:
-    """SQL: ``wall`` (TIMESTAMP) read with the offset that ``zone`` had a few hours before ``reading``."""
-    before = f"({reading} - INTERVAL {_REPEAT_SPAN_HOURS} HOUR)"
-    return f"timezone('UTC', {wall} - (timezone({zone}, {before}) - timezone('UTC', {before})))"
-
-
-def _repeated_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, int]] | None) -> str:
-    """SQL: whether ``wall`` (DuckDB's ``reading`` in ``zone``, not NULL) also occurred at an earlier instant.
+def _first_occurrence_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, int]] | None) -> str:
+    """SQL: ``wall`` (TIMESTAMP) read with the offset that ``zone`` had a few hours before ``reading`` (DuckDB's
+    reading of ``wall`` in ``zone``): the earlier instant with that wall time, if it repeats.
 
     ``ranges`` (microseconds after local midnight) are the wall times that ever repeat in a fixed zone: only
-    those pay for the zone lookups. ``None``: any wall time may (a zone named per value). A CASE, so that the
-    lookups run only where the cheap tests pass.
+    those pay for the zone lookups (a CASE), the others are NULL; ``[]``: none ever does, NULL; ``None``: any
+    wall time may (a zone named per value).
     """
     if ranges == []:
-        return "false"
+        return "NULL"
+    before = f"({reading} - INTERVAL {_REPEAT_SPAN_HOURS} HOUR)"
+    first = f"timezone('UTC', {wall} - (timezone({zone}, {before}) - timezone('UTC', {before})))"
+    if ranges is None:
+        return first
     day = 86_400_000_000
     time_of_day = f"((epoch_us({wall}) % {day} + {day}) % {day})"
-    candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges or [])
-    first = _first_occurrence_sql(wall, reading, zone)
-    return (
-        "(CASE "
-        + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
-        + f"WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)"
-    )
+    candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges)
+    return f"CASE WHEN {candidate} THEN {first} END"
+
+
+def _repeated_sql(wall: str, reading: str, zone: str, first: str) -> str:
+    """SQL: whether ``wall`` (DuckDB's ``reading`` in ``zone``, not NULL) also occurred at an earlier instant,
+    ``first`` (:func:`_first_occurrence_sql`, NULL where it cannot have)."""
+    return f"(CASE WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)"
 
 
 @cache
@@ -252,6 +264,11 @@ def parse_and_check(
         if name in present
     ]
     forms: list[str] = []  # computed once per row under the parse: the casts of timestamp texts and their forms
+    # the levels above the forms, each reading the one below: a timestamp's zone readings, then the earlier
+    # instant its wall time may also be, then whether it is read as that instant
+    readings: list[str] = []
+    firsts: list[str] = []
+    earliers: list[str] = []
     earlier_flags: list[str] = []  # timestamp columns with a ``<name>__earlier`` flag: read as the earlier instant
     checks: list[tuple[str, str, str]] = []  # (condition, reason code, message SQL), one per possible problem
     zone = policy.source_timezone
@@ -267,7 +284,10 @@ def parse_and_check(
         if column.kind == "timestamp":
             timestamp = _timestamp_sql(name, trimmed, zone)
             forms += timestamp.forms
-            parses += [f"{name}__form", f"{timestamp.value} AS {name}", f"{timestamp.earlier} AS {name}__earlier"]
+            readings += timestamp.readings
+            firsts.append(timestamp.first)
+            earliers.append(timestamp.earlier)
+            parses += [f"{name}__form", f"{timestamp.value} AS {name}", f"{name}__earlier", *timestamp.passed]
             earlier_flags.append(name)
             checks.append(
                 (
@@ -359,7 +379,8 @@ def parse_and_check(
         the columns ``passing`` of ``rows``."""
         kept = "".join(f", {column}" for column in passing)
         below = f"(SELECT *, {', '.join(trimmings)} FROM {rows})" if trimmings else rows
-        below = f"(SELECT *, {', '.join(forms)} FROM {below})" if forms else below
+        for level in (forms, readings, firsts, earliers):
+            below = f"(SELECT *, {', '.join(level)} FROM {below})" if level else below
         parsed = f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
         return f"(SELECT *, {rejected} AS rejected FROM (SELECT *, {conditions} FROM {parsed}))"
 
