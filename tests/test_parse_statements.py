@@ -71,9 +71,9 @@ def test_an_untrimmed_quarantined_id_is_published_as_the_pseudonym_of_its_raw_te
 
 
 def test_an_infinite_wall_time_of_a_local_source_is_quarantined_and_the_file_loaded(con, tmp_path, policy):
-    # The earlier instant a wall time may also be is looked up for the times of day that ever repeat alone; an
-    # infinite value, which DuckDB cannot subtract from, once refused the whole file ("Cannot subtract infinite
-    # timestamps") where its row is quarantined as no date.
+    # An infinite value has no time of day: the lookup of the earlier instant its wall time may be, which DuckDB
+    # cannot compute for it ("Cannot subtract infinite timestamps"), once ran anyway and refused the whole file;
+    # its row is quarantined as no date.
     local = dataclasses.replace(policy, source_timezone="America/New_York")
     rows = [
         "T1,sales,free,,2026-03-02 10:00:00,,,open,,,,",

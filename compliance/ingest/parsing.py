@@ -120,7 +120,7 @@ def _timestamp_sql(name: str, trimmed: str, source_timezone: str) -> _TimestampS
         # a UTC source has no wall form: its wall times are read for zone-named values only, a few
         readings.append(f"CASE WHEN {form} = 'zone' THEN TRY_CAST({text} AS TIMESTAMP) END AS {wall}")
         forms.append(f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' ELSE 'offset' END AS {form}")
-        first_of_wall, local = "", aware
+        wall_branch, local = "", aware  # no value has the wall form: the ELSE of the value's CASE is never taken
     else:
         local = f"{name}__local"
         forms += [
@@ -130,12 +130,12 @@ def _timestamp_sql(name: str, trimmed: str, source_timezone: str) -> _TimestampS
         ]
         readings.append(f"CASE WHEN {form} = 'wall' THEN timezone({source_zone}, {wall}) END AS {local}")
         first_of_wall = _first_occurrence_sql(wall, local, source_zone, _repeated_wall_times(source_timezone))
-        first_of_wall = f"WHEN 'wall' THEN {first_of_wall} " if first_of_wall != "NULL" else ""
+        wall_branch = f"WHEN 'wall' THEN {first_of_wall} " if first_of_wall != "NULL" else ""  # a zone that repeats
     first_of_zone = _first_occurrence_sql(wall, aware, zone_name, None)
-    first_sql = f"CASE {form} WHEN 'zone' THEN {first_of_zone} {first_of_wall}END AS {first}"
+    first_sql = f"CASE {form} WHEN 'zone' THEN {first_of_zone} {wall_branch}END AS {first}"
     earlier = (
         f"CASE {form} WHEN 'zone' THEN {_repeated_sql(wall, aware, zone_name, first)} "
-        + (f"WHEN 'wall' THEN {_repeated_sql(wall, local, source_zone, first)} " if first_of_wall else "")
+        + (f"WHEN 'wall' THEN {_repeated_sql(wall, local, source_zone, first)} " if wall_branch else "")
         + f"ELSE false END AS {name}__earlier"
     )
     value = (
@@ -182,8 +182,9 @@ def _first_occurrence_sql(wall: str, reading: str, zone: str, ranges: list[tuple
     reading of ``wall`` in ``zone``): the earlier instant with that wall time, if it repeats.
 
     ``ranges`` (microseconds after local midnight) are the wall times that ever repeat in a fixed zone: only
-    those pay for the zone lookups (a CASE), the others are NULL; ``[]``: none ever does, NULL; ``None``: any
-    wall time may (a zone named per value).
+    those pay for the zone lookups (a CASE), the others are NULL, an infinite value too (it has no time of day,
+    and DuckDB cannot subtract it); ``[]``: none ever does, NULL; ``None``: any wall time may (a zone named per
+    value).
     """
     if ranges == []:
         return "NULL"
