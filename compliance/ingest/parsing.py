@@ -85,12 +85,15 @@ def accepted_spellings(column: Column, policy: Policy) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _TimestampSql:
-    """How one timestamp column is parsed, in two steps: ``forms`` (the casts and what the text carries, computed
-    once per row) under ``value`` and ``earlier``, which read them; ``nonexistent`` reads ``value``."""
+    """How one timestamp column is parsed, level by level under the parse, each level reading the one below by
+    name (each piece written once: the planning of a repeated expression is paid for every copy)."""
 
-    forms: list[str]  # expressions AS <name>__text / __aware / __form (/ __wall), for the level below the parse
-    value: str  # TIMESTAMPTZ
-    earlier: str  # whether value is the earlier of two instants with the text's wall time
+    forms: list[str]  # AS <name>__text / __aware / __form (/ __wall): the casts and what the text carries
+    readings: list[str]  # AS <name>__zone (/ __wall / __local): what a zone-named or wall time is read with
+    first: str  # AS <name>__first: the earlier instant a repeated wall time may be
+    earlier: str  # AS <name>__earlier: whether the value is the earlier of two instants with the text's wall time
+    value: str  # the TIMESTAMPTZ, in the parse
+    passed: list[str]  # the columns of the levels below that the checks above the parse read
     nonexistent: str  # condition on the parse: the wall time does not exist in its zone
 
 
@@ -103,40 +106,49 @@ def _timestamp_sql(name: str, trimmed: str, source_timezone: str) -> _TimestampS
     value as UTC and applies any offset or zone name it carries; a text it rejects is no timestamp (the TIMESTAMP
     cast would drop an unknown zone name). A wall time that occurs twice (a DST fall-back) is read as its
     earlier instant, zone-named or not, where DuckDB's cast and ``timezone()`` take the later one.
+
+    The zone lookups run for the values that need them alone (a CASE on the form): nearly every value carries
+    an offset and pays for none of them.
     """
     # the trimmed text (computed once: trimming costs as much as a cast), the casts and the form
     text, aware, form = f"{name}__text", f"{name}__aware", f"{name}__form"
+    zone_name, wall, first = f"{name}__zone", f"{name}__wall", f"{name}__first"
     source_zone = lit(source_timezone)
     forms = [f"{trimmed} AS {text}", f"TRY_CAST({trimmed} AS TIMESTAMPTZ) AS {aware}"]
+    readings = [f"CASE WHEN {form} = 'zone' THEN {_zone_name_sql(text)} END AS {zone_name}"]
     if source_timezone == "UTC":
-        wall = f"TRY_CAST({text} AS TIMESTAMP)"  # for zone-named values only, a few
+        # a UTC source has no wall form: its wall times are read for zone-named values only, a few
+        readings.append(f"CASE WHEN {form} = 'zone' THEN TRY_CAST({text} AS TIMESTAMP) END AS {wall}")
         forms.append(f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' ELSE 'offset' END AS {form}")
+        wall_branch, local = "", aware  # no value has the wall form: the ELSE of the value's CASE is never taken
     else:
-        wall = f"{name}__wall"
+        local = f"{name}__local"
         forms += [
             f"TRY_CAST({trimmed} AS TIMESTAMP) AS {wall}",
             f"CASE WHEN {_named_sql(trimmed)} THEN 'zone' WHEN {_zoned_sql(trimmed)} THEN 'offset' "
             f"WHEN TRY_CAST({trimmed} AS TIMESTAMPTZ) IS NOT NULL THEN 'wall' ELSE 'offset' END AS {form}",
         ]
-    zone_name = _zone_name_sql(text)
-    in_source_zone = f"timezone({source_zone}, {wall})"
-    named_repeats = _repeated_sql(wall, aware, zone_name, None)
-    wall_repeats = _repeated_sql(wall, in_source_zone, source_zone, _repeated_wall_times(source_timezone))
+        readings.append(f"CASE WHEN {form} = 'wall' THEN timezone({source_zone}, {wall}) END AS {local}")
+        first_of_wall = _first_occurrence_sql(wall, local, source_zone, _repeated_wall_times(source_timezone))
+        wall_branch = f"WHEN 'wall' THEN {first_of_wall} " if first_of_wall != "NULL" else ""  # a zone that repeats
+    first_of_zone = _first_occurrence_sql(wall, aware, zone_name, None)
+    first_sql = f"CASE {form} WHEN 'zone' THEN {first_of_zone} {wall_branch}END AS {first}"
+    earlier = (
+        f"CASE {form} WHEN 'zone' THEN {_repeated_sql(wall, aware, zone_name, first)} "
+        + (f"WHEN 'wall' THEN {_repeated_sql(wall, local, source_zone, first)} " if wall_branch else "")
+        + f"ELSE false END AS {name}__earlier"
+    )
     value = (
         f"CASE {form} WHEN 'offset' THEN {aware} "
-        f"WHEN 'zone' THEN CASE WHEN {named_repeats} THEN {_first_occurrence_sql(wall, aware, zone_name)} "
-        f"ELSE {aware} END "
-        f"ELSE CASE WHEN {wall_repeats} THEN {_first_occurrence_sql(wall, in_source_zone, source_zone)} "
-        f"ELSE {in_source_zone} END END"
+        f"WHEN 'zone' THEN CASE WHEN {name}__earlier THEN {first} ELSE {aware} END "
+        f"ELSE CASE WHEN {name}__earlier THEN {first} ELSE {local} END END"
     )
-    earlier = f"CASE {form} WHEN 'zone' THEN {named_repeats} WHEN 'wall' THEN {wall_repeats} ELSE false END"
     # reading the instant back in its zone shows a wall time that never happened
-    parsed_wall = f"TRY_CAST({text} AS TIMESTAMP)"
     nonexistent = (
-        f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {parsed_wall} "
-        f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {parsed_wall} END"
+        f"CASE {form} WHEN 'zone' THEN timezone({zone_name}, {name}) <> {wall} "
+        f"WHEN 'wall' THEN timezone({source_zone}, {name}) <> {wall} END"
     )
-    return _TimestampSql(forms, value, earlier, nonexistent)
+    return _TimestampSql(forms, readings, first_sql, earlier, value, [zone_name, wall], nonexistent)
 
 
 def _zoned_sql(text: str) -> str:
@@ -165,30 +177,31 @@ def _zone_name_sql(text: str) -> str:
     return f"regexp_extract({text}, {lit(_ZONE_NAME_PATTERN)}, 1)"
 
 
-def _first_occurrence_sql(wall: str, reading: str, zone: str) -> str:
-    """SQL: ``wall`` (TIMESTAMP) read with the offset that ``zone`` had a few hours before ``reading``."""
-    before = f"({reading} - INTERVAL {_REPEAT_SPAN_HOURS} HOUR)"
-    return f"timezone('UTC', {wall} - (timezone({zone}, {before}) - timezone('UTC', {before})))"
-
-
-def _repeated_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, int]] | None) -> str:
-    """SQL: whether ``wall`` (DuckDB's ``reading`` in ``zone``, not NULL) also occurred at an earlier instant.
+def _first_occurrence_sql(wall: str, reading: str, zone: str, ranges: list[tuple[int, int]] | None) -> str:
+    """SQL: ``wall`` (TIMESTAMP) read with the offset that ``zone`` had a few hours before ``reading`` (DuckDB's
+    reading of ``wall`` in ``zone``): the earlier instant with that wall time, if it repeats.
 
     ``ranges`` (microseconds after local midnight) are the wall times that ever repeat in a fixed zone: only
-    those pay for the zone lookups. ``None``: any wall time may (a zone named per value). A CASE, so that the
-    lookups run only where the cheap tests pass.
+    those pay for the zone lookups (a CASE), the others are NULL, an infinite value too (it has no time of day,
+    and DuckDB cannot subtract it); ``[]``: none ever does, NULL; ``None``: any wall time may (a zone named per
+    value).
     """
     if ranges == []:
-        return "false"
+        return "NULL"
+    before = f"({reading} - INTERVAL {_REPEAT_SPAN_HOURS} HOUR)"
+    first = f"timezone('UTC', {wall} - (timezone({zone}, {before}) - timezone('UTC', {before})))"
+    if ranges is None:
+        return first
     day = 86_400_000_000
     time_of_day = f"((epoch_us({wall}) % {day} + {day}) % {day})"
-    candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges or [])
-    first = _first_occurrence_sql(wall, reading, zone)
-    return (
-        "(CASE "
-        + (f"WHEN NOT ({candidate}) THEN false " if ranges else "")
-        + f"WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)"
-    )
+    candidate = " OR ".join(f"{time_of_day} BETWEEN {start} AND {end - 1}" for start, end in ranges)
+    return f"CASE WHEN {candidate} THEN {first} END"
+
+
+def _repeated_sql(wall: str, reading: str, zone: str, first: str) -> str:
+    """SQL: whether ``wall`` (DuckDB's ``reading`` in ``zone``, not NULL) also occurred at an earlier instant,
+    ``first`` (:func:`_first_occurrence_sql`, NULL where it cannot have)."""
+    return f"(CASE WHEN {first} < {reading} THEN timezone({zone}, {first}) = {wall} ELSE false END)"
 
 
 @cache
@@ -243,7 +256,20 @@ def parse_and_check(
     parsed again on their own. Messages are built for the quarantined rows alone, by one statement.
     """
     parses: list[str] = []  # the parsed columns, plus the trimmed text of parsed values (for messages)
+    # The lowest level: each value trimmed once, for everything above to read by name (written inline, the trim's
+    # CASE was repeated in every cast and test of the value, and DuckDB bound each copy: most of a small file's
+    # planning time).
+    trimmings = [
+        f"{_trimmed_sql(ident(present[name]))} AS {_raw_text(name, present)}"
+        for name in [column.name for column in source.columns] + list(source.derived)
+        if name in present
+    ]
     forms: list[str] = []  # computed once per row under the parse: the casts of timestamp texts and their forms
+    # the levels above the forms, each reading the one below: a timestamp's zone readings, then the earlier
+    # instant its wall time may also be, then whether it is read as that instant
+    readings: list[str] = []
+    firsts: list[str] = []
+    earliers: list[str] = []
     earlier_flags: list[str] = []  # timestamp columns with a ``<name>__earlier`` flag: read as the earlier instant
     checks: list[tuple[str, str, str]] = []  # (condition, reason code, message SQL), one per possible problem
     zone = policy.source_timezone
@@ -251,8 +277,7 @@ def parse_and_check(
     window_start, window_end = map(ts_lit, policy.timestamp_bounds())
     for column in source.columns:
         name = column.name
-        raw_ref = ident(present[name]) if name in present else "NULL::VARCHAR"
-        trimmed = _trimmed_sql(raw_ref)
+        trimmed = _raw_text(name, present)
         text = name  # ids and free text are kept as trimmed text: nothing to parse
         if column.kind in ("timestamp", "boolean", "enum"):
             text = f"{name}__text"
@@ -260,7 +285,10 @@ def parse_and_check(
         if column.kind == "timestamp":
             timestamp = _timestamp_sql(name, trimmed, zone)
             forms += timestamp.forms
-            parses += [f"{name}__form", f"{timestamp.value} AS {name}", f"{timestamp.earlier} AS {name}__earlier"]
+            readings += timestamp.readings
+            firsts.append(timestamp.first)
+            earliers.append(timestamp.earlier)
+            parses += [f"{name}__form", f"{timestamp.value} AS {name}", f"{name}__earlier", *timestamp.passed]
             earlier_flags.append(name)
             checks.append(
                 (
@@ -338,16 +366,24 @@ def parse_and_check(
     if source.derived:
         columns = _with_derived_columns(source, present, policy, parses)
 
+    # Each check's condition is a column of the parse (``__check_<n>``), which the rejected flag and the messages
+    # read by name: written into both, every condition was planned once more by the quarantine statement.
     # A condition that is NULL (a value it compares is missing) is no problem, as in the CASEs of the messages.
-    rejected = f"coalesce({' OR '.join(f'({condition})' for condition, _, _ in checks)}, false)"
+    check_flags = [f"__check_{number}" for number in range(len(checks))]
+    conditions = ", ".join(
+        f"{condition} AS {flag}" for (condition, _, _), flag in zip(checks, check_flags, strict=True)
+    )
+    rejected = f"coalesce({' OR '.join(check_flags)}, false)"
 
     def parsed_and_checked(rows: str, *passing: str) -> str:
         """SQL: the rows of relation ``rows`` (raw rows) parsed, in their order, with their ``rejected`` flag and
         the columns ``passing`` of ``rows``."""
         kept = "".join(f", {column}" for column in passing)
-        below = f"(SELECT *, {', '.join(forms)} FROM {rows})" if forms else rows
+        below = f"(SELECT *, {', '.join(trimmings)} FROM {rows})" if trimmings else rows
+        for level in (forms, readings, firsts, earliers):
+            below = f"(SELECT *, {', '.join(level)} FROM {below})" if level else below
         parsed = f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
-        return f"(SELECT *, {rejected} AS rejected FROM {parsed})"
+        return f"(SELECT *, {rejected} AS rejected FROM (SELECT *, {conditions} FROM {parsed}))"
 
     # The parsed, checked rows the statements after the load read: every row of a file parsed once (it feeds the
     # load too), only the rows not loaded of a larger one.
@@ -399,13 +435,14 @@ def parse_and_check(
             con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT * FROM {parsed_and_checked(not_loaded)}")
         con.execute(f"RESET VARIABLE loaded_{source.name}")
     problems = ", ".join(
-        f"CASE WHEN {condition} THEN {{'code': {lit(code)}, 'message': {message}}} END"
-        for condition, code, message in checks
+        f"CASE WHEN {flag} THEN {{'code': {lit(code)}, 'message': {message}}} END"
+        for (_, code, message), flag in zip(checks, check_flags, strict=True)
     )
     rejected_rows = (
-        f"SELECT 1 AS listed, source_line, raw_record_id, "
+        f"SELECT 1 AS listed, source_line, raw_record_id, {source.record_id} AS parsed_record_id, "
         f"list_filter([{problems}], lambda p: p IS NOT NULL) AS problems FROM {checked} WHERE rejected"
     )
+    rejected_ids = f"SELECT raw_record_id FROM {checked} WHERE rejected"
     # One statement for both (planning the redaction costs more than running it on a few rows): the later
     # duplicates first, then the rows a check rejected, each in line order.
     if duplicates is not None:
@@ -414,11 +451,12 @@ def parse_and_check(
             file_name,
             f"{_duplicate_problems(source, duplicates)} UNION ALL {rejected_rows}",
             "listed, source_line",
+            _quarantined_record_id_sql(con, source, f"SELECT raw_record_id FROM {duplicates} UNION ALL {rejected_ids}"),
         )
         con.execute(f"DROP TABLE {duplicates}")
         con.execute(f"RESET VARIABLE {duplicates}")
     elif con.execute(f"SELECT count(*) FROM {checked} WHERE rejected").fetchall()[0][0]:
-        _quarantine(con, file_name, rejected_rows, "source_line")
+        _quarantine(con, file_name, rejected_rows, "source_line", _quarantined_record_id_sql(con, source, rejected_ids))
     _record_quarantined_clock_starts(con, source, file_name, checked, window_start, window_end)
     con.execute(f"DROP TABLE {checked}")
 
@@ -460,8 +498,9 @@ def _record_quarantined_clock_starts(
 
 
 def _raw_text(name: str, present: dict[str, str]) -> str:
-    """SQL: a column's trimmed text (NULL when blank or when the file has no such column)."""
-    return _trimmed_sql(ident(present[name])) if name in present else "NULL::VARCHAR"
+    """SQL: a column's trimmed text (NULL when blank or when the file has no such column), as the lowest level of
+    the parse names it."""
+    return f"{name}__trimmed" if name in present else "NULL::VARCHAR"
 
 
 def _with_derived_columns(source: Source, present: dict[str, str], policy: Policy, parses: list[str]) -> str:
@@ -508,11 +547,28 @@ def _filters_after_parse(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("RESET disabled_optimizers")
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str, order: str) -> None:
-    """Quarantine ``rows`` (source_line, raw_record_id, problems: a list of {code, message}) in ``order``."""
+def _quarantined_record_id_sql(con: duckdb.DuckDBPyConnection, source: Source, quarantined_ids: str) -> str:
+    """SQL: the published record ID of a quarantined row, the pseudonym of its raw ID (``raw_record_id``).
+
+    Where the record ID is an ID column and every raw ID of ``quarantined_ids`` (a relation) is already trimmed,
+    nearly always, that pseudonym is the parse's own (``parsed_record_id``): read, not planned again, for planning
+    the pseudonym (compiling its regular expressions) costs more than the rest of the quarantine statement.
+    """
+    pseudonym = pseudonym_sql("raw_record_id")
+    if source.column(source.record_id).kind != "id":
+        return pseudonym
+    untrimmed = con.execute(
+        f"SELECT count(*) FROM ({quarantined_ids}) WHERE raw_record_id IS DISTINCT FROM {_trimmed_sql('raw_record_id')}"
+    ).fetchall()[0][0]
+    return pseudonym if untrimmed else "parsed_record_id"
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, file_name: str, rows: str, order: str, record_id: str) -> None:
+    """Quarantine ``rows`` (source_line, raw_record_id, parsed_record_id, problems: a list of {code, message}) in
+    ``order``; ``record_id`` is the SQL of the published record ID (:func:`_quarantined_record_id_sql`)."""
     con.execute(
         f"""INSERT INTO quarantine
-            SELECT $file, source_line, {pseudonym_sql("raw_record_id")}, problems[1].code,
+            SELECT $file, source_line, {record_id}, problems[1].code,
                    -- a message quotes the raw value, which may be a secret or personal data: redacted, then cut
                    -- at {_REASON_MAX_CHARS} characters (the fixed text is under 60, so a value keeps about 60)
                    array_to_string(list_transform(list_transform(problems, lambda p: {redact_sql("p.message")}),
@@ -575,7 +631,7 @@ def _find_later_duplicates(
 
 def _duplicate_problems(source: Source, duplicates: str) -> str:
     """SQL: the quarantine rows (listed 0: before the rejected rows) of the later duplicates in ``duplicates``."""
-    return f"""SELECT 0 AS listed, source_line, raw_record_id,
+    return f"""SELECT 0 AS listed, source_line, raw_record_id, id AS parsed_record_id,
                    [CASE WHEN content_hash = first_hash
                          THEN {{'code': 'exact_duplicate', 'message': 'exact duplicate of line ' || first_line}}
                          ELSE {{'code': 'duplicate_id', 'message': '{source.record_id} ' || id
