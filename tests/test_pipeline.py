@@ -118,7 +118,15 @@ def test_same_inputs_give_the_same_evidence(exports, tmp_path):
     ]
 
 
-def test_an_unusable_file_beside_loaded_ones_leaves_no_verdict_met(tmp_path):
+@pytest.mark.parametrize(
+    ("bad_file", "content", "problem"),
+    [
+        ("tickets-2026-10-31.csv", "ticket_id,subject\nT9,no times\n", "missing required columns channel, created_at"),
+        # the only ticket events file: the clocks read events when they are there (pauses, reopens, stops)
+        ("ticket_events.csv", "ticket_id,occurred_at\nT1,2026-03-07T00:00:00Z\n", "missing required column event_type"),
+    ],
+)
+def test_an_unusable_file_beside_loaded_ones_leaves_no_verdict_met(tmp_path, bad_file, content, problem):
     """A breach in the loaded files stands; "met" or "no data" from them cannot, since the unread file's records
     could hold a breach: those verdicts are "not assessed", and every ticket verdict names the file."""
     whole, partial = tmp_path / "whole", tmp_path / "partial"
@@ -132,7 +140,7 @@ def test_an_unusable_file_beside_loaded_ones_leaves_no_verdict_met(tmp_path):
         encoding="utf-8",
     )
     shutil.copytree(whole, partial)
-    (partial / "tickets-2026-10-31.csv").write_text("ticket_id,subject\nT9,no times\n", encoding="utf-8")
+    (partial / bad_file).write_text(content, encoding="utf-8")
     for exports in (whole, partial):
         assert materialize(exports, tmp_path / f"out_{exports.name}").success
     before, after = (
@@ -140,7 +148,7 @@ def test_an_unusable_file_beside_loaded_ones_leaves_no_verdict_met(tmp_path):
         for name in ("whole", "partial")
     )
     assert (before["SUP-TECH-PRIO"]["verdict"], before["SUP-ACCT-PRIO"]["verdict"]) == ("met", "breached")
-    unread = "tickets-2026-10-31.csv is unusable: missing required columns channel, created_at"
+    unread = f"{bad_file} is unusable: {problem}"
     for rule, row in before.items():
         if row["domain"] != "tickets":
             assert after[rule] == row, rule

@@ -86,7 +86,7 @@ def build_verdicts(
             "SELECT source, status, file, problem FROM ingest_log ORDER BY source, status = 'loaded', file"
         ).fetchall()
     }
-    unread = _unusable_beside_loaded(con)
+    unusable = _unusable_files(con)
     quarantined = _quarantined_by_source(con)
     con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
     violations_by_rule = _violations_by_rule(con)
@@ -160,7 +160,7 @@ def build_verdicts(
                     quarantined[source] for source in RULE_SOURCES.get(rule.kind, ()) if source in quarantined
                 )
                 or None,
-                "unread": "; ".join(unread[source] for source in RULE_SOURCES.get(rule.kind, ()) if source in unread)
+                "unread": "; ".join(unusable[source] for source in _unread_sources(rule, inputs) if source in unusable)
                 or None,
                 **violations_by_rule.get(rule.id, _NO_VIOLATIONS),
             },
@@ -241,17 +241,26 @@ def _partly_absent_note(con: duckdb.DuckDBPyConnection, kind: str) -> str | None
     return "excluded where " + "; ".join(reason for *_, reason in absent) if absent else None
 
 
-def _unusable_beside_loaded(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Per source with a loaded file, its files that could not be used (a new version of a loaded file included,
-    whose older version is what is judged), with their problems: records the verdicts could not read."""
+def _unusable_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per source, its files that could not be used (a new version of a loaded file included, whose older version
+    is what is judged), with their problems."""
     return {
         source: "; ".join(f"{file} is unusable: {problem}" for file, problem in files)
         for source, files in con.execute(
             """SELECT source, list((file, problem) ORDER BY file, problem) FROM ingest_log
-               WHERE status = 'unusable' AND source IN (SELECT source FROM ingest_log WHERE status = 'loaded')
-               GROUP BY source"""
+               WHERE status = 'unusable' GROUP BY source"""
         ).fetchall()
     }
+
+
+def _unread_sources(rule: Rule, inputs: dict[str, tuple]) -> list[str]:
+    """The sources whose unusable files hold records a verdict judged on the loaded ones did not read: a source the
+    rule needs, when another of its files loaded (else the verdict is "no data" for want of it), and every other
+    export that feeds the rule's domain (ticket events, incident updates), which a verdict reads when present."""
+    needed = RULE_SOURCES.get(rule.kind, ())
+    return [source for source in needed if inputs.get(source, ("missing",))[0] == "loaded"] + [
+        source for source in DOMAINS[rule.domain].inputs if source not in needed
+    ]
 
 
 def _quarantined_by_source(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
