@@ -116,10 +116,10 @@ def _as_of_timestamp(as_of: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _as_of_utc(as_of: Any) -> datetime:
-    """The as-of instant (an ISO-8601 text or a datetime, naive meaning UTC) in UTC, without importing pandas: the
-    process that runs the steps reads the suites' instants but leaves GX and its pandas to the worker."""
-    stamp = datetime.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+def _in_utc(instant: Any) -> datetime:
+    """An instant (an ISO-8601 text or a datetime, naive meaning UTC) in UTC, without importing pandas: the process
+    that runs the steps reads the suites' instants but leaves GX and its pandas to the worker."""
+    stamp = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
@@ -137,7 +137,7 @@ def _iso(value: Any) -> str:
     if _missing(value):
         return "none"
     if isinstance(value, datetime):  # pandas' Timestamp is one
-        return _as_of_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _in_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 
@@ -248,7 +248,7 @@ def as_of_expectations_json(source: Source, as_of: Any, previous_rows: int | Non
     reuses the rest of a suite appends these. ``tests/test_quality.py`` checks them against GX's own."""
     found = []
     if as_of is not None:
-        limit = _as_of_utc(as_of).isoformat()
+        limit = _in_utc(as_of).isoformat()
         for column in after_as_of_columns(source):
             found.append(
                 {
@@ -285,7 +285,7 @@ def as_of_outcomes(
     total_rows = con.execute(f"SELECT count(*) FROM {table_ref(table)}").fetchall()[0][0]
     merged = []
     if as_of is not None:
-        limit = _as_of_utc(as_of)
+        limit = _in_utc(as_of)
         for column in after_as_of_columns(source):
             if column not in present:
                 continue  # an optional column that the table does not have: nothing to check
