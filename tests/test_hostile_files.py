@@ -156,3 +156,28 @@ def test_a_transaction_error_never_hides_the_first_one(tmp_path, policy):
     assert staged_ids(con) == {"T1"}
     assert all("aborted" not in problem for problem in problems(result).values())
     assert set(problems(result)) == {"tickets-a.parquet", "tickets-b.parquet"}
+
+
+@pytest.mark.parametrize("file_format", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("extra", ["source_line", "Source_Line", "created_at__text", "created_at__trimmed", "rejected"])
+def test_a_column_of_the_file_named_like_one_of_the_readers_is_no_clash(con, tmp_path, policy, file_format, extra):
+    """A column of the file's own named like the reader's line number or a column of the parse is not read in its
+    place: every good row loads and the bad one is quarantined with its own line and reason."""
+    rows = [("T1", "2026-03-02T10:00:00Z"), ("T2", "not a time"), ("T3", "2026-03-02T11:00:00Z")]
+    con.execute(
+        "CREATE TABLE export AS SELECT * FROM (VALUES "
+        + ", ".join(f"('{tid}', 'sales', 'free', '{created}', 'open', 'x')" for tid, created in rows)
+        + f') t(ticket_id, channel, plan, created_at, status, "{extra}")'
+    )
+    path = tmp_path / f"tickets.{file_format}"
+    options = {"csv": "FORMAT csv, HEADER true", "jsonl": "FORMAT json", "parquet": "FORMAT parquet"}[file_format]
+    con.execute(f"COPY export TO '{path}' ({options})")
+    con.execute("DROP TABLE export")
+    result = ingest_source(con, "tickets", tmp_path, policy)
+    assert problems(result) == {}
+    assert staged_ids(con) == {"T1", "T3"}
+    line = 3 if file_format == "csv" else 2  # a CSV file's header is its line 1
+    assert con.execute("SELECT line, record_id, reason_code FROM quarantine").fetchall() == [
+        (line, "T2", "bad_timestamp")
+    ]
+    assert accounting_problems(con, result) == []

@@ -379,10 +379,13 @@ def parse_and_check(
         """SQL: the rows of relation ``rows`` (raw rows) parsed, in their order, with their ``rejected`` flag and
         the columns ``passing`` of ``rows``."""
         kept = "".join(f", {column}" for column in passing)
-        below = f"(SELECT *, {', '.join(trimmings)} FROM {rows})" if trimmings else rows
+        # Only the columns the parse reads go up from the file: a column of the file's own that is named like one of
+        # the parse's (``created_at__text``) would otherwise be read in its place.
+        record_id = ident(present[source.record_id])
+        below = f"(SELECT source_line, {record_id}{kept}{''.join(f', {t}' for t in trimmings)} FROM {rows})"
         for level in (forms, readings, firsts, earliers):
             below = f"(SELECT *, {', '.join(level)} FROM {below})" if level else below
-        parsed = f"(SELECT source_line, {ident(present[source.record_id])} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
+        parsed = f"(SELECT source_line, {record_id} AS raw_record_id{kept}, {', '.join(parses)} FROM {below})"
         return f"(SELECT *, {rejected} AS rejected FROM (SELECT *, {conditions} FROM {parsed}))"
 
     # The parsed, checked rows the statements after the load read: every row of a file parsed once (it feeds the

@@ -98,7 +98,7 @@ def read_raw(
             columns = [
                 row[0]
                 for row in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
-                if row[0] not in ("file_row_number", "source_line")
+                if row[0] != "file_row_number" and not _is_line_number(row[0])
             ]
             casts = ", ".join(f"CAST({ident(name)} AS VARCHAR) AS {ident(name)}" for name in columns)
             con.execute(
@@ -243,9 +243,11 @@ def _read_csv_records(
     rejects, scans = f"rejects_{source.name}", f"reject_scans_{source.name}"
     con.execute(f"DROP TABLE IF EXISTS {rejects}")
     con.execute(f"DROP TABLE IF EXISTS {scans}")
+    own_lines = [name for name in header if _is_line_number(name)]
+    columns_read = f"* EXCLUDE ({', '.join(map(ident, own_lines))})" if own_lines else "*"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {text} AS
-            SELECT *, row_number() OVER () + 1 AS source_line
+            SELECT {columns_read}, row_number() OVER () + 1 AS source_line
             FROM read_csv({lit(str(path))}, header = true, all_varchar = true, strict_mode = true,
                           {_CSV_DIALECT}, auto_detect = false, columns = {columns},
                           store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}')"""
@@ -331,6 +333,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
             f"""SELECT DISTINCT unnest(json_keys(json_line)) AS key FROM {lines}
                 WHERE json_valid(json_line) AND json_type(json_line) = 'OBJECT' ORDER BY key"""
         ).fetchall()
+        if not _is_line_number(row[0])
     ]
     extracts = ", ".join(f"json_extract_string(json_line, {lit(_json_path(key))}) AS {ident(key)}" for key in keys)
     con.execute(
@@ -340,6 +343,12 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
     )
     con.execute(f"DROP TABLE {lines}")
     return rejected
+
+
+def _is_line_number(column: str) -> bool:
+    """Whether a column of the file has the name of the line number the reader adds (DuckDB matches names without
+    regard to case): it is not read, since no canonical column has that name and it would be read in its place."""
+    return column.lower() == "source_line"
 
 
 def _json_path(key: str) -> str:
