@@ -181,3 +181,17 @@ def test_a_column_of_the_file_named_like_one_of_the_readers_is_no_clash(con, tmp
         (line, "T2", "bad_timestamp")
     ]
     assert accounting_problems(con, result) == []
+
+
+def test_blank_column_names_of_a_header_are_no_reason_to_refuse_the_file(con, tmp_path, policy):
+    """Spreadsheets write a trailing comma (a column without a name); two of them, or one of spaces, are still no
+    column named twice: every row loads."""
+    write(tmp_path / "tickets.csv", HEADER.rstrip("\n") + ",, ,\n" + ticket("T1").rstrip("\n") + ",a,b,c\n")
+    write(
+        tmp_path / "tickets-b.jsonl",
+        '{"ticket_id": "T2", "channel": "sales", "created_at": "2026-03-02T10:00:00Z", "status": "open", "": "x"}\n',
+    )
+    result = ingest_source(con, "tickets", tmp_path, policy)
+    assert problems(result) == {}
+    assert staged_ids(con) == {"T1", "T2"}
+    assert accounting_problems(con, result) == []

@@ -180,10 +180,20 @@ def _header(path: Path) -> list[str]:
     seen: set[str] = set()
     for name in header:
         key = name.strip().lower()
-        if key in seen:
+        if key and key in seen:
             raise UnusableFile(f"the header names the column {key!r} twice; which one is meant is not knowable")
         seen.add(key)
-    return header
+    return [name if name.strip() else _unnamed(index, seen) for index, name in enumerate(header)]
+
+
+def _unnamed(index: int, taken: set[str]) -> str:
+    """A name for a column the header leaves blank (a trailing comma, as spreadsheets write): no canonical column
+    has one, so it is never read, but DuckDB needs a name for it, and one the header does not also use."""
+    name = f"unnamed_{index + 1}"
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
 
 
 _CSV_DIALECT = "delim = ',', quote = '\"', escape = '\"'"
@@ -333,7 +343,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, source: Source, path: Path, file
             f"""SELECT DISTINCT unnest(json_keys(json_line)) AS key FROM {lines}
                 WHERE json_valid(json_line) AND json_type(json_line) = 'OBJECT' ORDER BY key"""
         ).fetchall()
-        if not _is_line_number(row[0])
+        if row[0] and not _is_line_number(row[0])  # a key "" is no column's name
     ]
     extracts = ", ".join(f"json_extract_string(json_line, {lit(_json_path(key))}) AS {ident(key)}" for key in keys)
     con.execute(
