@@ -80,13 +80,11 @@ def build_verdicts(
     """
     blocked = blocked or {}
     # One row per input file: a source counts as present when any of its files loaded (loaded rows come last).
-    inputs = {
-        row[0]: row[1:]
-        for row in con.execute(
-            "SELECT source, status, file, problem FROM ingest_log ORDER BY source, status = 'loaded', file"
-        ).fetchall()
-    }
-    unusable = _unusable_files(con)
+    files = con.execute(
+        "SELECT source, status, file, problem FROM ingest_log ORDER BY source, status = 'loaded', file"
+    ).fetchall()
+    inputs = {row[0]: row[1:] for row in files}
+    unusable = _unusable_files(files)
     quarantined = _quarantined_by_source(con)
     con.execute(f"CREATE OR REPLACE TABLE verdicts ({VERDICT_COLUMNS})")
     violations_by_rule = _violations_by_rule(con)
@@ -241,16 +239,14 @@ def _partly_absent_note(con: duckdb.DuckDBPyConnection, kind: str) -> str | None
     return "excluded where " + "; ".join(reason for *_, reason in absent) if absent else None
 
 
-def _unusable_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Per source, its files that could not be used (a new version of a loaded file included, whose older version
-    is what is judged), with their problems."""
-    return {
-        source: "; ".join(f"{file} is unusable: {problem}" for file, problem in files)
-        for source, files in con.execute(
-            """SELECT source, list((file, problem) ORDER BY file, problem) FROM ingest_log
-               WHERE status = 'unusable' GROUP BY source"""
-        ).fetchall()
-    }
+def _unusable_files(files: list[tuple]) -> dict[str, str]:
+    """Per source, its files of ``files`` (ingest_log rows) that could not be used (a new version of a loaded file
+    included, whose older version is what is judged), with their problems."""
+    unusable: dict[str, list[str]] = {}
+    for source, status, file, problem in files:
+        if status == "unusable":
+            unusable.setdefault(source, []).append(f"{file} is unusable: {problem}")
+    return {source: "; ".join(problems) for source, problems in unusable.items()}
 
 
 def _unread_sources(rule: Rule, inputs: dict[str, tuple]) -> list[str]:
